@@ -1,0 +1,5 @@
+"""`python -m rolegate` runs the command line."""
+
+from rolegate.cli import main
+
+main()

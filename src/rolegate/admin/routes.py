@@ -1,0 +1,36 @@
+"""Admin handlers. Every one is authorized against route group `admin` first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rolegate.asgi import Request, Response, json_response
+from rolegate.authn.principal import Principal
+from rolegate.authz.model import Action
+from rolegate.config.model import IssuerConfig, Settings
+from rolegate.errors import NotFound
+from rolegate.proxy.guard import Guard
+from rolegate.proxy.routes import Route
+
+
+class AdminHandlers:
+    def __init__(self, guard: Guard, settings: Settings, issuers: list[IssuerConfig]) -> None:
+        self._guard = guard
+        self._policy_view = _policy_view(settings, issuers)
+
+    async def policy(self, request: Request, route: Route, who: Principal) -> Response:
+        self._guard.authorize(request, who, Action(route.group, request.path))
+        return json_response(self._policy_view)
+
+    async def not_found(self, request: Request, route: Route, who: Principal) -> Response:
+        self._guard.authorize(request, who, Action(route.group, request.path))
+        raise NotFound(f"No admin route matches {request.path}.", code="unknown_route")
+
+
+def _policy_view(settings: Settings, issuers: list[IssuerConfig]) -> dict[str, Any]:
+    """The effective issuers, models and rules; secrets (API keys) are left out."""
+    return {
+        "issuers": [issuer.model_dump(mode="json") for issuer in issuers],
+        "models": [model.model_dump(mode="json", exclude={"api_key"}) for model in settings.models],
+        "rules": [rule.model_dump(mode="json") for rule in settings.policy],
+    }

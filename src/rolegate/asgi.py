@@ -1,0 +1,98 @@
+"""The thin ASGI layer: a `Request` read from the scope, and `Response`s sent back.
+
+Kept to what the gateway needs, so the hot path has no framework between the server and the
+handlers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from rolegate.errors import GatewayError, PayloadTooLarge, error_body
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON = b"application/json"
+
+
+class ClientDisconnected(Exception):
+    """The caller went away before its request body arrived."""
+
+
+class Request:
+    __slots__ = ("scope", "receive", "method", "path", "headers", "request_id", "state")
+
+    def __init__(self, scope: Scope, receive: Receive, request_id: str) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            # A repeated header is joined, as HTTP allows; Authorization is never legitimately repeated.
+            self.headers[name] = self.headers[name] + b"," + value if name in self.headers else value
+        self.request_id = request_id
+        self.state: dict[str, Any] = {}
+
+    @property
+    def query_string(self) -> bytes:
+        return bytes(self.scope.get("query_string", b""))
+
+    def query_param(self, name: str) -> str | None:
+        values = parse_qs(self.query_string.decode("latin-1")).get(name)
+        return values[0] if values else None
+
+    async def body(self, limit: int) -> bytes:
+        declared = self.headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+@dataclass(slots=True)
+class Response:
+    status: int = 200
+    body: bytes = b""
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    content_type: bytes = JSON
+    stream: AsyncIterator[bytes] | None = None
+
+    async def send(self, send: Send) -> None:
+        headers = [(b"content-type", self.content_type), *self.headers]
+        if self.stream is None:
+            headers.append((b"content-length", str(len(self.body)).encode()))
+            await send({"type": "http.response.start", "status": self.status, "headers": headers})
+            await send({"type": "http.response.body", "body": self.body})
+            return
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        async for chunk in self.stream:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    return Response(status=status, body=orjson.dumps(value))
+
+
+def error_response(error: GatewayError) -> Response:
+    return Response(status=error.status, body=error_body(error), headers=error.headers())

@@ -1,0 +1,1 @@
+"""Authentication: who is calling. Credentials in, a `Principal` out."""

@@ -1,0 +1,38 @@
+"""`Principal`: the caller, as every part of the gateway past authentication sees it.
+
+A JWT and (later) a virtual API key both resolve to this type, so one policy governs both.
+No code past authentication sees the raw token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+EMPTY: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller.
+
+    >>> Principal(issuer="entra", subject="oid-1", roles=frozenset({"Gateway.User"}))
+    """
+
+    issuer: str
+    subject: str
+    client_id: str | None = None
+    tenant: str | None = None
+    roles: frozenset[str] = EMPTY
+    scopes: frozenset[str] = EMPTY
+    groups: frozenset[str] = EMPTY
+    end_user: str | None = None
+    claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    key_id: str | None = None
+
+    def describe(self) -> str:
+        """A short, secret-free summary for messages: what this caller holds."""
+        return (f"roles={sorted(self.roles)}, scopes={sorted(self.scopes)}, "
+                f"groups={sorted(self.groups)}")

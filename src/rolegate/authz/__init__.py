@@ -1,0 +1,1 @@
+"""Authorization: what a `Principal` may do. Pure, no I/O."""

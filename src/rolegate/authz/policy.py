@@ -1,0 +1,135 @@
+"""`RolePolicy`: the one policy engine, compiled once from the rules in the configuration.
+
+A request is allowed when some rule matches the caller (`when`: lists are any-of, keys all-of)
+and grants both its route and, when the request names one, its model. No rule, no access.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from fnmatch import translate
+from typing import Any
+
+from rolegate.authn.claims import MISSING, claim_at, claim_values
+from rolegate.authn.principal import Principal
+from rolegate.authz.model import Action, Decision
+from rolegate.config.model import RuleConfig
+
+
+def _globs(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    patterns = list(patterns)
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{translate(p)})" for p in patterns))
+
+
+def _claim_holds(claims: Mapping[str, Any], path: str, accepted: frozenset[str]) -> bool:
+    """A string equal to an accepted value, a space-delimited string or an array containing one."""
+    value = claim_at(claims, path)
+    if value is MISSING:
+        return False
+    return not accepted.isdisjoint(claim_values(value, split_spaces=True)) or value in accepted
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    name: str
+    is_everyone: bool
+    roles: frozenset[str]
+    scopes: frozenset[str]
+    groups: frozenset[str]
+    clients: frozenset[str]
+    subjects: frozenset[str]
+    issuers: frozenset[str]
+    tenants: frozenset[str]
+    claims: tuple[tuple[str, frozenset[str]], ...]
+    route_groups: frozenset[str]
+    route_paths: re.Pattern[str] | None
+    models: re.Pattern[str] | None
+    config: RuleConfig
+
+    @classmethod
+    def compile(cls, rule: RuleConfig) -> CompiledRule:
+        when, allow = rule.when, rule.allow
+        return cls(
+            name=rule.name, is_everyone=when.authenticated,
+            roles=frozenset(when.roles), scopes=frozenset(when.scopes),
+            groups=frozenset(when.groups), clients=frozenset(when.clients),
+            subjects=frozenset(when.subjects), issuers=frozenset(when.issuers),
+            tenants=frozenset(when.tenants),
+            claims=tuple((path, frozenset(values)) for path, values in when.claims.items()),
+            route_groups=frozenset(r for r in allow.routes if not r.startswith("/")),
+            route_paths=_globs(r for r in allow.routes if r.startswith("/")),
+            models=_globs(allow.models), config=rule,
+        )
+
+    def unmet_conditions(self, who: Principal) -> list[str]:
+        """Each condition of `when` that `who` fails, in words; empty when the rule matches."""
+        unmet = []
+        for label, wanted, held in (
+            ("roles", self.roles, who.roles), ("scopes", self.scopes, who.scopes),
+            ("groups", self.groups, who.groups),
+        ):
+            if wanted and wanted.isdisjoint(held):
+                unmet.append(f"{label} any of {sorted(wanted)}")
+        for label, wanted, value in (
+            ("client", self.clients, who.client_id), ("subject", self.subjects, who.subject),
+            ("issuer", self.issuers, who.issuer), ("tenant", self.tenants, who.tenant),
+        ):
+            if wanted and value not in wanted:
+                unmet.append(f"{label} one of {sorted(wanted)}")
+        for path, accepted in self.claims:
+            if not _claim_holds(who.claims, path, accepted):
+                unmet.append(f"claim {path} containing one of {sorted(accepted)}")
+        return unmet
+
+    def matches(self, who: Principal) -> bool:
+        return not self.unmet_conditions(who)
+
+    def grants_route(self, action: Action) -> bool:
+        if action.route in self.route_groups:
+            return True
+        return self.route_paths is not None and self.route_paths.match(action.path) is not None
+
+    def grants_model(self, model: str | None) -> bool:
+        return model is None or (self.models is not None and self.models.match(model) is not None)
+
+
+class RolePolicy:
+    """Decides every request.
+
+    >>> policy = RolePolicy.compile(settings.policy)
+    >>> policy.decide(principal, Action("inference", "/v1/chat/completions", "gpt-4o")).allowed
+    """
+
+    def __init__(self, rules: tuple[CompiledRule, ...]) -> None:
+        self.rules = rules
+
+    @classmethod
+    def compile(cls, rules: Iterable[RuleConfig]) -> RolePolicy:
+        return cls(tuple(CompiledRule.compile(rule) for rule in rules))
+
+    def decide(self, who: Principal, action: Action) -> Decision:
+        matching = [rule for rule in self.rules if rule.matches(who)]
+        for rule in matching:
+            if rule.grants_route(action) and rule.grants_model(action.model):
+                return Decision(True, rule.name, f"granted by rule {rule.name!r}")
+        route_granted = any(rule.grants_route(action) for rule in matching)
+        code = "model_not_allowed" if route_granted else "insufficient_scope"
+        return Decision(False, None, self._denial(who, action), code)
+
+    def allowed_models(self, who: Principal, route: str, path: str,
+                       models: Iterable[str]) -> list[str]:
+        return [m for m in models if self.decide(who, Action(route, path, m)).allowed]
+
+    def _denial(self, who: Principal, action: Action) -> str:
+        granting = [rule for rule in self.rules
+                    if rule.grants_route(action) and rule.grants_model(action.model)]
+        hints = [f"rule {rule.name!r} needs " + "; ".join(rule.unmet_conditions(who))
+                 for rule in granting[:3]]
+        held = who.describe()
+        would = (" It would be granted by: " + " | ".join(hints) + ".") if hints else \
+            " No rule grants it to anyone."
+        return f"Access to {action.describe()} is not granted to this caller ({held}).{would}"

@@ -1,0 +1,151 @@
+"""The `rolegate` command: serve | check | dev-token | explain."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rolegate.authn.dev_issuer import STATE_FILE, DevIssuer
+from rolegate.config.defaults import embedded_settings
+from rolegate.config.load import ConfigError, load_settings
+from rolegate.config.model import Settings
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="rolegate: an OpenAI-compatible LLM gateway with strict JWT auth.")
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")]
+StateDirOption = Annotated[Path, typer.Option(
+    "--state-dir", help="Where the development issuer keeps its key.")]
+DEFAULT_STATE_DIR = Path(".rolegate")
+
+
+def _settings(config: Path | None, host: str | None = None, port: int | None = None) -> Settings:
+    try:
+        settings = load_settings(config) if config else embedded_settings()
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    server = settings.server.model_copy(update={
+        key: value for key, value in (("host", host), ("port", port)) if value is not None})
+    return settings.model_copy(update={"server": server})
+
+
+@cli.command()
+def serve(config: ConfigOption = None,
+          host: Annotated[Optional[str], typer.Option(help="Override server.host.")] = None,
+          port: Annotated[Optional[int], typer.Option(help="Override server.port.")] = None,
+          state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
+    """Run the gateway (no --config: the embedded defaults: mock model, development issuer)."""
+    import uvicorn
+
+    from rolegate.app import build_app, dev_issuer_url
+    from rolegate.observability.logging import configure_logging
+
+    settings = _settings(config, host, port)
+    configure_logging(settings.logging.level)
+    dev_issuer = None
+    if settings.auth.dev_issuer.enabled:
+        dev = settings.auth.dev_issuer
+        dev_issuer = DevIssuer.generate(dev_issuer_url(settings), dev.audience, dev.token_ttl)
+        saved = dev_issuer.save(state_dir)
+        err.print(f"Development issuer on (key in {saved}). Get a token with:\n"
+                  f"  rolegate dev-token --state-dir {state_dir}\n"
+                  f"  curl -H \"Authorization: Bearer $(rolegate dev-token)\" "
+                  f"http://{settings.server.host}:{settings.server.port}/v1/models")
+    app = build_app(settings, dev_issuer=dev_issuer)
+    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning",
+                access_log=False, lifespan="on", loop="auto", http="auto",
+                h11_max_incomplete_event_size=settings.server.max_auth_header_bytes * 2)
+
+
+@cli.command()
+def check(config: Annotated[Path, typer.Argument(help="YAML config file.")]) -> None:
+    """Validate a configuration and print its policy."""
+    settings = _settings(config)
+    table = Table(title=f"policy of {config}")
+    for column in ("rule", "when", "routes", "models"):
+        table.add_column(column)
+    for rule in settings.policy:
+        when = rule.when.model_dump(exclude_defaults=True)
+        table.add_row(rule.name, ", ".join(f"{k}={v}" for k, v in when.items()),
+                      ", ".join(rule.allow.routes), ", ".join(rule.allow.models) or "-")
+    out.print(table)
+    issuers = ", ".join(f"{i.name} ({i.preset})" for i in settings.auth.issuers) or "none"
+    out.print(f"issuers: {issuers}; models: {', '.join(m.name for m in settings.models)}")
+    out.print("[green]configuration is valid[/green]")
+
+
+@cli.command("dev-token")
+def dev_token(
+    roles: Annotated[str, typer.Option(help="Comma-separated roles.")] = "rolegate.user",
+    scopes: Annotated[str, typer.Option(help="Comma-separated scopes.")] = "",
+    subject: Annotated[str, typer.Option(help="The `sub` claim.")] = "dev-user",
+    ttl: Annotated[Optional[int], typer.Option(help="Seconds until it expires.")] = None,
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+) -> None:
+    """Mint a token from the development issuer of a running `rolegate serve`."""
+    if not (state_dir / STATE_FILE).exists():
+        err.print(f"No development issuer in {state_dir}: start `rolegate serve` "
+                  "(without --config) first, from this directory.")
+        raise typer.Exit(1)
+    issuer = DevIssuer.load(state_dir)
+    print(issuer.mint(subject=subject, roles=_split(roles), scopes=_split(scopes), ttl=ttl))
+
+
+@cli.command()
+def explain(
+    token: Annotated[str, typer.Option(help="The bearer token; '-' reads it from stdin.")],
+    route: Annotated[str, typer.Option(help="Route group (inference, info, admin) or a path.")],
+    config: ConfigOption = None,
+    model: Annotated[Optional[str], typer.Option(help="The model asked for.")] = None,
+    jwks: Annotated[Optional[Path], typer.Option(
+        help="A JWKS file to verify with instead of fetching the issuer's keys.")] = None,
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+) -> None:
+    """Explain the decision for a token: verification steps, principal, every rule."""
+    from rolegate.explain import explain as run_explain
+    from rolegate.render import render_explanation
+
+    settings = _settings(config)
+    issuers = list(settings.auth.issuers)
+    if settings.auth.dev_issuer.enabled and (state_dir / STATE_FILE).exists():
+        issuers.append(DevIssuer.load(state_dir).issuer_config())
+    if token == "-":
+        token = sys.stdin.read().strip()
+    report = asyncio.run(run_explain(settings, issuers, token, route, model,
+                                     _fetcher(jwks, state_dir)))
+    render_explanation(out, report)
+    raise typer.Exit(0 if report.allowed else 1)
+
+
+def _fetcher(jwks: Path | None, state_dir: Path):  # type: ignore[no-untyped-def]
+    from rolegate.authn.jwks import KeySourceUnavailable
+
+    async def fetch(url: str) -> bytes:
+        if jwks is not None:
+            return jwks.read_bytes()
+        if url.endswith("/dev/jwks.json") and (state_dir / STATE_FILE).exists():
+            return DevIssuer.load(state_dir).jwks_document()
+        import urllib.request
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (configured URL)
+                return bytes(response.read(512 * 1024))
+        except OSError as exc:
+            raise KeySourceUnavailable(f"GET {url} failed: {exc}") from None
+    return fetch
+
+
+def _split(values: str) -> tuple[str, ...]:
+    return tuple(value.strip() for value in values.split(",") if value.strip())
+
+
+def main() -> None:
+    cli()

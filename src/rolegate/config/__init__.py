@@ -1,0 +1,1 @@
+"""Configuration: typed models, the YAML loader and the cross-reference checks."""

@@ -1,0 +1,47 @@
+"""Cross-references between parts of the configuration, checked before serving.
+
+Returns a list of messages; each names the object and what would fix it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from fnmatch import fnmatchcase
+
+from rolegate.config.model import Settings
+
+ROUTE_GROUPS = ("inference", "info", "admin")
+
+
+def cross_reference_problems(settings: Settings) -> list[str]:
+    problems: list[str] = []
+    problems += _duplicates("models", [model.name for model in settings.models])
+    problems += _duplicates("auth.issuers", [issuer.name for issuer in settings.auth.issuers])
+    problems += _duplicates("policy", [rule.name for rule in settings.policy])
+    model_names = [model.name for model in settings.models]
+    issuer_names = {issuer.name for issuer in settings.auth.issuers}
+    if settings.auth.dev_issuer.enabled:
+        issuer_names.add("dev")
+    for index, rule in enumerate(settings.policy):
+        where = f"policy[{index}] ({rule.name})"
+        for route in rule.allow.routes:
+            if route not in ROUTE_GROUPS and not route.startswith("/"):
+                problems.append(f"{where}.allow.routes: unknown route group {route!r} "
+                                f"(known: {', '.join(ROUTE_GROUPS)}, or a path like /v1/audio/*)")
+        for pattern in rule.allow.models:
+            if not any(fnmatchcase(name, pattern) for name in model_names):
+                problems.append(f"{where}.allow.models: {pattern!r} matches no model "
+                                f"(known: {', '.join(model_names) or 'none'})")
+        for name in rule.when.issuers:
+            if name not in issuer_names:
+                problems.append(f"{where}.when.issuers: unknown issuer {name!r} "
+                                f"(known: {', '.join(sorted(issuer_names)) or 'none'})")
+    if not settings.auth.issuers and not settings.auth.dev_issuer.enabled:
+        problems.append("auth: no issuer is configured, so no request could ever be "
+                        "authenticated (add auth.issuers or enable auth.dev_issuer)")
+    return problems
+
+
+def _duplicates(where: str, names: list[str]) -> list[str]:
+    return [f"{where}: the name {name!r} is used {count} times (names must be unique)"
+            for name, count in Counter(names).items() if count > 1]

@@ -1,0 +1,108 @@
+"""The gateway's failures, one class per HTTP outcome, and the one place that renders them.
+
+Every error a caller can see is a `GatewayError`. Its class decides the status and the OpenAI
+`type`; its `code` is stable and machine-readable. `render()` turns it into the OpenAI-shaped
+body `{"error": {"message", "type", "param", "code"}}` and the headers that go with it
+(RFC 6750 §3: `WWW-Authenticate` on 401 and 403, `Retry-After` on 429).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import orjson
+
+REALM = "rolegate"
+
+
+class GatewayError(Exception):
+    """Base of every error rendered to a caller."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "api_error"
+    default_code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.param = param
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return []
+
+
+class InvalidRequest(GatewayError):
+    status, type, default_code = 400, "invalid_request_error", "invalid_body"
+
+
+class Unauthenticated(GatewayError):
+    """The credential is missing or not acceptable: RFC 6750 `invalid_token`."""
+
+    status, type, default_code = 401, "authentication_error", "invalid_token"
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        challenge = f'Bearer realm="{REALM}", error="invalid_token"'
+        return [(b"www-authenticate", challenge.encode())]
+
+
+class PermissionDenied(GatewayError):
+    """The credential is valid but grants too little: RFC 6750 `insufficient_scope`."""
+
+    status, type, default_code = 403, "permission_error", "insufficient_scope"
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        challenge = f'Bearer realm="{REALM}", error="insufficient_scope"'
+        return [(b"www-authenticate", challenge.encode())]
+
+
+class NotFound(GatewayError):
+    status, type, default_code = 404, "invalid_request_error", "not_found"
+
+
+class ModelNotFound(NotFound):
+    default_code = "model_not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status, type, default_code = 405, "invalid_request_error", "method_not_allowed"
+
+
+class PayloadTooLarge(GatewayError):
+    status, type, default_code = 413, "invalid_request_error", "body_too_large"
+
+
+class RateLimited(GatewayError):
+    status, type, default_code = 429, "rate_limit_error", "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"retry-after", str(max(1, round(self.retry_after))).encode())]
+
+
+class UpstreamError(GatewayError):
+    status, type, default_code = 502, "api_error", "upstream_error"
+
+
+class ServiceUnavailable(GatewayError):
+    status, type, default_code = 503, "api_error", "service_unavailable"
+
+
+class UpstreamTimeout(GatewayError):
+    status, type, default_code = 504, "api_error", "upstream_timeout"
+
+
+def error_body(error: GatewayError) -> bytes:
+    """The OpenAI-shaped JSON body for `error`."""
+    return orjson.dumps(
+        {"error": {"message": error.message, "type": error.type, "param": error.param,
+                   "code": error.code}}
+    )
+
+
+def internal_error() -> GatewayError:
+    """What a caller sees for a bug: no message text, no traceback."""
+    return GatewayError("The gateway failed to handle this request.", code="internal_error")

@@ -1,0 +1,129 @@
+"""`explain`: why a token gets the answer it gets, step by step.
+
+Runs the gateway's own verifier and policy (not a re-implementation), and records each step, so
+"why am I getting 403?" has an answer that matches what the gateway does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+
+from rolegate.authn.claims import ClaimMapping
+from rolegate.authn.jwks import Fetch
+from rolegate.authn.principal import Principal
+from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
+from rolegate.authz.model import Action
+from rolegate.authz.policy import RolePolicy
+from rolegate.config.model import IssuerConfig, Settings
+from rolegate.errors import GatewayError, NotFound
+from rolegate.proxy.routes import resolve
+
+
+@dataclass
+class RuleVerdict:
+    name: str
+    unmet: list[str]
+    grants_route: bool
+    grants_model: bool
+
+    @property
+    def is_granting(self) -> bool:
+        return not self.unmet and self.grants_route and self.grants_model
+
+
+@dataclass
+class Explanation:
+    steps: list[tuple[str, bool, str]] = field(default_factory=list)
+    header: dict[str, Any] = field(default_factory=dict)
+    claims: dict[str, Any] = field(default_factory=dict)
+    principal: Principal | None = None
+    is_verified: bool = False
+    action: Action | None = None
+    rules: list[RuleVerdict] = field(default_factory=list)
+    allowed: bool = False
+    status: int = 401
+    summary: str = ""
+
+    def step(self, name: str, is_ok: bool, detail: str) -> None:
+        self.steps.append((name, is_ok, detail))
+
+
+async def explain(settings: Settings, issuers: list[IssuerConfig], token: str, route: str,
+                  model: str | None, fetch: Fetch,
+                  clock: Callable[[], float] = time.time) -> Explanation:
+    report = Explanation()
+    report.action = _action(route, model)
+    if not _read_token(report, token):
+        return report
+    trusted = [TrustedIssuer.build(config, fetch, clock) for config in issuers]
+    issuer = _matching_issuer(report, trusted)
+    try:
+        report.principal = await JwtVerifier(trusted, clock).verify(token)
+        report.is_verified = True
+        report.step("verification", True, "signature, issuer, audience, time and tenant hold")
+    except GatewayError as error:
+        report.step("verification", False, f"{error.code}: {error.message}")
+        report.status, report.summary = error.status, f"{error.status}: {error.message}"
+        if issuer is not None:
+            report.principal = ClaimMapping.for_issuer(issuer.config).to_principal(report.claims)
+    if report.principal is not None:
+        _evaluate(report, RolePolicy.compile(settings.policy))
+    return report
+
+
+def _action(route: str, model: str | None) -> Action:
+    if not route.startswith("/"):
+        return Action(route, f"<{route}>", model)
+    for method in ("POST", "GET"):
+        try:
+            resolved = resolve(method, route)
+        except GatewayError:
+            continue
+        return Action(resolved.group, route, model or resolved.model)
+    raise NotFound(f"No route matches {route}.")
+
+
+def _read_token(report: Explanation, token: str) -> bool:
+    try:
+        report.header = jwt.get_unverified_header(token)
+        report.claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        report.step("decode", False, f"not a well-formed JWT: {exc}")
+        report.summary = "401: the token is not a well-formed JWT"
+        return False
+    report.step("decode", True, f"alg={report.header.get('alg')} kid={report.header.get('kid')} "
+                f"typ={report.header.get('typ')}")
+    return True
+
+
+def _matching_issuer(report: Explanation, trusted: list[TrustedIssuer]) -> TrustedIssuer | None:
+    iss = report.claims.get("iss")
+    for issuer in trusted:
+        pattern = issuer.iss_pattern
+        if iss == issuer.config.issuer or (pattern is not None and pattern.fullmatch(str(iss))):
+            report.step("issuer", True, f"iss {iss!r} is issuer {issuer.config.name!r} "
+                        f"(preset {issuer.config.preset})")
+            return issuer
+    report.step("issuer", False, f"iss {iss!r} matches no configured issuer")
+    return None
+
+
+def _evaluate(report: Explanation, policy: RolePolicy) -> None:
+    assert report.principal is not None and report.action is not None
+    for rule in policy.rules:
+        report.rules.append(RuleVerdict(rule.name, rule.unmet_conditions(report.principal),
+                                        rule.grants_route(report.action),
+                                        rule.grants_model(report.action.model)))
+    decision = policy.decide(report.principal, report.action)
+    if not report.is_verified:
+        report.summary += " (the policy below was evaluated on unverified claims)"
+        return
+    report.allowed = decision.allowed
+    report.status = 200 if decision.allowed else 403
+    report.summary = (f"ALLOW: {decision.reason}" if decision.allowed
+                      else f"403 {decision.code}: {decision.reason}")

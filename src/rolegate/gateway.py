@@ -1,0 +1,114 @@
+"""`Gateway`: the ASGI application. One request, top to bottom:
+
+1. a request id; public paths (health, the development key set) answer without a credential;
+2. every other request is authenticated (401 on failure) before its path is even resolved;
+3. the path resolves to a route (404/405), whose handler authorizes (403) and forwards;
+4. any `GatewayError` is rendered as OpenAI-shaped JSON; anything else is a logged 500 that
+   shows the caller nothing of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+
+from rolegate.asgi import (
+    ClientDisconnected, Receive, Request, Response, Scope, Send, error_response, json_response,
+)
+from rolegate.authn.authenticator import Authenticator
+from rolegate.authn.principal import Principal
+from rolegate.errors import GatewayError, internal_error
+from rolegate.proxy.routes import Route, resolve
+from rolegate.proxy.streaming import send_stream
+
+log = logging.getLogger("rolegate.gateway")
+
+Handler = Callable[[Request, Route, Principal], Awaitable[Response]]
+PublicHandler = Callable[[], Response]
+Hook = Callable[[], Awaitable[None]]
+
+
+class Gateway:
+    def __init__(self, *, authenticator: Authenticator, handlers: dict[str, Handler],
+                 public: dict[str, PublicHandler], on_startup: list[Hook],
+                 on_shutdown: list[Hook]) -> None:
+        self._authenticator = authenticator
+        self._handlers = handlers
+        self._public = public
+        self._on_startup = on_startup
+        self._on_shutdown = on_shutdown
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._serve(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, os.urandom(8).hex())
+        try:
+            response = await self._respond(request)
+        except ClientDisconnected:
+            return
+        except GatewayError as error:
+            response = error_response(error)
+        except Exception:  # the top-level guard: a bug must not show the caller a traceback
+            log.exception("request %s failed", request.request_id)
+            response = error_response(internal_error())
+        response.headers.append((b"x-request-id", request.request_id.encode()))
+        if response.stream is not None:
+            await send_stream(response, send, receive)
+        else:
+            await response.send(send)
+
+    async def _respond(self, request: Request) -> Response:
+        public = self._public.get(request.path)
+        if public is not None:
+            return public()
+        who = await self._authenticator.authenticate(request)
+        route = resolve(request.method, request.path)
+        return await self._handlers[route.operation](request, route, who)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await _run_hooks(self._on_startup)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await _run_hooks(self._on_shutdown)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _run_hooks(hooks: list[Hook]) -> None:
+    for hook in hooks:
+        await hook()
+
+
+def health(is_ready: Callable[[], bool] | None = None) -> PublicHandler:
+    def respond() -> Response:
+        if is_ready is None or is_ready():
+            return json_response({"status": "ok"})
+        return json_response({"status": "starting"}, status=503)
+    return respond
+
+
+def static_json(body: bytes) -> PublicHandler:
+    def respond() -> Response:
+        return Response(body=body)
+    return respond
+
+
+def background(*hooks: Hook) -> Hook:
+    """A start-up hook that runs `hooks` as background tasks, so serving starts at once."""
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def start() -> None:
+        for hook in hooks:
+            task = asyncio.ensure_future(hook())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+    return start

@@ -1,0 +1,1 @@
+"""Logs (secret-free) and, later, metrics."""

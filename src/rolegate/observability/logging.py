@@ -1,0 +1,45 @@
+"""Structured logging: one JSON line per authorization decision, and the process log set-up.
+
+Only identifiers leave the gateway in logs: never a token, a key or a request body.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import orjson
+
+from rolegate.authn.principal import Principal
+from rolegate.authz.model import Action, Decision
+
+
+class DecisionLog:
+    """Writes each decision to the `rolegate.decision` logger as one JSON object."""
+
+    def __init__(self, *, is_enabled: bool = True) -> None:
+        self._logger = logging.getLogger("rolegate.decision")
+        self._is_enabled = is_enabled
+
+    def record(self, request_id: str, who: Principal, action: Action, decision: Decision) -> None:
+        if not self._is_enabled or not self._logger.isEnabledFor(logging.INFO):
+            return
+        line = {
+            "event": "authz", "request_id": request_id, "issuer": who.issuer,
+            "subject": who.subject, "client_id": who.client_id, "key_id": who.key_id,
+            "end_user": who.end_user, "route": action.route, "path": action.path,
+            "model": action.model, "decision": "allow" if decision.allowed else "deny",
+            "rule": decision.rule, "code": decision.code,
+        }
+        if not decision.allowed:
+            line["reason"] = decision.reason
+        self._logger.info(orjson.dumps(line).decode())
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger("rolegate")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False

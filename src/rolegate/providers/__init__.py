@@ -1,0 +1,1 @@
+"""Upstream APIs, one module each. No vendor name appears outside this package."""

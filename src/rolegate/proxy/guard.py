@@ -1,0 +1,24 @@
+"""`Guard`: asks the policy, logs the decision, and raises `PermissionDenied` on a denial."""
+
+from __future__ import annotations
+
+from rolegate.asgi import Request
+from rolegate.authn.principal import Principal
+from rolegate.authz.model import Action, Decision
+from rolegate.authz.policy import RolePolicy
+from rolegate.errors import PermissionDenied
+from rolegate.observability.logging import DecisionLog
+
+
+class Guard:
+    def __init__(self, policy: RolePolicy, decisions: DecisionLog) -> None:
+        self.policy = policy
+        self._decisions = decisions
+
+    def authorize(self, request: Request, who: Principal, action: Action) -> Decision:
+        decision = self.policy.decide(who, action)
+        self._decisions.record(request.request_id, who, action, decision)
+        if not decision.allowed:
+            raise PermissionDenied(decision.reason, code=decision.code,
+                                   param="model" if decision.code == "model_not_allowed" else None)
+        return decision

@@ -1,0 +1,56 @@
+"""Resolving a request's method and path to a `Route`: its route group, operation and, for paths
+that name one, its model.
+
+Paths are matched exactly after rejecting empty or dot segments, so `/v1//chat/completions` and
+`/v1/./models` are not found rather than treated as something else. Route groups (`inference`,
+`info`, `admin`) are what the policy grants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rolegate.errors import MethodNotAllowed, NotFound
+
+INFERENCE_OPERATIONS = ("chat/completions", "completions", "embeddings", "responses")
+AZURE_OPERATIONS = ("chat/completions", "completions", "embeddings")
+_AZURE_PREFIX = "/openai/deployments/"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    group: str
+    operation: str
+    method: str
+    model: str | None = None
+
+
+_EXACT: dict[str, Route] = {}
+for _operation in INFERENCE_OPERATIONS:
+    for _prefix in ("/v1/", "/"):
+        _EXACT[_prefix + _operation] = Route("inference", _operation, "POST")
+for _prefix in ("/v1/", "/"):
+    _EXACT[_prefix + "models"] = Route("info", "models.list", "GET")
+_EXACT["/admin/policy"] = Route("admin", "admin.policy", "GET")
+
+
+def resolve(method: str, path: str) -> Route:
+    route = _EXACT.get(path) or _resolve_pattern(method, path)
+    if route.method != method:
+        raise MethodNotAllowed(f"{method} is not allowed on {path}; use {route.method}.")
+    return route
+
+
+def _resolve_pattern(method: str, path: str) -> Route:
+    if "//" in path or any(part in (".", "..") for part in path.split("/")):
+        raise NotFound(f"No route matches {path}.", code="unknown_route")
+    for prefix in ("/v1/models/", "/models/"):
+        if path.startswith(prefix) and len(path) > len(prefix):
+            return Route("info", "models.get", "GET", model=path[len(prefix):])
+    if path.startswith(_AZURE_PREFIX):
+        name, _, operation = path[len(_AZURE_PREFIX):].partition("/")
+        if name and operation in AZURE_OPERATIONS:
+            return Route("inference", operation, "POST", model=name)
+    if path.startswith("/admin/"):
+        return Route("admin", "admin.unknown", method)
+    raise NotFound(f"No route matches {path}.", code="unknown_route")

@@ -1,0 +1,1 @@
+"""Routing: which upstream serves a public model name."""
