@@ -1,0 +1,76 @@
+"""rolegate as a real process: started with a config file on a free port, stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class GatewayProcess:
+    """`async with GatewayProcess(config_text, workdir) as gateway:` -> `gateway.url`."""
+
+    def __init__(self, config_text: str, workdir: Path, *, ready_path: str = "/health/live",
+                 env: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.config = workdir / "rolegate.yaml"
+        self.config.write_text(config_text)
+        self.ready_path = ready_path
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = workdir / "gateway.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    async def __aenter__(self) -> GatewayProcess:
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "rolegate", "serve", "--config", str(self.config),
+             "--port", str(self.port), "--state-dir", str(self.workdir / "state")],
+            cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        await self._wait_ready()
+        return self
+
+    async def _wait_ready(self, timeout: float = 20.0) -> None:
+        assert self.process is not None
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with httpx.AsyncClient() as client:
+            while asyncio.get_running_loop().time() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"rolegate exited early:\n{self.log()}")
+                try:
+                    response = await client.get(self.url + self.ready_path, timeout=1)
+                    if response.status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise RuntimeError(f"rolegate did not become ready:\n{self.log()}")
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        for _ in range(100):
+            if self.process.poll() is not None:
+                return
+            await asyncio.sleep(0.05)
+        self.process.kill()
+        self.process.wait()

@@ -1,0 +1,130 @@
+"""Real HTTP servers on 127.0.0.1 for tests: an identity provider and a recording upstream.
+
+They run in the test's event loop, so a gateway process started by the test talks to them over
+real sockets while the test awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from tests.support.keys import KeyPair, jwks
+
+
+class LocalServer:
+    def __init__(self) -> None:
+        self.app = web.Application()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, port: int = 0) -> LocalServer:
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> LocalServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+class LocalIdp(LocalServer):
+    """Discovery and a JWKS whose keys a test can rotate; counts key-set fetches; can go down."""
+
+    def __init__(self, *keys: KeyPair) -> None:
+        super().__init__()
+        self.keys = list(keys)
+        self.jwks_fetches = 0
+        self.is_down = False
+        self.app.router.add_get("/.well-known/openid-configuration", self._discovery)
+        self.app.router.add_get("/jwks", self._jwks)
+
+    @property
+    def issuer(self) -> str:
+        return self.url
+
+    async def _discovery(self, request: web.Request) -> web.Response:
+        if self.is_down:
+            return web.Response(status=503)
+        return web.json_response({"issuer": self.issuer, "jwks_uri": f"{self.url}/jwks",
+                                  "token_endpoint": f"{self.url}/token"})
+
+    async def _jwks(self, request: web.Request) -> web.Response:
+        self.jwks_fetches += 1
+        if self.is_down:
+            return web.Response(status=503)
+        return web.Response(body=jwks(*self.keys), content_type="application/json")
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class RecordingUpstream(LocalServer):
+    """An OpenAI-compatible upstream that records every request it receives."""
+
+    requests: list[Recorded] = field(default_factory=list)
+    stream_chunks: int = 3
+    chunk_delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        LocalServer.__init__(self)
+        self.app.router.add_route("*", "/{tail:.*}", self._answer)
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.requests.append(Recorded(request.method, request.path, request.query_string,
+                                      dict(request.headers), body))
+        payload = json.loads(body) if body else {}
+        if payload.get("stream"):
+            return await self._stream(request, payload)
+        if request.path.endswith("/embeddings"):
+            return web.json_response({"object": "list", "model": payload.get("model"), "data": [
+                {"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
+                "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+        return web.json_response({
+            "id": "chatcmpl-upstream", "object": "chat.completion", "created": 1,
+            "model": payload.get("model"), "usage": {"prompt_tokens": 3, "completion_tokens": 2,
+                                                     "total_tokens": 5},
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "from upstream"}}]})
+
+    async def _stream(self, request: web.Request, payload: dict[str, Any]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        for index in range(self.stream_chunks):
+            chunk = {"object": "chat.completion.chunk", "model": payload.get("model"),
+                     "choices": [{"index": 0, "delta": {"content": f"part{index} "}}]}
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            if self.chunk_delay:
+                await asyncio.sleep(self.chunk_delay)
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
