@@ -1,0 +1,1 @@
+"""Benchmark harness: a mock upstream, wrk scripts and a runner (`python -m bench`)."""

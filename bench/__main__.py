@@ -1,0 +1,123 @@
+"""`python -m bench`: run the benchmark modes and print/write the results."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import bench.gateways  # noqa: F401 - registers the gateway modes
+from bench.modes import REGISTRY, RunContext
+from bench.procs import free_port, start, stop, wait_ready
+from bench.report import add_comparisons, print_tables, write_json
+from bench.runner import Settings, run_mode
+from bench.wrkrun import WrkError, wrk_version
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_GATEWAY_CMD = "rolegate serve --config {config} --port {port}"
+
+
+def all_modes() -> list[str]:
+    return [m for m in REGISTRY if m != "compare"] + ["compare"]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run (10)")
+    p.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
+    p.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    p.add_argument("--warmup", type=float, default=1.0, help="unmeasured wrk seconds (1)")
+    p.add_argument("--stream-requests", type=int, default=200,
+                   help="sequential streaming requests for the TTFB probe (200; 0 = off)")
+    p.add_argument("--modes", default=",".join(all_modes()),
+                   help=f"comma list from: {', '.join(all_modes())}")
+    p.add_argument("--gateway-cmd", default=DEFAULT_GATEWAY_CMD,
+                   help="format string with {config} and {port} (also {upstream}, {workdir})")
+    p.add_argument("--compare", metavar="CMD", default=None,
+                   help="command starting another gateway on {port}, upstream {upstream}")
+    p.add_argument("--compare-auth", default=os.environ.get("BENCH_COMPARE_AUTH"),
+                   help="Authorization header value for --compare (env BENCH_COMPARE_AUTH)")
+    p.add_argument("--json", type=Path, default=HERE / "results" / "latest.json")
+    args = p.parse_args(argv)
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in args.modes if m not in REGISTRY]
+    if unknown:
+        p.error(f"unknown modes {unknown}; known: {', '.join(all_modes())}")
+    return args
+
+
+def with_baselines(names: list[str]) -> list[str]:
+    """Baselines first: gateway modes need direct / direct-stream to compare against."""
+    needed = {"direct"} if any(n != "direct-stream" for n in names) else set()
+    if "stream" in names:
+        needed.add("direct-stream")
+    return [m for m in all_modes() if m in needed or m in names]
+
+
+def start_upstream(workroot: Path) -> tuple[object, str, float]:
+    port = free_port()
+    jwks_dir = workroot / "jwks"
+    jwks_dir.mkdir()
+    argv = [sys.executable, "-m", "bench.upstream", "--port", str(port),
+            "--jwks-dir", str(jwks_dir)]
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent),
+                                                        os.environ.get("PYTHONPATH")]))}
+    started = time.monotonic()
+    proc = start(argv, env, workroot / "upstream.log")
+    root = f"http://127.0.0.1:{port}"
+    return proc, root, wait_ready(root + "/v1/models", proc, started)
+
+
+def meta(args: argparse.Namespace) -> dict:
+    return {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "duration_s": args.duration,
+            "connections": args.connections, "threads": args.threads,
+            "warmup_s": args.warmup, "stream_requests": args.stream_requests,
+            "cpus": os.cpu_count(), "python": platform.python_version(),
+            "machine": platform.machine(), "kernel": platform.release(),
+            "wrk": wrk_version(), "gateway_cmd": args.gateway_cmd, "compare_cmd": args.compare}
+
+
+def run(args: argparse.Namespace, workroot: Path) -> list[dict]:
+    upstream, root, ready_s = start_upstream(workroot)
+    try:
+        ctx = RunContext(root, upstream.pid, ready_s, workroot, workroot / "jwks",
+                         args.gateway_cmd, args.compare, args.compare_auth)
+        cfg = Settings(args.duration, args.connections, args.threads, args.warmup,
+                       args.stream_requests)
+        results = []
+        for name in with_baselines(args.modes):
+            print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+            result = run_mode(name, REGISTRY[name], ctx, cfg)
+            if result["status"] != "ok":
+                print(f"[bench] {name}: {result['status']}: {result['reason']}",
+                      file=sys.stderr, flush=True)
+                if result.get("log_tail"):
+                    print(result["log_tail"], file=sys.stderr)
+            results.append(result)
+        return results
+    finally:
+        stop(upstream)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        info = meta(args)
+    except WrkError as exc:
+        print(f"[bench] {exc}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="rolegate-bench-") as tmp:
+        results = run(args, Path(tmp))
+    add_comparisons(results)
+    print_tables(results, args.connections)
+    write_json(args.json, info, results)
+    print(f"[bench] wrote {args.json}", file=sys.stderr)
+    return 0 if all(r["status"] != "failed" for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Benchmark modes: what to start, where to send load, with which wrk script and credentials.
+
+A mode is registered as a factory `(RunContext) -> Mode`. Factories raise `Unavailable` when
+the mode cannot run on this machine (no gateway installed, no --compare command); the runner
+then reports the mode as skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shlex
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.procs import free_port
+
+AuthProvider = Callable[[], "str | None"]
+CHAT_PATH = "/v1/chat/completions"
+
+
+class Unavailable(Exception):
+    """The mode cannot run here; the message says why."""
+
+
+def no_auth() -> str | None:
+    return None
+
+
+@dataclass
+class RunContext:
+    """What every mode factory may use: the shared upstream and the command templates."""
+
+    upstream_root: str          # http://127.0.0.1:P
+    upstream_pid: int
+    upstream_ready_s: float
+    workroot: Path              # per-run temp dir; modes make their own subdirectory
+    jwks_dir: Path              # served by the upstream as GET /jwks/<name>.json
+    gateway_cmd: str
+    compare_cmd: str | None = None
+    compare_auth: str | None = None
+
+    @property
+    def upstream(self) -> str:
+        return self.upstream_root + "/v1"
+
+
+@dataclass
+class Mode:
+    """One concrete thing to benchmark. argv None means nothing to start (load the upstream)."""
+
+    name: str
+    argv: list[str] | None
+    url: str
+    ready_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    wrk_script: str = "chat.lua"
+    auth: AuthProvider = no_auth
+    baseline: str = "direct"    # the mode its added latency and ratio are measured against
+    stream_probe: bool = True   # also run the sequential streaming TTFB probe
+
+
+ModeFactory = Callable[[RunContext], Mode]
+REGISTRY: dict[str, ModeFactory] = {}
+
+
+def register(name: str, factory: ModeFactory) -> None:
+    REGISTRY[name] = factory
+
+
+def _direct(ctx: RunContext) -> Mode:
+    return Mode("direct", None, ctx.upstream_root + CHAT_PATH, ctx.upstream_root + "/v1/models")
+
+
+def _direct_stream(ctx: RunContext) -> Mode:
+    return Mode("direct-stream", None, ctx.upstream_root + CHAT_PATH,
+                ctx.upstream_root + "/v1/models", wrk_script="stream.lua",
+                baseline="direct-stream", stream_probe=False)
+
+
+def _compare(ctx: RunContext) -> Mode:
+    if not ctx.compare_cmd:
+        raise Unavailable("no --compare command given")
+    port = free_port()
+    argv = shlex.split(ctx.compare_cmd.format(port=port, upstream=ctx.upstream,
+                                              upstream_root=ctx.upstream_root))
+    if not shutil.which(argv[0]):
+        raise Unavailable(f"compare command not found: {argv[0]}")
+    base = f"http://127.0.0.1:{port}"
+    auth = ctx.compare_auth
+    return Mode("compare", argv, base + CHAT_PATH, base + "/v1/models", auth=lambda: auth)
+
+
+register("direct", _direct)
+register("direct-stream", _direct_stream)
+register("compare", _compare)
+
+
+@dataclass
+class GatewaySetup:
+    """Handed to a token factory before the gateway starts: where to put keys."""
+
+    name: str
+    workdir: Path
+    jwks_dir: Path
+    upstream_root: str
+
+
+TokenFactory = Callable[[GatewaySetup], "str | None"]
+
+
+def resolve_gateway(argv: list[str]) -> list[str]:
+    """The gateway command as runnable argv; `rolegate` falls back to `python -m rolegate`."""
+    if shutil.which(argv[0]):
+        return argv
+    if argv[0] == "rolegate" and importlib.util.find_spec("rolegate") is not None:
+        return [sys.executable, "-m", "rolegate", *argv[1:]]
+    raise Unavailable(f"gateway not available: `{argv[0]}` is neither on PATH nor importable")
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """Replace {key} for the given keys only, so YAML braces and {tenantid} stay intact."""
+    for key, value in values.items():
+        template = template.replace("{" + key + "}", value)
+    return template
+
+
+def gateway_mode(name: str, config_yaml_text: str, token_factory: TokenFactory, *,
+                 wrk_script: str = "chat.lua", baseline: str = "direct",
+                 ready_path: str = "/v1/models", env: dict[str, str] | None = None,
+                 ) -> ModeFactory:
+    """A mode that runs --gateway-cmd with this config in front of the mock upstream.
+
+    The config text may use {port}, {upstream} (…/v1), {upstream_root} and {workdir}.
+    token_factory runs first (it may write keys to setup.jwks_dir, served by the upstream
+    at {upstream_root}/jwks/<file>) and returns the Authorization header value, or None.
+    """
+    def factory(ctx: RunContext) -> Mode:
+        port = free_port()
+        workdir = ctx.workroot / name.replace("/", "_").replace("+", "_")
+        workdir.mkdir(parents=True, exist_ok=True)
+        values = {"port": str(port), "upstream": ctx.upstream,
+                  "upstream_root": ctx.upstream_root, "workdir": str(workdir)}
+        argv = resolve_gateway(shlex.split(fill(ctx.gateway_cmd, {
+            **values, "config": str(workdir / "config.yaml")})))
+        header = token_factory(GatewaySetup(name, workdir, ctx.jwks_dir, ctx.upstream_root))
+        (workdir / "config.yaml").write_text(fill(config_yaml_text, values))
+        base = f"http://127.0.0.1:{port}"
+        return Mode(name, argv, base + CHAT_PATH, base + ready_path, env=dict(env or {}),
+                    wrk_script=wrk_script, auth=lambda: header, baseline=baseline)
+    return factory

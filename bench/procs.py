@@ -1,0 +1,74 @@
+"""Starting, readying, measuring and stopping the processes under test (Linux /proc)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+
+class NotReady(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """Start argv in its own process group, output to log_path."""
+    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+    full_env = {**os.environ, **env}
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=full_env,
+                            start_new_session=True)
+    proc.log_file = log  # type: ignore[attr-defined]
+    return proc
+
+
+def wait_ready(url: str, proc: subprocess.Popen | None, started: float,
+               timeout: float = 30.0) -> float:
+    """Poll url until any HTTP answer; return seconds since `started` (a monotonic time)."""
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise NotReady(f"process exited with code {proc.returncode} before ready")
+        try:
+            with urllib.request.urlopen(url, timeout=1.0):
+                pass
+            return time.monotonic() - started
+        except urllib.error.HTTPError:  # any status means it is listening and answering
+            return time.monotonic() - started
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            time.sleep(0.02)
+    raise NotReady(f"no answer from {url} within {timeout:.0f}s")
+
+
+def stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM the process group we started, then SIGKILL after `grace` seconds."""
+    if proc.poll() is None:
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+    proc.log_file.close()  # type: ignore[attr-defined]
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

@@ -1,0 +1,86 @@
+"""Comparing modes with their baselines, printing the table, writing the JSON."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+COLUMNS = ["mode", "req/s", "p50 ms", "p90 ms", "p99 ms", "+p50 c=1 ms", "+p50 c=N ms",
+           "ratio", "CPU s/1k", "RSS MB", "ready s"]
+STREAM_COLUMNS = ["mode", "TTFB p50 ms", "TTFB p99 ms", "total p50 ms", "total p99 ms", "errors"]
+
+
+def add_comparisons(results: list[dict]) -> None:
+    """Added p50 latency (c=1 and c=N) and throughput ratio against each mode's baseline."""
+    by_name = {r["mode"]: r for r in results if r["status"] == "ok"}
+    for r in by_name.values():
+        base = by_name.get(r["baseline"])
+        if base is None:
+            r["added_p50_c1_ms"] = r["added_p50_cN_ms"] = r["ratio"] = None
+            continue
+        r["added_p50_c1_ms"] = (r["c1"]["p50_us"] - base["c1"]["p50_us"]) / 1e3
+        r["added_p50_cN_ms"] = (r["load"]["p50_us"] - base["load"]["p50_us"]) / 1e3
+        r["ratio"] = r["load"]["rps"] / base["load"]["rps"] if base["load"]["rps"] else None
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def row(r: dict) -> list[str]:
+    if r["status"] != "ok":
+        return [r["mode"], r["status"]] + ["-"] * (len(COLUMNS) - 2)
+    load = r["load"]
+    errors = f' ({load["errors"]} err)' if load["errors"] else ""
+    return [r["mode"], _fmt(load["rps"], 0) + errors,
+            *(_fmt(load[k] / 1e3, 3) for k in ("p50_us", "p90_us", "p99_us")),
+            _fmt(r["added_p50_c1_ms"], 3), _fmt(r["added_p50_cN_ms"], 3),
+            _fmt(r["ratio"], 3), _fmt(r["cpu_s_per_1k"], 4), _fmt(r["peak_rss_mb"], 1),
+            _fmt(r["ready_s"], 2)]
+
+
+def stream_row(r: dict) -> list[str]:
+    s = r["stream"]
+    keys = ("ttfb_p50_ms", "ttfb_p99_ms", "total_p50_ms", "total_p99_ms")
+    return [r["mode"], *(_fmt(s[k], 3) for k in keys), str(s["errors"])]
+
+
+def print_tables(results: list[dict], connections: int) -> None:
+    columns = [c.replace("c=N", f"c={connections}") for c in COLUMNS]
+    streams = [r for r in results if r["status"] == "ok" and "stream" in r]
+    tables = [("load (wrk)", columns, [row(r) for r in results])]
+    if streams:
+        tables.append(("streaming, sequential (aiohttp)", STREAM_COLUMNS,
+                       [stream_row(r) for r in streams]))
+    notes = [f'{r["mode"]}: {r["status"]}: {r["reason"]}' for r in results if r["status"] != "ok"]
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        for title, cols, rows in tables:
+            print(plain_table(title, cols, rows) + "\n")
+        print("\n".join(notes))
+        return
+    console = Console(width=max(shutil.get_terminal_size().columns, 150))
+    for title, cols, rows in tables:
+        table = Table(title=title)
+        for i, col in enumerate(cols):
+            table.add_column(col, justify="left" if i == 0 else "right")
+        for values in rows:
+            table.add_row(*values)
+        console.print(table)
+    for note in notes:
+        console.print(note, markup=False, highlight=False)
+
+
+def plain_table(title: str, cols: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in column) for column in zip(cols, *rows)]
+    line = lambda values: "  ".join(str(v).rjust(w) if i else str(v).ljust(w)  # noqa: E731
+                                    for i, (v, w) in enumerate(zip(values, widths)))
+    return "\n".join([title, line(cols), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def write_json(path: Path, meta: dict, results: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")

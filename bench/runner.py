@@ -1,0 +1,63 @@
+"""Measuring one mode: start it, wait until ready, load it with wrk, probe streaming, stop it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from bench import procstat, streamprobe
+from bench.modes import Mode, ModeFactory, RunContext, Unavailable
+from bench.procs import NotReady, log_tail, start, stop, wait_ready
+from bench.wrkrun import WrkError, run_wrk
+
+
+@dataclass
+class Settings:
+    duration: float
+    connections: int
+    threads: int
+    warmup: float
+    stream_requests: int
+
+
+def run_mode(name: str, factory: ModeFactory, ctx: RunContext, cfg: Settings) -> dict:
+    """The result dict of one mode; status is ok, skipped or failed."""
+    try:
+        mode = factory(ctx)
+    except Unavailable as exc:
+        return {"mode": name, "status": "skipped", "reason": str(exc)}
+    if mode.argv is None:  # load the upstream itself: its own numbers are the reference
+        return _measure(mode, ctx.upstream_pid, ctx.upstream_ready_s, cfg)
+    log_path = ctx.workroot / f"{name.replace('/', '_')}.log"
+    started = time.monotonic()
+    proc = start(mode.argv, mode.env, log_path)
+    try:
+        ready_s = wait_ready(mode.ready_url, proc, started)
+        return _measure(mode, proc.pid, ready_s, cfg)
+    except (NotReady, WrkError) as exc:
+        return {"mode": name, "status": "failed", "reason": str(exc),
+                "log_tail": log_tail(log_path)}
+    finally:
+        stop(proc)
+
+
+def _measure(mode: Mode, pid: int, ready_s: float, cfg: Settings) -> dict:
+    def wrk(connections: int, threads: int, duration: float) -> dict:
+        return run_wrk(mode.url, mode.wrk_script, connections=connections, threads=threads,
+                       duration=duration, auth=mode.auth())
+
+    if cfg.warmup > 0:
+        wrk(cfg.connections, cfg.threads, cfg.warmup)
+    cpu_before = procstat.cpu_seconds(pid)
+    load = wrk(cfg.connections, cfg.threads, cfg.duration)
+    cpu = procstat.cpu_seconds(pid) - cpu_before
+    single = wrk(1, 1, cfg.duration)
+    result = {"mode": mode.name, "status": "ok", "baseline": mode.baseline, "url": mode.url,
+              "wrk_script": mode.wrk_script, "load": load, "c1": single,
+              "cpu_s": round(cpu, 3),
+              "cpu_s_per_1k": cpu / (load["requests"] / 1000) if load["requests"] else None,
+              "ready_s": ready_s}
+    if mode.stream_probe and cfg.stream_requests > 0:
+        result["stream"] = streamprobe.probe(mode.url, mode.auth(), cfg.stream_requests)
+    result["peak_rss_mb"] = procstat.peak_rss_mb(pid)
+    return result

@@ -1,0 +1,4 @@
+-- wrk script: streaming chat completion (SSE). Optional env BENCH_AUTH = Authorization value.
+bench_body = '{"model":"echo","messages":[{"role":"user","content":"hi"}],"stream":true}'
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+dofile(here .. "common.lua")
