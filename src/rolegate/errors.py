@@ -8,6 +8,7 @@ body `{"error": {"message", "type", "param", "code"}}` and the headers that go w
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import orjson
@@ -75,12 +76,16 @@ class PayloadTooLarge(GatewayError):
 class RateLimited(GatewayError):
     status, type, default_code = 429, "rate_limit_error", "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: float, code: str | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float, code: str | None = None,
+                 headers: list[tuple[bytes, bytes]] | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
+        self.extra_headers = headers or []
 
     def headers(self) -> list[tuple[bytes, bytes]]:
-        return [(b"retry-after", str(max(1, round(self.retry_after))).encode())]
+        # Retry-After is whole seconds (RFC 9110 §10.2.3), rounded up so a retry is not early.
+        return [(b"retry-after", str(max(1, math.ceil(self.retry_after))).encode()),
+                *self.extra_headers]
 
 
 class UpstreamError(GatewayError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rolegate.asgi import Request, Response, json_response
@@ -21,6 +22,13 @@ class AdminHandlers:
     async def policy(self, request: Request, route: Route, who: Principal) -> Response:
         self._guard.authorize(request, who, Action(route.group, request.path))
         return json_response(self._policy_view)
+
+    def static(self, body: bytes) -> Callable[[Request, Route, Principal], Awaitable[Response]]:
+        """A handler answering `body` (JSON) to callers granted route group `admin`."""
+        async def respond(request: Request, route: Route, who: Principal) -> Response:
+            self._guard.authorize(request, who, Action(route.group, request.path))
+            return Response(body=body)
+        return respond
 
     async def not_found(self, request: Request, route: Route, who: Principal) -> Response:
         self._guard.authorize(request, who, Action(route.group, request.path))

@@ -16,7 +16,9 @@ import yaml
 from pydantic import ValidationError
 
 from rolegate.config.checks import cross_reference_problems
-from rolegate.config.model import Settings
+from rolegate.config.model import KeysConfig, Settings
+
+DATABASE_FILE = "rolegate.db"
 
 _REFERENCE = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -38,10 +40,31 @@ def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) ->
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(source, [f"cannot read the file: {exc.strerror}"]) from None
-    return parse_settings(text, source=source, environ=os.environ if environ is None else environ)
+    return parse_settings(text, source=source, environ=os.environ if environ is None else environ,
+                          default_database=Path(path).resolve().parent / DATABASE_FILE)
 
 
-def parse_settings(text: str, *, source: str, environ: Mapping[str, str]) -> Settings:
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def read_pepper(keys: KeysConfig) -> bytes:
+    """The key-hashing pepper, from the config value or the file it names."""
+    if keys.pepper is not None:
+        return keys.pepper.get_secret_value().encode()
+    if keys.pepper_file is None:
+        raise ConfigError("keys", ["keys: give pepper or pepper_file"])
+    try:
+        pepper = Path(keys.pepper_file).read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError("keys", [f"keys.pepper_file: cannot read it: {exc.strerror}"]) from None
+    if len(pepper) < 16:
+        raise ConfigError("keys", ["keys.pepper_file: the pepper must be at least 16 bytes"])
+    return pepper
+
+
+def parse_settings(text: str, *, source: str, environ: Mapping[str, str],
+                   default_database: Path | None = None) -> Settings:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -54,6 +77,10 @@ def parse_settings(text: str, *, source: str, environ: Mapping[str, str]) -> Set
     data = _interpolate(raw, environ, path="", problems=problems)
     if problems:
         raise ConfigError(source, problems)
+    if default_database is not None:
+        database = data.setdefault("database", {})
+        if isinstance(database, dict) and not database.get("url"):
+            database["url"] = sqlite_url(default_database)
     return validate_settings(data, source=source)
 
 

@@ -54,6 +54,8 @@ class ModelConfig(Frozen):
     deployment: str | None = Field(None, description="Azure deployment name.")
     api_version: str | None = Field(None, description="Azure `api-version` query parameter.")
     timeout: float = Field(600.0, gt=0, description="Seconds before the upstream call fails (504).")
+    input_cost_per_1k: float = Field(0.0, ge=0, description="USD per 1,000 prompt tokens.")
+    output_cost_per_1k: float = Field(0.0, ge=0, description="USD per 1,000 completion tokens.")
 
     @model_validator(mode="after")
     def _provider_fields(self) -> ModelConfig:
@@ -173,11 +175,27 @@ class WhenConfig(Frozen):
         return self
 
 
+class LimitConfig(Frozen):
+    """Limits on one caller (a principal; per end user with `per_end_user`). Unset: unlimited."""
+
+    rpm: int | None = Field(None, gt=0, description="Requests in any 60-second window.")
+    tpm: int | None = Field(None, gt=0, description="Tokens per clock minute.")
+    daily_tokens: int | None = Field(None, gt=0, description="Tokens per UTC day.")
+    monthly_budget_usd: float | None = Field(None, gt=0, description="USD per UTC month.")
+    per_end_user: bool = Field(False, description="Count each end user of a principal apart.")
+
+    @property
+    def is_empty(self) -> bool:
+        return (self.rpm is None and self.tpm is None and self.daily_tokens is None
+                and self.monthly_budget_usd is None)
+
+
 class AllowConfig(Frozen):
     """What a rule grants: route groups or path patterns, and model name globs."""
 
     routes: Strings = Field(min_length=1)
     models: Strings = ()
+    limits: LimitConfig | None = Field(None, description="Limits on each caller this rule grants.")
 
 
 class RuleConfig(Frozen):
@@ -191,6 +209,65 @@ class LoggingConfig(Frozen):
     decisions: bool = Field(True, description="Log one JSON line per authorization decision.")
 
 
+class DatabaseConfig(Frozen):
+    """Where keys and usage are kept. Unset `url` in a config file: `rolegate.db` next to it."""
+
+    url: str | None = Field(None, description="SQLAlchemy async URL: sqlite+aiosqlite:///F or "
+                            "postgresql+asyncpg://user@host/db.")
+    db_schema: str | None = Field(None, alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+                                  description="PostgreSQL schema to use (search_path).")
+    migrate_on_start: bool | None = Field(
+        None, description="Apply migrations at start-up; default: yes for SQLite, no otherwise "
+        "(run `rolegate db upgrade`).")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url is not None and self.url.startswith("sqlite")
+
+
+class KeysConfig(Frozen):
+    """Virtual API keys (`rg-...`), stored as HMAC-SHA-256 hashes with a server-side pepper."""
+
+    enabled: bool = False
+    pepper: SecretStr | None = Field(None, description="The HMAC pepper; use ${ENV}.")
+    pepper_file: str | None = Field(None, description="A file holding the pepper.")
+    cache_ttl: float = Field(3.0, ge=0, le=60, description="Seconds a key lookup is cached; "
+                             "a revocation reaches every replica within this time.")
+    last_used_interval: float = Field(5.0, gt=0, description="Seconds between last-used writes.")
+
+    @model_validator(mode="after")
+    def _pepper(self) -> KeysConfig:
+        if self.enabled and (self.pepper is None) == (self.pepper_file is None):
+            raise ValueError("keys.enabled needs exactly one of pepper or pepper_file")
+        return self
+
+
+class RateLimitsConfig(Frozen):
+    """Where limit counters live: this process (`memory`) or Redis, shared by every replica."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    url: str | None = Field(None, description="redis://host:port/db for backend redis.")
+    prefix: str = Field("rolegate", min_length=1, description="Prefix of every Redis key.")
+    fail_open: bool = Field(False, description="Serve when Redis is unreachable (else 503).")
+    timeout: float = Field(1.0, gt=0, description="Seconds before a Redis call counts as failed.")
+
+    @model_validator(mode="after")
+    def _redis_url(self) -> RateLimitsConfig:
+        if self.backend == "redis" and not self.url:
+            raise ValueError("limits.backend redis needs limits.url")
+        return self
+
+
+class AccountingConfig(Frozen):
+    """Usage records: one per request that reached an upstream, written in batches."""
+
+    enabled: bool = Field(True, description="Record usage (needs a database).")
+    flush_interval: float = Field(1.0, gt=0, description="Seconds between batch writes.")
+    batch_size: int = Field(500, gt=0, description="Most records in one write.")
+    stream_usage: bool = Field(True, description="Ask streaming upstreams for a final usage "
+                               "chunk (`stream_options.include_usage`) so streams are counted.")
+
+
 class Settings(Frozen):
     """The root of the configuration."""
 
@@ -199,3 +276,7 @@ class Settings(Frozen):
     auth: AuthConfig = AuthConfig()
     policy: tuple[RuleConfig, ...] = ()
     logging: LoggingConfig = LoggingConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    keys: KeysConfig = KeysConfig()
+    limits: RateLimitsConfig = RateLimitsConfig()
+    accounting: AccountingConfig = AccountingConfig()

@@ -7,6 +7,7 @@ from rolegate.authn.principal import Principal
 from rolegate.authz.model import Action
 from rolegate.proxy import body as bodies
 from rolegate.proxy.guard import Guard
+from rolegate.proxy.metering import Metering
 from rolegate.proxy.routes import Route
 from rolegate.proxy.streaming import buffered_response, streaming_response
 from rolegate.providers.base import UpstreamCall
@@ -16,23 +17,30 @@ CREATED = 1_700_000_000
 
 
 class ProxyHandlers:
-    def __init__(self, guard: Guard, routes: RouteTable, *, max_body_bytes: int) -> None:
+    def __init__(self, guard: Guard, routes: RouteTable, metering: Metering, *,
+                 max_body_bytes: int) -> None:
         self._guard = guard
         self._routes = routes
+        self._metering = metering
         self._max_body_bytes = max_body_bytes
 
     async def inference(self, request: Request, route: Route, who: Principal) -> Response:
         raw = await request.body(self._max_body_bytes)
         body = bodies.parse_object(raw)
         inspected = bodies.inspect(body, route.model)
-        self._guard.authorize(request, who, Action(route.group, request.path, inspected.model))
+        decision = self._guard.authorize(request, who,
+                                         Action(route.group, request.path, inspected.model))
         provider = self._routes.select(inspected.model)
         request.state["model"] = inspected.model
         upstream_body, upstream_raw = bodies.rewrite(
             body, raw, upstream_model=provider.model.upstream_model, end_user=who.end_user)
         call = UpstreamCall(route.operation, upstream_body, upstream_raw, inspected.is_stream,
                             request.request_id)
-        reply = await provider.open(call)
+        # Metering: limits are acquired before the call; usage is recorded and the lease settled
+        # when the reply closes (or here, if the call fails before there is a reply).
+        call = self._metering.prepare(call)
+        async with self._metering.measure(request, who, decision, provider.model, call) as meter:
+            reply = meter.watch(await provider.open(call))
         if inspected.is_stream:
             return await streaming_response(reply)
         return await buffered_response(reply)
