@@ -60,12 +60,18 @@ class UsageStore:
             statement = statement.where(usage.c[name] == value)
         async with self._engine.connect() as connection:
             rows = (await connection.execute(statement)).mappings().all()
-        return [{**row, "requests": int(row["requests"]), "cost_usd": float(row["cost_usd"]),
-                 "prompt_tokens": int(row["prompt_tokens"]),
-                 "completion_tokens": int(row["completion_tokens"]),
-                 "total_tokens": int(row["total_tokens"])} for row in rows]
+        return [_totals_row(query.by, row) for row in rows]
 
     async def count(self) -> int:
         async with self._engine.connect() as connection:
             return int((await connection.execute(select(func.count()).select_from(usage)))
                        .scalar_one())
+
+
+def _totals_row(by: str, row: Any) -> dict[str, Any]:
+    # Plain str keys and Python numbers: drivers return Decimal sums and str subclasses.
+    totals: dict[str, Any] = {name: row[name] for name in GROUPINGS[by]}
+    for name in ("requests", "prompt_tokens", "completion_tokens", "total_tokens"):
+        totals[name] = int(row[name])
+    totals["cost_usd"] = float(row["cost_usd"])
+    return totals
