@@ -94,15 +94,17 @@ class RedisLimiter:
                            if s.quota.kind == "requests" else s for s in standings))
 
     async def settle(self, lease: Lease, tokens: int, cost: float) -> None:
-        quotas = [q for q in lease.quotas if {"tokens": tokens, "cost": cost}.get(q.kind)]
-        if not quotas:
+        standings = [s for s in lease.standings
+                     if {"tokens": tokens, "cost": cost}.get(s.quota.kind)]
+        if not standings:
             return
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                for quota in quotas:
-                    key = self._key(quota)
-                    pipe.incrbyfloat(key, tokens if quota.kind == "tokens" else cost)
-                    pipe.expireat(key, math.ceil(quota.reset_at) + 60)
+                for standing in standings:
+                    key = self._key(standing.quota)
+                    pipe.incrbyfloat(key, tokens if standing.quota.kind == "tokens" else cost)
+                    # The counter outlives its window by a minute, for replicas whose clocks lag.
+                    pipe.expire(key, math.ceil(standing.reset_in) + 60)
                 await pipe.execute()
         except _FAILURES as exc:
             log.error("settling usage in Redis failed: %s", exc)
