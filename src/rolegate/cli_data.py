@@ -129,9 +129,10 @@ def keys_list(
         return await _key_store(settings, database).list(owner=owner,
                                                          include_revoked=include_revoked)
     table = Table(title="API keys")
-    for column in ("id", "hint", "name", "owner", "roles", "models", "expires", "last used",
-                   "revoked"):
-        table.add_column(column)
+    table.add_column("id", no_wrap=True, min_width=20)
+    table.add_column("hint", no_wrap=True, min_width=10)
+    for column in ("name", "owner", "roles", "models", "expires", "last used", "revoked"):
+        table.add_column(column, overflow="fold")
     for key in _run(settings, listing):
         table.add_row(key.id, key.hint, key.name, key.owner, ", ".join(key.roles),
                       "*" if key.models is None else ", ".join(key.models), _when(key.expires_at),

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -32,6 +33,7 @@ class GatewayProcess:
         self.env = {**os.environ, **(env or {})}
         self.log_path = workdir / "gateway.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -41,7 +43,7 @@ class GatewayProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     async def __aenter__(self) -> GatewayProcess:
-        log = self.log_path.open("wb")
+        self._log_file = log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "rolegate", "serve", "--config", str(self.config),
              "--port", str(self.port), "--state-dir", str(self.workdir / "state")],
@@ -67,10 +69,15 @@ class GatewayProcess:
 
     async def __aexit__(self, *exc: object) -> None:
         assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        for _ in range(100):
-            if self.process.poll() is not None:
-                return
-            await asyncio.sleep(0.05)
-        self.process.kill()
-        self.process.wait()
+        try:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+            for _ in range(100):
+                if self.process.poll() is not None:
+                    return
+                await asyncio.sleep(0.05)
+            self.process.kill()
+            self.process.wait()
+        finally:
+            if self._log_file is not None:
+                self._log_file.close()
