@@ -4,6 +4,7 @@ and the exact 401/403/404/405 answers. Denied requests never reach the upstream.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -406,3 +407,20 @@ async def test_a_malformed_entry_in_the_key_set_does_not_break_the_good_keys(
     response = await gateway.get("/v1/models",
                                  headers=bearer(token_for(rsa_key, clock, roles=["user"])))
     assert response.status_code == 200
+
+
+async def test_each_decision_is_logged_as_one_json_line_without_the_token(
+        gateway, rsa_key, clock, caplog):
+    token = token_for(rsa_key, clock, roles=["user"], email="ada@example.com")
+    with caplog.at_level(logging.INFO, logger="rolegate.decision"):
+        await gateway.post("/v1/chat/completions", json={**CHAT, "model": "gpt-4o"},
+                           headers=bearer(token))
+        await gateway.post("/v1/chat/completions", json=CHAT, headers=bearer(token))
+
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "rolegate.decision"]
+    assert [(line["decision"], line["model"], line["rule"], line["code"]) for line in lines] == [
+        ("deny", "gpt-4o", None, "model_not_allowed"), ("allow", "echo", "users", "allowed")]
+    assert lines[0]["issuer"] == "idp" and lines[0]["end_user"] == "ada@example.com"
+    assert "rule 'power' needs" in lines[0]["reason"]
+    for part in token.split("."):
+        assert part not in caplog.text
