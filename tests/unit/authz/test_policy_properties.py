@@ -2,7 +2,7 @@
 actions, the policy allows exactly when some rule's conditions all hold and that same rule grants
 both the route and the model; an empty policy allows nothing.
 
-Set ROLEGATE_HYPOTHESIS_EXAMPLES to run more examples (default 200 per property).
+Set ROLEGATE_HYPOTHESIS_EXAMPLES to run more examples (default 150 per property).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from rolegate.authz.model import Action
 from rolegate.authz.policy import RolePolicy
 from rolegate.config.model import RuleConfig
 
-EXAMPLES = int(os.environ.get("ROLEGATE_HYPOTHESIS_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("ROLEGATE_HYPOTHESIS_EXAMPLES", "150"))
 PROFILE = settings(max_examples=EXAMPLES, deadline=None,
                    suppress_health_check=[HealthCheck.too_slow])
 
