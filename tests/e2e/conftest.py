@@ -22,6 +22,7 @@ async def shared_upstream() -> AsyncIterator[RecordingUpstream]:
 def upstream(shared_upstream: RecordingUpstream) -> RecordingUpstream:
     shared_upstream.requests.clear()
     shared_upstream.pacer = None
+    shared_upstream.stream_chunks = 3
     return shared_upstream
 
 
