@@ -15,6 +15,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from rolegate.authn.dev_issuer import DevIssuer
 from tests.support.process import GatewayProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -106,8 +107,8 @@ async def test_explain_tells_why_from_the_same_directory(gateway: GatewayProcess
 
 async def test_admin_routes_need_the_admin_role(gateway: GatewayProcess,
                                                 client: httpx.AsyncClient) -> None:
-    user = dev_token(gateway.workdir)
-    admin = dev_token(gateway.workdir, "--roles", "rolegate.admin")
+    issuer = DevIssuer.load(gateway.workdir / ".rolegate")  # what `dev-token` mints with
+    user, admin = issuer.mint(), issuer.mint(roles=("rolegate.admin",))
 
     as_user = await client.get("/admin/policy", headers={"Authorization": f"Bearer {user}"})
     as_admin = await client.get("/admin/policy", headers={"Authorization": f"Bearer {admin}"})
