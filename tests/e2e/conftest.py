@@ -23,6 +23,7 @@ def upstream(shared_upstream: RecordingUpstream) -> RecordingUpstream:
     shared_upstream.requests.clear()
     shared_upstream.pacer = None
     shared_upstream.stream_chunks = 3
+    shared_upstream.break_after = None
     return shared_upstream
 
 

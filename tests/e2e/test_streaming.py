@@ -111,3 +111,20 @@ async def test_denied_stream_is_a_plain_403_and_the_upstream_sees_nothing(
     assert response.headers["content-type"].startswith("application/json")
     assert error_code(response) == "insufficient_scope"
     assert upstream.requests == []
+
+
+async def test_upstream_dying_mid_stream_ends_the_stream_with_one_error_event(
+        idp: LocalIdp, client: httpx.AsyncClient, upstream: RecordingUpstream) -> None:
+    """Once a stream has started its status cannot change: the failure is one SSE error event."""
+    upstream.stream_chunks, upstream.break_after = 5, 2
+
+    async with client.stream("POST", "/v1/chat/completions", json=chat("gpt-4o", stream=True),
+                             headers=bearer(token(idp, ["llm.user"]))) as response:
+        assert response.status_code == 200
+        events = [event async for event in sse_events(response)]
+
+    assert [content_of(e) for e in events[:2]] == ["part0 ", "part1 "]
+    assert len(events) == 3
+    error = json.loads(events[2])["error"]
+    assert error["type"] == "api_error"
+    assert error["code"] == "upstream_error"

@@ -127,6 +127,7 @@ class RecordingUpstream(LocalServer):
     stream_chunks: int = 3
     chunk_delay: float = 0.0
     pacer: asyncio.Queue[None] | None = None  # when set, each chunk after the first waits for it
+    break_after: int | None = None  # when set, the connection drops after this many chunks
 
     def __post_init__(self) -> None:
         LocalServer.__init__(self)
@@ -154,6 +155,10 @@ class RecordingUpstream(LocalServer):
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
         for index in range(self.stream_chunks):
+            if index == self.break_after:
+                assert request.transport is not None
+                request.transport.close()  # the upstream dies mid-stream
+                return response
             if index and self.pacer is not None:
                 # Held until the test has seen the previous event: proves chunks are relayed
                 # as they come, not buffered until the end.
