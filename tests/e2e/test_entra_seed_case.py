@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -49,7 +50,7 @@ async def client(gateway: GatewayProcess) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-def entra_token(version: int, **extra: object) -> str:
+def entra_token(version: int, **extra: Any) -> str:
     return ENTRA_KEY.sign(entra_app_claims(version, **extra), {"typ": "JWT"})
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,7 +45,7 @@ def explain(files: Path, token: str, *extra: str, stdin: str | None = None,
         input=stdin, capture_output=True, text=True, timeout=30, cwd=files)
 
 
-def seed_token(**extra: object) -> str:
+def seed_token(**extra: Any) -> str:
     return KEY.sign(entra_app_claims(2, **extra), {"typ": "JWT"})
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import openai
 import pytest
 import pytest_asyncio
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.e2e.calls import config_yaml, rule, upstream_model
 from tests.support.keys import KeyPair, claims
@@ -24,7 +25,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 KEY = KeyPair.rsa("sdk-key")
 AUDIENCE = "rolegate-e2e"
 API_VERSION = "2024-10-21"
-MESSAGES = [{"role": "user", "content": "hello there"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
 
 
 @dataclass

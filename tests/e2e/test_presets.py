@@ -85,7 +85,7 @@ async def idps() -> AsyncIterator[Idps]:
                 LocalIdp(OKTA_KEY, issuer_path="/oauth2/default") as okta,
                 LocalIdp(AUTH0_KEY, issuer_path="/") as auth0,
                 LocalIdp(PARTNER_KEY) as partner):
-        yield Idps(entra, keycloak, okta, auth0, partner)  # type: ignore[arg-type]
+        yield Idps(entra, keycloak, okta, auth0, partner)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -126,7 +126,7 @@ async def test_entra_app_role_allows_and_its_absence_denies(
 
 def keycloak_claims(idps: Idps, *, realm: list[str], client_roles: dict[str, list[str]]
                     ) -> dict[str, Any]:
-    return claims(idps.keycloak.issuer, [KEYCLOAK_CLIENT, "account"], typ="Bearer",  # type: ignore[arg-type]
+    return claims(idps.keycloak.issuer, [KEYCLOAK_CLIENT, "account"], typ="Bearer",
                   azp="batch-service", realm_access={"roles": realm},
                   resource_access={name: {"roles": roles} for name, roles in client_roles.items()})
 
@@ -184,7 +184,7 @@ async def test_okta_without_the_scope_or_group_denies(
 
 
 def auth0_token(idps: Idps, **extra: Any) -> str:
-    body = claims(idps.auth0.issuer, [AUTH0_AUDIENCE, f"{idps.auth0.url}/userinfo"],  # type: ignore[arg-type]
+    body = claims(idps.auth0.issuer, [AUTH0_AUDIENCE, f"{idps.auth0.url}/userinfo"],
                   azp="auth0-client", scope="openid profile", **extra)
     return AUTH0_KEY.sign(body, {"typ": "at+jwt"})
 

@@ -48,8 +48,8 @@ def dev_token(workdir: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
-def chat_call(client: httpx.AsyncClient, headers: dict[str, str]):  # type: ignore[no-untyped-def]
-    return client.post("/v1/chat/completions", content=HELLO, headers={**CURL_FORM, **headers})
+async def chat_call(client: httpx.AsyncClient, headers: dict[str, str]) -> httpx.Response:
+    return await client.post("/v1/chat/completions", content=HELLO, headers={**CURL_FORM, **headers})
 
 
 async def test_dev_token_lists_models_and_chats_with_echo(
