@@ -108,8 +108,8 @@ def explain(
     config: ConfigOption = None,
     model: Annotated[Optional[str], typer.Option(help="The model asked for.")] = None,
     jwks: Annotated[Optional[Path], typer.Option(
-        exists=True, dir_okay=False, readable=True,
-        help="A JWKS file to verify with instead of fetching the issuer's keys.")] = None,
+        help="A JWKS file to verify with instead of fetching the issuer's keys.",
+        exists=True, dir_okay=False, readable=True)] = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
 ) -> None:
     """Explain the decision for a token: verification steps, principal, every rule."""
@@ -125,7 +125,7 @@ def explain(
     try:
         report = asyncio.run(run_explain(settings, issuers, token, route, model,
                                          _fetcher(jwks, state_dir)))
-    except GatewayError as error:  # e.g. a --route that names no route
+    except GatewayError as error:  # e.g. a --route that no request could take
         err.print(f"[red]{error.message}[/red]")
         raise typer.Exit(2) from None
     render_explanation(out, report)
