@@ -15,6 +15,7 @@ from rolegate import cli_data
 from rolegate.authn.dev_issuer import STATE_FILE, DevIssuer
 from rolegate.cli_settings import settings_for
 from rolegate.config.model import Settings
+from rolegate.errors import GatewayError
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="rolegate: an OpenAI-compatible LLM gateway with strict JWT auth.")
@@ -58,7 +59,8 @@ def serve(config: ConfigOption = None,
         err.print(f"Development issuer on (key in {saved}). Get a token with:\n"
                   f"  rolegate dev-token --state-dir {state_dir}\n"
                   f"  curl -H \"Authorization: Bearer $(rolegate dev-token)\" "
-                  f"http://{settings.server.host}:{settings.server.port}/v1/models")
+                  f"http://{settings.server.host}:{settings.server.port}/v1/models",
+                  soft_wrap=True, highlight=False)
     app = build_app(settings, dev_issuer=dev_issuer)
     uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning",
                 access_log=False, lifespan="on", loop="auto", http="auto",
@@ -106,7 +108,8 @@ def explain(
     config: ConfigOption = None,
     model: Annotated[Optional[str], typer.Option(help="The model asked for.")] = None,
     jwks: Annotated[Optional[Path], typer.Option(
-        help="A JWKS file to verify with instead of fetching the issuer's keys.")] = None,
+        help="A JWKS file to verify with instead of fetching the issuer's keys.",
+        exists=True, dir_okay=False, readable=True)] = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
 ) -> None:
     """Explain the decision for a token: verification steps, principal, every rule."""
@@ -119,8 +122,12 @@ def explain(
         issuers.append(DevIssuer.load(state_dir).issuer_config())
     if token == "-":
         token = sys.stdin.read().strip()
-    report = asyncio.run(run_explain(settings, issuers, token, route, model,
-                                     _fetcher(jwks, state_dir)))
+    try:
+        report = asyncio.run(run_explain(settings, issuers, token, route, model,
+                                         _fetcher(jwks, state_dir)))
+    except GatewayError as error:  # e.g. a --route that no request could take
+        err.print(f"[red]{error.message}[/red]")
+        raise typer.Exit(2) from None
     render_explanation(out, report)
     raise typer.Exit(0 if report.allowed else 1)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import orjson
 from jwt import PyJWK
-from jwt.exceptions import PyJWKError
+from jwt.exceptions import PyJWTError
 
 from rolegate.errors import ServiceUnavailable, Unauthenticated
 
@@ -127,6 +127,16 @@ class JwksCache:
         """Fetch at start-up; a failure is logged and retried on the first request."""
         await self._refresh_quietly()
 
+    async def warm_until_loaded(self, retry_every: float = RETRY_AFTER_FAILURE) -> None:
+        """Fetch at start-up and keep retrying until a key set is loaded. Readiness depends on
+        it, and an orchestrator sends no request to an unready gateway, so the retry cannot wait
+        for the first request."""
+        await self._refresh_quietly()
+        while self._keys is None:
+            await asyncio.sleep(retry_every)
+            if self._keys is None:
+                await self._refresh_quietly()
+
     async def _refresh_expired(self, now: float) -> None:
         recently_failed = self._failed_at is not None and now < self._failed_at + RETRY_AFTER_FAILURE
         if not recently_failed:
@@ -205,7 +215,9 @@ def _signing_key(entry: object) -> SigningKey | None:
         return None
     try:
         jwk = PyJWK(entry, algorithm=alg or _default_alg(entry))
-    except (PyJWKError, ValueError, TypeError, KeyError):
+    except (PyJWTError, NotImplementedError, ValueError, TypeError, KeyError):
+        # One malformed entry (bad numbers, an `alg` its `kty` cannot have, `alg: none`) must
+        # not take the issuer's other keys down with it.
         return None
     return SigningKey(kid=kid, kty=entry["kty"], alg=alg, curve=entry.get("crv"), key=jwk.key)
 
