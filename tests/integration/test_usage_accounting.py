@@ -81,8 +81,23 @@ async def test_a_stream_is_counted_from_its_usage_chunk_the_gateway_asked_for(
     rows = await _settled_rows(database, 1)
 
     assert response.status_code == 200 and body.endswith(b"data: [DONE]\n\n")
+    assert b'"usage"' not in body  # the caller did not ask for the usage chunk
     assert rows[0]["is_stream"] is True
     assert (rows[0]["prompt_tokens"], rows[0]["completion_tokens"]) == (3, 4)
+
+
+async def test_a_caller_that_asks_for_stream_usage_still_gets_it(gateway_for, settings_from,
+                                                                 database, admin):
+    gateway = await gateway_for(settings_from(keyed_config(database, "http://unused")))
+    key = await make_key(gateway, admin)
+
+    response = await gateway.post("/v1/chat/completions", headers=bearer(key), json={
+        "model": "echo", "stream": True, "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": "one two three"}]})
+    rows = await _settled_rows(database, 1)
+
+    assert b'"usage":{"prompt_tokens":3' in response.content
+    assert rows[0]["total_tokens"] == 7
 
 
 async def test_denied_and_unauthenticated_requests_write_no_record(

@@ -38,9 +38,8 @@ class ProxyHandlers:
                             request.request_id)
         # Metering: limits are acquired before the call; usage is recorded and the lease settled
         # when the reply closes (or here, if the call fails before there is a reply).
-        call = self._metering.prepare(call)
         async with self._metering.measure(request, who, decision, provider.model, call) as meter:
-            reply = meter.watch(await provider.open(call))
+            reply = meter.watch(await provider.open(meter.call))
         if inspected.is_stream:
             return await streaming_response(reply)
         return await buffered_response(reply)

@@ -1,13 +1,17 @@
 """`Metering`: around one upstream call, the limits before it and the usage record after it.
 
     async with metering.measure(request, who, decision, model, call) as meter:
-        reply = meter.watch(await provider.open(call))
+        reply = meter.watch(await provider.open(meter.call))
 
 `measure` acquires the caller's quotas first (429 before anything reaches the upstream). The
 reply's body is then watched by a `UsageTap`; when the reply is closed (its body was relayed,
 the caller went away, or the upstream failed mid-way) exactly one `UsageRecord` is handed to the
 recorder and the lease is settled with the real tokens and cost. If the call fails before a
 reply exists, `measure` records and settles with the error's status instead.
+
+`meter.call` is the call to send: a metered stream asks the upstream for its usage
+(`stream_options.include_usage`); when the caller had not asked for it, the usage-only event
+is taken out of the stream again, so the caller sees the stream it asked for.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from rolegate.errors import GatewayError
 from rolegate.limits.limiter import NO_LEASE, Lease, Limiter
 from rolegate.limits.quota import QuotaPlan
 from rolegate.providers.base import UpstreamCall, UpstreamReply
-from rolegate.proxy.usage import UsageTap, with_stream_usage
+from rolegate.proxy.usage import UsageTap, with_stream_usage, without_usage_events
 
 log = logging.getLogger("rolegate.metering")
 CLIENT_CLOSED = 499
@@ -48,12 +52,13 @@ class Metering:
         self._clock = clock
         self._ask_stream_usage = ask_stream_usage and (recorder is not None or not plan.is_empty)
 
-    def prepare(self, call: UpstreamCall) -> UpstreamCall:
-        """The call, asking a streaming upstream for its usage when streams are metered."""
+    def _asking_for_usage(self, call: UpstreamCall) -> UpstreamCall | None:
+        """The call asking a streaming upstream for its usage, if streams are metered and the
+        caller did not decide that itself."""
         if not (call.is_stream and self._ask_stream_usage and call.operation in STREAM_USAGE_OPS):
-            return call
+            return None
         asking = with_stream_usage(call.body)
-        return call if asking is None else dataclasses.replace(call, body=asking, raw_body=None)
+        return None if asking is None else dataclasses.replace(call, body=asking, raw_body=None)
 
     @asynccontextmanager
     async def measure(self, request: Request, who: Principal, decision: Decision,
@@ -64,7 +69,9 @@ class Metering:
             quotas = self._plan.quotas(decision.rule, who, now)
             if quotas:
                 lease = await self._limiter.acquire(quotas, now, request.request_id)
-        meter = Meter(self, request, who, decision, model, call, lease, now)
+        asking = self._asking_for_usage(call)
+        meter = Meter(self, request, who, decision, model, asking or call, lease, now,
+                      is_usage_added=asking is not None)
         try:
             yield meter
         except GatewayError as error:
@@ -79,13 +86,15 @@ class Meter:
     """One metered upstream call; `finish` runs once, whichever way the call ends."""
 
     def __init__(self, metering: Metering, request: Request, who: Principal, decision: Decision,
-                 model: ModelConfig, call: UpstreamCall, lease: Lease, started: float) -> None:
+                 model: ModelConfig, call: UpstreamCall, lease: Lease, started: float, *,
+                 is_usage_added: bool = False) -> None:
         self._metering = metering
         self._request = request
         self._who = who
         self._decision = decision
         self._model = model
-        self._call = call
+        self.call = call
+        self._is_usage_added = is_usage_added
         self._lease = lease
         self._started = started
         self._is_finished = False
@@ -106,8 +115,10 @@ class Meter:
         ours = self._lease.headers()
         if ours:
             headers = [h for h in headers if not h[0].startswith(b"x-ratelimit-")] + ours
-        return dataclasses.replace(reply, chunks=tap.watch(reply.chunks), close=close,
-                                   headers=headers)
+        chunks = tap.watch(reply.chunks)
+        if self._is_usage_added and tap.is_stream:
+            chunks = without_usage_events(chunks)
+        return dataclasses.replace(reply, chunks=chunks, close=close, headers=headers)
 
     async def finish(self, status: int, tap: UsageTap | None) -> None:
         if self._is_finished:
@@ -125,7 +136,7 @@ class Meter:
             metering._recorder.record(self._record(status, usage, cost))
 
     def _record(self, status: int, usage: TokenUsage, cost: float) -> UsageRecord:
-        who, call, model = self._who, self._call, self._model
+        who, call, model = self._who, self.call, self._model
         now = self._metering._clock()
         return UsageRecord(
             ts=now, request_id=self._request.request_id, issuer=who.issuer,

@@ -112,3 +112,38 @@ def with_stream_usage(body: dict[str, Any]) -> dict[str, Any] | None:
     if isinstance(options, dict) and "include_usage" not in options:
         return {**body, "stream_options": {**options, "include_usage": True}}
     return None
+
+
+async def without_usage_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The stream without its usage-only events (`"choices": []` and a `usage`), for callers
+    that did not ask for them: some clients read `choices[0]` of every chunk. Chunks are passed
+    on at line boundaries; a line is held back only until its end arrives."""
+    pending = b""
+    async for chunk in chunks:
+        data = pending + chunk
+        cut = data.rfind(b"\n") + 1
+        complete, pending = data[:cut], data[cut:]
+        if len(pending) > MAX_LINE:
+            complete, pending = data, b""
+        kept = _drop_usage_lines(complete) if b'"usage"' in complete else complete
+        if kept:
+            yield kept
+    if pending:
+        yield pending
+
+
+def _drop_usage_lines(data: bytes) -> bytes:
+    lines = data.split(b"\n")
+    kept = [line for line in lines if not _is_usage_only(line)]
+    return b"\n".join(kept)
+
+
+def _is_usage_only(line: bytes) -> bool:
+    stripped = line.strip()
+    if not stripped.startswith(b"data:") or b'"usage"' not in stripped:
+        return False
+    try:
+        value = orjson.loads(stripped[5:])
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(value, dict) and value.get("choices") == [] and "usage" in value

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from rolegate.accounting.records import TokenUsage
-from rolegate.proxy.usage import UsageTap, with_stream_usage
+from rolegate.proxy.usage import UsageTap, with_stream_usage, without_usage_events
 
 USAGE = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
 STREAM = (b'data: {"choices":[{"delta":{"content":"hel"}}]}\n\n'
@@ -83,3 +83,13 @@ async def test_a_stream_cut_short_is_not_complete():
 ], ids=["adds", "merges", "respects-no"])
 def test_streams_are_asked_for_usage_unless_the_caller_said_otherwise(body, expected):
     assert with_stream_usage(body) == expected
+
+
+@pytest.mark.parametrize("size", [1, 13, 10_000])
+async def test_the_usage_only_event_is_taken_out_for_callers_that_did_not_ask(size):
+    relayed = b"".join([chunk async for chunk in without_usage_events(chunks_of(STREAM, size))])
+
+    assert b'"usage":{' not in relayed
+    assert b'lo \\"usage\\"' in relayed  # content that merely mentions usage stays
+    assert relayed.replace(b"\n", b"") == STREAM.replace(b"\n", b"").replace(
+        b'data: {"choices":[],"usage":' + json.dumps(USAGE).encode() + b"}", b"")
