@@ -8,7 +8,6 @@ body `{"error": {"message", "type", "param", "code"}}` and the headers that go w
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 import orjson
@@ -83,8 +82,7 @@ class RateLimited(GatewayError):
         self.extra_headers = headers or []
 
     def headers(self) -> list[tuple[bytes, bytes]]:
-        # Retry-After is whole seconds (RFC 9110 §10.2.3), rounded up so a retry is not early.
-        return [(b"retry-after", str(max(1, math.ceil(self.retry_after))).encode()),
+        return [(b"retry-after", str(max(1, round(self.retry_after))).encode()),
                 *self.extra_headers]
 
 

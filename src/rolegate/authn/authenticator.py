@@ -1,8 +1,8 @@
 """`Authenticator`: finds the credential in a request and turns it into a `Principal`.
 
 `Authorization: Bearer <token>` carries a JWT or a virtual API key (`rg-...`); clients built for
-Azure OpenAI and Anthropic send a key as `api-key:` or `x-api-key:` instead, which is accepted
-for virtual API keys only.
+Azure OpenAI and Anthropic send a key as `api-key:` or `x-api-key:` instead, which is read only
+when virtual API keys are enabled, and then only for them.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Authenticator:
             raise Unauthenticated("Credentials in the URL are refused; send them in the "
                                   "Authorization header.", code="token_in_query")
         authorization = request.headers.get(b"authorization")
-        if authorization is None:
+        if authorization is None and self._keys is not None:
             key = api_key_header(request.headers, max_bytes=self._max_header_bytes)
             if key is not None:
                 return await self._verify_key(key)

@@ -43,7 +43,7 @@ def cross_reference_problems(settings: Settings) -> list[str]:
     if (not settings.auth.issuers and not settings.auth.dev_issuer.enabled
             and not settings.keys.enabled):
         problems.append("auth: no issuer is configured, so no request could ever be "
-                        "authenticated (add auth.issuers, enable auth.dev_issuer or keys)")
+                        "authenticated (add auth.issuers or enable auth.dev_issuer)")
     return problems
 
 
