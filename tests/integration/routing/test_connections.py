@@ -1,0 +1,103 @@
+"""Connections under faults, over real sockets: a caller hanging up mid-stream closes the
+upstream request, and a thousand failing requests leave no socket or task behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+
+import aiohttp
+import httpx
+
+from rolegate.app import build_app
+from rolegate.providers.http import HttpClient
+from tests.integration.routing.conftest import deployment
+from tests.support.faulty import Fault, openai_error
+from tests.support.served import ServedApp
+
+STREAM = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+
+
+async def test_caller_hanging_up_mid_stream_closes_the_upstream_request(
+        upstreams, routing_settings, auth_for, clock, key_source):
+    (a,) = await upstreams("a")
+    a.default = Fault.endless_stream(seconds=0.02)
+    http = HttpClient()
+    app = build_app(routing_settings([{"name": "gpt-4o", **deployment(a)}]), clock=clock,
+                    fetch=key_source, http=http)
+    try:
+        async with ServedApp(app) as url, aiohttp.ClientSession() as session:
+            response = await session.post(f"{url}/v1/chat/completions", json=STREAM,
+                                          headers=auth_for("user"))
+            assert response.status == 200
+            assert (await response.content.readany()).startswith(b"data: ")
+            assert a.open_streams == 1
+            response.close()  # drops the connection, as a caller going away does
+
+            await asyncio.wait_for(a.stream_dropped.wait(), timeout=1.0)
+            assert a.open_streams == 0
+    finally:
+        await http.close()
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def settled(measure, target: int, tries: int = 100) -> int:
+    """`measure()` once it is back to `target` (or the last value after `tries` looks)."""
+    value = measure()
+    for _ in range(tries):
+        if value <= target:
+            return value
+        await asyncio.sleep(0.02)
+        value = measure()
+    return value
+
+
+CONCURRENCY = 20
+FAULTS = [
+    Fault.ok(), Fault.error(503), Fault.error(500), Fault.reset(),
+    Fault.error(429, openai_error("rate_limit_exceeded"), {"retry-after-ms": "1"}),
+    Fault.error(400, openai_error("invalid_value")), Fault.stall(1.0),
+    Fault.stream_then_cut(1), Fault.stream_then_stall(1), Fault.stream_then_stall(0),
+]
+
+
+async def test_a_thousand_faulty_requests_leak_no_connections_or_tasks(
+        upstreams, routing_settings, auth_for, clock, key_source):
+    a, b = await upstreams("a", "b")
+    rng = random.Random(7)
+    timeouts = {"first_byte_timeout": 0.1, "stream_idle_timeout": 0.1}
+    settings = routing_settings(
+        [{"name": "gpt-4o", "deployments": [deployment(a, **timeouts),
+                                             deployment(b, **timeouts)]}],
+        health={"failures": 1000})
+    http = HttpClient()
+    app = build_app(settings, clock=clock, fetch=key_source, http=http)
+    headers = auth_for("user")
+    tasks_before, fds_before = len(asyncio.all_tasks()), open_descriptors()
+    statuses: dict[int, int] = {}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://rolegate.test") as client:
+        async def one(index: int) -> None:
+            for server in (a, b):
+                server.plan(rng.choice(FAULTS))
+            body = STREAM if index % 2 else CHAT
+            response = await client.post("/v1/chat/completions", json=body, headers=headers)
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+        for start in range(0, 1000, CONCURRENCY):
+            await asyncio.gather(*(one(i) for i in range(start, start + CONCURRENCY)))
+        assert sum(statuses.values()) == 1000
+        assert set(statuses) <= {200, 400, 429, 502, 504}
+        # Only the keep-alive pool may remain: at most one connection per concurrent request
+        # and upstream, each seen here from both ends.
+        pooled = await settled(open_descriptors, fds_before + 2 * 2 * CONCURRENCY)
+        assert pooled <= fds_before + 2 * 2 * CONCURRENCY
+
+        await http.close()  # pooled keep-alive connections are closed with the client
+        assert await settled(lambda: len(asyncio.all_tasks()), tasks_before) <= tasks_before
+        assert await settled(open_descriptors, fds_before) <= fds_before
