@@ -44,7 +44,28 @@ def streaming_response(reply: UpstreamReply, first: bytes, headers: list[tuple[b
                        *, tap: SseUsageTap | None) -> Response:
     """A started stream: `first` is the chunk already read; the rest is relayed as it comes."""
     return Response(status=200, content_type=reply.content_type,
-                    headers=[*reply.headers, *headers], stream=_relay(reply, first, tap))
+                    headers=[*reply.headers, *headers], stream=Relay(reply, first, tap))
+
+
+class Relay:
+    """The stream of a started reply. `aclose()` releases the upstream even when the stream was
+    never iterated (the caller left before the first chunk was sent)."""
+
+    __slots__ = ("_reply", "_chunks")
+
+    def __init__(self, reply: UpstreamReply, first: bytes, tap: SseUsageTap | None) -> None:
+        self._reply = reply
+        self._chunks = _relay(reply, first, tap)
+
+    def __aiter__(self) -> Relay:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        await self._chunks.aclose()
+        await self._reply.close()
 
 
 async def _relay(reply: UpstreamReply, first: bytes,
@@ -140,6 +161,9 @@ async def send_stream(response: Response, send: Send, receive: Receive) -> None:
     finally:
         for task in (pump, watcher):
             task.cancel()
+        await asyncio.wait({pump, watcher})
+        if isinstance(response.stream, Relay):
+            await response.stream.aclose()
     if pump in done and not pump.cancelled():
         pump.result()
 

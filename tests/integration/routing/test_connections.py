@@ -4,6 +4,7 @@ upstream request, and a thousand failing requests leave no socket or task behind
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 
@@ -101,3 +102,36 @@ async def test_a_thousand_faulty_requests_leak_no_connections_or_tasks(
         await http.close()  # pooled keep-alive connections are closed with the client
         assert await settled(lambda: len(asyncio.all_tasks()), tasks_before) <= tasks_before
         assert await settled(open_descriptors, fds_before) <= fds_before
+
+
+async def test_caller_leaving_before_the_first_chunk_was_sent_still_closes_the_upstream(
+        upstreams, routing_settings, auth_for, clock, key_source):
+    (a,) = await upstreams("a")
+    a.default = Fault.endless_stream(seconds=0.02)
+    http = HttpClient()
+    app = build_app(routing_settings([{"name": "gpt-4o", **deployment(a)}]), clock=clock,
+                    fetch=key_source, http=http)
+    body = json.dumps(STREAM).encode()
+    headers = [(k.lower().encode(), v.encode()) for k, v in
+               {**auth_for("user"), "content-type": "application/json"}.items()]
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions",
+             "headers": headers, "query_string": b""}
+    messages = [{"type": "http.request", "body": body, "more_body": False},
+                {"type": "http.disconnect"}]
+    never = asyncio.Event()
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        await never.wait()
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            await never.wait()  # the caller is gone before the response could start
+
+    try:
+        await asyncio.wait_for(app(scope, receive, send), timeout=5)
+        await asyncio.wait_for(a.stream_dropped.wait(), timeout=1.0)
+        assert a.open_streams == 0
+    finally:
+        await http.close()
