@@ -220,11 +220,34 @@ async def test_rpm_budget_spreads_load_then_answers_429(
     models = [{"name": "gpt-4o", "deployments": [deployment(a, rpm=2), deployment(b, rpm=1)]}]
     client = client_for(routing_settings(models))
 
-    statuses = [(await client.post("/v1/chat/completions", json=CHAT,
-                                   headers=auth_for("user"))).status_code for _ in range(4)]
+    responses = [await client.post("/v1/chat/completions", json=CHAT, headers=auth_for("user"))
+                 for _ in range(4)]
 
-    assert statuses == [200, 200, 200, 429]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    assert responses[3].json()["error"]["code"] == "all_deployments_rate_limited"
+    assert responses[3].headers["retry-after"] == "60"
     assert (len(a.requests), len(b.requests)) == (2, 1)
+
+
+async def test_spent_rpm_budget_is_waited_for_when_it_frees_soon_enough(
+        upstreams, routing_settings, client_for, auth_for, clock):
+    (a,) = await upstreams("a")
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.advance(seconds)
+    settings = routing_settings([{"name": "gpt-4o", **deployment(a, rpm=1)}],
+                                retries={"max_retry_after": 60})
+    client = client_for(settings, sleep=sleep)
+
+    first = await client.post("/v1/chat/completions", json=CHAT, headers=auth_for("user"))
+    clock.advance(50)
+    second = await client.post("/v1/chat/completions", json=CHAT, headers=auth_for("user"))
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert waits == [pytest.approx(10)]
+    assert second.headers["x-rolegate-attempts"] == "1"  # a wait is not an attempt
 
 
 async def test_first_byte_timeout_is_504_upstream_timeout(
