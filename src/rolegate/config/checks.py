@@ -15,13 +15,15 @@ ROUTE_GROUPS = ("inference", "info", "admin")
 
 def cross_reference_problems(settings: Settings) -> list[str]:
     problems: list[str] = []
-    problems += _duplicates("models", [model.name for model in settings.models])
+    model_duplicates = _duplicates("models", [model.name for model in settings.models])
+    problems += model_duplicates
     problems += _duplicates("auth.issuers", [issuer.name for issuer in settings.auth.issuers])
     problems += _duplicates("policy", [rule.name for rule in settings.policy])
     model_names = [model.name for model in settings.models]
-    problems += _duplicates("models[].deployments[].id",
-                            [model.deployment_id(index) for model in settings.models
-                             for index in range(len(model.deployments))])
+    if not model_duplicates:  # default ids repeat model names: say it once
+        problems += _duplicates("models[].deployments[].id",
+                                [model.deployment_id(index) for model in settings.models
+                                 for index in range(len(model.deployments))])
     problems += _fallback_problems(settings)
     issuer_names = {issuer.name for issuer in settings.auth.issuers}
     if settings.auth.dev_issuer.enabled:

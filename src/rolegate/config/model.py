@@ -112,7 +112,8 @@ class ModelConfig(Frozen):
     """
 
     name: str = Field(min_length=1, description="The public model name callers send.")
-    deployments: tuple[DeploymentConfig, ...] = Field(min_length=1)
+    deployments: tuple[DeploymentConfig, ...] = Field(
+        (), description="The upstreams serving this model (or one written inline).")
     strategy: Literal["weighted-round-robin", "least-in-flight", "latency"] = Field(
         "weighted-round-robin", description="How a deployment is picked for each attempt.")
     fallbacks: Strings = Field((), description="Models tried in order when every deployment "
@@ -134,6 +135,12 @@ class ModelConfig(Frozen):
                              f"(inline keys: {', '.join(inline)})")
         rest = {key: value for key, value in data.items() if key not in inline}
         return {**rest, "deployments": [inline]}
+
+    @model_validator(mode="after")
+    def _has_deployment(self) -> ModelConfig:
+        if not self.deployments:
+            raise ValueError("a model needs a provider (inline) or a `deployments` list")
+        return self
 
     def deployment_id(self, index: int) -> str:
         configured = self.deployments[index].id

@@ -81,3 +81,17 @@ def parse_form(raw: bytes, content_type: str) -> dict[str, Any]:
     if isinstance(fields.get("stream"), str):
         fields["stream"] = fields["stream"].lower() == "true"
     return fields
+
+
+def rewrite(body: dict[str, Any], raw: bytes, *, upstream_model: str, end_user: str | None,
+            extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], bytes | None]:
+    """The body for the upstream, and its original bytes when nothing had to change. `extra`
+    holds further fields the gateway sets (e.g. `stream_options`)."""
+    changes: dict[str, Any] = dict(extra or {})
+    if body.get("model") != upstream_model:
+        changes["model"] = upstream_model
+    if end_user is not None and body.get("user") != end_user:
+        changes["user"] = end_user
+    if not changes:
+        return body, raw
+    return {**body, **changes}, None

@@ -182,7 +182,7 @@ def raise_for_upstream_status(status: int, body: bytes) -> None:
         log.error("the upstream refused the gateway's credential (status %d)", status)
         raise UpstreamError("The upstream refused the gateway's credential.",
                             code="upstream_auth_failed")
-    if status >= 500 or not _is_openai_error(body):
+    if status >= 500 or not is_openai_error(body):
         raise UpstreamError(f"The upstream failed with status {status}.")
 
 
@@ -197,7 +197,7 @@ def error_code(body: bytes) -> str | None:
     return code if isinstance(code, str) else None
 
 
-def _is_openai_error(body: bytes) -> bool:
+def is_openai_error(body: bytes) -> bool:
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:

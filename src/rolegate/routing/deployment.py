@@ -27,6 +27,7 @@ class Deployment:
         self.breaker = CircuitBreaker(failures=health.failures, cooldown=health.cooldown)
         self._rate_limit_rest = health.rate_limit_cooldown
         self._rested_until = 0.0
+        self._is_rest_advised = False  # the upstream said how long (Retry-After)
         self._requests = MinuteWindow(config.rpm) if config.rpm else None
         self._tokens = MinuteWindow(config.tpm) if config.tpm else None
 
@@ -74,6 +75,12 @@ class Deployment:
         self.breaker.record_neutral()
         rest = retry_after if retry_after is not None else self._rate_limit_rest
         self._rested_until = max(self._rested_until, now + rest)
+        self._is_rest_advised = retry_after is not None
+
+    def is_wait_advised(self, now: float) -> bool:
+        """Whether waiting for this deployment's rate limit to end is waiting for a known time:
+        a Retry-After the upstream gave, or its own rpm/tpm window; not a guessed rest."""
+        return now >= self._rested_until or self._is_rest_advised
 
     def record_neutral(self) -> None:
         self.breaker.record_neutral()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from rolegate.asgi import Response
@@ -24,7 +24,7 @@ from rolegate.errors import (
 )
 from rolegate.providers.base import UpstreamCall, UpstreamReply
 from rolegate.proxy.streaming import (
-    SseUsageTap, buffered_response, error_code, streaming_response,
+    SseUsageTap, buffered_response, error_code, is_openai_error, streaming_response,
 )
 from rolegate.routing.deployment import Deployment
 from rolegate.routing.request import USAGE_STREAM_OPERATIONS, ClientRequest
@@ -56,15 +56,18 @@ class _Budget:
 
 
 class _Retry(Exception):
-    def __init__(self, error: GatewayError) -> None:
+    def __init__(self, error: GatewayError, rejection: bytes | None = None) -> None:
         self.error = error
+        self.rejection = rejection  # an upstream's OpenAI-shaped 429 body, passed on if last
 
 
 class _Exhausted(Exception):
-    """Every attempt on one model failed: its fallbacks may serve."""
+    """Every attempt on one model failed: its fallbacks may serve. `forwarded`, when set, is
+    what the caller gets if none does (the upstream's own 429); else `error`."""
 
-    def __init__(self, error: GatewayError) -> None:
+    def __init__(self, error: GatewayError, forwarded: Forwarded | None = None) -> None:
         self.error = error
+        self.forwarded = forwarded
 
 
 class _ContextTooLong(Exception):
@@ -106,7 +109,7 @@ class Dispatcher:
                 return await self._serve(self._table.route(name), request, budget)
             except (_ContextTooLong, _Exhausted):
                 continue
-        if isinstance(cause, _ContextTooLong):
+        if cause.forwarded is not None:
             return cause.forwarded
         raise cause.error
 
@@ -114,6 +117,7 @@ class Dispatcher:
                      budget: _Budget) -> Forwarded:
         tried: set[str] = set()
         last: GatewayError | None = None
+        rejection: bytes | None = None
         attempts = waits = 0
         while attempts < self._retries.max_attempts:
             now = self._clock()
@@ -121,7 +125,7 @@ class Dispatcher:
             if pick is None:
                 wait = self._capacity_wait(route, now, budget)
                 if wait is None or waits >= self._retries.max_attempts:
-                    raise _Exhausted(self._unavailable(route, now, last))
+                    raise self._unavailable(route, now, last, rejection, budget)
                 waits += 1
                 await self._sleep(wait)
                 continue
@@ -135,36 +139,43 @@ class Dispatcher:
             try:
                 return await self._attempt(route, pick.deployment, request, budget)
             except _Retry as retry:
-                last = retry.error
+                last, rejection = retry.error, retry.rejection
             if self._clock() >= budget.deadline:
                 break
-        raise _Exhausted(self._unavailable(route, self._clock(), last))
+        raise self._unavailable(route, self._clock(), last, rejection, budget)
 
     def _capacity_wait(self, route: ModelRoute, now: float, budget: _Budget) -> float | None:
         """How long to wait for a rate-limited deployment to take requests again, when that is
         soon enough (`max_retry_after`, and within the deadline); else None."""
-        if not route.is_rate_limited(now):
+        if not route.is_rate_limited(now) or not route.is_wait_advised(now):
             return None
         wait = route.rate_limit_free_at(now) - now
         if wait > self._retries.max_retry_after or now + wait >= budget.deadline:
             return None
         return max(wait, 0.001)
 
-    def _unavailable(self, route: ModelRoute, now: float,
-                     last: GatewayError | None) -> GatewayError:
+    def _unavailable(self, route: ModelRoute, now: float, last: GatewayError | None,
+                     rejection: bytes | None, budget: _Budget) -> _Exhausted:
         if route.is_rate_limited(now):
+            retry_after = route.rate_limit_free_at(now) - now
             code = "upstream_rate_limited" if isinstance(last, RateLimited) else \
                 "all_deployments_rate_limited"
-            return RateLimited(f"Every deployment of model {route.name!r} is rate-limited; "
-                               "retry later.", retry_after=route.rate_limit_free_at(now) - now,
-                               code=code)
+            error = RateLimited(f"Every deployment of model {route.name!r} is rate-limited; "
+                                "retry later.", retry_after=retry_after, code=code)
+            if rejection is None:
+                return _Exhausted(error)
+            # The upstream's own OpenAI-shaped 429 passes through, as its other 4xx do.
+            response = Response(status=RATE_LIMITED, body=rejection, headers=[
+                *error.headers(), (b"x-rolegate-attempts", str(budget.attempts).encode())])
+            reply = UpstreamReply(RATE_LIMITED, b"application/json", _no_chunks())
+            return _Exhausted(error, Forwarded(response, reply, route.name, "", budget.attempts))
         if last is not None:
-            return last
+            return _Exhausted(last)
         free_at = route.breaker_free_at(now)
-        return ServiceUnavailable(
+        return _Exhausted(ServiceUnavailable(
             f"No healthy deployment can serve model {route.name!r} right now.",
             code="no_healthy_deployment",
-            retry_after=None if free_at is None else max(free_at - now, 1.0))
+            retry_after=None if free_at is None else max(free_at - now, 1.0)))
 
     async def _attempt(self, route: ModelRoute, deployment: Deployment,
                        request: ClientRequest, budget: _Budget) -> Forwarded:
@@ -190,7 +201,8 @@ class Dispatcher:
                 deployment.record_rate_limit(now, reply.retry_after)
                 raise _Retry(RateLimited("The upstream is rate-limited.",
                                          code="upstream_rate_limited",
-                                         retry_after=reply.retry_after or 1.0))
+                                         retry_after=reply.retry_after or 1.0),
+                             body if body is not None and is_openai_error(body) else None)
             deployment.record_failure(now)
             raise _Retry(UpstreamError(f"The upstream failed with status {reply.status}."))
         if reply.status < 400:
@@ -250,3 +262,8 @@ class Dispatcher:
                 deployment.end(self._clock(), reply.usage)
             await close()
         return end
+
+
+async def _no_chunks() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover - makes this an async generator

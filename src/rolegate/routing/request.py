@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rolegate.providers.base import JSON_CONTENT, UpstreamCall
+from rolegate.proxy.body import rewrite
 
 USAGE_STREAM_OPERATIONS = ("chat/completions", "completions")
 
@@ -40,17 +41,11 @@ class ClientRequest:
         if self.is_form:
             return UpstreamCall(self.operation, self.body, self.raw_body, self.is_stream,
                                 self.request_id, self.content_type)
-        changes: dict[str, Any] = {}
-        if self.body.get("model") != upstream_model:
-            changes["model"] = upstream_model
-        if self.end_user is not None and self.body.get("user") != self.end_user:
-            changes["user"] = self.end_user
+        extra: dict[str, Any] = {}
         if self.is_usage_added(include_stream_usage):
             options = self.body.get("stream_options")
-            changes["stream_options"] = {**(options if isinstance(options, dict) else {}),
-                                         "include_usage": True}
-        if not changes:
-            return UpstreamCall(self.operation, self.body, self.raw_body, self.is_stream,
-                                self.request_id)
-        return UpstreamCall(self.operation, {**self.body, **changes}, None, self.is_stream,
-                            self.request_id)
+            extra["stream_options"] = {**(options if isinstance(options, dict) else {}),
+                                       "include_usage": True}
+        body, raw = rewrite(self.body, self.raw_body, upstream_model=upstream_model,
+                            end_user=self.end_user, extra=extra)
+        return UpstreamCall(self.operation, body, raw, self.is_stream, self.request_id)

@@ -42,6 +42,10 @@ class ModelRoute:
         closed = [d for d in self.deployments if d.breaker.is_available(now)]
         return bool(closed) and all(d.is_rate_limited(now) for d in closed)
 
+    def is_wait_advised(self, now: float) -> bool:
+        return all(d.is_wait_advised(now) for d in self.deployments
+                   if d.breaker.is_available(now))
+
     def rate_limit_free_at(self, now: float) -> float:
         return min(d.rate_limit_free_at(now) for d in self.deployments)
 

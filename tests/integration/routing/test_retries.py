@@ -195,10 +195,10 @@ async def test_retry_after_ms_is_honoured(upstreams, routing_settings, client_fo
     assert 1.5 <= sum(waits) < 2.0
 
 
-async def test_retry_after_longer_than_allowed_gives_the_caller_429_with_retry_after(
+async def test_retry_after_longer_than_allowed_passes_the_upstream_429_on_with_retry_after(
         upstreams, routing_settings, client_for, auth_for):
     a, b = await upstreams("a", "b")
-    a.default = b.default = Fault.error(429, openai_error("rate_limit_exceeded"),
+    a.default = b.default = Fault.error(429, openai_error("rate_limit_exceeded", "slow down"),
                                         {"retry-after": "40"})
     client = client_for(routing_settings(two_deployments(a, b)))
 
@@ -206,10 +206,11 @@ async def test_retry_after_longer_than_allowed_gives_the_caller_429_with_retry_a
     again = await client.post("/v1/chat/completions", json=CHAT, headers=auth_for("user"))
 
     assert response.status_code == 429
-    assert response.json()["error"]["code"] == "upstream_rate_limited"
-    assert response.json()["error"]["type"] == "rate_limit_error"
+    assert response.json() == openai_error("rate_limit_exceeded", "slow down")
     assert int(response.headers["retry-after"]) == 40
+    assert response.headers["x-rolegate-attempts"] == "2"
     assert again.status_code == 429
+    assert again.json()["error"]["type"] == "rate_limit_error"
     assert again.json()["error"]["code"] == "all_deployments_rate_limited"
     assert len(a.requests) + len(b.requests) == 2  # resting deployments get nothing
 
@@ -292,3 +293,38 @@ async def test_timed_out_deployment_is_retried_on_the_next(
 
     assert response.status_code == 200
     assert response.headers["x-rolegate-deployment"] == "b"
+
+
+async def test_upstream_429_that_is_not_openai_shaped_becomes_the_gateways_429(
+        upstreams, routing_settings, client_for, auth_for):
+    (a,) = await upstreams("a")
+    a.default = Fault.error(429, {"detail": "busy"}, {"retry-after": "30"})
+    client = client_for(routing_settings([{"name": "gpt-4o", **deployment(a)}]))
+
+    response = await client.post("/v1/chat/completions", json=CHAT, headers=auth_for("user"))
+
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "upstream_rate_limited"
+    assert response.json()["error"]["type"] == "rate_limit_error"
+    assert response.headers["retry-after"] == "30"
+
+
+async def test_429_without_retry_after_is_not_waited_for(
+        upstreams, routing_settings, client_for, auth_for, clock):
+    (a,) = await upstreams("a")
+    a.default = Fault.error(429, openai_error("rate_limit_exceeded"))
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.advance(seconds)
+    client = client_for(routing_settings([{"name": "gpt-4o", **deployment(a)}],
+                                         retries={"max_retry_after": 60},
+                                         health={"rate_limit_cooldown": 10}), sleep=sleep)
+
+    response = await client.post("/v1/chat/completions", json=CHAT, headers=auth_for("user"))
+
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "10"  # the deployment rests that long
+    assert waits == []
+    assert len(a.requests) == 1
