@@ -5,14 +5,17 @@ Configuration becomes verifiers, a policy and a route table once, here; handlers
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from rolegate.accounting.recorder import Recorder
 from rolegate.accounting.store import UsageStore
 from rolegate.admin.keys import KeyAdmin
 from rolegate.admin.openapi import openapi_document
+
 from rolegate.admin.routes import AdminHandlers
 from rolegate.admin.usage import UsageAdmin
 from rolegate.asgi import json_response
@@ -24,7 +27,7 @@ from rolegate.authn.jwks import Fetch
 from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
 from rolegate.authz.policy import RolePolicy
 from rolegate.config.load import read_pepper
-from rolegate.config.model import Settings
+from rolegate.config.model import ModelConfig, RoutingConfig, Settings
 from rolegate.gateway import Gateway, Hook, background, health, static_json
 from rolegate.keys.material import KeyHasher
 from rolegate.keys.store import KeyStore
@@ -38,7 +41,11 @@ from rolegate.providers.registry import build_provider
 from rolegate.proxy.guard import Guard
 from rolegate.proxy.handlers import ProxyHandlers
 from rolegate.proxy.metering import Metering
-from rolegate.routing.table import RouteTable
+from rolegate.proxy.routes import INFERENCE_OPERATIONS
+from rolegate.routing.deployment import Deployment
+from rolegate.routing.dispatcher import Dispatcher
+from rolegate.routing.select import build_selector
+from rolegate.routing.table import ModelRoute, RouteTable
 from rolegate.storage.database import Database
 from rolegate.tasks import PeriodicTask
 
@@ -47,8 +54,11 @@ DEV_JWKS_PATH = "/dev/jwks.json"
 
 def build_app(settings: Settings, *, http: HttpClient | None = None,
               clock: Callable[[], float] = time.time, fetch: Fetch | None = None,
-              dev_issuer: DevIssuer | None = None) -> Gateway:
-    """The ASGI app for `settings`. Tests pass `clock`, `fetch` and `dev_issuer` in."""
+              dev_issuer: DevIssuer | None = None,
+              sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+              rng: random.Random | None = None) -> Gateway:
+    """The ASGI app for `settings`. Tests pass `clock`, `fetch`, `dev_issuer`, `sleep` (retry
+    back-off) and `rng` (jitter, tie-breaks) in."""
     http = http or HttpClient()
     fetch = fetch or http_fetcher(http)
     issuers = [TrustedIssuer.build(config, fetch, clock) for config in settings.auth.issuers]
@@ -62,19 +72,21 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
 
     guard = Guard(RolePolicy.compile(settings.policy),
                   DecisionLog(is_enabled=settings.logging.decisions))
-    routes = RouteTable(build_provider(model, http) for model in settings.models)
+    rng = rng or random.Random()
+    routes = RouteTable(_model_route(model, settings.routing, http, clock, rng)
+                        for model in settings.models)
+    dispatcher = Dispatcher(routes, settings.routing.retries, clock=clock, sleep=sleep, rng=rng)
     stores = _build_stores(settings, clock)
     limiter = _build_limiter(settings)
     plan = QuotaPlan(settings.policy, stores.keys.limits_for if stores.keys else None)
-    metering = Metering(plan, limiter, stores.recorder, clock,
-                        ask_stream_usage=settings.accounting.stream_usage)
-    proxy = ProxyHandlers(guard, routes, metering, max_body_bytes=settings.server.max_body_bytes)
+    metering = Metering(plan, limiter, stores.recorder, clock, settings.models)
+    proxy = ProxyHandlers(guard, routes, dispatcher, metering,
+                          max_body_bytes=settings.server.max_body_bytes)
     admin = AdminHandlers(guard, settings, [issuer.config for issuer in issuers])
     key_admin = KeyAdmin(guard, stores.key_store, clock)
     usage_admin = UsageAdmin(guard, stores.usage, clock)
     openapi = json_response(openapi_document()).body
-    handlers = {operation: proxy.inference for operation in
-                ("chat/completions", "completions", "embeddings", "responses")}
+    handlers = {operation: proxy.inference for operation in INFERENCE_OPERATIONS}
     handlers.update({"models.list": proxy.list_models, "models.get": proxy.get_model,
                      "admin.policy": admin.policy, "admin.unknown": admin.not_found,
                      "admin.openapi": admin.static(openapi),
@@ -130,6 +142,14 @@ def _build_limiter(settings: Settings) -> Limiter:
     if settings.limits.backend == "redis":
         return RedisLimiter(settings.limits)
     return MemoryLimiter()
+
+
+def _model_route(model: ModelConfig, routing: RoutingConfig, http: HttpClient,
+                 clock: Callable[[], float], rng: random.Random) -> ModelRoute:
+    deployments = [Deployment(model.deployment_id(index), model.upstream_model(index),
+                              build_provider(config, http, clock), routing.health)
+                   for index, config in enumerate(model.deployments)]
+    return ModelRoute(model, deployments, build_selector(model.strategy, rng))
 
 
 def _trusted_dev(dev: DevIssuer, clock: Callable[[], float]) -> TrustedIssuer:
