@@ -28,7 +28,7 @@ POLICY = """
 policy:
   - name: bench
     when: {roles: [bench]}
-    allow: {routes: [chat], models: ["*"]}
+    allow: {routes: [inference, info], models: ["*"]}
 """
 
 
