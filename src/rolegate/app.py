@@ -15,9 +15,10 @@ from rolegate.authn.fetch import http_fetcher
 from rolegate.authn.jwks import Fetch
 from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
 from rolegate.authz.policy import RolePolicy
+from rolegate.config.launch import LaunchOptions
 from rolegate.config.model import Settings
 from rolegate.gateway import Gateway, background, health, static_json
-from rolegate.observability.logging import DecisionLog
+from rolegate.observability.logging import DecisionLog, configure_logging
 from rolegate.providers.http import HttpClient
 from rolegate.providers.registry import build_provider
 from rolegate.proxy.guard import Guard
@@ -56,6 +57,19 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     return Gateway(authenticator=authenticator, handlers=handlers, public=public,
                    on_startup=[background(*(cache.warm for cache in caches))],
                    on_shutdown=[http.close])
+
+
+def create_app_from_env() -> Gateway:
+    """The app of one `rolegate serve --workers N` worker process (uvicorn's app factory).
+
+    The parent validated the configuration, wrote the development issuer's key to the state
+    directory and exported its options (`config/launch.py`); every worker builds the same app.
+    """
+    options = LaunchOptions.from_environ()
+    settings = options.settings()
+    configure_logging(settings.logging.level)
+    dev_issuer = DevIssuer.load(options.state_dir) if settings.auth.dev_issuer.enabled else None
+    return build_app(settings, dev_issuer=dev_issuer)
 
 
 def _trusted_dev(dev: DevIssuer, clock: Callable[[], float]) -> TrustedIssuer:

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rolegate.authn.dev_issuer import STATE_FILE, DevIssuer
-from rolegate.config.defaults import embedded_settings
-from rolegate.config.load import ConfigError, load_settings
+from rolegate.config.launch import LaunchOptions
+from rolegate.config.load import ConfigError
 from rolegate.config.model import Settings
 from rolegate.errors import GatewayError
 
@@ -30,19 +30,18 @@ DEFAULT_STATE_DIR = Path(".rolegate")
 
 def _settings(config: Path | None, host: str | None = None, port: int | None = None) -> Settings:
     try:
-        settings = load_settings(config) if config else embedded_settings()
+        return LaunchOptions(config, host, port, DEFAULT_STATE_DIR).settings()
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
-    server = settings.server.model_copy(update={
-        key: value for key, value in (("host", host), ("port", port)) if value is not None})
-    return settings.model_copy(update={"server": server})
 
 
 @cli.command()
 def serve(config: ConfigOption = None,
           host: Annotated[Optional[str], typer.Option(help="Override server.host.")] = None,
           port: Annotated[Optional[int], typer.Option(help="Override server.port.")] = None,
+          workers: Annotated[int, typer.Option(
+              min=1, help="Worker processes, one event loop each (use one per core).")] = 1,
           state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
     """Run the gateway (no --config: the embedded defaults: mock model, development issuer)."""
     import uvicorn
@@ -61,10 +60,18 @@ def serve(config: ConfigOption = None,
                   f"  rolegate dev-token --state-dir {state_dir}\n"
                   f"  curl -H \"Authorization: Bearer $(rolegate dev-token)\" "
                   f"http://{settings.server.host}:{settings.server.port}/v1/models")
-    app = build_app(settings, dev_issuer=dev_issuer)
-    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning",
-                access_log=False, lifespan="on", loop="auto", http="auto",
-                h11_max_incomplete_event_size=settings.server.max_auth_header_bytes * 2)
+    # loop/http "auto" pick uvloop and httptools, both installed with uvicorn[standard].
+    # No proxy-header rewriting (nothing reads the client address) and no Server header.
+    server = {"host": settings.server.host, "port": settings.server.port,
+              "log_level": "warning", "access_log": False, "lifespan": "on", "loop": "auto",
+              "http": "auto", "proxy_headers": False, "server_header": False,
+              "h11_max_incomplete_event_size": settings.server.max_auth_header_bytes * 2}
+    if workers == 1:
+        uvicorn.run(build_app(settings, dev_issuer=dev_issuer), **server)
+        return
+    # Each worker builds its own app from the same options and the key saved above.
+    LaunchOptions(config, host, port, state_dir).export()
+    uvicorn.run("rolegate.app:create_app_from_env", factory=True, workers=workers, **server)
 
 
 @cli.command()
