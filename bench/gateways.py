@@ -70,7 +70,8 @@ usage:
 
 register("jwt-rs256", gateway_mode("jwt-rs256", RS256, jwt_token("RS256", "rs256.json")))
 # The same without the decision log: the difference is what logging costs per request.
-register("jwt-rs256-quiet", gateway_mode("jwt-rs256-quiet", RS256 + QUIET,
+QUIET_RS256 = jwt_config("quiet-rs256.json", "RS256") + QUIET
+register("jwt-rs256-quiet", gateway_mode("jwt-rs256-quiet", QUIET_RS256,
                                          jwt_token("RS256", "quiet-rs256.json")))
 register("jwt-es256", gateway_mode("jwt-es256", ES256, jwt_token("ES256", "es256.json")))
 register("apikey", gateway_mode("apikey", APIKEY, static_token("Bearer rg-bench-key"),
