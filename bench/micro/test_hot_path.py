@@ -105,27 +105,17 @@ def test_unverified_decode_share(benchmark, token: str) -> None:
     benchmark(decode)
 
 
-@pytest.mark.parametrize("queued", [False, True], ids=["written-inline", "queued"])
-def test_decision_log_line(benchmark, queued: bool, tmp_path) -> None:
-    """One decision line at INFO, written to a file inline or handed to the listener thread."""
+def test_decision_log_line(benchmark, tmp_path) -> None:
+    """One decision line at INFO, formatted and written to a file."""
     import logging
 
     from rolegate.observability.logging import DecisionLog, configure_logging
 
     with open(tmp_path / "decisions.log", "w") as sink:
-        writer = configure_logging("info", sink) if queued else None
-        if not queued:
-            handler = logging.StreamHandler(sink)  # as before the queue
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-            root = logging.getLogger("rolegate")
-            root.handlers[:] = [handler]
-            root.setLevel(logging.INFO)
-            root.propagate = False
+        configure_logging("info", sink)
         log = DecisionLog()
         who = Principal(issuer="idp", subject="s-1", client_id="c-1", roles=frozenset({"u"}))
         action = Action("inference", "/v1/chat/completions", "gpt-4o")
         decision = Decision(True, "users", "granted by rule 'users'")
         benchmark(log.record, "0123456789abcdef", who, action, decision)
-        if writer is not None:
-            writer.stop()
         logging.getLogger("rolegate").handlers[:] = []
