@@ -5,8 +5,10 @@ Configuration becomes verifiers, a policy and a route table once, here; handlers
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from rolegate.admin.routes import AdminHandlers
 from rolegate.authn.authenticator import Authenticator
@@ -16,22 +18,29 @@ from rolegate.authn.jwks import Fetch
 from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
 from rolegate.authz.policy import RolePolicy
 from rolegate.config.launch import LaunchOptions
-from rolegate.config.model import Settings
+from rolegate.config.model import ModelConfig, RoutingConfig, Settings
 from rolegate.gateway import Gateway, background, health, static_json
 from rolegate.observability.logging import DecisionLog, configure_logging
 from rolegate.providers.http import HttpClient
 from rolegate.providers.registry import build_provider
 from rolegate.proxy.guard import Guard
 from rolegate.proxy.handlers import ProxyHandlers
-from rolegate.routing.table import RouteTable
+from rolegate.proxy.routes import INFERENCE_OPERATIONS
+from rolegate.routing.deployment import Deployment
+from rolegate.routing.dispatcher import Dispatcher
+from rolegate.routing.select import build_selector
+from rolegate.routing.table import ModelRoute, RouteTable
 
 DEV_JWKS_PATH = "/dev/jwks.json"
 
 
 def build_app(settings: Settings, *, http: HttpClient | None = None,
               clock: Callable[[], float] = time.time, fetch: Fetch | None = None,
-              dev_issuer: DevIssuer | None = None) -> Gateway:
-    """The ASGI app for `settings`. Tests pass `clock`, `fetch` and `dev_issuer` in."""
+              dev_issuer: DevIssuer | None = None,
+              sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+              rng: random.Random | None = None) -> Gateway:
+    """The ASGI app for `settings`. Tests pass `clock`, `fetch`, `dev_issuer`, `sleep` (retry
+    back-off) and `rng` (jitter, tie-breaks) in."""
     http = http or HttpClient()
     fetch = fetch or http_fetcher(http)
     issuers = [TrustedIssuer.build(config, fetch, clock) for config in settings.auth.issuers]
@@ -45,11 +54,14 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
 
     guard = Guard(RolePolicy.compile(settings.policy),
                   DecisionLog(is_enabled=settings.logging.decisions))
-    routes = RouteTable(build_provider(model, http) for model in settings.models)
-    proxy = ProxyHandlers(guard, routes, max_body_bytes=settings.server.max_body_bytes)
+    rng = rng or random.Random()
+    routes = RouteTable(_model_route(model, settings.routing, http, clock, rng)
+                        for model in settings.models)
+    dispatcher = Dispatcher(routes, settings.routing.retries, clock=clock, sleep=sleep, rng=rng)
+    proxy = ProxyHandlers(guard, routes, dispatcher,
+                          max_body_bytes=settings.server.max_body_bytes)
     admin = AdminHandlers(guard, settings, [issuer.config for issuer in issuers])
-    handlers = {operation: proxy.inference for operation in
-                ("chat/completions", "completions", "embeddings", "responses")}
+    handlers = {operation: proxy.inference for operation in INFERENCE_OPERATIONS}
     handlers.update({"models.list": proxy.list_models, "models.get": proxy.get_model,
                      "admin.policy": admin.policy, "admin.unknown": admin.not_found})
     authenticator = Authenticator(JwtVerifier(issuers, clock),
@@ -70,6 +82,14 @@ def create_app_from_env() -> Gateway:
     configure_logging(settings.logging.level)
     dev_issuer = DevIssuer.load(options.state_dir) if settings.auth.dev_issuer.enabled else None
     return build_app(settings, dev_issuer=dev_issuer)
+
+
+def _model_route(model: ModelConfig, routing: RoutingConfig, http: HttpClient,
+                 clock: Callable[[], float], rng: random.Random) -> ModelRoute:
+    deployments = [Deployment(model.deployment_id(index), model.upstream_model(index),
+                              build_provider(config, http, clock), routing.health)
+                   for index, config in enumerate(model.deployments)]
+    return ModelRoute(model, deployments, build_selector(model.strategy, rng))
 
 
 def _trusted_dev(dev: DevIssuer, clock: Callable[[], float]) -> TrustedIssuer:

@@ -59,7 +59,8 @@ def serve(config: ConfigOption = None,
         err.print(f"Development issuer on (key in {saved}). Get a token with:\n"
                   f"  rolegate dev-token --state-dir {state_dir}\n"
                   f"  curl -H \"Authorization: Bearer $(rolegate dev-token)\" "
-                  f"http://{settings.server.host}:{settings.server.port}/v1/models")
+                  f"http://{settings.server.host}:{settings.server.port}/v1/models",
+                  soft_wrap=True, highlight=False)
     # loop/http "auto" pick uvloop and httptools, both installed with uvicorn[standard].
     # No proxy-header rewriting (nothing reads the client address) and no Server header.
     server = {"host": settings.server.host, "port": settings.server.port,

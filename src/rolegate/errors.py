@@ -90,6 +90,16 @@ class UpstreamError(GatewayError):
 class ServiceUnavailable(GatewayError):
     status, type, default_code = 503, "api_error", "service_unavailable"
 
+    def __init__(self, message: str, *, code: str | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        if self.retry_after is None:
+            return []
+        return [(b"retry-after", str(max(1, round(self.retry_after))).encode())]
+
 
 class UpstreamTimeout(GatewayError):
     status, type, default_code = 504, "api_error", "upstream_timeout"

@@ -27,10 +27,13 @@ class AdminHandlers:
         raise NotFound(f"No admin route matches {request.path}.", code="unknown_route")
 
 
+_SECRETS = {"deployments": {"__all__": {"api_key": True, "auth": {"client_secret"}}}}
+
+
 def _policy_view(settings: Settings, issuers: list[IssuerConfig]) -> dict[str, Any]:
     """The effective issuers, models and rules; secrets (API keys) are left out."""
     return {
         "issuers": [issuer.model_dump(mode="json") for issuer in issuers],
-        "models": [model.model_dump(mode="json", exclude={"api_key"}) for model in settings.models],
+        "models": [model.model_dump(mode="json", exclude=_SECRETS) for model in settings.models],
         "rules": [rule.model_dump(mode="json") for rule in settings.policy],
     }

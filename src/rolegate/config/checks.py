@@ -15,10 +15,16 @@ ROUTE_GROUPS = ("inference", "info", "admin")
 
 def cross_reference_problems(settings: Settings) -> list[str]:
     problems: list[str] = []
-    problems += _duplicates("models", [model.name for model in settings.models])
+    model_duplicates = _duplicates("models", [model.name for model in settings.models])
+    problems += model_duplicates
     problems += _duplicates("auth.issuers", [issuer.name for issuer in settings.auth.issuers])
     problems += _duplicates("policy", [rule.name for rule in settings.policy])
     model_names = [model.name for model in settings.models]
+    if not model_duplicates:  # default ids repeat model names: say it once
+        problems += _duplicates("models[].deployments[].id",
+                                [model.deployment_id(index) for model in settings.models
+                                 for index in range(len(model.deployments))])
+    problems += _fallback_problems(settings)
     issuer_names = {issuer.name for issuer in settings.auth.issuers}
     if settings.auth.dev_issuer.enabled:
         issuer_names.add("dev")
@@ -45,3 +51,19 @@ def cross_reference_problems(settings: Settings) -> list[str]:
 def _duplicates(where: str, names: list[str]) -> list[str]:
     return [f"{where}: the name {name!r} is used {count} times (names must be unique)"
             for name, count in Counter(names).items() if count > 1]
+
+
+def _fallback_problems(settings: Settings) -> list[str]:
+    """A fallback must name another configured model: a dangling one is a start-up error."""
+    names = [model.name for model in settings.models]
+    problems = []
+    for index, model in enumerate(settings.models):
+        for key in ("fallbacks", "context_window_fallbacks"):
+            for name in getattr(model, key):
+                if name == model.name:
+                    problems.append(f"models[{index}] ({model.name}).{key}: a model cannot fall "
+                                    "back to itself")
+                elif name not in names:
+                    problems.append(f"models[{index}] ({model.name}).{key}: unknown model "
+                                    f"{name!r} (known: {', '.join(names)})")
+    return problems

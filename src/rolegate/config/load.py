@@ -63,7 +63,8 @@ def validate_settings(data: dict[str, Any], *, source: str) -> Settings:
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, [_describe(error) for error in exc.errors()]) from None
+        raise ConfigError(source, [_describe(_inline_location(error, data))
+                                   for error in exc.errors()]) from None
     problems = cross_reference_problems(settings)
     if problems:
         raise ConfigError(source, problems)
@@ -90,6 +91,19 @@ def _interpolate(value: Any, environ: Mapping[str, str], *, path: str, problems:
 
 def _join(path: str, key: object) -> str:
     return f"{path}.{key}" if path else str(key)
+
+
+def _inline_location(error: Any, data: dict[str, Any]) -> Any:
+    """A model's inline deployment is reported where it was written: `models[0].api_base`, not
+    `models[0].deployments[0].api_base`."""
+    loc = tuple(error["loc"])
+    if len(loc) >= 4 and loc[0] == "models" and loc[2:4] == ("deployments", 0):
+        models = data.get("models")
+        written = models[loc[1]] if isinstance(models, list) and isinstance(loc[1], int) \
+            and loc[1] < len(models) else None
+        if isinstance(written, dict) and "deployments" not in written:
+            return {**error, "loc": loc[:2] + loc[4:]}
+    return error
 
 
 def _describe(error: Any) -> str:

@@ -12,8 +12,13 @@ from dataclasses import dataclass
 
 from rolegate.errors import MethodNotAllowed, NotFound
 
-INFERENCE_OPERATIONS = ("chat/completions", "completions", "embeddings", "responses")
-AZURE_OPERATIONS = ("chat/completions", "completions", "embeddings")
+INFERENCE_OPERATIONS = ("chat/completions", "completions", "embeddings", "responses",
+                        "audio/speech", "audio/transcriptions", "audio/translations",
+                        "images/generations", "images/edits", "images/variations")
+FORM_OPERATIONS = ("audio/transcriptions", "audio/translations", "images/edits",
+                   "images/variations")  # these take multipart/form-data, model in a form field
+AZURE_OPERATIONS = ("chat/completions", "completions", "embeddings", "audio/speech",
+                    "audio/transcriptions", "audio/translations", "images/generations")
 _AZURE_PREFIX = "/openai/deployments/"
 
 
