@@ -45,7 +45,8 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     guard = Guard(RolePolicy.compile(settings.policy),
                   DecisionLog(is_enabled=settings.logging.decisions))
     routes = RouteTable(build_provider(model, http) for model in settings.models)
-    proxy = ProxyHandlers(guard, routes, max_body_bytes=settings.server.max_body_bytes)
+    proxy = ProxyHandlers(guard, routes, max_body_bytes=settings.server.max_body_bytes,
+                          body_timeout=settings.server.body_timeout)
     admin = AdminHandlers(guard, settings, [issuer.config for issuer in issuers])
     handlers = {operation: proxy.inference for operation in
                 ("chat/completions", "completions", "embeddings", "responses")}

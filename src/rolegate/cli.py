@@ -48,6 +48,7 @@ def serve(config: ConfigOption = None,
 
     from rolegate.app import build_app, dev_issuer_url
     from rolegate.observability.logging import configure_logging
+    from rolegate.protocol import bounded_protocol
 
     settings = _settings(config, host, port)
     configure_logging(settings.logging.level)
@@ -61,9 +62,14 @@ def serve(config: ConfigOption = None,
                   f"  curl -H \"Authorization: Bearer $(rolegate dev-token)\" "
                   f"http://{settings.server.host}:{settings.server.port}/v1/models")
     app = build_app(settings, dev_issuer=dev_issuer)
-    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning",
-                access_log=False, lifespan="on", loop="auto", http="auto",
-                h11_max_incomplete_event_size=settings.server.max_auth_header_bytes * 2)
+    server = settings.server
+    # Header size and header time are bounded before the app sees a request (protocol.py).
+    http = bounded_protocol(max_header_bytes=server.max_header_bytes,
+                            header_timeout=server.header_timeout)
+    uvicorn.run(app, host=server.host, port=server.port, log_level="warning",
+                access_log=False, lifespan="on", loop="auto", http=http,
+                timeout_keep_alive=server.keep_alive_timeout,
+                h11_max_incomplete_event_size=server.max_header_bytes)
 
 
 @cli.command()

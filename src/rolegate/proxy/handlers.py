@@ -16,13 +16,15 @@ CREATED = 1_700_000_000
 
 
 class ProxyHandlers:
-    def __init__(self, guard: Guard, routes: RouteTable, *, max_body_bytes: int) -> None:
+    def __init__(self, guard: Guard, routes: RouteTable, *, max_body_bytes: int,
+                 body_timeout: float | None = None) -> None:
         self._guard = guard
         self._routes = routes
         self._max_body_bytes = max_body_bytes
+        self._body_timeout = body_timeout
 
     async def inference(self, request: Request, route: Route, who: Principal) -> Response:
-        raw = await request.body(self._max_body_bytes)
+        raw = await request.body(self._max_body_bytes, self._body_timeout)
         body = bodies.parse_object(raw)
         inspected = bodies.inspect(body, route.model)
         self._guard.authorize(request, who, Action(route.group, request.path, inspected.model))
