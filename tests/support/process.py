@@ -41,11 +41,11 @@ class GatewayProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     async def __aenter__(self) -> GatewayProcess:
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "rolegate", "serve", "--config", str(self.config),
-             "--port", str(self.port), "--state-dir", str(self.workdir / "state")],
-            cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        with self.log_path.open("wb") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "rolegate", "serve", "--config", str(self.config),
+                 "--port", str(self.port), "--state-dir", str(self.workdir / "state")],
+                cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         await self._wait_ready()
         return self
 

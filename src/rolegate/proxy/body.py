@@ -56,6 +56,16 @@ def rewrite(body: dict[str, Any], raw: bytes, *, upstream_model: str,
         changes["model"] = upstream_model
     if end_user is not None and body.get("user") != end_user:
         changes["user"] = end_user
-    if not changes:
+    if not changes and not _is_ambiguous(raw, watch_user=end_user is not None):
         return body, raw
     return {**body, **changes}, None
+
+
+def _is_ambiguous(raw: bytes, *, watch_user: bool) -> bool:
+    """Whether another JSON parser could read a different `model` (or `user`) from `raw` than
+    the one authorized: duplicate keys (orjson keeps the last, some parsers the first), possibly
+    spelled with escapes (`"mod\\u0065l"`). Such a body is re-encoded, so the upstream reads
+    exactly what the policy saw. The check is a byte count, cheap enough for every request."""
+    if raw.count(b'"model"') > 1 or b"\\u" in raw:
+        return True
+    return watch_user and raw.count(b'"user"') > 1
