@@ -21,19 +21,25 @@ async def exchange(port: int, data: bytes, *, trickle: list[tuple[float, bytes]]
     The server must answer and close within `timeout` (a generous bound against hanging the
     test, not a timing assertion). Writes that fail because the server closed are ignored."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    # Read while writing: once the server answers and closes, further writes would make its
+    # kernel reset the connection, and a reset can discard the answer before it is read.
+    reading = asyncio.ensure_future(_read_all(reader))
     try:
         async with asyncio.timeout(timeout):
             try:
                 writer.write(data)
                 await writer.drain()
                 for delay, chunk in trickle:
-                    await asyncio.sleep(delay)
+                    await asyncio.wait([reading], timeout=delay)
+                    if reading.done():
+                        break
                     writer.write(chunk)
                     await writer.drain()
             except (ConnectionError, OSError):
                 pass
-            received = await _read_all(reader)
+            received = await reading
     finally:
+        reading.cancel()
         writer.close()
         try:
             await writer.wait_closed()
