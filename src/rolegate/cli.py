@@ -15,6 +15,7 @@ from rolegate.authn.dev_issuer import STATE_FILE, DevIssuer
 from rolegate.config.defaults import embedded_settings
 from rolegate.config.load import ConfigError, load_settings
 from rolegate.config.model import Settings
+from rolegate.errors import GatewayError
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="rolegate: an OpenAI-compatible LLM gateway with strict JWT auth.")
@@ -113,7 +114,8 @@ def explain(
     config: ConfigOption = None,
     model: Annotated[Optional[str], typer.Option(help="The model asked for.")] = None,
     jwks: Annotated[Optional[Path], typer.Option(
-        help="A JWKS file to verify with instead of fetching the issuer's keys.")] = None,
+        help="A JWKS file to verify with instead of fetching the issuer's keys.",
+        exists=True, dir_okay=False, readable=True)] = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
 ) -> None:
     """Explain the decision for a token: verification steps, principal, every rule."""
@@ -126,8 +128,12 @@ def explain(
         issuers.append(DevIssuer.load(state_dir).issuer_config())
     if token == "-":
         token = sys.stdin.read().strip()
-    report = asyncio.run(run_explain(settings, issuers, token, route, model,
-                                     _fetcher(jwks, state_dir)))
+    try:
+        report = asyncio.run(run_explain(settings, issuers, token, route, model,
+                                         _fetcher(jwks, state_dir)))
+    except GatewayError as error:  # e.g. a --route that no request could take
+        err.print(f"[red]{error.message}[/red]")
+        raise typer.Exit(2) from None
     render_explanation(out, report)
     raise typer.Exit(0 if report.allowed else 1)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import orjson
 from jwt import PyJWK
-from jwt.exceptions import PyJWKError
+from jwt.exceptions import PyJWTError
 
 from rolegate.errors import ServiceUnavailable, Unauthenticated
 
@@ -205,7 +205,9 @@ def _signing_key(entry: object) -> SigningKey | None:
         return None
     try:
         jwk = PyJWK(entry, algorithm=alg or _default_alg(entry))
-    except (PyJWKError, ValueError, TypeError, KeyError):
+    except (PyJWTError, NotImplementedError, ValueError, TypeError, KeyError):
+        # One malformed entry (bad numbers, an `alg` its `kty` cannot have, `alg: none`) must
+        # not take the issuer's other keys down with it.
         return None
     return SigningKey(kid=kid, kty=entry["kty"], alg=alg, curve=entry.get("crv"), key=jwk.key)
 

@@ -30,7 +30,9 @@ def _claim_holds(claims: Mapping[str, Any], path: str, accepted: frozenset[str])
     value = claim_at(claims, path)
     if value is MISSING:
         return False
-    return not accepted.isdisjoint(claim_values(value, split_spaces=True)) or value in accepted
+    if isinstance(value, str) and value in accepted:
+        return True
+    return not accepted.isdisjoint(claim_values(value, split_spaces=True))
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,8 @@ def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) ->
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(source, [f"cannot read the file: {exc.strerror}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, [f"the file is not UTF-8 text (byte {exc.start})"]) from None
     return parse_settings(text, source=source, environ=os.environ if environ is None else environ)
 
 

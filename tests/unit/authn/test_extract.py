@@ -1,0 +1,56 @@
+"""Finding the bearer token in the Authorization header, and spotting credentials in URLs."""
+
+from __future__ import annotations
+
+import pytest
+
+from rolegate.authn.extract import bearer_token, has_query_token
+from rolegate.errors import Unauthenticated
+
+
+@pytest.mark.parametrize("header", [b"Bearer a.b.c", b"bearer a.b.c", b"BEARER a.b.c",
+                                    b"Bearer   a.b.c  ", b"bEaReR a.b.c"])
+def test_bearer_scheme_is_case_insensitive_and_the_token_is_trimmed(header):
+    assert bearer_token(header, max_bytes=1024) == "a.b.c"
+
+
+@pytest.mark.parametrize(("header", "code"), [
+    (None, "missing_token"),
+    (b"", "missing_token"),
+    (b"Bearer", "invalid_token"),
+    (b"Bearer    ", "invalid_token"),
+    (b"Basic dXNlcjpwYXNz", "invalid_token"),
+    (b"Token a.b.c", "invalid_token"),
+    (b"a.b.c", "invalid_token"),
+    (b"Bearer\ta.b.c", "invalid_token"),
+    (b"Bearer \xc3\xa9.b.c", "invalid_token"),
+], ids=["absent", "empty", "scheme-only", "scheme-and-spaces", "basic", "other-scheme",
+        "bare-token", "tab", "not-ascii"])
+def test_anything_but_a_bearer_token_is_refused(header, code):
+    with pytest.raises(Unauthenticated) as caught:
+        bearer_token(header, max_bytes=1024)
+    assert caught.value.code == code
+
+
+def test_header_over_the_limit_is_refused_without_reading_it():
+    with pytest.raises(Unauthenticated) as caught:
+        bearer_token(b"Bearer " + b"a" * 100, max_bytes=100)
+    assert caught.value.code == "invalid_token"
+    assert "100 bytes" in caught.value.message
+    assert bearer_token(b"Bearer " + b"a" * 93, max_bytes=100) == "a" * 93
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    (b"", False),
+    (b"api-version=2024-10-21", False),
+    (b"access_token=abc", True),
+    (b"ACCESS_TOKEN=abc", True),
+    (b"x=1&token=abc", True),
+    (b"api_key=abc", True),
+    (b"api-key=abc", True),
+    (b"key=abc", True),
+    (b"access_token", True),
+    (b"monkey=1&tokens=2", False),
+])
+def test_credentials_in_the_query_string_are_spotted(query, expected):
+    assert has_query_token(query) is expected

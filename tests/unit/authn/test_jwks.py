@@ -1,0 +1,390 @@
+"""JwksCache: TTL, single-flight, the unknown-kid refresh budget, stale-if-error, and which keys
+of a key set are usable at all."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from rolegate.authn.jwks import MAX_KEYS, JwksCache, KeySourceUnavailable, parse_key_set
+from rolegate.errors import ServiceUnavailable, Unauthenticated
+from tests.support.clock import FakeClock
+from tests.support.fetch import FakeKeySource
+from tests.support.keys import KeyPair, jwks
+
+ISS = "https://idp.example.com"
+JWKS_URL = f"{ISS}/keys"
+DISCOVERY_URL = f"{ISS}/.well-known/openid-configuration"
+
+
+def cache_for(source: FakeKeySource, clock: FakeClock, **options: Any) -> JwksCache:
+    options.setdefault("jwks_url", JWKS_URL)
+    return JwksCache("idp", fetch=source, clock=clock, **options)
+
+
+def key_set(*entries: dict[str, Any]) -> bytes:
+    return json.dumps({"keys": list(entries)}).encode()
+
+
+@pytest.fixture
+def source(key_source: FakeKeySource, rsa_key: KeyPair, ec_key: KeyPair) -> FakeKeySource:
+    key_source.documents[JWKS_URL] = jwks(rsa_key, ec_key)
+    return key_source
+
+
+async def unknown_key(cache: JwksCache, kid: str | None, alg: str) -> None:
+    with pytest.raises(Unauthenticated) as caught:
+        await cache.key_for(kid, alg)
+    assert caught.value.code == "unknown_signing_key"
+
+
+async def unavailable(cache: JwksCache, kid: str | None = "rsa-1", alg: str = "RS256") -> None:
+    with pytest.raises(ServiceUnavailable) as caught:
+        await cache.key_for(kid, alg)
+    assert caught.value.status == 503
+    assert caught.value.code == "jwks_unavailable"
+
+
+# --- TTL and single-flight ---------------------------------------------------------------------
+
+async def test_keys_are_not_refetched_before_the_ttl(source, clock):
+    cache = cache_for(source, clock, ttl=600)
+    await cache.key_for("rsa-1", "RS256")
+    clock.advance(599)
+    await cache.key_for("rsa-1", "RS256")
+    await cache.key_for("ec-1", "ES256")
+    assert source.fetches == [JWKS_URL]
+
+
+async def test_keys_are_refetched_once_the_ttl_passes(source, clock):
+    cache = cache_for(source, clock, ttl=600)
+    await cache.key_for("rsa-1", "RS256")
+    clock.advance(600)
+    await cache.key_for("rsa-1", "RS256")
+    await cache.key_for("rsa-1", "RS256")
+    assert source.fetches == [JWKS_URL, JWKS_URL]
+
+
+async def test_concurrent_lookups_during_a_slow_fetch_share_one_fetch(rsa_key, clock):
+    slow = FakeKeySource({JWKS_URL: jwks(rsa_key)}, delay=0.05)
+    cache = cache_for(slow, clock)
+
+    keys = await asyncio.gather(*(cache.key_for("rsa-1", "RS256") for _ in range(100)))
+
+    assert slow.fetches == [JWKS_URL]
+    assert len({id(key) for key in keys}) == 1
+
+
+async def test_concurrent_lookups_during_a_failing_fetch_share_one_fetch_and_all_get_503(clock):
+    slow = FakeKeySource(delay=0.05)
+    slow.is_down = True
+    cache = cache_for(slow, clock)
+
+    results = await asyncio.gather(*(cache.key_for("rsa-1", "RS256") for _ in range(50)),
+                                   return_exceptions=True)
+
+    assert slow.fetches == [JWKS_URL]
+    assert all(isinstance(result, ServiceUnavailable) for result in results)
+
+
+# --- unknown kid -------------------------------------------------------------------------------
+
+async def test_a_key_rotated_in_after_the_fetch_is_found_at_once(source, clock, rsa_key_2,
+                                                                 rsa_key):
+    cache = cache_for(source, clock)
+    await cache.key_for("rsa-1", "RS256")
+    source.documents[JWKS_URL] = jwks(rsa_key, rsa_key_2)
+
+    key = await cache.key_for("rsa-2", "RS256")
+
+    assert key.kid == "rsa-2"
+    assert source.fetches == [JWKS_URL, JWKS_URL]
+
+
+async def test_a_flood_of_unknown_kids_causes_at_most_three_refreshes(source, clock):
+    cache = cache_for(source, clock)
+    await cache.key_for("rsa-1", "RS256")
+
+    for index in range(200):
+        await unknown_key(cache, f"forged-{index}", "RS256")
+
+    assert len(source.fetches) == 1 + 3
+
+
+async def test_the_refresh_budget_refills_over_a_minute(source, clock):
+    cache = cache_for(source, clock)
+    for index in range(10):
+        await unknown_key(cache, f"forged-{index}", "RS256")
+    assert len(source.fetches) == 1 + 3
+
+    clock.advance(20)  # a third of the budget
+    for index in range(10):
+        await unknown_key(cache, f"again-{index}", "RS256")
+    assert len(source.fetches) == 1 + 3 + 1
+
+    clock.advance(60)
+    for index in range(10):
+        await unknown_key(cache, f"later-{index}", "RS256")
+    assert len(source.fetches) == 1 + 3 + 1 + 3
+
+
+async def test_the_refresh_budget_is_configurable(source, clock):
+    cache = cache_for(source, clock, refreshes_per_minute=1)
+    for index in range(20):
+        await unknown_key(cache, f"forged-{index}", "RS256")
+    assert len(source.fetches) == 1 + 1
+
+
+# --- stale-if-error ----------------------------------------------------------------------------
+
+async def test_cached_keys_keep_serving_while_the_idp_is_down_within_max_stale(source, clock):
+    cache = cache_for(source, clock, ttl=600, max_stale=1800)
+    first = await cache.key_for("rsa-1", "RS256")
+    source.is_down = True
+
+    clock.advance(600 + 1799)
+
+    assert await cache.key_for("rsa-1", "RS256") is first
+    assert len(source.fetches) == 2  # the refresh was tried
+
+
+async def test_cached_keys_stop_serving_past_ttl_plus_max_stale(source, clock):
+    cache = cache_for(source, clock, ttl=600, max_stale=1800)
+    await cache.key_for("rsa-1", "RS256")
+    source.is_down = True
+
+    clock.advance(600 + 1800)
+
+    await unavailable(cache)
+
+
+async def test_max_stale_zero_fails_closed_right_at_the_ttl(source, clock):
+    cache = cache_for(source, clock, ttl=600, max_stale=0)
+    await cache.key_for("rsa-1", "RS256")
+    source.is_down = True
+
+    clock.advance(599)
+    assert (await cache.key_for("rsa-1", "RS256")).kid == "rsa-1"
+    clock.advance(1)
+    await unavailable(cache)
+
+
+async def test_a_failed_fetch_is_not_retried_on_every_request(source, clock):
+    cache = cache_for(source, clock, ttl=600)
+    await cache.key_for("rsa-1", "RS256")
+    source.is_down = True
+    clock.advance(601)
+
+    for _ in range(50):
+        await cache.key_for("rsa-1", "RS256")
+
+    assert len(source.fetches) == 2
+
+
+async def test_the_cache_recovers_when_the_idp_comes_back(source, clock, rsa_key_2):
+    cache = cache_for(source, clock, ttl=600)
+    await cache.key_for("rsa-1", "RS256")
+    source.is_down = True
+    clock.advance(601)
+    await cache.key_for("rsa-1", "RS256")
+
+    source.is_down = False
+    source.documents[JWKS_URL] = jwks(rsa_key_2)
+    clock.advance(10)
+
+    assert (await cache.key_for("rsa-2", "RS256")).kid == "rsa-2"
+    await unknown_key(cache, "rsa-1", "RS256")
+
+
+async def test_never_loaded_and_idp_down_is_503(clock):
+    down = FakeKeySource()
+    down.is_down = True
+    cache = cache_for(down, clock)
+
+    await unavailable(cache)
+    assert not cache.is_loaded
+
+
+async def test_never_loaded_idp_is_retried_after_the_failure_backoff(source, clock):
+    source.is_down = True
+    cache = cache_for(source, clock)
+    await unavailable(cache)
+    await unavailable(cache)
+    assert len(source.fetches) == 1
+
+    source.is_down = False
+    clock.advance(5)
+
+    assert (await cache.key_for("rsa-1", "RS256")).kid == "rsa-1"
+
+
+async def test_warm_logs_a_failure_instead_of_raising(clock, caplog):
+    down = FakeKeySource()
+    down.is_down = True
+    cache = cache_for(down, clock)
+    with caplog.at_level(logging.WARNING, logger="rolegate.jwks"):
+        await cache.warm()
+    assert not cache.is_loaded
+    assert "fetching the keys of issuer idp failed" in caplog.text
+
+
+# --- which keys count --------------------------------------------------------------------------
+
+async def test_symmetric_keys_in_the_key_set_are_dropped(clock, rsa_key):
+    oct_key = {"kty": "oct", "kid": "shared", "k": "c2VjcmV0", "alg": "HS256"}
+    source = FakeKeySource({JWKS_URL: key_set(oct_key, rsa_key.public_jwk())})
+    cache = cache_for(source, clock)
+
+    await unknown_key(cache, "shared", "HS256")
+    await unknown_key(cache, "shared", "RS256")
+    assert (await cache.key_for("rsa-1", "RS256")).kid == "rsa-1"
+
+
+async def test_encryption_keys_are_dropped(clock, rsa_key):
+    source = FakeKeySource({JWKS_URL: key_set({**rsa_key.public_jwk(), "use": "enc"})})
+    await unknown_key(cache_for(source, clock), "rsa-1", "RS256")
+
+
+async def test_rsa_key_does_not_verify_es256(source, clock):
+    await unknown_key(cache_for(source, clock), "rsa-1", "ES256")
+
+
+async def test_rsa_key_marked_rs256_does_not_verify_ps256(source, clock):
+    await unknown_key(cache_for(source, clock), "rsa-1", "PS256")
+
+
+async def test_rsa_key_without_alg_verifies_rs_and_ps_families(clock, rsa_key):
+    entry = rsa_key.public_jwk()
+    del entry["alg"]
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(entry)}), clock)
+    for alg in ("RS256", "RS512", "PS256"):
+        assert (await cache.key_for("rsa-1", alg)).kid == "rsa-1"
+    for alg in ("ES256", "EdDSA", "HS256"):
+        await unknown_key(cache, "rsa-1", alg)
+
+
+async def test_ec_key_without_alg_verifies_only_the_algorithm_of_its_curve(clock):
+    p256, p384 = KeyPair.ec("p256"), KeyPair.ec("p384", alg="ES384")
+    entries = [p256.public_jwk(), p384.public_jwk()]
+    for entry in entries:
+        del entry["alg"]
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(*entries)}), clock)
+
+    assert (await cache.key_for("p256", "ES256")).kid == "p256"
+    assert (await cache.key_for("p384", "ES384")).kid == "p384"
+    await unknown_key(cache, "p256", "ES384")
+    await unknown_key(cache, "p384", "ES256")
+    await unknown_key(cache, "p256", "RS256")
+
+
+async def test_token_without_kid_uses_the_only_key_that_fits(source, clock):
+    cache = cache_for(source, clock)
+    assert (await cache.key_for(None, "RS256")).kid == "rsa-1"
+    assert (await cache.key_for(None, "ES256")).kid == "ec-1"
+
+
+async def test_token_without_kid_is_refused_when_two_keys_fit(clock, rsa_key, rsa_key_2):
+    cache = cache_for(FakeKeySource({JWKS_URL: jwks(rsa_key, rsa_key_2)}), clock)
+    await unknown_key(cache, None, "RS256")
+
+
+async def test_more_than_max_keys_only_the_first_are_used(clock, caplog):
+    keys = [KeyPair.ec(f"ec-{index}") for index in range(MAX_KEYS + 2)]
+    cache = cache_for(FakeKeySource({JWKS_URL: jwks(*keys)}), clock)
+
+    with caplog.at_level(logging.WARNING, logger="rolegate.jwks"):
+        assert (await cache.key_for("ec-0", "ES256")).kid == "ec-0"
+    assert (await cache.key_for(f"ec-{MAX_KEYS - 1}", "ES256")).kid == f"ec-{MAX_KEYS - 1}"
+    await unknown_key(cache, f"ec-{MAX_KEYS}", "ES256")
+    assert f"only the first {MAX_KEYS} are used" in caplog.text
+
+
+@pytest.mark.parametrize("entry", [
+    {"kty": "RSA", "kid": "bad", "alg": "HS256", "n": "AQAB", "e": "AQAB"},
+    {"kty": "RSA", "kid": "bad", "alg": "none", "n": "AQAB", "e": "AQAB"},
+    {"kty": "RSA", "kid": "bad", "alg": "ES256", "n": "AQAB", "e": "AQAB"},
+    {"kty": "RSA", "kid": "bad", "n": "!!!", "e": "AQAB"},
+    {"kty": "RSA", "kid": "bad"},
+    {"kty": "EC", "kid": "bad", "crv": "P-999", "x": "a", "y": "b"},
+    {"kty": "OKP", "kid": "bad", "crv": "Ed25519", "x": "zz"},
+    {"kty": "RSA", "kid": 7, "n": "AQAB", "e": "AQAB"},
+    {"kty": "RSA", "kid": "bad", "alg": ["RS256"]},
+    {"kty": "XYZ", "kid": "bad"},
+    {"kid": "bad"},
+    "a string", 42, None, [],
+], ids=["rsa-marked-hs256", "rsa-marked-none", "rsa-marked-es256", "rsa-bad-modulus",
+        "rsa-no-numbers", "ec-unknown-curve", "okp-bad-x", "kid-number", "alg-list",
+        "unknown-kty", "no-kty", "string", "number", "null", "list"])
+async def test_a_malformed_key_is_dropped_and_the_rest_of_the_set_still_works(
+        entry, clock, rsa_key):
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(entry, rsa_key.public_jwk())}), clock)
+
+    assert (await cache.key_for("rsa-1", "RS256")).kid == "rsa-1"
+    await unknown_key(cache, "bad", "RS256")
+
+
+@pytest.mark.parametrize("document", [
+    b"<html>not json</html>", b"", b"[]", b'"keys"', b"{}", b'{"keys": {"kty": "RSA"}}',
+    b'{"keys": null}',
+], ids=["html", "empty", "array", "string", "no-keys", "keys-object", "keys-null"])
+def test_unusable_key_set_document_is_a_fetch_failure(document):
+    with pytest.raises(KeySourceUnavailable):
+        parse_key_set(document)
+
+
+@pytest.mark.parametrize("document", [b"<html>", b"{}", b'{"keys": 1}'])
+async def test_unusable_key_set_never_loaded_is_503(document, clock):
+    await unavailable(cache_for(FakeKeySource({JWKS_URL: document}), clock))
+
+
+async def test_unusable_key_set_after_a_good_one_keeps_the_good_keys(source, clock):
+    cache = cache_for(source, clock, ttl=600)
+    await cache.key_for("rsa-1", "RS256")
+    source.documents[JWKS_URL] = b"<html>maintenance</html>"
+    clock.advance(601)
+
+    assert (await cache.key_for("rsa-1", "RS256")).kid == "rsa-1"
+
+
+def test_empty_key_set_parses_to_no_keys():
+    assert parse_key_set(b'{"keys": []}') == ()
+
+
+# --- discovery ---------------------------------------------------------------------------------
+
+def discovery(issuer: str = ISS, jwks_uri: Any = JWKS_URL) -> bytes:
+    return json.dumps({"issuer": issuer, "jwks_uri": jwks_uri}).encode()
+
+
+async def test_discovery_takes_the_key_set_url_from_the_document(source, clock):
+    source.documents[DISCOVERY_URL] = discovery()
+    cache = cache_for(source, clock, jwks_url=None, discovery_url=DISCOVERY_URL,
+                      expected_issuer=ISS)
+
+    assert (await cache.key_for("rsa-1", "RS256")).kid == "rsa-1"
+    clock.advance(601)
+    await cache.key_for("rsa-1", "RS256")
+
+    assert source.fetches == [DISCOVERY_URL, JWKS_URL, JWKS_URL]
+
+
+@pytest.mark.parametrize("document", [
+    discovery(issuer="https://evil.example"),
+    discovery(issuer=ISS + "/"),
+    discovery(jwks_uri=None),
+    discovery(jwks_uri="file:///etc/passwd"),
+    discovery(jwks_uri=["https://idp.example.com/keys"]),
+    b"not json", b"[]",
+], ids=["other-issuer", "issuer-trailing-slash", "no-jwks-uri", "file-uri", "jwks-uri-list",
+        "not-json", "array"])
+async def test_unusable_discovery_document_is_refused(document, source, clock):
+    source.documents[DISCOVERY_URL] = document
+    cache = cache_for(source, clock, jwks_url=None, discovery_url=DISCOVERY_URL,
+                      expected_issuer=ISS)
+
+    await unavailable(cache)
+    assert JWKS_URL not in source.fetches

@@ -1,0 +1,481 @@
+"""JwtVerifier: what it accepts, and a specific 401 for every way a token can be wrong."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
+from rolegate.config.model import IssuerConfig
+from rolegate.errors import Unauthenticated
+from tests.support.clock import FakeClock
+from tests.support.fetch import FakeKeySource
+from tests.support.keys import OTHER_TENANT, TENANT, KeyPair, claims, jwks
+from tests.support.tokens import b64url, hmac_signed, segment, unsigned, with_payload
+
+ISS = "https://idp.example.com/"
+AUD = "api://rolegate"
+JWKS_URL = "https://idp.example.com/keys"
+ATTACKER_URL = "https://attacker.example/jwks.json"
+
+Verifier = Callable[..., JwtVerifier]
+
+
+def issuer_config(**overrides: Any) -> IssuerConfig:
+    data: dict[str, Any] = {"name": "idp", "issuer": ISS, "jwks_url": JWKS_URL,
+                            "audiences": [AUD], **overrides}
+    return IssuerConfig.model_validate(data)
+
+
+@pytest.fixture(scope="module")
+def ps_key() -> KeyPair:
+    return KeyPair.rsa("ps-1", alg="PS256")
+
+
+@pytest.fixture(scope="module")
+def attacker_key() -> KeyPair:
+    return KeyPair.rsa("attacker-1")
+
+
+@pytest.fixture
+def published(key_source: FakeKeySource, rsa_key: KeyPair, ec_key: KeyPair,
+              ps_key: KeyPair) -> FakeKeySource:
+    key_source.documents[JWKS_URL] = jwks(rsa_key, ec_key, ps_key)
+    return key_source
+
+
+@pytest.fixture
+def verifier_for(published: FakeKeySource, clock: FakeClock) -> Verifier:
+    def make(*configs: IssuerConfig) -> JwtVerifier:
+        trusted = [TrustedIssuer.build(config, published, clock)
+                   for config in (configs or (issuer_config(),))]
+        return JwtVerifier(trusted, clock)
+    return make
+
+
+@pytest.fixture
+def verifier(verifier_for: Verifier) -> JwtVerifier:
+    return verifier_for()
+
+
+def good_claims(clock: FakeClock, *, exp_in: float = 3600, **overrides: Any) -> dict[str, Any]:
+    return {**claims(ISS, AUD, now=clock.now, exp_in=exp_in), **overrides}
+
+
+def signed_raw(key: KeyPair, body: dict[str, Any], **headers: Any) -> str:
+    """Signed without PyJWT's claim checks, so claims of any JSON type can be sent."""
+    return jwt.api_jws.encode(json.dumps(body).encode(), key.private_key, algorithm=key.alg,
+                              headers={"kid": key.kid, **headers})
+
+
+async def refused(verifier: JwtVerifier, token: str) -> str:
+    """The code of the 401 the verifier answers `token` with."""
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier.verify(token)
+    assert caught.value.status == 401
+    return caught.value.code
+
+
+# --- accepted tokens ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("key_name", ["rsa_key", "ec_key", "ps_key"],
+                         ids=["RS256", "ES256", "PS256"])
+async def test_token_signed_by_a_published_key_is_accepted(key_name, request, verifier, clock):
+    key: KeyPair = request.getfixturevalue(key_name)
+    token = key.sign(good_claims(clock, roles=["reader"], sub="svc-1"))
+
+    principal = await verifier.verify(token)
+
+    assert principal.issuer == "idp"
+    assert principal.subject == "svc-1"
+    assert principal.roles == frozenset({"reader"})
+
+
+async def test_audience_list_containing_ours_is_accepted(verifier, rsa_key, clock):
+    token = rsa_key.sign(good_claims(clock, aud=["https://other.example", AUD]))
+    assert (await verifier.verify(token)).subject == "subject-1"
+
+
+async def test_token_expired_within_the_leeway_is_accepted(verifier, rsa_key, clock):
+    token = rsa_key.sign(good_claims(clock, exp_in=-30))
+    assert (await verifier.verify(token)).subject == "subject-1"
+
+
+async def test_nbf_and_iat_slightly_in_the_future_are_accepted_within_leeway(
+        verifier, rsa_key, clock):
+    token = rsa_key.sign(good_claims(clock, nbf=int(clock.now) + 30, iat=int(clock.now) + 30))
+    assert (await verifier.verify(token)).subject == "subject-1"
+
+
+async def test_typ_with_application_prefix_matches_a_required_at_jwt(
+        verifier_for, rsa_key, clock):
+    verifier = verifier_for(issuer_config(token_types=["at+jwt"]))
+    token = rsa_key.sign(good_claims(clock), {"typ": "application/at+jwt"})
+    assert (await verifier.verify(token)).subject == "subject-1"
+
+
+# --- algorithm attacks -------------------------------------------------------------------------
+
+async def test_alg_none_is_refused_before_any_key_is_fetched(verifier, published, clock):
+    token = unsigned({"alg": "none", "typ": "JWT"}, good_claims(clock, roles=["admin"]))
+
+    assert await refused(verifier, token) == "algorithm_not_allowed"
+    assert published.fetches == []
+
+
+@pytest.mark.parametrize("alg", ["None", "NONE", "nOnE"])
+async def test_alg_none_in_any_case_is_refused(alg, verifier, clock):
+    token = unsigned({"alg": alg}, good_claims(clock), b64url(b"x"))
+    assert await refused(verifier, token) == "algorithm_not_allowed"
+
+
+async def test_hs256_signed_with_the_rsa_public_key_is_refused(verifier, rsa_key, published,
+                                                                clock):
+    pem = rsa_key.private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    token = hmac_signed({"alg": "HS256", "typ": "JWT", "kid": rsa_key.kid},
+                        good_claims(clock, roles=["admin"]), pem)
+
+    assert await refused(verifier, token) == "algorithm_not_allowed"
+    assert published.fetches == []
+
+
+async def test_algorithm_outside_the_issuer_allow_list_is_refused(verifier_for, ec_key, clock):
+    verifier = verifier_for(issuer_config(algorithms=["RS256"]))
+    assert await refused(verifier, ec_key.sign(good_claims(clock))) == "algorithm_not_allowed"
+
+
+@pytest.mark.parametrize("alg", [None, 256, ["RS256"]], ids=["missing", "number", "list"])
+async def test_alg_header_that_is_not_a_string_is_refused(alg, verifier, clock):
+    header = {"kid": "rsa-1"} if alg is None else {"alg": alg, "kid": "rsa-1"}
+    token = unsigned(header, good_claims(clock), b64url(b"sig"))
+    assert await refused(verifier, token) == "algorithm_not_allowed"
+
+
+async def test_rs256_header_on_an_ec_key_id_finds_no_key(verifier, ec_key, rsa_key, clock):
+    """The key named by kid must itself be able to verify the header's alg."""
+    token = rsa_key.sign(good_claims(clock), {"kid": ec_key.kid})
+    assert await refused(verifier, token) == "unknown_signing_key"
+
+
+# --- keys named by the token -------------------------------------------------------------------
+
+async def test_unknown_kid_refreshes_the_key_set_once_then_is_refused(verifier, attacker_key,
+                                                                       published, clock):
+    token = attacker_key.sign(good_claims(clock))
+
+    assert await refused(verifier, token) == "unknown_signing_key"
+    assert published.fetches == [JWKS_URL, JWKS_URL]
+
+
+@pytest.mark.parametrize("header", ["jku", "x5u"])
+async def test_key_url_header_is_never_fetched(header, verifier, attacker_key, published, clock):
+    token = attacker_key.sign(good_claims(clock, roles=["admin"]), {header: ATTACKER_URL})
+
+    assert await refused(verifier, token) == "unknown_signing_key"
+    assert ATTACKER_URL not in published.fetches
+    assert set(published.fetches) == {JWKS_URL}
+
+
+async def test_key_url_header_with_our_kid_but_attacker_signature_is_refused(
+        verifier, attacker_key, rsa_key, published, clock):
+    token = attacker_key.sign(good_claims(clock), {"kid": rsa_key.kid, "jku": ATTACKER_URL})
+
+    assert await refused(verifier, token) == "invalid_signature"
+    assert ATTACKER_URL not in published.fetches
+
+
+@pytest.mark.parametrize("kid_of", ["attacker", "ours"])
+async def test_embedded_jwk_header_is_not_trusted(kid_of, verifier, attacker_key, rsa_key, clock):
+    kid = attacker_key.kid if kid_of == "attacker" else rsa_key.kid
+    token = attacker_key.sign(good_claims(clock, roles=["admin"]),
+                              {"kid": kid, "jwk": attacker_key.public_jwk()})
+    code = await refused(verifier, token)
+    assert code == ("unknown_signing_key" if kid_of == "attacker" else "invalid_signature")
+
+
+async def test_x5c_header_is_not_trusted(verifier, attacker_key, rsa_key, clock):
+    der = attacker_key.private_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    token = attacker_key.sign(good_claims(clock), {"kid": rsa_key.kid,
+                                                   "x5c": [b64url(der)]})
+    assert await refused(verifier, token) == "invalid_signature"
+
+
+@pytest.mark.parametrize("kid", [
+    "' OR '1'='1", "1; DROP TABLE keys; --", "*)(uid=*))(|(uid=*", "a\nb", "a\x00b",
+    "k" * 257, "ключ", "",
+], ids=["sql-quote", "sql-drop", "ldap", "newline", "nul", "too-long", "unicode", "empty"])
+async def test_kid_with_unexpected_characters_is_refused_without_fetching(
+        kid, verifier, rsa_key, published, clock):
+    token = rsa_key.sign(good_claims(clock), {"kid": kid})
+
+    assert await refused(verifier, token) == "invalid_token"
+    assert published.fetches == []
+
+
+@pytest.mark.parametrize("kid", [7, ["rsa-1"], {"k": "rsa-1"}, True])
+async def test_kid_that_is_not_a_string_is_refused_without_fetching(kid, verifier, rsa_key,
+                                                                     published, clock):
+    token = unsigned({"alg": "RS256", "kid": kid}, good_claims(clock), b64url(b"sig"))
+    assert await refused(verifier, token) == "invalid_token"
+    assert published.fetches == []
+
+
+async def test_unknown_critical_header_extension_is_refused(verifier, rsa_key, clock):
+    token = rsa_key.sign(good_claims(clock), {"crit": ["urn:example:ext"],
+                                              "urn:example:ext": 1})
+    assert await refused(verifier, token) == "invalid_token"
+
+
+# --- time --------------------------------------------------------------------------------------
+
+async def test_token_expired_beyond_the_leeway_is_refused(verifier, rsa_key, clock):
+    token = rsa_key.sign(good_claims(clock, exp_in=-61))
+    assert await refused(verifier, token) == "token_expired"
+
+
+async def test_zero_leeway_refuses_a_token_one_second_past_exp(verifier_for, rsa_key, clock):
+    verifier = verifier_for(issuer_config(leeway=0))
+    assert await refused(verifier, rsa_key.sign(good_claims(clock, exp_in=-1))) == \
+        "token_expired"
+
+
+async def test_nbf_beyond_the_leeway_is_refused(verifier, rsa_key, clock):
+    token = rsa_key.sign(good_claims(clock, nbf=int(clock.now) + 120))
+    assert await refused(verifier, token) == "token_not_yet_valid"
+
+
+async def test_iat_beyond_the_leeway_is_refused(verifier, rsa_key, clock):
+    token = rsa_key.sign(good_claims(clock, iat=int(clock.now) + 120))
+    assert await refused(verifier, token) == "invalid_token"
+
+
+async def test_missing_exp_is_refused(verifier, rsa_key, clock):
+    body = good_claims(clock)
+    del body["exp"]
+    assert await refused(verifier, rsa_key.sign(body)) == "missing_claim"
+
+
+@pytest.mark.parametrize("exp", ["99999999999", True, None, [1], {"t": 1}, 10**400],
+                         ids=["string", "bool", "null", "list", "object", "huge-int"])
+async def test_exp_that_is_not_a_finite_number_is_refused(exp, verifier, rsa_key, clock):
+    token = rsa_key.sign(good_claims(clock, exp=exp))
+    assert await refused(verifier, token) in {"invalid_token", "missing_claim"}
+
+
+@pytest.mark.parametrize("literal", ["1e400", "Infinity", "NaN", "-Infinity"])
+async def test_exp_that_overflows_to_infinity_is_refused(literal, verifier, rsa_key, clock):
+    body = json.dumps(good_claims(clock)).replace(
+        f'"exp": {int(clock.now) + 3600}', f'"exp": {literal}').encode()
+    assert literal.encode() in body
+    token = jwt.api_jws.encode(body, rsa_key.private_key, algorithm="RS256",
+                               headers={"kid": rsa_key.kid})
+    assert await refused(verifier, token) == "invalid_token"
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+async def test_nbf_or_iat_that_is_not_a_number_is_refused(claim, verifier, rsa_key, clock):
+    token = rsa_key.sign(good_claims(clock, **{claim: "yesterday"}))
+    assert await refused(verifier, token) in {"invalid_token", "token_not_yet_valid"}
+
+
+# --- audience, issuer, tenant, claims ----------------------------------------------------------
+
+@pytest.mark.parametrize("aud", ["api://someone-else", ["a", "b"], [], 42, [42]],
+                         ids=["other", "list-without-ours", "empty-list", "number", "list-number"])
+async def test_token_for_another_audience_is_refused(aud, verifier, rsa_key, clock):
+    # PyJWT counts an empty list as no audience at all.
+    expected = "missing_claim" if aud == [] else "invalid_audience"
+    assert await refused(verifier, rsa_key.sign(good_claims(clock, aud=aud))) == expected
+
+
+async def test_token_without_aud_is_refused(verifier, rsa_key, clock):
+    body = good_claims(clock)
+    del body["aud"]
+    assert await refused(verifier, rsa_key.sign(body)) == "missing_claim"
+
+
+@pytest.mark.parametrize("iss", ["https://evil.example/", "https://idp.example.com",
+                                 "https://IDP.example.com/", None, ["https://idp.example.com/"]],
+                         ids=["other", "no-trailing-slash", "case", "null", "list"])
+async def test_token_of_an_untrusted_issuer_is_refused_before_any_fetch(iss, verifier, rsa_key,
+                                                                         published, clock):
+    assert await refused(verifier, signed_raw(rsa_key, good_claims(clock, iss=iss))) == \
+        "unknown_issuer"
+    assert published.fetches == []
+
+
+async def test_token_without_iss_is_refused(verifier, rsa_key, clock):
+    body = good_claims(clock)
+    del body["iss"]
+    assert await refused(verifier, rsa_key.sign(body)) == "unknown_issuer"
+
+
+async def test_tampered_payload_fails_the_signature(verifier, rsa_key, clock):
+    token = rsa_key.sign(good_claims(clock, roles=["reader"]))
+    forged = with_payload(token, good_claims(clock, roles=["admin"]))
+    assert await refused(verifier, forged) == "invalid_signature"
+
+
+async def test_signature_of_another_token_is_refused(verifier, rsa_key, clock):
+    first = rsa_key.sign(good_claims(clock, sub="a"))
+    second = rsa_key.sign(good_claims(clock, sub="b"))
+    spliced = first.rsplit(".", 1)[0] + "." + second.rsplit(".", 1)[1]
+    assert await refused(verifier, spliced) == "invalid_signature"
+
+
+async def test_required_claim_missing_is_refused(verifier_for, rsa_key, clock):
+    verifier = verifier_for(issuer_config(required_claims=["azp"]))
+    assert await refused(verifier, rsa_key.sign(good_claims(clock))) == "missing_claim"
+    assert (await verifier.verify(rsa_key.sign(good_claims(clock, azp="c1")))).client_id == "c1"
+
+
+@pytest.mark.parametrize("typ", ["JWT", "jwt", None, "at+jwt+extra", 1],
+                         ids=["JWT", "lower-jwt", "missing", "suffix", "number"])
+async def test_token_type_other_than_at_jwt_is_refused_when_required(typ, verifier_for, rsa_key,
+                                                                     clock):
+    verifier = verifier_for(issuer_config(token_types=["at+jwt"]))
+    header = {"typ": typ} if typ is not None else {}
+    if typ is None:  # PyJWT adds `typ: JWT` unless told not to
+        header = {"typ": None}
+    token = signed_raw(rsa_key, good_claims(clock), **header)
+    assert jwt.get_unverified_header(token).get("typ") == typ
+    assert await refused(verifier, token) == "invalid_token_type"
+
+
+async def test_tenant_allow_list_refuses_a_token_of_another_tenant(verifier_for, rsa_key, clock):
+    verifier = verifier_for(issuer_config(tenants=[TENANT]))
+    assert await refused(verifier, rsa_key.sign(good_claims(clock, tid=OTHER_TENANT))) == \
+        "invalid_tenant"
+    assert await refused(verifier, rsa_key.sign(good_claims(clock))) == "invalid_tenant"
+    assert (await verifier.verify(rsa_key.sign(good_claims(clock, tid=TENANT)))).subject
+
+
+TEMPLATE = "https://login.microsoftonline.com/{tenantid}/v2.0"
+
+
+def tenant_claims(clock: FakeClock, iss_tenant: str, tid: Any) -> dict[str, Any]:
+    body = claims(TEMPLATE.replace("{tenantid}", iss_tenant), AUD, now=clock.now)
+    if tid is not None:
+        body["tid"] = tid
+    return body
+
+
+@pytest.mark.parametrize(("iss_tenant", "tid", "allowed", "code"), [
+    (TENANT, TENANT, [TENANT], None),
+    (OTHER_TENANT, OTHER_TENANT, [TENANT], "invalid_tenant"),
+    (OTHER_TENANT, TENANT, ["*"], "invalid_tenant"),
+    (TENANT, OTHER_TENANT, ["*"], "invalid_tenant"),
+    (TENANT, None, ["*"], "invalid_tenant"),
+    (OTHER_TENANT, OTHER_TENANT, ["*"], None),
+], ids=["own-tenant", "tenant-not-allowed", "iss-other-tid-ours", "iss-ours-tid-other",
+        "no-tid", "any-tenant"])
+async def test_issuer_template_requires_iss_to_name_the_allowed_tid(
+        iss_tenant, tid, allowed, code, verifier_for, rsa_key, clock):
+    verifier = verifier_for(issuer_config(issuer=TEMPLATE, tenants=allowed))
+    token = rsa_key.sign(tenant_claims(clock, iss_tenant, tid))
+    if code is None:
+        assert (await verifier.verify(token)).tenant == tid
+    else:
+        assert await refused(verifier, token) == code
+
+
+async def test_issuer_template_does_not_match_a_tenant_with_a_slash(verifier_for, rsa_key, clock):
+    verifier = verifier_for(issuer_config(issuer=TEMPLATE, tenants=["*"]))
+    body = tenant_claims(clock, "evil.example/x", "evil.example/x")
+    assert await refused(verifier, rsa_key.sign(body)) == "unknown_issuer"
+
+
+async def test_exact_issuer_wins_over_a_template_and_keeps_its_own_rules(
+        verifier_for, rsa_key, clock):
+    exact = issuer_config(name="exact", issuer=TEMPLATE.replace("{tenantid}", TENANT),
+                          audiences=["exact-aud"])
+    template = issuer_config(name="any", issuer=TEMPLATE, tenants=["*"])
+    verifier = verifier_for(exact, template)
+    token = rsa_key.sign(tenant_claims(clock, TENANT, TENANT))
+    assert await refused(verifier, token) == "invalid_audience"
+
+
+# --- garbage -----------------------------------------------------------------------------------
+
+NESTED = ("[" * 100_000 + "]" * 100_000).encode()
+
+
+@pytest.mark.parametrize("token", [
+    "", "abc", "a.b", "a.b.c.d", "...", "!!!.###.$$$",
+    unsigned(b"not json", {"iss": ISS}),
+    unsigned(["alg", "RS256"], {"iss": ISS}),
+    unsigned({"alg": "RS256"}, b"not json"),
+    unsigned({"alg": "RS256"}, ["iss", ISS]),
+    unsigned({"alg": "RS256"}, "a string"),
+    unsigned({"alg": "RS256"}, NESTED),
+    unsigned(NESTED, {"iss": ISS}),
+    unsigned({"alg": "RS256"}, b'{"exp": 1' + b"0" * 5000 + b"}"),
+    unsigned({"alg": "RS256"}, b"\xff\xfe\x00garbage"),
+    "ünïcødé.tøkén.sïg",
+    segment({"alg": "RS256"}) + "." + segment({"iss": ISS}) + ".%%%",
+], ids=["empty", "one-segment", "two-segments", "four-segments", "dots-only", "bad-base64",
+        "header-not-json", "header-array", "payload-not-json", "payload-array", "payload-string",
+        "payload-deeply-nested", "header-deeply-nested", "payload-huge-number",
+        "payload-not-utf8", "unicode", "signature-bad-base64"])
+async def test_garbage_token_is_refused_as_invalid(token, verifier, published):
+    code = await refused(verifier, token)
+    assert code in {"invalid_token", "unknown_issuer", "invalid_signature"}
+    assert published.fetches == [] or code == "invalid_signature"
+
+
+# --- the verified-token cache ------------------------------------------------------------------
+
+async def test_second_verification_returns_the_cached_principal_without_fetching(
+        verifier, rsa_key, published, clock):
+    token = rsa_key.sign(good_claims(clock, roles=["reader"]))
+    first = await verifier.verify(token)
+    fetches = list(published.fetches)
+
+    second = await verifier.verify(token)
+
+    assert second is first
+    assert published.fetches == fetches
+
+
+async def test_cached_token_is_refused_once_the_clock_passes_exp(verifier, rsa_key, clock):
+    token = rsa_key.sign(good_claims(clock, exp_in=120))
+    await verifier.verify(token)
+
+    clock.advance(120 + 60 + 1)
+
+    assert await refused(verifier, token) == "token_expired"
+
+
+async def test_cached_token_is_refused_after_its_key_leaves_the_key_set(
+        verifier, rsa_key, rsa_key_2, published, clock):
+    token = rsa_key.sign(good_claims(clock))
+    await verifier.verify(token)
+    published.documents[JWKS_URL] = jwks(rsa_key_2)
+
+    clock.advance(601)  # past the key-set TTL: the next look-up refetches
+
+    assert await refused(verifier, token) == "unknown_signing_key"
+
+
+async def test_cached_token_stays_valid_across_a_key_set_refresh_that_keeps_its_key(
+        verifier, rsa_key, rsa_key_2, published, clock):
+    token = rsa_key.sign(good_claims(clock))
+    first = await verifier.verify(token)
+    published.documents[JWKS_URL] = jwks(rsa_key, rsa_key_2)
+
+    clock.advance(601)
+
+    assert (await verifier.verify(token)).subject == first.subject
+
+
+async def test_refused_token_is_not_cached(verifier, rsa_key, clock):
+    token = rsa_key.sign(good_claims(clock, aud="someone-else"))
+    assert await refused(verifier, token) == "invalid_audience"
+    assert await refused(verifier, token) == "invalid_audience"

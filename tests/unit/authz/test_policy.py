@@ -1,0 +1,243 @@
+"""RolePolicy: who (`when`) may use which routes and models (`allow`); no rule, no access."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rolegate.authn.principal import Principal
+from rolegate.authz.model import Action
+from rolegate.authz.policy import RolePolicy
+from rolegate.config.model import RuleConfig
+
+CHAT = "/v1/chat/completions"
+
+
+def policy_of(*rules: dict[str, Any]) -> RolePolicy:
+    return RolePolicy.compile(RuleConfig.model_validate(rule) for rule in rules)
+
+
+def rule(name: str = "r", routes: Any = ("inference",), models: Any = ("*",),
+         **when: Any) -> dict[str, Any]:
+    return {"name": name, "when": when, "allow": {"routes": list(routes), "models": list(models)}}
+
+
+def who(**fields: Any) -> Principal:
+    fields.setdefault("issuer", "idp")
+    fields.setdefault("subject", "s")
+    for name in ("roles", "scopes", "groups"):
+        fields[name] = frozenset(fields.get(name, ()))
+    return Principal(**fields)
+
+
+def invoke(model: str = "gpt-4o", path: str = CHAT) -> Action:
+    return Action("inference", path, model)
+
+
+@pytest.mark.parametrize(("when", "principal", "allowed"), [
+    ({"roles": ["a", "b"]}, who(roles={"b"}), True),
+    ({"roles": ["a", "b"]}, who(roles={"c"}), False),
+    ({"roles": ["a"]}, who(), False),
+    ({"roles": ["a"], "scopes": ["s"]}, who(roles={"a"}, scopes={"s"}), True),
+    ({"roles": ["a"], "scopes": ["s"]}, who(roles={"a"}), False),
+    ({"roles": ["a"], "scopes": ["s"]}, who(scopes={"s"}), False),
+    ({"scopes": ["s"]}, who(roles={"s"}), False),
+    ({"roles": ["a"]}, who(scopes={"a"}, groups={"a"}), False),
+    ({"groups": ["g1", "g2"]}, who(groups={"g2", "g9"}), True),
+    ({"groups": ["g1"]}, who(groups={"G1"}), False),
+    ({"clients": ["svc"]}, who(client_id="svc"), True),
+    ({"clients": ["svc"]}, who(client_id="other"), False),
+    ({"clients": ["svc"]}, who(), False),
+    ({"subjects": ["s"]}, who(subject="s"), True),
+    ({"subjects": ["s"]}, who(subject="t"), False),
+    ({"issuers": ["entra"]}, who(issuer="entra"), True),
+    ({"issuers": ["entra"]}, who(issuer="okta"), False),
+    ({"tenants": ["t1"]}, who(tenant="t1"), True),
+    ({"tenants": ["t1"]}, who(tenant="t2"), False),
+    ({"tenants": ["t1"]}, who(), False),
+    ({"issuers": ["entra"], "tenants": ["t1"], "roles": ["a"]},
+     who(issuer="entra", tenant="t1", roles={"a"}), True),
+    ({"issuers": ["entra"], "tenants": ["t1"], "roles": ["a"]},
+     who(issuer="entra", tenant="t2", roles={"a"}), False),
+    ({"authenticated": True}, who(), True),
+    ({"authenticated": True, "roles": ["a"]}, who(), False),
+    ({"authenticated": True, "roles": ["a"]}, who(roles={"a"}), True),
+], ids=[
+    "roles-any-of", "roles-none-held", "roles-empty-principal", "all-of-both-held",
+    "all-of-scope-missing", "all-of-role-missing", "scope-is-not-a-role", "role-only-in-roles",
+    "groups-any-of", "groups-case-sensitive", "client-match", "client-other", "client-absent",
+    "subject-match", "subject-other", "issuer-match", "issuer-other", "tenant-match",
+    "tenant-other", "tenant-absent", "three-keys-all-held", "three-keys-one-missing",
+    "authenticated-everyone", "authenticated-plus-role-missing", "authenticated-plus-role-held",
+])
+def test_lists_are_any_of_and_keys_are_all_of(when, principal, allowed):
+    decision = policy_of(rule(**when)).decide(principal, invoke())
+    assert decision.allowed is allowed
+    assert decision.rule == ("r" if allowed else None)
+
+
+@pytest.mark.parametrize(("claims", "accepted", "allowed"), [
+    ({"tier": "gold"}, ["gold"], True),
+    ({"tier": "golden"}, ["gold"], False),
+    ({"tier": "Gold"}, ["gold"], False),
+    ({"tier": "silver gold"}, ["gold"], True),
+    ({"tier": "silver gold"}, ["silver gold"], True),
+    ({"tier": ["bronze", "gold"]}, ["gold"], True),
+    ({"tier": ["bronze"]}, ["gold"], False),
+    ({"tier": [["gold"]]}, ["gold"], False),
+    ({"tier": [1, "gold"]}, ["gold"], True),
+    ({"tier": {"gold": True}}, ["gold"], False),
+    ({"tier": 5}, ["5"], False),
+    ({"tier": True}, ["true", "True"], False),
+    ({"tier": None}, ["gold"], False),
+    ({}, ["gold"], False),
+], ids=["string-equal", "string-prefix", "string-case", "space-delimited", "whole-string",
+        "array-contains", "array-without", "nested-array", "mixed-array", "object",
+        "number-is-not-a-string", "bool-is-not-a-string", "null", "missing"])
+def test_claim_conditions(claims, accepted, allowed):
+    policy = policy_of(rule(claims={"tier": accepted}))
+    assert policy.decide(who(claims=claims), invoke()).allowed is allowed
+
+
+def test_claim_condition_reads_a_dotted_path():
+    policy = policy_of(rule(claims={"app_metadata.tier": ["gold"]}))
+    assert policy.decide(who(claims={"app_metadata": {"tier": "gold"}}), invoke()).allowed
+    assert not policy.decide(who(claims={"app_metadata": {"tier": "tin"}}), invoke()).allowed
+
+
+def test_every_claim_condition_must_hold():
+    policy = policy_of(rule(claims={"tier": ["gold"], "dept": ["ml"]}))
+    assert policy.decide(who(claims={"tier": "gold", "dept": "ml"}), invoke()).allowed
+    assert not policy.decide(who(claims={"tier": "gold", "dept": "hr"}), invoke()).allowed
+
+
+@pytest.mark.parametrize(("pattern", "model", "allowed"), [
+    ("*", "anything", True),
+    ("gpt-4o*", "gpt-4o", True),
+    ("gpt-4o*", "gpt-4o-mini", True),
+    ("gpt-4o*", "gpt-4", False),
+    ("gpt-4o", "gpt-4o-mini", False),
+    ("gpt-4o", "xgpt-4o", False),
+    ("gpt-*", "GPT-4o", False),
+    ("llama-?-8b", "llama-3-8b", True),
+    ("llama-?-8b", "llama-31-8b", False),
+    ("[eg]*", "echo", True),
+    ("[eg]*", "llama", False),
+    ("org/*", "org/model", True),
+])
+def test_model_globs(pattern, model, allowed):
+    assert policy_of(rule(roles=["a"], models=[pattern])).decide(
+        who(roles={"a"}), invoke(model)).allowed is allowed
+
+
+def test_rule_without_models_grants_routes_that_name_no_model_only():
+    policy = policy_of(rule(roles=["a"], routes=["inference", "admin"], models=[]))
+    assert not policy.decide(who(roles={"a"}), invoke("gpt-4o")).allowed
+    assert policy.decide(who(roles={"a"}), Action("admin", "/admin/policy")).allowed
+
+
+@pytest.mark.parametrize(("routes", "action", "allowed"), [
+    (["/v1/audio/*"], Action("audio", "/v1/audio/speech"), True),
+    (["/v1/audio/*"], Action("audio", "/v1/audio/a/b"), True),
+    (["/v1/audio/*"], Action("audio", "/v1/audiox"), False),
+    (["/admin/policy"], Action("admin", "/admin/policy"), True),
+    (["/admin/policy"], Action("admin", "/admin/policy/x"), False),
+    (["/admin/policy"], Action("admin", "/admin/other"), False),
+    (["info"], Action("info", "/v1/models"), True),
+    (["info"], Action("inference", CHAT, "gpt-4o"), False),
+    (["inference"], Action("info", "/v1/models"), False),
+    (["admin"], Action("inference", CHAT, "gpt-4o"), False),
+], ids=["glob", "glob-deep", "glob-prefix-only", "literal", "literal-not-prefix",
+        "literal-other", "group", "info-is-not-inference", "inference-is-not-info",
+        "admin-is-not-inference"])
+def test_route_groups_and_path_patterns(routes, action, allowed):
+    policy = policy_of(rule(roles=["a"], routes=routes, models=["*"]))
+    assert policy.decide(who(roles={"a"}), action).allowed is allowed
+
+
+def test_no_rule_for_the_route_is_insufficient_scope():
+    policy = policy_of(rule(roles=["a"], routes=["info"]))
+    decision = policy.decide(who(roles={"a"}), invoke())
+    assert (decision.allowed, decision.code) == (False, "insufficient_scope")
+
+
+def test_caller_not_matching_any_rule_is_insufficient_scope():
+    decision = policy_of(rule(roles=["a"])).decide(who(roles={"b"}), invoke())
+    assert decision.code == "insufficient_scope"
+
+
+def test_route_granted_but_model_not_is_model_not_allowed():
+    policy = policy_of(rule(roles=["a"], models=["gpt-4o-mini"]))
+    decision = policy.decide(who(roles={"a"}), invoke("gpt-4o"))
+    assert (decision.allowed, decision.code) == (False, "model_not_allowed")
+
+
+def test_model_not_allowed_only_counts_rules_the_caller_matches():
+    policy = policy_of(rule("mini", roles=["a"], models=["gpt-4o-mini"]),
+                       rule("big", roles=["b"], models=["gpt-4o"]))
+    decision = policy.decide(who(roles={"a"}), invoke("gpt-4o"))
+    assert decision.code == "model_not_allowed"
+    assert "rule 'big' needs roles any of ['b']" in decision.reason
+
+
+def test_denial_message_names_the_rule_and_conditions_that_would_grant_it():
+    policy = policy_of(rule("services", roles=["LiteLLM.Admin"]),
+                       rule("tenant-users", scopes=["llm.invoke"], tenants=["t1"]),
+                       rule("readers", roles=["Reader"], routes=["info"]))
+    decision = policy.decide(who(roles={"Nobody"}, tenant="t2"), invoke())
+
+    assert "model 'gpt-4o' on route group 'inference'" in decision.reason
+    assert "roles=['Nobody'], scopes=[], groups=[]" in decision.reason
+    assert "rule 'services' needs roles any of ['LiteLLM.Admin']" in decision.reason
+    assert "rule 'tenant-users' needs scopes any of ['llm.invoke']; tenant one of ['t1']" \
+        in decision.reason
+    assert "readers" not in decision.reason
+
+
+def test_denial_message_says_when_no_rule_grants_it_to_anyone():
+    decision = policy_of(rule(roles=["a"], routes=["info"])).decide(who(), invoke())
+    assert "No rule grants it to anyone." in decision.reason
+
+
+def test_denial_message_contains_no_claim_values():
+    principal = who(claims={"email": "ada@example.com", "secret": "hunter2"})
+    decision = policy_of(rule(claims={"tier": ["gold"]})).decide(principal, invoke())
+    assert "hunter2" not in decision.reason and "ada@example.com" not in decision.reason
+    assert "claim tier containing one of ['gold']" in decision.reason
+
+
+def test_first_granting_rule_is_named_in_the_decision():
+    policy = policy_of(rule("narrow", roles=["a"], models=["gpt-4o-mini"]),
+                       rule("wide", roles=["a"], models=["*"]))
+    assert policy.decide(who(roles={"a"}), invoke("gpt-4o")).rule == "wide"
+    assert policy.decide(who(roles={"a"}), invoke("gpt-4o-mini")).rule == "narrow"
+
+
+def test_allow_is_granted_by_one_rule_not_pieced_together_from_two():
+    """Route from one rule and model from another must not combine into an allow."""
+    policy = policy_of(rule("info-all", roles=["a"], routes=["info"], models=["*"]),
+                       rule("chat-mini", roles=["a"], routes=["inference"],
+                            models=["gpt-4o-mini"]))
+    assert not policy.decide(who(roles={"a"}), invoke("gpt-4o")).allowed
+
+
+def test_allowed_models_lists_only_models_some_rule_grants():
+    policy = policy_of(rule("mini", roles=["a"], routes=["info"], models=["gpt-4o-mini"]),
+                       rule("llama", groups=["ml"], routes=["info"], models=["llama-*"]),
+                       rule("chat", roles=["a"], routes=["inference"], models=["*"]))
+    models = ["gpt-4o", "gpt-4o-mini", "llama-3-8b", "echo"]
+
+    assert policy.allowed_models(who(roles={"a"}), "info", "/v1/models", models) == \
+        ["gpt-4o-mini"]
+    assert policy.allowed_models(who(roles={"a"}, groups={"ml"}), "info", "/v1/models",
+                                 models) == ["gpt-4o-mini", "llama-3-8b"]
+    assert policy.allowed_models(who(), "info", "/v1/models", models) == []
+
+
+def test_empty_policy_denies_everything():
+    policy = policy_of()
+    for action in (invoke(), Action("info", "/v1/models"), Action("admin", "/admin/policy")):
+        decision = policy.decide(who(roles={"admin"}), action)
+        assert not decision.allowed
+        assert decision.code == "insufficient_scope"

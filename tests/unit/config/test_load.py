@@ -1,0 +1,341 @@
+"""Loading the YAML configuration: interpolation, schema errors with paths, cross-references, and
+every problem reported at once."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rolegate.config.load import ConfigError, load_settings, parse_settings, validate_settings
+from rolegate.config.model import Settings
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+EXAMPLE_ENV = {"AZURE_OPENAI_API_KEY": "azure-secret", "TENANT_ID": "tenant-guid",
+               "OPENAI_API_KEY": "openai-secret"}
+
+
+def base() -> dict[str, Any]:
+    return {
+        "models": [{"name": "gpt-4o", "provider": "mock"}, {"name": "echo", "provider": "mock"}],
+        "auth": {"issuers": [{"name": "idp", "issuer": "https://idp.example.com",
+                              "jwks_url": "https://idp.example.com/keys",
+                              "audiences": ["rolegate"]}]},
+        "policy": [{"name": "users", "when": {"roles": ["user"]},
+                    "allow": {"routes": ["inference"], "models": ["*"]}}],
+    }
+
+
+def problems_of(data: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        validate_settings(data, source="test.yaml")
+    return caught.value.problems
+
+
+def problems_of_text(text: str, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(textwrap.dedent(text), source="test.yaml", environ=environ or {})
+    return caught.value.problems
+
+
+def issuer(**overrides: Any) -> dict[str, Any]:
+    data = base()
+    data["auth"]["issuers"][0].update(overrides)
+    for key in [k for k, v in overrides.items() if v is None]:
+        del data["auth"]["issuers"][0][key]
+    return data
+
+
+def test_base_configuration_is_valid():
+    settings = validate_settings(base(), source="test.yaml")
+    assert isinstance(settings, Settings)
+    assert settings.auth.issuers[0].algorithms[0] == "RS256"
+
+
+# --- interpolation -----------------------------------------------------------------------------
+
+def test_both_interpolation_forms_take_values_from_the_given_environment():
+    text = """
+      models:
+        - {name: gpt-4o, provider: openai, api_base: "https://${HOST}/v1", api_key: "${env:KEY}"}
+      auth:
+        issuers:
+          - {name: idp, issuer: "https://login.example.com/${TENANT}/v2.0",
+             jwks_url: "https://login.example.com/${env:TENANT}/keys", audiences: [rolegate]}
+      policy:
+        - {name: users, when: {roles: [user]}, allow: {routes: [inference], models: ["*"]}}
+    """
+    settings = parse_settings(textwrap.dedent(text), source="t", environ={
+        "HOST": "api.example.com", "KEY": "sk-secret", "TENANT": "t-1"})
+    model = settings.models[0]
+    assert model.api_base == "https://api.example.com/v1"
+    assert model.api_key is not None and model.api_key.get_secret_value() == "sk-secret"
+    assert settings.auth.issuers[0].issuer == "https://login.example.com/t-1/v2.0"
+    assert settings.auth.issuers[0].jwks_url == "https://login.example.com/t-1/keys"
+
+
+def test_secret_value_is_not_shown_when_settings_are_printed():
+    text = ("models: [{name: m, provider: openai, api_base: 'http://x/v1', api_key: '${K}'}]\n"
+            "auth: {dev_issuer: {enabled: true}}\n")
+    settings = parse_settings(text, source="t", environ={"K": "sk-very-secret"})
+    assert "sk-very-secret" not in repr(settings)
+    assert "sk-very-secret" not in str(settings.model_dump())
+
+
+def test_every_missing_variable_is_named_with_its_path():
+    problems = problems_of_text("""
+      models:
+        - {name: gpt-4o, provider: openai, api_base: "https://x/v1", api_key: "${API_KEY}"}
+      auth:
+        issuers:
+          - {name: idp, issuer: "https://x/${env:TENANT_ID}", jwks_url: https://x/k,
+             audiences: [a]}
+    """)
+    assert problems == [
+        "models[0].api_key: environment variable API_KEY is not set",
+        "auth.issuers[0].issuer: environment variable TENANT_ID is not set",
+    ]
+
+
+def test_values_that_merely_look_like_references_are_left_alone():
+    text = ("models: [{name: m, provider: mock, model: '$HOME-${1X}-${}'}]\n"
+            "auth: {dev_issuer: {enabled: true}}\n")
+    settings = parse_settings(text, source="t", environ={})
+    assert settings.models[0].model == "$HOME-${1X}-${}"
+
+
+def test_an_interpolated_value_is_not_parsed_as_yaml():
+    text = ("models: [{name: m, provider: mock, model: '${V}'}]\n"
+            "auth: {dev_issuer: {enabled: true}}\n")
+    settings = parse_settings(text, source="t", environ={"V": "x\npolicy: [evil]"})
+    assert settings.models[0].model == "x\npolicy: [evil]"
+    assert settings.policy == ()
+
+
+# --- reading the file --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["models: [", "a: b: c", "models:\n\t- name: x\n", "!!python/object:os.system {}"],
+                         ids=["unclosed", "nested-colon", "tab", "python-tag"])
+def test_invalid_yaml_is_one_clear_problem(text):
+    problems = problems_of_text(text)
+    assert len(problems) == 1
+    assert problems[0].startswith("not valid YAML")
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just a string", "42"])
+def test_top_level_that_is_not_a_mapping_is_refused(text):
+    assert problems_of_text(text) == ["the top level must be a mapping"]
+
+
+def test_empty_file_needs_an_issuer():
+    problems = problems_of_text("")
+    assert len(problems) == 1 and "no issuer is configured" in problems[0]
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path / "absent.yaml")
+    assert caught.value.problems[0].startswith("cannot read the file")
+    assert str(tmp_path / "absent.yaml") in str(caught.value)
+
+
+def test_directory_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path)
+    assert caught.value.problems[0].startswith("cannot read the file")
+
+
+def test_file_that_is_not_utf8_is_a_config_error(tmp_path):
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(b"models: [\xff\xfe\x00]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert "UTF-8" in caught.value.problems[0]
+
+
+def test_load_settings_reads_a_file_with_the_given_environment(tmp_path):
+    path = tmp_path / "rolegate.yaml"
+    path.write_text(yaml.safe_dump(base()).replace("rolegate", "${AUD}"))
+    settings = load_settings(path, environ={"AUD": "api://from-env"})
+    assert settings.auth.issuers[0].audiences == ("api://from-env",)
+
+
+# --- schema ------------------------------------------------------------------------------------
+
+def test_unknown_keys_are_reported_with_their_paths():
+    data = base()
+    data["auth"]["issuers"][0]["jwks_uri"] = "https://typo"
+    data["policy"][0]["when"]["role"] = ["user"]
+    data["servr"] = {}
+    problems = problems_of(data)
+    assert "auth.issuers[0].jwks_uri: unknown key (check its spelling)" in problems
+    assert "policy[0].when.role: unknown key (check its spelling)" in problems
+    assert "servr: unknown key (check its spelling)" in problems
+
+
+def test_several_schema_problems_are_reported_together():
+    data = base()
+    data["models"][0]["provider"] = "bedrock"
+    del data["auth"]["issuers"][0]["audiences"]
+    data["server"] = {"port": 70000}
+    problems = problems_of(data)
+    assert len(problems) == 3
+    assert any(p.startswith("models[0].provider:") for p in problems)
+    assert any(p.startswith("auth.issuers[0].audiences:") for p in problems)
+    assert any(p.startswith("server.port:") for p in problems)
+
+
+@pytest.mark.parametrize("algorithms", [["HS256"], ["RS256", "HS512"], ["none"], ["RS256", "None"],
+                                        []], ids=["hs256", "hs512-among-others", "none",
+                                                  "None", "empty"])
+def test_symmetric_none_or_no_algorithms_are_refused(algorithms):
+    problems = problems_of(issuer(algorithms=algorithms))
+    assert len(problems) == 1
+    assert problems[0].startswith("auth.issuers[0].algorithms:")
+
+
+def test_single_string_is_accepted_where_a_list_is_expected():
+    data = issuer(algorithms="ES256", audiences="rolegate")
+    data["policy"][0]["when"]["roles"] = "user"
+    settings = validate_settings(data, source="t")
+    assert settings.auth.issuers[0].algorithms == ("ES256",)
+    assert settings.policy[0].when.roles == ("user",)
+
+
+def test_issuer_template_without_tenants_is_refused():
+    problems = problems_of(issuer(issuer="https://login.microsoftonline.com/{tenantid}/v2.0"))
+    assert len(problems) == 1
+    assert "needs a `tenants` allow-list" in problems[0]
+    validate_settings(issuer(issuer="https://login.microsoftonline.com/{tenantid}/v2.0",
+                             tenants=["*"]), source="t")
+
+
+@pytest.mark.parametrize("overrides", [
+    {"discovery_url": "https://idp.example.com/.well-known/openid-configuration"},
+    {"jwks_url": None},
+], ids=["both", "neither"])
+def test_exactly_one_key_source_is_required(overrides):
+    problems = problems_of(issuer(**overrides))
+    assert problems == ["auth.issuers[0]: give exactly one of jwks_url or discovery_url"]
+
+
+def test_issuer_problems_are_reported_together():
+    problems = problems_of(issuer(jwks_url=None,
+                                  issuer="https://login.microsoftonline.com/{tenantid}/v2.0"))
+    assert len(problems) == 1
+    assert "jwks_url or discovery_url" in problems[0] and "tenants" in problems[0]
+
+
+@pytest.mark.parametrize("field, value", [("leeway", -1), ("leeway", 601), ("jwks_ttl", 0),
+                                          ("jwks_max_stale", -1),
+                                          ("jwks_refreshes_per_minute", 0),
+                                          ("preset", "google"), ("audiences", [])])
+def test_out_of_range_issuer_settings_are_refused(field, value):
+    problems = problems_of(issuer(**{field: value}))
+    assert len(problems) == 1 and problems[0].startswith(f"auth.issuers[0].{field}")
+
+
+@pytest.mark.parametrize(("model", "fragment"), [
+    ({"name": "m", "provider": "openai"}, "provider openai needs api_base"),
+    ({"name": "m", "provider": "azure", "api_base": "https://x"},
+     "provider azure needs deployment and api_version"),
+    ({"name": "", "provider": "mock"}, "at least 1 character"),
+])
+def test_model_problems_name_the_missing_field(model, fragment):
+    data = base()
+    data["models"].append(model)
+    problems = problems_of(data)
+    assert len(problems) == 1
+    assert problems[0].startswith("models[2]") and fragment in problems[0]
+
+
+@pytest.mark.parametrize("when", [{}, {"authenticated": False}, {"roles": []},
+                                  {"claims": {}}], ids=["empty", "authenticated-false",
+                                                        "empty-list", "empty-claims"])
+def test_rule_with_no_condition_is_refused(when):
+    data = base()
+    data["policy"][0]["when"] = when
+    problems = problems_of(data)
+    assert len(problems) == 1
+    assert problems[0].startswith("policy[0].when:")
+    assert "authenticated: true" in problems[0]
+
+
+def test_rule_without_routes_is_refused():
+    data = base()
+    data["policy"][0]["allow"] = {"models": ["*"]}
+    assert problems_of(data)[0].startswith("policy[0].allow.routes:")
+
+
+# --- cross-references --------------------------------------------------------------------------
+
+def test_cross_reference_problems_are_reported_together_with_the_fix():
+    data = base()
+    data["policy"].append({"name": "bad", "when": {"issuers": ["okta"]},
+                           "allow": {"routes": ["inferense", "/v1/audio/*"],
+                                     "models": ["claude-*", "gpt-*"]}})
+    problems = problems_of(data)
+    assert problems == [
+        "policy[1] (bad).allow.routes: unknown route group 'inferense' "
+        "(known: inference, info, admin, or a path like /v1/audio/*)",
+        "policy[1] (bad).allow.models: 'claude-*' matches no model (known: gpt-4o, echo)",
+        "policy[1] (bad).when.issuers: unknown issuer 'okta' (known: idp)",
+    ]
+
+
+def test_development_issuer_is_a_known_issuer_name_when_enabled():
+    data = base()
+    data["auth"]["dev_issuer"] = {"enabled": True}
+    data["policy"][0]["when"] = {"issuers": ["dev"]}
+    validate_settings(data, source="t")
+    del data["auth"]["dev_issuer"]
+    assert "unknown issuer 'dev'" in problems_of(data)[0]
+
+
+@pytest.mark.parametrize("section", ["models", "issuers", "policy"])
+def test_duplicate_names_are_refused(section):
+    data = base()
+    if section == "models":
+        data["models"].append({"name": "echo", "provider": "mock"})
+        expected = "models: the name 'echo' is used 2 times"
+    elif section == "issuers":
+        data["auth"]["issuers"].append(dict(data["auth"]["issuers"][0]))
+        expected = "auth.issuers: the name 'idp' is used 2 times"
+    else:
+        data["policy"].append(dict(data["policy"][0]))
+        expected = "policy: the name 'users' is used 2 times"
+    problems = problems_of(data)
+    assert len(problems) == 1 and problems[0].startswith(expected)
+
+
+def test_no_issuer_at_all_is_refused():
+    data = base()
+    data["auth"] = {}
+    assert problems_of(data) == [
+        "auth: no issuer is configured, so no request could ever be authenticated "
+        "(add auth.issuers or enable auth.dev_issuer)"]
+
+
+def test_config_error_message_lists_every_problem_under_the_source():
+    error = ConfigError("rolegate.yaml", ["first", "second"])
+    assert str(error) == ("rolegate.yaml: 2 problem(s) in the configuration:\n"
+                          "  - first\n  - second")
+
+
+# --- the examples ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_examples_are_valid(path):
+    settings = load_settings(path, environ=EXAMPLE_ENV)
+    assert settings.policy and settings.auth.issuers
+
+
+def test_examples_need_their_environment():
+    with pytest.raises(ConfigError) as caught:
+        load_settings(EXAMPLES / "entra.yaml", environ={})
+    assert any("TENANT_ID is not set" in p for p in caught.value.problems)
+    assert any(p.startswith("models[0].api_key: environment variable AZURE_OPENAI_API_KEY")
+               for p in caught.value.problems)

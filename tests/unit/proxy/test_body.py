@@ -1,0 +1,65 @@
+"""Reading a request body: only `model` and `stream` are inspected; the rest passes through."""
+
+from __future__ import annotations
+
+import pytest
+
+from rolegate.errors import InvalidRequest
+from rolegate.proxy.body import MAX_MODEL_NAME, inspect, parse_object, rewrite
+
+
+@pytest.mark.parametrize(("raw", "code"), [
+    (b"", "invalid_json"), (b"{", "invalid_json"), (b"{'model': 'x'}", "invalid_json"),
+    (b"\xff\xfe", "invalid_json"), (b"[1, 2]", "invalid_body"), (b'"text"', "invalid_body"),
+    (b"null", "invalid_body"), (b"42", "invalid_body"),
+])
+def test_body_that_is_not_a_json_object_is_400(raw, code):
+    with pytest.raises(InvalidRequest) as caught:
+        parse_object(raw)
+    assert (caught.value.status, caught.value.code) == (400, code)
+
+
+def test_deeply_nested_body_is_a_400_not_a_crash():
+    with pytest.raises(InvalidRequest):
+        parse_object(b'{"a":' * 10_000 + b"1" + b"}" * 10_000)
+
+
+@pytest.mark.parametrize(("body", "code", "param"), [
+    ({}, "missing_model", "model"),
+    ({"model": None}, "missing_model", "model"),
+    ({"model": 42}, "invalid_model", "model"),
+    ({"model": ["gpt-4o"]}, "invalid_model", "model"),
+    ({"model": True}, "invalid_model", "model"),
+    ({"model": ""}, "invalid_model", "model"),
+    ({"model": "m" * (MAX_MODEL_NAME + 1)}, "invalid_model", "model"),
+    ({"model": "gpt-4o", "stream": "yes"}, "invalid_stream", "stream"),
+    ({"model": "gpt-4o", "stream": 1}, "invalid_stream", "stream"),
+])
+def test_unusable_model_or_stream_is_400_naming_the_parameter(body, code, param):
+    with pytest.raises(InvalidRequest) as caught:
+        inspect(body, None)
+    assert (caught.value.code, caught.value.param) == (code, param)
+
+
+def test_model_and_stream_are_read_from_the_body():
+    assert inspect({"model": "gpt-4o", "stream": True}, None).is_stream
+    inspected = inspect({"model": "gpt-4o", "stream": None}, None)
+    assert (inspected.model, inspected.is_stream) == ("gpt-4o", False)
+
+
+def test_path_model_wins_over_the_body_model():
+    assert inspect({"model": "gpt-4o-mini"}, "gpt-4o").model == "gpt-4o"
+    assert inspect({}, "gpt-4o").model == "gpt-4o"
+
+
+def test_unchanged_body_is_passed_on_as_its_original_bytes():
+    raw = b'{"model": "gpt-4o",  "messages": []}'
+    body, passed = rewrite(parse_object(raw), raw, upstream_model="gpt-4o", end_user=None)
+    assert passed == raw
+
+
+def test_body_is_rewritten_for_the_upstream_model_and_end_user():
+    raw = b'{"model": "public", "user": "caller-chosen", "x": 1}'
+    body, passed = rewrite(parse_object(raw), raw, upstream_model="upstream", end_user="ada")
+    assert passed is None
+    assert body == {"model": "upstream", "user": "ada", "x": 1}

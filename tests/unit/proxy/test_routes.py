@@ -1,0 +1,71 @@
+"""Resolving method and path to a route: exact OpenAI paths, Azure deployment paths, and nothing
+else (no normalisation that could turn one path into another)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rolegate.errors import MethodNotAllowed, NotFound
+from rolegate.proxy.routes import resolve
+
+
+@pytest.mark.parametrize("operation", ["chat/completions", "completions", "embeddings",
+                                       "responses"])
+@pytest.mark.parametrize("prefix", ["/v1/", "/"])
+def test_inference_routes_with_and_without_v1(prefix, operation):
+    route = resolve("POST", prefix + operation)
+    assert (route.group, route.operation, route.model) == ("inference", operation, None)
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/models"])
+def test_model_listing_with_and_without_v1(path):
+    route = resolve("GET", path)
+    assert (route.group, route.operation) == ("info", "models.list")
+
+
+@pytest.mark.parametrize(("path", "model"), [("/v1/models/gpt-4o", "gpt-4o"),
+                                             ("/models/gpt-4o", "gpt-4o"),
+                                             ("/v1/models/org/model", "org/model")])
+def test_model_retrieval_names_the_model(path, model):
+    route = resolve("GET", path)
+    assert (route.group, route.operation, route.model) == ("info", "models.get", model)
+
+
+@pytest.mark.parametrize("operation", ["chat/completions", "completions", "embeddings"])
+def test_azure_deployment_route_names_the_model(operation):
+    route = resolve("POST", f"/openai/deployments/gpt-4o/{operation}")
+    assert (route.group, route.operation, route.model) == ("inference", operation, "gpt-4o")
+
+
+def test_admin_routes():
+    assert resolve("GET", "/admin/policy").operation == "admin.policy"
+    unknown = resolve("DELETE", "/admin/anything")
+    assert (unknown.group, unknown.operation) == ("admin", "admin.unknown")
+
+
+@pytest.mark.parametrize("path", [
+    "/v1//chat/completions", "//v1/chat/completions", "/v1/./models", "/v1/models/../admin/policy",
+    "/v1/models/./gpt-4o", "/V1/chat/completions", "/v1/Chat/Completions", "/V1/MODELS",
+    "/v1/chat/completions/", "/v1/models/", "/v1", "/", "", "/v2/chat/completions",
+    "/openai/deployments//chat/completions", "/openai/deployments/gpt-4o/responses",
+    "/openai/deployments/gpt-4o", "/openai/deployments/gpt-4o/chat/completions/x",
+    "/openai/deployments/../chat/completions", "/v1/chat/completions%2f",
+    "/v1/audio/speech", "/ADMIN/policy",
+])
+def test_anything_else_is_not_found(path):
+    with pytest.raises(NotFound) as caught:
+        resolve("POST" if "models" not in path else "GET", path)
+    assert caught.value.code == "unknown_route"
+    assert caught.value.status == 404
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/v1/chat/completions"), ("PUT", "/v1/embeddings"), ("DELETE", "/completions"),
+    ("POST", "/v1/models"), ("POST", "/v1/models/gpt-4o"), ("GET", "/openai/deployments/x/embeddings"),
+    ("POST", "/admin/policy"), ("HEAD", "/v1/models"),
+])
+def test_wrong_method_is_405_naming_the_right_one(method, path):
+    with pytest.raises(MethodNotAllowed) as caught:
+        resolve(method, path)
+    assert caught.value.status == 405
+    assert "use GET" in caught.value.message or "use POST" in caught.value.message

@@ -1,0 +1,129 @@
+"""`explain()`: the gateway's own verifier and policy, step by step, for one token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rolegate.config.load import validate_settings
+from rolegate.config.model import Settings
+from rolegate.errors import NotFound
+from rolegate.explain import explain
+from tests.support.clock import FakeClock
+from tests.support.fetch import FakeKeySource
+from tests.support.keys import (
+    ENTRA_AUDIENCE, ENTRA_V2_ISSUER, TENANT, KeyPair, entra_app_claims, jwks,
+)
+
+JWKS_URL = f"https://login.microsoftonline.com/{TENANT}/discovery/v2.0/keys"
+CHAT = "/v1/chat/completions"
+
+
+def seed_settings() -> Settings:
+    return validate_settings({
+        "models": [{"name": "gpt-4o", "provider": "mock"}],
+        "auth": {"issuers": [{"name": "entra", "preset": "entra", "issuer": ENTRA_V2_ISSUER,
+                              "jwks_url": JWKS_URL, "audiences": [ENTRA_AUDIENCE],
+                              "tenants": [TENANT]}]},
+        "policy": [{"name": "services", "when": {"roles": ["LiteLLM.Admin"]},
+                    "allow": {"routes": ["inference", "info"], "models": ["*"]}}],
+    }, source="<test>")
+
+
+@pytest.fixture
+def local_jwks(key_source: FakeKeySource, rsa_key: KeyPair) -> FakeKeySource:
+    key_source.documents[JWKS_URL] = jwks(rsa_key)
+    return key_source
+
+
+async def explain_token(token: str, fetch: FakeKeySource, clock: FakeClock,
+                        route: str = CHAT, model: str | None = "gpt-4o") -> Any:
+    settings = seed_settings()
+    return await explain(settings, list(settings.auth.issuers), token, route, model, fetch,
+                         clock)
+
+
+async def test_seed_token_without_roles_is_explained_as_a_403(local_jwks, rsa_key, clock):
+    token = rsa_key.sign(entra_app_claims(2, now=clock.now), {"typ": "JWT"})
+
+    report = await explain_token(token, local_jwks, clock)
+
+    assert report.allowed is False
+    assert report.status == 403
+    assert report.is_verified
+    assert "insufficient_scope" in report.summary
+    assert "rule 'services' needs roles any of ['LiteLLM.Admin']" in report.summary
+    assert [(name, ok) for name, ok, _ in report.steps] == [
+        ("decode", True), ("issuer", True), ("verification", True)]
+    assert [(r.name, r.unmet, r.grants_route, r.grants_model) for r in report.rules] == [
+        ("services", ["roles any of ['LiteLLM.Admin']"], True, True)]
+    assert report.principal is not None and report.principal.subject == "9f2b7c1e-app-object-id"
+
+
+async def test_seed_token_with_the_role_is_explained_as_allowed(local_jwks, rsa_key, clock):
+    token = rsa_key.sign(entra_app_claims(2, roles=["LiteLLM.Admin"], now=clock.now))
+
+    report = await explain_token(token, local_jwks, clock)
+
+    assert report.allowed is True
+    assert report.status == 200
+    assert report.summary.startswith("ALLOW")
+    assert report.rules[0].is_granting
+
+
+async def test_expired_token_fails_verification_and_the_policy_runs_on_unverified_claims(
+        local_jwks, rsa_key, clock):
+    token = rsa_key.sign(entra_app_claims(2, roles=["LiteLLM.Admin"], now=clock.now - 7200))
+
+    report = await explain_token(token, local_jwks, clock)
+
+    assert report.allowed is False
+    assert report.status == 401
+    assert report.is_verified is False
+    verification = [step for step in report.steps if step[0] == "verification"][0]
+    assert verification[1] is False and verification[2].startswith("token_expired")
+    assert report.rules and report.rules[0].unmet == []
+    assert "evaluated on unverified claims" in report.summary
+
+
+async def test_model_listing_route_is_explained_without_a_model(local_jwks, rsa_key, clock):
+    token = rsa_key.sign(entra_app_claims(2, roles=["LiteLLM.Admin"], now=clock.now))
+    report = await explain_token(token, local_jwks, clock, route="/v1/models", model=None)
+    assert report.action is not None and report.action.route == "info"
+    assert report.allowed
+
+
+async def test_azure_route_takes_the_model_from_the_path(local_jwks, rsa_key, clock):
+    token = rsa_key.sign(entra_app_claims(2, roles=["LiteLLM.Admin"], now=clock.now))
+    report = await explain_token(token, local_jwks, clock,
+                                 route="/openai/deployments/gpt-4o/chat/completions", model=None)
+    assert report.action is not None and report.action.model == "gpt-4o"
+
+
+async def test_route_group_name_is_accepted_in_place_of_a_path(local_jwks, rsa_key, clock):
+    token = rsa_key.sign(entra_app_claims(2, now=clock.now))
+    report = await explain_token(token, local_jwks, clock, route="admin", model=None)
+    assert report.status == 403
+    assert report.rules[0].grants_route is False
+
+
+async def test_token_of_an_unknown_issuer_is_explained(local_jwks, rsa_key, clock):
+    body = entra_app_claims(2, now=clock.now)
+    body["iss"] = "https://evil.example/"
+    report = await explain_token(rsa_key.sign(body), local_jwks, clock)
+    assert report.status == 401
+    assert ("issuer", False) in [(name, ok) for name, ok, _ in report.steps]
+    assert report.rules == []
+
+
+async def test_garbage_token_is_explained_as_not_a_jwt(local_jwks, clock):
+    report = await explain_token("not-a-jwt", local_jwks, clock)
+    assert report.status == 401 and not report.allowed
+    assert "not a well-formed JWT" in report.summary
+
+
+async def test_unknown_route_path_is_a_not_found(local_jwks, rsa_key, clock):
+    token = rsa_key.sign(entra_app_claims(2, now=clock.now))
+    with pytest.raises(NotFound):
+        await explain_token(token, local_jwks, clock, route="/v1/nothing")
