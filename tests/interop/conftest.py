@@ -77,7 +77,7 @@ async def token(issuer: str, client: str, scope: str | None = None,
 def issuer() -> Iterator[str]:
     if _missing():
         pytest.skip(_missing())
-    with run_provider(0) as url:
+    with run_provider(0, timeout=60) as url:
         yield url
 
 
