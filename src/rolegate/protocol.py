@@ -21,7 +21,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-_CLOSE_HEADERS = b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+_CLOSE_HEADERS = (b"content-type: application/json\r\ncontent-length: %d\r\n"
+                  b"connection: close\r\n\r\n")
 _BODIES = {
     431: b'{"error":{"message":"The request headers are too large.","type":'
          b'"invalid_request_error","param":null,"code":"headers_too_large"}}',

@@ -19,9 +19,10 @@ from tests.fuzz.conftest import (
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
-json_scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-                | st.text(max_size=20) | st.sampled_from(["allowed", "secret", "Allowed",
-                                                          "allowed ", "allowed\x00", "*", "echo"]))
+json_scalars = (st.none() | st.booleans() | st.integers()
+                | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
+                | st.sampled_from(["allowed", "secret", "Allowed", "allowed ", "allowed\x00", "*",
+                                   "echo"]))
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3)
                            | st.dictionaries(st.text(max_size=8), inner, max_size=3),
                            max_leaves=12)

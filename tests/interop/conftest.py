@@ -14,7 +14,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from tests.interop.idp import client_credentials_token, node_available, provider_installed, run_provider
+from tests.interop.idp import (
+    client_credentials_token, node_available, provider_installed, run_provider,
+)
 from tests.support.process import GatewayProcess
 from tests.support.servers import RecordingUpstream
 
