@@ -55,7 +55,7 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     authenticator = Authenticator(JwtVerifier(issuers, clock),
                                   max_header_bytes=settings.server.max_auth_header_bytes)
     return Gateway(authenticator=authenticator, handlers=handlers, public=public,
-                   on_startup=[background(*(cache.warm for cache in caches))],
+                   on_startup=[background(*(cache.warm_until_loaded for cache in caches))],
                    on_shutdown=[http.close])
 
 

@@ -61,7 +61,8 @@ def serve(config: ConfigOption = None,
         err.print(f"Development issuer on (key in {saved}). Get a token with:\n"
                   f"  rolegate dev-token --state-dir {state_dir}\n"
                   f"  curl -H \"Authorization: Bearer $(rolegate dev-token)\" "
-                  f"http://{settings.server.host}:{settings.server.port}/v1/models")
+                  f"http://{settings.server.host}:{settings.server.port}/v1/models",
+                  soft_wrap=True, highlight=False)
     app = build_app(settings, dev_issuer=dev_issuer)
     server = settings.server
     # Header size and header time are bounded before the app sees a request (protocol.py).

@@ -43,7 +43,7 @@ def jwks(*keys: KeyPair) -> bytes:
     return json.dumps({"keys": [key.public_jwk() for key in keys]}).encode()
 
 
-def claims(iss: str, aud: str, *, now: float | None = None, exp_in: float = 3600,
+def claims(iss: str, aud: str | list[str], *, now: float | None = None, exp_in: float = 3600,
            **extra: Any) -> dict[str, Any]:
     issued = int(time.time() if now is None else now)
     return {"iss": iss, "aud": aud, "iat": issued, "nbf": issued, "exp": issued + exp_in,

@@ -20,14 +20,23 @@ def free_port() -> int:
 
 
 class GatewayProcess:
-    """`async with GatewayProcess(config_text, workdir) as gateway:` -> `gateway.url`."""
+    """`async with GatewayProcess(config_text, workdir) as gateway:` -> `gateway.url`.
 
-    def __init__(self, config_text: str, workdir: Path, *, ready_path: str = "/health/live",
-                 env: dict[str, str] | None = None) -> None:
+    With `config_text=None` the gateway runs on its embedded defaults, as `rolegate serve` does
+    with no `--config`. The process runs in `workdir`; `state_dir` is relative to it.
+    """
+
+    def __init__(self, config_text: str | None, workdir: Path, *,
+                 ready_path: str = "/health/live", env: dict[str, str] | None = None,
+                 state_dir: str | None = "state") -> None:
         self.workdir = workdir
         self.port = free_port()
-        self.config = workdir / "rolegate.yaml"
-        self.config.write_text(config_text)
+        self.config: Path | None = None
+        if config_text is not None:
+            self.config = workdir / "rolegate.yaml"
+            self.config.write_text(config_text)
+        # None: no --state-dir, so rolegate uses its default (.rolegate in its working directory).
+        self.state_dir = state_dir
         self.ready_path = ready_path
         self.env = {**os.environ, **(env or {})}
         self.log_path = workdir / "gateway.log"
@@ -37,16 +46,28 @@ class GatewayProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def command(self) -> list[str]:
+        config = ["--config", str(self.config)] if self.config is not None else []
+        state = ["--state-dir", self.state_dir] if self.state_dir is not None else []
+        return [sys.executable, "-m", "rolegate", "serve", *config, "--port", str(self.port),
+                *state]
+
     async def __aenter__(self) -> GatewayProcess:
-        with self.log_path.open("wb") as log:  # the child keeps its own descriptor
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "rolegate", "serve", "--config", str(self.config),
-                 "--port", str(self.port), "--state-dir", str(self.workdir / "state")],
-                cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=self.env)
-        await self._wait_ready()
+        with self.log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(self.command(), cwd=self.workdir, stdout=log,
+                                            stderr=subprocess.STDOUT, env=self.env)
+        try:
+            await self._wait_ready()
+        except BaseException:
+            await self.__aexit__()
+            raise
         return self
 
     async def _wait_ready(self, timeout: float = 20.0) -> None:
@@ -67,7 +88,8 @@ class GatewayProcess:
 
     async def __aexit__(self, *exc: object) -> None:
         assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
         for _ in range(100):
             if self.process.poll() is not None:
                 return

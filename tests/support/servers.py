@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -26,7 +26,7 @@ class LocalServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self, port: int = 0) -> LocalServer:
+    async def start(self, port: int = 0) -> Self:
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
@@ -39,7 +39,7 @@ class LocalServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> LocalServer:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -47,30 +47,63 @@ class LocalServer:
 
 
 class LocalIdp(LocalServer):
-    """Discovery and a JWKS whose keys a test can rotate; counts key-set fetches; can go down."""
+    """Discovery and a JWKS whose keys a test can rotate; counts fetches; can go down (503).
 
-    def __init__(self, *keys: KeyPair) -> None:
+    `issuer` is the IdP's own URL unless given (a path under it, as Keycloak and Okta use).
+    """
+
+    def __init__(self, *keys: KeyPair, issuer_path: str = "") -> None:
         super().__init__()
         self.keys = list(keys)
+        self.issuer_path = issuer_path
         self.jwks_fetches = 0
+        self.discovery_fetches = 0
         self.is_down = False
         self.app.router.add_get("/.well-known/openid-configuration", self._discovery)
         self.app.router.add_get("/jwks", self._jwks)
 
     @property
     def issuer(self) -> str:
-        return self.url
+        return self.url + self.issuer_path
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.url}/jwks"
+
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.url}/.well-known/openid-configuration"
+
+    def publish(self, *keys: KeyPair) -> None:
+        """Replace the published key set (a rotation: keys not given are withdrawn)."""
+        self.keys = list(keys)
 
     async def _discovery(self, request: web.Request) -> web.Response:
+        self.discovery_fetches += 1
         if self.is_down:
             return web.Response(status=503)
-        return web.json_response({"issuer": self.issuer, "jwks_uri": f"{self.url}/jwks",
+        return web.json_response({"issuer": self.issuer, "jwks_uri": self.jwks_url,
                                   "token_endpoint": f"{self.url}/token"})
 
     async def _jwks(self, request: web.Request) -> web.Response:
         self.jwks_fetches += 1
         if self.is_down:
             return web.Response(status=503)
+        return web.Response(body=jwks(*self.keys), content_type="application/json")
+
+
+class AttackerServer(LocalServer):
+    """A server an attacker controls: answers every path with a key set of its own keys and
+    counts the requests it gets, so a test can prove the gateway never called it."""
+
+    def __init__(self, *keys: KeyPair) -> None:
+        super().__init__()
+        self.keys = list(keys)
+        self.hits: list[str] = []
+        self.app.router.add_route("*", "/{tail:.*}", self._answer)
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        self.hits.append(request.path)
         return web.Response(body=jwks(*self.keys), content_type="application/json")
 
 
@@ -93,6 +126,8 @@ class RecordingUpstream(LocalServer):
     requests: list[Recorded] = field(default_factory=list)
     stream_chunks: int = 3
     chunk_delay: float = 0.0
+    pacer: asyncio.Queue[None] | None = None  # when set, each chunk after the first waits for it
+    break_after: int | None = None  # when set, the connection drops after this many chunks
 
     def __post_init__(self) -> None:
         LocalServer.__init__(self)
@@ -120,6 +155,14 @@ class RecordingUpstream(LocalServer):
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
         for index in range(self.stream_chunks):
+            if index == self.break_after:
+                assert request.transport is not None
+                request.transport.close()  # the upstream dies mid-stream
+                return response
+            if index and self.pacer is not None:
+                # Held until the test has seen the previous event: proves chunks are relayed
+                # as they come, not buffered until the end.
+                await asyncio.wait_for(self.pacer.get(), timeout=10)
             chunk = {"object": "chat.completion.chunk", "model": payload.get("model"),
                      "choices": [{"index": 0, "delta": {"content": f"part{index} "}}]}
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())

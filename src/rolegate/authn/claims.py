@@ -36,15 +36,28 @@ PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
 
 
 def claim_at(claims: Mapping[str, Any], path: str) -> Any:
-    """The value at `path` in `claims`, or `MISSING`."""
+    """The value at `path` in `claims`, or `MISSING`.
+
+    At each level the longest key that matches wins, so names containing dots
+    (`resource_access.com.example.app.roles`) resolve as well as plain nesting.
+    """
     if path in claims:
         return claims[path]
-    value: Any = claims
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return MISSING
-        value = value[part]
-    return value
+    return _walk(claims, path.split("."))
+
+
+def _walk(value: Any, parts: list[str]) -> Any:
+    if not parts:
+        return value
+    if not isinstance(value, Mapping):
+        return MISSING
+    for end in range(len(parts), 0, -1):
+        key = ".".join(parts[:end])
+        if key in value:
+            found = _walk(value[key], parts[end:])
+            if found is not MISSING:
+                return found
+    return MISSING
 
 
 def claim_values(value: Any, *, split_spaces: bool) -> list[str]:

@@ -127,6 +127,16 @@ class JwksCache:
         """Fetch at start-up; a failure is logged and retried on the first request."""
         await self._refresh_quietly()
 
+    async def warm_until_loaded(self, retry_every: float = RETRY_AFTER_FAILURE) -> None:
+        """Fetch at start-up and keep retrying until a key set is loaded. Readiness depends on
+        it, and an orchestrator sends no request to an unready gateway, so the retry cannot wait
+        for the first request."""
+        await self._refresh_quietly()
+        while self._keys is None:
+            await asyncio.sleep(retry_every)
+            if self._keys is None:
+                await self._refresh_quietly()
+
     async def _refresh_expired(self, now: float) -> None:
         recently_failed = self._failed_at is not None and now < self._failed_at + RETRY_AFTER_FAILURE
         if not recently_failed:

@@ -171,6 +171,10 @@ def _unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _checked_header(header: Mapping[str, Any], config: IssuerConfig) -> tuple[str, str | None]:
     alg, kid, typ = header.get("alg"), header.get("kid"), header.get("typ")
+    if "crit" in header or "b64" in header:
+        # RFC 7515 §4.1.11: extensions named in `crit` must be understood; none are.
+        raise Unauthenticated("The token uses a JWS extension this gateway does not accept.",
+                              code="invalid_token")
     if not isinstance(alg, str) or alg not in config.algorithms:
         raise Unauthenticated("The token's signing algorithm is not accepted.",
                               code="algorithm_not_allowed")

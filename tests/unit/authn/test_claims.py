@@ -207,3 +207,11 @@ def test_principal_keeps_a_read_only_copy_of_the_claims():
 def test_principal_description_names_what_it_holds_and_no_claim_values():
     who = principal_of({"sub": "s", "roles": ["b", "a"], "scope": "x", "secret": "hunter2"})
     assert who.describe() == "roles=['a', 'b'], scopes=['x'], groups=[]"
+
+
+def test_keycloak_client_id_containing_dots_still_finds_its_roles():
+    claims = {"realm_access": {"roles": []},
+              "resource_access": {"com.example.gateway": {"roles": ["llm-user"]},
+                                  "com.example": {"roles": ["not-ours"]}}}
+    who = principal_of(claims, preset="keycloak", resource_client="com.example.gateway")
+    assert who.roles == frozenset({"llm-user"})

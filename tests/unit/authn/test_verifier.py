@@ -479,3 +479,10 @@ async def test_refused_token_is_not_cached(verifier, rsa_key, clock):
     token = rsa_key.sign(good_claims(clock, aud="someone-else"))
     assert await refused(verifier, token) == "invalid_audience"
     assert await refused(verifier, token) == "invalid_audience"
+
+
+@pytest.mark.parametrize("extension", [{"crit": ["exp"]}, {"b64": False, "crit": ["b64"]}],
+                         ids=["crit", "b64-false"])
+async def test_jws_extensions_in_the_header_are_refused(extension, verifier, rsa_key, clock):
+    token = signed_raw(rsa_key, good_claims(clock), **extension)
+    assert await refused(verifier, token) == "invalid_token"

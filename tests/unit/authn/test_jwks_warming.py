@@ -1,0 +1,39 @@
+"""Start-up warming of a key cache: it keeps retrying until a key set is loaded, so readiness
+recovers after an IdP outage without waiting for traffic."""
+
+from __future__ import annotations
+
+import asyncio
+
+from rolegate.authn.jwks import JwksCache
+from tests.support.clock import FakeClock
+from tests.support.fetch import FakeKeySource
+from tests.support.keys import KeyPair, jwks
+
+URL = "https://idp.test/keys"
+
+
+async def test_warming_retries_until_the_key_set_can_be_fetched(rsa_key: KeyPair) -> None:
+    source = FakeKeySource({URL: jwks(rsa_key)})
+    source.is_down = True
+    cache = JwksCache("corp", fetch=source, clock=FakeClock(), jwks_url=URL)
+
+    warming = asyncio.ensure_future(cache.warm_until_loaded(retry_every=0))
+    while len(source.fetches) < 3:
+        await asyncio.sleep(0)
+    assert not cache.is_loaded
+    source.is_down = False
+    await asyncio.wait_for(warming, timeout=5)
+
+    assert cache.is_loaded
+    assert (await cache.key_for(rsa_key.kid, "RS256")).kid == rsa_key.kid
+
+
+async def test_warming_fetches_once_when_the_idp_is_up(rsa_key: KeyPair) -> None:
+    source = FakeKeySource({URL: jwks(rsa_key)})
+    cache = JwksCache("corp", fetch=source, clock=FakeClock(), jwks_url=URL)
+
+    await asyncio.wait_for(cache.warm_until_loaded(retry_every=0), timeout=5)
+
+    assert cache.is_loaded
+    assert source.fetches == [URL]
