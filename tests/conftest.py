@@ -16,6 +16,8 @@ from tests.support.clock import FakeClock
 from tests.support.fetch import FakeKeySource
 from tests.support.keys import KeyPair
 
+pytest_plugins = ["tests.support.storage"]
+
 
 @pytest.fixture(scope="session")
 def rsa_key() -> KeyPair:

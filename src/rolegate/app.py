@@ -5,32 +5,60 @@ Configuration becomes verifiers, a policy and a route table once, here; handlers
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from rolegate.accounting.recorder import Recorder
+from rolegate.accounting.store import UsageStore
+from rolegate.admin.keys import KeyAdmin
+from rolegate.admin.openapi import openapi_document
 
 from rolegate.admin.routes import AdminHandlers
+from rolegate.admin.usage import UsageAdmin
+from rolegate.asgi import json_response
+from rolegate.authn.apikeys import ApiKeyVerifier
 from rolegate.authn.authenticator import Authenticator
 from rolegate.authn.dev_issuer import DevIssuer
 from rolegate.authn.fetch import http_fetcher
 from rolegate.authn.jwks import Fetch
 from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
 from rolegate.authz.policy import RolePolicy
-from rolegate.config.model import Settings
-from rolegate.gateway import Gateway, background, health, static_json
+from rolegate.config.load import read_pepper
+from rolegate.config.model import ModelConfig, RoutingConfig, Settings
+from rolegate.gateway import Gateway, Hook, background, health, static_json
+from rolegate.keys.material import KeyHasher
+from rolegate.keys.store import KeyStore
+from rolegate.limits.limiter import Limiter
+from rolegate.limits.memory import MemoryLimiter
+from rolegate.limits.quota import QuotaPlan
+from rolegate.limits.redis import RedisLimiter
 from rolegate.observability.logging import DecisionLog
 from rolegate.providers.http import HttpClient
 from rolegate.providers.registry import build_provider
 from rolegate.proxy.guard import Guard
 from rolegate.proxy.handlers import ProxyHandlers
-from rolegate.routing.table import RouteTable
+from rolegate.proxy.metering import Metering
+from rolegate.proxy.routes import INFERENCE_OPERATIONS
+from rolegate.routing.deployment import Deployment
+from rolegate.routing.dispatcher import Dispatcher
+from rolegate.routing.select import build_selector
+from rolegate.routing.table import ModelRoute, RouteTable
+from rolegate.storage.database import Database
+from rolegate.tasks import PeriodicTask
 
 DEV_JWKS_PATH = "/dev/jwks.json"
 
 
 def build_app(settings: Settings, *, http: HttpClient | None = None,
               clock: Callable[[], float] = time.time, fetch: Fetch | None = None,
-              dev_issuer: DevIssuer | None = None) -> Gateway:
-    """The ASGI app for `settings`. Tests pass `clock`, `fetch` and `dev_issuer` in."""
+              dev_issuer: DevIssuer | None = None,
+              sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+              rng: random.Random | None = None) -> Gateway:
+    """The ASGI app for `settings`. Tests pass `clock`, `fetch`, `dev_issuer`, `sleep` (retry
+    back-off) and `rng` (jitter, tie-breaks) in."""
     http = http or HttpClient()
     fetch = fetch or http_fetcher(http)
     issuers = [TrustedIssuer.build(config, fetch, clock) for config in settings.auth.issuers]
@@ -44,19 +72,85 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
 
     guard = Guard(RolePolicy.compile(settings.policy),
                   DecisionLog(is_enabled=settings.logging.decisions))
-    routes = RouteTable(build_provider(model, http) for model in settings.models)
-    proxy = ProxyHandlers(guard, routes, max_body_bytes=settings.server.max_body_bytes,
+    rng = rng or random.Random()
+    routes = RouteTable(_model_route(model, settings.routing, http, clock, rng)
+                        for model in settings.models)
+    dispatcher = Dispatcher(routes, settings.routing.retries, clock=clock, sleep=sleep, rng=rng)
+    stores = _build_stores(settings, clock)
+    limiter = _build_limiter(settings)
+    plan = QuotaPlan(settings.policy, stores.keys.limits_for if stores.keys else None)
+    metering = Metering(plan, limiter, stores.recorder, clock, settings.models)
+    proxy = ProxyHandlers(guard, routes, dispatcher, metering,
+                          max_body_bytes=settings.server.max_body_bytes,
                           body_timeout=settings.server.body_timeout)
     admin = AdminHandlers(guard, settings, [issuer.config for issuer in issuers])
-    handlers = {operation: proxy.inference for operation in
-                ("chat/completions", "completions", "embeddings", "responses")}
+    key_admin = KeyAdmin(guard, stores.key_store, clock)
+    usage_admin = UsageAdmin(guard, stores.usage, clock)
+    openapi = json_response(openapi_document()).body
+    handlers = {operation: proxy.inference for operation in INFERENCE_OPERATIONS}
     handlers.update({"models.list": proxy.list_models, "models.get": proxy.get_model,
-                     "admin.policy": admin.policy, "admin.unknown": admin.not_found})
-    authenticator = Authenticator(JwtVerifier(issuers, clock),
+                     "admin.policy": admin.policy, "admin.unknown": admin.not_found,
+                     "admin.openapi": admin.static(openapi),
+                     "admin.keys.list": key_admin.list_keys, "admin.keys.create": key_admin.create,
+                     "admin.keys.get": key_admin.get, "admin.keys.update": key_admin.update,
+                     "admin.keys.revoke": key_admin.revoke, "admin.usage": usage_admin.report})
+    authenticator = Authenticator(JwtVerifier(issuers, clock), keys=stores.keys,
                                   max_header_bytes=settings.server.max_auth_header_bytes)
     return Gateway(authenticator=authenticator, handlers=handlers, public=public,
-                   on_startup=[background(*(cache.warm_until_loaded for cache in caches))],
-                   on_shutdown=[http.close])
+                   on_startup=[*stores.on_startup,
+                               background(*(cache.warm_until_loaded for cache in caches))],
+                   on_shutdown=[*stores.on_shutdown, limiter.close, http.close])
+
+
+@dataclass
+class _Stores:
+    """What lives in the database, and the hooks that open and drain it."""
+
+    key_store: KeyStore | None = None
+    keys: ApiKeyVerifier | None = None
+    usage: UsageStore | None = None
+    recorder: Recorder | None = None
+    on_startup: list[Hook] = field(default_factory=list)
+    on_shutdown: list[Hook] = field(default_factory=list)
+
+
+def _build_stores(settings: Settings, clock: Callable[[], float]) -> _Stores:
+    stores = _Stores()
+    if settings.database.url is None:
+        return stores
+    database = Database(settings.database)
+    if database.migrates_on_start:
+        stores.on_startup.append(database.upgrade)
+    if settings.keys.enabled:
+        stores.key_store = KeyStore(database.engine, KeyHasher(read_pepper(settings.keys)))
+        stores.keys = ApiKeyVerifier(stores.key_store, clock, cache_ttl=settings.keys.cache_ttl)
+        last_used = PeriodicTask(stores.keys.flush_last_used,
+                                 every=settings.keys.last_used_interval)
+        stores.on_startup.append(last_used.start)
+        stores.on_shutdown.append(last_used.stop)
+    stores.usage = UsageStore(database.engine)
+    if settings.accounting.enabled:
+        accounting = settings.accounting
+        stores.recorder = Recorder(stores.usage, flush_interval=accounting.flush_interval,
+                                   batch_size=accounting.batch_size)
+        stores.on_startup.append(stores.recorder.start)
+        stores.on_shutdown.append(stores.recorder.stop)
+    stores.on_shutdown.append(database.close)
+    return stores
+
+
+def _build_limiter(settings: Settings) -> Limiter:
+    if settings.limits.backend == "redis":
+        return RedisLimiter(settings.limits)
+    return MemoryLimiter()
+
+
+def _model_route(model: ModelConfig, routing: RoutingConfig, http: HttpClient,
+                 clock: Callable[[], float], rng: random.Random) -> ModelRoute:
+    deployments = [Deployment(model.deployment_id(index), model.upstream_model(index),
+                              build_provider(config, http, clock), routing.health)
+                   for index, config in enumerate(model.deployments)]
+    return ModelRoute(model, deployments, build_selector(model.strategy, rng))
 
 
 def _trusted_dev(dev: DevIssuer, clock: Callable[[], float]) -> TrustedIssuer:

@@ -1,4 +1,4 @@
-"""The `rolegate` command: serve | check | dev-token | explain."""
+"""The `rolegate` command: serve | check | dev-token | explain | keys | usage | db."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rolegate import cli_data
 from rolegate.authn.dev_issuer import STATE_FILE, DevIssuer
-from rolegate.config.defaults import embedded_settings
-from rolegate.config.load import ConfigError, load_settings
+from rolegate.cli_settings import settings_for
 from rolegate.config.model import Settings
 from rolegate.errors import GatewayError
 
@@ -28,15 +28,14 @@ StateDirOption = Annotated[Path, typer.Option(
 DEFAULT_STATE_DIR = Path(".rolegate")
 
 
-def _settings(config: Path | None, host: str | None = None, port: int | None = None) -> Settings:
-    try:
-        settings = load_settings(config) if config else embedded_settings()
-    except ConfigError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    server = settings.server.model_copy(update={
-        key: value for key, value in (("host", host), ("port", port)) if value is not None})
-    return settings.model_copy(update={"server": server})
+def _settings(config: Path | None, host: str | None = None, port: int | None = None,
+              state_dir: Path | None = None) -> Settings:
+    return settings_for(config, host=host, port=port, state_dir=state_dir)
+
+
+cli.add_typer(cli_data.keys_cli, name="keys")
+cli.add_typer(cli_data.db_cli, name="db")
+cli.command("usage")(cli_data.usage)
 
 
 @cli.command()
@@ -51,7 +50,7 @@ def serve(config: ConfigOption = None,
     from rolegate.observability.logging import configure_logging
     from rolegate.protocol import bounded_protocol
 
-    settings = _settings(config, host, port)
+    settings = _settings(config, host, port, state_dir)
     configure_logging(settings.logging.level)
     dev_issuer = None
     if settings.auth.dev_issuer.enabled:

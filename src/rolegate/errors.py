@@ -84,12 +84,15 @@ class PayloadTooLarge(GatewayError):
 class RateLimited(GatewayError):
     status, type, default_code = 429, "rate_limit_error", "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: float, code: str | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float, code: str | None = None,
+                 headers: list[tuple[bytes, bytes]] | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
+        self.extra_headers = headers or []
 
     def headers(self) -> list[tuple[bytes, bytes]]:
-        return [(b"retry-after", str(max(1, round(self.retry_after))).encode())]
+        return [(b"retry-after", str(max(1, round(self.retry_after))).encode()),
+                *self.extra_headers]
 
 
 class UpstreamError(GatewayError):
@@ -98,6 +101,16 @@ class UpstreamError(GatewayError):
 
 class ServiceUnavailable(GatewayError):
     status, type, default_code = 503, "api_error", "service_unavailable"
+
+    def __init__(self, message: str, *, code: str | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        if self.retry_after is None:
+            return []
+        return [(b"retry-after", str(max(1, round(self.retry_after))).encode())]
 
 
 class UpstreamTimeout(GatewayError):

@@ -81,7 +81,9 @@ async def test_upstream_chunks_reach_the_client_one_by_one_in_order(
     assert [content_of(e) for e in seen[:-1]] == ["part0 ", "part1 ", "part2 ", "part3 "]
     assert seen[-1] == "[DONE]"
     assert len(upstream.requests) == 1
-    assert upstream.requests[0].json() == chat("gpt-4o", stream=True)
+    # The gateway asks for the usage chunk (for accounting) and keeps it from this caller.
+    assert upstream.requests[0].json() == {**chat("gpt-4o", stream=True),
+                                           "stream_options": {"include_usage": True}}
 
 
 async def test_echo_model_streams_each_word_then_usage_then_done(

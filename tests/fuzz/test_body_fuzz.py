@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -116,3 +117,38 @@ async def test_malformed_or_huge_body_is_a_clean_4xx(body, gateway, upstream, to
 
     assert reply.status in (200, 400, 403, 404, 413), reply.body
     assert_upstream_saw_only_allowed(upstream, before, reply)
+
+
+BOUNDARY = "fuzz-boundary"
+
+
+def _form(*parts: tuple[str, str | None, str]) -> bytes:
+    """A multipart body of (name, filename, content) parts."""
+    out = b""
+    for name, filename, content in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        out += f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n{content}\r\n".encode()
+    return out + f"--{BOUNDARY}--\r\n".encode()
+
+
+@pytest.mark.parametrize("parts", [
+    [("model", None, "allowed"), ("model", None, "secret")],
+    [("model", None, "secret"), ("model", None, "allowed")],
+    [("model", "m.txt", "secret"), ("model", None, "allowed")],
+    [("model", None, "allowed"), ("stream", None, "false"), ("stream", None, "true")],
+], ids=["allowed-then-secret", "secret-then-allowed", "file-part-named-model", "two-streams"])
+async def test_form_repeating_a_field_the_gateway_decides_on_is_refused(
+        parts, gateway, upstream, token_for):
+    """A form is forwarded as sent: a repeated `model` could be read one way here and another
+    way upstream, so it is refused."""
+    before = len(upstream.requests)
+    body = _form(*parts, ("file", "a.wav", "RIFF audio"))
+
+    reply = await call(gateway, "POST", "/v1/audio/transcriptions", body=body, headers=[
+        (b"authorization", f"Bearer {token_for(INFERENCE_ROLE)}".encode()),
+        (b"content-type", f"multipart/form-data; boundary={BOUNDARY}".encode())])
+
+    assert reply.status == 400, reply.body
+    assert reply.json()["error"]["code"] == "invalid_body"
+    assert len(upstream.requests) == before
+

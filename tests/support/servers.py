@@ -17,6 +17,8 @@ from tests.support.keys import KeyPair, jwks
 
 
 class LocalServer:
+    is_cancelling_handlers = False  # cancel a handler when its client goes away
+
     def __init__(self) -> None:
         self.app = web.Application()
         self._runner: web.AppRunner | None = None
@@ -27,7 +29,8 @@ class LocalServer:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self, port: int = 0) -> Self:
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.5)
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.5,
+                                     handler_cancellation=self.is_cancelling_handlers)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()

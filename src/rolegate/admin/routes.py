@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rolegate.asgi import Request, Response, json_response
@@ -22,15 +23,25 @@ class AdminHandlers:
         self._guard.authorize(request, who, Action(route.group, request.path))
         return json_response(self._policy_view)
 
+    def static(self, body: bytes) -> Callable[[Request, Route, Principal], Awaitable[Response]]:
+        """A handler answering `body` (JSON) to callers granted route group `admin`."""
+        async def respond(request: Request, route: Route, who: Principal) -> Response:
+            self._guard.authorize(request, who, Action(route.group, request.path))
+            return Response(body=body)
+        return respond
+
     async def not_found(self, request: Request, route: Route, who: Principal) -> Response:
         self._guard.authorize(request, who, Action(route.group, request.path))
         raise NotFound(f"No admin route matches {request.path}.", code="unknown_route")
+
+
+_SECRETS = {"deployments": {"__all__": {"api_key": True, "auth": {"client_secret"}}}}
 
 
 def _policy_view(settings: Settings, issuers: list[IssuerConfig]) -> dict[str, Any]:
     """The effective issuers, models and rules; secrets (API keys) are left out."""
     return {
         "issuers": [issuer.model_dump(mode="json") for issuer in issuers],
-        "models": [model.model_dump(mode="json", exclude={"api_key"}) for model in settings.models],
+        "models": [model.model_dump(mode="json", exclude=_SECRETS) for model in settings.models],
         "rules": [rule.model_dump(mode="json") for rule in settings.policy],
     }

@@ -32,3 +32,22 @@ def has_query_token(query_string: bytes) -> bool:
         return False
     names = {part.split(b"=", 1)[0].lower() for part in query_string.split(b"&")}
     return bool(names & {b"access_token", b"token", b"api_key", b"api-key", b"key"})
+
+
+API_KEY_HEADERS = (b"api-key", b"x-api-key")
+
+
+def api_key_header(headers: dict[bytes, bytes], *, max_bytes: int) -> str | None:
+    """The value of an `api-key` / `x-api-key` header (Azure / Anthropic clients), if sent."""
+    for name in API_KEY_HEADERS:
+        value = headers.get(name)
+        if value is None:
+            continue
+        if len(value) > max_bytes:
+            raise Unauthenticated(f"The {name.decode()} header is longer than {max_bytes} bytes.",
+                                  code="invalid_api_key")
+        try:
+            return value.strip().decode("ascii")
+        except UnicodeDecodeError:
+            raise Unauthenticated("The API key is not ASCII.", code="invalid_api_key") from None
+    return None

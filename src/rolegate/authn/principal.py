@@ -1,6 +1,6 @@
 """`Principal`: the caller, as every part of the gateway past authentication sees it.
 
-A JWT and (later) a virtual API key both resolve to this type, so one policy governs both.
+A JWT and a virtual API key both resolve to this type, so one policy governs both.
 No code past authentication sees the raw token.
 """
 
@@ -31,6 +31,8 @@ class Principal:
     end_user: str | None = None
     claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     key_id: str | None = None
+    # Model globs the credential itself is limited to (an API key's `models`), on top of policy.
+    allowed_models: tuple[str, ...] | None = None
 
     def describe(self) -> str:
         """A short, secret-free summary for messages: what this caller holds."""

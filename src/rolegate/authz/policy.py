@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from fnmatch import translate
+from fnmatch import fnmatchcase, translate
 from typing import Any
 
 from rolegate.authn.claims import MISSING, claim_at, claim_values
@@ -99,6 +99,12 @@ class CompiledRule:
         return model is None or (self.models is not None and self.models.match(model) is not None)
 
 
+def _credential_allows(who: Principal, model: str | None) -> bool:
+    if who.allowed_models is None or model is None:
+        return True
+    return any(fnmatchcase(model, pattern) for pattern in who.allowed_models)
+
+
 class RolePolicy:
     """Decides every request.
 
@@ -114,6 +120,10 @@ class RolePolicy:
         return cls(tuple(CompiledRule.compile(rule) for rule in rules))
 
     def decide(self, who: Principal, action: Action) -> Decision:
+        if not _credential_allows(who, action.model):
+            return Decision(False, None, f"This credential is limited to models "
+                            f"{list(who.allowed_models or ())}; {action.describe()} is not "
+                            "among them.", "model_not_allowed")
         matching = [rule for rule in self.rules if rule.matches(who)]
         for rule in matching:
             if rule.grants_route(action) and rule.grants_model(action.model):

@@ -11,17 +11,27 @@ from fnmatch import fnmatchcase
 from rolegate.config.model import Settings
 
 ROUTE_GROUPS = ("inference", "info", "admin")
+API_KEY_ISSUER = "apikey"  # the issuer name of every principal a virtual API key resolves to
 
 
 def cross_reference_problems(settings: Settings) -> list[str]:
     problems: list[str] = []
-    problems += _duplicates("models", [model.name for model in settings.models])
+    model_duplicates = _duplicates("models", [model.name for model in settings.models])
+    problems += model_duplicates
     problems += _duplicates("auth.issuers", [issuer.name for issuer in settings.auth.issuers])
     problems += _duplicates("policy", [rule.name for rule in settings.policy])
     model_names = [model.name for model in settings.models]
+    if not model_duplicates:  # default ids repeat model names: say it once
+        problems += _duplicates("models[].deployments[].id",
+                                [model.deployment_id(index) for model in settings.models
+                                 for index in range(len(model.deployments))])
+    problems += _fallback_problems(settings)
     issuer_names = {issuer.name for issuer in settings.auth.issuers}
     if settings.auth.dev_issuer.enabled:
         issuer_names.add("dev")
+    problems += _key_problems(settings, issuer_names)
+    if settings.keys.enabled:
+        issuer_names.add(API_KEY_ISSUER)
     for index, rule in enumerate(settings.policy):
         where = f"policy[{index}] ({rule.name})"
         for route in rule.allow.routes:
@@ -36,7 +46,8 @@ def cross_reference_problems(settings: Settings) -> list[str]:
             if name not in issuer_names:
                 problems.append(f"{where}.when.issuers: unknown issuer {name!r} "
                                 f"(known: {', '.join(sorted(issuer_names)) or 'none'})")
-    if not settings.auth.issuers and not settings.auth.dev_issuer.enabled:
+    if (not settings.auth.issuers and not settings.auth.dev_issuer.enabled
+            and not settings.keys.enabled):
         problems.append("auth: no issuer is configured, so no request could ever be "
                         "authenticated (add auth.issuers or enable auth.dev_issuer)")
     return problems
@@ -45,3 +56,29 @@ def cross_reference_problems(settings: Settings) -> list[str]:
 def _duplicates(where: str, names: list[str]) -> list[str]:
     return [f"{where}: the name {name!r} is used {count} times (names must be unique)"
             for name, count in Counter(names).items() if count > 1]
+
+
+def _key_problems(settings: Settings, issuer_names: set[str]) -> list[str]:
+    problems = []
+    if settings.keys.enabled and settings.database.url is None:
+        problems.append("keys.enabled: virtual API keys need a database (set database.url)")
+    if settings.keys.enabled and API_KEY_ISSUER in issuer_names:
+        problems.append(f"auth.issuers: the name {API_KEY_ISSUER!r} is reserved for virtual "
+                        "API keys (rename the issuer)")
+    return problems
+
+
+def _fallback_problems(settings: Settings) -> list[str]:
+    """A fallback must name another configured model: a dangling one is a start-up error."""
+    names = [model.name for model in settings.models]
+    problems = []
+    for index, model in enumerate(settings.models):
+        for key in ("fallbacks", "context_window_fallbacks"):
+            for name in getattr(model, key):
+                if name == model.name:
+                    problems.append(f"models[{index}] ({model.name}).{key}: a model cannot fall "
+                                    "back to itself")
+                elif name not in names:
+                    problems.append(f"models[{index}] ({model.name}).{key}: unknown model "
+                                    f"{name!r} (known: {', '.join(names)})")
+    return problems

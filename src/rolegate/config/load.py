@@ -16,7 +16,9 @@ import yaml
 from pydantic import ValidationError
 
 from rolegate.config.checks import cross_reference_problems
-from rolegate.config.model import Settings
+from rolegate.config.model import KeysConfig, Settings
+
+DATABASE_FILE = "rolegate.db"
 
 _REFERENCE = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -40,10 +42,31 @@ def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) ->
         raise ConfigError(source, [f"cannot read the file: {exc.strerror}"]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(source, [f"the file is not UTF-8 text (byte {exc.start})"]) from None
-    return parse_settings(text, source=source, environ=os.environ if environ is None else environ)
+    return parse_settings(text, source=source, environ=os.environ if environ is None else environ,
+                          default_database=Path(path).resolve().parent / DATABASE_FILE)
 
 
-def parse_settings(text: str, *, source: str, environ: Mapping[str, str]) -> Settings:
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def read_pepper(keys: KeysConfig) -> bytes:
+    """The key-hashing pepper, from the config value or the file it names."""
+    if keys.pepper is not None:
+        return keys.pepper.get_secret_value().encode()
+    if keys.pepper_file is None:
+        raise ConfigError("keys", ["keys: give pepper or pepper_file"])
+    try:
+        pepper = Path(keys.pepper_file).read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError("keys", [f"keys.pepper_file: cannot read it: {exc.strerror}"]) from None
+    if len(pepper) < 16:
+        raise ConfigError("keys", ["keys.pepper_file: the pepper must be at least 16 bytes"])
+    return pepper
+
+
+def parse_settings(text: str, *, source: str, environ: Mapping[str, str],
+                   default_database: Path | None = None) -> Settings:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -56,6 +79,10 @@ def parse_settings(text: str, *, source: str, environ: Mapping[str, str]) -> Set
     data = _interpolate(raw, environ, path="", problems=problems)
     if problems:
         raise ConfigError(source, problems)
+    if default_database is not None:
+        database = data.setdefault("database", {})
+        if isinstance(database, dict) and not database.get("url"):
+            database["url"] = sqlite_url(default_database)
     return validate_settings(data, source=source)
 
 
@@ -63,7 +90,8 @@ def validate_settings(data: dict[str, Any], *, source: str) -> Settings:
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, [_describe(error) for error in exc.errors()]) from None
+        raise ConfigError(source, [_describe(_inline_location(error, data))
+                                   for error in exc.errors()]) from None
     problems = cross_reference_problems(settings)
     if problems:
         raise ConfigError(source, problems)
@@ -90,6 +118,19 @@ def _interpolate(value: Any, environ: Mapping[str, str], *, path: str, problems:
 
 def _join(path: str, key: object) -> str:
     return f"{path}.{key}" if path else str(key)
+
+
+def _inline_location(error: Any, data: dict[str, Any]) -> Any:
+    """A model's inline deployment is reported where it was written: `models[0].api_base`, not
+    `models[0].deployments[0].api_base`."""
+    loc = tuple(error["loc"])
+    if len(loc) >= 4 and loc[0] == "models" and loc[2:4] == ("deployments", 0):
+        models = data.get("models")
+        written = models[loc[1]] if isinstance(models, list) and isinstance(loc[1], int) \
+            and loc[1] < len(models) else None
+        if isinstance(written, dict) and "deployments" not in written:
+            return {**error, "loc": loc[:2] + loc[4:]}
+    return error
 
 
 def _describe(error: Any) -> str:

@@ -53,32 +53,142 @@ class ServerConfig(Frozen):
         None, description="URL callers use to reach rolegate; names the development issuer.")
 
 
-class ModelConfig(Frozen):
-    """A model name callers use, and the upstream that serves it."""
+PROVIDERS = ("openai", "azure", "openai-compatible", "mock")
+STRATEGIES = ("weighted-round-robin", "least-in-flight", "latency")
+_DEPLOYMENT_KEYS = ("id", "provider", "api_base", "api_key", "auth", "model", "deployment",
+                    "api_version", "weight", "rpm", "tpm", "timeout", "connect_timeout",
+                    "first_byte_timeout", "stream_idle_timeout", "include_stream_usage")
 
-    name: str = Field(min_length=1, description="The public model name callers send.")
+
+class UpstreamAuthConfig(Frozen):
+    """How the gateway itself signs in to an upstream with a token instead of an API key:
+    OAuth 2.0 client credentials (RFC 6749 §4.4) at `token_url`, cached until shortly before
+    it expires."""
+
+    type: Literal["entra_client_credentials"]
+    token_url: str = Field(min_length=1, description="The token endpoint.")
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr = Field(description="Use ${ENV}.")
+    scope: str = Field("https://cognitiveservices.azure.com/.default",
+                       description="The scope asked for.")
+
+
+class DeploymentConfig(Frozen):
+    """One upstream that serves a model: a provider, where it is, and how much it takes."""
+
+    id: str | None = Field(None, min_length=1, max_length=128,
+                           description="Name shown in `x-rolegate-deployment`; defaults to "
+                           "`<model>` or `<model>-<n>`. Never a URL or key.")
     provider: Literal["openai", "azure", "openai-compatible", "mock"]
     api_base: str | None = Field(None, description="Upstream base URL (openai: up to /v1).")
     api_key: SecretStr | None = Field(None, description="Upstream credential; use ${ENV}.")
-    model: str | None = Field(None, description="Upstream model name; defaults to `name`.")
+    auth: UpstreamAuthConfig | None = Field(None, description="Token-based upstream sign-in.")
+    model: str | None = Field(None, description="Upstream model name; defaults to the model's.")
     deployment: str | None = Field(None, description="Azure deployment name.")
     api_version: str | None = Field(None, description="Azure `api-version` query parameter.")
-    timeout: float = Field(600.0, gt=0, description="Seconds before the upstream call fails (504).")
+    weight: float = Field(1.0, gt=0, description="Share of traffic under weighted round-robin.")
+    rpm: int | None = Field(None, gt=0, description="Requests per minute this deployment takes.")
+    tpm: int | None = Field(None, gt=0, description="Tokens per minute this deployment takes.")
+    timeout: float = Field(600.0, gt=0, description="Seconds for the whole upstream call (504).")
+    connect_timeout: float = Field(10.0, gt=0, description="Seconds to open the connection.")
+    first_byte_timeout: float = Field(
+        120.0, gt=0, description="Seconds until the first byte of the reply (then retried).")
+    stream_idle_timeout: float = Field(
+        60.0, gt=0, description="Seconds a started stream may go without a chunk before it is "
+        "cut with an SSE error event.")
+    include_stream_usage: bool = Field(
+        True, description="Ask for `stream_options.include_usage` upstream even when the caller "
+        "did not (the usage chunk is then kept from that caller).")
 
     @model_validator(mode="after")
-    def _provider_fields(self) -> ModelConfig:
+    def _provider_fields(self) -> DeploymentConfig:
         problems = []
         if self.provider in ("openai", "openai-compatible", "azure") and not self.api_base:
             problems.append(f"provider {self.provider} needs api_base")
         if self.provider == "azure" and not (self.deployment and self.api_version):
             problems.append("provider azure needs deployment and api_version")
+        if self.api_key is not None and self.auth is not None:
+            problems.append("give api_key or auth, not both")
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
-    @property
-    def upstream_model(self) -> str:
-        return self.model or self.name
+
+class ModelConfig(Frozen):
+    """A model name callers use, the deployments that serve it, and where to go when they fail.
+
+    A single deployment may be written inline (`provider`, `api_base`, … next to `name`);
+    several go under `deployments:`.
+    """
+
+    name: str = Field(min_length=1, description="The public model name callers send.")
+    deployments: tuple[DeploymentConfig, ...] = Field(
+        (), description="The upstreams serving this model (or one written inline).")
+    strategy: Literal["weighted-round-robin", "least-in-flight", "latency"] = Field(
+        "weighted-round-robin", description="How a deployment is picked for each attempt.")
+    fallbacks: Strings = Field((), description="Models tried in order when every deployment "
+                               "failed; skipped when the caller's policy does not grant them.")
+    context_window_fallbacks: Strings = Field(
+        (), description="Models tried in order when the upstream says the prompt is too long "
+        "(`context_length_exceeded`).")
+    input_cost_per_1k: float = Field(0.0, ge=0, description="USD per 1,000 prompt tokens.")
+    output_cost_per_1k: float = Field(0.0, ge=0, description="USD per 1,000 completion tokens.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inline_deployment(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        inline = {key: data[key] for key in _DEPLOYMENT_KEYS if key in data}
+        if not inline:
+            return data
+        if "deployments" in data:
+            raise ValueError(f"give the deployment inline or under `deployments`, not both "
+                             f"(inline keys: {', '.join(inline)})")
+        rest = {key: value for key, value in data.items() if key not in inline}
+        return {**rest, "deployments": [inline]}
+
+    @model_validator(mode="after")
+    def _has_deployment(self) -> ModelConfig:
+        if not self.deployments:
+            raise ValueError("a model needs a provider (inline) or a `deployments` list")
+        return self
+
+    def deployment_id(self, index: int) -> str:
+        configured = self.deployments[index].id
+        if configured is not None:
+            return configured
+        return self.name if len(self.deployments) == 1 else f"{self.name}-{index + 1}"
+
+    def upstream_model(self, index: int) -> str:
+        return self.deployments[index].model or self.name
+
+
+class RetryConfig(Frozen):
+    """Retries of failed upstream attempts (connect errors, timeouts before the first byte,
+    429, 500/502/503/504), on another deployment when there is one."""
+
+    max_attempts: int = Field(3, ge=1, le=20, description="Attempts per model, first included.")
+    backoff_initial: float = Field(0.2, ge=0, description="Seconds before the first retry.")
+    backoff_max: float = Field(5.0, ge=0, description="Cap on one back-off wait.")
+    max_retry_after: float = Field(
+        10.0, ge=0, description="Longest upstream `Retry-After` waited for; longer ones move on.")
+    deadline: float = Field(120.0, gt=0, description="Seconds for all attempts and fallbacks.")
+
+
+class HealthConfig(Frozen):
+    """The circuit breaker: a deployment failing `failures` times in a row cools down."""
+
+    failures: int = Field(3, ge=1, description="Consecutive failures that open the circuit.")
+    cooldown: float = Field(30.0, gt=0, description="Seconds before one probe request is let "
+                            "through again.")
+    rate_limit_cooldown: float = Field(
+        10.0, gt=0, description="Seconds a deployment rests after a 429 without Retry-After.")
+
+
+class RoutingConfig(Frozen):
+    retries: RetryConfig = RetryConfig()
+    health: HealthConfig = HealthConfig()
 
 
 class ClaimsConfig(Frozen):
@@ -186,11 +296,27 @@ class WhenConfig(Frozen):
         return self
 
 
+class LimitConfig(Frozen):
+    """Limits on one caller (a principal; per end user with `per_end_user`). Unset: unlimited."""
+
+    rpm: int | None = Field(None, gt=0, description="Requests in any 60-second window.")
+    tpm: int | None = Field(None, gt=0, description="Tokens per clock minute.")
+    daily_tokens: int | None = Field(None, gt=0, description="Tokens per UTC day.")
+    monthly_budget_usd: float | None = Field(None, gt=0, description="USD per UTC month.")
+    per_end_user: bool = Field(False, description="Count each end user of a principal apart.")
+
+    @property
+    def is_empty(self) -> bool:
+        return (self.rpm is None and self.tpm is None and self.daily_tokens is None
+                and self.monthly_budget_usd is None)
+
+
 class AllowConfig(Frozen):
     """What a rule grants: route groups or path patterns, and model name globs."""
 
     routes: Strings = Field(min_length=1)
     models: Strings = ()
+    limits: LimitConfig | None = Field(None, description="Limits on each caller this rule grants.")
 
 
 class RuleConfig(Frozen):
@@ -204,11 +330,73 @@ class LoggingConfig(Frozen):
     decisions: bool = Field(True, description="Log one JSON line per authorization decision.")
 
 
+class DatabaseConfig(Frozen):
+    """Where keys and usage are kept. Unset `url` in a config file: `rolegate.db` next to it."""
+
+    url: str | None = Field(None, description="SQLAlchemy async URL: sqlite+aiosqlite:///F or "
+                            "postgresql+asyncpg://user@host/db.")
+    db_schema: str | None = Field(None, alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+                                  description="PostgreSQL schema to use (search_path).")
+    migrate_on_start: bool | None = Field(
+        None, description="Apply migrations at start-up; default: yes for SQLite, no otherwise "
+        "(run `rolegate db upgrade`).")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url is not None and self.url.startswith("sqlite")
+
+
+class KeysConfig(Frozen):
+    """Virtual API keys (`rg-...`), stored as HMAC-SHA-256 hashes with a server-side pepper."""
+
+    enabled: bool = False
+    pepper: SecretStr | None = Field(None, description="The HMAC pepper; use ${ENV}.")
+    pepper_file: str | None = Field(None, description="A file holding the pepper.")
+    cache_ttl: float = Field(3.0, ge=0, le=60, description="Seconds a key lookup is cached; "
+                             "a revocation reaches every replica within this time.")
+    last_used_interval: float = Field(5.0, gt=0, description="Seconds between last-used writes.")
+
+    @model_validator(mode="after")
+    def _pepper(self) -> KeysConfig:
+        if self.enabled and (self.pepper is None) == (self.pepper_file is None):
+            raise ValueError("keys.enabled needs exactly one of pepper or pepper_file")
+        return self
+
+
+class RateLimitsConfig(Frozen):
+    """Where limit counters live: this process (`memory`) or Redis, shared by every replica."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    url: str | None = Field(None, description="redis://host:port/db for backend redis.")
+    prefix: str = Field("rolegate", min_length=1, description="Prefix of every Redis key.")
+    fail_open: bool = Field(False, description="Serve when Redis is unreachable (else 503).")
+    timeout: float = Field(1.0, gt=0, description="Seconds before a Redis call counts as failed.")
+
+    @model_validator(mode="after")
+    def _redis_url(self) -> RateLimitsConfig:
+        if self.backend == "redis" and not self.url:
+            raise ValueError("limits.backend redis needs limits.url")
+        return self
+
+
+class AccountingConfig(Frozen):
+    """Usage records: one per request that reached an upstream, written in batches."""
+
+    enabled: bool = Field(True, description="Record usage (needs a database).")
+    flush_interval: float = Field(1.0, gt=0, description="Seconds between batch writes.")
+    batch_size: int = Field(500, gt=0, description="Most records in one write.")
+
+
 class Settings(Frozen):
     """The root of the configuration."""
 
     server: ServerConfig = ServerConfig()
     models: tuple[ModelConfig, ...] = ()
+    routing: RoutingConfig = RoutingConfig()
     auth: AuthConfig = AuthConfig()
     policy: tuple[RuleConfig, ...] = ()
     logging: LoggingConfig = LoggingConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    keys: KeysConfig = KeysConfig()
+    limits: RateLimitsConfig = RateLimitsConfig()
+    accounting: AccountingConfig = AccountingConfig()

@@ -1,27 +1,33 @@
-"""Azure OpenAI: `{api_base}/openai/deployments/{deployment}/{operation}?api-version=…` with an
-`api-key` header."""
+"""Azure OpenAI: `{api_base}/openai/deployments/{deployment}/{operation}?api-version=…`, signed in
+with an `api-key` header or, with `auth: {type: entra_client_credentials}`, an Entra ID token."""
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
-from rolegate.config.model import ModelConfig
+from rolegate.config.model import DeploymentConfig
 from rolegate.providers.base import UpstreamCall, UpstreamReply
-from rolegate.providers.http import HttpClient, post_json
+from rolegate.providers.client_credentials import ClientCredentials
+from rolegate.providers.http import HttpClient, post
 
 
 class AzureProvider:
-    def __init__(self, model: ModelConfig, client: HttpClient) -> None:
-        assert model.api_base and model.deployment and model.api_version
-        self.model = model
+    def __init__(self, config: DeploymentConfig, client: HttpClient,
+                 token: ClientCredentials | None = None) -> None:
+        assert config.api_base and config.deployment and config.api_version
+        self.config = config
         self._client = client
-        self._base = (f"{model.api_base.rstrip('/')}/openai/deployments/"
-                      f"{quote(model.deployment, safe='')}")
-        self._query = f"api-version={quote(model.api_version, safe='')}"
+        self._token = token
+        self._base = (f"{config.api_base.rstrip('/')}/openai/deployments/"
+                      f"{quote(config.deployment, safe='')}")
+        self._query = f"api-version={quote(config.api_version, safe='')}"
         self._headers = {}
-        if model.api_key is not None:
-            self._headers["api-key"] = model.api_key.get_secret_value()
+        if config.api_key is not None:
+            self._headers["api-key"] = config.api_key.get_secret_value()
 
     async def open(self, call: UpstreamCall) -> UpstreamReply:
+        headers = self._headers
+        if self._token is not None:
+            headers = {"authorization": f"Bearer {await self._token.access_token()}"}
         url = f"{self._base}/{call.operation}?{self._query}"
-        return await post_json(self._client, url, call, self._headers, self.model.timeout)
+        return await post(self._client, url, call, headers, self.config)

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from rolegate.config.model import ModelConfig
+from rolegate.config.model import DeploymentConfig
 from rolegate.errors import InvalidRequest
 from rolegate.providers.base import UpstreamCall, UpstreamReply
 
@@ -20,8 +20,8 @@ CREATED = 1_700_000_000
 
 
 class MockProvider:
-    def __init__(self, model: ModelConfig) -> None:
-        self.model = model
+    def __init__(self, config: DeploymentConfig) -> None:
+        self.config = config
 
     async def open(self, call: UpstreamCall) -> UpstreamReply:
         if call.operation == "embeddings":
@@ -39,7 +39,7 @@ class MockProvider:
         return _json_reply(self._completion(call, text, usage))
 
     def _completion(self, call: UpstreamCall, text: str, usage: dict[str, int]) -> dict[str, Any]:
-        name = self.model.upstream_model
+        name = call.body.get("model")
         if call.operation == "completions":
             return {"id": f"cmpl-{call.request_id}", "object": "text_completion", "created": CREATED,
                     "model": name, "usage": usage,
@@ -63,7 +63,7 @@ class MockProvider:
         data = [{"object": "embedding", "index": i, "embedding": _vector(str(item))}
                 for i, item in enumerate(items)]
         tokens = sum(len(str(item).split()) for item in items)
-        return {"object": "list", "data": data, "model": self.model.upstream_model,
+        return {"object": "list", "data": data, "model": body.get("model"),
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
 

@@ -5,21 +5,27 @@
 
 from __future__ import annotations
 
-from rolegate.config.model import ModelConfig
+from rolegate.config.model import DeploymentConfig
 from rolegate.providers.base import UpstreamCall, UpstreamReply
-from rolegate.providers.http import HttpClient, post_json
+from rolegate.providers.client_credentials import ClientCredentials
+from rolegate.providers.http import HttpClient, post
 
 
 class OpenAIProvider:
-    def __init__(self, model: ModelConfig, client: HttpClient) -> None:
-        assert model.api_base is not None
-        self.model = model
+    def __init__(self, config: DeploymentConfig, client: HttpClient,
+                 token: ClientCredentials | None = None) -> None:
+        assert config.api_base is not None
+        self.config = config
         self._client = client
-        self._base = model.api_base.rstrip("/")
+        self._token = token
+        self._base = config.api_base.rstrip("/")
         self._headers = {}
-        if model.api_key is not None:
-            self._headers["authorization"] = f"Bearer {model.api_key.get_secret_value()}"
+        if config.api_key is not None:
+            self._headers["authorization"] = f"Bearer {config.api_key.get_secret_value()}"
 
     async def open(self, call: UpstreamCall) -> UpstreamReply:
-        url = f"{self._base}/{call.operation}"
-        return await post_json(self._client, url, call, self._headers, self.model.timeout)
+        headers = self._headers
+        if self._token is not None:
+            headers = {"authorization": f"Bearer {await self._token.access_token()}"}
+        return await post(self._client, f"{self._base}/{call.operation}", call, headers,
+                          self.config)

@@ -1,19 +1,23 @@
 """Reading from a request body only what the gateway needs: the model and whether it streams.
 
-Everything else passes through untouched; the body is re-encoded only when the gateway has to
-change it (the upstream's model name, or `user` set to the end-user id).
+Everything else passes through untouched. JSON bodies are parsed as objects; multipart forms
+(audio transcription, image edits) are read only for their text fields, and sent on as they came.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Any
 
+import multipart
 import orjson
 
 from rolegate.errors import InvalidRequest
 
 MAX_MODEL_NAME = 256
+MAX_FORM_PARTS = 64
+JSON = "application/json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +52,57 @@ def inspect(body: dict[str, Any], path_model: str | None) -> Inspected:
     return Inspected(model=model, is_stream=bool(stream))
 
 
-def rewrite(body: dict[str, Any], raw: bytes, *, upstream_model: str,
-            end_user: str | None) -> tuple[dict[str, Any], bytes | None]:
-    """The body for the upstream, and its original bytes when nothing had to change."""
-    changes: dict[str, Any] = {}
+def is_form(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == "multipart/form-data"
+
+
+def parse_form(raw: bytes, content_type: str) -> dict[str, Any]:
+    """The text fields of a multipart/form-data body (RFC 7578); file parts are skipped, never
+    copied or spooled."""
+    _, options = multipart.parse_options_header(content_type)
+    boundary = options.get("boundary")
+    if not boundary:
+        raise InvalidRequest("The multipart body has no boundary.", code="invalid_body")
+    fields: dict[str, Any] = {}
+    seen: set[str] = set()
+    segment: multipart.MultipartSegment | None = None
+    pieces: list[bytes] = []
+    try:
+        with multipart.PushMultipartParser(boundary, max_segment_count=MAX_FORM_PARTS) as parser:
+            for result in [*parser.parse(raw), *parser.parse(b"")]:
+                if isinstance(result, multipart.MultipartSegment):
+                    segment, pieces = result, []
+                    _refuse_repeated(segment.name, fields, seen)
+                elif result is not None:
+                    if segment is not None and segment.filename is None:
+                        pieces.append(result)
+                elif segment is not None and segment.filename is None:
+                    fields.setdefault(segment.name, b"".join(pieces).decode())
+    except (multipart.MultipartError, UnicodeDecodeError):
+        raise InvalidRequest("The multipart body is malformed.", code="invalid_body") from None
+    if isinstance(fields.get("stream"), str):
+        fields["stream"] = fields["stream"].lower() == "true"
+    return fields
+
+
+# Fields the gateway decides on. The form is forwarded as sent, so were one repeated, this
+# parser (first wins) and the upstream's (often last wins) could read different models.
+_DECIDING_FIELDS = frozenset({"model", "stream"})
+
+
+def _refuse_repeated(name: str, fields: dict[str, Any], seen: set[str]) -> None:
+    if name in _DECIDING_FIELDS:
+        if name in seen:
+            raise InvalidRequest(f"The form has more than one `{name}` part.",
+                                 code="invalid_body", param=name)
+        seen.add(name)
+
+
+def rewrite(body: dict[str, Any], raw: bytes, *, upstream_model: str, end_user: str | None,
+            extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], bytes | None]:
+    """The body for the upstream, and its original bytes when nothing had to change. `extra`
+    holds further fields the gateway sets (e.g. `stream_options`)."""
+    changes: dict[str, Any] = dict(extra or {})
     if body.get("model") != upstream_model:
         changes["model"] = upstream_model
     if end_user is not None and body.get("user") != end_user:

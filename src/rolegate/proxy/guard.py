@@ -22,3 +22,9 @@ class Guard:
             raise PermissionDenied(decision.reason, code=decision.code,
                                    param="model" if decision.code == "model_not_allowed" else None)
         return decision
+
+    def permits(self, request: Request, who: Principal, action: Action) -> bool:
+        """Whether the policy grants `action` (logged like any decision), without raising."""
+        decision = self.policy.decide(who, action)
+        self._decisions.record(request.request_id, who, action, decision)
+        return decision.allowed

@@ -1,43 +1,57 @@
-"""The OpenAI-compatible handlers. Thin: read what is needed, decide, select, forward."""
+"""The OpenAI-compatible handlers. Thin: read what is needed, decide, forward."""
 
 from __future__ import annotations
 
 from rolegate.asgi import Request, Response, json_response
 from rolegate.authn.principal import Principal
 from rolegate.authz.model import Action
+from rolegate.errors import InvalidRequest
 from rolegate.proxy import body as bodies
 from rolegate.proxy.guard import Guard
-from rolegate.proxy.routes import Route
-from rolegate.proxy.streaming import buffered_response, streaming_response
-from rolegate.providers.base import UpstreamCall
+from rolegate.proxy.metering import Metering
+from rolegate.proxy.routes import FORM_OPERATIONS, Route
+from rolegate.routing.dispatcher import Dispatcher
+from rolegate.routing.request import ClientRequest
 from rolegate.routing.table import RouteTable
 
 CREATED = 1_700_000_000
 
 
 class ProxyHandlers:
-    def __init__(self, guard: Guard, routes: RouteTable, *, max_body_bytes: int,
+    def __init__(self, guard: Guard, routes: RouteTable, dispatcher: Dispatcher,
+                 metering: Metering, *, max_body_bytes: int,
                  body_timeout: float | None = None) -> None:
         self._guard = guard
         self._routes = routes
+        self._dispatcher = dispatcher
+        self._metering = metering
         self._max_body_bytes = max_body_bytes
         self._body_timeout = body_timeout
 
     async def inference(self, request: Request, route: Route, who: Principal) -> Response:
+        call = await self._read(request, route, who)
+        decision = self._guard.authorize(request, who,
+                                         Action(route.group, request.path, call.model))
+        request.state["model"] = call.model
+
+        def is_allowed(model: str) -> bool:  # fallbacks are authorized like the model asked for
+            return self._guard.permits(request, who, Action(route.group, request.path, model))
+        # Limits are acquired before anything is forwarded (429 here reaches no upstream); the
+        # usage is recorded and the lease settled once the reply has ended.
+        async with self._metering.measure(request, who, decision, call) as meter:
+            return await meter.attach(await self._dispatcher.forward(call, is_allowed))
+
+    async def _read(self, request: Request, route: Route, who: Principal) -> ClientRequest:
         raw = await request.body(self._max_body_bytes, self._body_timeout)
-        body = bodies.parse_object(raw)
+        content_type = request.headers.get(b"content-type", b"").decode("latin-1")
+        is_form = bodies.is_form(content_type)
+        if is_form and route.operation not in FORM_OPERATIONS:
+            raise InvalidRequest(f"{route.operation} takes a JSON body.", code="invalid_body")
+        body = bodies.parse_form(raw, content_type) if is_form else bodies.parse_object(raw)
         inspected = bodies.inspect(body, route.model)
-        self._guard.authorize(request, who, Action(route.group, request.path, inspected.model))
-        provider = self._routes.select(inspected.model)
-        request.state["model"] = inspected.model
-        upstream_body, upstream_raw = bodies.rewrite(
-            body, raw, upstream_model=provider.model.upstream_model, end_user=who.end_user)
-        call = UpstreamCall(route.operation, upstream_body, upstream_raw, inspected.is_stream,
-                            request.request_id)
-        reply = await provider.open(call)
-        if inspected.is_stream:
-            return await streaming_response(reply)
-        return await buffered_response(reply)
+        return ClientRequest(route.operation, inspected.model, body, raw, inspected.is_stream,
+                             request.request_id, who.end_user,
+                             content_type if is_form else bodies.JSON, is_form)
 
     async def list_models(self, request: Request, route: Route, who: Principal) -> Response:
         self._guard.authorize(request, who, Action(route.group, request.path))
@@ -48,7 +62,7 @@ class ProxyHandlers:
     async def get_model(self, request: Request, route: Route, who: Principal) -> Response:
         assert route.model is not None
         self._guard.authorize(request, who, Action(route.group, request.path, route.model))
-        self._routes.select(route.model)
+        self._routes.route(route.model)
         return json_response(_model_card(route.model))
 
 

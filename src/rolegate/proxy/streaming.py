@@ -3,13 +3,20 @@
 Once a stream has started, its status cannot change: a failure after the first byte becomes one
 SSE event `data: {"error": …}` and the stream ends. When the caller disconnects, the relay is
 cancelled and the upstream connection closed at once, so no upstream work runs for nobody.
+
+Chunks are forwarded as they arrive. For chat and completion streams the relay also reads the
+events as they pass (`SseUsageTap`): it keeps the usage the upstream reports on the reply
+(`reply.usage`), and, when the gateway asked for that usage chunk on the caller's behalf, keeps
+the chunk itself from the caller.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 
@@ -19,37 +26,130 @@ from rolegate.providers.base import UpstreamReply
 
 log = logging.getLogger("rolegate.proxy")
 
+_EVENT_END = re.compile(rb"\r?\n\r?\n")
+_NULL_USAGE = (b'"usage":null', b'"usage": null')
 
-async def buffered_response(reply: UpstreamReply) -> Response:
-    """A non-streaming reply, read whole; upstream failures become gateway errors."""
-    try:
-        body = b"".join([chunk async for chunk in reply.chunks])
-    finally:
-        await reply.close()
-    _raise_for_upstream_status(reply.status, body)
+
+def buffered_response(reply: UpstreamReply, body: bytes,
+                      headers: list[tuple[bytes, bytes]]) -> Response:
+    """A reply read whole: upstream failures become gateway errors, the rest passes through."""
+    raise_for_upstream_status(reply.status, body)
+    if reply.usage is None and reply.status == 200:
+        reply.usage = usage_of(body)
     return Response(status=reply.status, body=body, content_type=reply.content_type,
-                    headers=reply.headers)
+                    headers=[*reply.headers, *headers])
 
 
-async def streaming_response(reply: UpstreamReply) -> Response:
-    """A streaming reply: errors before the first byte keep their status, later ones are events."""
-    if reply.status != 200:
-        return await buffered_response(reply)
-    return Response(status=200, content_type=reply.content_type, headers=reply.headers,
-                    stream=_relay(reply))
+def streaming_response(reply: UpstreamReply, first: bytes, headers: list[tuple[bytes, bytes]],
+                       *, tap: SseUsageTap | None) -> Response:
+    """A started stream: `first` is the chunk already read; the rest is relayed as it comes."""
+    return Response(status=200, content_type=reply.content_type,
+                    headers=[*reply.headers, *headers], stream=Relay(reply, first, tap))
 
 
-async def _relay(reply: UpstreamReply) -> AsyncIterator[bytes]:
+class Relay:
+    """The stream of a started reply. `aclose()` releases the upstream even when the stream was
+    never iterated (the caller left before the first chunk was sent)."""
+
+    __slots__ = ("_reply", "_chunks")
+
+    def __init__(self, reply: UpstreamReply, first: bytes, tap: SseUsageTap | None) -> None:
+        self._reply = reply
+        self._chunks = _relay(reply, first, tap)
+
+    def __aiter__(self) -> Relay:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        await self._chunks.aclose()
+        await self._reply.close()
+
+
+async def _relay(reply: UpstreamReply, first: bytes,
+                 tap: SseUsageTap | None) -> AsyncIterator[bytes]:
     try:
-        async for chunk in reply.chunks:
-            yield chunk
+        async for chunk in _chunks(first, reply.chunks):
+            if tap is not None:
+                chunk = tap.feed(chunk)
+            if chunk:
+                yield chunk
+        if tap is not None and (rest := tap.flush()):
+            yield rest
     except GatewayError as error:
         yield b"data: " + error_body(error) + b"\n\n"
     except Exception:  # the relay's final guard: the stream has started, so it must end well-formed
         log.exception("relaying an upstream stream failed")
         yield b"data: " + error_body(internal_error()) + b"\n\n"
     finally:
+        if tap is not None:
+            reply.usage = tap.usage
         await reply.close()
+
+
+async def _chunks(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk
+
+
+class SseUsageTap:
+    """Reads SSE events as they pass: remembers `usage`, drops the usage-only chunk when
+    `is_stripping` (the caller never asked for it). Only whole events are forwarded, so a chunk
+    holding part of an event waits for the rest of it."""
+
+    __slots__ = ("is_stripping", "usage", "_pending")
+
+    def __init__(self, *, is_stripping: bool) -> None:
+        self.is_stripping = is_stripping
+        self.usage: dict[str, Any] | None = None
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._pending + chunk if self._pending else chunk
+        out: list[bytes] = []
+        start = 0
+        for match in _EVENT_END.finditer(data):
+            event = data[start:match.end()]
+            start = match.end()
+            if not self._is_usage_only(event):
+                out.append(event)
+        self._pending = data[start:]
+        return b"".join(out) if len(out) != 1 else out[0]
+
+    def flush(self) -> bytes:
+        pending, self._pending = self._pending, b""
+        return pending
+
+    def _is_usage_only(self, event: bytes) -> bool:
+        if b'"usage"' not in event or any(null in event for null in _NULL_USAGE):
+            return False
+        payload = event.strip()
+        if not payload.startswith(b"data:"):
+            return False
+        try:
+            value = orjson.loads(payload[5:])
+        except orjson.JSONDecodeError:
+            return False
+        if not isinstance(value, dict) or not isinstance(value.get("usage"), dict):
+            return False
+        self.usage = value["usage"]
+        return self.is_stripping and not value.get("choices")
+
+
+def usage_of(body: bytes) -> dict[str, Any] | None:
+    """The `usage` object of a JSON reply body, if it has one."""
+    if b'"usage"' not in body:
+        return None
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    usage = value.get("usage") if isinstance(value, dict) else None
+    return usage if isinstance(usage, dict) else None
 
 
 async def send_stream(response: Response, send: Send, receive: Receive) -> None:
@@ -61,6 +161,9 @@ async def send_stream(response: Response, send: Send, receive: Receive) -> None:
     finally:
         for task in (pump, watcher):
             task.cancel()
+        await asyncio.wait({pump, watcher})
+        if isinstance(response.stream, Relay):
+            await response.stream.aclose()
     if pump in done and not pump.cancelled():
         pump.result()
 
@@ -70,7 +173,7 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-def _raise_for_upstream_status(status: int, body: bytes) -> None:
+def raise_for_upstream_status(status: int, body: bytes) -> None:
     """OpenAI-shaped 4xx bodies pass through; the upstream refusing our credential, any 5xx
     and anything unreadable become 502."""
     if status < 400:
@@ -79,11 +182,22 @@ def _raise_for_upstream_status(status: int, body: bytes) -> None:
         log.error("the upstream refused the gateway's credential (status %d)", status)
         raise UpstreamError("The upstream refused the gateway's credential.",
                             code="upstream_auth_failed")
-    if status >= 500 or not _is_openai_error(body):
+    if status >= 500 or not is_openai_error(body):
         raise UpstreamError(f"The upstream failed with status {status}.")
 
 
-def _is_openai_error(body: bytes) -> bool:
+def error_code(body: bytes) -> str | None:
+    """The `error.code` of an OpenAI-shaped error body."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    error = value.get("error") if isinstance(value, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def is_openai_error(body: bytes) -> bool:
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:

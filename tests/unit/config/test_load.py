@@ -70,9 +70,9 @@ def test_both_interpolation_forms_take_values_from_the_given_environment():
     """
     settings = parse_settings(textwrap.dedent(text), source="t", environ={
         "HOST": "api.example.com", "KEY": "sk-secret", "TENANT": "t-1"})
-    model = settings.models[0]
-    assert model.api_base == "https://api.example.com/v1"
-    assert model.api_key is not None and model.api_key.get_secret_value() == "sk-secret"
+    deployment = settings.models[0].deployments[0]
+    assert deployment.api_base == "https://api.example.com/v1"
+    assert deployment.api_key is not None and deployment.api_key.get_secret_value() == "sk-secret"
     assert settings.auth.issuers[0].issuer == "https://login.example.com/t-1/v2.0"
     assert settings.auth.issuers[0].jwks_url == "https://login.example.com/t-1/keys"
 
@@ -104,14 +104,14 @@ def test_values_that_merely_look_like_references_are_left_alone():
     text = ("models: [{name: m, provider: mock, model: '$HOME-${1X}-${}'}]\n"
             "auth: {dev_issuer: {enabled: true}}\n")
     settings = parse_settings(text, source="t", environ={})
-    assert settings.models[0].model == "$HOME-${1X}-${}"
+    assert settings.models[0].deployments[0].model == "$HOME-${1X}-${}"
 
 
 def test_an_interpolated_value_is_not_parsed_as_yaml():
     text = ("models: [{name: m, provider: mock, model: '${V}'}]\n"
             "auth: {dev_issuer: {enabled: true}}\n")
     settings = parse_settings(text, source="t", environ={"V": "x\npolicy: [evil]"})
-    assert settings.models[0].model == "x\npolicy: [evil]"
+    assert settings.models[0].deployments[0].model == "x\npolicy: [evil]"
     assert settings.policy == ()
 
 

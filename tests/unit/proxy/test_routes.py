@@ -50,7 +50,7 @@ def test_admin_routes():
     "/openai/deployments//chat/completions", "/openai/deployments/gpt-4o/responses",
     "/openai/deployments/gpt-4o", "/openai/deployments/gpt-4o/chat/completions/x",
     "/openai/deployments/../chat/completions", "/v1/chat/completions%2f",
-    "/v1/audio/speech", "/ADMIN/policy",
+    "/v1/audio/unknown", "/ADMIN/policy",
 ])
 def test_anything_else_is_not_found(path):
     with pytest.raises(NotFound) as caught:

@@ -1,0 +1,11 @@
+"""The cost of a request from its tokens and the model's configured prices."""
+
+from __future__ import annotations
+
+from rolegate.accounting.records import TokenUsage
+from rolegate.config.model import ModelConfig
+
+
+def cost_usd(model: ModelConfig, usage: TokenUsage) -> float:
+    return (usage.prompt_tokens * model.input_cost_per_1k
+            + usage.completion_tokens * model.output_cost_per_1k) / 1000.0

@@ -1,0 +1,44 @@
+"""`UsageRecord`: what one request that reached an upstream used, and who asked for it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    ts: float
+    request_id: str
+    issuer: str
+    subject: str
+    client_id: str | None
+    key_id: str | None
+    end_user: str | None
+    rule: str | None
+    model: str
+    provider: str
+    deployment: str
+    operation: str
+    is_stream: bool
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost_usd: float
+    status: int
+    latency_ms: float
+
+    def row(self) -> dict[str, Any]:
+        return {**asdict(self), "day": utc_day(self.ts)}
+
+
+def utc_day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d")

@@ -1,0 +1,86 @@
+"""`KeyAdmin`: `/admin/keys` (list, create) and `/admin/keys/{id}` (get, update, revoke).
+
+Every handler is authorized against route group `admin` first. The plaintext of a key appears
+only in the response that creates it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rolegate.admin.schemas import KeyCreate, KeyUpdate, parse_body
+from rolegate.asgi import Request, Response, json_response
+from rolegate.authn.principal import Principal
+from rolegate.authz.model import Action
+from rolegate.errors import NotFound
+from rolegate.keys.records import ApiKey
+from rolegate.keys.store import KeyStore
+from rolegate.proxy.guard import Guard
+from rolegate.proxy.routes import Route
+
+MAX_BODY = 64 * 1024
+DAY = 86400.0
+
+
+class KeyAdmin:
+    def __init__(self, guard: Guard, store: KeyStore | None, clock: Callable[[], float]) -> None:
+        self._guard = guard
+        self._store = store
+        self._clock = clock
+
+    async def list_keys(self, request: Request, route: Route, who: Principal) -> Response:
+        store = self._authorized(request, route, who)
+        revoked = request.query_param("include_revoked") in ("1", "true")
+        keys = await store.list(owner=request.query_param("owner"), include_revoked=revoked)
+        return json_response({"object": "list", "data": [key.public_view() for key in keys]})
+
+    async def create(self, request: Request, route: Route, who: Principal) -> Response:
+        store = self._authorized(request, route, who)
+        spec = parse_body(KeyCreate, await request.body(MAX_BODY))
+        now = self._clock()
+        expires_at = spec.expires_at.timestamp() if spec.expires_at is not None else None
+        if spec.expires_in_days is not None:
+            expires_at = now + spec.expires_in_days * DAY
+        plaintext, record = await store.create(
+            name=spec.name, owner=spec.owner, now=now, roles=tuple(spec.roles),
+            scopes=tuple(spec.scopes), models=None if spec.models is None else tuple(spec.models),
+            limits=spec.limits, expires_at=expires_at)
+        return json_response({**record.public_view(), "key": plaintext}, status=201)
+
+    async def get(self, request: Request, route: Route, who: Principal) -> Response:
+        store = self._authorized(request, route, who)
+        return json_response(_found(await store.get(_key_id(route)), route).public_view())
+
+    async def update(self, request: Request, route: Route, who: Principal) -> Response:
+        store = self._authorized(request, route, who)
+        spec = parse_body(KeyUpdate, await request.body(MAX_BODY))
+        changes: dict[str, Any] = {name: getattr(spec, name) for name in spec.model_fields_set}
+        if "expires_at" in changes and changes["expires_at"] is not None:
+            changes["expires_at"] = changes["expires_at"].timestamp()
+        _found(await store.get(_key_id(route)), route)
+        return json_response(_found(await store.update(_key_id(route), changes),
+                                    route).public_view())
+
+    async def revoke(self, request: Request, route: Route, who: Principal) -> Response:
+        store = self._authorized(request, route, who)
+        revoked = await store.revoke(_key_id(route), now=self._clock())
+        return json_response(_found(revoked, route).public_view())
+
+    def _authorized(self, request: Request, route: Route, who: Principal) -> KeyStore:
+        self._guard.authorize(request, who, Action(route.group, request.path))
+        if self._store is None:
+            raise NotFound("Virtual API keys are not enabled on this gateway (keys.enabled).",
+                           code="keys_disabled")
+        return self._store
+
+
+def _key_id(route: Route) -> str:
+    assert route.resource is not None
+    return route.resource
+
+
+def _found(key: ApiKey | None, route: Route) -> ApiKey:
+    if key is None:
+        raise NotFound(f"No API key has the id {route.resource!r}.", code="key_not_found")
+    return key

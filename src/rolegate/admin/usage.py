@@ -1,0 +1,54 @@
+"""`UsageAdmin`: `/admin/usage`: usage totals grouped by principal, client id, key, end user,
+model or day, over a period (`since`, `until`), narrowed by any of the grouping fields."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rolegate.accounting.period import parse_instant
+from rolegate.accounting.store import FILTERS, GROUPINGS, UsageQuery, UsageStore
+from rolegate.asgi import Request, Response, json_response
+from rolegate.authn.principal import Principal
+from rolegate.authz.model import Action
+from rolegate.errors import InvalidRequest, NotFound
+from rolegate.proxy.guard import Guard
+from rolegate.proxy.routes import Route
+
+
+class UsageAdmin:
+    def __init__(self, guard: Guard, store: UsageStore | None,
+                 clock: Callable[[], float]) -> None:
+        self._guard = guard
+        self._store = store
+        self._clock = clock
+
+    async def report(self, request: Request, route: Route, who: Principal) -> Response:
+        self._guard.authorize(request, who, Action(route.group, request.path))
+        if self._store is None:
+            raise NotFound("Usage accounting is not enabled on this gateway (database).",
+                           code="usage_disabled")
+        query = read_query(request.query_param, self._clock())
+        rows = await self._store.totals(query)
+        return json_response({"object": "usage_report", "by": query.by, "since": query.since,
+                              "until": query.until, "data": rows})
+
+
+def read_query(param: Callable[[str], str | None], now: float) -> UsageQuery:
+    by = param("by") or "principal"
+    if by not in GROUPINGS:
+        raise InvalidRequest(f"by: {by!r} is not a grouping (use one of "
+                             f"{', '.join(GROUPINGS)}).", code="invalid_query", param="by")
+    since, until = (_instant(param, name, now) for name in ("since", "until"))
+    filters = tuple((name, value) for name in FILTERS
+                    if (value := param(name)) is not None)
+    return UsageQuery(by=by, since=since, until=until, filters=filters)
+
+
+def _instant(param: Callable[[str], str | None], name: str, now: float) -> float | None:
+    text = param(name)
+    if text is None:
+        return None
+    try:
+        return parse_instant(text, now)
+    except ValueError as exc:
+        raise InvalidRequest(f"{name}: {exc}", code="invalid_query", param=name) from None

@@ -1,0 +1,94 @@
+"""`ApiKeyVerifier`: a virtual API key (`rg-...`) in, a `Principal` out, or a typed error.
+
+A key resolves to the same `Principal` a JWT does (`issuer="apikey"`, subject = the key's owner,
+its roles and scopes, `key_id`), so one policy governs both. Lookups are cached for
+`keys.cache_ttl` seconds, unknown keys included (so random keys cannot hammer the database);
+that TTL is how long a revocation takes to reach every replica. Last-used times are collected
+here and written in one batch every `keys.last_used_interval` seconds, off the request path.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from rolegate.authn.principal import Principal
+from rolegate.config.checks import API_KEY_ISSUER
+from rolegate.config.model import LimitConfig
+from rolegate.errors import ServiceUnavailable, Unauthenticated
+from rolegate.keys.material import MAX_KEY_LENGTH
+from rolegate.keys.records import ApiKey
+from rolegate.keys.store import KeyStore
+
+log = logging.getLogger("rolegate.keys")
+_WELL_FORMED = re.compile(r"rg-[A-Za-z0-9_-]{16,125}")
+MAX_CACHED = 10_000
+
+
+@dataclass(slots=True)
+class _Lookup:
+    record: ApiKey | None
+    fetched_at: float
+
+
+class ApiKeyVerifier:
+    """>>> principal = await ApiKeyVerifier(store, clock, cache_ttl=3).verify("rg-...")"""
+
+    def __init__(self, store: KeyStore, clock: Callable[[], float], *, cache_ttl: float) -> None:
+        self._store = store
+        self._clock = clock
+        self._cache_ttl = cache_ttl
+        self._lookups: OrderedDict[str, _Lookup] = OrderedDict()
+        self._limits: dict[str, LimitConfig | None] = {}
+        self._last_used: dict[str, float] = {}
+
+    async def verify(self, token: str) -> Principal:
+        if len(token) > MAX_KEY_LENGTH or not _WELL_FORMED.fullmatch(token):
+            raise Unauthenticated("The API key is malformed.", code="invalid_api_key")
+        record = await self._lookup(token)
+        now = self._clock()
+        if record is None:
+            raise Unauthenticated("The API key is not known.", code="unknown_api_key")
+        if record.is_revoked:
+            raise Unauthenticated("The API key has been revoked.", code="api_key_revoked")
+        if record.is_expired(now):
+            raise Unauthenticated("The API key has expired.", code="api_key_expired")
+        self._last_used[record.id] = now
+        return Principal(issuer=API_KEY_ISSUER, subject=record.owner, key_id=record.id,
+                         roles=frozenset(record.roles), scopes=frozenset(record.scopes),
+                         allowed_models=record.models)
+
+    def limits_for(self, key_id: str) -> LimitConfig | None:
+        """The limits of a key this verifier has resolved (as fresh as its cache)."""
+        return self._limits.get(key_id)
+
+    async def flush_last_used(self) -> None:
+        marks, self._last_used = self._last_used, {}
+        try:
+            await self._store.mark_used(marks)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("could not write last-used times of %d keys: %s", len(marks), exc)
+
+    async def _lookup(self, token: str) -> ApiKey | None:
+        digest = self._store.hasher.digest(token)
+        cached = self._lookups.get(digest)
+        if cached is not None and self._clock() - cached.fetched_at < self._cache_ttl:
+            return cached.record
+        try:
+            record = await self._store.find(token)
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("API key lookup failed: %s", exc)
+            raise ServiceUnavailable("API keys cannot be checked right now.",
+                                     code="key_store_unavailable") from None
+        self._lookups[digest] = _Lookup(record, self._clock())
+        self._lookups.move_to_end(digest)
+        if len(self._lookups) > MAX_CACHED:
+            self._lookups.popitem(last=False)
+        if record is not None:
+            self._limits[record.id] = record.limits
+        return record

@@ -1,0 +1,204 @@
+"""`rolegate keys …`, `rolegate usage` and `rolegate db upgrade`: commands that talk to the
+database directly, with the configuration's `database` and `keys` settings."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+
+from rolegate.accounting.period import parse_instant
+from rolegate.accounting.store import FILTERS, GROUPINGS, UsageQuery, UsageStore
+from rolegate.cli_settings import settings_for
+from rolegate.config.load import ConfigError, read_pepper
+from rolegate.config.model import LimitConfig, Settings
+from rolegate.keys.material import KeyHasher
+from rolegate.keys.store import KeyStore
+from rolegate.storage.database import Database
+
+T = TypeVar("T")
+keys_cli = typer.Typer(no_args_is_help=True, help="Create, list and revoke virtual API keys.")
+db_cli = typer.Typer(no_args_is_help=True, help="The database: schema migrations.")
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")]
+StateDirOption = Annotated[Path, typer.Option(
+    "--state-dir", help="Where the embedded defaults keep their database.")]
+
+
+def _load(config: Path | None, state_dir: Path) -> Settings:
+    return settings_for(config, state_dir=state_dir)
+
+
+def _run(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    if settings.database.url is None:
+        err.print("[red]No database is configured (database.url).[/red]")
+        raise typer.Exit(1)
+
+    async def session() -> T:
+        database = Database(settings.database)
+        try:
+            if database.migrates_on_start:
+                await database.upgrade()
+            return await work(database)
+        finally:
+            await database.close()
+    try:
+        return asyncio.run(session())
+    except (SQLAlchemyError, OSError) as exc:
+        err.print(f"[red]The database failed: {exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+def _key_store(settings: Settings, database: Database) -> KeyStore:
+    if not settings.keys.enabled:
+        err.print("[red]Virtual API keys are not enabled (keys.enabled).[/red]")
+        raise typer.Exit(1)
+    try:
+        pepper = read_pepper(settings.keys)
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    return KeyStore(database.engine, KeyHasher(pepper))
+
+
+def _split(values: str) -> tuple[str, ...]:
+    return tuple(value.strip() for value in values.split(",") if value.strip())
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts))
+
+
+@keys_cli.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="What the key is for.")],
+    owner: Annotated[str, typer.Option(help="Who answers for it (the principal's subject).")],
+    roles: Annotated[str, typer.Option(help="Comma-separated roles.")] = "",
+    scopes: Annotated[str, typer.Option(help="Comma-separated scopes.")] = "",
+    models: Annotated[Optional[str], typer.Option(help="Comma-separated model globs.")] = None,
+    expires_in: Annotated[Optional[str], typer.Option(help="e.g. 90d, 12h.")] = None,
+    rpm: Annotated[Optional[int], typer.Option(help="Requests per minute.")] = None,
+    tpm: Annotated[Optional[int], typer.Option(help="Tokens per minute.")] = None,
+    daily_tokens: Annotated[Optional[int], typer.Option(help="Tokens per UTC day.")] = None,
+    monthly_budget_usd: Annotated[Optional[float], typer.Option(help="USD per month.")] = None,
+    config: ConfigOption = None, state_dir: StateDirOption = Path(".rolegate"),
+) -> None:
+    """Create a key and print it. It is shown only this once."""
+    settings = _load(config, state_dir)
+    now = time.time()
+    expires_at = None
+    if expires_in is not None:
+        try:
+            expires_at = now + (now - parse_instant(expires_in, now))
+        except ValueError as exc:
+            err.print(f"[red]--expires-in: {exc}[/red]")
+            raise typer.Exit(1) from None
+    limits = LimitConfig(rpm=rpm, tpm=tpm, daily_tokens=daily_tokens,
+                         monthly_budget_usd=monthly_budget_usd)
+
+    async def create(database: Database) -> tuple[str, Any]:
+        return await _key_store(settings, database).create(
+            name=name, owner=owner, now=now, roles=_split(roles), scopes=_split(scopes),
+            models=None if models is None else _split(models),
+            limits=None if limits.is_empty else limits, expires_at=expires_at)
+    plaintext, record = _run(settings, create)
+    err.print(f"Created key {record.id} ({record.name}, owner {record.owner}). "
+              "Store it now: it is not shown again.")
+    print(plaintext)
+
+
+@keys_cli.command("list")
+def keys_list(
+    owner: Annotated[Optional[str], typer.Option(help="Only this owner's keys.")] = None,
+    include_revoked: Annotated[bool, typer.Option(help="Also revoked keys.")] = False,
+    config: ConfigOption = None, state_dir: StateDirOption = Path(".rolegate"),
+) -> None:
+    """List keys (never their plaintext)."""
+    settings = _load(config, state_dir)
+
+    async def listing(database: Database) -> list[Any]:
+        return await _key_store(settings, database).list(owner=owner,
+                                                         include_revoked=include_revoked)
+    table = Table(title="API keys")
+    table.add_column("id", no_wrap=True, min_width=20)
+    table.add_column("hint", no_wrap=True, min_width=10)
+    for column in ("name", "owner", "roles", "models", "expires", "last used", "revoked"):
+        table.add_column(column, overflow="fold")
+    for key in _run(settings, listing):
+        table.add_row(key.id, key.hint, key.name, key.owner, ", ".join(key.roles),
+                      "*" if key.models is None else ", ".join(key.models), _when(key.expires_at),
+                      _when(key.last_used_at), _when(key.revoked_at))
+    out.print(table)
+
+
+@keys_cli.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_...).")],
+                config: ConfigOption = None,
+                state_dir: StateDirOption = Path(".rolegate")) -> None:
+    """Revoke a key. Every replica refuses it within keys.cache_ttl seconds."""
+    settings = _load(config, state_dir)
+
+    async def revoke(database: Database) -> Any:
+        return await _key_store(settings, database).revoke(key_id, now=time.time())
+    if _run(settings, revoke) is None:
+        err.print(f"[red]No key has the id {key_id!r}.[/red]")
+        raise typer.Exit(1)
+    err.print(f"Revoked {key_id}.")
+
+
+def usage(
+    by: Annotated[str, typer.Option(help=f"Grouping: {', '.join(GROUPINGS)}.")] = "principal",
+    since: Annotated[Optional[str], typer.Option(help="7d, 24h, an ISO date…")] = "7d",
+    until: Annotated[Optional[str], typer.Option(help="End (exclusive).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Only this model.")] = None,
+    subject: Annotated[Optional[str], typer.Option(help="Only this subject.")] = None,
+    config: ConfigOption = None, state_dir: StateDirOption = Path(".rolegate"),
+) -> None:
+    """Usage totals (requests, tokens, cost) grouped by principal, client, key, model or day."""
+    settings = _load(config, state_dir)
+    if by not in GROUPINGS:
+        err.print(f"[red]--by must be one of {', '.join(GROUPINGS)}[/red]")
+        raise typer.Exit(1)
+    now = time.time()
+    try:
+        start = parse_instant(since, now) if since else None
+        end = parse_instant(until, now) if until else None
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    filters = tuple((n, v) for n, v in (("model", model), ("subject", subject))
+                    if v is not None and n in FILTERS)
+    query = UsageQuery(by=by, since=start, until=end, filters=filters)
+
+    async def totals(database: Database) -> list[dict[str, Any]]:
+        return await UsageStore(database.engine).totals(query)
+    rows = _run(settings, totals)
+    table = Table(title=f"usage by {by}" + (f" since {since}" if since else ""))
+    for column in (*GROUPINGS[by], "requests", "prompt", "completion", "total", "cost (USD)"):
+        table.add_column(column, justify="left" if column in GROUPINGS[by] else "right")
+    for row in rows:
+        table.add_row(*(str(row[name]) for name in GROUPINGS[by]), str(row["requests"]),
+                      str(row["prompt_tokens"]), str(row["completion_tokens"]),
+                      str(row["total_tokens"]), f"{row['cost_usd']:.4f}")
+    out.print(table)
+
+
+@db_cli.command("upgrade")
+def db_upgrade(config: ConfigOption = None,
+               state_dir: StateDirOption = Path(".rolegate")) -> None:
+    """Apply the schema migrations to the configured database."""
+    settings = _load(config, state_dir)
+
+    async def upgrade(database: Database) -> None:
+        await database.upgrade()
+    _run(settings, upgrade)
+    err.print("The database schema is up to date.")

@@ -1,0 +1,135 @@
+"""`Metering`: around one forwarded request, the limits before it and the usage record after.
+
+    async with metering.measure(request, who, decision, call) as meter:
+        return await meter.attach(await dispatcher.forward(call, is_allowed))
+
+`measure` acquires the caller's quotas first (429 before anything reaches an upstream). `attach`
+puts the `x-ratelimit-*` headers on the response and, once the reply has ended (at once for a
+reply read whole; when a stream's relay closes the reply, the caller finished or gone), hands
+exactly one `UsageRecord` to the recorder and settles the lease with the tokens and cost the
+relay saw. If forwarding fails (every attempt failed, no deployment could serve), `measure`
+records and settles with the error's status instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+from rolegate.accounting.pricing import cost_usd
+from rolegate.accounting.records import TokenUsage, UsageRecord
+from rolegate.asgi import Request, Response
+from rolegate.authn.principal import Principal
+from rolegate.authz.model import Decision
+from rolegate.config.model import ModelConfig
+from rolegate.errors import GatewayError
+from rolegate.limits.limiter import NO_LEASE, Lease, Limiter
+from rolegate.limits.quota import QuotaPlan
+from rolegate.proxy.usage import token_usage
+from rolegate.routing.dispatcher import Forwarded
+from rolegate.routing.request import ClientRequest
+
+log = logging.getLogger("rolegate.metering")
+CLIENT_CLOSED = 499
+
+
+class UsageSink(Protocol):
+    def record(self, record: UsageRecord) -> None: ...
+
+
+class Metering:
+    def __init__(self, plan: QuotaPlan, limiter: Limiter, recorder: UsageSink | None,
+                 clock: Callable[[], float], models: Iterable[ModelConfig]) -> None:
+        self._plan = plan
+        self.limiter = limiter
+        self.recorder = recorder
+        self.clock = clock
+        self.models = {model.name: model for model in models}
+        self.providers = {(model.name, model.deployment_id(index)): deployment.provider
+                          for model in self.models.values()
+                          for index, deployment in enumerate(model.deployments)}
+
+    @asynccontextmanager
+    async def measure(self, request: Request, who: Principal, decision: Decision,
+                      call: ClientRequest) -> AsyncIterator[Meter]:
+        now = self.clock()
+        lease = NO_LEASE
+        if not self._plan.is_empty:
+            quotas = self._plan.quotas(decision.rule, who, now)
+            if quotas:
+                lease = await self.limiter.acquire(quotas, now, request.request_id)
+        meter = Meter(self, request.request_id, who, decision, call, lease, now)
+        try:
+            yield meter
+        except GatewayError as error:
+            await meter.finish(error.status, call.model, "", None)
+            raise
+        except BaseException:
+            await meter.finish(CLIENT_CLOSED, call.model, "", None)
+            raise
+
+
+class Meter:
+    """One metered request; `finish` runs once, whichever way the request ends."""
+
+    def __init__(self, metering: Metering, request_id: str, who: Principal, decision: Decision,
+                 call: ClientRequest, lease: Lease, started: float) -> None:
+        self._metering = metering
+        self._request_id = request_id
+        self._who = who
+        self._decision = decision
+        self._call = call
+        self._lease = lease
+        self._started = started
+        self._is_finished = False
+
+    async def attach(self, forwarded: Forwarded) -> Response:
+        response = forwarded.response
+        ours = self._lease.headers()
+        if ours:
+            response.headers = [h for h in response.headers
+                                if not h[0].startswith(b"x-ratelimit-")] + ours
+        reply = forwarded.reply
+        if response.stream is None:
+            await self.finish(response.status, forwarded.model, forwarded.deployment, reply.usage)
+            return response
+        upstream_close = reply.close
+
+        async def close() -> None:  # the relay closes the reply once the stream has ended
+            try:
+                await upstream_close()
+            finally:
+                await self.finish(response.status, forwarded.model, forwarded.deployment,
+                                  reply.usage)
+        reply.close = close
+        return response
+
+    async def finish(self, status: int, model: str, deployment: str,
+                     usage: dict[str, object] | None) -> None:
+        if self._is_finished:
+            return
+        self._is_finished = True
+        metering = self._metering
+        tokens = token_usage(usage)
+        config = metering.models.get(model)
+        cost = cost_usd(config, tokens) if config is not None else 0.0
+        if self._lease.standings:
+            await metering.limiter.settle(self._lease, tokens.total_tokens, cost)
+        if metering.recorder is not None:
+            metering.recorder.record(self._record(status, model, deployment, tokens, cost))
+
+    def _record(self, status: int, model: str, deployment: str, usage: TokenUsage,
+                cost: float) -> UsageRecord:
+        who, call = self._who, self._call
+        now = self._metering.clock()
+        return UsageRecord(
+            ts=now, request_id=self._request_id, issuer=who.issuer, subject=who.subject,
+            client_id=who.client_id, key_id=who.key_id, end_user=who.end_user,
+            rule=self._decision.rule, model=model,
+            provider=self._metering.providers.get((model, deployment), ""),
+            deployment=deployment, operation=call.operation, is_stream=call.is_stream,
+            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens, cost_usd=cost, status=status,
+            latency_ms=max(0.0, (now - self._started) * 1000.0))

@@ -1,0 +1,269 @@
+"""`Dispatcher.forward`: the one routing entry point. It picks a deployment, retries on another
+when an attempt fails before anything reached the caller, falls back to other models when a
+model cannot serve, and turns the outcome into a `Response`.
+
+>>> forwarded = await dispatcher.forward(request, is_allowed=lambda model: ...)
+>>> forwarded.response  # headers x-rolegate-deployment / x-rolegate-attempts / x-rolegate-model
+
+Outcomes the caller sees, besides the upstream's own reply: 429 `all_deployments_rate_limited`
+or `upstream_rate_limited` (with Retry-After), 503 `no_healthy_deployment`, 504
+`upstream_timeout`, 502 `upstream_error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from rolegate.asgi import Response
+from rolegate.config.model import RetryConfig
+from rolegate.errors import (
+    GatewayError, RateLimited, ServiceUnavailable, UpstreamError, UpstreamTimeout,
+)
+from rolegate.providers.base import UpstreamCall, UpstreamReply
+from rolegate.proxy.streaming import (
+    SseUsageTap, buffered_response, error_code, is_openai_error, streaming_response,
+)
+from rolegate.routing.deployment import Deployment
+from rolegate.routing.request import USAGE_STREAM_OPERATIONS, ClientRequest
+from rolegate.routing.retry import RATE_LIMITED, RETRYABLE_STATUSES, Backoff
+from rolegate.routing.table import ModelRoute, RouteTable
+
+CONTEXT_TOO_LONG = "context_length_exceeded"
+
+Sleep = Callable[[float], Awaitable[None]]
+IsAllowed = Callable[[str], bool]
+
+
+@dataclass(slots=True)
+class Forwarded:
+    """The response for the caller and what produced it. `reply.usage` holds the token usage
+    once it is known (for a stream: when the stream has ended)."""
+
+    response: Response
+    reply: UpstreamReply
+    model: str
+    deployment: str
+    attempts: int
+
+
+@dataclass(slots=True)
+class _Budget:
+    deadline: float
+    attempts: int = 0
+
+
+class _Retry(Exception):
+    def __init__(self, error: GatewayError, rejection: bytes | None = None) -> None:
+        self.error = error
+        self.rejection = rejection  # an upstream's OpenAI-shaped 429 body, passed on if last
+
+
+class _Exhausted(Exception):
+    """Every attempt on one model failed: its fallbacks may serve. `forwarded`, when set, is
+    what the caller gets if none does (the upstream's own 429); else `error`."""
+
+    def __init__(self, error: GatewayError, forwarded: Forwarded | None = None) -> None:
+        self.error = error
+        self.forwarded = forwarded
+
+
+class _ContextTooLong(Exception):
+    def __init__(self, forwarded: Forwarded) -> None:
+        self.forwarded = forwarded
+
+
+class Dispatcher:
+    def __init__(self, table: RouteTable, retries: RetryConfig, *, clock: Callable[[], float],
+                 sleep: Sleep = asyncio.sleep, rng: random.Random | None = None) -> None:
+        self._table = table
+        self._retries = retries
+        self._clock = clock
+        self._sleep = sleep
+        self._backoff = Backoff(retries, rng or random.Random())
+
+    async def forward(self, request: ClientRequest, is_allowed: IsAllowed) -> Forwarded:
+        """Serve `request` on its model, else on the model's fallbacks the caller may use."""
+        budget = _Budget(self._clock() + self._retries.deadline)
+        primary = self._table.route(request.model)
+        try:
+            return await self._serve(primary, request, budget)
+        except _ContextTooLong as too_long:
+            return await self._fall_back(primary.config.context_window_fallbacks, request,
+                                         is_allowed, budget, too_long)
+        except _Exhausted as exhausted:
+            return await self._fall_back(primary.config.fallbacks, request, is_allowed,
+                                         budget, exhausted)
+
+    async def _fall_back(self, names: tuple[str, ...], request: ClientRequest,
+                         is_allowed: IsAllowed, budget: _Budget,
+                         cause: _ContextTooLong | _Exhausted) -> Forwarded:
+        for name in names:
+            if self._clock() >= budget.deadline:
+                break
+            if not is_allowed(name):  # a fallback never gives a caller a model it may not use
+                continue
+            try:
+                return await self._serve(self._table.route(name), request, budget)
+            except (_ContextTooLong, _Exhausted):
+                continue
+        if cause.forwarded is not None:
+            return cause.forwarded
+        raise cause.error
+
+    async def _serve(self, route: ModelRoute, request: ClientRequest,
+                     budget: _Budget) -> Forwarded:
+        tried: set[str] = set()
+        last: GatewayError | None = None
+        rejection: bytes | None = None
+        attempts = waits = 0
+        while attempts < self._retries.max_attempts:
+            now = self._clock()
+            pick = route.pick(now, tried)
+            if pick is None:
+                wait = self._capacity_wait(route, now, budget)
+                if wait is None or waits >= self._retries.max_attempts:
+                    raise self._unavailable(route, now, last, rejection, budget)
+                waits += 1
+                await self._sleep(wait)
+                continue
+            if pick.is_repeat:  # a fresh deployment is tried at once; the same one after a pause
+                delay = self._backoff.delay(attempts)
+                if now + delay >= budget.deadline:
+                    break
+                await self._sleep(delay)
+            attempts += 1
+            tried.add(pick.deployment.id)
+            try:
+                return await self._attempt(route, pick.deployment, request, budget)
+            except _Retry as retry:
+                last, rejection = retry.error, retry.rejection
+            if self._clock() >= budget.deadline:
+                break
+        raise self._unavailable(route, self._clock(), last, rejection, budget)
+
+    def _capacity_wait(self, route: ModelRoute, now: float, budget: _Budget) -> float | None:
+        """How long to wait for a rate-limited deployment to take requests again, when that is
+        soon enough (`max_retry_after`, and within the deadline); else None."""
+        if not route.is_rate_limited(now) or not route.is_wait_advised(now):
+            return None
+        wait = route.rate_limit_free_at(now) - now
+        if wait > self._retries.max_retry_after or now + wait >= budget.deadline:
+            return None
+        return max(wait, 0.001)
+
+    def _unavailable(self, route: ModelRoute, now: float, last: GatewayError | None,
+                     rejection: bytes | None, budget: _Budget) -> _Exhausted:
+        if route.is_rate_limited(now):
+            retry_after = route.rate_limit_free_at(now) - now
+            code = "upstream_rate_limited" if isinstance(last, RateLimited) else \
+                "all_deployments_rate_limited"
+            error = RateLimited(f"Every deployment of model {route.name!r} is rate-limited; "
+                                "retry later.", retry_after=retry_after, code=code)
+            if rejection is None:
+                return _Exhausted(error)
+            # The upstream's own OpenAI-shaped 429 passes through, as its other 4xx do.
+            response = Response(status=RATE_LIMITED, body=rejection, headers=[
+                *error.headers(), (b"x-rolegate-attempts", str(budget.attempts).encode())])
+            reply = UpstreamReply(RATE_LIMITED, b"application/json", _no_chunks())
+            return _Exhausted(error, Forwarded(response, reply, route.name, "", budget.attempts))
+        if last is not None:
+            return _Exhausted(last)
+        free_at = route.breaker_free_at(now)
+        return _Exhausted(ServiceUnavailable(
+            f"No healthy deployment can serve model {route.name!r} right now.",
+            code="no_healthy_deployment",
+            retry_after=None if free_at is None else max(free_at - now, 1.0)))
+
+    async def _attempt(self, route: ModelRoute, deployment: Deployment,
+                       request: ClientRequest, budget: _Budget) -> Forwarded:
+        call = request.upstream_call(deployment.upstream_model,
+                                     include_stream_usage=deployment.config.include_stream_usage)
+        started = self._clock()
+        deployment.begin(started)
+        budget.attempts += 1
+        try:
+            reply, first, body = await self._open(deployment, request, call, budget)
+        except (UpstreamError, UpstreamTimeout) as error:
+            deployment.record_failure(self._clock())
+            deployment.end(self._clock())
+            raise _Retry(error) from None
+        except BaseException:
+            deployment.record_neutral()
+            deployment.end(self._clock())
+            raise
+        now = self._clock()
+        if reply.status == RATE_LIMITED or reply.status in RETRYABLE_STATUSES:
+            deployment.end(now)
+            if reply.status == RATE_LIMITED:
+                deployment.record_rate_limit(now, reply.retry_after)
+                raise _Retry(RateLimited("The upstream is rate-limited.",
+                                         code="upstream_rate_limited",
+                                         retry_after=reply.retry_after or 1.0),
+                             body if body is not None and is_openai_error(body) else None)
+            deployment.record_failure(now)
+            raise _Retry(UpstreamError(f"The upstream failed with status {reply.status}."))
+        if reply.status < 400:
+            deployment.record_success(now - started)
+        else:
+            deployment.record_neutral()
+        headers = [(b"x-rolegate-deployment", deployment.id.encode()),
+                   (b"x-rolegate-attempts", str(budget.attempts).encode()),
+                   (b"x-rolegate-model", route.name.encode())]
+        if body is None:  # a started stream: the deployment is busy until it ends
+            reply.close = self._ending(reply, deployment)
+            tap = (SseUsageTap(is_stripping=request.is_usage_added(
+                deployment.config.include_stream_usage))
+                if request.operation in USAGE_STREAM_OPERATIONS else None)
+            response = streaming_response(reply, first, headers, tap=tap)
+            return Forwarded(response, reply, route.name, deployment.id, budget.attempts)
+        try:
+            response = buffered_response(reply, body, headers)
+        finally:
+            deployment.end(now, reply.usage)
+        forwarded = Forwarded(response, reply, route.name, deployment.id, budget.attempts)
+        if reply.status == 400 and error_code(body) == CONTEXT_TOO_LONG:
+            raise _ContextTooLong(forwarded)
+        return forwarded
+
+    async def _open(self, deployment: Deployment, request: ClientRequest, call: UpstreamCall,
+                    budget: _Budget) -> tuple[UpstreamReply, bytes, bytes | None]:
+        """Send the call and read up to the point of no return: the first chunk of a stream,
+        or the whole body otherwise. Nothing has reached the caller yet, so failing here is
+        still retryable. Returns (reply, first chunk, whole body or None for a stream)."""
+        remaining = max(budget.deadline - self._clock(), 0.0)
+        try:
+            async with asyncio.timeout(remaining):
+                reply = await deployment.provider.open(call)
+                is_started_stream = request.is_stream and reply.status == 200
+                try:
+                    if is_started_stream:
+                        return reply, await anext(reply.chunks, b""), None
+                    body = b"".join([chunk async for chunk in reply.chunks])
+                except BaseException:
+                    await reply.close()
+                    raise
+                await reply.close()
+                return reply, b"", body
+        except TimeoutError:
+            raise UpstreamTimeout("The upstream did not answer within the deadline.") from None
+
+    def _ending(self, reply: UpstreamReply,
+                deployment: Deployment) -> Callable[[], Awaitable[None]]:
+        close = reply.close
+        is_done = False
+
+        async def end() -> None:
+            nonlocal is_done
+            if not is_done:
+                is_done = True
+                deployment.end(self._clock(), reply.usage)
+            await close()
+        return end
+
+
+async def _no_chunks() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover - makes this an async generator

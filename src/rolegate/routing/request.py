@@ -1,0 +1,51 @@
+"""`ClientRequest`: what the caller asked for, as routing needs it; and the body each deployment
+is sent (its own upstream model name, the end user, the usage chunk asked for)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rolegate.providers.base import JSON_CONTENT, UpstreamCall
+from rolegate.proxy.body import rewrite
+
+USAGE_STREAM_OPERATIONS = ("chat/completions", "completions")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRequest:
+    """One inference request. `body` is the parsed JSON object (for a multipart form: its text
+    fields, and `is_form` is set: the form is sent on unchanged)."""
+
+    operation: str
+    model: str
+    body: dict[str, Any]
+    raw_body: bytes
+    is_stream: bool
+    request_id: str
+    end_user: str | None = None
+    content_type: str = JSON_CONTENT
+    is_form: bool = False
+
+    @property
+    def has_asked_for_usage(self) -> bool:
+        options = self.body.get("stream_options")
+        return isinstance(options, dict) and options.get("include_usage") is True
+
+    def is_usage_added(self, include_stream_usage: bool) -> bool:
+        """Whether the gateway asks for the usage chunk the caller did not ask for."""
+        return (include_stream_usage and self.is_stream and not self.is_form
+                and self.operation in USAGE_STREAM_OPERATIONS and not self.has_asked_for_usage)
+
+    def upstream_call(self, upstream_model: str, *, include_stream_usage: bool) -> UpstreamCall:
+        if self.is_form:
+            return UpstreamCall(self.operation, self.body, self.raw_body, self.is_stream,
+                                self.request_id, self.content_type)
+        extra: dict[str, Any] = {}
+        if self.is_usage_added(include_stream_usage):
+            options = self.body.get("stream_options")
+            extra["stream_options"] = {**(options if isinstance(options, dict) else {}),
+                                       "include_usage": True}
+        body, raw = rewrite(self.body, self.raw_body, upstream_model=upstream_model,
+                            end_user=self.end_user, extra=extra)
+        return UpstreamCall(self.operation, body, raw, self.is_stream, self.request_id)

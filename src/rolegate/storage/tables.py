@@ -1,0 +1,60 @@
+"""The tables, as SQLAlchemy Core metadata. Migrations in `migrations/versions` create them.
+
+Times are epoch seconds (floats), so the injected clock is the only source of time; usage rows
+also carry their UTC `day` (YYYY-MM-DD) so reports group by day the same way on every database.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON, BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table,
+)
+
+metadata = MetaData()
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("hint", String(16), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("owner", String(200), nullable=False),
+    Column("roles", JSON, nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("models", JSON, nullable=True),
+    Column("limits", JSON, nullable=True),
+    Column("expires_at", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+    Index("ix_api_keys_owner", "owner"),
+)
+
+usage = Table(
+    "usage_records", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("ts", Float, nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("issuer", String(200), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("client_id", String(200), nullable=True),
+    Column("key_id", String(32), nullable=True),
+    Column("end_user", String(200), nullable=True),
+    Column("rule", String(200), nullable=True),
+    Column("model", String(256), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("deployment", String(256), nullable=False),
+    Column("operation", String(64), nullable=False),
+    Column("is_stream", Boolean, nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("total_tokens", Integer, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Index("ix_usage_ts", "ts"),
+    Index("ix_usage_day", "day"),
+    Index("ix_usage_principal", "issuer", "subject"),
+)

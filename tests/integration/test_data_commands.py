@@ -1,0 +1,89 @@
+"""`rolegate keys create|list|revoke`, `rolegate usage` and `rolegate db upgrade`, run against a
+configuration's SQLite database."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rolegate.cli import cli
+from tests.support.storage import PEPPER
+
+CONFIG = f"""
+models: [{{name: echo, provider: mock}}]
+keys: {{enabled: true, pepper: "{PEPPER}"}}
+policy:
+  - name: services
+    when: {{issuers: [apikey], roles: [svc]}}
+    allow: {{routes: [inference], models: ["*"]}}
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "rolegate.yaml"
+    path.write_text(CONFIG)
+    return path
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_db_upgrade_creates_the_tables_next_to_the_config(config: Path):
+    run("db", "upgrade", "--config", str(config))
+
+    with sqlite3.connect(config.parent / "rolegate.db") as connection:
+        tables = {row[0] for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"api_keys", "usage_records", "alembic_version"} <= tables
+
+
+def test_a_key_created_on_the_command_line_is_listed_by_hint_and_can_be_revoked(config: Path):
+    key = run("keys", "create", "--config", str(config), "--name", "ci", "--owner", "team-a",
+              "--roles", "svc", "--expires-in", "30d", "--rpm", "10").strip()
+
+    listed = run("keys", "list", "--config", str(config))
+    with sqlite3.connect(config.parent / "rolegate.db") as connection:
+        key_id, limits, expires, created = connection.execute(
+            "SELECT id, limits, expires_at, created_at FROM api_keys").fetchone()
+    run("keys", "revoke", key_id, "--config", str(config))
+    after = run("keys", "list", "--config", str(config))
+
+    assert key.startswith("rg-") and key not in listed
+    assert key[-4:] in listed and key_id in listed
+    assert '"rpm": 10' in limits
+    assert expires == pytest.approx(created + 30 * 86400, abs=5)
+    assert key_id not in after
+
+
+def test_revoking_an_unknown_key_fails(config: Path):
+    result = CliRunner().invoke(cli, ["keys", "revoke", "key_nope", "--config", str(config)])
+
+    assert result.exit_code == 1
+
+
+def test_usage_prints_totals_by_the_chosen_grouping(config: Path):
+    run("db", "upgrade", "--config", str(config))
+    with sqlite3.connect(config.parent / "rolegate.db") as connection:
+        connection.execute(
+            "INSERT INTO usage_records (ts, day, request_id, issuer, subject, model, provider, "
+            "deployment, operation, is_stream, prompt_tokens, completion_tokens, total_tokens, "
+            "cost_usd, status, latency_ms) VALUES (strftime('%s','now'), '2030-01-01', 'r1', "
+            "'apikey', 'team-a', 'echo', 'mock', 'echo', 'chat/completions', 0, 3, 4, 7, "
+            "0.25, 200, 1.0)")
+
+    report = run("usage", "--by", "model", "--since", "1d", "--config", str(config))
+
+    assert "echo" in report and "7" in report and "0.2500" in report
+
+
+def test_an_unknown_grouping_is_refused(config: Path):
+    result = CliRunner().invoke(cli, ["usage", "--by", "colour", "--config", str(config)])
+
+    assert result.exit_code == 1

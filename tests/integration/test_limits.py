@@ -1,0 +1,129 @@
+"""Rate limits and budgets in-process: set in policy rules and on keys, answered with 429 and
+OpenAI's headers, present on successful replies too, and refused requests reach no upstream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rolegate.authn.dev_issuer import DevIssuer
+from tests.support.gateways import CHAT, bearer, keyed_config
+from tests.support.servers import RecordingUpstream
+from tests.support.storage import REDIS_URL
+
+
+@pytest.fixture
+async def upstream() -> Any:
+    async with RecordingUpstream() as server:
+        yield server
+
+
+@pytest.fixture
+def admin(dev_issuer: DevIssuer) -> dict[str, str]:
+    return bearer(dev_issuer.mint(subject="ops", roles=("rolegate.admin",)))
+
+
+@pytest.fixture(params=["memory", "redis"])
+def limits_backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    if request.param == "memory":
+        return {"backend": "memory"}
+    return {"backend": "redis", "url": REDIS_URL,
+            "prefix": request.getfixturevalue("redis_prefix")}
+
+
+async def make_key(gateway: Any, admin: dict[str, str], **fields: Any) -> str:
+    response = await gateway.post("/admin/keys", headers=admin, json={
+        "name": "svc", "owner": "team-a", "roles": ["svc"], **fields})
+    assert response.status_code == 201, response.text
+    return str(response.json()["key"])
+
+
+async def test_over_the_rule_rpm_is_a_429_with_openai_headers(
+        gateway_for, settings_from, tmp_path, upstream, admin, limits_backend, clock):
+    gateway = await gateway_for(settings_from(keyed_config(
+        {"url": f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"}, upstream.url,
+        service_limits={"rpm": 3}, limits=limits_backend)))
+    key = await make_key(gateway, admin)
+
+    replies = []
+    for _ in range(4):
+        replies.append(await gateway.post("/v1/chat/completions", json=CHAT,
+                                          headers=bearer(key)))
+        clock.advance(5)
+
+    assert [r.status_code for r in replies] == [200, 200, 200, 429]
+    assert [r.headers["x-ratelimit-remaining-requests"] for r in replies] == ["2", "1", "0", "0"]
+    assert all(r.headers["x-ratelimit-limit-requests"] == "3" for r in replies)
+    refused = replies[-1]
+    assert refused.json()["error"]["type"] == "rate_limit_error"
+    assert refused.json()["error"]["code"] == "requests_per_minute"
+    assert refused.headers["retry-after"] == "45"  # the first request leaves the window then
+    assert refused.headers["x-ratelimit-reset-requests"] == "45s"
+    assert len(upstream.requests) == 3
+    clock.advance(41)
+    again = await gateway.post("/v1/chat/completions", json=CHAT, headers=bearer(key))
+    assert again.status_code == 200
+
+
+async def test_a_token_budget_stops_a_principal_once_its_tokens_are_spent(
+        gateway_for, settings_from, tmp_path, upstream, admin, limits_backend):
+    gateway = await gateway_for(settings_from(keyed_config(
+        {"url": f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"}, upstream.url,
+        service_limits={"daily_tokens": 12}, limits=limits_backend)))
+    key = await make_key(gateway, admin)
+
+    statuses, remaining = [], []
+    for _ in range(4):  # the upstream reports 5 tokens a call: 5, 10, 15 -> spent
+        reply = await gateway.post("/v1/chat/completions", json=CHAT, headers=bearer(key))
+        statuses.append(reply.status_code)
+        remaining.append(reply.headers.get("x-ratelimit-remaining-tokens"))
+
+    assert statuses == [200, 200, 200, 429]
+    assert remaining == ["12", "7", "2", "0"]
+    assert len(upstream.requests) == 3
+
+
+async def test_a_monthly_budget_in_usd_stops_a_key(gateway_for, settings_from, tmp_path,
+                                                   upstream, admin):
+    gateway = await gateway_for(settings_from(keyed_config(
+        {"url": f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"}, upstream.url)))
+    # one call: 3 prompt + 2 completion tokens = 0.0045 USD at the test prices
+    key = await make_key(gateway, admin, limits={"monthly_budget_usd": 0.008})
+
+    statuses = [(await gateway.post("/v1/chat/completions", json=CHAT,
+                                    headers=bearer(key))).status_code for _ in range(3)]
+    refused = await gateway.post("/v1/chat/completions", json=CHAT, headers=bearer(key))
+
+    assert statuses == [200, 200, 429]
+    assert refused.json()["error"]["code"] == "budget_exceeded"
+    assert len(upstream.requests) == 2
+
+
+async def test_a_keys_own_rpm_counts_on_the_key(gateway_for, settings_from, tmp_path,
+                                                upstream, admin):
+    gateway = await gateway_for(settings_from(keyed_config(
+        {"url": f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"}, upstream.url)))
+    limited = await make_key(gateway, admin, limits={"rpm": 1})
+    other = await make_key(gateway, admin)
+
+    first = await gateway.post("/v1/chat/completions", json=CHAT, headers=bearer(limited))
+    second = await gateway.post("/v1/chat/completions", json=CHAT, headers=bearer(limited))
+    unaffected = await gateway.post("/v1/chat/completions", json=CHAT, headers=bearer(other))
+
+    assert (first.status_code, second.status_code, unaffected.status_code) == (200, 429, 200)
+
+
+async def test_redis_down_refuses_with_503_before_the_upstream(gateway_for, settings_from,
+                                                               tmp_path, upstream, admin):
+    gateway = await gateway_for(settings_from(keyed_config(
+        {"url": f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"}, upstream.url,
+        service_limits={"rpm": 5},
+        limits={"backend": "redis", "url": "redis://127.0.0.1:1/0", "timeout": 0.5})))
+    key = await make_key(gateway, admin)
+
+    reply = await gateway.post("/v1/chat/completions", json=CHAT, headers=bearer(key))
+
+    assert reply.status_code == 503
+    assert reply.json()["error"]["code"] == "rate_limiter_unavailable"
+    assert upstream.requests == []

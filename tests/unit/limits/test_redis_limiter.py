@@ -1,0 +1,72 @@
+"""Limits in Redis (the real server): shared by limiters in different replicas, atomic, and
+failing closed (503) or open, as configured, when Redis cannot be reached."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from rolegate.config.model import LimitConfig, RateLimitsConfig
+from rolegate.errors import RateLimited, ServiceUnavailable
+from rolegate.limits.quota import quotas_of
+from rolegate.limits.redis import RedisLimiter
+from tests.support.storage import REDIS_URL
+
+NOW = 1_750_000_040.0  # 20 s into a minute
+UNREACHABLE = "redis://127.0.0.1:1/0"
+
+
+def limiter(prefix: str, url: str = REDIS_URL, **options: object) -> RedisLimiter:
+    return RedisLimiter(RateLimitsConfig(backend="redis", url=url, prefix=prefix,
+                                         **options))  # type: ignore[arg-type]
+
+
+async def test_two_replicas_share_one_request_window(redis_prefix):
+    first, second = limiter(redis_prefix), limiter(redis_prefix)
+    quotas = quotas_of(LimitConfig(rpm=10), "p", NOW)
+    outcomes = await asyncio.gather(*(
+        (first if i % 2 else second).acquire(quotas, NOW + i / 100, f"r{i}") for i in range(25)),
+        return_exceptions=True)
+    await first.close()
+    await second.close()
+
+    assert sum(not isinstance(o, Exception) for o in outcomes) == 10
+    assert all(isinstance(o, RateLimited) for o in outcomes if isinstance(o, Exception))
+
+
+async def test_settled_tokens_are_seen_by_the_other_replica(redis_prefix):
+    first, second = limiter(redis_prefix), limiter(redis_prefix)
+    limits = LimitConfig(daily_tokens=50)
+    lease = await first.acquire(quotas_of(limits, "p", NOW), NOW, "a")
+    await first.settle(lease, 50, 0.0)
+
+    with pytest.raises(RateLimited) as refused:
+        await second.acquire(quotas_of(limits, "p", NOW + 1), NOW + 1, "b")
+    await first.close()
+    await second.close()
+
+    assert refused.value.code == "tokens_per_day"
+    headers = dict(refused.value.headers())
+    assert headers[b"x-ratelimit-limit-tokens"] == b"50"
+    assert headers[b"x-ratelimit-remaining-tokens"] == b"0"
+
+
+async def test_an_unreachable_redis_fails_closed_with_503_by_default(redis_prefix):
+    closed = limiter(redis_prefix, UNREACHABLE, timeout=0.5)
+
+    with pytest.raises(ServiceUnavailable) as refused:
+        await closed.acquire(quotas_of(LimitConfig(rpm=1), "p", NOW), NOW, "a")
+    await closed.close()
+
+    assert refused.value.code == "rate_limiter_unavailable"
+
+
+async def test_an_unreachable_redis_serves_without_limits_when_fail_open(redis_prefix):
+    open_ = limiter(redis_prefix, UNREACHABLE, timeout=0.5, fail_open=True)
+
+    lease = await open_.acquire(quotas_of(LimitConfig(rpm=1), "p", NOW), NOW, "a")
+    await open_.settle(lease, 10, 0.1)
+    await open_.close()
+
+    assert lease.headers() == []

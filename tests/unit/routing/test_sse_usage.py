@@ -1,0 +1,71 @@
+"""Reading usage out of a passing SSE stream, and keeping the usage chunk from callers who did
+not ask for it."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from rolegate.proxy.streaming import SseUsageTap, usage_of
+
+USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+
+
+def event(value: object) -> bytes:
+    return b"data: " + orjson.dumps(value) + b"\n\n"
+
+
+CONTENT = event({"choices": [{"index": 0, "delta": {"content": "hi"}}], "usage": None})
+USAGE_CHUNK = event({"choices": [], "usage": USAGE})
+DONE = b"data: [DONE]\n\n"
+
+
+def test_usage_chunk_is_stripped_and_remembered():
+    tap = SseUsageTap(is_stripping=True)
+
+    out = tap.feed(CONTENT) + tap.feed(USAGE_CHUNK) + tap.feed(DONE) + tap.flush()
+
+    assert out == CONTENT + DONE
+    assert tap.usage == USAGE
+
+
+def test_usage_chunk_is_kept_for_a_caller_who_asked():
+    tap = SseUsageTap(is_stripping=False)
+
+    out = tap.feed(CONTENT + USAGE_CHUNK + DONE)
+
+    assert out == CONTENT + USAGE_CHUNK + DONE
+    assert tap.usage == USAGE
+
+
+@pytest.mark.parametrize("size", [1, 7, 64])
+def test_events_split_across_chunks_are_forwarded_whole(size):
+    stream = CONTENT + USAGE_CHUNK + DONE
+    tap = SseUsageTap(is_stripping=True)
+
+    pieces = [tap.feed(stream[i:i + size]) for i in range(0, len(stream), size)]
+
+    assert b"".join(pieces) + tap.flush() == CONTENT + DONE
+    assert all(piece == b"" or piece.endswith(b"\n\n") for piece in pieces)
+    assert tap.usage == USAGE
+
+
+def test_crlf_delimited_events_are_understood():
+    tap = SseUsageTap(is_stripping=True)
+    crlf = USAGE_CHUNK.replace(b"\n\n", b"\r\n\r\n")
+
+    assert tap.feed(CONTENT + crlf + DONE) == CONTENT + DONE
+
+
+def test_chunk_with_choices_and_usage_is_kept():
+    tap = SseUsageTap(is_stripping=True)
+    both = event({"choices": [{"index": 0, "delta": {}}], "usage": USAGE})
+
+    assert tap.feed(both) == both
+    assert tap.usage == USAGE
+
+
+def test_usage_of_a_json_body():
+    assert usage_of(orjson.dumps({"id": "x", "usage": USAGE})) == USAGE
+    assert usage_of(b"not json") is None
+    assert usage_of(b'["usage"]') is None
