@@ -19,6 +19,9 @@ models:
     provider: openai-compatible
     api_base: {upstream}
     api_key: bench-upstream-key
+"""
+# Logging as shipped (INFO, one decision line per request) unless a mode says otherwise.
+QUIET = """
 logging:
   level: warning
   decisions: false
@@ -28,7 +31,7 @@ POLICY = """
 policy:
   - name: bench
     when: {roles: [bench]}
-    allow: {routes: [chat], models: ["*"]}
+    allow: {routes: [inference, info], models: ["*"]}
 """
 
 
@@ -66,10 +69,16 @@ usage:
 """
 
 register("jwt-rs256", gateway_mode("jwt-rs256", RS256, jwt_token("RS256", "rs256.json")))
+# The same without the decision log: the difference is what logging costs per request.
+QUIET_RS256 = jwt_config("quiet-rs256.json", "RS256") + QUIET
+register("jwt-rs256-quiet", gateway_mode("jwt-rs256-quiet", QUIET_RS256,
+                                         jwt_token("RS256", "quiet-rs256.json")))
 register("jwt-es256", gateway_mode("jwt-es256", ES256, jwt_token("ES256", "es256.json")))
-register("apikey", gateway_mode("apikey", APIKEY, static_token("Bearer rg-bench-key")))
+register("apikey", gateway_mode("apikey", APIKEY, static_token("Bearer rg-bench-key"),
+                                draft="virtual API keys (auth.api_keys)"))
 register("limits+usage", gateway_mode("limits+usage", LIMITS_USAGE,
-                                      jwt_token("RS256", "limits-rs256.json")))
+                                      jwt_token("RS256", "limits-rs256.json"),
+                                      draft="rate limits and usage accounting"))
 STREAM = jwt_config("stream-rs256.json", "RS256")
 register("stream", gateway_mode("stream", STREAM, jwt_token("RS256", "stream-rs256.json"),
                                  wrk_script="stream.lua", baseline="direct-stream"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import shlex
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -130,12 +131,14 @@ def fill(template: str, values: dict[str, str]) -> str:
 def gateway_mode(name: str, config_yaml_text: str, token_factory: TokenFactory, *,
                  wrk_script: str = "chat.lua", baseline: str = "direct",
                  ready_path: str = "/v1/models", env: dict[str, str] | None = None,
-                 ) -> ModeFactory:
+                 draft: str | None = None) -> ModeFactory:
     """A mode that runs --gateway-cmd with this config in front of the mock upstream.
 
     The config text may use {port}, {upstream} (…/v1), {upstream_root} and {workdir}.
     token_factory runs first (it may write keys to setup.jwks_dir, served by the upstream
     at {upstream_root}/jwks/<file>) and returns the Authorization header value, or None.
+    `draft` names a feature the config relies on that may not exist yet: when the gateway's
+    `check` command rejects the config, the mode is skipped with that reason instead of failing.
     """
     def factory(ctx: RunContext) -> Mode:
         port = free_port()
@@ -147,7 +150,24 @@ def gateway_mode(name: str, config_yaml_text: str, token_factory: TokenFactory, 
             **values, "config": str(workdir / "config.yaml")})))
         header = token_factory(GatewaySetup(name, workdir, ctx.jwks_dir, ctx.upstream_root))
         (workdir / "config.yaml").write_text(fill(config_yaml_text, values))
+        if draft is not None:
+            _skip_if_rejected(argv, workdir / "config.yaml", draft)
         base = f"http://127.0.0.1:{port}"
         return Mode(name, argv, base + CHAT_PATH, base + ready_path, env=dict(env or {}),
                     wrk_script=wrk_script, auth=lambda: header, baseline=baseline)
     return factory
+
+
+def _skip_if_rejected(serve_argv: list[str], config: Path, draft: str) -> None:
+    """Run `<gateway> check CONFIG`; raise Unavailable when the config is refused."""
+    try:
+        at = serve_argv.index("serve")
+    except ValueError:
+        return  # not a rolegate command line: nothing to ask
+    check = subprocess.run([*serve_argv[:at], "check", str(config)], capture_output=True,
+                           text=True, timeout=60)
+    if check.returncode != 0:
+        problems = [line.strip() for line in (check.stdout + check.stderr).splitlines()
+                    if line.strip().startswith("- ")]
+        first = problems[0][2:] if problems else "config rejected"
+        raise Unavailable(f"{draft} not supported by this gateway yet ({first})")

@@ -15,7 +15,6 @@ from rolegate.accounting.recorder import Recorder
 from rolegate.accounting.store import UsageStore
 from rolegate.admin.keys import KeyAdmin
 from rolegate.admin.openapi import openapi_document
-
 from rolegate.admin.routes import AdminHandlers
 from rolegate.admin.usage import UsageAdmin
 from rolegate.asgi import json_response
@@ -26,6 +25,7 @@ from rolegate.authn.fetch import http_fetcher
 from rolegate.authn.jwks import Fetch
 from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
 from rolegate.authz.policy import RolePolicy
+from rolegate.config.launch import LaunchOptions
 from rolegate.config.load import read_pepper
 from rolegate.config.model import ModelConfig, RoutingConfig, Settings
 from rolegate.gateway import Gateway, Hook, background, health, static_json
@@ -35,7 +35,7 @@ from rolegate.limits.limiter import Limiter
 from rolegate.limits.memory import MemoryLimiter
 from rolegate.limits.quota import QuotaPlan
 from rolegate.limits.redis import RedisLimiter
-from rolegate.observability.logging import DecisionLog
+from rolegate.observability.logging import DecisionLog, configure_logging
 from rolegate.providers.http import HttpClient
 from rolegate.providers.registry import build_provider
 from rolegate.proxy.guard import Guard
@@ -143,6 +143,19 @@ def _build_limiter(settings: Settings) -> Limiter:
     if settings.limits.backend == "redis":
         return RedisLimiter(settings.limits)
     return MemoryLimiter()
+
+
+def create_app_from_env() -> Gateway:
+    """The app of one `rolegate serve --workers N` worker process (uvicorn's app factory).
+
+    The parent validated the configuration, wrote the development issuer's key to the state
+    directory and exported its options (`config/launch.py`); every worker builds the same app.
+    """
+    options = LaunchOptions.from_environ()
+    settings = options.settings()
+    configure_logging(settings.logging.level)
+    dev_issuer = DevIssuer.load(options.state_dir) if settings.auth.dev_issuer.enabled else None
+    return build_app(settings, dev_issuer=dev_issuer)
 
 
 def _model_route(model: ModelConfig, routing: RoutingConfig, http: HttpClient,

@@ -14,6 +14,7 @@ from rich.table import Table
 from rolegate import cli_data
 from rolegate.authn.dev_issuer import STATE_FILE, DevIssuer
 from rolegate.cli_settings import settings_for
+from rolegate.config.launch import LaunchOptions
 from rolegate.config.model import Settings
 from rolegate.errors import GatewayError
 
@@ -42,6 +43,8 @@ cli.command("usage")(cli_data.usage)
 def serve(config: ConfigOption = None,
           host: Annotated[Optional[str], typer.Option(help="Override server.host.")] = None,
           port: Annotated[Optional[int], typer.Option(help="Override server.port.")] = None,
+          workers: Annotated[int, typer.Option(
+              min=1, help="Worker processes, one event loop each (use one per core).")] = 1,
           state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
     """Run the gateway (no --config: the embedded defaults: mock model, development issuer)."""
     import uvicorn
@@ -62,15 +65,22 @@ def serve(config: ConfigOption = None,
                   f"  curl -H \"Authorization: Bearer $(rolegate dev-token)\" "
                   f"http://{settings.server.host}:{settings.server.port}/v1/models",
                   soft_wrap=True, highlight=False)
-    app = build_app(settings, dev_issuer=dev_issuer)
-    server = settings.server
-    # Header size and header time are bounded before the app sees a request (protocol.py).
-    http = bounded_protocol(max_header_bytes=server.max_header_bytes,
-                            header_timeout=server.header_timeout)
-    uvicorn.run(app, host=server.host, port=server.port, log_level="warning",
-                access_log=False, lifespan="on", loop="auto", http=http,
-                timeout_keep_alive=server.keep_alive_timeout,
-                h11_max_incomplete_event_size=server.max_header_bytes)
+    # loop "auto" picks uvloop (installed with uvicorn[standard]); the HTTP protocol is uvicorn's
+    # httptools one with header size and header time bounded (protocol.py).
+    # No proxy-header rewriting (nothing reads the client address) and no Server header.
+    limits = settings.server
+    http = bounded_protocol(max_header_bytes=limits.max_header_bytes,
+                            header_timeout=limits.header_timeout)
+    server = {"host": limits.host, "port": limits.port,
+              "log_level": "warning", "access_log": False, "lifespan": "on", "loop": "auto",
+              "http": http, "proxy_headers": False, "server_header": False,
+              "timeout_keep_alive": limits.keep_alive_timeout}
+    if workers == 1:
+        uvicorn.run(build_app(settings, dev_issuer=dev_issuer), **server)
+        return
+    # Each worker builds its own app from the same options and the key saved above.
+    LaunchOptions(config, host, port, state_dir).export()
+    uvicorn.run("rolegate.app:create_app_from_env", factory=True, workers=workers, **server)
 
 
 @cli.command()

@@ -17,6 +17,8 @@ connection by uvicorn's `timeout_keep_alive`.
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -37,13 +39,13 @@ class HeadersTooLarge(Exception):
 
 
 class BoundedHttpProtocol(HttpToolsProtocol):
-    """Use `bounded_protocol(max_header_bytes=…, header_timeout=…)` to get a configured class."""
+    """Use `bounded_protocol(max_header_bytes=…, header_timeout=…)` for uvicorn's `http=`."""
 
-    max_header_bytes = 64 * 1024
-    header_timeout = 10.0
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, max_header_bytes: int, header_timeout: float,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.max_header_bytes = max_header_bytes
+        self.header_timeout = header_timeout
         self._head_bytes = 0
         self._has_begun = False
         self._is_head_complete = False
@@ -118,7 +120,9 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def bounded_protocol(*, max_header_bytes: int, header_timeout: float) -> type[BoundedHttpProtocol]:
-    """A `BoundedHttpProtocol` class with these bounds, for `uvicorn.run(http=…)`."""
-    return type("BoundedHttpProtocol", (BoundedHttpProtocol,),
-                {"max_header_bytes": max_header_bytes, "header_timeout": header_timeout})
+def bounded_protocol(*, max_header_bytes: int,
+                     header_timeout: float) -> Callable[..., BoundedHttpProtocol]:
+    """A `BoundedHttpProtocol` factory with these bounds, for `uvicorn.run(http=…)`. A partial
+    of an importable class, so that it pickles into `--workers` processes."""
+    return functools.partial(BoundedHttpProtocol, max_header_bytes=max_header_bytes,
+                             header_timeout=header_timeout)

@@ -17,6 +17,8 @@ from rolegate.authn.principal import Principal
 from rolegate.authz.model import Action, Decision
 from rolegate.config.model import RuleConfig
 
+MAX_REMEMBERED_DECISIONS = 10_000
+
 
 def _globs(patterns: Iterable[str]) -> re.Pattern[str] | None:
     patterns = list(patterns)
@@ -88,7 +90,18 @@ class CompiledRule:
         return unmet
 
     def matches(self, who: Principal) -> bool:
-        return not self.unmet_conditions(who)
+        """`unmet_conditions(who) == []`, short-circuiting and without building messages."""
+        if self.roles and self.roles.isdisjoint(who.roles):
+            return False
+        if self.scopes and self.scopes.isdisjoint(who.scopes):
+            return False
+        if self.groups and self.groups.isdisjoint(who.groups):
+            return False
+        for wanted, value in ((self.clients, who.client_id), (self.subjects, who.subject),
+                              (self.issuers, who.issuer), (self.tenants, who.tenant)):
+            if wanted and value not in wanted:
+                return False
+        return all(_claim_holds(who.claims, path, accepted) for path, accepted in self.claims)
 
     def grants_route(self, action: Action) -> bool:
         if action.route in self.route_groups:
@@ -110,16 +123,36 @@ class RolePolicy:
 
     >>> policy = RolePolicy.compile(settings.policy)
     >>> policy.decide(principal, Action("inference", "/v1/chat/completions", "gpt-4o")).allowed
+
+    Decisions are remembered per (principal object, action): the verifier hands out the same
+    `Principal` object for every request with the same token, both are immutable, and so is the
+    policy, so a repeated question gets the same answer without walking the rules again.
     """
 
-    def __init__(self, rules: tuple[CompiledRule, ...]) -> None:
+    def __init__(self, rules: tuple[CompiledRule, ...], *,
+                 max_remembered: int = MAX_REMEMBERED_DECISIONS) -> None:
         self.rules = rules
+        self._max_remembered = max_remembered
+        # (id(principal), action) -> (principal, decision). Holding the principal keeps its id
+        # from being reused by another object while the entry exists.
+        self._decided: dict[tuple[int, Action], tuple[Principal, Decision]] = {}
 
     @classmethod
     def compile(cls, rules: Iterable[RuleConfig]) -> RolePolicy:
         return cls(tuple(CompiledRule.compile(rule) for rule in rules))
 
     def decide(self, who: Principal, action: Action) -> Decision:
+        key = (id(who), action)
+        remembered = self._decided.get(key)
+        if remembered is not None and remembered[0] is who:
+            return remembered[1]
+        decision = self._evaluate(who, action)
+        if len(self._decided) >= self._max_remembered:
+            del self._decided[next(iter(self._decided))]  # the oldest entry
+        self._decided[key] = (who, decision)
+        return decision
+
+    def _evaluate(self, who: Principal, action: Action) -> Decision:
         if not _credential_allows(who, action.model):
             return Decision(False, None, f"This credential is limited to models "
                             f"{list(who.allowed_models or ())}; {action.describe()} is not "

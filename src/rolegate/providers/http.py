@@ -33,7 +33,10 @@ class HttpClient:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=1000, limit_per_host=0, ttl_dns_cache=300)
+            # No cookie jar: the session is shared by every caller, so a cookie one upstream
+            # reply set must never ride along on another caller's request.
             self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
+                                                  cookie_jar=aiohttp.DummyCookieJar(),
                                                   skip_auto_headers=("User-Agent",))
         return self._session
 

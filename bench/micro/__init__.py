@@ -1,0 +1,1 @@
+"""Micro-benchmarks of the per-request steps (pytest-benchmark): `./dev pytest bench/micro`."""
