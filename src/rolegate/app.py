@@ -28,7 +28,7 @@ from rolegate.authz.policy import RolePolicy
 from rolegate.config.launch import LaunchOptions
 from rolegate.config.load import read_pepper
 from rolegate.config.model import ModelConfig, RoutingConfig, Settings
-from rolegate.gateway import Gateway, Hook, background, health, static_json
+from rolegate.gateway import Gateway, Handler, Hook, background, health, static_json
 from rolegate.keys.material import KeyHasher
 from rolegate.keys.store import KeyStore
 from rolegate.limits.limiter import Limiter
@@ -87,7 +87,7 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     key_admin = KeyAdmin(guard, stores.key_store, clock)
     usage_admin = UsageAdmin(guard, stores.usage, clock)
     openapi = json_response(openapi_document()).body
-    handlers = {operation: proxy.inference for operation in INFERENCE_OPERATIONS}
+    handlers: dict[str, Handler] = {operation: proxy.inference for operation in INFERENCE_OPERATIONS}
     handlers.update({"models.list": proxy.list_models, "models.get": proxy.get_model,
                      "admin.policy": admin.policy, "admin.unknown": admin.not_found,
                      "admin.openapi": admin.static(openapi),
@@ -154,7 +154,10 @@ def create_app_from_env() -> Gateway:
     options = LaunchOptions.from_environ()
     settings = options.settings()
     configure_logging(settings.logging.level)
-    dev_issuer = DevIssuer.load(options.state_dir) if settings.auth.dev_issuer.enabled else None
+    dev_issuer = None
+    if settings.auth.dev_issuer.enabled:
+        assert options.state_dir is not None, "from_environ always names a state directory"
+        dev_issuer = DevIssuer.load(options.state_dir)
     return build_app(settings, dev_issuer=dev_issuer)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional, TypedDict, cast
 
 import typer
 from rich.console import Console
@@ -27,6 +27,21 @@ ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YA
 StateDirOption = Annotated[Path, typer.Option(
     "--state-dir", help="Where the development issuer keeps its key.")]
 DEFAULT_STATE_DIR = Path(".rolegate")
+
+
+class _UvicornOptions(TypedDict):
+    """The keyword arguments `serve` gives `uvicorn.run`, typed as uvicorn declares them."""
+
+    host: str
+    port: int
+    log_level: str
+    access_log: bool
+    lifespan: Literal["auto", "on", "off"]
+    loop: str
+    http: type[asyncio.Protocol]
+    proxy_headers: bool
+    server_header: bool
+    timeout_keep_alive: int
 
 
 def _settings(config: Path | None, host: str | None = None, port: int | None = None,
@@ -71,10 +86,15 @@ def serve(config: ConfigOption = None,
     limits = settings.server
     http = bounded_protocol(max_header_bytes=limits.max_header_bytes,
                             header_timeout=limits.header_timeout)
-    server = {"host": limits.host, "port": limits.port,
-              "log_level": "warning", "access_log": False, "lifespan": "on", "loop": "auto",
-              "http": http, "proxy_headers": False, "server_header": False,
-              "timeout_keep_alive": limits.keep_alive_timeout}
+    server: _UvicornOptions = {
+        "host": limits.host, "port": limits.port,
+        "log_level": "warning", "access_log": False, "lifespan": "on", "loop": "auto",
+        # uvicorn calls `http` as a protocol factory; its annotation only names classes.
+        "http": cast("type[asyncio.Protocol]", http),
+        "proxy_headers": False, "server_header": False,
+        # Annotated `int` by uvicorn, which only hands it to `loop.call_later` (float seconds).
+        "timeout_keep_alive": limits.keep_alive_timeout,  # type: ignore[typeddict-item]
+    }
     if workers == 1:
         uvicorn.run(build_app(settings, dev_issuer=dev_issuer), **server)
         return

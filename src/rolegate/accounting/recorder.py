@@ -89,7 +89,7 @@ class Recorder:
             await self.flush()
 
     def _take(self, count: int) -> list[UsageRecord]:
-        taken = []
+        taken: list[UsageRecord] = []
         while len(taken) < count and not self._queue.empty():
             taken.append(self._queue.get_nowait())
         return taken

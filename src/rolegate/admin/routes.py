@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rolegate.asgi import Request, Response, json_response
 from rolegate.authn.principal import Principal
@@ -12,6 +12,9 @@ from rolegate.config.model import IssuerConfig, Settings
 from rolegate.errors import NotFound
 from rolegate.proxy.guard import Guard
 from rolegate.proxy.routes import Route
+
+if TYPE_CHECKING:
+    from pydantic.main import IncEx
 
 
 class AdminHandlers:
@@ -35,7 +38,8 @@ class AdminHandlers:
         raise NotFound(f"No admin route matches {request.path}.", code="unknown_route")
 
 
-_SECRETS = {"deployments": {"__all__": {"api_key": True, "auth": {"client_secret"}}}}
+_DEPLOYMENT_SECRETS: dict[str, IncEx | bool] = {"api_key": True, "auth": {"client_secret"}}
+_SECRETS: IncEx = {"deployments": {"__all__": _DEPLOYMENT_SECRETS}}
 
 
 def _policy_view(settings: Settings, issuers: list[IssuerConfig]) -> dict[str, Any]:

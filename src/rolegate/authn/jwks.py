@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import orjson
 from jwt import PyJWK
+from jwt.algorithms import AllowedPublicKeys
 from jwt.exceptions import PyJWTError
 
 from rolegate.errors import ServiceUnavailable, Unauthenticated
@@ -49,7 +50,7 @@ class SigningKey:
     kty: str
     alg: str | None
     curve: str | None
-    key: object  # a `cryptography` public key
+    key: AllowedPublicKeys  # a `cryptography` public key
 
     def can_verify(self, alg: str) -> bool:
         if self.alg is not None:

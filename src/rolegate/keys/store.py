@@ -101,7 +101,7 @@ def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _row(record: ApiKey) -> dict[str, Any]:
-    row = {name: getattr(record, name) for name in ApiKey.__slots__}  # type: ignore[attr-defined]
+    row = {name: getattr(record, name) for name in ApiKey.__slots__}
     return _columns(row)
 
 

@@ -48,8 +48,8 @@ class MemoryLimiter:
             used = len(log) if log else 0
             reset_in = (log[0] + quota.window - now) if log else quota.window
             return Standing(quota, used, reset_in)
-        used, _ = self._totals.get(quota.counter, (0.0, quota.reset_at))
-        return Standing(quota, used, quota.reset_at - now)
+        spent, _ = self._totals.get(quota.counter, (0.0, quota.reset_at))
+        return Standing(quota, spent, quota.reset_at - now)
 
     def _forget_expired(self, now: float) -> None:
         if len(self._totals) + len(self._logs) <= MAX_COUNTERS:

@@ -75,7 +75,7 @@ class RedisLimiter:
         if not quotas:
             return NO_LEASE
         keys = [self._key(quota) for quota in quotas]
-        args: list[object] = [now * 1000.0, member]
+        args: list[str | float] = [now * 1000.0, member]
         for quota in quotas:
             args += [quota.kind, quota.limit, quota.window * 1000.0]
         try:

@@ -10,7 +10,7 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-import multipart
+import multipart  # type: ignore[import-untyped]  # the package ships no type information
 import orjson
 
 from rolegate.errors import InvalidRequest

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import orjson
@@ -69,7 +69,7 @@ class Relay:
 
 
 async def _relay(reply: UpstreamReply, first: bytes,
-                 tap: SseUsageTap | None) -> AsyncIterator[bytes]:
+                 tap: SseUsageTap | None) -> AsyncGenerator[bytes, None]:
     try:
         async for chunk in _chunks(first, reply.chunks):
             if tap is not None:

@@ -28,5 +28,5 @@ class Backoff:
         self._rng = rng
 
     def delay(self, retry: int) -> float:
-        ceiling = min(self._max, self._initial * 2 ** max(0, retry - 1))
+        ceiling = min(self._max, self._initial * 2.0 ** max(0, retry - 1))
         return ceiling * self._rng.uniform(0.5, 1.0)
