@@ -75,10 +75,10 @@ def print_tables(results: list[dict], connections: int) -> None:
 
 
 def plain_table(title: str, cols: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(x)) for x in column) for column in zip(cols, *rows)]
+    widths = [max(len(str(x)) for x in column) for column in zip(cols, *rows, strict=True)]
     line = lambda values: "  ".join(str(v).rjust(w) if i else str(v).ljust(w)  # noqa: E731
-                                    for i, (v, w) in enumerate(zip(values, widths)))
-    return "\n".join([title, line(cols), line(["-" * w for w in widths])] + [line(r) for r in rows])
+                                    for i, (v, w) in enumerate(zip(values, widths, strict=True)))
+    return "\n".join([title, line(cols), line(["-" * w for w in widths]), *map(line, rows)])
 
 
 def write_json(path: Path, meta: dict, results: list[dict]) -> None:

@@ -42,7 +42,7 @@ async def _probe(url: str, auth: str | None, count: int, warmup: int) -> dict:
         for i in range(warmup + count):
             try:
                 ttfb, total = await _one(session, url, headers)
-            except (aiohttp.ClientError, RuntimeError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError, RuntimeError):
                 errors += 1
                 continue
             if i >= warmup:

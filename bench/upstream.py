@@ -157,7 +157,7 @@ class MockProtocol(asyncio.Protocol):
             try:
                 method, path, length, keep_alive = _parse_head(bytes(self.buf[:end]))
             except ValueError:
-                return out + [BAD_REQUEST], True
+                return [*out, BAD_REQUEST], True
             total = end + 4 + length
             if len(self.buf) < total:
                 return out, False

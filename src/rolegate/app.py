@@ -87,7 +87,8 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     key_admin = KeyAdmin(guard, stores.key_store, clock)
     usage_admin = UsageAdmin(guard, stores.usage, clock)
     openapi = json_response(openapi_document()).body
-    handlers: dict[str, Handler] = {operation: proxy.inference for operation in INFERENCE_OPERATIONS}
+    handlers: dict[str, Handler] = {operation: proxy.inference
+                                    for operation in INFERENCE_OPERATIONS}
     handlers.update({"models.list": proxy.list_models, "models.get": proxy.get_model,
                      "admin.policy": admin.policy, "admin.unknown": admin.not_found,
                      "admin.openapi": admin.static(openapi),

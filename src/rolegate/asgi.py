@@ -38,8 +38,10 @@ class Request:
         self.path: str = scope["path"]
         self.headers: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
-            # A repeated header is joined, as HTTP allows; Authorization is never legitimately repeated.
-            self.headers[name] = self.headers[name] + b"," + value if name in self.headers else value
+            # A repeated header is joined, as HTTP allows; Authorization is never legitimately
+            # repeated.
+            self.headers[name] = (self.headers[name] + b"," + value if name in self.headers
+                                  else value)
         self.request_id = request_id
         self.state: dict[str, Any] = {}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated, Literal, Optional, TypedDict, cast
+from typing import Annotated, Literal, TypedDict, cast
 
 import typer
 from rich.console import Console
@@ -23,7 +23,7 @@ cli = typer.Typer(add_completion=False, no_args_is_help=True,
 out = Console()
 err = Console(stderr=True)
 
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")]
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
 StateDirOption = Annotated[Path, typer.Option(
     "--state-dir", help="Where the development issuer keeps its key.")]
 DEFAULT_STATE_DIR = Path(".rolegate")
@@ -56,8 +56,8 @@ cli.command("usage")(cli_data.usage)
 
 @cli.command()
 def serve(config: ConfigOption = None,
-          host: Annotated[Optional[str], typer.Option(help="Override server.host.")] = None,
-          port: Annotated[Optional[int], typer.Option(help="Override server.port.")] = None,
+          host: Annotated[str | None, typer.Option(help="Override server.host.")] = None,
+          port: Annotated[int | None, typer.Option(help="Override server.port.")] = None,
           workers: Annotated[int, typer.Option(
               min=1, help="Worker processes, one event loop each (use one per core).")] = 1,
           state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
@@ -125,7 +125,7 @@ def dev_token(
     roles: Annotated[str, typer.Option(help="Comma-separated roles.")] = "rolegate.user",
     scopes: Annotated[str, typer.Option(help="Comma-separated scopes.")] = "",
     subject: Annotated[str, typer.Option(help="The `sub` claim.")] = "dev-user",
-    ttl: Annotated[Optional[int], typer.Option(help="Seconds until it expires.")] = None,
+    ttl: Annotated[int | None, typer.Option(help="Seconds until it expires.")] = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
 ) -> None:
     """Mint a token from the development issuer of a running `rolegate serve`."""
@@ -142,8 +142,8 @@ def explain(
     token: Annotated[str, typer.Option(help="The bearer token; '-' reads it from stdin.")],
     route: Annotated[str, typer.Option(help="Route group (inference, info, admin) or a path.")],
     config: ConfigOption = None,
-    model: Annotated[Optional[str], typer.Option(help="The model asked for.")] = None,
-    jwks: Annotated[Optional[Path], typer.Option(
+    model: Annotated[str | None, typer.Option(help="The model asked for.")] = None,
+    jwks: Annotated[Path | None, typer.Option(
         help="A JWKS file to verify with instead of fetching the issuer's keys.",
         exists=True, dir_okay=False, readable=True)] = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
@@ -178,7 +178,7 @@ def _fetcher(jwks: Path | None, state_dir: Path):  # type: ignore[no-untyped-def
             return DevIssuer.load(state_dir).jwks_document()
         import urllib.request
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (configured URL)
+            with urllib.request.urlopen(url, timeout=5) as response:
                 return bytes(response.read(512 * 1024))
         except OSError as exc:
             raise KeySourceUnavailable(f"GET {url} failed: {exc}") from None

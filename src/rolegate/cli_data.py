@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -29,7 +29,7 @@ db_cli = typer.Typer(no_args_is_help=True, help="The database: schema migrations
 out = Console()
 err = Console(stderr=True)
 
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")]
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
 StateDirOption = Annotated[Path, typer.Option(
     "--state-dir", help="Where the embedded defaults keep their database.")]
 
@@ -84,12 +84,12 @@ def keys_create(
     owner: Annotated[str, typer.Option(help="Who answers for it (the principal's subject).")],
     roles: Annotated[str, typer.Option(help="Comma-separated roles.")] = "",
     scopes: Annotated[str, typer.Option(help="Comma-separated scopes.")] = "",
-    models: Annotated[Optional[str], typer.Option(help="Comma-separated model globs.")] = None,
-    expires_in: Annotated[Optional[str], typer.Option(help="e.g. 90d, 12h.")] = None,
-    rpm: Annotated[Optional[int], typer.Option(help="Requests per minute.")] = None,
-    tpm: Annotated[Optional[int], typer.Option(help="Tokens per minute.")] = None,
-    daily_tokens: Annotated[Optional[int], typer.Option(help="Tokens per UTC day.")] = None,
-    monthly_budget_usd: Annotated[Optional[float], typer.Option(help="USD per month.")] = None,
+    models: Annotated[str | None, typer.Option(help="Comma-separated model globs.")] = None,
+    expires_in: Annotated[str | None, typer.Option(help="e.g. 90d, 12h.")] = None,
+    rpm: Annotated[int | None, typer.Option(help="Requests per minute.")] = None,
+    tpm: Annotated[int | None, typer.Option(help="Tokens per minute.")] = None,
+    daily_tokens: Annotated[int | None, typer.Option(help="Tokens per UTC day.")] = None,
+    monthly_budget_usd: Annotated[float | None, typer.Option(help="USD per month.")] = None,
     config: ConfigOption = None, state_dir: StateDirOption = Path(".rolegate"),
 ) -> None:
     """Create a key and print it. It is shown only this once."""
@@ -118,7 +118,7 @@ def keys_create(
 
 @keys_cli.command("list")
 def keys_list(
-    owner: Annotated[Optional[str], typer.Option(help="Only this owner's keys.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Only this owner's keys.")] = None,
     include_revoked: Annotated[bool, typer.Option(help="Also revoked keys.")] = False,
     config: ConfigOption = None, state_dir: StateDirOption = Path(".rolegate"),
 ) -> None:
@@ -157,10 +157,10 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_..
 
 def usage(
     by: Annotated[str, typer.Option(help=f"Grouping: {', '.join(GROUPINGS)}.")] = "principal",
-    since: Annotated[Optional[str], typer.Option(help="7d, 24h, an ISO date…")] = "7d",
-    until: Annotated[Optional[str], typer.Option(help="End (exclusive).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Only this model.")] = None,
-    subject: Annotated[Optional[str], typer.Option(help="Only this subject.")] = None,
+    since: Annotated[str | None, typer.Option(help="7d, 24h, an ISO date…")] = "7d",
+    until: Annotated[str | None, typer.Option(help="End (exclusive).")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    subject: Annotated[str | None, typer.Option(help="Only this subject.")] = None,
     config: ConfigOption = None, state_dir: StateDirOption = Path(".rolegate"),
 ) -> None:
     """Usage totals (requests, tokens, cost) grouped by principal, client, key, model or day."""

@@ -35,5 +35,5 @@ class PeriodicTask:
         while not self._stop.is_set():
             try:
                 await asyncio.wait_for(self._stop.wait(), self._every)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await self._run()

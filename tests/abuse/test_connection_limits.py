@@ -38,12 +38,15 @@ policy:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple]:
     key = KeyPair.rsa("limits-key")
-    async with LocalIdp(key) as idp, RecordingUpstream() as upstream:
-        async with GatewayProcess(_config(idp, upstream), tmp_path_factory.mktemp("limits"),
-                                  ready_path="/health/ready") as gateway:
-            token = key.sign(claims(idp.issuer, AUDIENCE, now=time.time(), roles=["user"]))
-            yield gateway, upstream, {"Authorization": f"Bearer {token}",
-                                      "Content-Type": "application/json"}
+    async with (
+        LocalIdp(key) as idp,
+        RecordingUpstream() as upstream,
+        GatewayProcess(_config(idp, upstream), tmp_path_factory.mktemp("limits"),
+                       ready_path="/health/ready") as gateway,
+    ):
+        token = key.sign(claims(idp.issuer, AUDIENCE, now=time.time(), roles=["user"]))
+        yield gateway, upstream, {"Authorization": f"Bearer {token}",
+                                  "Content-Type": "application/json"}
 
 
 async def _still_serves(gateway: GatewayProcess, headers: dict[str, str]) -> None:

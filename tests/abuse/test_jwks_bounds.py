@@ -79,9 +79,11 @@ async def _app_client(jwks_url: str, clock: Any, http: HttpClient) -> httpx.Asyn
 async def test_key_set_larger_than_the_document_limit_is_not_used(clock, http, rsa_key):
     keys = json.loads(jwks(rsa_key))
     keys["padding"] = "x" * (MAX_DOCUMENT_BYTES + 1)
-    async with KeyServer(web.json_response(keys)) as server:
-        async with await _app_client(f"{server.url}/jwks", clock, http) as client:
-            response = await post(client, token_of(rsa_key, clock.now))
+    async with (
+        KeyServer(web.json_response(keys)) as server,
+        await _app_client(f"{server.url}/jwks", clock, http) as client,
+    ):
+        response = await post(client, token_of(rsa_key, clock.now))
 
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "jwks_unavailable"

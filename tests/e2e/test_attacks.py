@@ -18,7 +18,7 @@ import jwt
 import pytest
 import pytest_asyncio
 
-from tests.e2e.calls import bearer, chat, config_yaml, error_code, rule, upstream_model
+from tests.e2e.calls import chat, config_yaml, error_code, rule, upstream_model
 from tests.support.forgery import b64url, hmac_token, public_pem, token_of_size, unsigned_token
 from tests.support.keys import KeyPair, claims
 from tests.support.process import GatewayProcess

@@ -35,27 +35,30 @@ def token(issuer: str) -> str:
 
 async def test_valid_tokens_get_503_once_the_ttl_passes_with_the_idp_down(
         tmp_path: Path) -> None:
-    async with LocalIdp(KEY) as idp, GatewayProcess(
-            config(idp.issuer, idp.jwks_url), tmp_path, ready_path="/health/ready") as gateway:
-        async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
-            remembered = token(idp.issuer)  # accepted once, so the gateway knows it
-            assert (await client.get("/v1/models", headers=bearer(remembered))).status_code == 200
+    async with (
+        LocalIdp(KEY) as idp,
+        GatewayProcess(config(idp.issuer, idp.jwks_url), tmp_path,
+                       ready_path="/health/ready") as gateway,
+        httpx.AsyncClient(base_url=gateway.url, timeout=10) as client,
+    ):
+        remembered = token(idp.issuer)  # accepted once, so the gateway knows it
+        assert (await client.get("/v1/models", headers=bearer(remembered))).status_code == 200
 
-            idp.is_down = True
-            statuses: list[int] = []
+        idp.is_down = True
+        statuses: list[int] = []
 
-            async def refused() -> bool:
-                response = await client.get("/v1/models", headers=bearer(token(idp.issuer)))
-                statuses.append(response.status_code)
-                return response.status_code == 503
-            assert await eventually(refused, within=15)
-            assert set(statuses) <= {200, 503}
+        async def refused() -> bool:
+            response = await client.get("/v1/models", headers=bearer(token(idp.issuer)))
+            statuses.append(response.status_code)
+            return response.status_code == 503
+        assert await eventually(refused, within=15)
+        assert set(statuses) <= {200, 503}
 
-            for credential in (remembered, token(idp.issuer)):
-                response = await client.get("/v1/models", headers=bearer(credential))
-                assert response.status_code == 503
-                assert error_code(response) == "jwks_unavailable"
-                assert response.json()["error"]["type"] == "api_error"
+        for credential in (remembered, token(idp.issuer)):
+            response = await client.get("/v1/models", headers=bearer(credential))
+            assert response.status_code == 503
+            assert error_code(response) == "jwks_unavailable"
+            assert response.json()["error"]["type"] == "api_error"
 
 
 async def test_gateway_started_while_the_idp_is_unreachable_refuses_until_it_is_back(
@@ -65,23 +68,25 @@ async def test_gateway_started_while_the_idp_is_unreachable_refuses_until_it_is_
     idp = LocalIdp(KEY)
     port = free_port()  # nothing listens here yet: connection refused, not a 503
     issuer = f"http://127.0.0.1:{port}"
-    async with GatewayProcess(config(issuer, f"{issuer}/jwks"), tmp_path) as gateway:
-        async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
-            assert (await client.get("/health/live")).status_code == 200
-            assert (await client.get("/health/ready")).status_code == 503
-            response = await client.get("/v1/models", headers=bearer(token(issuer)))
-            assert response.status_code == 503
-            assert error_code(response) == "jwks_unavailable"
-            assert (await client.get("/v1/models")).status_code == 401
+    async with (
+        GatewayProcess(config(issuer, f"{issuer}/jwks"), tmp_path) as gateway,
+        httpx.AsyncClient(base_url=gateway.url, timeout=10) as client,
+    ):
+        assert (await client.get("/health/live")).status_code == 200
+        assert (await client.get("/health/ready")).status_code == 503
+        response = await client.get("/v1/models", headers=bearer(token(issuer)))
+        assert response.status_code == 503
+        assert error_code(response) == "jwks_unavailable"
+        assert (await client.get("/v1/models")).status_code == 401
 
-            await idp.start(port)
-            try:
-                async def ready() -> bool:
-                    return (await client.get("/health/ready")).status_code == 200
-                assert await eventually(ready, within=20)
-                assert idp.jwks_fetches >= 1
-                response = await client.get("/v1/models", headers=bearer(token(issuer)))
-                assert response.status_code == 200, response.text
-            finally:
-                await idp.stop()
+        await idp.start(port)
+        try:
+            async def ready() -> bool:
+                return (await client.get("/health/ready")).status_code == 200
+            assert await eventually(ready, within=20)
+            assert idp.jwks_fetches >= 1
+            response = await client.get("/v1/models", headers=bearer(token(issuer)))
+            assert response.status_code == 200, response.text
+        finally:
+            await idp.stop()
     assert "Traceback" not in gateway.log()

@@ -49,7 +49,8 @@ def dev_token(workdir: Path, *args: str) -> str:
 
 
 async def chat_call(client: httpx.AsyncClient, headers: dict[str, str]) -> httpx.Response:
-    return await client.post("/v1/chat/completions", content=HELLO, headers={**CURL_FORM, **headers})
+    return await client.post("/v1/chat/completions", content=HELLO,
+                             headers={**CURL_FORM, **headers})
 
 
 async def test_dev_token_lists_models_and_chats_with_echo(

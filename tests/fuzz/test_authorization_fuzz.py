@@ -90,7 +90,7 @@ def _payload_json(draw: st.DrawFn, signed_payload: dict[str, Any]) -> bytes:
     choice = draw(st.sampled_from(["claims", "duplicate", "nested", "huge", "unicode", "value"]))
     if choice == "claims":
         payload = dict(signed_payload)
-        for name in draw(st.lists(st.sampled_from(sorted(payload) + ["roles", "scope"]),
+        for name in draw(st.lists(st.sampled_from([*sorted(payload), "roles", "scope"]),
                                   max_size=3)):
             payload[name] = draw(json_values)
         return json.dumps(payload).encode()
@@ -145,7 +145,7 @@ async def test_token_with_altered_header_or_payload_is_refused_with_401(
     try:
         authorization = f"Bearer {forged}".encode("latin-1")
     except UnicodeEncodeError:
-        authorization = f"Bearer {forged}".encode("utf-8")
+        authorization = f"Bearer {forged}".encode()
     reply = await post_with(gateway, authorization)
 
     assert reply.status == 401, (forged, reply.body)

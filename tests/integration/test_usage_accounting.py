@@ -166,11 +166,10 @@ async def test_records_equal_allowed_requests_after_1000_mixed_concurrent_reques
         key = {"denied": denied_key, "unknown": "rg-" + "Z" * 43}.get(kind, allowed_key)
         body = {"model": "echo", "stream": kind == "stream",
                 "messages": [{"role": "user", "content": "a b"}]}
-        async with gate:
-            async with gateway.stream("POST", "/v1/chat/completions", json=body,
-                                      headers=bearer(key)) as response:
-                await response.aread()
-                return response.status_code
+        async with gate, gateway.stream("POST", "/v1/chat/completions", json=body,
+                                        headers=bearer(key)) as response:
+            await response.aread()
+            return response.status_code
 
     statuses = await asyncio.gather(*(send(kind) for kind in plan))
     allowed = statuses.count(200)

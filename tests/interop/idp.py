@@ -20,7 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 HERE = Path(__file__).resolve().parent
 PROVIDER_SCRIPT = HERE / "provider.mjs"
@@ -58,7 +58,7 @@ def write_rsa_jwks(path: str | os.PathLike[str], kid: str) -> None:
     Path(path).write_text(json.dumps({"keys": [jwk]}))
 
 
-def _pump(stream, lines: "queue.Queue[str | None]") -> None:
+def _pump(stream, lines: queue.Queue[str | None]) -> None:
     for line in iter(stream.readline, ""):
         lines.put(line)
     lines.put(None)
@@ -96,7 +96,7 @@ def run_provider(
         text=True,
     )
     try:
-        lines: "queue.Queue[str | None]" = queue.Queue()
+        lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
 
         issuer = None
@@ -140,7 +140,9 @@ class _TempText:
     def __init__(self) -> None:
         import tempfile
 
-        self.handle = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
+        # Open for the child's lifetime, so not a `with` block; close() closes it.
+        self.handle = tempfile.TemporaryFile(  # noqa: SIM115
+            mode="w+", encoding="utf-8", errors="replace")
 
     def read(self) -> str:
         self.handle.flush()

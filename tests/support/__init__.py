@@ -1,1 +1,2 @@
-"""Test support: keys and tokens, a fake clock, local servers (IdP, upstream), a real gateway process."""
+"""Test support: keys and tokens, a fake clock, local servers (IdP, upstream), a real gateway
+process."""

@@ -4,6 +4,7 @@ un-normalised paths, oversized or trickled heads and bodies."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 
 
@@ -41,10 +42,8 @@ async def exchange(port: int, data: bytes, *, trickle: list[tuple[float, bytes]]
     finally:
         reading.cancel()
         writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, OSError):
             await writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
     return _parse(received)
 
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from rolegate.cli import cli
 from tests.support.keys import (
-    ENTRA_AUDIENCE, ENTRA_V2_ISSUER, TENANT, KeyPair, entra_app_claims, jwks,
+    ENTRA_AUDIENCE, ENTRA_V2_ISSUER, KeyPair, entra_app_claims, jwks,
 )
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
@@ -26,7 +26,8 @@ EXAMPLE_ENV = {"AZURE_OPENAI_API_KEY": "azure-secret", "TENANT_ID": "tenant-guid
 def run_rolegate(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """rolegate as users run it: a separate process with its own environment."""
     return subprocess.run([sys.executable, "-m", "rolegate", *args], capture_output=True,
-                          text=True, timeout=60, env={**os.environ, "COLUMNS": "200", **(env or {})})
+                          text=True, timeout=60,
+                          env={**os.environ, "COLUMNS": "200", **(env or {})})
 
 
 def test_check_accepts_every_example_given_its_environment():

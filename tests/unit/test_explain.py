@@ -81,7 +81,7 @@ async def test_expired_token_fails_verification_and_the_policy_runs_on_unverifie
     assert report.allowed is False
     assert report.status == 401
     assert report.is_verified is False
-    verification = [step for step in report.steps if step[0] == "verification"][0]
+    verification = next(step for step in report.steps if step[0] == "verification")
     assert verification[1] is False and verification[2].startswith("token_expired")
     assert report.rules and report.rules[0].unmet == []
     assert "evaluated on unverified claims" in report.summary

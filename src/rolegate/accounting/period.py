@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -31,5 +31,5 @@ def parse_instant(text: str, now: float) -> float:
         raise ValueError(f"{text!r} is not a time: use 7d / 24h / 30m, an ISO date "
                          "(2025-01-31 or 2025-01-31T12:00:00Z) or epoch seconds") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()

@@ -12,6 +12,7 @@ records of the last interval. A failed write is logged and retried at the next w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -81,10 +82,8 @@ class Recorder:
 
     async def _run(self) -> None:
         while not self._is_stopping:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._flush_interval)
-            except asyncio.TimeoutError:
-                pass
             self._wake.clear()
             await self.flush()
 

@@ -6,8 +6,6 @@ be bent towards another host.
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 
 from rolegate.authn.jwks import Fetch, KeySourceUnavailable
@@ -28,7 +26,7 @@ def http_fetcher(client: HttpClient, *, timeout: float = 5.0,
                 if response.status != 200:
                     raise KeySourceUnavailable(f"GET {url} answered {response.status}")
                 body = await response.content.read(max_bytes + 1)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise KeySourceUnavailable(f"GET {url} failed: {type(exc).__name__}") from None
         if len(body) > max_bytes:
             raise KeySourceUnavailable(f"GET {url} returned more than {max_bytes} bytes")

@@ -139,7 +139,8 @@ class JwksCache:
                 await self._refresh_quietly()
 
     async def _refresh_expired(self, now: float) -> None:
-        recently_failed = self._failed_at is not None and now < self._failed_at + RETRY_AFTER_FAILURE
+        recently_failed = (self._failed_at is not None
+                           and now < self._failed_at + RETRY_AFTER_FAILURE)
         if not recently_failed:
             await self._refresh_quietly()
         if self._keys is None or self._clock() >= self._fetched_at + self._ttl + self._max_stale:
@@ -212,7 +213,8 @@ def _signing_key(entry: object) -> SigningKey | None:
     if entry.get("use", "sig") != "sig":
         return None
     kid, alg = entry.get("kid"), entry.get("alg")
-    if (kid is not None and not isinstance(kid, str)) or (alg is not None and not isinstance(alg, str)):
+    if ((kid is not None and not isinstance(kid, str))
+            or (alg is not None and not isinstance(alg, str))):
         return None
     try:
         jwk = PyJWK(entry, algorithm=alg or _default_alg(entry))
@@ -225,7 +227,8 @@ def _signing_key(entry: object) -> SigningKey | None:
 
 def _default_alg(entry: dict[str, object]) -> str:
     if entry["kty"] == "EC":
-        return {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}.get(str(entry.get("crv")), "ES256")
+        by_curve = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+        return by_curve.get(str(entry.get("crv")), "ES256")
     return "EdDSA" if entry["kty"] == "OKP" else "RS256"
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from rolegate.authn.principal import Principal
@@ -34,7 +34,7 @@ class Quota:
 
 
 def quotas_of(limits: LimitConfig, base: str, now: float) -> list[Quota]:
-    moment = datetime.fromtimestamp(now, tz=timezone.utc)
+    moment = datetime.fromtimestamp(now, tz=UTC)
     minute = int(now // MINUTE)
     quotas = []
     if limits.rpm is not None:
@@ -48,7 +48,8 @@ def quotas_of(limits: LimitConfig, base: str, now: float) -> list[Quota]:
         quotas.append(Quota(f"{base}:day:{moment:%Y-%m-%d}", "tokens", limits.daily_tokens, 0.0,
                             day_end, "tokens_per_day"))
     if limits.monthly_budget_usd is not None:
-        year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+        year, month = ((moment.year + 1, 1) if moment.month == 12
+                       else (moment.year, moment.month + 1))
         month_end = float(calendar.timegm((year, month, 1, 0, 0, 0)))
         quotas.append(Quota(f"{base}:usd:{moment:%Y-%m}", "cost", limits.monthly_budget_usd, 0.0,
                             month_end, "budget_exceeded"))

@@ -41,8 +41,8 @@ class MockProvider:
     def _completion(self, call: UpstreamCall, text: str, usage: dict[str, int]) -> dict[str, Any]:
         name = call.body.get("model")
         if call.operation == "completions":
-            return {"id": f"cmpl-{call.request_id}", "object": "text_completion", "created": CREATED,
-                    "model": name, "usage": usage,
+            return {"id": f"cmpl-{call.request_id}", "object": "text_completion",
+                    "created": CREATED, "model": name, "usage": usage,
                     "choices": [{"index": 0, "text": text, "finish_reason": "stop"}]}
         if call.operation == "responses":
             return {"id": f"resp_{call.request_id}", "object": "response", "created_at": CREATED,

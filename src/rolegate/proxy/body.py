@@ -6,7 +6,6 @@ Everything else passes through untouched. JSON bodies are parsed as objects; mul
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Any
 

@@ -104,7 +104,7 @@ async def test_json_image_and_speech_requests_reach_the_upstream(path, model, wh
 
 
 async def test_unknown_v1_route_is_404_in_openai_form(whisper, auth_for):
-    upstream, client = whisper
+    _upstream, client = whisper
 
     response = await client.post("/v1/audio/unknown", json={"model": "tts-1"},
                                  headers=auth_for("user"))

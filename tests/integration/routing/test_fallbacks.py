@@ -42,7 +42,7 @@ async def test_fallback_skips_models_the_caller_may_not_use(
 
 async def test_fallback_goes_in_order_for_a_caller_granted_everything(
         upstreams, routing_settings, client_for, auth_for):
-    big, premium, mini, client = await fallback_setup(upstreams, routing_settings, client_for)
+    big, _premium, mini, client = await fallback_setup(upstreams, routing_settings, client_for)
     big.default = Fault.error(503)
 
     response = await client.post("/v1/chat/completions", json=CHAT, headers=auth_for("premium"))

@@ -124,8 +124,9 @@ def test_keycloak_without_resource_client_counts_realm_roles_only():
 # --- okta, auth0, generic ----------------------------------------------------------------------
 
 def test_okta_reads_scp_array_groups_and_cid():
-    who = principal_of({"sub": "u@example.com", "cid": "0oa-client", "scp": ["openid", "llm.invoke"],
-                        "groups": ["Data Science", "Everyone"], "roles": ["r"]}, preset="okta")
+    who = principal_of({"sub": "u@example.com", "cid": "0oa-client",
+                        "scp": ["openid", "llm.invoke"], "groups": ["Data Science", "Everyone"],
+                        "roles": ["r"]}, preset="okta")
     assert who.scopes == frozenset({"openid", "llm.invoke"})
     assert who.groups == frozenset({"Data Science", "Everyone"})
     assert who.client_id == "0oa-client"

@@ -41,7 +41,8 @@ json_values = st.recursive(
     | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20)
 header_values = st.fixed_dictionaries(
-    {}, optional={"alg": st.sampled_from(["RS256", "ES256", "HS256", "none", "PS256"]) | json_values,
+    {}, optional={"alg": st.sampled_from(["RS256", "ES256", "HS256", "none", "PS256"])
+                  | json_values,
                   "kid": st.sampled_from(["fuzz-1", "other"]) | json_values,
                   "typ": st.sampled_from(["JWT", "at+jwt"]) | json_values,
                   "crit": json_values, "jku": json_values, "jwk": json_values})

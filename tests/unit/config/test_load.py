@@ -117,7 +117,8 @@ def test_an_interpolated_value_is_not_parsed_as_yaml():
 
 # --- reading the file --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text", ["models: [", "a: b: c", "models:\n\t- name: x\n", "!!python/object:os.system {}"],
+@pytest.mark.parametrize("text", ["models: [", "a: b: c", "models:\n\t- name: x\n",
+                                  "!!python/object:os.system {}"],
                          ids=["unclosed", "nested-colon", "tab", "python-tag"])
 def test_invalid_yaml_is_one_clear_problem(text):
     problems = problems_of_text(text)

@@ -54,7 +54,7 @@ def test_path_model_wins_over_the_body_model():
 
 def test_unchanged_body_is_passed_on_as_its_original_bytes():
     raw = b'{"model": "gpt-4o",  "messages": []}'
-    body, passed = rewrite(parse_object(raw), raw, upstream_model="gpt-4o", end_user=None)
+    _body, passed = rewrite(parse_object(raw), raw, upstream_model="gpt-4o", end_user=None)
     assert passed == raw
 
 

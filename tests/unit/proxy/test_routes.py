@@ -61,7 +61,8 @@ def test_anything_else_is_not_found(path):
 
 @pytest.mark.parametrize(("method", "path"), [
     ("GET", "/v1/chat/completions"), ("PUT", "/v1/embeddings"), ("DELETE", "/completions"),
-    ("POST", "/v1/models"), ("POST", "/v1/models/gpt-4o"), ("GET", "/openai/deployments/x/embeddings"),
+    ("POST", "/v1/models"), ("POST", "/v1/models/gpt-4o"),
+    ("GET", "/openai/deployments/x/embeddings"),
     ("POST", "/admin/policy"), ("HEAD", "/v1/models"),
 ])
 def test_wrong_method_is_405_naming_the_right_one(method, path):
