@@ -8,7 +8,8 @@ puts the `x-ratelimit-*` headers on the response and, once the reply has ended (
 reply read whole; when a stream's relay closes the reply, the caller finished or gone), hands
 exactly one `UsageRecord` to the recorder and settles the lease with the tokens and cost the
 relay saw. If forwarding fails (every attempt failed, no deployment could serve), `measure`
-records and settles with the error's status instead.
+records and settles with the error's status instead. With metrics on, a refusal by a limit
+and the tokens of each reply are counted too.
 """
 
 from __future__ import annotations
