@@ -11,6 +11,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from prometheus_client import CollectorRegistry
+
 from rolegate.accounting.recorder import Recorder
 from rolegate.accounting.store import UsageStore
 from rolegate.admin.keys import KeyAdmin
@@ -35,7 +37,11 @@ from rolegate.limits.limiter import Limiter
 from rolegate.limits.memory import MemoryLimiter
 from rolegate.limits.quota import QuotaPlan
 from rolegate.limits.redis import RedisLimiter
-from rolegate.observability.logging import DecisionLog, configure_logging
+from rolegate.observability.collectors import KeySetCollector, UsageRecorderCollector
+from rolegate.observability.logging import AccessLog, DecisionLog, configure_logging
+from rolegate.observability.metrics import GatewayMetrics, exposition
+from rolegate.observability.requests import RequestObserver
+from rolegate.observability.upstream import MeasuredProvider
 from rolegate.providers.http import HttpClient
 from rolegate.providers.registry import build_provider
 from rolegate.proxy.guard import Guard
@@ -70,16 +76,18 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     caches = [issuer.keys for issuer in issuers]
     public["/health/ready"] = health(lambda: all(cache.is_loaded for cache in caches))
 
-    guard = Guard(RolePolicy.compile(settings.policy),
-                  DecisionLog(is_enabled=settings.logging.decisions))
+    registry = CollectorRegistry()
+    metrics = _build_metrics(settings, registry)
+    decisions = DecisionLog(is_enabled=settings.logging.decisions)
+    guard = Guard(RolePolicy.compile(settings.policy), decisions, metrics)
     rng = rng or random.Random()
-    routes = RouteTable(_model_route(model, settings.routing, http, clock, rng)
+    routes = RouteTable(_model_route(model, settings.routing, http, clock, rng, metrics)
                         for model in settings.models)
     dispatcher = Dispatcher(routes, settings.routing.retries, clock=clock, sleep=sleep, rng=rng)
     stores = _build_stores(settings, clock)
     limiter = _build_limiter(settings)
     plan = QuotaPlan(settings.policy, stores.keys.limits_for if stores.keys else None)
-    metering = Metering(plan, limiter, stores.recorder, clock, settings.models)
+    metering = Metering(plan, limiter, stores.recorder, clock, settings.models, metrics)
     proxy = ProxyHandlers(guard, routes, dispatcher, metering,
                           max_body_bytes=settings.server.max_body_bytes,
                           body_timeout=settings.server.body_timeout)
@@ -94,11 +102,21 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
                      "admin.openapi": admin.static(openapi),
                      "admin.keys.list": key_admin.list_keys, "admin.keys.create": key_admin.create,
                      "admin.keys.get": key_admin.get, "admin.keys.update": key_admin.update,
-                     "admin.keys.revoke": key_admin.revoke, "admin.usage": usage_admin.report})
+                     "admin.keys.revoke": key_admin.revoke, "admin.usage": usage_admin.report,
+                     "admin.metrics": admin.not_found})
+    if metrics is not None:
+        scrape = exposition(registry)
+        handlers["admin.metrics"] = admin.computed(scrape)
+        if settings.server.metrics.public:
+            public[settings.server.metrics.path] = scrape
+        registry.register(KeySetCollector(caches))
+        if stores.recorder is not None:
+            registry.register(UsageRecorderCollector(stores.recorder))
+    observer = RequestObserver(metrics, AccessLog(is_enabled=settings.logging.access), decisions)
     authenticator = Authenticator(JwtVerifier(issuers, clock), keys=stores.keys,
                                   max_header_bytes=settings.server.max_auth_header_bytes)
     return Gateway(authenticator=authenticator, handlers=handlers, public=public,
-                   on_startup=[*stores.on_startup,
+                   observer=observer, on_startup=[*stores.on_startup,
                                background(*(cache.warm_until_loaded for cache in caches))],
                    on_shutdown=[*stores.on_shutdown, limiter.close, http.close])
 
@@ -162,11 +180,25 @@ def create_app_from_env() -> Gateway:
     return build_app(settings, dev_issuer=dev_issuer)
 
 
+def _build_metrics(settings: Settings, registry: CollectorRegistry) -> GatewayMetrics | None:
+    if not settings.server.metrics.enabled:
+        return None
+    models = {model.name: [model.deployment_id(index) for index in range(len(model.deployments))]
+              for model in settings.models}
+    return GatewayMetrics(registry, models=models, rules=[rule.name for rule in settings.policy])
+
+
 def _model_route(model: ModelConfig, routing: RoutingConfig, http: HttpClient,
-                 clock: Callable[[], float], rng: random.Random) -> ModelRoute:
-    deployments = [Deployment(model.deployment_id(index), model.upstream_model(index),
-                              build_provider(config, http, clock), routing.health)
-                   for index, config in enumerate(model.deployments)]
+                 clock: Callable[[], float], rng: random.Random,
+                 metrics: GatewayMetrics | None) -> ModelRoute:
+    deployments = []
+    for index, config in enumerate(model.deployments):
+        deployment_id = model.deployment_id(index)
+        provider = build_provider(config, http, clock)
+        if metrics is not None:
+            provider = MeasuredProvider(provider, metrics.deployment(model.name, deployment_id))
+        deployments.append(Deployment(deployment_id, model.upstream_model(index), provider,
+                                      routing.health))
     return ModelRoute(model, deployments, build_selector(model.strategy, rng))
 
 

@@ -1,17 +1,18 @@
 """`Gateway`: the ASGI application. One request, top to bottom:
 
-1. a request id; public paths (health, the development key set) answer without a credential;
+1. a request id (the caller's, when it is a safe token); public paths (health, metrics, the
+   development key set) answer without a credential;
 2. every other request is authenticated (401 on failure) before its path is even resolved;
 3. the path resolves to a route (404/405), whose handler authorizes (403) and forwards;
 4. any `GatewayError` is rendered as OpenAI-shaped JSON; anything else is a logged 500 that
-   shows the caller nothing of it.
+   shows the caller nothing of it;
+5. whatever the outcome, one access-log line and the request metrics (`observability/`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Callable
 
 from rolegate.asgi import (
@@ -19,7 +20,8 @@ from rolegate.asgi import (
 )
 from rolegate.authn.authenticator import Authenticator
 from rolegate.authn.principal import Principal
-from rolegate.errors import GatewayError, internal_error
+from rolegate.errors import GatewayError, Unauthenticated, internal_error
+from rolegate.observability.requests import RequestObserver, accepted_request_id
 from rolegate.proxy.routes import Route, resolve
 from rolegate.proxy.streaming import send_stream
 
@@ -28,13 +30,15 @@ log = logging.getLogger("rolegate.gateway")
 Handler = Callable[[Request, Route, Principal], Awaitable[Response]]
 PublicHandler = Callable[[], Response]
 Hook = Callable[[], Awaitable[None]]
+CLIENT_CLOSED = 499  # the status logged for a caller that left before it could be answered
 
 
 class Gateway:
     def __init__(self, *, authenticator: Authenticator, handlers: dict[str, Handler],
                  public: dict[str, PublicHandler], on_startup: list[Hook],
-                 on_shutdown: list[Hook]) -> None:
+                 on_shutdown: list[Hook], observer: RequestObserver | None = None) -> None:
         self._authenticator = authenticator
+        self._observer = observer
         self._handlers = handlers
         self._public = public
         self._on_startup = on_startup
@@ -47,28 +51,51 @@ class Gateway:
             await self._lifespan(receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive, os.urandom(8).hex())
+        request = Request(scope, receive, "")
+        request.request_id = accepted_request_id(request.headers.get(b"x-request-id"))
+        # Observability: one access-log line and the request metrics, whatever the outcome.
+        observer = self._observer
+        started = observer.timer() if observer is not None else 0.0
+        status = CLIENT_CLOSED
         try:
-            response = await self._respond(request)
+            response = await self._answer(request)
+            if response is None:
+                return
+            status = response.status
+            response.headers.append((b"x-request-id", request.request_id.encode()))
+            if response.stream is not None:
+                await send_stream(response, send, receive)
+            else:
+                await response.send(send)
+        finally:
+            if observer is not None:
+                observer.finish(request, status, started)
+
+    async def _answer(self, request: Request) -> Response | None:
+        """The response, or None when the caller left before its request was read."""
+        try:
+            return await self._respond(request)
         except ClientDisconnected:
-            return
+            return None
         except GatewayError as error:
-            response = error_response(error)
+            request.state["code"] = error.code
+            if isinstance(error, Unauthenticated) and self._observer is not None:
+                self._observer.refused(request, error)
+            return error_response(error)
         except Exception:  # the top-level guard: a bug must not show the caller a traceback
             log.exception("request %s failed", request.request_id)
-            response = error_response(internal_error())
-        response.headers.append((b"x-request-id", request.request_id.encode()))
-        if response.stream is not None:
-            await send_stream(response, send, receive)
-        else:
-            await response.send(send)
+            request.state["code"] = "internal_error"
+            return error_response(internal_error())
 
     async def _respond(self, request: Request) -> Response:
         public = self._public.get(request.path)
         if public is not None:
+            request.state["route_group"] = "public"
             return public()
         who = await self._authenticator.authenticate(request)
+        request.state["principal"] = who
         route = resolve(request.method, request.path)
+        request.state["route_group"] = route.group
         return await self._handlers[route.operation](request, route, who)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

@@ -6,7 +6,8 @@ and writes what is queued in batches of at most `batch_size`. `stop()` (run at l
 shutdown, which uvicorn runs on SIGTERM after in-flight requests finish) lets a write in progress
 finish and then drains the queue, so a graceful stop loses nothing; a crash loses at most the
 records of the last interval. A failed write is logged and retried at the next wake-up; past
-`max_pending` waiting records, new ones are dropped and counted in `dropped`.
+`max_pending` waiting records, new ones are dropped and counted in `dropped`. `pending`,
+`dropped` and `failed_writes` are exported as metrics.
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ class Recorder:
         self._is_stopping = False
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
+        self.failed_writes = 0
+
+    @property
+    def pending(self) -> int:
+        """Records waiting to be written (queued, or kept from a failed write)."""
+        return self._queue.qsize() + len(self._failed)
 
     def record(self, record: UsageRecord) -> None:
         if self._queue.qsize() + len(self._failed) >= self._max_pending:
@@ -76,6 +83,7 @@ class Recorder:
                 await self._store.insert_many(batch)
             except (SQLAlchemyError, OSError) as exc:
                 log.error("writing %d usage records failed (will retry): %s", len(batch), exc)
+                self.failed_writes += 1
                 self._failed = batch
                 return False
         return True

@@ -42,6 +42,14 @@ def _operation(summary: str, ok: tuple[str, str, str], *, body: str | None = Non
     return operation
 
 
+def _metrics_operation() -> dict[str, Any]:
+    plain = {"text/plain": {"schema": {"type": "string"}}}
+    return {"summary": "Prometheus metrics",
+            "responses": {"200": {"description": "The Prometheus text format.", "content": plain},
+                          **{code: _json("ErrorBody", text)
+                             for code, text in _ERRORS.items() if code != "400"}}}
+
+
 def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "description": description,
             "schema": schema or {"type": "string"}}
@@ -87,6 +95,9 @@ def openapi_document() -> dict[str, Any]:
             "/admin/usage": {
                 "get": _operation("Usage totals", ("200", "UsageReport", "Totals per group."),
                                   parameters=USAGE_PARAMETERS),
+            },
+            "/admin/metrics": {
+                "get": _metrics_operation(),
             },
         },
     }

@@ -33,6 +33,15 @@ class AdminHandlers:
             return Response(body=body)
         return respond
 
+    def computed(self, produce: Callable[[], Response]
+                 ) -> Callable[[Request, Route, Principal], Awaitable[Response]]:
+        """A handler answering what `produce` makes now, to callers granted route group
+        `admin`."""
+        async def respond(request: Request, route: Route, who: Principal) -> Response:
+            self._guard.authorize(request, who, Action(route.group, request.path))
+            return produce()
+        return respond
+
     async def not_found(self, request: Request, route: Route, who: Principal) -> Response:
         self._guard.authorize(request, who, Action(route.group, request.path))
         raise NotFound(f"No admin route matches {request.path}.", code="unknown_route")

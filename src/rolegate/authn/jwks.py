@@ -105,6 +105,13 @@ class JwksCache:
         self._failed_at: float | None = None
         self._inflight: asyncio.Task[None] | None = None
         self.fetch_count = 0
+        self.fetch_successes = 0
+        self.fetch_failures = 0
+        self.loaded_at: float | None = None  # clock time of the last successful fetch
+
+    @property
+    def key_count(self) -> int:
+        return len(self._keys or ())
 
     @property
     def is_loaded(self) -> bool:
@@ -169,10 +176,15 @@ class JwksCache:
 
     async def _fetch_and_store(self) -> None:
         self.fetch_count += 1
-        url = self._jwks_url or await self._discover()
-        keys = parse_key_set(await self._fetch(url))
+        try:
+            url = self._jwks_url or await self._discover()
+            keys = parse_key_set(await self._fetch(url))
+        except KeySourceUnavailable:
+            self.fetch_failures += 1
+            raise
         self._keys = keys
-        self._fetched_at = self._clock()
+        self._fetched_at = self.loaded_at = self._clock()
+        self.fetch_successes += 1
         self._failed_at = None
         log.info("loaded %d signing key(s) for issuer %s", len(keys), self.name)
 

@@ -9,8 +9,11 @@ from collections import Counter
 from fnmatch import fnmatchcase
 
 from rolegate.config.model import Settings
+from rolegate.errors import MethodNotAllowed, NotFound
+from rolegate.proxy.routes import resolve
 
 ROUTE_GROUPS = ("inference", "info", "admin")
+OWN_PUBLIC_PATHS = ("/health/live", "/health/ready", "/dev/jwks.json")
 API_KEY_ISSUER = "apikey"  # the issuer name of every principal a virtual API key resolves to
 
 
@@ -46,6 +49,7 @@ def cross_reference_problems(settings: Settings) -> list[str]:
             if name not in issuer_names:
                 problems.append(f"{where}.when.issuers: unknown issuer {name!r} "
                                 f"(known: {', '.join(sorted(issuer_names)) or 'none'})")
+    problems += _metrics_path_problems(settings)
     if (not settings.auth.issuers and not settings.auth.dev_issuer.enabled
             and not settings.keys.enabled):
         problems.append("auth: no issuer is configured, so no request could ever be "
@@ -82,3 +86,22 @@ def _fallback_problems(settings: Settings) -> list[str]:
                     problems.append(f"models[{index}] ({model.name}).{key}: unknown model "
                                     f"{name!r} (known: {', '.join(names)})")
     return problems
+
+
+def _metrics_path_problems(settings: Settings) -> list[str]:
+    """Public paths answer before authentication, so one must never stand in for a route."""
+    metrics = settings.server.metrics
+    if not (metrics.enabled and metrics.public):
+        return []
+    try:
+        resolve("GET", metrics.path)
+    except NotFound:
+        is_taken = metrics.path in OWN_PUBLIC_PATHS
+    except MethodNotAllowed:
+        is_taken = True
+    else:
+        is_taken = True
+    if not is_taken:
+        return []
+    return [f"server.metrics.path: {metrics.path!r} is a path the gateway already serves "
+            "(choose another, such as /metrics)"]

@@ -31,6 +31,16 @@ class Frozen(BaseModel, frozen=True, extra="forbid"):
     pass
 
 
+class MetricsConfig(Frozen):
+    """Prometheus metrics. Administrators can always read them at `/admin/metrics`; `public`
+    also serves them at `path` without a credential, as most gateways do on their own port."""
+
+    enabled: bool = Field(True, description="Collect and serve metrics.")
+    public: bool = Field(True, description="Serve them at `path` without a credential.")
+    path: str = Field("/metrics", pattern=r"^/[A-Za-z0-9._/-]{1,127}$",
+                      description="Where the unauthenticated metrics are served.")
+
+
 class ServerConfig(Frozen):
     """Where rolegate listens and how much it accepts from one request."""
 
@@ -51,6 +61,7 @@ class ServerConfig(Frozen):
         5.0, gt=0, description="Seconds an idle keep-alive connection stays open.")
     public_base_url: str | None = Field(
         None, description="URL callers use to reach rolegate; names the development issuer.")
+    metrics: MetricsConfig = MetricsConfig()
 
 
 PROVIDERS = ("openai", "azure", "openai-compatible", "mock")
@@ -327,7 +338,9 @@ class RuleConfig(Frozen):
 
 class LoggingConfig(Frozen):
     level: Literal["debug", "info", "warning", "error"] = "info"
-    decisions: bool = Field(True, description="Log one JSON line per authorization decision.")
+    decisions: bool = Field(True, description="Log one JSON line per authentication failure "
+                            "and authorization decision (`rolegate.decision`).")
+    access: bool = Field(True, description="Log one JSON line per request (`rolegate.access`).")
 
 
 class DatabaseConfig(Frozen):

@@ -1,4 +1,5 @@
-"""Structured logging: one JSON line per authorization decision, and the process log set-up.
+"""Structured logging: one JSON line per request (`rolegate.access`), one per authentication
+failure and authorization decision (`rolegate.decision`), and the process log set-up.
 
 Only identifiers leave the gateway in logs: never a token, a key or a request body.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 import orjson
 
@@ -34,6 +35,53 @@ class DecisionLog:
         }
         if not decision.allowed:
             line["reason"] = decision.reason
+        self._logger.info(orjson.dumps(line).decode())
+
+    def record_refusal(self, request_id: str, method: str, path: str, code: str) -> None:
+        """A request refused with 401. Only the error code says why: the message could quote
+        what the caller sent (an issuer, a header's length), and the credential never appears."""
+        if not self._is_enabled or not self._logger.isEnabledFor(logging.INFO):
+            return
+        line = {"event": "authn", "request_id": request_id, "method": method,
+                "path": _bounded(path), "decision": "deny", "code": code}
+        self._logger.info(orjson.dumps(line).decode())
+
+
+MAX_LOGGED_PATH = 512
+
+
+def _bounded(path: str) -> str:
+    return path if len(path) <= MAX_LOGGED_PATH else path[:MAX_LOGGED_PATH] + "..."
+
+
+class AccessLog:
+    """Writes one JSON object per request to the `rolegate.access` logger, when it ended."""
+
+    def __init__(self, *, is_enabled: bool = True) -> None:
+        self._logger = logging.getLogger("rolegate.access")
+        self._is_enabled = is_enabled
+
+    @property
+    def is_enabled(self) -> bool:
+        return self._is_enabled and self._logger.isEnabledFor(logging.INFO)
+
+    def record(self, request_id: str, method: str, path: str, route_group: str | None,
+               status: int, seconds: float, state: dict[str, Any]) -> None:
+        """`state` is the request's: `principal`, `model`, `served_model`, `deployment`,
+        `attempts` and `code` (the error code) when they are known."""
+        line: dict[str, Any] = {
+            "event": "request", "request_id": request_id, "method": method,
+            "path": _bounded(path), "route_group": route_group, "status": status,
+            "duration_ms": round(seconds * 1000, 3),
+        }
+        who: Principal | None = state.get("principal")
+        if who is not None:
+            line.update(issuer=who.issuer, subject=who.subject, client_id=who.client_id,
+                        key_id=who.key_id)
+        for name in ("model", "served_model", "deployment", "attempts", "code"):
+            value = state.get(name)
+            if value is not None:
+                line[name] = value
         self._logger.info(orjson.dumps(line).decode())
 
 

@@ -30,16 +30,19 @@ class ProxyHandlers:
 
     async def inference(self, request: Request, route: Route, who: Principal) -> Response:
         call = await self._read(request, route, who)
+        request.state["model"] = call.model
         decision = self._guard.authorize(request, who,
                                          Action(route.group, request.path, call.model))
-        request.state["model"] = call.model
 
         def is_allowed(model: str) -> bool:  # fallbacks are authorized like the model asked for
             return self._guard.permits(request, who, Action(route.group, request.path, model))
         # Limits are acquired before anything is forwarded (429 here reaches no upstream); the
         # usage is recorded and the lease settled once the reply has ended.
         async with self._metering.measure(request, who, decision, call) as meter:
-            return await meter.attach(await self._dispatcher.forward(call, is_allowed))
+            forwarded = await self._dispatcher.forward(call, is_allowed)
+            request.state.update(served_model=forwarded.model, deployment=forwarded.deployment,
+                                 attempts=forwarded.attempts)
+            return await meter.attach(forwarded)
 
     async def _read(self, request: Request, route: Route, who: Principal) -> ClientRequest:
         raw = await request.body(self._max_body_bytes, self._body_timeout)

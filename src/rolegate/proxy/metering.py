@@ -8,7 +8,8 @@ puts the `x-ratelimit-*` headers on the response and, once the reply has ended (
 reply read whole; when a stream's relay closes the reply, the caller finished or gone), hands
 exactly one `UsageRecord` to the recorder and settles the lease with the tokens and cost the
 relay saw. If forwarding fails (every attempt failed, no deployment could serve), `measure`
-records and settles with the error's status instead.
+records and settles with the error's status instead. With metrics on, a refusal by a limit
+and the tokens of each reply are counted too.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from rolegate.asgi import Request, Response
 from rolegate.authn.principal import Principal
 from rolegate.authz.model import Decision
 from rolegate.config.model import ModelConfig
-from rolegate.errors import GatewayError
+from rolegate.errors import GatewayError, RateLimited
 from rolegate.limits.limiter import NO_LEASE, Lease, Limiter
-from rolegate.limits.quota import QuotaPlan
+from rolegate.limits.quota import Quota, QuotaPlan
+from rolegate.observability.metrics import GatewayMetrics
 from rolegate.proxy.usage import token_usage
 from rolegate.routing.dispatcher import Forwarded
 from rolegate.routing.request import ClientRequest
@@ -41,8 +43,10 @@ class UsageSink(Protocol):
 
 class Metering:
     def __init__(self, plan: QuotaPlan, limiter: Limiter, recorder: UsageSink | None,
-                 clock: Callable[[], float], models: Iterable[ModelConfig]) -> None:
+                 clock: Callable[[], float], models: Iterable[ModelConfig],
+                 metrics: GatewayMetrics | None = None) -> None:
         self._plan = plan
+        self.metrics = metrics
         self.limiter = limiter
         self.recorder = recorder
         self.clock = clock
@@ -50,6 +54,14 @@ class Metering:
         self.providers = {(model.name, model.deployment_id(index)): deployment.provider
                           for model in self.models.values()
                           for index, deployment in enumerate(model.deployments)}
+
+    async def _acquire(self, quotas: list[Quota], now: float, member: str) -> Lease:
+        try:
+            return await self.limiter.acquire(quotas, now, member)
+        except RateLimited as refusal:
+            if self.metrics is not None:
+                self.metrics.count_rate_limited(refusal.code)
+            raise
 
     @asynccontextmanager
     async def measure(self, request: Request, who: Principal, decision: Decision,
@@ -59,7 +71,7 @@ class Metering:
         if not self._plan.is_empty:
             quotas = self._plan.quotas(decision.rule, who, now)
             if quotas:
-                lease = await self.limiter.acquire(quotas, now, request.request_id)
+                lease = await self._acquire(quotas, now, request.request_id)
         meter = Meter(self, request.request_id, who, decision, call, lease, now)
         try:
             yield meter
@@ -113,6 +125,8 @@ class Meter:
         self._is_finished = True
         metering = self._metering
         tokens = token_usage(usage)
+        if metering.metrics is not None:
+            metering.metrics.count_tokens(model, tokens.prompt_tokens, tokens.completion_tokens)
         config = metering.models.get(model)
         cost = cost_usd(config, tokens) if config is not None else 0.0
         if self._lease.standings:

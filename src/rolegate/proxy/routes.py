@@ -40,6 +40,7 @@ for _prefix in ("/v1/", "/"):
 _EXACT["/admin/policy"] = Route("admin", "admin.policy", "GET")
 _EXACT["/admin/openapi.json"] = Route("admin", "admin.openapi", "GET")
 _EXACT["/admin/usage"] = Route("admin", "admin.usage", "GET")
+_EXACT["/admin/metrics"] = Route("admin", "admin.metrics", "GET")
 # Admin paths that take several methods: path -> method -> operation.
 _ADMIN_KEYS = {"GET": "admin.keys.list", "POST": "admin.keys.create"}
 _ADMIN_KEY = {"GET": "admin.keys.get", "PATCH": "admin.keys.update",
