@@ -25,7 +25,7 @@ def http_fetcher(client: HttpClient, *, timeout: float = 5.0,
                                    headers={"accept": "application/json"}) as response:
                 if response.status != 200:
                     raise KeySourceUnavailable(f"GET {url} answered {response.status}")
-                body = await response.content.read(max_bytes + 1)
+                body = await _read_at_most(response.content, max_bytes + 1)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise KeySourceUnavailable(f"GET {url} failed: {type(exc).__name__}") from None
         if len(body) > max_bytes:
@@ -33,3 +33,15 @@ def http_fetcher(client: HttpClient, *, timeout: float = 5.0,
         return body
 
     return fetch
+
+
+async def _read_at_most(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """Up to `limit` bytes of the body. `StreamReader.read(n)` returns what has arrived so far
+    (as little as one network read), so it is called until the body ends or the limit is met."""
+    body = bytearray()
+    while len(body) < limit:
+        piece = await stream.read(limit - len(body))
+        if not piece:
+            break
+        body += piece
+    return bytes(body)
