@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,13 +22,22 @@ from rolegate.authn.principal import Principal
 from rolegate.config.checks import API_KEY_ISSUER
 from rolegate.config.model import LimitConfig
 from rolegate.errors import ServiceUnavailable, Unauthenticated
-from rolegate.keys.material import MAX_KEY_LENGTH
+from rolegate.keys.material import MAX_KEY_LENGTH, KeyHasher
 from rolegate.keys.records import ApiKey
-from rolegate.keys.store import KeyStore
 
 log = logging.getLogger("rolegate.keys")
 _WELL_FORMED = re.compile(r"rg-[A-Za-z0-9_-]{16,125}")
 MAX_CACHED = 10_000
+
+
+class KeyRecords(Protocol):
+    """Where keys are looked up and their last use is written: `keys.store.KeyStore`."""
+
+    hasher: KeyHasher
+
+    async def find(self, plaintext: str) -> ApiKey | None: ...
+
+    async def mark_used(self, last_used: Mapping[str, float]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -39,7 +49,7 @@ class _Lookup:
 class ApiKeyVerifier:
     """>>> principal = await ApiKeyVerifier(store, clock, cache_ttl=3).verify("rg-...")"""
 
-    def __init__(self, store: KeyStore, clock: Callable[[], float], *, cache_ttl: float) -> None:
+    def __init__(self, store: KeyRecords, clock: Callable[[], float], *, cache_ttl: float) -> None:
         self._store = store
         self._clock = clock
         self._cache_ttl = cache_ttl

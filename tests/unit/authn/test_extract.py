@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rolegate.authn.extract import bearer_token, has_query_token
+from rolegate.authn.extract import api_key_header, bearer_token, has_query_token
 from rolegate.errors import Unauthenticated
 
 
@@ -54,3 +54,28 @@ def test_header_over_the_limit_is_refused_without_reading_it():
 ])
 def test_credentials_in_the_query_string_are_spotted(query, expected):
     assert has_query_token(query) is expected
+
+
+# --- API keys in `api-key` / `x-api-key` -------------------------------------------------------
+
+@pytest.mark.parametrize("name", [b"api-key", b"x-api-key"])
+def test_an_api_key_header_is_read_and_trimmed(name):
+    assert api_key_header({name: b"  rg-abc  "}, max_bytes=64) == "rg-abc"
+
+
+def test_no_api_key_header_is_none():
+    assert api_key_header({b"authorization": b"Bearer a.b.c"}, max_bytes=64) is None
+
+
+def test_an_api_key_header_over_the_limit_is_refused():
+    with pytest.raises(Unauthenticated) as caught:
+        api_key_header({b"x-api-key": b"k" * 65}, max_bytes=64)
+    assert caught.value.code == "invalid_api_key"
+    assert str(caught.value) == "The x-api-key header is longer than 64 bytes."
+
+
+def test_a_non_ascii_api_key_is_refused():
+    with pytest.raises(Unauthenticated) as caught:
+        api_key_header({b"api-key": "rg-clé".encode()}, max_bytes=64)
+    assert caught.value.code == "invalid_api_key"
+    assert str(caught.value) == "The API key is not ASCII."

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from rolegate.authn.jwks import JwksCache
 from tests.support.clock import FakeClock
 from tests.support.fetch import FakeKeySource
@@ -37,3 +39,43 @@ async def test_warming_fetches_once_when_the_idp_is_up(rsa_key: KeyPair) -> None
 
     assert cache.is_loaded
     assert source.fetches == [URL]
+
+
+async def test_keys_loaded_by_a_request_while_warming_waits_are_not_fetched_again(
+        rsa_key: KeyPair) -> None:
+    source = FakeKeySource({URL: jwks(rsa_key)})
+    source.is_down = True
+    cache = JwksCache("corp", fetch=source, clock=FakeClock(), jwks_url=URL)
+    warming = asyncio.ensure_future(cache.warm_until_loaded(retry_every=0.5))
+    while not source.fetches:
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.05)  # the first fetch has failed; warming waits to retry
+
+    source.is_down = False
+    await cache.refresh()  # as a request's unknown-kid refresh would
+    await asyncio.wait_for(warming, timeout=5)
+
+    assert cache.is_loaded
+    assert source.fetches == [URL, URL]
+
+
+async def test_a_key_fetch_cancelled_midway_does_not_block_the_next_refresh(
+        rsa_key: KeyPair) -> None:
+    """At shutdown the event loop cancels a fetch in flight; the cache must not keep waiting on
+    the cancelled fetch, nor report it as an unretrieved error."""
+    source = FakeKeySource({URL: jwks(rsa_key)}, delay=30)
+    cache = JwksCache("corp", fetch=source, clock=FakeClock(), jwks_url=URL)
+    waiting = asyncio.ensure_future(cache.refresh())
+    while not source.fetches:
+        await asyncio.sleep(0)
+    (fetching,) = [task for task in asyncio.all_tasks()
+                   if task.get_coro().__qualname__ == "JwksCache._fetch_and_store"]
+
+    fetching.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    source.delay = 0
+    await asyncio.wait_for(cache.refresh(), timeout=5)
+
+    assert cache.is_loaded
+    assert source.fetches == [URL, URL]

@@ -10,7 +10,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
+from rolegate.authn.verifier import MAX_TOKEN_CACHE, JwtVerifier, TrustedIssuer
 from rolegate.config.model import IssuerConfig
 from rolegate.errors import Unauthenticated
 from tests.support.clock import FakeClock
@@ -486,3 +486,42 @@ async def test_refused_token_is_not_cached(verifier, rsa_key, clock):
 async def test_jws_extensions_in_the_header_are_refused(extension, verifier, rsa_key, clock):
     token = signed_raw(rsa_key, good_claims(clock), **extension)
     assert await refused(verifier, token) == "invalid_token"
+
+
+@pytest.mark.parametrize("payload", [[1], "claims", 7, None], ids=["array", "string", "number",
+                                                                    "null"])
+async def test_a_payload_that_is_not_a_json_object_is_refused(payload, verifier, published):
+    token = unsigned({"alg": "RS256", "kid": "rsa-1"}, payload, b64url(b"sig"))
+
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier.verify(token)
+
+    assert caught.value.code == "invalid_token"
+    assert str(caught.value) == "The bearer token is not a well-formed JWT."
+    assert published.fetches == []  # refused before any key is fetched
+
+
+async def test_a_jws_extension_pyjwt_understands_is_still_refused(verifier, rsa_key, clock):
+    """`b64: true` is the default encoding and PyJWT accepts it as critical (RFC 7797); the
+    gateway accepts no JWS extension at all."""
+    header = {"alg": "RS256", "kid": rsa_key.kid, "b64": True, "crit": ["b64"]}
+    token = unsigned(header, good_claims(clock), b64url(b"sig"))  # refused before the signature
+
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier.verify(token)
+
+    assert caught.value.code == "invalid_token"
+    assert str(caught.value) == "The token uses a JWS extension this gateway does not accept."
+
+
+async def test_the_verified_token_cache_is_bounded_and_drops_the_oldest(verifier, ec_key, clock):
+    tokens = [ec_key.sign(good_claims(clock, jti=str(n))) for n in range(MAX_TOKEN_CACHE + 1)]
+
+    for token in tokens:
+        await verifier.verify(token)
+
+    cached = verifier._verified  # the bound is on memory, which no response shows
+    assert len(cached) == MAX_TOKEN_CACHE
+    assert tokens[0] not in cached
+    assert tokens[1] in cached and tokens[-1] in cached
+    assert (await verifier.verify(tokens[0])).subject == "subject-1"  # verified afresh

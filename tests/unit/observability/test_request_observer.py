@@ -64,7 +64,7 @@ async def test_a_bug_is_logged_and_counted_as_a_500(caplog):
 
 
 async def test_a_caller_that_left_before_its_body_arrived_is_logged_as_499(caplog):
-    gateway, registry = observed_gateway(reading)
+    gateway, _registry = observed_gateway(reading)
     sent: list[Any] = []
 
     async def receive() -> dict[str, Any]:

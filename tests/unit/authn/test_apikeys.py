@@ -1,0 +1,151 @@
+"""`ApiKeyVerifier` against an in-memory key store: the lookup cache and its bound, and what
+happens when the store fails (a 503 for a lookup, a logged warning for last-used times)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from rolegate.authn.apikeys import MAX_CACHED, ApiKeyVerifier
+from rolegate.errors import ServiceUnavailable, Unauthenticated
+from rolegate.keys.material import KeyHasher
+from rolegate.keys.records import ApiKey
+from tests.support.clock import FakeClock
+
+KEY = "rg-" + "a" * 40
+
+
+class MemoryKeys:
+    """A key store in a dict; counts lookups; fails on cue like an unreachable database."""
+
+    def __init__(self) -> None:
+        self.hasher = KeyHasher(b"test-pepper-0123456789")
+        self.records: dict[str, ApiKey] = {}
+        self.finds: list[str] = []
+        self.marked: list[dict[str, float]] = []
+        self.failure: Exception | None = None
+
+    def add(self, plaintext: str, **fields: Any) -> ApiKey:
+        record = ApiKey(id=f"key-{len(self.records)}", key_hash=self.hasher.digest(plaintext),
+                        hint=plaintext[-4:], name="svc", owner="team", **fields)
+        self.records[plaintext] = record
+        return record
+
+    async def find(self, plaintext: str) -> ApiKey | None:
+        self.finds.append(plaintext)
+        if self.failure is not None:
+            raise self.failure
+        return self.records.get(plaintext)
+
+    async def mark_used(self, last_used: Mapping[str, float]) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self.marked.append(dict(last_used))
+
+
+def database_down() -> OperationalError:
+    return OperationalError("SELECT", {}, ConnectionRefusedError("connection refused"))
+
+
+@pytest.fixture
+def store() -> MemoryKeys:
+    return MemoryKeys()
+
+
+@pytest.fixture
+def verifier(store: MemoryKeys, clock: FakeClock) -> ApiKeyVerifier:
+    return ApiKeyVerifier(store, clock, cache_ttl=30)
+
+
+async def test_a_known_key_resolves_to_its_owner_and_is_looked_up_once_within_the_ttl(
+        verifier, store, clock):
+    record = store.add(KEY, roles=("svc",))
+
+    first = await verifier.verify(KEY)
+    clock.advance(29)
+    second = await verifier.verify(KEY)
+
+    assert first == second
+    assert (first.subject, first.key_id, first.roles) == ("team", record.id, frozenset({"svc"}))
+    assert store.finds == [KEY]
+
+
+@pytest.mark.parametrize("failure", [database_down(), OSError("network unreachable")],
+                         ids=["database-error", "os-error"])
+async def test_a_failing_key_store_is_a_503_not_an_unknown_key(verifier, store, failure,
+                                                              caplog):
+    store.failure = failure
+
+    with pytest.raises(ServiceUnavailable) as caught, caplog.at_level(logging.ERROR):
+        await verifier.verify(KEY)
+
+    assert caught.value.status == 503
+    assert caught.value.code == "key_store_unavailable"
+    assert "API key lookup failed" in caplog.text
+
+
+async def test_a_lookup_that_failed_is_not_cached(verifier, store):
+    store.add(KEY)
+    store.failure = database_down()
+    with pytest.raises(ServiceUnavailable):
+        await verifier.verify(KEY)
+
+    store.failure = None
+    principal = await verifier.verify(KEY)
+
+    assert principal.subject == "team"
+    assert store.finds == [KEY, KEY]
+
+
+async def test_last_used_times_are_written_in_one_batch(verifier, store, clock):
+    record = store.add(KEY)
+    await verifier.verify(KEY)
+    clock.advance(5)
+    await verifier.verify(KEY)
+
+    await verifier.flush_last_used()
+    await verifier.flush_last_used()
+
+    assert store.marked == [{record.id: clock.now}, {}]
+
+
+@pytest.mark.parametrize("failure", [database_down(), OSError("disk full")],
+                         ids=["database-error", "os-error"])
+async def test_last_used_times_that_cannot_be_written_are_logged_and_dropped(
+        verifier, store, clock, failure, caplog):
+    store.add(KEY)
+    await verifier.verify(KEY)
+    store.failure = failure
+
+    with caplog.at_level(logging.WARNING, logger="rolegate.keys"):
+        await verifier.flush_last_used()  # does not raise
+    store.failure = None
+    await verifier.flush_last_used()
+
+    assert "could not write last-used times of 1 keys" in caplog.text
+    assert store.marked == [{}]
+
+
+async def test_the_lookup_cache_holds_at_most_max_cached_keys_dropping_the_oldest(
+        verifier, store):
+    """An unknown key is cached too; a flood of random keys must not grow memory without
+    bound, so the oldest lookups are dropped and asked for again."""
+    keys = [f"rg-{n:040d}" for n in range(MAX_CACHED + 1)]
+    for key in keys:
+        with pytest.raises(Unauthenticated):
+            await verifier.verify(key)
+    assert len(store.finds) == MAX_CACHED + 1
+
+    with pytest.raises(Unauthenticated):
+        await verifier.verify(keys[-1])  # still cached: not asked again
+    assert len(store.finds) == MAX_CACHED + 1
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier.verify(keys[0])  # dropped: asked again
+
+    assert caught.value.code == "unknown_api_key"
+    assert store.finds[-1] == keys[0]
+    assert len(store.finds) == MAX_CACHED + 2
