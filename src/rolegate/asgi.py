@@ -6,6 +6,7 @@ handlers.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from rolegate.errors import GatewayError, PayloadTooLarge, error_body
+from rolegate.errors import GatewayError, PayloadTooLarge, RequestTimeout, error_body
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -50,10 +51,22 @@ class Request:
         values = parse_qs(self.query_string.decode("latin-1")).get(name)
         return values[0] if values else None
 
-    async def body(self, limit: int) -> bytes:
+    async def body(self, limit: int, timeout: float | None = None) -> bytes:
+        """The whole body: at most `limit` bytes (else 413), within `timeout` seconds (else 408,
+        so a client trickling its body cannot hold a connection and its buffer forever)."""
         declared = self.headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        if timeout is None:
+            return await self._read_body(limit)
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._read_body(limit)
+        except TimeoutError:
+            raise RequestTimeout(f"The request body did not arrive within {timeout:g} "
+                                 "seconds.") from None
+
+    async def _read_body(self, limit: int) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:

@@ -51,6 +51,7 @@ def serve(config: ConfigOption = None,
 
     from rolegate.app import build_app, dev_issuer_url
     from rolegate.observability.logging import configure_logging
+    from rolegate.protocol import bounded_protocol
 
     settings = _settings(config, host, port, state_dir)
     configure_logging(settings.logging.level)
@@ -64,12 +65,16 @@ def serve(config: ConfigOption = None,
                   f"  curl -H \"Authorization: Bearer $(rolegate dev-token)\" "
                   f"http://{settings.server.host}:{settings.server.port}/v1/models",
                   soft_wrap=True, highlight=False)
-    # loop/http "auto" pick uvloop and httptools, both installed with uvicorn[standard].
+    # loop "auto" picks uvloop (installed with uvicorn[standard]); the HTTP protocol is uvicorn's
+    # httptools one with header size and header time bounded (protocol.py).
     # No proxy-header rewriting (nothing reads the client address) and no Server header.
-    server = {"host": settings.server.host, "port": settings.server.port,
+    limits = settings.server
+    http = bounded_protocol(max_header_bytes=limits.max_header_bytes,
+                            header_timeout=limits.header_timeout)
+    server = {"host": limits.host, "port": limits.port,
               "log_level": "warning", "access_log": False, "lifespan": "on", "loop": "auto",
-              "http": "auto", "proxy_headers": False, "server_header": False,
-              "h11_max_incomplete_event_size": settings.server.max_auth_header_bytes * 2}
+              "http": http, "proxy_headers": False, "server_header": False,
+              "timeout_keep_alive": limits.keep_alive_timeout}
     if workers == 1:
         uvicorn.run(build_app(settings, dev_issuer=dev_issuer), **server)
         return

@@ -68,6 +68,15 @@ class MethodNotAllowed(GatewayError):
     status, type, default_code = 405, "invalid_request_error", "method_not_allowed"
 
 
+class RequestTimeout(GatewayError):
+    """The client was too slow sending its request; the connection closes (RFC 9110 §15.5.9)."""
+
+    status, type, default_code = 408, "invalid_request_error", "body_timeout"
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"connection", b"close")]
+
+
 class PayloadTooLarge(GatewayError):
     status, type, default_code = 413, "invalid_request_error", "body_too_large"
 

@@ -18,7 +18,7 @@ from tests.support.process import free_port
 from tests.support.sample_gateway import (
     CHAT, JWKS_URL, assert_openai_error, bearer, sample_config, token_for,
 )
-from tests.support.servers import LocalServer, RecordingUpstream
+from tests.support.servers import LocalServer
 
 
 class ScriptedUpstream(LocalServer):
@@ -36,12 +36,6 @@ class ScriptedUpstream(LocalServer):
         self.hits += 1
         await request.read()
         return web.Response(status=self.status, body=self.body, content_type=self.content_type)
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[RecordingUpstream]:
-    async with RecordingUpstream() as server:
-        yield server
 
 
 @pytest.fixture

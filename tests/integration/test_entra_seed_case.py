@@ -12,7 +12,6 @@ from tests.support.keys import (
     ENTRA_AUDIENCE, ENTRA_V1_ISSUER, ENTRA_V2_ISSUER, OTHER_TENANT, TENANT, KeyPair,
     entra_app_claims, jwks,
 )
-from tests.support.servers import RecordingUpstream
 
 JWKS_URL = f"https://login.microsoftonline.com/{TENANT}/discovery/v2.0/keys"
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
@@ -28,12 +27,6 @@ def entra_settings(upstream_url: str, issuer: str, **issuer_extra: Any) -> dict[
         "policy": [{"name": "services", "when": {"roles": ["LiteLLM.Admin"]},
                     "allow": {"routes": ["inference", "info"], "models": ["*"]}}],
     }
-
-
-@pytest.fixture
-async def upstream() -> Any:
-    async with RecordingUpstream() as server:
-        yield server
 
 
 @pytest.fixture

@@ -19,13 +19,6 @@ from tests.support.keys import KeyPair, jwks
 from tests.support.sample_gateway import (
     AZURE_KEY, CHAT, JWKS_URL, UPSTREAM_KEY, assert_openai_error, bearer, sample_config, token_for,
 )
-from tests.support.servers import RecordingUpstream
-
-
-@pytest.fixture
-async def upstream() -> Any:
-    async with RecordingUpstream() as server:
-        yield server
 
 
 @pytest.fixture

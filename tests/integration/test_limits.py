@@ -7,21 +7,8 @@ from typing import Any
 
 import pytest
 
-from rolegate.authn.dev_issuer import DevIssuer
 from tests.support.gateways import CHAT, bearer, keyed_config
-from tests.support.servers import RecordingUpstream
 from tests.support.storage import REDIS_URL
-
-
-@pytest.fixture
-async def upstream() -> Any:
-    async with RecordingUpstream() as server:
-        yield server
-
-
-@pytest.fixture
-def admin(dev_issuer: DevIssuer) -> dict[str, str]:
-    return bearer(dev_issuer.mint(subject="ops", roles=("rolegate.admin",)))
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -9,25 +9,12 @@ import random
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from rolegate.authn.dev_issuer import DevIssuer
 from rolegate.config.model import DatabaseConfig
 from rolegate.storage.database import Database
 from rolegate.storage.tables import usage
 from tests.support.gateways import CHAT, INPUT_PRICE, OUTPUT_PRICE, bearer, keyed_config
-from tests.support.servers import RecordingUpstream
-
-
-@pytest.fixture
-async def upstream() -> Any:
-    async with RecordingUpstream() as server:
-        yield server
-
-
-@pytest.fixture
-def admin(dev_issuer: DevIssuer) -> dict[str, str]:
-    return bearer(dev_issuer.mint(subject="ops", roles=("rolegate.admin",)))
 
 
 async def usage_rows(database: dict[str, Any]) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from jwt.exceptions import (
 from rolegate.authn.claims import ClaimMapping
 from rolegate.authn.jwks import Fetch, JwksCache, SigningKey
 from rolegate.authn.principal import Principal
+from rolegate.authn.replay import ReplayCache, token_replayed
 from rolegate.config.model import TENANT_PLACEHOLDER, IssuerConfig
 from rolegate.errors import Unauthenticated
 
@@ -41,14 +42,16 @@ class TrustedIssuer:
     keys: JwksCache
     mapping: ClaimMapping
     iss_pattern: re.Pattern[str] | None  # templates only: captures the tenant from `iss`
+    replay: ReplayCache | None = None     # with `replay_protection`: jtis already accepted
 
     @classmethod
-    def compile(cls, config: IssuerConfig, keys: JwksCache) -> TrustedIssuer:
+    def compile(cls, config: IssuerConfig, keys: JwksCache,
+                replay: ReplayCache | None = None) -> TrustedIssuer:
         pattern = None
         if config.is_template:
             before, _, after = config.issuer.partition(TENANT_PLACEHOLDER)
             pattern = re.compile(f"{re.escape(before)}({_GUID_LIKE}){re.escape(after)}")
-        return cls(config, keys, ClaimMapping.for_issuer(config), pattern)
+        return cls(config, keys, ClaimMapping.for_issuer(config), pattern, replay)
 
     @classmethod
     def build(cls, config: IssuerConfig, fetch: Fetch, clock: Callable[[], float]) -> TrustedIssuer:
@@ -58,7 +61,8 @@ class TrustedIssuer:
                           expected_issuer=None if config.is_template else config.issuer,
                           ttl=config.jwks_ttl, max_stale=config.jwks_max_stale,
                           refreshes_per_minute=config.jwks_refreshes_per_minute)
-        return cls.compile(config, cache)
+        replay = ReplayCache(clock) if config.replay_protection else None
+        return cls.compile(config, cache, replay)
 
 
 @dataclass(slots=True)
@@ -86,7 +90,11 @@ class JwtVerifier:
     async def verify(self, token: str) -> Principal:
         cached = await self._cached(token)
         if cached is not None:
-            return cached
+            # A token seen before is, by definition, a replay: refused without any crypto work.
+            # Other spellings of the same token miss this cache and are caught by its jti below.
+            if cached.issuer.replay is not None:
+                raise token_replayed()
+            return cached.principal
         header, unverified = _unverified_parts(token)
         issuer = self._issuer_for(unverified.get("iss"))
         alg, kid = _checked_header(header, issuer.config)
@@ -94,6 +102,8 @@ class JwtVerifier:
         claims = _decode(token, key, alg, issuer.config)
         expires = self._check_time(claims, issuer.config.leeway)
         _check_tenant(claims, issuer)
+        if issuer.replay is not None:
+            issuer.replay.claim(claims.get("jti"), expires)
         principal = issuer.mapping.to_principal(claims)
         self._remember(token, _Verified(principal, expires, issuer, kid, alg, key))
         return principal
@@ -127,8 +137,8 @@ class JwtVerifier:
                                   code="invalid_token")
         return exp + leeway
 
-    async def _cached(self, token: str) -> Principal | None:
-        """The principal of a token verified before, while it and its key are still valid."""
+    async def _cached(self, token: str) -> _Verified | None:
+        """A token verified before, while it and its key are still valid."""
         entry = self._verified.get(token)
         if entry is None:
             return None
@@ -137,7 +147,7 @@ class JwtVerifier:
                 or await entry.issuer.keys.key_for(entry.kid, entry.alg) is not entry.key):
             self._verified.pop(token, None)
             return None
-        return entry.principal
+        return entry
 
     def _remember(self, token: str, verified: _Verified) -> None:
         self._verified[token] = verified

@@ -39,6 +39,16 @@ class ServerConfig(Frozen):
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0, description="Larger bodies get 413.")
     max_auth_header_bytes: int = Field(16 * 1024, gt=0,
                                        description="Larger Authorization headers get 401.")
+    max_header_bytes: int = Field(
+        64 * 1024, ge=1024, description="Request line plus all headers; more gets 431 and the "
+        "connection is closed.")
+    header_timeout: float = Field(
+        10.0, gt=0, description="Seconds a connection may take to send a request's headers "
+        "(also bounds an idle new connection); then it is closed.")
+    body_timeout: float = Field(
+        30.0, gt=0, description="Seconds a client may take to send a request body; then 408.")
+    keep_alive_timeout: float = Field(
+        5.0, gt=0, description="Seconds an idle keep-alive connection stays open.")
     public_base_url: str | None = Field(
         None, description="URL callers use to reach rolegate; names the development issuer.")
 
@@ -212,6 +222,9 @@ class IssuerConfig(Frozen):
     jwks_refreshes_per_minute: int = Field(3, ge=1, le=60,
                                            description="Budget of fetches on unknown `kid`.")
     required_claims: Strings = Field((), description="Claims that must be present besides exp.")
+    replay_protection: bool = Field(
+        False, description="Accept each token (by `jti`) once, until it expires; tokens "
+        "without `jti` are refused. For one-time tokens, not for reusable access tokens.")
     token_types: Strings | None = Field(None, description="Accepted header `typ` values.")
     claims: ClaimsConfig = ClaimsConfig()
     end_user_claim: str | None = Field(None, description="Claim forwarded upstream as `user`.")

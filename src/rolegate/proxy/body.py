@@ -64,6 +64,7 @@ def parse_form(raw: bytes, content_type: str) -> dict[str, Any]:
     if not boundary:
         raise InvalidRequest("The multipart body has no boundary.", code="invalid_body")
     fields: dict[str, Any] = {}
+    seen: set[str] = set()
     segment: multipart.MultipartSegment | None = None
     pieces: list[bytes] = []
     try:
@@ -71,6 +72,7 @@ def parse_form(raw: bytes, content_type: str) -> dict[str, Any]:
             for result in [*parser.parse(raw), *parser.parse(b"")]:
                 if isinstance(result, multipart.MultipartSegment):
                     segment, pieces = result, []
+                    _refuse_repeated(segment.name, fields, seen)
                 elif result is not None:
                     if segment is not None and segment.filename is None:
                         pieces.append(result)
@@ -83,6 +85,19 @@ def parse_form(raw: bytes, content_type: str) -> dict[str, Any]:
     return fields
 
 
+# Fields the gateway decides on. The form is forwarded as sent, so were one repeated, this
+# parser (first wins) and the upstream's (often last wins) could read different models.
+_DECIDING_FIELDS = frozenset({"model", "stream"})
+
+
+def _refuse_repeated(name: str, fields: dict[str, Any], seen: set[str]) -> None:
+    if name in _DECIDING_FIELDS:
+        if name in seen:
+            raise InvalidRequest(f"The form has more than one `{name}` part.",
+                                 code="invalid_body", param=name)
+        seen.add(name)
+
+
 def rewrite(body: dict[str, Any], raw: bytes, *, upstream_model: str, end_user: str | None,
             extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], bytes | None]:
     """The body for the upstream, and its original bytes when nothing had to change. `extra`
@@ -92,6 +107,16 @@ def rewrite(body: dict[str, Any], raw: bytes, *, upstream_model: str, end_user: 
         changes["model"] = upstream_model
     if end_user is not None and body.get("user") != end_user:
         changes["user"] = end_user
-    if not changes:
+    if not changes and not _is_ambiguous(raw, watch_user=end_user is not None):
         return body, raw
     return {**body, **changes}, None
+
+
+def _is_ambiguous(raw: bytes, *, watch_user: bool) -> bool:
+    """Whether another JSON parser could read a different `model` (or `user`) from `raw` than
+    the one authorized: duplicate keys (orjson keeps the last, some parsers the first), possibly
+    spelled with escapes (`"mod\\u0065l"`). Such a body is re-encoded, so the upstream reads
+    exactly what the policy saw. The check is a byte count, cheap enough for every request."""
+    if raw.count(b'"model"') > 1 or b"\\u" in raw:
+        return True
+    return watch_user and raw.count(b'"user"') > 1

@@ -19,12 +19,14 @@ CREATED = 1_700_000_000
 
 class ProxyHandlers:
     def __init__(self, guard: Guard, routes: RouteTable, dispatcher: Dispatcher,
-                 metering: Metering, *, max_body_bytes: int) -> None:
+                 metering: Metering, *, max_body_bytes: int,
+                 body_timeout: float | None = None) -> None:
         self._guard = guard
         self._routes = routes
         self._dispatcher = dispatcher
         self._metering = metering
         self._max_body_bytes = max_body_bytes
+        self._body_timeout = body_timeout
 
     async def inference(self, request: Request, route: Route, who: Principal) -> Response:
         call = await self._read(request, route, who)
@@ -40,7 +42,7 @@ class ProxyHandlers:
             return await meter.attach(await self._dispatcher.forward(call, is_allowed))
 
     async def _read(self, request: Request, route: Route, who: Principal) -> ClientRequest:
-        raw = await request.body(self._max_body_bytes)
+        raw = await request.body(self._max_body_bytes, self._body_timeout)
         content_type = request.headers.get(b"content-type", b"").decode("latin-1")
         is_form = bodies.is_form(content_type)
         if is_form and route.operation not in FORM_OPERATIONS:

@@ -1,0 +1,128 @@
+"""Slow and oversized clients against rolegate as a real process (uvicorn + the bounded httptools
+protocol): each is cut with a clean 4xx or a closed connection, never a crash, and the gateway
+keeps serving. Timeouts are configured small; the tests only check what happens, not when."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from tests.support.keys import KeyPair, claims
+from tests.support.process import GatewayProcess
+from tests.support.rawhttp import exchange, request
+from tests.support.servers import LocalIdp, RecordingUpstream
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+
+AUDIENCE = "api://rolegate"
+BODY = b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}'
+
+
+def _config(idp: LocalIdp, upstream: RecordingUpstream) -> str:
+    return f"""
+server: {{max_header_bytes: 8192, header_timeout: 0.5, body_timeout: 0.5, max_body_bytes: 4096}}
+models:
+  - {{name: gpt-4o, provider: openai-compatible, api_base: "{upstream.url}/v1"}}
+auth:
+  issuers:
+    - {{name: idp, issuer: "{idp.issuer}", jwks_url: "{idp.url}/jwks", audiences: ["{AUDIENCE}"]}}
+policy:
+  - {{name: users, when: {{roles: [user]}}, allow: {{routes: [inference], models: ["*"]}}}}
+"""
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple]:
+    key = KeyPair.rsa("limits-key")
+    async with LocalIdp(key) as idp, RecordingUpstream() as upstream:
+        async with GatewayProcess(_config(idp, upstream), tmp_path_factory.mktemp("limits"),
+                                  ready_path="/health/ready") as gateway:
+            token = key.sign(claims(idp.issuer, AUDIENCE, now=time.time(), roles=["user"]))
+            yield gateway, upstream, {"Authorization": f"Bearer {token}",
+                                      "Content-Type": "application/json"}
+
+
+async def _still_serves(gateway: GatewayProcess, headers: dict[str, str]) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
+        response = await client.post("/v1/chat/completions", content=BODY, headers=headers)
+    assert response.status_code == 200, response.text
+    assert gateway.process is not None and gateway.process.poll() is None
+
+
+@pytest.mark.parametrize("head", [
+    {"X-Big": "a" * 9000},
+    {f"X-Many-{n}": "v" for n in range(2000)},
+    {"Authorization": "Bearer " + "a" * 2_000_000},
+], ids=["one-huge-header", "many-headers", "two-megabyte-authorization"])
+async def test_oversized_request_head_gets_431_and_a_closed_connection(served, head):
+    gateway, upstream, headers = served
+    before = len(upstream.requests)
+
+    reply = await exchange(gateway.port, request("POST", b"/v1/chat/completions", body=BODY,
+                                                 headers={**headers, **head}))
+
+    assert reply.status == 431
+    assert b'"code":"headers_too_large"' in reply.body
+    assert len(upstream.requests) == before
+    await _still_serves(gateway, headers)
+
+
+async def test_oversized_request_target_gets_431(served):
+    gateway, _, headers = served
+
+    reply = await exchange(gateway.port, request("GET", b"/v1/models?" + b"q" * 20_000))
+
+    assert reply.status == 431
+    await _still_serves(gateway, headers)
+
+
+async def test_connection_that_never_sends_a_request_is_closed(served):
+    gateway, _, headers = served
+
+    reply = await exchange(gateway.port, b"")
+
+    assert (reply.status, reply.head, reply.body) == (None, b"", b"")
+    await _still_serves(gateway, headers)
+
+
+async def test_request_head_trickled_byte_by_byte_gets_408(served):
+    gateway, upstream, headers = served
+    before = len(upstream.requests)
+    whole = request("POST", b"/v1/chat/completions", body=BODY, headers=headers)
+
+    reply = await exchange(gateway.port, whole[:20],
+                           trickle=[(0.2, whole[i:i + 1]) for i in range(20, 60)])
+
+    assert reply.status == 408
+    assert b'"code":"header_timeout"' in reply.body
+    assert len(upstream.requests) == before
+
+
+async def test_body_trickled_after_the_headers_gets_408_and_is_not_forwarded(served):
+    gateway, upstream, headers = served
+    before = len(upstream.requests)
+    whole = request("POST", b"/v1/chat/completions", body=BODY, headers=headers)
+    head_end = whole.index(b"\r\n\r\n") + 4
+
+    reply = await exchange(gateway.port, whole[:head_end + 5],
+                           trickle=[(0.2, whole[i:i + 1]) for i in range(head_end + 5, len(whole))])
+
+    assert reply.status == 408
+    assert b'"code":"body_timeout"' in reply.body
+    assert len(upstream.requests) == before
+    await _still_serves(gateway, headers)
+
+
+async def test_body_over_the_limit_gets_413_without_being_read(served):
+    gateway, upstream, headers = served
+    before = len(upstream.requests)
+
+    reply = await exchange(gateway.port, request("POST", b"/v1/chat/completions",
+                                                 body=b"x" * 5000, headers=headers))
+
+    assert reply.status == 413
+    assert len(upstream.requests) == before
