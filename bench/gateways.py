@@ -1,14 +1,15 @@
 """The rolegate modes. Each is one `register(...)` call: a name, a config, a token factory.
 
-These configs follow the gateway's configuration model as drafted; sections for features
-that are not settled yet (API keys, limits, usage) are marked and must be aligned with the
-gateway's final schema before their numbers mean anything.
+Every mode but `limits+usage` turns usage accounting off (`accounting.enabled: false`; it is on
+by default, writing to SQLite next to the config), so the JWT modes measure authentication,
+authorization and forwarding, and `limits+usage` shows what accounting plus Redis-backed rate
+limits add on top of `jwt-rs256`.
 """
 
 from __future__ import annotations
 
 from bench.modes import gateway_mode, register
-from bench.tokens import AUDIENCE, ISSUER, jwt_token, static_token
+from bench.tokens import AUDIENCE, ISSUER, api_key_token, jwt_token
 
 MODELS = """
 server:
@@ -20,6 +21,10 @@ models:
     api_base: {upstream}
     api_key: bench-upstream-key
 """
+NO_ACCOUNTING = """
+accounting:
+  enabled: false
+"""
 # Logging as shipped (INFO, one decision line per request) unless a mode says otherwise.
 QUIET = """
 logging:
@@ -27,16 +32,19 @@ logging:
   decisions: false
 """
 
-POLICY = """
+
+def policy(limits: str = "") -> str:
+    return f"""
 policy:
   - name: bench
-    when: {roles: [bench]}
-    allow: {routes: [inference, info], models: ["*"]}
+    when: {{roles: [bench]}}
+    allow: {{routes: [inference, info], models: ["*"]{limits}}}
 """
 
 
-def jwt_config(jwks_file: str, algorithm: str) -> str:
-    return MODELS + POLICY + f"""
+def jwt_config(jwks_file: str, algorithm: str, *, rule_limits: str = "",
+               extra: str = NO_ACCOUNTING) -> str:
+    return MODELS + policy(rule_limits) + extra + f"""
 auth:
   issuers:
     - name: bench
@@ -50,23 +58,26 @@ auth:
 
 RS256 = jwt_config("rs256.json", "RS256")
 ES256 = jwt_config("es256.json", "ES256")
-# Draft: the API key and limits/usage sections follow no settled schema yet.
-APIKEY = MODELS + POLICY + """
-auth:
-  api_keys:
-    - key: rg-bench-key
-      subject: bench-user
-      roles: [bench]
-"""
-LIMITS_USAGE = jwt_config("limits-rs256.json", "RS256") + """
-limits:
-  - name: bench
-    when: {roles: [bench]}
-    requests_per_minute: 100000000
-    tokens_per_minute: 100000000
-usage:
+# A key created with `rolegate keys create` before the gateway starts, kept in SQLite.
+APIKEY = MODELS + policy() + NO_ACCOUNTING + """
+keys:
   enabled: true
+  pepper: bench-pepper-0123456789abcdef
+database:
+  url: sqlite+aiosqlite:///{workdir}/keys.db
 """
+# jwt-rs256 plus request and token limits on the rule, counted in Redis, and usage records
+# written to SQLite in batches: the difference is what accounting and limits cost.
+LIMITS_USAGE = jwt_config("limits-rs256.json", "RS256",
+                          rule_limits=", limits: {rpm: 100000000, tpm: 100000000}", extra="""
+accounting:
+  enabled: true
+limits:
+  backend: redis
+  url: {redis_url}
+database:
+  url: sqlite+aiosqlite:///{workdir}/usage.db
+""")
 
 register("jwt-rs256", gateway_mode("jwt-rs256", RS256, jwt_token("RS256", "rs256.json")))
 # The same without the decision log: the difference is what logging costs per request.
@@ -74,11 +85,10 @@ QUIET_RS256 = jwt_config("quiet-rs256.json", "RS256") + QUIET
 register("jwt-rs256-quiet", gateway_mode("jwt-rs256-quiet", QUIET_RS256,
                                          jwt_token("RS256", "quiet-rs256.json")))
 register("jwt-es256", gateway_mode("jwt-es256", ES256, jwt_token("ES256", "es256.json")))
-register("apikey", gateway_mode("apikey", APIKEY, static_token("Bearer rg-bench-key"),
-                                draft="virtual API keys (auth.api_keys)"))
+register("apikey", gateway_mode("apikey", APIKEY, api_key_token()))
 register("limits+usage", gateway_mode("limits+usage", LIMITS_USAGE,
                                       jwt_token("RS256", "limits-rs256.json"),
-                                      draft="rate limits and usage accounting"))
+                                      is_using_redis=True))
 STREAM = jwt_config("stream-rs256.json", "RS256")
 register("stream", gateway_mode("stream", STREAM, jwt_token("RS256", "stream-rs256.json"),
                                  wrk_script="stream.lua", baseline="direct-stream"))

@@ -61,6 +61,25 @@ class Mode:
     auth: AuthProvider = no_auth
     baseline: str = "direct"    # the mode its added latency and ratio are measured against
     stream_probe: bool = True   # also run the sequential streaming TTFB probe
+    services: list[Service] = field(default_factory=list)  # started first, stopped last
+
+
+@dataclass
+class Service:
+    """A helper process the gateway needs (Redis): ready once it accepts TCP on `port`."""
+
+    name: str
+    argv: list[str]
+    port: int
+
+
+def redis_service(port: int) -> Service:
+    """A throw-away Redis on 127.0.0.1:port, without persistence."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise Unavailable("redis-server not found (apt-get install -y redis-server)")
+    return Service("redis", [binary, "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no"], port)
 
 
 ModeFactory = Callable[[RunContext], Mode]
@@ -101,12 +120,15 @@ register("compare", _compare)
 
 @dataclass
 class GatewaySetup:
-    """Handed to a token factory before the gateway starts: where to put keys."""
+    """Handed to a token factory before the gateway starts: where to put keys, the written
+    config and the gateway's command line up to its subcommand (to run `keys create`)."""
 
     name: str
     workdir: Path
     jwks_dir: Path
     upstream_root: str
+    config: Path | None = None
+    cli: list[str] = field(default_factory=list)
 
 
 TokenFactory = Callable[[GatewaySetup], "str | None"]
@@ -131,12 +153,14 @@ def fill(template: str, values: dict[str, str]) -> str:
 def gateway_mode(name: str, config_yaml_text: str, token_factory: TokenFactory, *,
                  wrk_script: str = "chat.lua", baseline: str = "direct",
                  ready_path: str = "/v1/models", env: dict[str, str] | None = None,
-                 draft: str | None = None) -> ModeFactory:
+                 draft: str | None = None, is_using_redis: bool = False) -> ModeFactory:
     """A mode that runs --gateway-cmd with this config in front of the mock upstream.
 
-    The config text may use {port}, {upstream} (…/v1), {upstream_root} and {workdir}.
-    token_factory runs first (it may write keys to setup.jwks_dir, served by the upstream
-    at {upstream_root}/jwks/<file>) and returns the Authorization header value, or None.
+    The config text may use {port}, {upstream} (…/v1), {upstream_root}, {workdir} and, with
+    `is_using_redis` (a throw-away redis-server is started for the mode), {redis_url}.
+    token_factory runs once the config is written (it may write keys to setup.jwks_dir, served
+    by the upstream at {upstream_root}/jwks/<file>, or create API keys with setup.cli) and
+    returns the Authorization header value, or None.
     `draft` names a feature the config relies on that may not exist yet: when the gateway's
     `check` command rejects the config, the mode is skipped with that reason instead of failing.
     """
@@ -146,15 +170,24 @@ def gateway_mode(name: str, config_yaml_text: str, token_factory: TokenFactory, 
         workdir.mkdir(parents=True, exist_ok=True)
         values = {"port": str(port), "upstream": ctx.upstream,
                   "upstream_root": ctx.upstream_root, "workdir": str(workdir)}
+        services = []
+        if is_using_redis:
+            redis = redis_service(free_port())
+            services.append(redis)
+            values["redis_url"] = f"redis://127.0.0.1:{redis.port}/0"
+        config = workdir / "config.yaml"
         argv = resolve_gateway(shlex.split(fill(ctx.gateway_cmd, {
-            **values, "config": str(workdir / "config.yaml")})))
-        header = token_factory(GatewaySetup(name, workdir, ctx.jwks_dir, ctx.upstream_root))
-        (workdir / "config.yaml").write_text(fill(config_yaml_text, values))
+            **values, "config": str(config)})))
+        config.write_text(fill(config_yaml_text, values))
         if draft is not None:
-            _skip_if_rejected(argv, workdir / "config.yaml", draft)
+            _skip_if_rejected(argv, config, draft)
+        cli = argv[:argv.index("serve")] if "serve" in argv else []
+        header = token_factory(GatewaySetup(name, workdir, ctx.jwks_dir, ctx.upstream_root,
+                                            config, cli))
         base = f"http://127.0.0.1:{port}"
         return Mode(name, argv, base + CHAT_PATH, base + ready_path, env=dict(env or {}),
-                    wrk_script=wrk_script, auth=lambda: header, baseline=baseline)
+                    wrk_script=wrk_script, auth=lambda: header, baseline=baseline,
+                    services=services)
     return factory
 
 

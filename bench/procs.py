@@ -51,6 +51,20 @@ def wait_ready(url: str, proc: subprocess.Popen | None, started: float,
     raise NotReady(f"no answer from {url} within {timeout:.0f}s")
 
 
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Wait until something accepts TCP connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise NotReady(f"service exited with code {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise NotReady(f"nothing listens on port {port} after {timeout:.0f}s")
+
+
 def stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
     """SIGTERM the process group we started, then SIGKILL after `grace` seconds."""
     if proc.poll() is None:

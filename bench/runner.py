@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bench import procstat, streamprobe
 from bench.modes import Mode, ModeFactory, RunContext, Unavailable
-from bench.procs import NotReady, log_tail, start, stop, wait_ready
+from bench.procs import NotReady, log_tail, start, stop, wait_port, wait_ready
 from bench.wrkrun import WrkError, run_wrk
 
 
@@ -29,16 +29,24 @@ def run_mode(name: str, factory: ModeFactory, ctx: RunContext, cfg: Settings) ->
     if mode.argv is None:  # load the upstream itself: its own numbers are the reference
         return _measure(mode, ctx.upstream_pid, ctx.upstream_ready_s, cfg)
     log_path = ctx.workroot / f"{name.replace('/', '_')}.log"
-    started = time.monotonic()
-    proc = start(mode.argv, mode.env, log_path)
+    services = []
     try:
-        ready_s = wait_ready(mode.ready_url, proc, started)
-        return _measure(mode, proc.pid, ready_s, cfg)
+        for service in mode.services:
+            services.append(start(service.argv, {}, ctx.workroot / f"{service.name}.log"))
+            wait_port(service.port, services[-1])
+        started = time.monotonic()
+        proc = start(mode.argv, mode.env, log_path)
+        try:
+            ready_s = wait_ready(mode.ready_url, proc, started)
+            return _measure(mode, proc.pid, ready_s, cfg)
+        finally:
+            stop(proc)
     except (NotReady, WrkError) as exc:
         return {"mode": name, "status": "failed", "reason": str(exc),
                 "log_tail": log_tail(log_path)}
     finally:
-        stop(proc)
+        for service in reversed(services):
+            stop(service)
 
 
 def _measure(mode: Mode, pid: int, ready_s: float, cfg: Settings) -> dict:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from bench.modes import GatewaySetup, TokenFactory
+from bench.modes import GatewaySetup, TokenFactory, Unavailable
 
 ISSUER = "https://issuer.bench.invalid"
 AUDIENCE = "rolegate-bench"
@@ -41,6 +42,23 @@ def jwt_token(alg: str, jwks_file: str, claims: dict | None = None) -> TokenFact
         payload = {"iss": ISSUER, "aud": AUDIENCE, "sub": "bench-user", "roles": ["bench"],
                    "iat": now, "nbf": now, "exp": now + 6 * 3600, **(claims or {})}
         return "Bearer " + jwt.encode(payload, key, algorithm=alg, headers={"kid": kid})
+    return factory
+
+
+def api_key_token(roles: str = "bench") -> TokenFactory:
+    """Create a virtual API key with the gateway's own CLI (`keys create`, which also creates
+    the database) and return it as a Bearer value."""
+    def factory(setup: GatewaySetup) -> str:
+        if not setup.cli or setup.config is None:
+            raise Unavailable("API keys need a rolegate command line to create one")
+        created = subprocess.run(
+            [*setup.cli, "keys", "create", "--config", str(setup.config), "--name", "bench",
+             "--owner", "bench-user", "--roles", roles, "--state-dir", str(setup.workdir)],
+            capture_output=True, text=True, timeout=60, cwd=setup.workdir)
+        lines = created.stdout.split()
+        if created.returncode != 0 or not lines or not lines[-1].startswith("rg-"):
+            raise Unavailable(f"`keys create` failed: {(created.stderr or created.stdout)[-300:]}")
+        return "Bearer " + lines[-1]
     return factory
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,7 +37,14 @@ class UsageRecord:
     latency_ms: float
 
     def row(self) -> dict[str, Any]:
-        return {**asdict(self), "day": utc_day(self.ts)}
+        # Read field by field: `dataclasses.asdict` deep-copies every value, which cost more
+        # than the insert itself at a few thousand records per second.
+        row = {name: getattr(self, name) for name in _FIELDS}
+        row["day"] = utc_day(self.ts)
+        return row
+
+
+_FIELDS = tuple(field.name for field in fields(UsageRecord))
 
 
 def utc_day(ts: float) -> str:

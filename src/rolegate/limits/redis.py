@@ -59,6 +59,16 @@ out[#out + 1] = tostring(spent)
 return out
 """
 
+# Adds usage to each counter and lets it expire a minute after its window ends (for replicas
+# whose clocks lag). One script call, atomic like a MULTI/EXEC block, in one round trip.
+SETTLE = """
+for i = 1, #KEYS do
+  redis.call('INCRBYFLOAT', KEYS[i], ARGV[2 * i - 1])
+  redis.call('EXPIRE', KEYS[i], ARGV[2 * i])
+end
+return #KEYS
+"""
+
 _FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
 
@@ -70,6 +80,7 @@ class RedisLimiter:
         self._prefix = config.prefix
         self._is_fail_open = config.fail_open
         self._acquire = self._redis.register_script(ACQUIRE)
+        self._settle = self._redis.register_script(SETTLE)
 
     async def acquire(self, quotas: Sequence[Quota], now: float, member: str) -> Lease:
         if not quotas:
@@ -98,14 +109,13 @@ class RedisLimiter:
                      if {"tokens": tokens, "cost": cost}.get(s.quota.kind)]
         if not standings:
             return
+        keys = [self._key(standing.quota) for standing in standings]
+        args: list[str | float] = []
+        for standing in standings:
+            args += [tokens if standing.quota.kind == "tokens" else cost,
+                     math.ceil(standing.reset_in) + 60]
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                for standing in standings:
-                    key = self._key(standing.quota)
-                    pipe.incrbyfloat(key, tokens if standing.quota.kind == "tokens" else cost)
-                    # The counter outlives its window by a minute, for replicas whose clocks lag.
-                    pipe.expire(key, math.ceil(standing.reset_in) + 60)
-                await pipe.execute()
+            await self._settle(keys=keys, args=args)
         except _FAILURES as exc:
             log.error("settling usage in Redis failed: %s", exc)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any, TextIO
 
 import orjson
@@ -94,9 +95,30 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
     the format never shows.
     """
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(LineFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger("rolegate")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+
+
+class LineFormatter(logging.Formatter):
+    """`logging.Formatter` with the same output, but the date and time formatted once per
+    second rather than once per record (the decision log writes a line per request)."""
+
+    default_msec_format: str = logging.Formatter.default_msec_format or "%s,%03d"
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__(fmt)
+        self._second = -1
+        self._stamp = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime(self.default_time_format, self.converter(record.created))
+        return self.default_msec_format % (self._stamp, record.msecs)

@@ -1,33 +1,42 @@
-"""Sending a call to an HTTP upstream with the shared client, and mapping its failures.
+"""Sending a call to an HTTP upstream over the shared connection pool, and mapping its failures.
 
-aiohttp's exceptions stop here: a timeout becomes `UpstreamTimeout` (504), anything else on the
+Failures leave here as gateway errors: a timeout is `UpstreamTimeout` (504), anything else on the
 wire `UpstreamError` (502). Three clocks bound a call: `connect_timeout` for the connection,
 `first_byte_timeout` until the first byte of the body, then `stream_idle_timeout` between chunks;
-`timeout` bounds the whole exchange.
+`timeout` bounds the whole exchange. They are one moving deadline on the connection
+(`UpstreamConnection.deadline`), not a timer per read.
+
+The upstream leg is plain HTTP/1.1 with keep-alive (`pool.py`, `connection.py`): the gateway sends
+one POST and relays the reply byte for byte, so a general-purpose client's cookie, redirect and
+decompression machinery would only cost time on every request. Identity-provider documents and
+client-credentials tokens, fetched rarely, keep using aiohttp (`HttpClient.session`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import aiohttp
 import orjson
-from multidict import CIMultiDictProxy
 
 from rolegate.config.model import DeploymentConfig
-from rolegate.errors import UpstreamError, UpstreamTimeout
+from rolegate.errors import UpstreamError
 from rolegate.providers.base import UpstreamCall, UpstreamReply
+from rolegate.providers.connection import UpstreamConnection
+from rolegate.providers.pool import ConnectionPool, Endpoint
 
 _PASSED_HEADERS = (b"openai-processing-ms", b"x-ratelimit-remaining-requests",
                    b"x-ratelimit-remaining-tokens")
+_JSON = b"application/json"
 
 
 class HttpClient:
-    """Owns the one long-lived, pooled `aiohttp.ClientSession` for every upstream and key set."""
+    """Owns the upstream connection pool and one long-lived aiohttp session for the rest."""
 
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
+        self.pool = ConnectionPool()
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -41,6 +50,7 @@ class HttpClient:
         return self._session
 
     async def close(self) -> None:
+        await self.pool.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -48,32 +58,50 @@ class HttpClient:
 
 async def post(client: HttpClient, url: str, call: UpstreamCall, headers: dict[str, str],
                limits: DeploymentConfig) -> UpstreamReply:
+    pool = client.pool
+    endpoint = pool.endpoint(url)
     body = call.raw_body if call.raw_body is not None else orjson.dumps(call.body)
-    headers = {**headers, "content-type": call.content_type, "x-request-id": call.request_id}
-    loop = asyncio.get_running_loop()
-    first_byte_at = loop.time() + limits.first_byte_timeout
-    timeout = aiohttp.ClientTimeout(total=limits.timeout, sock_connect=limits.connect_timeout)
+    request = _request_bytes(endpoint, headers, call, body)
+    now = asyncio.get_running_loop().time()
+    first_byte_at = now + limits.first_byte_timeout
+    ends_at = now + limits.timeout
+    connection = await pool.acquire(endpoint.origin, connect_timeout=min(
+        limits.connect_timeout, limits.first_byte_timeout, limits.timeout))
     try:
-        async with asyncio.timeout_at(first_byte_at):
-            response = await client.session.post(url, data=body, headers=headers,
-                                                 allow_redirects=False, timeout=timeout)
-    except TimeoutError:
-        raise UpstreamTimeout("The upstream did not answer in time.") from None
-    except (aiohttp.ClientError, OSError) as exc:
-        raise UpstreamError(f"The upstream could not be reached ({type(exc).__name__}).") from None
-    content_type = response.headers.get("content-type", "application/json").encode("latin-1")
-    passed = [(name, response.headers[name.decode()].encode("latin-1"))
-              for name in _PASSED_HEADERS if name.decode() in response.headers]
-    return UpstreamReply(status=response.status, content_type=content_type,
-                         chunks=_relay(response, first_byte_at, limits.stream_idle_timeout),
-                         close=_closer(response), headers=passed,
-                         retry_after=retry_after(response.headers))
+        connection.deadline = min(first_byte_at, ends_at)
+        connection.send(request)
+        await connection.drain()
+        status = await connection.head()
+    except BaseException:
+        pool.discard(connection)
+        raise
+    response_headers = connection.headers
+    passed = [(name, response_headers[name]) for name in _PASSED_HEADERS
+              if name in response_headers]
+    return UpstreamReply(status=status,
+                         content_type=response_headers.get(b"content-type", _JSON),
+                         chunks=_relay(connection, ends_at, limits.stream_idle_timeout),
+                         close=_closer(pool, endpoint, connection), headers=passed,
+                         retry_after=retry_after(response_headers))
 
 
-def retry_after(headers: CIMultiDictProxy[str]) -> float | None:
+def _request_bytes(endpoint: Endpoint, headers: dict[str, str], call: UpstreamCall,
+                   body: bytes) -> bytes:
+    lines = [f"{name}: {value}\r\n" for name, value in headers.items()]
+    lines.append(f"content-type: {call.content_type}\r\nx-request-id: {call.request_id}\r\n"
+                 f"content-length: {len(body)}\r\n\r\n")
+    head = "".join(lines)
+    breaks = len(headers) + 4  # one per header line, three of ours, the blank line
+    if head.count("\n") != breaks or head.count("\r") != breaks:
+        # A header value must never smuggle a header or a second request (RFC 9110 §5.5).
+        raise UpstreamError("A header for the upstream contains a line break.")
+    return endpoint.head + head.encode("utf-8") + body
+
+
+def retry_after(headers: Mapping[bytes, bytes]) -> float | None:
     """Seconds the upstream asks us to wait: `retry-after-ms` (OpenAI, Azure), else
     `retry-after` in seconds (RFC 9110 §10.2.3; the HTTP-date form is not used by these APIs)."""
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+    for name, scale in ((b"retry-after-ms", 0.001), (b"retry-after", 1.0)):
         value = headers.get(name)
         if value is None:
             continue
@@ -86,25 +114,24 @@ def retry_after(headers: CIMultiDictProxy[str]) -> float | None:
     return None
 
 
-async def _relay(response: aiohttp.ClientResponse, first_byte_at: float,
+async def _relay(connection: UpstreamConnection, ends_at: float,
                  idle: float) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
-    deadline = first_byte_at
-    try:
-        while True:
-            async with asyncio.timeout_at(deadline):
-                chunk = await response.content.readany()
-            if not chunk:
-                return
-            yield chunk
-            deadline = loop.time() + idle
-    except TimeoutError:
-        raise UpstreamTimeout("The upstream stopped answering.") from None
-    except (aiohttp.ClientError, OSError):
-        raise UpstreamError("The upstream connection failed mid-response.") from None
+    while True:
+        chunk = await connection.read()
+        if not chunk:
+            return
+        connection.deadline = min(loop.time() + idle, ends_at)
+        yield chunk
 
 
-def _closer(response: aiohttp.ClientResponse) -> Callable[[], Awaitable[None]]:
+def _closer(pool: ConnectionPool, endpoint: Endpoint,
+            connection: UpstreamConnection) -> Callable[[], Awaitable[None]]:
+    is_closed = False
+
     async def close() -> None:
-        response.release() if response.content.at_eof() else response.close()
+        nonlocal is_closed
+        if not is_closed:
+            is_closed = True
+            pool.release(endpoint.origin, connection)
     return close
