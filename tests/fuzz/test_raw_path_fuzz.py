@@ -91,5 +91,6 @@ async def test_unnormalised_path_on_the_wire_never_reaches_inference_or_admin(
        method=st.sampled_from(["POST", "GET", "PUT"]))
 async def test_generated_raw_path_never_reaches_inference_or_admin(
         served, pieces, separators, method):
-    target = b"/" + b"".join(p + s for p, s in zip(pieces, separators, strict=True))
+    # six separators, up to six pieces: each piece takes the next separator
+    target = b"/" + b"".join(p + s for p, s in zip(pieces, separators, strict=False))
     await _assert_info_only(served, method, target)
