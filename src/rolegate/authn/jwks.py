@@ -221,8 +221,16 @@ def parse_key_set(document: bytes) -> tuple[SigningKey, ...]:
     return tuple(keys)
 
 
+_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+
+
 def _signing_key(entry: object) -> SigningKey | None:
     if not isinstance(entry, dict) or entry.get("kty") not in _FAMILIES:
+        return None
+    if any(member in entry for member in _PRIVATE_MEMBERS):
+        # A key set that publishes private key material is broken (and leaking): such an entry
+        # is never used, so verification only ever runs with public keys.
+        log.warning("a key set entry carries private key members; it is ignored")
         return None
     if entry.get("use", "sig") != "sig":
         return None

@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 import pytest
+from jwt.algorithms import RSAAlgorithm
 
 from rolegate.authn.jwks import MAX_KEYS, JwksCache, KeySourceUnavailable, parse_key_set
 from rolegate.errors import ServiceUnavailable, Unauthenticated
@@ -247,6 +248,18 @@ async def test_symmetric_keys_in_the_key_set_are_dropped(clock, rsa_key):
 async def test_encryption_keys_are_dropped(clock, rsa_key):
     source = FakeKeySource({JWKS_URL: key_set({**rsa_key.public_jwk(), "use": "enc"})})
     await unknown_key(cache_for(source, clock), "rsa-1", "RS256")
+
+
+async def test_entries_carrying_private_key_members_are_dropped(clock, rsa_key, caplog):
+    private = json.loads(RSAAlgorithm.to_jwk(rsa_key.private_key))
+    private.update(kid="leaky", alg="RS256", use="sig")
+    source = FakeKeySource({JWKS_URL: key_set(private, rsa_key.public_jwk())})
+    cache = cache_for(source, clock)
+
+    with caplog.at_level(logging.WARNING, logger="rolegate.jwks"):
+        await unknown_key(cache, "leaky", "RS256")
+    assert "private key members" in caplog.text
+    assert (await cache.key_for("rsa-1", "RS256")).kid == "rsa-1"
 
 
 async def test_rsa_key_does_not_verify_es256(source, clock):
