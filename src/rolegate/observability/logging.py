@@ -17,6 +17,14 @@ from rolegate.authn.principal import Principal
 from rolegate.authz.model import Action, Decision
 
 
+def _write(logger: logging.Logger, line: dict[str, Any]) -> None:
+    """Hands `line`, as JSON, to `logger`'s handlers at INFO, as `logger.info` would but without
+    looking up the caller's frame: the lines are built here, the caller's file and line are
+    never shown. The caller checked `isEnabledFor(INFO)` already."""
+    logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0,
+                                    orjson.dumps(line).decode(), (), None))
+
+
 class DecisionLog:
     """Writes each decision to the `rolegate.decision` logger as one JSON object."""
 
@@ -36,7 +44,7 @@ class DecisionLog:
         }
         if not decision.allowed:
             line["reason"] = decision.reason
-        self._logger.info(orjson.dumps(line).decode())
+        _write(self._logger, line)
 
     def record_refusal(self, request_id: str, method: str, path: str, code: str) -> None:
         """A request refused with 401. Only the error code says why: the message could quote
@@ -45,7 +53,7 @@ class DecisionLog:
             return
         line = {"event": "authn", "request_id": request_id, "method": method,
                 "path": _bounded(path), "decision": "deny", "code": code}
-        self._logger.info(orjson.dumps(line).decode())
+        _write(self._logger, line)
 
 
 MAX_LOGGED_PATH = 512
@@ -83,7 +91,7 @@ class AccessLog:
             value = state.get(name)
             if value is not None:
                 line[name] = value
-        self._logger.info(orjson.dumps(line).decode())
+        _write(self._logger, line)
 
 
 def configure_logging(level: str, stream: TextIO | None = None) -> None:
@@ -95,7 +103,7 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
     the format never shows.
     """
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(LineFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(LineFormatter(LINE_FORMAT))
     root = logging.getLogger("rolegate")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -103,9 +111,13 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 
 
+LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
 class LineFormatter(logging.Formatter):
     """`logging.Formatter` with the same output, but the date and time formatted once per
-    second rather than once per record (the decision log writes a line per request)."""
+    second rather than once per record (the decision log writes a line per request), and a
+    record with no traceback or stack put together directly when the format is LINE_FORMAT."""
 
     default_msec_format: str = logging.Formatter.default_msec_format or "%s,%03d"
 
@@ -113,6 +125,14 @@ class LineFormatter(logging.Formatter):
         super().__init__(fmt)
         self._second = -1
         self._stamp = ""
+        self._is_line_format = fmt == LINE_FORMAT
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not self._is_line_format or record.exc_info or record.exc_text or record.stack_info:
+            return super().format(record)
+        record.message = message = record.getMessage()
+        record.asctime = stamp = self.formatTime(record)
+        return f"{stamp} {record.levelname} {record.name} {message}"
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None:
