@@ -2,9 +2,13 @@
 
 Checking and counting happen in one Lua script (atomic on the server): a request is counted in
 every sliding request log only if no quota is spent. Settling adds tokens and cost with
-INCRBYFLOAT and lets each fixed window's counter expire when the window ends. If Redis cannot be
-reached within `limits.timeout`, the request is refused with 503 (`fail_open: false`, the
-default) or served without limits (`fail_open: true`); either way it is logged.
+INCRBYFLOAT and lets each fixed window's counter expire when the window ends. Settled usage is
+not sent on its own round trip: it waits in this process, summed per counter, and goes to Redis
+at the start of the next `acquire` script (so this replica's next check always sees it), or after
+at most SETTLE_DELAY seconds when no request comes (so other replicas see it within that bound).
+`close()` writes what is waiting. If Redis cannot be reached within `limits.timeout`, the request
+is refused with 503 (`fail_open: false`, the default) or served without limits
+(`fail_open: true`); either way it is logged.
 """
 
 from __future__ import annotations
@@ -24,34 +28,43 @@ from rolegate.limits.quota import Quota
 
 log = logging.getLogger("rolegate.limits")
 
+# KEYS: the `settled` counters with usage waiting to be added (each with its amount and expiry
+# in ARGV), then the quotas to check (each with its kind, limit and window).
 ACQUIRE = """
 local now = tonumber(ARGV[1])
 local member = ARGV[2]
+local settled = tonumber(ARGV[3])
+for i = 1, settled do
+  redis.call('INCRBYFLOAT', KEYS[i], ARGV[2 * i + 2])
+  redis.call('EXPIRE', KEYS[i], ARGV[2 * i + 3])
+end
+local base = 3 + 2 * settled
 local spent = 0
 local out = {}
-for i = 1, #KEYS do
-  local kind = ARGV[3 * i]
-  local limit = tonumber(ARGV[3 * i + 1])
-  local window = tonumber(ARGV[3 * i + 2])
+for q = 1, #KEYS - settled do
+  local key = KEYS[settled + q]
+  local kind = ARGV[base + 3 * q - 2]
+  local limit = tonumber(ARGV[base + 3 * q - 1])
+  local window = tonumber(ARGV[base + 3 * q])
   local used = 0
   local reset = -1
   if kind == 'requests' then
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
-    used = redis.call('ZCARD', KEYS[i])
-    local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    used = redis.call('ZCARD', key)
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
     if oldest[2] then reset = tonumber(oldest[2]) + window - now else reset = window end
   else
-    used = tonumber(redis.call('GET', KEYS[i]) or '0')
+    used = tonumber(redis.call('GET', key) or '0')
   end
-  if used >= limit and spent == 0 then spent = i end
+  if used >= limit and spent == 0 then spent = q end
   out[#out + 1] = tostring(used)
   out[#out + 1] = tostring(reset)
 end
 if spent == 0 then
-  for i = 1, #KEYS do
-    if ARGV[3 * i] == 'requests' then
-      redis.call('ZADD', KEYS[i], now, member)
-      redis.call('PEXPIRE', KEYS[i], math.ceil(tonumber(ARGV[3 * i + 2])))
+  for q = 1, #KEYS - settled do
+    if ARGV[base + 3 * q - 2] == 'requests' then
+      redis.call('ZADD', KEYS[settled + q], now, member)
+      redis.call('PEXPIRE', KEYS[settled + q], math.ceil(tonumber(ARGV[base + 3 * q])))
     end
   end
 end
@@ -60,7 +73,8 @@ return out
 """
 
 # Adds usage to each counter and lets it expire a minute after its window ends (for replicas
-# whose clocks lag). One script call, atomic like a MULTI/EXEC block, in one round trip.
+# whose clocks lag). One script call, atomic like a MULTI/EXEC block, in one round trip. Used
+# when usage has waited SETTLE_DELAY with no `acquire` to carry it, and at `close()`.
 SETTLE = """
 for i = 1, #KEYS do
   redis.call('INCRBYFLOAT', KEYS[i], ARGV[2 * i - 1])
@@ -70,6 +84,7 @@ return #KEYS
 """
 
 _FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+SETTLE_DELAY = 0.05  # seconds settled usage may wait in this process when no request comes
 
 
 class RedisLimiter:
@@ -81,17 +96,26 @@ class RedisLimiter:
         self._is_fail_open = config.fail_open
         self._acquire = self._redis.register_script(ACQUIRE)
         self._settle = self._redis.register_script(SETTLE)
+        # counter key -> [usage to add, expiry in seconds], waiting for the next round trip
+        self._waiting: dict[str, list[float]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def acquire(self, quotas: Sequence[Quota], now: float, member: str) -> Lease:
         if not quotas:
             return NO_LEASE
-        keys = [self._key(quota) for quota in quotas]
-        args: list[str | float] = [now * 1000.0, member]
+        waiting = self._take_waiting()
+        keys = [*waiting, *(self._key(quota) for quota in quotas)]
+        args: list[object] = [now * 1000.0, member, len(waiting)]
+        for amount, expiry in waiting.values():
+            args += [amount, int(expiry)]
         for quota in quotas:
             args += [quota.kind, quota.limit, quota.window * 1000.0]
         try:
             out = await self._acquire(keys=keys, args=args)
         except _FAILURES as exc:
+            if waiting:
+                log.error("settling usage in Redis failed: %s", exc)
             return self._unavailable(exc)
         standings = []
         for index, quota in enumerate(quotas):
@@ -105,21 +129,60 @@ class RedisLimiter:
                            if s.quota.kind == "requests" else s for s in standings))
 
     async def settle(self, lease: Lease, tokens: int, cost: float) -> None:
-        standings = [s for s in lease.standings
-                     if {"tokens": tokens, "cost": cost}.get(s.quota.kind)]
-        if not standings:
-            return
-        keys = [self._key(standing.quota) for standing in standings]
-        args: list[str | float] = []
-        for standing in standings:
-            args += [tokens if standing.quota.kind == "tokens" else cost,
-                     math.ceil(standing.reset_in) + 60]
+        """Adds the usage to what waits for the next round trip (see the module's docstring)."""
+        usage = {"tokens": tokens, "cost": cost}
+        waiting = self._waiting
+        for standing in lease.standings:
+            amount = usage.get(standing.quota.kind)
+            if not amount:
+                continue
+            key = self._key(standing.quota)
+            expiry = math.ceil(standing.reset_in) + 60
+            entry = waiting.get(key)
+            if entry is None:
+                waiting[key] = [amount, expiry]
+            else:
+                entry[0] += amount
+                entry[1] = expiry
+        if waiting and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(SETTLE_DELAY, self._on_timer)
+
+    async def flush(self) -> None:
+        """Write the usage waiting in this process now, and wait for writes under way."""
+        waiting = self._take_waiting()
+        if waiting:
+            await self._write(waiting)
+        if self._writes:
+            await asyncio.gather(*self._writes)
+
+    def _take_waiting(self) -> dict[str, list[float]]:
+        waiting = self._waiting
+        if waiting:
+            self._waiting = {}
+        return waiting
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        waiting = self._take_waiting()
+        if waiting:
+            task = asyncio.ensure_future(self._write(waiting))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+
+    async def _write(self, waiting: dict[str, list[float]]) -> None:
+        args: list[object] = []
+        for amount, expiry in waiting.values():
+            args += [amount, int(expiry)]
         try:
-            await self._settle(keys=keys, args=args)
+            await self._settle(keys=list(waiting), args=args)
         except _FAILURES as exc:
             log.error("settling usage in Redis failed: %s", exc)
 
     async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await self.flush()
         await self._redis.aclose()
 
     def _key(self, quota: Quota) -> str:

@@ -10,7 +10,7 @@ import pytest
 from rolegate.config.model import LimitConfig, RateLimitsConfig
 from rolegate.errors import RateLimited, ServiceUnavailable
 from rolegate.limits.quota import quotas_of
-from rolegate.limits.redis import RedisLimiter
+from rolegate.limits.redis import SETTLE_DELAY, RedisLimiter
 from tests.support.storage import REDIS_URL
 
 NOW = 1_750_000_040.0  # 20 s into a minute
@@ -40,6 +40,7 @@ async def test_settled_tokens_are_seen_by_the_other_replica(redis_prefix):
     limits = LimitConfig(daily_tokens=50)
     lease = await first.acquire(quotas_of(limits, "p", NOW), NOW, "a")
     await first.settle(lease, 50, 0.0)
+    await asyncio.sleep(SETTLE_DELAY * 4)  # settled usage reaches Redis within SETTLE_DELAY
 
     with pytest.raises(RateLimited) as refused:
         await second.acquire(quotas_of(limits, "p", NOW + 1), NOW + 1, "b")
@@ -50,6 +51,35 @@ async def test_settled_tokens_are_seen_by_the_other_replica(redis_prefix):
     headers = dict(refused.value.headers())
     assert headers[b"x-ratelimit-limit-tokens"] == b"50"
     assert headers[b"x-ratelimit-remaining-tokens"] == b"0"
+
+
+async def test_settled_tokens_are_seen_by_the_same_replicas_next_request_at_once(redis_prefix):
+    first, second = limiter(redis_prefix), limiter(redis_prefix)
+    limits = LimitConfig(daily_tokens=50)
+    lease = await first.acquire(quotas_of(limits, "p", NOW), NOW, "a")
+    await first.settle(lease, 30, 0.0)
+    await first.settle(lease, 20, 0.0)
+
+    with pytest.raises(RateLimited) as refused:
+        await first.acquire(quotas_of(limits, "p", NOW + 1), NOW + 1, "b")
+    with pytest.raises(RateLimited):  # carried by that request's round trip: shared already
+        await second.acquire(quotas_of(limits, "p", NOW + 1), NOW + 1, "c")
+    await first.close()
+    await second.close()
+
+    assert refused.value.code == "tokens_per_day"
+
+
+async def test_usage_waiting_at_close_is_written(redis_prefix):
+    first, second = limiter(redis_prefix), limiter(redis_prefix)
+    limits = LimitConfig(daily_tokens=50)
+    lease = await first.acquire(quotas_of(limits, "p", NOW), NOW, "a")
+    await first.settle(lease, 50, 0.0)
+    await first.close()
+
+    with pytest.raises(RateLimited):
+        await second.acquire(quotas_of(limits, "p", NOW + 1), NOW + 1, "b")
+    await second.close()
 
 
 async def test_an_unreachable_redis_fails_closed_with_503_by_default(redis_prefix):
