@@ -15,8 +15,7 @@ and the tokens of each reply are counted too.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from rolegate.accounting.pricing import cost_usd
@@ -63,28 +62,19 @@ class Metering:
                 self.metrics.count_rate_limited(refusal.code)
             raise
 
-    @asynccontextmanager
-    async def measure(self, request: Request, who: Principal, decision: Decision,
-                      call: ClientRequest) -> AsyncIterator[Meter]:
-        now = self.clock()
-        lease = NO_LEASE
-        if not self._plan.is_empty:
-            quotas = self._plan.quotas(decision.rule, who, now)
-            if quotas:
-                lease = await self._acquire(quotas, now, request.request_id)
-        meter = Meter(self, request.request_id, who, decision, call, lease, now)
-        try:
-            yield meter
-        except GatewayError as error:
-            await meter.finish(error.status, call.model, "", None)
-            raise
-        except BaseException:
-            await meter.finish(CLIENT_CLOSED, call.model, "", None)
-            raise
+    def measure(self, request: Request, who: Principal, decision: Decision,
+                call: ClientRequest) -> Meter:
+        """The async context manager around one request (see the module's docstring)."""
+        return Meter(self, request.request_id, who, decision, call, NO_LEASE, self.clock())
 
 
 class Meter:
-    """One metered request; `finish` runs once, whichever way the request ends."""
+    """One metered request; `finish` runs once, whichever way the request ends. As an async
+    context manager it acquires the quotas on entry and, when the body raises, finishes with
+    the error's status (CLIENT_CLOSED for anything but a `GatewayError`)."""
+
+    __slots__ = ("_metering", "_request_id", "_who", "_decision", "_call", "_lease", "_started",
+                 "_is_finished")
 
     def __init__(self, metering: Metering, request_id: str, who: Principal, decision: Decision,
                  call: ClientRequest, lease: Lease, started: float) -> None:
@@ -96,6 +86,22 @@ class Meter:
         self._lease = lease
         self._started = started
         self._is_finished = False
+
+    async def __aenter__(self) -> Meter:
+        metering = self._metering
+        plan = metering._plan
+        if not plan.is_empty:
+            quotas = plan.quotas(self._decision.rule, self._who, self._started)
+            if quotas:
+                self._lease = await metering._acquire(quotas, self._started, self._request_id)
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        _traceback: object) -> None:
+        if error is None:
+            return
+        status = error.status if isinstance(error, GatewayError) else CLIENT_CLOSED
+        await self.finish(status, self._call.model, "", None)
 
     async def attach(self, forwarded: Forwarded) -> Response:
         response = forwarded.response
