@@ -106,7 +106,7 @@ class RedisLimiter:
             return NO_LEASE
         waiting = self._take_waiting()
         keys = [*waiting, *(self._key(quota) for quota in quotas)]
-        args: list[object] = [now * 1000.0, member, len(waiting)]
+        args: list[str | float] = [now * 1000.0, member, len(waiting)]
         for amount, expiry in waiting.values():
             args += [amount, int(expiry)]
         for quota in quotas:
@@ -170,7 +170,7 @@ class RedisLimiter:
             task.add_done_callback(self._writes.discard)
 
     async def _write(self, waiting: dict[str, list[float]]) -> None:
-        args: list[object] = []
+        args: list[str | float] = []
         for amount, expiry in waiting.values():
             args += [amount, int(expiry)]
         try:
