@@ -94,16 +94,7 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     admin = AdminHandlers(guard, settings, [issuer.config for issuer in issuers])
     key_admin = KeyAdmin(guard, stores.key_store, clock)
     usage_admin = UsageAdmin(guard, stores.usage, clock)
-    openapi = json_response(openapi_document()).body
-    handlers: dict[str, Handler] = {operation: proxy.inference
-                                    for operation in INFERENCE_OPERATIONS}
-    handlers.update({"models.list": proxy.list_models, "models.get": proxy.get_model,
-                     "admin.policy": admin.policy, "admin.unknown": admin.not_found,
-                     "admin.openapi": admin.static(openapi),
-                     "admin.keys.list": key_admin.list_keys, "admin.keys.create": key_admin.create,
-                     "admin.keys.get": key_admin.get, "admin.keys.update": key_admin.update,
-                     "admin.keys.revoke": key_admin.revoke, "admin.usage": usage_admin.report,
-                     "admin.metrics": admin.not_found})
+    handlers = _handler_table(proxy, admin, key_admin, usage_admin)
     if metrics is not None:
         scrape = exposition(registry)
         handlers["admin.metrics"] = admin.computed(scrape)
@@ -119,6 +110,21 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
                    observer=observer, on_startup=[*stores.on_startup,
                                background(*(cache.warm_until_loaded for cache in caches))],
                    on_shutdown=[*stores.on_shutdown, limiter.close, http.close])
+
+
+def _handler_table(proxy: ProxyHandlers, admin: AdminHandlers, key_admin: KeyAdmin,
+                   usage_admin: UsageAdmin) -> dict[str, Handler]:
+    """Route operation (`proxy/routes.py`) -> the handler that serves it."""
+    handlers: dict[str, Handler] = {operation: proxy.inference
+                                    for operation in INFERENCE_OPERATIONS}
+    handlers.update({"models.list": proxy.list_models, "models.get": proxy.get_model,
+                     "admin.policy": admin.policy, "admin.unknown": admin.not_found,
+                     "admin.openapi": admin.static(json_response(openapi_document()).body),
+                     "admin.keys.list": key_admin.list_keys, "admin.keys.create": key_admin.create,
+                     "admin.keys.get": key_admin.get, "admin.keys.update": key_admin.update,
+                     "admin.keys.revoke": key_admin.revoke, "admin.usage": usage_admin.report,
+                     "admin.metrics": admin.not_found})
+    return handlers
 
 
 @dataclass
