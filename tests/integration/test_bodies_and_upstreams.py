@@ -12,11 +12,10 @@ import pytest
 from aiohttp import web
 
 from tests.support.clock import FakeClock
-from tests.support.fetch import FakeKeySource
-from tests.support.keys import KeyPair, jwks
+from tests.support.keys import KeyPair
 from tests.support.process import free_port
 from tests.support.sample_gateway import (
-    CHAT, JWKS_URL, assert_openai_error, bearer, sample_config, token_for,
+    CHAT, assert_openai_error, bearer, sample_config, token_for,
 )
 from tests.support.servers import LocalServer
 
@@ -42,12 +41,6 @@ class ScriptedUpstream(LocalServer):
 async def scripted() -> AsyncIterator[ScriptedUpstream]:
     async with ScriptedUpstream() as server:
         yield server  # type: ignore[misc]
-
-
-@pytest.fixture
-def published(key_source: FakeKeySource, rsa_key: KeyPair) -> FakeKeySource:
-    key_source.documents[JWKS_URL] = jwks(rsa_key)
-    return key_source
 
 
 @pytest.fixture

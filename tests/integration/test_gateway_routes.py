@@ -8,35 +8,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 
 from rolegate.app import build_app
 from tests.support.clock import FakeClock
-from tests.support.fetch import FakeKeySource
 from tests.support.keys import KeyPair, jwks
 from tests.support.sample_gateway import (
     AZURE_KEY, CHAT, JWKS_URL, UPSTREAM_KEY, assert_openai_error, bearer, sample_config, token_for,
 )
-
-
-@pytest.fixture
-def published(key_source: FakeKeySource, rsa_key: KeyPair) -> FakeKeySource:
-    key_source.documents[JWKS_URL] = jwks(rsa_key)
-    return key_source
-
-
-@pytest.fixture
-def gateway(client_for, settings_from, upstream, published) -> httpx.AsyncClient:
-    return client_for(settings_from(sample_config(upstream.url)))
-
-
-@pytest.fixture
-def as_role(rsa_key: KeyPair, clock: FakeClock):
-    def headers(*roles: str, **extra: Any) -> dict[str, str]:
-        return bearer(token_for(rsa_key, clock, roles=list(roles), **extra))
-    return headers
 
 
 INFERENCE_PATHS = [prefix + op for prefix in ("/v1/", "/")

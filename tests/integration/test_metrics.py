@@ -8,28 +8,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.clock import FakeClock
 from tests.support.faulty import Fault, FaultyUpstream
-from tests.support.fetch import FakeKeySource
-from tests.support.keys import KeyPair, jwks
 from tests.support.process import free_port
-from tests.support.sample_gateway import CHAT, JWKS_URL, bearer, sample_config, token_for
+from tests.support.sample_gateway import CHAT, bearer, sample_config, token_for
 from tests.support.scrape import Scrape
-from tests.support.servers import RecordingUpstream
 
 MINI = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture
-async def upstream() -> Any:
-    async with RecordingUpstream() as server:
-        yield server
-
-
-@pytest.fixture
-def published(key_source: FakeKeySource, rsa_key: KeyPair) -> FakeKeySource:
-    key_source.documents[JWKS_URL] = jwks(rsa_key)
-    return key_source
 
 
 @pytest.fixture
@@ -45,13 +29,6 @@ def make_gateway(client_for, settings_from, upstream, published):
 @pytest.fixture
 def gateway(make_gateway) -> httpx.AsyncClient:
     return make_gateway()
-
-
-@pytest.fixture
-def as_role(rsa_key: KeyPair, clock: FakeClock):
-    def headers(*roles: str, **extra: Any) -> dict[str, str]:
-        return bearer(token_for(rsa_key, clock, roles=list(roles), **extra))
-    return headers
 
 
 async def scrape(gateway: httpx.AsyncClient, path: str = "/metrics", **kwargs: Any) -> Scrape:

@@ -8,40 +8,11 @@ import json
 import logging
 from typing import Any
 
-import httpx
 import pytest
 
 from rolegate.authn.dev_issuer import DevIssuer
-from tests.support.clock import FakeClock
-from tests.support.fetch import FakeKeySource
 from tests.support.gateways import keyed_config
-from tests.support.keys import KeyPair, jwks
-from tests.support.sample_gateway import CHAT, JWKS_URL, bearer, sample_config, token_for
-from tests.support.servers import RecordingUpstream
-
-
-@pytest.fixture
-async def upstream() -> Any:
-    async with RecordingUpstream() as server:
-        yield server
-
-
-@pytest.fixture
-def published(key_source: FakeKeySource, rsa_key: KeyPair) -> FakeKeySource:
-    key_source.documents[JWKS_URL] = jwks(rsa_key)
-    return key_source
-
-
-@pytest.fixture
-def gateway(client_for, settings_from, upstream, published) -> httpx.AsyncClient:
-    return client_for(settings_from(sample_config(upstream.url)))
-
-
-@pytest.fixture
-def as_role(rsa_key: KeyPair, clock: FakeClock):
-    def headers(*roles: str, **extra: Any) -> dict[str, str]:
-        return bearer(token_for(rsa_key, clock, roles=list(roles), **extra))
-    return headers
+from tests.support.sample_gateway import CHAT, bearer, sample_config, token_for
 
 
 def lines(caplog: pytest.LogCaptureFixture, logger: str) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.support.clock import FakeClock
+from tests.support.gateways import bearer as bearer  # re-exported for the tests using this gateway
 from tests.support.keys import KeyPair, claims
 
 ISSUER = "https://idp.example.com"
@@ -55,8 +56,6 @@ def token_for(key: KeyPair, clock: FakeClock, **extra: Any) -> str:
     return key.sign(claims(ISSUER, AUDIENCE, now=clock.now, **extra))
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def assert_openai_error(body: Any, code: str) -> None:
