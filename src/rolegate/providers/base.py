@@ -3,6 +3,7 @@ whose body is relayed to the caller chunk by chunk."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,7 +19,8 @@ class UpstreamCall:
     the body to send (already rewritten for this upstream) and whether it streams.
 
     `body` is the parsed JSON object (for a multipart form: its text fields); `raw_body`, when
-    set, is sent as is with `content_type`."""
+    set, is sent as is with `content_type`. `time_left` bounds the attempt: until the reply's
+    head, and for a reply that does not stream until its end."""
 
     operation: str
     body: dict[str, Any]
@@ -26,6 +28,7 @@ class UpstreamCall:
     is_stream: bool
     request_id: str
     content_type: str = JSON_CONTENT
+    time_left: float = math.inf
 
 
 async def _nothing() -> None:

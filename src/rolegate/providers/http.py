@@ -63,10 +63,12 @@ async def post(client: HttpClient, url: str, call: UpstreamCall, headers: dict[s
     body = call.raw_body if call.raw_body is not None else orjson.dumps(call.body)
     request = _request_bytes(endpoint, headers, call, body)
     now = asyncio.get_running_loop().time()
-    first_byte_at = now + limits.first_byte_timeout
-    ends_at = now + limits.timeout
+    time_left = call.time_left
+    first_byte_at = now + min(limits.first_byte_timeout, time_left)
+    # The caller's deadline ends a reply read whole; a stream that has started runs on.
+    ends_at = now + (limits.timeout if call.is_stream else min(limits.timeout, time_left))
     connection = await pool.acquire(endpoint.origin, connect_timeout=min(
-        limits.connect_timeout, limits.first_byte_timeout, limits.timeout))
+        limits.connect_timeout, limits.first_byte_timeout, limits.timeout, time_left))
     try:
         connection.deadline = min(first_byte_at, ends_at)
         connection.send(request)

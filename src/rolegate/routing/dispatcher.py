@@ -179,13 +179,14 @@ class Dispatcher:
 
     async def _attempt(self, route: ModelRoute, deployment: Deployment,
                        request: ClientRequest, budget: _Budget) -> Forwarded:
-        call = request.upstream_call(deployment.upstream_model,
-                                     include_stream_usage=deployment.config.include_stream_usage)
         started = self._clock()
+        call = request.upstream_call(deployment.upstream_model,
+                                     include_stream_usage=deployment.config.include_stream_usage,
+                                     time_left=max(budget.deadline - started, 0.0))
         deployment.begin(started)
         budget.attempts += 1
         try:
-            reply, first, body = await self._open(deployment, request, call, budget)
+            reply, first, body = await self._open(deployment, request, call)
         except (UpstreamError, UpstreamTimeout) as error:
             deployment.record_failure(self._clock())
             deployment.end(self._clock())
@@ -228,27 +229,24 @@ class Dispatcher:
             raise _ContextTooLong(forwarded)
         return forwarded
 
-    async def _open(self, deployment: Deployment, request: ClientRequest, call: UpstreamCall,
-                    budget: _Budget) -> tuple[UpstreamReply, bytes, bytes | None]:
+    async def _open(self, deployment: Deployment, request: ClientRequest,
+                    call: UpstreamCall) -> tuple[UpstreamReply, bytes, bytes | None]:
         """Send the call and read up to the point of no return: the first chunk of a stream,
         or the whole body otherwise. Nothing has reached the caller yet, so failing here is
-        still retryable. Returns (reply, first chunk, whole body or None for a stream)."""
-        remaining = max(budget.deadline - self._clock(), 0.0)
+        still retryable. The provider bounds this by `call.time_left` (the deadline), which
+        costs no timer of its own. Returns (reply, first chunk, whole body or None for a
+        stream)."""
+        reply = await deployment.provider.open(call)
+        is_started_stream = request.is_stream and reply.status == 200
         try:
-            async with asyncio.timeout(remaining):
-                reply = await deployment.provider.open(call)
-                is_started_stream = request.is_stream and reply.status == 200
-                try:
-                    if is_started_stream:
-                        return reply, await anext(reply.chunks, b""), None
-                    body = b"".join([chunk async for chunk in reply.chunks])
-                except BaseException:
-                    await reply.close()
-                    raise
-                await reply.close()
-                return reply, b"", body
-        except TimeoutError:
-            raise UpstreamTimeout("The upstream did not answer within the deadline.") from None
+            if is_started_stream:
+                return reply, await anext(reply.chunks, b""), None
+            body = b"".join([chunk async for chunk in reply.chunks])
+        except BaseException:
+            await reply.close()
+            raise
+        await reply.close()
+        return reply, b"", body
 
     def _ending(self, reply: UpstreamReply,
                 deployment: Deployment) -> Callable[[], Awaitable[None]]:

@@ -3,6 +3,7 @@ is sent (its own upstream model name, the end user, the usage chunk asked for)."
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,10 +38,11 @@ class ClientRequest:
         return (include_stream_usage and self.is_stream and not self.is_form
                 and self.operation in USAGE_STREAM_OPERATIONS and not self.has_asked_for_usage)
 
-    def upstream_call(self, upstream_model: str, *, include_stream_usage: bool) -> UpstreamCall:
+    def upstream_call(self, upstream_model: str, *, include_stream_usage: bool,
+                      time_left: float = math.inf) -> UpstreamCall:
         if self.is_form:
             return UpstreamCall(self.operation, self.body, self.raw_body, self.is_stream,
-                                self.request_id, self.content_type)
+                                self.request_id, self.content_type, time_left)
         extra: dict[str, Any] = {}
         if self.is_usage_added(include_stream_usage):
             options = self.body.get("stream_options")
@@ -48,4 +50,5 @@ class ClientRequest:
                                        "include_usage": True}
         body, raw = rewrite(self.body, self.raw_body, upstream_model=upstream_model,
                             end_user=self.end_user, extra=extra)
-        return UpstreamCall(self.operation, body, raw, self.is_stream, self.request_id)
+        return UpstreamCall(self.operation, body, raw, self.is_stream, self.request_id,
+                            time_left=time_left)
