@@ -79,6 +79,9 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._is_head_complete = True
         self._cancel_head_timer()
         super().on_headers_complete()
+        cycle = self.cycle  # the request's response cycle, created just now, not yet running
+        if cycle is not None and cycle.transport is self.transport:
+            cycle.transport = HeadJoiningTransport(self.transport, self.loop)  # type: ignore[assignment]
 
     def send_400_response(self, msg: str) -> None:
         # A callback's exception reaches uvicorn as a parser error; answer with the real reason.
@@ -118,6 +121,49 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.transport.write(b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])
                              + _CLOSE_HEADERS % len(body) + body)
         self.transport.close()
+
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class HeadJoiningTransport:
+    """The transport as one response cycle writes to it: the response's status line and headers
+    are held back until the body's first part, and leave with it in one system call (a reply
+    read whole: one write rather than two, and one packet for the caller to wake up for). A
+    head with no body written in the same turn of the event loop (a stream whose first chunk
+    is not ready yet) leaves at the start of the next turn."""
+
+    __slots__ = ("_transport", "_loop", "_head", "_is_head_expected")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._head: bytes | None = None
+        self._is_head_expected = True
+
+    def write(self, data: bytes) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            self._transport.writelines((head, data))
+        elif self._is_head_expected and data != CONTINUE:  # a cycle's first write is its head
+            self._is_head_expected = False
+            self._head = data
+            self._loop.call_soon(self._write_head)
+        else:
+            self._transport.write(data)
+
+    def _write_head(self) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            if not self._transport.is_closing():
+                self._transport.write(head)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        self._write_head()
+        self._transport.close()
 
 
 def bounded_protocol(*, max_header_bytes: int,

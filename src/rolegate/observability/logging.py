@@ -18,23 +18,43 @@ from rolegate.authn.principal import Principal
 from rolegate.authz.model import Action, Decision
 
 
-def _write(logger: logging.Logger, line: dict[str, Any]) -> None:
-    """Hands `line`, as JSON, to `logger`'s handlers at INFO, as `logger.info` would but without
-    looking up the caller's frame: the lines are built here, the caller's file and line are
-    never shown. The caller checked `isEnabledFor(INFO)` already."""
-    logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0,
-                                    orjson.dumps(line).decode(), (), None))
+class _LineLogger:
+    """Hands JSON lines to one logger's handlers at INFO, as `logger.info` would, but cheaper:
+    each record is a copy of a template made once, so neither the caller's frame nor the file
+    name is looked up per line (the lines are built here, so the caller's file and line are
+    never shown). The caller checks `is_enabled` first."""
+
+    def __init__(self, name: str) -> None:
+        self.logger = logging.getLogger(name)
+        self._template = dict(logging.LogRecord(name, logging.INFO, __file__, 0, "", (),
+                                                None).__dict__)
+
+    @property
+    def is_enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+    def write(self, line: dict[str, Any]) -> None:
+        record = logging.LogRecord.__new__(logging.LogRecord)
+        fields = record.__dict__
+        fields.update(self._template)
+        template_created = fields["created"]
+        created = time.time()
+        fields["created"] = created
+        fields["msecs"] = int((created - int(created)) * 1000) + 0.0
+        fields["relativeCreated"] += (created - template_created) * 1000
+        fields["msg"] = orjson.dumps(line).decode()
+        self.logger.handle(record)
 
 
 class DecisionLog:
     """Writes each decision to the `rolegate.decision` logger as one JSON object."""
 
     def __init__(self, *, is_enabled: bool = True) -> None:
-        self._logger = logging.getLogger("rolegate.decision")
+        self._lines = _LineLogger("rolegate.decision")
         self._is_enabled = is_enabled
 
     def record(self, request_id: str, who: Principal, action: Action, decision: Decision) -> None:
-        if not self._is_enabled or not self._logger.isEnabledFor(logging.INFO):
+        if not self._is_enabled or not self._lines.is_enabled:
             return
         line = {
             "event": "authz", "request_id": request_id, "issuer": who.issuer,
@@ -45,16 +65,16 @@ class DecisionLog:
         }
         if not decision.allowed:
             line["reason"] = decision.reason
-        _write(self._logger, line)
+        self._lines.write(line)
 
     def record_refusal(self, request_id: str, method: str, path: str, code: str) -> None:
         """A request refused with 401. Only the error code says why: the message could quote
         what the caller sent (an issuer, a header's length), and the credential never appears."""
-        if not self._is_enabled or not self._logger.isEnabledFor(logging.INFO):
+        if not self._is_enabled or not self._lines.is_enabled:
             return
         line = {"event": "authn", "request_id": request_id, "method": method,
                 "path": _bounded(path), "decision": "deny", "code": code}
-        _write(self._logger, line)
+        self._lines.write(line)
 
 
 MAX_LOGGED_PATH = 512
@@ -68,12 +88,12 @@ class AccessLog:
     """Writes one JSON object per request to the `rolegate.access` logger, when it ended."""
 
     def __init__(self, *, is_enabled: bool = True) -> None:
-        self._logger = logging.getLogger("rolegate.access")
+        self._lines = _LineLogger("rolegate.access")
         self._is_enabled = is_enabled
 
     @property
     def is_enabled(self) -> bool:
-        return self._is_enabled and self._logger.isEnabledFor(logging.INFO)
+        return self._is_enabled and self._lines.is_enabled
 
     def record(self, request_id: str, method: str, path: str, route_group: str | None,
                status: int, seconds: float, state: dict[str, Any]) -> None:
@@ -92,7 +112,7 @@ class AccessLog:
             value = state.get(name)
             if value is not None:
                 line[name] = value
-        _write(self._logger, line)
+        self._lines.write(line)
 
 
 def configure_logging(level: str, stream: TextIO | None = None) -> None:

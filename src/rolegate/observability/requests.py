@@ -12,7 +12,7 @@ request refused with 401: a `rolegate.decision` line and `rolegate_authn_failure
 
 from __future__ import annotations
 
-import os
+import random
 import re
 import time
 from collections.abc import Callable
@@ -24,13 +24,16 @@ from rolegate.observability.metrics import NONE, GatewayMetrics
 
 # Safe to echo in a header, to pass upstream and to write to a log line unescaped.
 _SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
+# Request ids need to be unique, not secret: a generator seeded from the OS once per process
+# makes one without a system call per request.
+_new_ids = random.Random()
 
 
 def accepted_request_id(incoming: bytes | None) -> str:
     """The caller's request id when it is a safe short token; otherwise a new random one."""
     if incoming is not None and _SAFE_REQUEST_ID.fullmatch(incoming):
         return incoming.decode("ascii")
-    return os.urandom(8).hex()
+    return f"{_new_ids.getrandbits(64):016x}"
 
 
 class RequestObserver:
