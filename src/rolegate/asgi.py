@@ -22,6 +22,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 JSON = b"application/json"
+# In a scope's `extensions`: the server bounds the time the request body may take to arrive.
+BODY_DEADLINE_EXTENSION = "rolegate.body_deadline"
 
 
 class ClientDisconnected(Exception):
@@ -55,12 +57,13 @@ class Request:
 
     async def body(self, limit: int, timeout: float | None = None) -> bytes:
         """The whole body: at most `limit` bytes (else 413), within `timeout` seconds (else 408,
-        so a client trickling its body cannot hold a connection and its buffer forever)."""
+        so a client trickling its body cannot hold a connection and its buffer forever). A
+        server that announces `rolegate.body_deadline` keeps that deadline itself."""
         declared = self.headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-        if timeout is None:
-            return await self._read_body(limit)
+        if timeout is None or BODY_DEADLINE_EXTENSION in self.scope.get("extensions", ()):
+            return await self._read_body(limit)  # the server times the body (protocol.py)
         try:
             async with asyncio.timeout(timeout):
                 return await self._read_body(limit)

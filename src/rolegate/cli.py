@@ -81,11 +81,12 @@ def serve(config: ConfigOption = None,
                   f"http://{settings.server.host}:{settings.server.port}/v1/models",
                   soft_wrap=True, highlight=False)
     # loop "auto" picks uvloop (installed with uvicorn[standard]); the HTTP protocol is uvicorn's
-    # httptools one with header size and header time bounded (protocol.py).
+    # httptools one with header size, header and body time bounded (protocol.py).
     # No proxy-header rewriting (nothing reads the client address) and no Server header.
     limits = settings.server
     http = bounded_protocol(max_header_bytes=limits.max_header_bytes,
-                            header_timeout=limits.header_timeout)
+                            header_timeout=limits.header_timeout,
+                            body_timeout=limits.body_timeout)
     server: _UvicornOptions = {
         "host": limits.host, "port": limits.port,
         "log_level": "warning", "access_log": False, "lifespan": "on", "loop": "auto",

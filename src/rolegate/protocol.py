@@ -1,4 +1,5 @@
-"""`BoundedHttpProtocol`: uvicorn's httptools HTTP/1.1 protocol with the two bounds it lacks.
+"""`BoundedHttpProtocol`: uvicorn's httptools HTTP/1.1 protocol with the bounds it lacks, kept
+by one timer per connection.
 
 uvicorn with httptools accepts request headers of any size and waits forever for a client that
 connects and sends nothing, or sends its headers a byte at a time (slowloris). Both happen before
@@ -8,30 +9,56 @@ the ASGI app sees the request, so they are bounded here, per connection:
   `431 Request Header Fields Too Large` (RFC 6585 §5) and the connection is closed;
 - the headers of a request must arrive within `header_timeout` seconds of the connection opening
   or of the request's first byte; otherwise the connection is closed (with `408` when part of a
-  request had arrived).
+  request had arrived);
+- the body must arrive within `body_timeout` seconds of the headers (`408`, code
+  `body_timeout`); the app learns from the scope's `rolegate.body_deadline` extension that
+  it need not time the body itself;
+- an idle keep-alive connection is closed after `keep_alive_timeout` seconds.
 
-The body is bounded by the app (`Request.body`: size and `body_timeout`); an idle keep-alive
-connection by uvicorn's `timeout_keep_alive`.
+These deadlines share one watchdog timer per connection: moving a deadline later costs an
+attribute write, and the timer re-arms itself when it fires early, so a request on a busy
+connection arms no timer of its own. The body size is bounded by the app (`Request.body`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import math
 from collections.abc import Callable
+from enum import Enum
 from typing import Any
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from rolegate.asgi import BODY_DEADLINE_EXTENSION
+
+_EXTENSIONS: dict[str, dict[object, object]] = {BODY_DEADLINE_EXTENSION: {}}
 _CLOSE_HEADERS = (b"content-type: application/json\r\ncontent-length: %d\r\n"
                   b"connection: close\r\n\r\n")
 _BODIES = {
-    431: b'{"error":{"message":"The request headers are too large.","type":'
-         b'"invalid_request_error","param":null,"code":"headers_too_large"}}',
-    408: b'{"error":{"message":"The request headers did not arrive in time.","type":'
-         b'"invalid_request_error","param":null,"code":"header_timeout"}}',
+    (431, "headers_too_large"): b'{"error":{"message":"The request headers are too large.",'
+                                b'"type":"invalid_request_error","param":null,'
+                                b'"code":"headers_too_large"}}',
+    (408, "header_timeout"): b'{"error":{"message":"The request headers did not arrive in '
+                             b'time.","type":"invalid_request_error","param":null,'
+                             b'"code":"header_timeout"}}',
+    (408, "body_timeout"): b'{"error":{"message":"The request body did not arrive in time.",'
+                           b'"type":"invalid_request_error","param":null,'
+                           b'"code":"body_timeout"}}',
 }
 _REASONS = {431: b"Request Header Fields Too Large", 408: b"Request Timeout"}
+_TOO_LARGE = (431, "headers_too_large")
+
+
+class Phase(Enum):
+    """Where a connection is, as far as its deadlines go."""
+
+    IDLE = "idle"      # between requests (or new): closed silently at the deadline
+    HEAD = "head"      # a request's head is arriving: 408 header_timeout
+    BODY = "body"      # its body is arriving: 408 body_timeout
+    SERVING = "serving"  # the whole request is in: the app's time, no deadline here
 
 
 class HeadersTooLarge(Exception):
@@ -39,33 +66,90 @@ class HeadersTooLarge(Exception):
 
 
 class BoundedHttpProtocol(HttpToolsProtocol):
-    """Use `bounded_protocol(max_header_bytes=…, header_timeout=…)` for uvicorn's `http=`."""
+    """Use `bounded_protocol(…)` for uvicorn's `http=`."""
 
     def __init__(self, *args: Any, max_header_bytes: int, header_timeout: float,
-                 **kwargs: Any) -> None:
+                 body_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_header_bytes = max_header_bytes
         self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
         self._head_bytes = 0
-        self._has_begun = False
-        self._is_head_complete = False
-        self._head_timer: asyncio.TimerHandle | None = None
-        self._rejected_with: int | None = None
+        self._phase = Phase.IDLE
+        self._deadline = math.inf
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_at = math.inf
+        self._rejected_with: tuple[int, str] | None = None
+
+    # -- the watchdog -------------------------------------------------------------------------
+
+    def _watch(self, phase: Phase, seconds: float | None) -> None:
+        self._phase = phase
+        if seconds is None:
+            self._deadline = math.inf
+            return
+        at = self._deadline = self.loop.time() + seconds
+        if at < self._armed_at:  # later deadlines are picked up when the timer fires
+            if self._timer is not None:
+                self._timer.cancel()
+            self._armed_at = at
+            self._timer = self.loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._armed_at = math.inf
+        if self._deadline == math.inf or self.transport.is_closing():
+            return
+        if self.loop.time() < self._deadline:  # moved later since it was armed
+            self._armed_at = self._deadline
+            self._timer = self.loop.call_at(self._deadline, self._on_timer)
+            return
+        if self._phase is Phase.HEAD:
+            self._reject((408, "header_timeout"))
+        elif self._phase is Phase.BODY:
+            self._reject((408, "body_timeout"))
+        else:  # idle: a keep-alive connection, or one that never sent a byte, gets no answer
+            self.transport.close()
+
+    def _stop_watching(self) -> None:
+        self._deadline = math.inf
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._armed_at = math.inf
+
+    # -- uvicorn's protocol, with the deadlines -----------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_head_timer()
+        self._watch(Phase.IDLE, self.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_head_timer()
+        self._stop_watching()
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        # As uvicorn's, but a request refused for its size is answered 431 without a warning
+        # about an invalid request, and the keep-alive timer is the watchdog.
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserError:
+            if self._rejected_with is not None:
+                self._reject(self._rejected_with)
+                return
+            self.logger.warning("Invalid HTTP request received.")
+            self.send_400_response("Invalid HTTP request received.")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope["extensions"] = _EXTENSIONS
         self._head_bytes = 0
-        self._has_begun = True
-        self._is_head_complete = False
-        self._arm_head_timer()
+        self._watch(Phase.HEAD, self.header_timeout)
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -76,12 +160,28 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._is_head_complete = True
-        self._cancel_head_timer()
+        self._watch(Phase.BODY, self.body_timeout)
         super().on_headers_complete()
         cycle = self.cycle  # the request's response cycle, created just now, not yet running
         if cycle is not None and cycle.transport is self.transport:
             cycle.transport = HeadJoiningTransport(self.transport, self.loop)  # type: ignore[assignment]
+
+    def on_message_complete(self) -> None:
+        self._watch(Phase.SERVING, None)
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        # As uvicorn's, with the watchdog keeping the keep-alive deadline instead of a timer
+        # armed for each response.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        elif self._phase is Phase.SERVING:  # not while a next request is arriving
+            self._watch(Phase.IDLE, self.timeout_keep_alive)
 
     def send_400_response(self, msg: str) -> None:
         # A callback's exception reaches uvicorn as a parser error; answer with the real reason.
@@ -93,31 +193,15 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def _count(self, size: int) -> None:
         self._head_bytes += size
         if self._head_bytes > self.max_header_bytes:
-            self._rejected_with = 431
+            self._rejected_with = _TOO_LARGE
             raise HeadersTooLarge
 
-    def _arm_head_timer(self) -> None:
-        self._cancel_head_timer()
-        self._head_timer = self.loop.call_later(self.header_timeout, self._on_head_timeout)
-
-    def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _on_head_timeout(self) -> None:
-        self._head_timer = None
-        if self._is_head_complete or self.transport.is_closing():
-            return
-        if self._has_begun:
-            self._reject(408)
-        else:  # a connection that never sent a byte gets no answer
-            self.transport.close()
-
-    def _reject(self, status: int) -> None:
+    def _reject(self, reason: tuple[int, str]) -> None:
+        self._stop_watching()
         if self.transport.is_closing():
             return
-        body = _BODIES[status]
+        status = reason[0]
+        body = _BODIES[reason]
         self.transport.write(b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])
                              + _CLOSE_HEADERS % len(body) + body)
         self.transport.close()
@@ -166,9 +250,9 @@ class HeadJoiningTransport:
         self._transport.close()
 
 
-def bounded_protocol(*, max_header_bytes: int,
-                     header_timeout: float) -> Callable[..., BoundedHttpProtocol]:
+def bounded_protocol(*, max_header_bytes: int, header_timeout: float,
+                     body_timeout: float) -> Callable[..., BoundedHttpProtocol]:
     """A `BoundedHttpProtocol` factory with these bounds, for `uvicorn.run(http=…)`. A partial
     of an importable class, so that it pickles into `--workers` processes."""
     return functools.partial(BoundedHttpProtocol, max_header_bytes=max_header_bytes,
-                             header_timeout=header_timeout)
+                             header_timeout=header_timeout, body_timeout=body_timeout)

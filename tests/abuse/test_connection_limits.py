@@ -4,6 +4,7 @@ keeps serving. Timeouts are configured small; the tests only check what happens,
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -24,7 +25,8 @@ BODY = b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}'
 
 def _config(idp: LocalIdp, upstream: RecordingUpstream) -> str:
     return f"""
-server: {{max_header_bytes: 8192, header_timeout: 0.5, body_timeout: 0.5, max_body_bytes: 4096}}
+server: {{max_header_bytes: 8192, header_timeout: 0.5, body_timeout: 0.5, keep_alive_timeout: 0.5,
+          max_body_bytes: 4096}}
 models:
   - {{name: gpt-4o, provider: openai-compatible, api_base: "{upstream.url}/v1"}}
 auth:
@@ -71,6 +73,7 @@ async def test_oversized_request_head_gets_431_and_a_closed_connection(served, h
     assert reply.status == 431
     assert b'"code":"headers_too_large"' in reply.body
     assert len(upstream.requests) == before
+    assert "Invalid HTTP request" not in gateway.log()  # a refusal, not a parse failure
     await _still_serves(gateway, headers)
 
 
@@ -129,3 +132,48 @@ async def test_body_over_the_limit_gets_413_without_being_read(served):
 
     assert reply.status == 413
     assert len(upstream.requests) == before
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    return int(head.split(b" ")[1]), await reader.readexactly(length)
+
+
+async def test_each_request_on_a_kept_alive_connection_is_timed_from_its_own_start(served):
+    """Three requests 0.3 s apart on one connection: together longer than every deadline,
+    each within them. Then the idle connection is closed after keep_alive_timeout."""
+    gateway, _, headers = served
+    keep_alive = request("POST", b"/v1/chat/completions", body=BODY, headers=headers).replace(
+        b"Connection: close", b"Connection: keep-alive")
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    try:
+        for _ in range(3):
+            writer.write(keep_alive)
+            async with asyncio.timeout(10):
+                status, _body = await _read_response(reader)
+            assert status == 200
+            await asyncio.sleep(0.3)
+        async with asyncio.timeout(10):  # bound against a hang, not a timing assertion
+            assert await reader.read() == b""  # closed by the gateway, without an answer
+    finally:
+        writer.close()
+
+
+async def test_a_stream_outlives_the_header_and_body_deadlines(served):
+    """Once the request is in, the deadlines are the upstream's: a stream of 1.2 s (timeouts
+    are 0.5 s) arrives whole."""
+    gateway, upstream, headers = served
+    upstream.chunk_delay, upstream.stream_chunks = 0.3, 4
+    try:
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
+            body = BODY[:-1] + b', "stream": true}'
+            async with client.stream("POST", "/v1/chat/completions", content=body,
+                                     headers=headers) as response:
+                events = [line async for line in response.aiter_lines() if line]
+    finally:
+        upstream.chunk_delay, upstream.stream_chunks = 0.0, 3
+    assert response.status_code == 200
+    assert sum("part" in event for event in events) == 4
+    assert events[-1] == "data: [DONE]"

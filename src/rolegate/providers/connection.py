@@ -4,7 +4,8 @@ with httptools (the parser uvicorn uses for the caller's side).
 One exchange at a time: `send(data)` writes a whole request, `head()` waits for the status line
 and headers, `read()` returns the body as it arrives (b"" once it has ended). A single watchdog
 timer per connection enforces `deadline`, which the caller moves as the exchange progresses:
-moving it later costs an attribute write, the timer re-arms itself when it fires early. Any
+moving it later costs an attribute write, the timer re-arms itself when it fires early, and it
+stays armed across exchanges, so a request on a pooled connection arms no timer of its own. Any
 failure is raised as `UpstreamError` or `UpstreamTimeout`; the connection is then closed and
 never reused.
 
@@ -123,8 +124,7 @@ class UpstreamConnection(asyncio.Protocol):
                 self._transport.resume_reading()
             return data
         if self._is_complete:
-            self._is_busy = False
-            self._disarm()
+            self._is_busy = False  # the timer stays armed for the next exchange's deadline
             return b""
         assert self._error is not None
         raise self._error
