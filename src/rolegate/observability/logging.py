@@ -19,10 +19,13 @@ from rolegate.authz.model import Action, Decision
 
 
 class _LineLogger:
-    """Hands JSON lines to one logger's handlers at INFO, as `logger.info` would, but cheaper:
-    each record is a copy of a template made once, so neither the caller's frame nor the file
-    name is looked up per line (the lines are built here, so the caller's file and line are
-    never shown). The caller checks `is_enabled` first."""
+    """Hands JSON lines to one logger's handlers at INFO, as `logger.info` would, but cheaper.
+    When the line would reach exactly one handler, the process's own `LineHandler` (as
+    `configure_logging` sets up), it is formatted and handed over without a `LogRecord`;
+    otherwise (a handler of another kind, a filter, pytest's capture) each record is a copy of
+    a template made once, so neither the caller's frame nor the file name is looked up per line
+    (the lines are built here, so the caller's file and line are never shown). The caller
+    checks `is_enabled` first."""
 
     def __init__(self, name: str) -> None:
         self.logger = logging.getLogger(name)
@@ -34,16 +37,40 @@ class _LineLogger:
         return self.logger.isEnabledFor(logging.INFO)
 
     def write(self, line: dict[str, Any]) -> None:
+        message = orjson.dumps(line).decode()
+        created = time.time()
+        handler = self._only_handler()
+        if handler is not None:
+            handler.add_line(created, "INFO", self.logger.name, message)
+            return
         record = logging.LogRecord.__new__(logging.LogRecord)
         fields = record.__dict__
         fields.update(self._template)
         template_created = fields["created"]
-        created = time.time()
         fields["created"] = created
         fields["msecs"] = int((created - int(created)) * 1000) + 0.0
         fields["relativeCreated"] += (created - template_created) * 1000
-        fields["msg"] = orjson.dumps(line).decode()
+        fields["msg"] = message
         self.logger.handle(record)
+
+    def _only_handler(self) -> LineHandler | None:
+        """The `LineHandler` an INFO record would reach, when it is the only handler it would
+        reach and no filter could change that; else None."""
+        found: LineHandler | None = None
+        logger: logging.Logger | None = self.logger
+        while logger is not None:
+            if logger.filters:
+                return None
+            for handler in logger.handlers:
+                if (found is not None or not isinstance(handler, LineHandler)
+                        or handler.filters or handler.level > logging.INFO
+                        or not handler.is_line_format):
+                    return None
+                found = handler
+            if not logger.propagate:
+                break
+            logger = logger.parent
+        return found
 
 
 class DecisionLog:
@@ -145,13 +172,28 @@ class LineHandler(logging.StreamHandler[TextIO]):
         self._pending: list[str] = []
         self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush awaits on
 
+    @property
+    def is_line_format(self) -> bool:
+        return isinstance(self.formatter, LineFormatter) and self.formatter.is_line_format
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record) + self.terminator
+            line = self.format(record)
         except Exception:  # as logging.StreamHandler does: a bad record never breaks a request
             self.handleError(record)
             return
-        self._pending.append(line)
+        self._add(line)
+
+    def add_line(self, created: float, level: str, name: str, message: str) -> None:
+        """A line as `emit` would write it for a record of these fields, without the record.
+        Only when `is_line_format`."""
+        assert isinstance(self.formatter, LineFormatter)
+        line = f"{self.formatter.stamp(created)} {level} {name} {message}"
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            self._add(line)
+
+    def _add(self, line: str) -> None:
+        self._pending.append(line + self.terminator)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -191,10 +233,10 @@ class LineFormatter(logging.Formatter):
         super().__init__(fmt)
         self._second = -1
         self._stamp = ""
-        self._is_line_format = fmt == LINE_FORMAT
+        self.is_line_format = fmt == LINE_FORMAT
 
     def format(self, record: logging.LogRecord) -> str:
-        if not self._is_line_format or record.exc_info or record.exc_text or record.stack_info:
+        if not self.is_line_format or record.exc_info or record.exc_text or record.stack_info:
             return super().format(record)
         record.message = message = record.getMessage()
         record.asctime = stamp = self.formatTime(record)
@@ -203,8 +245,14 @@ class LineFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None:
             return super().formatTime(record, datefmt)
-        second = int(record.created)
+        return self.stamp(record.created, record.msecs)
+
+    def stamp(self, created: float, msecs: float | None = None) -> str:
+        """The date and time as `formatTime` shows them, for a record created at `created`."""
+        second = int(created)
         if second != self._second:
             self._second = second
-            self._stamp = time.strftime(self.default_time_format, self.converter(record.created))
-        return self.default_msec_format % (self._stamp, record.msecs)
+            self._stamp = time.strftime(self.default_time_format, self.converter(created))
+        if msecs is None:
+            msecs = int((created - second) * 1000)
+        return self.default_msec_format % (self._stamp, msecs)
