@@ -6,6 +6,8 @@ INCRBYFLOAT and lets each fixed window's counter expire when the window ends. Se
 not sent on its own round trip: it waits in this process, summed per counter, and goes to Redis
 at the start of the next `acquire` script (so this replica's next check always sees it), or after
 at most SETTLE_DELAY seconds when no request comes (so other replicas see it within that bound).
+The checks of the requests that arrive in one turn of the event loop go to Redis together, in
+one pipeline (`script_batch.py`).
 `close()` writes what is waiting. If Redis cannot be reached within `limits.timeout`, the request
 is refused with 503 (`fail_open: false`, the default) or served without limits
 (`fail_open: true`); either way it is logged.
@@ -25,6 +27,7 @@ from rolegate.config.model import RateLimitsConfig
 from rolegate.errors import ServiceUnavailable
 from rolegate.limits.limiter import NO_LEASE, Lease, Standing, refuse
 from rolegate.limits.quota import Quota
+from rolegate.limits.script_batch import ScriptBatch
 
 log = logging.getLogger("rolegate.limits")
 
@@ -94,7 +97,7 @@ class RedisLimiter:
                                             socket_connect_timeout=config.timeout)
         self._prefix = config.prefix
         self._is_fail_open = config.fail_open
-        self._acquire = self._redis.register_script(ACQUIRE)
+        self._acquire = ScriptBatch(self._redis, ACQUIRE)
         self._settle = self._redis.register_script(SETTLE)
         # counter key -> [usage to add, expiry in seconds], waiting for the next round trip
         self._waiting: dict[str, list[float]] = {}
@@ -112,7 +115,7 @@ class RedisLimiter:
         for quota in quotas:
             args += [quota.kind, quota.limit, quota.window * 1000.0]
         try:
-            out = await self._acquire(keys=keys, args=args)
+            out = await self._acquire.call(keys, args)
         except _FAILURES as exc:
             if waiting:
                 log.error("settling usage in Redis failed: %s", exc)

@@ -1,0 +1,97 @@
+"""`ScriptBatch` against the real Redis: the calls of one turn share one pipeline, each still
+gets its own result in order, a flushed script cache is reloaded, a caller that gave up does
+not disturb the others, and a connection failure reaches every caller."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from rolegate.limits.script_batch import ScriptBatch
+from tests.support.storage import REDIS_URL
+
+# Appends ARGV[1] to the list KEYS[1] and returns the list's new length.
+APPEND = "return redis.call('RPUSH', KEYS[1], ARGV[1])"
+
+
+@pytest.fixture
+async def redis(redis_prefix):
+    client = Redis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+def counting_pipelines(client: Redis) -> list[int]:
+    """Counts the pipelines `client` makes (it stays the real client talking to Redis)."""
+    made: list[int] = []
+    make = client.pipeline
+
+    def pipeline(*args, **kwargs):
+        made.append(1)
+        return make(*args, **kwargs)
+    client.pipeline = pipeline  # type: ignore[method-assign]
+    return made
+
+
+async def test_calls_of_one_turn_share_one_pipeline_and_run_in_order(redis, redis_prefix):
+    await redis.script_load(APPEND)  # else the first batch runs twice: to find it missing, then
+    made = counting_pipelines(redis)
+    batch = ScriptBatch(redis, APPEND)
+    key = f"{redis_prefix}:list"
+
+    lengths = await asyncio.gather(*(batch.call([key], [f"v{n}"]) for n in range(20)))
+
+    assert lengths == list(range(1, 21))
+    assert await redis.lrange(key, 0, -1) == [f"v{n}".encode() for n in range(20)]
+    assert len(made) == 1
+    await batch.call([key], ["later"])
+    assert len(made) == 2
+
+
+async def test_a_flushed_script_cache_is_reloaded(redis, redis_prefix):
+    batch = ScriptBatch(redis, APPEND)
+    key = f"{redis_prefix}:list"
+    assert await batch.call([key], ["a"]) == 1
+    await redis.script_flush()
+    made = counting_pipelines(redis)
+
+    assert await asyncio.gather(batch.call([key], ["b"]), batch.call([key], ["c"])) == [2, 3]
+    assert len(made) == 2  # the batch found it missing, then ran again once it was loaded
+
+
+async def test_a_script_error_reaches_only_its_caller(redis, redis_prefix):
+    batch = ScriptBatch(redis, APPEND)
+    key = f"{redis_prefix}:list"
+    await redis.set(f"{redis_prefix}:text", "not a list")
+
+    outcomes = await asyncio.gather(batch.call([key], ["a"]),
+                                    batch.call([f"{redis_prefix}:text"], ["b"]),
+                                    batch.call([key], ["c"]), return_exceptions=True)
+
+    assert outcomes[0] == 1 and outcomes[2] == 2
+    assert isinstance(outcomes[1], ResponseError)
+
+
+async def test_a_caller_that_gave_up_leaves_the_others_their_results(redis, redis_prefix):
+    batch = ScriptBatch(redis, APPEND)
+    key = f"{redis_prefix}:list"
+    first, second = batch.call([key], ["a"]), batch.call([key], ["b"])
+    first.cancel()
+
+    assert await second == 2
+    assert await redis.llen(key) == 2  # the cancelled call was already on its way
+
+
+async def test_an_unreachable_redis_fails_every_call_of_the_batch():
+    client = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    batch = ScriptBatch(client, APPEND)
+
+    outcomes = await asyncio.gather(batch.call(["k"], ["a"]), batch.call(["k"], ["b"]),
+                                    return_exceptions=True)
+    await client.aclose()
+
+    assert all(isinstance(outcome, RedisConnectionError) for outcome in outcomes)
