@@ -3,12 +3,15 @@
 A key resolves to the same `Principal` a JWT does (`issuer="apikey"`, subject = the key's owner,
 its roles and scopes, `key_id`), so one policy governs both. Lookups are cached for
 `keys.cache_ttl` seconds, unknown keys included (so random keys cannot hammer the database);
-that TTL is how long a revocation takes to reach every replica. Last-used times are collected
+that TTL is how long a revocation takes to reach every replica. Concurrent requests with a key
+whose entry expired share one lookup. Last-used times are collected
 here and written in one batch every `keys.last_used_interval` seconds, off the request path.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 import re
 from collections import OrderedDict
@@ -44,6 +47,13 @@ class KeyRecords(Protocol):
 class _Lookup:
     record: ApiKey | None
     fetched_at: float
+    principal: Principal | None  # the record's, built once: the policy remembers its decisions
+
+
+def _principal(record: ApiKey) -> Principal:
+    return Principal(issuer=API_KEY_ISSUER, subject=record.owner, key_id=record.id,
+                     roles=frozenset(record.roles), scopes=frozenset(record.scopes),
+                     allowed_models=record.models)
 
 
 class ApiKeyVerifier:
@@ -53,25 +63,25 @@ class ApiKeyVerifier:
         self._store = store
         self._clock = clock
         self._cache_ttl = cache_ttl
-        self._lookups: OrderedDict[str, _Lookup] = OrderedDict()
+        self._lookups: OrderedDict[bytes, _Lookup] = OrderedDict()
+        self._fetching: dict[bytes, asyncio.Future[_Lookup]] = {}
         self._limits: dict[str, LimitConfig | None] = {}
         self._last_used: dict[str, float] = {}
 
     async def verify(self, token: str) -> Principal:
         if len(token) > MAX_KEY_LENGTH or not _WELL_FORMED.fullmatch(token):
             raise Unauthenticated("The API key is malformed.", code="invalid_api_key")
-        record = await self._lookup(token)
+        lookup = await self._lookup(token)
+        record, principal = lookup.record, lookup.principal
         now = self._clock()
-        if record is None:
+        if record is None or principal is None:
             raise Unauthenticated("The API key is not known.", code="unknown_api_key")
         if record.is_revoked:
             raise Unauthenticated("The API key has been revoked.", code="api_key_revoked")
         if record.is_expired(now):
             raise Unauthenticated("The API key has expired.", code="api_key_expired")
         self._last_used[record.id] = now
-        return Principal(issuer=API_KEY_ISSUER, subject=record.owner, key_id=record.id,
-                         roles=frozenset(record.roles), scopes=frozenset(record.scopes),
-                         allowed_models=record.models)
+        return principal
 
     def limits_for(self, key_id: str) -> LimitConfig | None:
         """The limits of a key this verifier has resolved (as fresh as its cache)."""
@@ -84,21 +94,33 @@ class ApiKeyVerifier:
         except (SQLAlchemyError, OSError) as exc:
             log.warning("could not write last-used times of %d keys: %s", len(marks), exc)
 
-    async def _lookup(self, token: str) -> ApiKey | None:
-        digest = self._store.hasher.digest(token)
+    async def _lookup(self, token: str) -> _Lookup:
+        # Cached under a plain SHA-256 of the key (the keys are random, so it cannot be
+        # reversed): cheaper than the peppered HMAC the store looks keys up by.
+        digest = hashlib.sha256(token.encode()).digest()
         cached = self._lookups.get(digest)
         if cached is not None and self._clock() - cached.fetched_at < self._cache_ttl:
-            return cached.record
+            return cached
+        # One database lookup per key at a time: the requests that find it expired together
+        # wait for the same one (shielded: a caller that leaves does not cancel it for the rest).
+        fetching = self._fetching.get(digest)
+        if fetching is None:
+            fetching = self._fetching[digest] = asyncio.ensure_future(self._fetch(token, digest))
+            fetching.add_done_callback(lambda _: self._fetching.pop(digest, None))
+        return await asyncio.shield(fetching)
+
+    async def _fetch(self, token: str, digest: bytes) -> _Lookup:
         try:
             record = await self._store.find(token)
         except (SQLAlchemyError, OSError) as exc:
             log.error("API key lookup failed: %s", exc)
             raise ServiceUnavailable("API keys cannot be checked right now.",
                                      code="key_store_unavailable") from None
-        self._lookups[digest] = _Lookup(record, self._clock())
+        lookup = self._lookups[digest] = _Lookup(
+            record, self._clock(), None if record is None else _principal(record))
         self._lookups.move_to_end(digest)
         if len(self._lookups) > MAX_CACHED:
             self._lookups.popitem(last=False)
         if record is not None:
             self._limits[record.id] = record.limits
-        return record
+        return lookup

@@ -3,6 +3,7 @@ happens when the store fails (a 503 for a lookup, a logged warning for last-used
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -28,6 +29,7 @@ class MemoryKeys:
         self.finds: list[str] = []
         self.marked: list[dict[str, float]] = []
         self.failure: Exception | None = None
+        self.gate: asyncio.Event | None = None  # when set, lookups wait for it
 
     def add(self, plaintext: str, **fields: Any) -> ApiKey:
         record = ApiKey(id=f"key-{len(self.records)}", key_hash=self.hasher.digest(plaintext),
@@ -37,6 +39,8 @@ class MemoryKeys:
 
     async def find(self, plaintext: str) -> ApiKey | None:
         self.finds.append(plaintext)
+        if self.gate is not None:
+            await self.gate.wait()
         if self.failure is not None:
             raise self.failure
         return self.records.get(plaintext)
@@ -149,3 +153,40 @@ async def test_the_lookup_cache_holds_at_most_max_cached_keys_dropping_the_oldes
     assert caught.value.code == "unknown_api_key"
     assert store.finds[-1] == keys[0]
     assert len(store.finds) == MAX_CACHED + 2
+
+
+async def test_requests_that_find_a_key_uncached_together_share_one_lookup(verifier, store):
+    store.add(KEY, roles=("svc",))
+
+    principals = await asyncio.gather(*(verifier.verify(KEY) for _ in range(20)))
+
+    assert store.finds == [KEY]
+    assert all(principal is principals[0] for principal in principals)
+
+
+async def test_a_caller_that_leaves_does_not_cancel_the_shared_lookup(verifier, store):
+    store.add(KEY, roles=("svc",))
+    store.gate = asyncio.Event()
+    first = asyncio.ensure_future(verifier.verify(KEY))
+    second = asyncio.ensure_future(verifier.verify(KEY))
+    await asyncio.sleep(0.01)  # both wait on the one lookup, held at the gate
+    first.cancel()
+    store.gate.set()
+
+    assert (await second).subject == "team"
+    assert first.cancelled()
+    assert store.finds == [KEY]
+
+
+async def test_a_failed_shared_lookup_fails_every_waiting_caller_and_is_retried_later(
+        verifier, store):
+    store.add(KEY, roles=("svc",))
+    store.failure = database_down()
+
+    outcomes = await asyncio.gather(*(verifier.verify(KEY) for _ in range(3)),
+                                    return_exceptions=True)
+    store.failure = None
+
+    assert all(isinstance(outcome, ServiceUnavailable) for outcome in outcomes)
+    assert (await verifier.verify(KEY)).subject == "team"
+    assert store.finds == [KEY, KEY]
