@@ -194,14 +194,16 @@ class LineHandler(logging.StreamHandler[TextIO]):
 
     def _add(self, line: str) -> None:
         self._pending.append(line + self.terminator)
+        if self._flush_on is not None and self._flush_on.is_running():
+            return  # a flush is scheduled on the loop this runs on (one loop per thread)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self._write_pending()
             return
-        if self._flush_on is not loop:  # (a loop that stopped before its flush ran is replaced)
-            self._flush_on = loop
-            loop.call_soon(self.flush)
+        # (a loop that stopped before its flush ran is replaced)
+        self._flush_on = loop
+        loop.call_soon(self.flush)
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__

@@ -14,7 +14,6 @@ client-credentials tokens, fetched rarely, keep using aiohttp (`HttpClient.sessi
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import aiohttp
@@ -62,13 +61,13 @@ async def post(client: HttpClient, url: str, call: UpstreamCall, headers: dict[s
     endpoint = pool.endpoint(url)
     body = call.raw_body if call.raw_body is not None else orjson.dumps(call.body)
     request = _request_bytes(endpoint, headers, call, body)
-    now = asyncio.get_running_loop().time()
     time_left = call.time_left
+    connection = await pool.acquire(endpoint.origin, connect_timeout=min(
+        limits.connect_timeout, limits.first_byte_timeout, limits.timeout, time_left))
+    now = connection.time()
     first_byte_at = now + min(limits.first_byte_timeout, time_left)
     # The caller's deadline ends a reply read whole; a stream that has started runs on.
     ends_at = now + (limits.timeout if call.is_stream else min(limits.timeout, time_left))
-    connection = await pool.acquire(endpoint.origin, connect_timeout=min(
-        limits.connect_timeout, limits.first_byte_timeout, limits.timeout, time_left))
     try:
         connection.deadline = min(first_byte_at, ends_at)
         connection.send(request)
@@ -118,12 +117,11 @@ def retry_after(headers: Mapping[bytes, bytes]) -> float | None:
 
 async def _relay(connection: UpstreamConnection, ends_at: float,
                  idle: float) -> AsyncIterator[bytes]:
-    loop = asyncio.get_running_loop()
     while True:
         chunk = await connection.read()
         if not chunk:
             return
-        connection.deadline = min(loop.time() + idle, ends_at)
+        connection.deadline = min(connection.time() + idle, ends_at)
         yield chunk
 
 
