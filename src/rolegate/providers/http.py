@@ -14,7 +14,11 @@ client-credentials tokens, fetched rarely, keep using aiohttp (`HttpClient.sessi
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 
 import aiohttp
 import orjson
@@ -99,9 +103,10 @@ def _request_bytes(endpoint: Endpoint, headers: dict[str, str], call: UpstreamCa
     return endpoint.head + head.encode("utf-8") + body
 
 
-def retry_after(headers: Mapping[bytes, bytes]) -> float | None:
+def retry_after(headers: Mapping[bytes, bytes], now: float | None = None) -> float | None:
     """Seconds the upstream asks us to wait: `retry-after-ms` (OpenAI, Azure), else
-    `retry-after` in seconds (RFC 9110 §10.2.3; the HTTP-date form is not used by these APIs)."""
+    `retry-after` in seconds or as an HTTP date (RFC 9110 §10.2.3), counted from `now`
+    (the wall clock by default)."""
     for name, scale in ((b"retry-after-ms", 0.001), (b"retry-after", 1.0)):
         value = headers.get(name)
         if value is None:
@@ -109,10 +114,21 @@ def retry_after(headers: Mapping[bytes, bytes]) -> float | None:
         try:
             seconds = float(value) * scale
         except ValueError:
-            continue
-        if 0 <= seconds < float("inf"):
+            seconds = _seconds_until(value, now) if scale == 1.0 else math.nan
+        if 0 <= seconds < math.inf:
             return seconds
     return None
+
+
+def _seconds_until(value: bytes, now: float | None) -> float:
+    """Seconds from `now` to the HTTP date `value` (0 when it has passed); NaN if unreadable."""
+    try:
+        when = parsedate_to_datetime(value.decode("latin-1"))
+    except (TypeError, ValueError):
+        return math.nan
+    if when.tzinfo is None:  # asctime's form names no zone: HTTP dates are GMT
+        when = when.replace(tzinfo=UTC)
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
 
 
 async def _relay(connection: UpstreamConnection, ends_at: float,

@@ -170,6 +170,18 @@ def test_retry_after_reads_milliseconds_then_seconds(headers, expected):
     assert retry_after(headers) == expected
 
 
+NOW = 1_750_000_000.0  # Sun, 15 Jun 2025 15:06:40 GMT
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (b"Sun, 15 Jun 2025 15:06:47 GMT", 7.0), (b"Sun, 15 Jun 2025 15:00:00 GMT", 0.0),
+    (b"Sunday, 15-Jun-25 15:06:50 GMT", 10.0), (b"Sun Jun 15 15:06:42 2025", 2.0),
+    (b"Someday, 99 Foo 2025", None), (b"", None),
+], ids=["imf-fixdate", "passed", "rfc850", "asctime", "garbage", "empty"])
+def test_retry_after_as_an_http_date_counts_from_now(value, expected):
+    assert retry_after({b"retry-after": value}, now=NOW) == expected
+
+
 async def test_malformed_reply_is_upstream_error_and_connection_dropped(client):
     def garbage(request: bytes, writer: asyncio.StreamWriter) -> None:
         writer.write(b"NOT HTTP AT ALL\r\n\r\n")
