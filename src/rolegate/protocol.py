@@ -13,7 +13,9 @@ the ASGI app sees the request, so they are bounded here, per connection:
 - the body must arrive within `body_timeout` seconds of the headers (`408`, code
   `body_timeout`); the app learns from the scope's `rolegate.body_deadline` extension that
   it need not time the body itself;
-- an idle keep-alive connection is closed after `keep_alive_timeout` seconds.
+- an idle keep-alive connection is closed after `keep_alive_timeout` seconds;
+- a caller that disconnects before its response has started has its request's task cancelled,
+  so the work for it (an upstream call) stops.
 
 These deadlines share one watchdog timer per connection: moving a deadline later costs an
 attribute write, and the timer re-arms itself when it fires early, so a request on a busy
@@ -23,16 +25,20 @@ connection arms no timer of its own. The body size is bounded by the app (`Reque
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import math
 from collections.abc import Callable
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from rolegate.asgi import BODY_DEADLINE_EXTENSION
+
+if TYPE_CHECKING:
+    from uvicorn._types import ASGI3Application
 
 _EXTENSIONS: dict[str, dict[object, object]] = {BODY_DEADLINE_EXTENSION: {}}
 _CLOSE_HEADERS = (b"content-type: application/json\r\ncontent-length: %d\r\n"
@@ -80,6 +86,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._armed_at = math.inf
         self._rejected_with: tuple[int, str] | None = None
+        self._serving: tuple[RequestResponseCycle, asyncio.Task[None]] | None = None
 
     # -- the watchdog -------------------------------------------------------------------------
 
@@ -127,6 +134,24 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_watching()
         super().connection_lost(exc)
+        # A caller that leaves before its answer has started stops the work done for it (the
+        # upstream call among it): the app sees its task cancelled, logs and meters the request
+        # as 499 and closes the upstream connection. A started response (a stream) notices the
+        # disconnect itself.
+        if self._serving is not None:
+            cycle, task = self._serving
+            self._serving = None
+            if not cycle.response_started and not task.done():
+                task.cancel()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        # As uvicorn's, remembering the task of the request being served.
+        context = (contextvars.Context() if getattr(self.config, "reset_contextvars", False)
+                   else None)
+        task = self.loop.create_task(cycle.run_asgi(app), context=context)
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+        self._serving = (cycle, task)
 
     def data_received(self, data: bytes) -> None:
         # As uvicorn's, but a request refused for its size is answered 431 without a warning

@@ -78,6 +78,7 @@ class FaultyUpstream(LocalServer):
         self.default = Fault.ok()
         self._plan: deque[Fault] = deque()
         self.stream_dropped = asyncio.Event()
+        self.stall_dropped = asyncio.Event()  # a stalled request's caller went away
         self.open_streams = 0
         self.app.router.add_route("*", "/{tail:.*}", self._answer)
 
@@ -100,7 +101,11 @@ class FaultyUpstream(LocalServer):
                                      openai_error("upstream_failure", kind="server_error"),
                                      status=fault.status, headers=fault.headers)
         if fault.kind == "stall":
-            await asyncio.sleep(fault.seconds)
+            try:
+                await asyncio.sleep(fault.seconds)
+            except asyncio.CancelledError:
+                self.stall_dropped.set()
+                raise
         if fault.kind == "reset":
             assert request.transport is not None
             request.transport.abort()

@@ -12,9 +12,10 @@ import uvicorn
 class ServedApp:
     """`async with ServedApp(app) as url:` -> `http://127.0.0.1:<port>`."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, http: Any = "auto") -> None:
+        """`http`: uvicorn's HTTP protocol (rolegate serves with `protocol.bounded_protocol`)."""
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                lifespan="off")
+                                lifespan="off", http=http)
         self.server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
 

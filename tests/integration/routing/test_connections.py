@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import random
 import time
@@ -13,6 +14,7 @@ import aiohttp
 import httpx
 
 from rolegate.app import build_app
+from rolegate.protocol import bounded_protocol
 from rolegate.providers.http import HttpClient
 from tests.integration.routing.conftest import deployment
 from tests.support.faulty import Fault, openai_error
@@ -40,6 +42,31 @@ async def test_caller_hanging_up_mid_stream_closes_the_upstream_request(
 
             await asyncio.wait_for(a.stream_dropped.wait(), timeout=1.0)
             assert a.open_streams == 0
+    finally:
+        await http.close()
+
+
+async def test_caller_hanging_up_before_its_reply_stops_the_upstream_call_and_logs_499(
+        upstreams, routing_settings, auth_for, clock, key_source, caplog):
+    (a,) = await upstreams("a")
+    a.default = Fault.stall(30.0)
+    http = HttpClient()
+    app = build_app(routing_settings([{"name": "gpt-4o", **deployment(a)}]), clock=clock,
+                    fetch=key_source, http=http)
+    served = ServedApp(app, http=bounded_protocol(max_header_bytes=65536, header_timeout=10,
+                                                  body_timeout=10))
+    try:
+        with caplog.at_level(logging.INFO, logger="rolegate"):
+            async with served as url, aiohttp.ClientSession() as session:
+                call = asyncio.ensure_future(session.post(
+                    f"{url}/v1/chat/completions", json=CHAT, headers=auth_for("user")))
+                await settled(lambda: 1 - len(a.requests), 0)  # it reached the upstream
+                call.cancel()  # the caller goes away, its connection with it
+
+                await asyncio.wait_for(a.stall_dropped.wait(), timeout=2.0)
+        [access] = [json.loads(r.getMessage()) for r in caplog.records
+                    if r.name == "rolegate.access"]
+        assert access["status"] == 499
     finally:
         await http.close()
 
