@@ -177,3 +177,31 @@ async def test_a_stream_outlives_the_header_and_body_deadlines(served):
     assert response.status_code == 200
     assert sum("part" in event for event in events) == 4
     assert events[-1] == "data: [DONE]"
+
+
+async def _read_response_head(reader: asyncio.StreamReader) -> tuple[int, dict[bytes, bytes]]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    fields = dict(line.split(b": ", 1) for line in lines[1:] if b": " in line)
+    await reader.readexactly(int(fields[b"content-length"]))
+    return int(lines[0].split(b" ")[1]), {k.lower(): v for k, v in fields.items()}
+
+
+async def test_pipelined_requests_are_answered_in_order(served):
+    """Three requests in one write on one connection: three answers, in their order."""
+    gateway, _, headers = served
+    requests = b"".join(
+        request("POST", b"/v1/chat/completions", body=BODY,
+                headers={**headers, "X-Request-Id": f"pipelined-{n}"}).replace(
+            b"Connection: close", b"Connection: keep-alive")
+        for n in range(3))
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    try:
+        writer.write(requests)
+        async with asyncio.timeout(10):
+            answers = [await _read_response_head(reader) for _ in range(3)]
+    finally:
+        writer.close()
+    assert [status for status, _ in answers] == [200, 200, 200]
+    assert [fields[b"x-request-id"] for _, fields in answers] == [
+        b"pipelined-0", b"pipelined-1", b"pipelined-2"]
