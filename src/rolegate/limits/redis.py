@@ -93,11 +93,13 @@ SETTLE_DELAY = 0.05  # seconds settled usage may wait in this process when no re
 class RedisLimiter:
     def __init__(self, config: RateLimitsConfig) -> None:
         assert config.url is not None
-        self._redis: Redis = Redis.from_url(config.url, socket_timeout=config.timeout,
-                                            socket_connect_timeout=config.timeout)
+        # No socket_timeout: that arms a timer per reply read; the batch and the settling write
+        # are bounded as a whole instead.
+        self._redis: Redis = Redis.from_url(config.url, socket_connect_timeout=config.timeout)
+        self._timeout = config.timeout
         self._prefix = config.prefix
         self._is_fail_open = config.fail_open
-        self._acquire = ScriptBatch(self._redis, ACQUIRE)
+        self._acquire = ScriptBatch(self._redis, ACQUIRE, timeout=config.timeout)
         self._settle = self._redis.register_script(SETTLE)
         # counter key -> [usage to add, expiry in seconds], waiting for the next round trip
         self._waiting: dict[str, list[float]] = {}
@@ -177,7 +179,8 @@ class RedisLimiter:
         for amount, expiry in waiting.values():
             args += [amount, int(expiry)]
         try:
-            await self._settle(keys=list(waiting), args=args)
+            async with asyncio.timeout(self._timeout):
+                await self._settle(keys=list(waiting), args=args)
         except _FAILURES as exc:
             log.error("settling usage in Redis failed: %s", exc)
 

@@ -7,8 +7,12 @@ read, a timeout). Sent together they share them. Each call stays its own script 
 the server as before, and the calls run in the order they were made. A caller that gave up
 (its request was cancelled) leaves the others unaffected.
 
-    batch = ScriptBatch(redis, SOURCE)
+    batch = ScriptBatch(redis, SOURCE, timeout=1.0)
     result = await batch.call(keys, args)   # EVALSHA, loading the script when Redis lacks it
+
+`timeout` bounds a whole batch, so the client can run without a timer per reply read (give it
+no `socket_timeout`): past it, every call of the batch fails with `TimeoutError` and the
+connection is dropped.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ _Call = tuple[Sequence[str], Args, "asyncio.Future[Any]"]
 
 
 class ScriptBatch:
-    def __init__(self, redis: Redis, source: str) -> None:
+    def __init__(self, redis: Redis, source: str, *, timeout: float) -> None:
         self._redis = redis
         self._source = source
+        self._timeout = timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._sha = hashlib.sha1(source.encode()).hexdigest()
         self._pending: list[_Call] = []
         self._sends: set[asyncio.Task[None]] = set()
@@ -36,7 +42,9 @@ class ScriptBatch:
     def call(self, keys: Sequence[str], args: Args) -> asyncio.Future[Any]:
         """The script's result for `keys` and `args`, or the exception Redis or the connection
         raised."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None or not loop.is_running():  # (looked up once: a system call on 3.11)
+            loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._send)
@@ -51,12 +59,13 @@ class ScriptBatch:
 
     async def _run(self, calls: list[_Call]) -> None:
         try:
-            results = await self._results(calls)
+            async with asyncio.timeout(self._timeout):
+                results = await self._results(calls)
         except asyncio.CancelledError:  # the process is stopping
             for _, _, future in calls:
                 future.cancel()
             raise
-        except Exception as exc:  # the connection failed: every call of the batch failed
+        except Exception as exc:  # the connection failed or timed out: so did every call
             results = [exc] * len(calls)
         for (_, _, future), result in zip(calls, results, strict=True):
             if future.done():  # its caller gave up

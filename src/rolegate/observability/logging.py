@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
@@ -170,7 +171,9 @@ class LineHandler(logging.StreamHandler[TextIO]):
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
         self._pending: list[str] = []
-        self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush awaits on
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop lines were last added on
+        self._loop_thread = 0  # and the thread it runs in
+        self._is_flush_scheduled = False
 
     @property
     def is_line_format(self) -> bool:
@@ -194,20 +197,23 @@ class LineHandler(logging.StreamHandler[TextIO]):
 
     def _add(self, line: str) -> None:
         self._pending.append(line + self.terminator)
-        if self._flush_on is not None and self._flush_on.is_running():
-            return  # a flush is scheduled on the loop this runs on (one loop per thread)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._write_pending()
-            return
-        # (a loop that stopped before its flush ran is replaced)
-        self._flush_on = loop
+        loop = self._loop
+        if loop is not None and loop.is_running() and self._loop_thread == threading.get_ident():
+            if self._is_flush_scheduled:
+                return
+        else:  # looked up only when the loop changes: on Python 3.11 it costs a system call
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop in this thread: write at once
+                self._write_pending()
+                return
+            self._loop, self._loop_thread = loop, threading.get_ident()
+        self._is_flush_scheduled = True
         loop.call_soon(self.flush)
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
-            self._flush_on = None
+            self._is_flush_scheduled = False
             self._write_pending()
 
     def _write_pending(self) -> None:

@@ -100,3 +100,35 @@ async def test_an_unreachable_redis_serves_without_limits_when_fail_open(redis_p
     await open_.close()
 
     assert lease.headers() == []
+
+
+async def test_a_redis_that_accepts_but_never_answers_fails_closed_within_the_timeout(
+        redis_prefix):
+    """The timeout bounds each batch of checks as a whole (the client has no per-read timer)."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        await reader.read(-1)  # reads everything, answers nothing
+    silent = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    stalled = limiter(redis_prefix, f"redis://127.0.0.1:{port}/0", timeout=0.3)
+    live = limiter(redis_prefix, timeout=0.3)
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        outcomes = await asyncio.gather(*(
+            stalled.acquire(quotas_of(LimitConfig(rpm=5), "p", NOW), NOW, f"r{n}")
+            for n in range(3)), return_exceptions=True)
+        waited = loop.time() - started
+        lease = await live.acquire(quotas_of(LimitConfig(rpm=5), "p", NOW), NOW, "other")
+    finally:
+        await stalled.close()
+        await live.close()
+        silent.close()
+        for writer in accepted:
+            writer.close()
+        await asyncio.sleep(0.01)
+    assert all(isinstance(outcome, ServiceUnavailable) for outcome in outcomes)
+    assert waited < 5  # bounded by the timeout (0.3 s), with room for a loaded machine
+    assert lease.standings

@@ -40,7 +40,7 @@ def counting_pipelines(client: Redis) -> list[int]:
 async def test_calls_of_one_turn_share_one_pipeline_and_run_in_order(redis, redis_prefix):
     await redis.script_load(APPEND)  # else the first batch runs twice: to find it missing, then
     made = counting_pipelines(redis)
-    batch = ScriptBatch(redis, APPEND)
+    batch = ScriptBatch(redis, APPEND, timeout=5.0)
     key = f"{redis_prefix}:list"
 
     lengths = await asyncio.gather(*(batch.call([key], [f"v{n}"]) for n in range(20)))
@@ -53,7 +53,7 @@ async def test_calls_of_one_turn_share_one_pipeline_and_run_in_order(redis, redi
 
 
 async def test_a_flushed_script_cache_is_reloaded(redis, redis_prefix):
-    batch = ScriptBatch(redis, APPEND)
+    batch = ScriptBatch(redis, APPEND, timeout=5.0)
     key = f"{redis_prefix}:list"
     assert await batch.call([key], ["a"]) == 1
     await redis.script_flush()
@@ -64,7 +64,7 @@ async def test_a_flushed_script_cache_is_reloaded(redis, redis_prefix):
 
 
 async def test_a_script_error_reaches_only_its_caller(redis, redis_prefix):
-    batch = ScriptBatch(redis, APPEND)
+    batch = ScriptBatch(redis, APPEND, timeout=5.0)
     key = f"{redis_prefix}:list"
     await redis.set(f"{redis_prefix}:text", "not a list")
 
@@ -77,7 +77,7 @@ async def test_a_script_error_reaches_only_its_caller(redis, redis_prefix):
 
 
 async def test_a_caller_that_gave_up_leaves_the_others_their_results(redis, redis_prefix):
-    batch = ScriptBatch(redis, APPEND)
+    batch = ScriptBatch(redis, APPEND, timeout=5.0)
     key = f"{redis_prefix}:list"
     first, second = batch.call([key], ["a"]), batch.call([key], ["b"])
     first.cancel()
@@ -88,7 +88,7 @@ async def test_a_caller_that_gave_up_leaves_the_others_their_results(redis, redi
 
 async def test_an_unreachable_redis_fails_every_call_of_the_batch():
     client = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
-    batch = ScriptBatch(client, APPEND)
+    batch = ScriptBatch(client, APPEND, timeout=5.0)
 
     outcomes = await asyncio.gather(batch.call(["k"], ["a"]), batch.call(["k"], ["b"]),
                                     return_exceptions=True)

@@ -92,3 +92,11 @@ def test_a_broken_stream_does_not_raise(logged):
     logger, stream = logged
     stream.close()
     logger.warning("nowhere to go")  # ValueError from the closed stream is swallowed
+
+
+async def test_a_line_from_another_thread_is_written_at_once_with_those_waiting(logged):
+    logger, stream = logged
+    logger.info("from the loop")
+    await asyncio.to_thread(logger.info, "from a thread")
+    assert [line.rsplit(" ", 3)[-3:] for line in stream.getvalue().splitlines()] == [
+        ["from", "the", "loop"], ["from", "a", "thread"]]
