@@ -17,6 +17,7 @@ from rolegate.cli_settings import settings_for
 from rolegate.config.launch import LaunchOptions
 from rolegate.config.model import Settings
 from rolegate.errors import GatewayError
+from rolegate.keys.material import is_api_key
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="rolegate: an OpenAI-compatible LLM gateway with strict JWT auth.")
@@ -149,7 +150,7 @@ def explain(
         exists=True, dir_okay=False, readable=True)] = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
 ) -> None:
-    """Explain the decision for a token: verification steps, principal, every rule."""
+    """Explain the decision for a token or API key: verification, principal, every rule."""
     from rolegate.explain import explain as run_explain
     from rolegate.render import render_explanation
 
@@ -160,8 +161,11 @@ def explain(
     if token == "-":
         token = sys.stdin.read().strip()
     try:
-        report = asyncio.run(run_explain(settings, issuers, token, route, model,
-                                         _fetcher(jwks, state_dir)))
+        if is_api_key(token):
+            report = cli_data.explain_key(settings, token, route, model)
+        else:
+            report = asyncio.run(run_explain(settings, issuers, token, route, model,
+                                             _fetcher(jwks, state_dir)))
     except GatewayError as error:  # e.g. a --route that no request could take
         err.print(f"[red]{error.message}[/red]")
         raise typer.Exit(2) from None

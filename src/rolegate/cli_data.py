@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -22,6 +22,9 @@ from rolegate.config.model import LimitConfig, Settings
 from rolegate.keys.material import KeyHasher
 from rolegate.keys.store import KeyStore
 from rolegate.storage.database import Database
+
+if TYPE_CHECKING:
+    from rolegate.explain import Explanation
 
 T = TypeVar("T")
 keys_cli = typer.Typer(no_args_is_help=True, help="Create, list and revoke virtual API keys.")
@@ -68,6 +71,16 @@ def _key_store(settings: Settings, database: Database) -> KeyStore:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     return KeyStore(database.engine, KeyHasher(pepper))
+
+
+def explain_key(settings: Settings, key: str, route: str, model: str | None) -> Explanation:
+    """`rolegate explain` for a virtual API key: looked up in the configured database."""
+    from rolegate.explain import explain_key as run_explain_key
+
+    if not settings.keys.enabled or settings.database.url is None:
+        return asyncio.run(run_explain_key(settings, None, key, route, model))
+    return _run(settings, lambda database: run_explain_key(
+        settings, _key_store(settings, database), key, route, model))
 
 
 def _split(values: str) -> tuple[str, ...]:

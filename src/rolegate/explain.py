@@ -1,6 +1,6 @@
-"""`explain`: why a token gets the answer it gets, step by step.
+"""`explain`: why a token or a virtual API key gets the answer it gets, step by step.
 
-Runs the gateway's own verifier and policy (not a re-implementation), and records each step, so
+Runs the gateway's own verifiers and policy (not a re-implementation), and records each step, so
 "why am I getting 403?" has an answer that matches what the gateway does.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 
 import jwt
 
+from rolegate.authn.apikeys import ApiKeyVerifier, KeyRecords
 from rolegate.authn.claims import ClaimMapping
 from rolegate.authn.jwks import Fetch
 from rolegate.authn.principal import Principal
@@ -21,6 +22,7 @@ from rolegate.authz.model import Action
 from rolegate.authz.policy import RolePolicy
 from rolegate.config.model import IssuerConfig, Settings
 from rolegate.errors import GatewayError, NotFound
+from rolegate.keys.material import hint
 from rolegate.proxy.routes import resolve
 
 
@@ -73,6 +75,31 @@ async def explain(settings: Settings, issuers: list[IssuerConfig], token: str, r
             report.principal = ClaimMapping.for_issuer(issuer.config).to_principal(report.claims)
     if report.principal is not None:
         _evaluate(report, RolePolicy.compile(settings.policy))
+    return report
+
+
+async def explain_key(settings: Settings, store: KeyRecords | None, key: str, route: str,
+                      model: str | None, clock: Callable[[], float] = time.time) -> Explanation:
+    """As `explain`, for a virtual API key looked up in `store` (None: keys are off)."""
+    report = Explanation()
+    report.action = _action(route, model)
+    report.step("credential", True, f"a virtual API key ({hint(key)})")
+    if store is None:
+        report.step("key", False, "virtual API keys are not enabled (keys.enabled)")
+        report.summary = "401: virtual API keys are not enabled"
+        return report
+    try:
+        report.principal = await ApiKeyVerifier(store, clock, cache_ttl=0).verify(key)
+    except GatewayError as error:
+        report.step("key", False, f"{error.code}: {error.message}")
+        report.status, report.summary = error.status, f"{error.status}: {error.message}"
+        return report
+    report.is_verified = True
+    models = report.principal.allowed_models
+    report.step("key", True, f"key {report.principal.key_id} of {report.principal.subject!r}: "
+                "known, not revoked, not expired"
+                + ("" if models is None else f"; limited to models {list(models)}"))
+    _evaluate(report, RolePolicy.compile(settings.policy))
     return report
 
 

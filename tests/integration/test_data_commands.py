@@ -87,3 +87,56 @@ def test_an_unknown_grouping_is_refused(config: Path):
     result = CliRunner().invoke(cli, ["usage", "--by", "colour", "--config", str(config)])
 
     assert result.exit_code == 1
+
+
+def explain_key(config: Path, key: str, model: str = "echo") -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["explain", "--token", key, "--route",
+                                      "/v1/chat/completions", "--model", model,
+                                      "--config", str(config)])
+    assert "Traceback" not in result.output
+    return result.exit_code, result.stdout
+
+
+def test_explain_shows_why_an_api_key_is_allowed_or_refused(config: Path):
+    allowed = run("keys", "create", "--config", str(config), "--name", "ci", "--owner",
+                  "team-a", "--roles", "svc").strip()
+    other = run("keys", "create", "--config", str(config), "--name", "web", "--owner",
+                "team-b", "--roles", "web").strip()
+    narrow = run("keys", "create", "--config", str(config), "--name", "narrow", "--owner",
+                 "team-c", "--roles", "svc", "--models", "gpt-4o-mini").strip()
+
+    code, out = explain_key(config, allowed)
+    assert code == 0 and "ALLOW" in out and "team-a" in out and "svc" in out
+
+    code, out = explain_key(config, other)
+    assert code == 1 and "403 insufficient_scope" in out and "services" in out
+
+    code, out = explain_key(config, narrow)
+    assert code == 1 and "403 model_not_allowed" in out and "gpt-4o-mini" in out
+
+    code, out = explain_key(config, "rg-" + "x" * 40)
+    assert code == 1 and "unknown_api_key" in out
+
+
+def test_explain_with_a_revoked_key_says_so(config: Path):
+    key = run("keys", "create", "--config", str(config), "--name", "ci", "--owner", "team-a",
+              "--roles", "svc").strip()
+    with sqlite3.connect(config.parent / "rolegate.db") as connection:
+        (key_id,) = connection.execute("SELECT id FROM api_keys").fetchone()
+    run("keys", "revoke", key_id, "--config", str(config))
+
+    code, out = explain_key(config, key)
+    assert code == 1 and "api_key_revoked" in out
+
+
+def test_explain_with_a_key_when_keys_are_off_says_so(tmp_path: Path):
+    path = tmp_path / "rolegate.yaml"
+    path.write_text("""
+models: [{name: echo, provider: mock}]
+auth: {dev_issuer: {enabled: true}}
+policy:
+  - {name: services, when: {roles: [svc]}, allow: {routes: [inference], models: ["*"]}}
+""")
+
+    code, out = explain_key(path, "rg-" + "x" * 40)
+    assert code == 1 and "not enabled" in out
