@@ -87,6 +87,23 @@ async def test_a_caller_that_asks_for_stream_usage_still_gets_it(gateway_for, se
     assert rows[0]["total_tokens"] == 7
 
 
+async def test_a_responses_api_stream_is_counted_from_its_closing_event(
+        gateway_for, settings_from, database, admin):
+    gateway = await gateway_for(settings_from(keyed_config(database, "http://unused")))
+    key = await make_key(gateway, admin)
+
+    async with gateway.stream("POST", "/v1/responses", headers=bearer(key), json={
+            "model": "echo", "stream": True, "input": "one two three"}) as response:
+        body = b"".join([chunk async for chunk in response.aiter_bytes()])
+    rows = await _settled_rows(database, 1)
+
+    assert response.status_code == 200
+    assert body.count(b"event: response.output_text.delta") == 4  # "echo: one two three"
+    assert b'"usage":{"input_tokens":3,"output_tokens":4' in body  # passed on unchanged
+    assert rows[0]["operation"] == "responses" and rows[0]["is_stream"] is True
+    assert (rows[0]["prompt_tokens"], rows[0]["completion_tokens"]) == (3, 4)
+
+
 async def test_denied_and_unauthenticated_requests_write_no_record(
         gateway_for, settings_from, database, upstream, admin, dev_issuer):
     gateway = await gateway_for(settings_from(keyed_config(database, upstream.url)))

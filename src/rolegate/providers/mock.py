@@ -32,6 +32,8 @@ class MockProvider:
         prompt = _prompt_text(call.body)
         text = f"echo: {prompt}" if prompt else "echo"
         usage = _usage(prompt, text)
+        if call.is_stream and call.operation == "responses":
+            return UpstreamReply(200, b"text/event-stream", _responses_sse(call, text, usage))
         if call.is_stream:
             include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
             return UpstreamReply(200, b"text/event-stream",
@@ -45,13 +47,7 @@ class MockProvider:
                     "created": CREATED, "model": name, "usage": usage,
                     "choices": [{"index": 0, "text": text, "finish_reason": "stop"}]}
         if call.operation == "responses":
-            return {"id": f"resp_{call.request_id}", "object": "response", "created_at": CREATED,
-                    "model": name, "status": "completed",
-                    "output": [{"type": "message", "role": "assistant", "content": [
-                        {"type": "output_text", "text": text}]}],
-                    "usage": {"input_tokens": usage["prompt_tokens"],
-                              "output_tokens": usage["completion_tokens"],
-                              "total_tokens": usage["total_tokens"]}}
+            return _response_object(call, text, usage)
         return {"id": f"chatcmpl-{call.request_id}", "object": "chat.completion",
                 "created": CREATED, "model": name, "usage": usage,
                 "choices": [{"index": 0, "finish_reason": "stop",
@@ -65,6 +61,22 @@ class MockProvider:
         tokens = sum(len(str(item).split()) for item in items)
         return {"object": "list", "data": data, "model": body.get("model"),
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+def _response_object(call: UpstreamCall, text: str | None,
+                     usage: dict[str, int] | None) -> dict[str, Any]:
+    """A Responses API `response`: completed with `text` and `usage`, or (None) just begun."""
+    response: dict[str, Any] = {
+        "id": f"resp_{call.request_id}", "object": "response", "created_at": CREATED,
+        "model": call.body.get("model"), "status": "in_progress", "output": []}
+    if text is None or usage is None:
+        return response
+    return {**response, "status": "completed",
+            "output": [{"type": "message", "role": "assistant", "content": [
+                {"type": "output_text", "text": text}]}],
+            "usage": {"input_tokens": usage["prompt_tokens"],
+                      "output_tokens": usage["completion_tokens"],
+                      "total_tokens": usage["total_tokens"]}}
 
 
 def _prompt_text(body: dict[str, Any]) -> str:
@@ -111,6 +123,23 @@ async def _sse(call: UpstreamCall, text: str, usage: dict[str, int] | None) -> A
     if usage is not None:
         yield _event({**base, "choices": [], "usage": usage})
     yield b"data: [DONE]\n\n"
+
+
+async def _responses_sse(call: UpstreamCall, text: str,
+                         usage: dict[str, int]) -> AsyncIterator[bytes]:
+    """The Responses API's stream: named events, the usage in `response.completed`."""
+    yield _named("response.created", {"type": "response.created",
+                                      "response": _response_object(call, None, None)})
+    for index, word in enumerate(text.split(" ")):
+        yield _named("response.output_text.delta", {
+            "type": "response.output_text.delta", "item_id": f"msg_{call.request_id}",
+            "output_index": 0, "content_index": 0, "delta": word if index == 0 else f" {word}"})
+    yield _named("response.completed", {"type": "response.completed",
+                                        "response": _response_object(call, text, usage)})
+
+
+def _named(name: str, value: dict[str, Any]) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(value) + b"\n\n"
 
 
 def _event(value: dict[str, Any]) -> bytes:

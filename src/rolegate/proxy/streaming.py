@@ -41,7 +41,7 @@ def buffered_response(reply: UpstreamReply, body: bytes,
 
 
 def streaming_response(reply: UpstreamReply, first: bytes, headers: list[tuple[bytes, bytes]],
-                       *, tap: SseUsageTap | None) -> Response:
+                       *, tap: UsageTap | None) -> Response:
     """A started stream: `first` is the chunk already read; the rest is relayed as it comes."""
     return Response(status=200, content_type=reply.content_type,
                     headers=[*reply.headers, *headers], stream=Relay(reply, first, tap))
@@ -53,7 +53,7 @@ class Relay:
 
     __slots__ = ("_reply", "_chunks")
 
-    def __init__(self, reply: UpstreamReply, first: bytes, tap: SseUsageTap | None) -> None:
+    def __init__(self, reply: UpstreamReply, first: bytes, tap: UsageTap | None) -> None:
         self._reply = reply
         self._chunks = _relay(reply, first, tap)
 
@@ -69,7 +69,7 @@ class Relay:
 
 
 async def _relay(reply: UpstreamReply, first: bytes,
-                 tap: SseUsageTap | None) -> AsyncGenerator[bytes, None]:
+                 tap: UsageTap | None) -> AsyncGenerator[bytes, None]:
     try:
         async for chunk in _chunks(first, reply.chunks):
             if tap is not None:
@@ -96,15 +96,14 @@ async def _chunks(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[byt
         yield chunk
 
 
-class SseUsageTap:
-    """Reads SSE events as they pass: remembers `usage`, drops the usage-only chunk when
-    `is_stripping` (the caller never asked for it). Only whole events are forwarded, so a chunk
-    holding part of an event waits for the rest of it."""
+class UsageTap:
+    """Reads a stream's SSE events as they pass, keeping the token `usage` it reports. Only whole
+    events are forwarded, so a chunk holding part of an event waits for the rest of it; each
+    kind of stream says in `_keeps` where its usage is and whether an event goes on."""
 
-    __slots__ = ("is_stripping", "usage", "_pending")
+    __slots__ = ("usage", "_pending")
 
-    def __init__(self, *, is_stripping: bool) -> None:
-        self.is_stripping = is_stripping
+    def __init__(self) -> None:
         self.usage: dict[str, Any] | None = None
         self._pending = b""
 
@@ -115,7 +114,7 @@ class SseUsageTap:
         for match in _EVENT_END.finditer(data):
             event = data[start:match.end()]
             start = match.end()
-            if not self._is_usage_only(event):
+            if b'"usage"' not in event or self._keeps(event):
                 out.append(event)
         self._pending = data[start:]
         return b"".join(out) if len(out) != 1 else out[0]
@@ -124,20 +123,54 @@ class SseUsageTap:
         pending, self._pending = self._pending, b""
         return pending
 
-    def _is_usage_only(self, event: bytes) -> bool:
-        if b'"usage"' not in event or any(null in event for null in _NULL_USAGE):
-            return False
-        payload = event.strip()
-        if not payload.startswith(b"data:"):
-            return False
-        try:
-            value = orjson.loads(payload[5:])
-        except orjson.JSONDecodeError:
-            return False
-        if not isinstance(value, dict) or not isinstance(value.get("usage"), dict):
-            return False
+    def _keeps(self, event: bytes) -> bool:
+        raise NotImplementedError
+
+
+class SseUsageTap(UsageTap):
+    """Chat and text completions: `usage` on a chunk of its own at the end (asked for with
+    `stream_options.include_usage`), dropped when `is_stripping` (the caller never asked)."""
+
+    __slots__ = ("is_stripping",)
+
+    def __init__(self, *, is_stripping: bool) -> None:
+        super().__init__()
+        self.is_stripping = is_stripping
+
+    def _keeps(self, event: bytes) -> bool:
+        if any(null in event for null in _NULL_USAGE):
+            return True
+        value = _event_data(event)
+        if value is None or not isinstance(value.get("usage"), dict):
+            return True
         self.usage = value["usage"]
-        return self.is_stripping and not value.get("choices")
+        return not self.is_stripping or bool(value.get("choices"))
+
+
+class ResponsesUsageTap(UsageTap):
+    """The Responses API: `usage` inside the `response` of its closing event
+    (`response.completed`, or `response.incomplete` / `response.failed`). Every event goes on."""
+
+    __slots__ = ()
+
+    def _keeps(self, event: bytes) -> bool:
+        value = _event_data(event)
+        response = value.get("response") if value is not None else None
+        if isinstance(response, dict) and isinstance(response.get("usage"), dict):
+            self.usage = response["usage"]
+        return True
+
+
+def _event_data(event: bytes) -> dict[str, Any] | None:
+    """The JSON object on an event's `data:` line (one line, as OpenAI sends), if any."""
+    for line in event.splitlines():
+        if line.startswith(b"data:"):
+            try:
+                value = orjson.loads(line[5:])
+            except orjson.JSONDecodeError:
+                return None
+            return value if isinstance(value, dict) else None
+    return None
 
 
 def usage_of(body: bytes) -> dict[str, Any] | None:

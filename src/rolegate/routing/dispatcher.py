@@ -24,10 +24,11 @@ from rolegate.errors import (
 )
 from rolegate.providers.base import UpstreamCall, UpstreamReply
 from rolegate.proxy.streaming import (
-    SseUsageTap, buffered_response, error_code, is_openai_error, streaming_response,
+    ResponsesUsageTap, SseUsageTap, UsageTap, buffered_response, error_code, is_openai_error,
+    streaming_response,
 )
 from rolegate.routing.deployment import Deployment
-from rolegate.routing.request import USAGE_STREAM_OPERATIONS, ClientRequest
+from rolegate.routing.request import RESPONSES, USAGE_STREAM_OPERATIONS, ClientRequest
 from rolegate.routing.retry import RATE_LIMITED, RETRYABLE_STATUSES, Backoff
 from rolegate.routing.table import ModelRoute, RouteTable
 
@@ -215,10 +216,8 @@ class Dispatcher:
                    (b"x-rolegate-model", route.name.encode())]
         if body is None:  # a started stream: the deployment is busy until it ends
             reply.close = self._ending(reply, deployment)
-            tap = (SseUsageTap(is_stripping=request.is_usage_added(
-                deployment.config.include_stream_usage))
-                if request.operation in USAGE_STREAM_OPERATIONS else None)
-            response = streaming_response(reply, first, headers, tap=tap)
+            response = streaming_response(reply, first, headers,
+                                          tap=self._usage_tap(request, deployment))
             return Forwarded(response, reply, route.name, deployment.id, budget.attempts)
         try:
             response = buffered_response(reply, body, headers)
@@ -247,6 +246,16 @@ class Dispatcher:
             raise
         await reply.close()
         return reply, b"", body
+
+    @staticmethod
+    def _usage_tap(request: ClientRequest, deployment: Deployment) -> UsageTap | None:
+        """What reads the token usage off this stream, for accounting and limits."""
+        if request.operation in USAGE_STREAM_OPERATIONS:
+            return SseUsageTap(is_stripping=request.is_usage_added(
+                deployment.config.include_stream_usage))
+        if request.operation == RESPONSES:
+            return ResponsesUsageTap()
+        return None
 
     def _ending(self, reply: UpstreamReply,
                 deployment: Deployment) -> Callable[[], Awaitable[None]]:

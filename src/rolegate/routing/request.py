@@ -10,7 +10,8 @@ from typing import Any
 from rolegate.providers.base import JSON_CONTENT, UpstreamCall
 from rolegate.proxy.body import rewrite
 
-USAGE_STREAM_OPERATIONS = ("chat/completions", "completions")
+USAGE_STREAM_OPERATIONS = ("chat/completions", "completions")  # usage on a chunk of its own
+RESPONSES = "responses"  # the Responses API: usage in the closing event
 
 
 @dataclass(frozen=True, slots=True)

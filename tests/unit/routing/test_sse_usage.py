@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from rolegate.proxy.streaming import SseUsageTap, usage_of
+from rolegate.proxy.streaming import ResponsesUsageTap, SseUsageTap, usage_of
 
 USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
 
@@ -69,3 +69,38 @@ def test_usage_of_a_json_body():
     assert usage_of(orjson.dumps({"id": "x", "usage": USAGE})) == USAGE
     assert usage_of(b"not json") is None
     assert usage_of(b'["usage"]') is None
+
+
+def named(name: str, value: object) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(value) + b"\n\n"
+
+
+RESPONSE_USAGE = {"input_tokens": 4, "output_tokens": 6, "total_tokens": 10}
+RESPONSES_STREAM = (
+    named("response.created", {"type": "response.created",
+                                "response": {"id": "resp_1", "status": "in_progress",
+                                             "usage": None}})
+    + named("response.output_text.delta", {"type": "response.output_text.delta",
+                                           "delta": "the word usage in text"})
+    + named("response.completed", {"type": "response.completed",
+                                   "response": {"id": "resp_1", "status": "completed",
+                                                "usage": RESPONSE_USAGE}}))
+
+
+@pytest.mark.parametrize("size", [1, 13, len(RESPONSES_STREAM)])
+def test_responses_stream_usage_is_read_from_its_closing_event_and_nothing_dropped(size):
+    tap = ResponsesUsageTap()
+
+    pieces = [tap.feed(RESPONSES_STREAM[i:i + size])
+              for i in range(0, len(RESPONSES_STREAM), size)]
+
+    assert b"".join(pieces) + tap.flush() == RESPONSES_STREAM
+    assert tap.usage == RESPONSE_USAGE
+
+
+def test_a_responses_stream_cut_before_its_closing_event_has_no_usage():
+    tap = ResponsesUsageTap()
+    cut = RESPONSES_STREAM[:RESPONSES_STREAM.index(b"event: response.completed")]
+
+    assert tap.feed(cut) == cut
+    assert tap.usage is None
