@@ -1,11 +1,13 @@
 """Reading from a request body only what the gateway needs: the model and whether it streams.
 
 Everything else passes through untouched. JSON bodies are parsed as objects; multipart forms
-(audio transcription, image edits) are read only for their text fields, and sent on as they came.
+(audio transcription, image edits) are read only for their text fields, and sent on as they came
+unless a deployment names the model otherwise.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,32 +58,59 @@ def is_form(content_type: str) -> bool:
 
 
 def parse_form(raw: bytes, content_type: str) -> dict[str, Any]:
-    """The text fields of a multipart/form-data body (RFC 7578); file parts are skipped, never
-    copied or spooled."""
-    _, options = multipart.parse_options_header(content_type)
-    boundary = options.get("boundary")
-    if not boundary:
-        raise InvalidRequest("The multipart body has no boundary.", code="invalid_body")
+    """The text fields of a multipart/form-data body (RFC 7578); file parts are skipped."""
     fields: dict[str, Any] = {}
     seen: set[str] = set()
-    segment: multipart.MultipartSegment | None = None
-    pieces: list[bytes] = []
     try:
-        with multipart.PushMultipartParser(boundary, max_segment_count=MAX_FORM_PARTS) as parser:
-            for result in [*parser.parse(raw), *parser.parse(b"")]:
-                if isinstance(result, multipart.MultipartSegment):
-                    segment, pieces = result, []
-                    _refuse_repeated(segment.name, fields, seen)
-                elif result is not None:
-                    if segment is not None and segment.filename is None:
-                        pieces.append(result)
-                elif segment is not None and segment.filename is None:
-                    fields.setdefault(segment.name, b"".join(pieces).decode())
-    except (multipart.MultipartError, UnicodeDecodeError):
+        for segment, pieces in _form_parts(raw, content_type):
+            _refuse_repeated(segment.name, fields, seen)
+            if segment.filename is None:
+                fields.setdefault(segment.name, b"".join(pieces).decode())
+    except UnicodeDecodeError:
         raise InvalidRequest("The multipart body is malformed.", code="invalid_body") from None
     if isinstance(fields.get("stream"), str):
         fields["stream"] = fields["stream"].lower() == "true"
     return fields
+
+
+def rewrite_form(raw: bytes, content_type: str, values: dict[str, str]) -> bytes:
+    """The form `raw` with the text fields named in `values` set to them (a deployment's own
+    model name), every other part as it came, files byte for byte, under the same boundary."""
+    boundary = _boundary(content_type).encode("latin-1")
+    out: list[bytes] = []
+    for segment, pieces in _form_parts(raw, content_type):
+        is_replaced = segment.filename is None and segment.name in values
+        head = "".join(f"{name}: {value}\r\n" for name, value in segment.headerlist)
+        out += [b"--", boundary, b"\r\n", head.encode(), b"\r\n",
+                values[segment.name].encode() if is_replaced else b"".join(pieces), b"\r\n"]
+    out += [b"--", boundary, b"--\r\n"]
+    return b"".join(out)
+
+
+def _form_parts(raw: bytes, content_type: str) -> Iterator[tuple[Any, list[bytes]]]:
+    """Each whole part of a multipart body: its segment (name, filename, headers) and data."""
+    segment: multipart.MultipartSegment | None = None
+    pieces: list[bytes] = []
+    try:
+        with multipart.PushMultipartParser(_boundary(content_type),
+                                           max_segment_count=MAX_FORM_PARTS) as parser:
+            for result in [*parser.parse(raw), *parser.parse(b"")]:
+                if isinstance(result, multipart.MultipartSegment):
+                    segment, pieces = result, []
+                elif result is not None:
+                    pieces.append(result)
+                elif segment is not None:
+                    yield segment, pieces
+    except multipart.MultipartError:
+        raise InvalidRequest("The multipart body is malformed.", code="invalid_body") from None
+
+
+def _boundary(content_type: str) -> str:
+    _, options = multipart.parse_options_header(content_type)
+    boundary = options.get("boundary")
+    if not boundary:
+        raise InvalidRequest("The multipart body has no boundary.", code="invalid_body")
+    return str(boundary)
 
 
 # Fields the gateway decides on. The form is forwarded as sent, so were one repeated, this

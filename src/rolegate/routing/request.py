@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rolegate.providers.base import JSON_CONTENT, UpstreamCall
-from rolegate.proxy.body import rewrite
+from rolegate.proxy.body import rewrite, rewrite_form
 
 USAGE_STREAM_OPERATIONS = ("chat/completions", "completions")  # usage on a chunk of its own
 RESPONSES = "responses"  # the Responses API: usage in the closing event
@@ -17,7 +17,7 @@ RESPONSES = "responses"  # the Responses API: usage in the closing event
 @dataclass(frozen=True, slots=True)
 class ClientRequest:
     """One inference request. `body` is the parsed JSON object (for a multipart form: its text
-    fields, and `is_form` is set: the form is sent on unchanged)."""
+    fields, and `is_form` is set: the form is sent on unchanged but for the model's name)."""
 
     operation: str
     model: str
@@ -42,8 +42,12 @@ class ClientRequest:
     def upstream_call(self, upstream_model: str, *, include_stream_usage: bool,
                       time_left: float = math.inf) -> UpstreamCall:
         if self.is_form:
-            return UpstreamCall(self.operation, self.body, self.raw_body, self.is_stream,
-                                self.request_id, self.content_type, time_left)
+            fields, form = self.body, self.raw_body
+            if fields.get("model") != upstream_model:  # the deployment's own name for the model
+                fields = {**fields, "model": upstream_model}
+                form = rewrite_form(form, self.content_type, {"model": upstream_model})
+            return UpstreamCall(self.operation, fields, form, self.is_stream, self.request_id,
+                                self.content_type, time_left)
         extra: dict[str, Any] = {}
         if self.is_usage_added(include_stream_usage):
             options = self.body.get("stream_options")

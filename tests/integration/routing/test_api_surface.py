@@ -46,6 +46,21 @@ async def test_transcription_form_passes_through_byte_for_byte(whisper, auth_for
     assert upstream.requests[0].headers["Content-Type"] == FORM_TYPE
 
 
+async def test_a_deployment_with_its_own_model_name_gets_it_in_the_form(
+        upstreams, routing_settings, client_for, auth_for):
+    (a,) = await upstreams("a")
+    policy = [{"name": "users", "when": {"roles": ["user"]},
+               "allow": {"routes": ["inference"], "models": ["whisper-1"]}}]
+    client = client_for(routing_settings(
+        [{"name": "whisper-1", **deployment(a, model="whisper-large-v3")}], policy=policy))
+
+    response = await client.post("/v1/audio/transcriptions", content=form("whisper-1"),
+                                 headers={**auth_for("user"), "content-type": FORM_TYPE})
+
+    assert response.status_code == 200
+    assert a.requests[0].body == form("whisper-large-v3")  # the audio byte for byte
+
+
 async def test_form_naming_a_model_the_caller_may_not_use_is_403_and_unsent(whisper, auth_for):
     upstream, client = whisper
 

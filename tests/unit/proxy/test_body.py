@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from rolegate.errors import InvalidRequest
-from rolegate.proxy.body import MAX_MODEL_NAME, inspect, parse_object, rewrite
+from rolegate.proxy.body import (
+    MAX_MODEL_NAME, inspect, parse_form, parse_object, rewrite, rewrite_form,
+)
 
 
 @pytest.mark.parametrize(("raw", "code"), [
@@ -63,3 +65,30 @@ def test_body_is_rewritten_for_the_upstream_model_and_end_user():
     body, passed = rewrite(parse_object(raw), raw, upstream_model="upstream", end_user="ada")
     assert passed is None
     assert body == {"model": "upstream", "user": "ada", "x": 1}
+
+
+BOUNDARY = "b0undary"
+FORM_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
+AUDIO = b"RIFF\x00\xffbinary\r\n--b0undar not quite\r\n"
+END = f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def form(model: str) -> bytes:
+    return (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="model"\r\n\r\n{model}\r\n'
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="language"\r\n\r\nen\r\n'
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+            f'Content-Type: audio/wav\r\n\r\n').encode() + AUDIO + END
+
+
+def test_a_form_rewritten_for_a_deployment_names_its_model_and_keeps_every_other_byte():
+    rewritten = rewrite_form(form("whisper"), FORM_TYPE, {"model": "whisper-large-v3"})
+
+    assert rewritten == form("whisper-large-v3")
+    assert parse_form(rewritten, FORM_TYPE) == {"model": "whisper-large-v3", "language": "en"}
+
+
+def test_a_file_part_is_never_rewritten_even_when_named_like_the_field():
+    body = (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="model"; filename="m.bin"'
+            f'\r\n\r\n').encode() + AUDIO + END
+
+    assert rewrite_form(body, FORM_TYPE, {"model": "other"}) == body
