@@ -107,21 +107,27 @@ def retry_after(headers: Mapping[bytes, bytes], now: float | None = None) -> flo
     """Seconds the upstream asks us to wait: `retry-after-ms` (OpenAI, Azure), else
     `retry-after` in seconds or as an HTTP date (RFC 9110 §10.2.3), counted from `now`
     (the wall clock by default)."""
-    for name, scale in ((b"retry-after-ms", 0.001), (b"retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) * scale
-        except ValueError:
-            seconds = _seconds_until(value, now) if scale == 1.0 else math.nan
+    for seconds in (_number(headers.get(b"retry-after-ms")) / 1000,
+                    _seconds(headers.get(b"retry-after"), now)):
         if 0 <= seconds < math.inf:
             return seconds
     return None
 
 
-def _seconds_until(value: bytes, now: float | None) -> float:
-    """Seconds from `now` to the HTTP date `value` (0 when it has passed); NaN if unreadable."""
+def _number(value: bytes | None) -> float:
+    """`value` as a number; NaN when absent or not a number."""
+    try:
+        return math.nan if value is None else float(value)
+    except ValueError:
+        return math.nan
+
+
+def _seconds(value: bytes | None, now: float | None) -> float:
+    """A `retry-after` value in seconds: a number, or the time from `now` to an HTTP date (0
+    when it has passed); NaN when absent or unreadable."""
+    seconds = _number(value)
+    if value is None or not math.isnan(seconds):
+        return seconds
     try:
         when = parsedate_to_datetime(value.decode("latin-1"))
     except (TypeError, ValueError):

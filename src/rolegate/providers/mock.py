@@ -47,7 +47,7 @@ class MockProvider:
                     "created": CREATED, "model": name, "usage": usage,
                     "choices": [{"index": 0, "text": text, "finish_reason": "stop"}]}
         if call.operation == "responses":
-            return _response_object(call, text, usage)
+            return _response_completed(call, text, usage)
         return {"id": f"chatcmpl-{call.request_id}", "object": "chat.completion",
                 "created": CREATED, "model": name, "usage": usage,
                 "choices": [{"index": 0, "finish_reason": "stop",
@@ -63,15 +63,14 @@ class MockProvider:
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
 
-def _response_object(call: UpstreamCall, text: str | None,
-                     usage: dict[str, int] | None) -> dict[str, Any]:
-    """A Responses API `response`: completed with `text` and `usage`, or (None) just begun."""
-    response: dict[str, Any] = {
-        "id": f"resp_{call.request_id}", "object": "response", "created_at": CREATED,
-        "model": call.body.get("model"), "status": "in_progress", "output": []}
-    if text is None or usage is None:
-        return response
-    return {**response, "status": "completed",
+def _response_begun(call: UpstreamCall) -> dict[str, Any]:
+    """A Responses API `response` as its stream's first event shows it."""
+    return {"id": f"resp_{call.request_id}", "object": "response", "created_at": CREATED,
+            "model": call.body.get("model"), "status": "in_progress", "output": []}
+
+
+def _response_completed(call: UpstreamCall, text: str, usage: dict[str, int]) -> dict[str, Any]:
+    return {**_response_begun(call), "status": "completed",
             "output": [{"type": "message", "role": "assistant", "content": [
                 {"type": "output_text", "text": text}]}],
             "usage": {"input_tokens": usage["prompt_tokens"],
@@ -129,13 +128,13 @@ async def _responses_sse(call: UpstreamCall, text: str,
                          usage: dict[str, int]) -> AsyncIterator[bytes]:
     """The Responses API's stream: named events, the usage in `response.completed`."""
     yield _named("response.created", {"type": "response.created",
-                                      "response": _response_object(call, None, None)})
+                                      "response": _response_begun(call)})
     for index, word in enumerate(text.split(" ")):
         yield _named("response.output_text.delta", {
             "type": "response.output_text.delta", "item_id": f"msg_{call.request_id}",
             "output_index": 0, "content_index": 0, "delta": word if index == 0 else f" {word}"})
     yield _named("response.completed", {"type": "response.completed",
-                                        "response": _response_object(call, text, usage)})
+                                        "response": _response_completed(call, text, usage)})
 
 
 def _named(name: str, value: dict[str, Any]) -> bytes:
