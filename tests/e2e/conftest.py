@@ -1,5 +1,6 @@
 """Fixtures for tests that run rolegate as a real process: a recording upstream shared by a
-module (it lives in the module's event loop), cleared before each test."""
+module (it lives in the module's event loop), cleared before each test, and an identity
+provider publishing the module's `KEY`."""
 
 from __future__ import annotations
 
@@ -9,12 +10,19 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.support.servers import RecordingUpstream
+from tests.support.servers import LocalIdp, RecordingUpstream
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def shared_upstream() -> AsyncIterator[RecordingUpstream]:
     async with RecordingUpstream() as server:
+        yield server
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def idp(request: pytest.FixtureRequest) -> AsyncIterator[LocalIdp]:
+    """A local identity provider whose key set holds the test module's `KEY`."""
+    async with LocalIdp(request.module.KEY) as server:
         yield server
 
 

@@ -29,12 +29,6 @@ POLICY = [
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def idp() -> AsyncIterator[LocalIdp]:
-    async with LocalIdp(KEY) as server:
-        yield server
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def client(idp: LocalIdp, shared_upstream: RecordingUpstream,
                  workdir: Path) -> AsyncIterator[httpx.AsyncClient]:
     models = [upstream_model(name, shared_upstream.url) for name in MODELS[:-1]]

@@ -26,12 +26,6 @@ AUDIENCE = "rolegate-e2e"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def idp() -> AsyncIterator[LocalIdp]:
-    async with LocalIdp(KEY) as server:
-        yield server
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def client(idp: LocalIdp, shared_upstream: RecordingUpstream,
                  workdir: Path) -> AsyncIterator[httpx.AsyncClient]:
     config = config_yaml(

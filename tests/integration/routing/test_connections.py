@@ -11,64 +11,71 @@ import random
 import time
 
 import aiohttp
+import pytest
 import httpx
 
 from rolegate.app import build_app
+from rolegate.gateway import Gateway
 from rolegate.protocol import bounded_protocol
 from rolegate.providers.http import HttpClient
 from tests.integration.routing.conftest import deployment
-from tests.support.faulty import Fault, openai_error
+from tests.support.faulty import Fault, FaultyUpstream, openai_error
 from tests.support.served import ServedApp
 
 STREAM = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 
 
+@pytest.fixture
+async def app_on(routing_settings, clock, key_source):
+    """`app_on(upstream)`: the gateway with model gpt-4o on that upstream; its upstream
+    connections are closed after the test."""
+    clients: list[HttpClient] = []
+
+    def make(upstream: FaultyUpstream) -> Gateway:
+        clients.append(http := HttpClient())
+        return build_app(routing_settings([{"name": "gpt-4o", **deployment(upstream)}]),
+                         clock=clock, fetch=key_source, http=http)
+    yield make
+    for http in clients:
+        await http.close()
+
+
 async def test_caller_hanging_up_mid_stream_closes_the_upstream_request(
-        upstreams, routing_settings, auth_for, clock, key_source):
+        upstreams, app_on, auth_for):
     (a,) = await upstreams("a")
     a.default = Fault.endless_stream(seconds=0.02)
-    http = HttpClient()
-    app = build_app(routing_settings([{"name": "gpt-4o", **deployment(a)}]), clock=clock,
-                    fetch=key_source, http=http)
-    try:
-        async with ServedApp(app) as url, aiohttp.ClientSession() as session:
-            response = await session.post(f"{url}/v1/chat/completions", json=STREAM,
-                                          headers=auth_for("user"))
-            assert response.status == 200
-            assert (await response.content.readany()).startswith(b"data: ")
-            assert a.open_streams == 1
-            response.close()  # drops the connection, as a caller going away does
+    app = app_on(a)
+    async with ServedApp(app) as url, aiohttp.ClientSession() as session:
+        response = await session.post(f"{url}/v1/chat/completions", json=STREAM,
+                                      headers=auth_for("user"))
+        assert response.status == 200
+        assert (await response.content.readany()).startswith(b"data: ")
+        assert a.open_streams == 1
+        response.close()  # drops the connection, as a caller going away does
 
-            await asyncio.wait_for(a.stream_dropped.wait(), timeout=1.0)
-            assert a.open_streams == 0
-    finally:
-        await http.close()
+        await asyncio.wait_for(a.stream_dropped.wait(), timeout=1.0)
+        assert a.open_streams == 0
 
 
 async def test_caller_hanging_up_before_its_reply_stops_the_upstream_call_and_logs_499(
-        upstreams, routing_settings, auth_for, clock, key_source, caplog):
+        upstreams, app_on, auth_for, caplog):
     (a,) = await upstreams("a")
     a.default = Fault.stall(30.0)
-    http = HttpClient()
-    app = build_app(routing_settings([{"name": "gpt-4o", **deployment(a)}]), clock=clock,
-                    fetch=key_source, http=http)
+    app = app_on(a)
     served = ServedApp(app, http=bounded_protocol(max_header_bytes=65536, header_timeout=10,
                                                   body_timeout=10))
-    try:
-        with caplog.at_level(logging.INFO, logger="rolegate"):
-            async with served as url, aiohttp.ClientSession() as session:
-                call = asyncio.ensure_future(session.post(
-                    f"{url}/v1/chat/completions", json=CHAT, headers=auth_for("user")))
-                await settled(lambda: 1 - len(a.requests), 0)  # it reached the upstream
-                call.cancel()  # the caller goes away, its connection with it
+    with caplog.at_level(logging.INFO, logger="rolegate"):
+        async with served as url, aiohttp.ClientSession() as session:
+            call = asyncio.ensure_future(session.post(
+                f"{url}/v1/chat/completions", json=CHAT, headers=auth_for("user")))
+            await settled(lambda: 1 - len(a.requests), 0)  # it reached the upstream
+            call.cancel()  # the caller goes away, its connection with it
 
-                await asyncio.wait_for(a.stall_dropped.wait(), timeout=2.0)
-        [access] = [json.loads(r.getMessage()) for r in caplog.records
-                    if r.name == "rolegate.access"]
-        assert access["status"] == 499
-    finally:
-        await http.close()
+            await asyncio.wait_for(a.stall_dropped.wait(), timeout=2.0)
+    [access] = [json.loads(r.getMessage()) for r in caplog.records
+                if r.name == "rolegate.access"]
+    assert access["status"] == 499
 
 
 def open_descriptors() -> int:
@@ -136,12 +143,10 @@ async def test_a_thousand_faulty_requests_leak_no_connections_or_tasks(
 
 
 async def test_caller_leaving_before_the_first_chunk_was_sent_still_closes_the_upstream(
-        upstreams, routing_settings, auth_for, clock, key_source):
+        upstreams, app_on, auth_for):
     (a,) = await upstreams("a")
     a.default = Fault.endless_stream(seconds=0.02)
-    http = HttpClient()
-    app = build_app(routing_settings([{"name": "gpt-4o", **deployment(a)}]), clock=clock,
-                    fetch=key_source, http=http)
+    app = app_on(a)
     body = json.dumps(STREAM).encode()
     headers = [(k.lower().encode(), v.encode()) for k, v in
                {**auth_for("user"), "content-type": "application/json"}.items()]
@@ -160,9 +165,6 @@ async def test_caller_leaving_before_the_first_chunk_was_sent_still_closes_the_u
         if message["type"] == "http.response.start":
             await never.wait()  # the caller is gone before the response could start
 
-    try:
-        await asyncio.wait_for(app(scope, receive, send), timeout=5)
-        await asyncio.wait_for(a.stream_dropped.wait(), timeout=1.0)
-        assert a.open_streams == 0
-    finally:
-        await http.close()
+    await asyncio.wait_for(app(scope, receive, send), timeout=5)
+    await asyncio.wait_for(a.stream_dropped.wait(), timeout=1.0)
+    assert a.open_streams == 0
