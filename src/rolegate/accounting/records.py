@@ -35,6 +35,7 @@ class UsageRecord:
     cost_usd: float
     status: int
     latency_ms: float
+    estimated: bool = False  # tokens counted by the gateway: the upstream's usage never came
 
     def row(self) -> dict[str, Any]:
         # Read field by field: `dataclasses.asdict` deep-copies every value, which cost more

@@ -7,7 +7,7 @@ also carry their UTC `day` (YYYY-MM-DD) so reports group by day the same way on 
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table,
+    JSON, BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, false,
 )
 
 metadata = MetaData()
@@ -54,7 +54,21 @@ usage = Table(
     Column("cost_usd", Float, nullable=False),
     Column("status", Integer, nullable=False),
     Column("latency_ms", Float, nullable=False),
+    Column("estimated", Boolean, nullable=False, server_default=false()),
     Index("ix_usage_ts", "ts"),
     Index("ix_usage_day", "day"),
     Index("ix_usage_principal", "issuer", "subject"),
+)
+
+# Usage records the database refused even alone (a batch that kept failing was split down to
+# them): kept here, as JSON text, so one bad record never blocks the ones queued behind it.
+usage_dead_letters = Table(
+    "usage_dead_letters", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("ts", Float, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("record", Text, nullable=False),
+    Index("ix_usage_dead_letters_ts", "ts"),
 )
