@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, settings
 
 from rolegate.app import build_app
 from rolegate.config.load import validate_settings
-from rolegate.gateway import Gateway
+from rolegate.server.gateway import Gateway
 from rolegate.providers.http import HttpClient
 from tests.support.clock import FakeClock
 from tests.support.fetch import FakeKeySource

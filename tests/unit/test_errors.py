@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from rolegate.asgi import error_response
+from rolegate.server.asgi import error_response
 from rolegate.errors import (
     GatewayError, InvalidRequest, MethodNotAllowed, ModelNotFound, NotFound, PayloadTooLarge,
     PermissionDenied, RateLimited, ServiceUnavailable, Unauthenticated, UpstreamError,

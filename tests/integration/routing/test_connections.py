@@ -15,8 +15,8 @@ import pytest
 import httpx
 
 from rolegate.app import build_app
-from rolegate.gateway import Gateway
-from rolegate.protocol import bounded_protocol
+from rolegate.server.gateway import Gateway
+from rolegate.server.protocol import bounded_protocol
 from rolegate.providers.http import HttpClient
 from tests.integration.routing.conftest import deployment
 from tests.support.faulty import Fault, FaultyUpstream, openai_error

@@ -10,13 +10,13 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry, generate_latest
 
-from rolegate.asgi import Request, Response
+from rolegate.server.asgi import Request, Response
 from rolegate.authn.principal import Principal
-from rolegate.gateway import Gateway
+from rolegate.server.gateway import Gateway
 from rolegate.observability.logging import AccessLog, DecisionLog
 from rolegate.observability.metrics import GatewayMetrics
 from rolegate.observability.requests import RequestObserver
-from rolegate.proxy.routes import Route
+from rolegate.api.routes import Route
 from tests.support.scrape import Scrape
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 
-from rolegate.asgi import Request, Response
+from rolegate.server.asgi import Request, Response
 from rolegate.authn.principal import Principal
-from rolegate.gateway import Gateway, health
-from rolegate.proxy.routes import Route
+from rolegate.server.gateway import Gateway, health
+from rolegate.api.routes import Route
 
 
 class AcceptAnyone:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rolegate.errors import MethodNotAllowed, NotFound
-from rolegate.proxy.routes import resolve
+from rolegate.api.routes import resolve
 
 
 @pytest.mark.parametrize("operation", ["chat/completions", "completions", "embeddings",

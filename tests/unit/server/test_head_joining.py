@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from rolegate.protocol import CONTINUE, HeadJoiningTransport
+from rolegate.server.protocol import CONTINUE, HeadJoiningTransport
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
 

@@ -1,0 +1,1 @@
+"""Reading request bodies: only what the gateway decides on, the rest passed through."""

@@ -1,0 +1,1 @@
+"""The HTTP server side: the ASGI request and response, the front door that authenticates and authorizes every route, and the uvicorn protocol with its bounds."""
