@@ -13,7 +13,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from rolegate.asgi import Request
+from rolegate.server.asgi import Request
 from rolegate.authn.principal import Principal
 from rolegate.config.model import DeploymentConfig
 from rolegate.observability.logging import AccessLog, DecisionLog, configure_logging

@@ -19,7 +19,8 @@ from rolegate.admin.keys import KeyAdmin
 from rolegate.admin.openapi import openapi_document
 from rolegate.admin.routes import AdminHandlers
 from rolegate.admin.usage import UsageAdmin
-from rolegate.asgi import json_response
+from rolegate.api.routes import DEV_JWKS, HEALTH_LIVE, HEALTH_READY, INFERENCE_OPERATIONS, Operation
+from rolegate.server.asgi import json_response
 from rolegate.authn.apikeys import ApiKeyVerifier
 from rolegate.authn.authenticator import Authenticator
 from rolegate.authn.dev_issuer import DevIssuer
@@ -30,7 +31,7 @@ from rolegate.authz.policy import RolePolicy
 from rolegate.config.launch import LaunchOptions
 from rolegate.config.load import read_pepper
 from rolegate.config.model import ModelConfig, RoutingConfig, Settings
-from rolegate.gateway import Gateway, Handler, Hook, background, health, static_json
+from rolegate.server.gateway import Gateway, Handler, Hook, background, health, static_json
 from rolegate.keys.material import KeyHasher
 from rolegate.keys.store import KeyStore
 from rolegate.limits.limiter import Limiter
@@ -44,19 +45,15 @@ from rolegate.observability.requests import RequestObserver
 from rolegate.observability.upstream import MeasuredProvider
 from rolegate.providers.http import HttpClient
 from rolegate.providers.registry import build_provider
-from rolegate.proxy.guard import Guard
+from rolegate.server.guard import Guard
 from rolegate.proxy.handlers import ProxyHandlers
 from rolegate.proxy.metering import Metering
-from rolegate.proxy.routes import INFERENCE_OPERATIONS
 from rolegate.routing.deployment import Deployment
 from rolegate.routing.dispatcher import Dispatcher
 from rolegate.routing.select import build_selector
 from rolegate.routing.table import ModelRoute, RouteTable
 from rolegate.storage.database import Database
 from rolegate.tasks import PeriodicTask
-
-DEV_JWKS_PATH = "/dev/jwks.json"
-
 
 def build_app(settings: Settings, *, http: HttpClient | None = None,
               clock: Callable[[], float] = time.time, fetch: Fetch | None = None,
@@ -68,13 +65,13 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     http = http or HttpClient()
     fetch = fetch or http_fetcher(http)
     issuers = [TrustedIssuer.build(config, fetch, clock) for config in settings.auth.issuers]
-    public = {"/health/live": health()}
+    public = {HEALTH_LIVE: health()}
     if settings.auth.dev_issuer.enabled:
         dev_issuer = dev_issuer or _new_dev_issuer(settings)
         issuers.append(_trusted_dev(dev_issuer, clock))
-        public[DEV_JWKS_PATH] = static_json(dev_issuer.jwks_document())
+        public[DEV_JWKS] = static_json(dev_issuer.jwks_document())
     caches = [issuer.keys for issuer in issuers]
-    public["/health/ready"] = health(lambda: all(cache.is_loaded for cache in caches))
+    public[HEALTH_READY] = health(lambda: all(cache.is_loaded for cache in caches))
 
     registry = CollectorRegistry()
     metrics = _build_metrics(settings, registry)
@@ -91,13 +88,13 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     proxy = ProxyHandlers(guard, routes, dispatcher, metering,
                           max_body_bytes=settings.server.max_body_bytes,
                           body_timeout=settings.server.body_timeout)
-    admin = AdminHandlers(guard, settings, [issuer.config for issuer in issuers])
-    key_admin = KeyAdmin(guard, stores.key_store, clock)
-    usage_admin = UsageAdmin(guard, stores.usage, clock)
+    admin = AdminHandlers(settings, [issuer.config for issuer in issuers])
+    key_admin = KeyAdmin(stores.key_store, clock)
+    usage_admin = UsageAdmin(stores.usage, clock)
     handlers = _handler_table(proxy, admin, key_admin, usage_admin)
     if metrics is not None:
         scrape = exposition(registry)
-        handlers["admin.metrics"] = admin.computed(scrape)
+        handlers[Operation.ADMIN_METRICS] = admin.computed(scrape)
         if settings.server.metrics.public:
             public[settings.server.metrics.path] = scrape
         registry.register(KeySetCollector(caches))
@@ -106,24 +103,28 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     observer = RequestObserver(metrics, AccessLog(is_enabled=settings.logging.access), decisions)
     authenticator = Authenticator(JwtVerifier(issuers, clock), keys=stores.keys,
                                   max_header_bytes=settings.server.max_auth_header_bytes)
-    return Gateway(authenticator=authenticator, handlers=handlers, public=public,
+    return Gateway(authenticator=authenticator, guard=guard, handlers=handlers, public=public,
                    observer=observer, on_startup=[*stores.on_startup,
                                background(*(cache.warm_until_loaded for cache in caches))],
                    on_shutdown=[*stores.on_shutdown, limiter.close, http.close])
 
 
 def _handler_table(proxy: ProxyHandlers, admin: AdminHandlers, key_admin: KeyAdmin,
-                   usage_admin: UsageAdmin) -> dict[str, Handler]:
-    """Route operation (`proxy/routes.py`) -> the handler that serves it."""
-    handlers: dict[str, Handler] = {operation: proxy.inference
-                                    for operation in INFERENCE_OPERATIONS}
-    handlers.update({"models.list": proxy.list_models, "models.get": proxy.get_model,
-                     "admin.policy": admin.policy, "admin.unknown": admin.not_found,
-                     "admin.openapi": admin.static(json_response(openapi_document()).body),
-                     "admin.keys.list": key_admin.list_keys, "admin.keys.create": key_admin.create,
-                     "admin.keys.get": key_admin.get, "admin.keys.update": key_admin.update,
-                     "admin.keys.revoke": key_admin.revoke, "admin.usage": usage_admin.report,
-                     "admin.metrics": admin.not_found})
+                   usage_admin: UsageAdmin) -> dict[Operation, Handler]:
+    """Route operation (`api/routes.py`) -> the handler that serves it. The gateway refuses to
+    start when an operation has none."""
+    handlers: dict[Operation, Handler] = {operation: proxy.inference
+                                          for operation in INFERENCE_OPERATIONS}
+    handlers.update({
+        Operation.MODELS_LIST: proxy.list_models, Operation.MODELS_GET: proxy.get_model,
+        Operation.ADMIN_POLICY: admin.policy, Operation.ADMIN_UNKNOWN: admin.not_found,
+        Operation.ADMIN_OPENAPI: admin.static(json_response(openapi_document()).body),
+        Operation.ADMIN_KEYS_LIST: key_admin.list_keys,
+        Operation.ADMIN_KEYS_CREATE: key_admin.create, Operation.ADMIN_KEYS_GET: key_admin.get,
+        Operation.ADMIN_KEYS_UPDATE: key_admin.update,
+        Operation.ADMIN_KEYS_REVOKE: key_admin.revoke, Operation.ADMIN_USAGE: usage_admin.report,
+        Operation.ADMIN_METRICS: admin.not_found,  # metrics off: as an unknown admin path
+    })
     return handlers
 
 

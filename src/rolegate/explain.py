@@ -23,7 +23,7 @@ from rolegate.authz.policy import RolePolicy
 from rolegate.config.model import IssuerConfig, Settings
 from rolegate.errors import GatewayError, NotFound
 from rolegate.keys.material import hint
-from rolegate.proxy.routes import resolve
+from rolegate.api.routes import resolve
 
 
 @dataclass

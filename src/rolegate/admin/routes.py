@@ -1,49 +1,41 @@
-"""Admin handlers. Every one is authorized against route group `admin` first."""
+"""Admin handlers. The front door has authorized route group `admin` before any of them runs."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from rolegate.asgi import Request, Response, json_response
+from rolegate.server.asgi import Request, Response, json_response
 from rolegate.authn.principal import Principal
-from rolegate.authz.model import Action
 from rolegate.config.model import IssuerConfig, Settings
 from rolegate.errors import NotFound
-from rolegate.proxy.guard import Guard
-from rolegate.proxy.routes import Route
+from rolegate.api.routes import Route
 
 if TYPE_CHECKING:
     from pydantic.main import IncEx
 
 
 class AdminHandlers:
-    def __init__(self, guard: Guard, settings: Settings, issuers: list[IssuerConfig]) -> None:
-        self._guard = guard
+    def __init__(self, settings: Settings, issuers: list[IssuerConfig]) -> None:
         self._policy_view = _policy_view(settings, issuers)
 
     async def policy(self, request: Request, route: Route, who: Principal) -> Response:
-        self._guard.authorize(request, who, Action(route.group, request.path))
         return json_response(self._policy_view)
 
     def static(self, body: bytes) -> Callable[[Request, Route, Principal], Awaitable[Response]]:
-        """A handler answering `body` (JSON) to callers granted route group `admin`."""
+        """A handler answering `body` (JSON)."""
         async def respond(request: Request, route: Route, who: Principal) -> Response:
-            self._guard.authorize(request, who, Action(route.group, request.path))
             return Response(body=body)
         return respond
 
     def computed(self, produce: Callable[[], Response]
                  ) -> Callable[[Request, Route, Principal], Awaitable[Response]]:
-        """A handler answering what `produce` makes now, to callers granted route group
-        `admin`."""
+        """A handler answering what `produce` makes now."""
         async def respond(request: Request, route: Route, who: Principal) -> Response:
-            self._guard.authorize(request, who, Action(route.group, request.path))
             return produce()
         return respond
 
     async def not_found(self, request: Request, route: Route, who: Principal) -> Response:
-        self._guard.authorize(request, who, Action(route.group, request.path))
         raise NotFound(f"No admin route matches {request.path}.", code="unknown_route")
 
 

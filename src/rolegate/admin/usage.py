@@ -7,23 +7,18 @@ from collections.abc import Callable
 
 from rolegate.accounting.period import parse_instant
 from rolegate.accounting.store import FILTERS, GROUPINGS, UsageQuery, UsageStore
-from rolegate.asgi import Request, Response, json_response
+from rolegate.server.asgi import Request, Response, json_response
 from rolegate.authn.principal import Principal
-from rolegate.authz.model import Action
 from rolegate.errors import InvalidRequest, NotFound
-from rolegate.proxy.guard import Guard
-from rolegate.proxy.routes import Route
+from rolegate.api.routes import Route
 
 
 class UsageAdmin:
-    def __init__(self, guard: Guard, store: UsageStore | None,
-                 clock: Callable[[], float]) -> None:
-        self._guard = guard
+    def __init__(self, store: UsageStore | None, clock: Callable[[], float]) -> None:
         self._store = store
         self._clock = clock
 
     async def report(self, request: Request, route: Route, who: Principal) -> Response:
-        self._guard.authorize(request, who, Action(route.group, request.path))
         if self._store is None:
             raise NotFound("Usage accounting is not enabled on this gateway (database).",
                            code="usage_disabled")

@@ -1,1 +1,1 @@
-"""The gateway's API surface: every route it answers, the route group the policy grants for it, and its operation."""
+"""The gateway's API surface: every route it answers, its route group and its operation."""

@@ -1,86 +1,198 @@
-"""Resolving a request's method and path to a `Route`: its route group, operation and, for paths
-that name one, its model.
+"""The route table: every method and path the gateway answers, the route group the policy grants
+for it, and the operation that serves it. One table, read three ways: `resolve` looks a request
+up in it, the front door (`server/gateway.py`) authorizes the declared group before dispatching,
+and the tests walk it route by route.
+
+>>> route = resolve("POST", "/openai/deployments/gpt-4o/chat/completions")
+>>> (route.group, route.operation, route.model)
+(<RouteGroup.INFERENCE: 'inference'>, <Operation.CHAT_COMPLETIONS: 'chat/completions'>, 'gpt-4o')
 
 Paths are matched exactly after rejecting empty or dot segments, so `/v1//chat/completions` and
-`/v1/./models` are not found rather than treated as something else. Route groups (`inference`,
-`info`, `admin`) are what the policy grants.
+`/v1/./models` are not found rather than treated as something else. A template names at most one
+parameter: `{model}` (at the end of a path it may hold `/`, as model names do), `{key_id}` (one
+segment) or `{rest}` (anything, for the admin paths that answer 404 to an authorized caller).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from rolegate.errors import MethodNotAllowed, NotFound
 
-INFERENCE_OPERATIONS = ("chat/completions", "completions", "embeddings", "responses",
-                        "audio/speech", "audio/transcriptions", "audio/translations",
-                        "images/generations", "images/edits", "images/variations")
-FORM_OPERATIONS = ("audio/transcriptions", "audio/translations", "images/edits",
-                   "images/variations")  # these take multipart/form-data, model in a form field
-AZURE_OPERATIONS = ("chat/completions", "completions", "embeddings", "audio/speech",
-                    "audio/transcriptions", "audio/translations", "images/generations")
-_AZURE_PREFIX = "/openai/deployments/"
+
+class RouteGroup(StrEnum):
+    """What a policy rule's `allow.routes` grants (besides path globs)."""
+
+    INFERENCE = "inference"
+    INFO = "info"
+    ADMIN = "admin"
+
+
+class Operation(StrEnum):
+    """What a route does; the key of the gateway's handler table. Inference operations are
+    named as the OpenAI API names them (the upstream path)."""
+
+    CHAT_COMPLETIONS = "chat/completions"
+    COMPLETIONS = "completions"
+    EMBEDDINGS = "embeddings"
+    RESPONSES = "responses"
+    AUDIO_SPEECH = "audio/speech"
+    AUDIO_TRANSCRIPTIONS = "audio/transcriptions"
+    AUDIO_TRANSLATIONS = "audio/translations"
+    IMAGES_GENERATIONS = "images/generations"
+    IMAGES_EDITS = "images/edits"
+    IMAGES_VARIATIONS = "images/variations"
+    MODELS_LIST = "models.list"
+    MODELS_GET = "models.get"
+    ADMIN_POLICY = "admin.policy"
+    ADMIN_OPENAPI = "admin.openapi"
+    ADMIN_USAGE = "admin.usage"
+    ADMIN_METRICS = "admin.metrics"
+    ADMIN_KEYS_LIST = "admin.keys.list"
+    ADMIN_KEYS_CREATE = "admin.keys.create"
+    ADMIN_KEYS_GET = "admin.keys.get"
+    ADMIN_KEYS_UPDATE = "admin.keys.update"
+    ADMIN_KEYS_REVOKE = "admin.keys.revoke"
+    ADMIN_UNKNOWN = "admin.unknown"
+
+
+INFERENCE_OPERATIONS = tuple(op for op in Operation if "." not in op)
+FORM_OPERATIONS = (Operation.AUDIO_TRANSCRIPTIONS, Operation.AUDIO_TRANSLATIONS,
+                   Operation.IMAGES_EDITS, Operation.IMAGES_VARIATIONS)  # multipart/form-data
+AZURE_OPERATIONS = (Operation.CHAT_COMPLETIONS, Operation.COMPLETIONS, Operation.EMBEDDINGS,
+                    Operation.AUDIO_SPEECH, Operation.AUDIO_TRANSCRIPTIONS,
+                    Operation.AUDIO_TRANSLATIONS, Operation.IMAGES_GENERATIONS)
+# Routes whose handler adds a per-model decision to the group's: the model is in the body or
+# the path, and only that decision is logged when the group is granted.
+MODEL_OPERATIONS = frozenset({*INFERENCE_OPERATIONS, Operation.MODELS_GET})
+
+# Answered before authentication, by the gateway itself; nothing else is. The metrics path,
+# when public, is configured (`server.metrics.path`) and checked not to shadow a route.
+HEALTH_LIVE = "/health/live"
+HEALTH_READY = "/health/ready"
+DEV_JWKS = "/dev/jwks.json"
+PUBLIC_PATHS = (HEALTH_LIVE, HEALTH_READY, DEV_JWKS)
+
+ANY_METHOD = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """One line of the route table."""
+
+    method: str  # or ANY_METHOD
+    path: str    # exact, or a template with one `{…}` parameter
+    group: RouteGroup
+    operation: Operation
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    group: str
-    operation: str
+    """A request resolved: its group, operation and method, and the parameter its path named."""
+
+    group: RouteGroup
+    operation: Operation
     method: str
     model: str | None = None
-    resource: str | None = None  # the id an admin path names (`/admin/keys/{id}`)
+    resource: str | None = None  # the id an admin path names (`/admin/keys/{key_id}`)
 
 
-_EXACT: dict[str, Route] = {}
-for _operation in INFERENCE_OPERATIONS:
-    for _prefix in ("/v1/", "/"):
-        _EXACT[_prefix + _operation] = Route("inference", _operation, "POST")
-for _prefix in ("/v1/", "/"):
-    _EXACT[_prefix + "models"] = Route("info", "models.list", "GET")
-_EXACT["/admin/policy"] = Route("admin", "admin.policy", "GET")
-_EXACT["/admin/openapi.json"] = Route("admin", "admin.openapi", "GET")
-_EXACT["/admin/usage"] = Route("admin", "admin.usage", "GET")
-_EXACT["/admin/metrics"] = Route("admin", "admin.metrics", "GET")
-# Admin paths that take several methods: path -> method -> operation.
-_ADMIN_KEYS = {"GET": "admin.keys.list", "POST": "admin.keys.create"}
-_ADMIN_KEY = {"GET": "admin.keys.get", "PATCH": "admin.keys.update",
-              "DELETE": "admin.keys.revoke"}
+def _table() -> tuple[RouteSpec, ...]:
+    specs = []
+    for prefix in ("/v1/", "/"):
+        specs += [RouteSpec("POST", prefix + op, RouteGroup.INFERENCE, op)
+                  for op in INFERENCE_OPERATIONS]
+        specs.append(RouteSpec("GET", prefix + "models", RouteGroup.INFO, Operation.MODELS_LIST))
+        specs.append(RouteSpec("GET", prefix + "models/{model}", RouteGroup.INFO,
+                               Operation.MODELS_GET))
+    specs += [RouteSpec("POST", f"/openai/deployments/{{model}}/{op}", RouteGroup.INFERENCE, op)
+              for op in AZURE_OPERATIONS]
+    admin = RouteGroup.ADMIN
+    specs += [
+        RouteSpec("GET", "/admin/policy", admin, Operation.ADMIN_POLICY),
+        RouteSpec("GET", "/admin/openapi.json", admin, Operation.ADMIN_OPENAPI),
+        RouteSpec("GET", "/admin/usage", admin, Operation.ADMIN_USAGE),
+        RouteSpec("GET", "/admin/metrics", admin, Operation.ADMIN_METRICS),
+        RouteSpec("GET", "/admin/keys", admin, Operation.ADMIN_KEYS_LIST),
+        RouteSpec("POST", "/admin/keys", admin, Operation.ADMIN_KEYS_CREATE),
+        RouteSpec("GET", "/admin/keys/{key_id}", admin, Operation.ADMIN_KEYS_GET),
+        RouteSpec("PATCH", "/admin/keys/{key_id}", admin, Operation.ADMIN_KEYS_UPDATE),
+        RouteSpec("DELETE", "/admin/keys/{key_id}", admin, Operation.ADMIN_KEYS_REVOKE),
+        # Last: any other admin path is found, and answers 404 only after the caller is
+        # authorized for route group `admin`, so the admin surface cannot be probed.
+        RouteSpec(ANY_METHOD, "/admin/{rest}", admin, Operation.ADMIN_UNKNOWN),
+    ]
+    return tuple(specs)
+
+
+ROUTES = _table()
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """A path with one parameter, and the routes (by method) it leads to."""
+
+    prefix: str
+    suffix: str
+    parameter: str
+    methods: dict[str, RouteSpec]
+
+    def match(self, path: str) -> str | None:
+        if (len(path) < len(self.prefix) + len(self.suffix) or not path.startswith(self.prefix)
+                or not path.endswith(self.suffix)):
+            return None
+        value = path[len(self.prefix):len(path) - len(self.suffix)]
+        if self.parameter == "rest":
+            return value
+        if not value or ("/" in value and (self.suffix or self.parameter == "key_id")):
+            return None
+        return value
+
+
+def _compile(specs: tuple[RouteSpec, ...]) -> tuple[dict[str, dict[str, Route]],
+                                                    list[_Template]]:
+    exact: dict[str, dict[str, Route]] = {}
+    templates: dict[str, _Template] = {}
+    for spec in specs:
+        if "{" not in spec.path:
+            exact.setdefault(spec.path, {})[spec.method] = Route(spec.group, spec.operation,
+                                                                  spec.method)
+            continue
+        prefix, _, rest = spec.path.partition("{")
+        parameter, _, suffix = rest.partition("}")
+        template = templates.setdefault(spec.path, _Template(prefix, suffix, parameter, {}))
+        template.methods[spec.method] = spec
+    return exact, list(templates.values())
+
+
+_EXACT, _TEMPLATES = _compile(ROUTES)
 
 
 def resolve(method: str, path: str) -> Route:
-    route = _EXACT.get(path) or _resolve_pattern(method, path)
-    if route.method != method:
-        raise MethodNotAllowed(f"{method} is not allowed on {path}; use {route.method}.")
-    return route
-
-
-def _resolve_pattern(method: str, path: str) -> Route:
+    """The route for `method` and `path`: `NotFound` (404) when no path matches,
+    `MethodNotAllowed` (405) when the path does but not with this method."""
+    methods = _EXACT.get(path)
+    if methods is not None:
+        route = methods.get(method)
+        if route is None:
+            raise _not_allowed(method, path, methods)
+        return route
     if "//" in path or any(part in (".", "..") for part in path.split("/")):
         raise NotFound(f"No route matches {path}.", code="unknown_route")
-    for prefix in ("/v1/models/", "/models/"):
-        if path.startswith(prefix) and len(path) > len(prefix):
-            return Route("info", "models.get", "GET", model=path[len(prefix):])
-    if path.startswith(_AZURE_PREFIX):
-        name, _, operation = path[len(_AZURE_PREFIX):].partition("/")
-        if name and operation in AZURE_OPERATIONS:
-            return Route("inference", operation, "POST", model=name)
-    if path.startswith("/admin/"):
-        return _resolve_admin(method, path)
+    for template in _TEMPLATES:
+        value = template.match(path)
+        if value is None:
+            continue
+        spec = template.methods.get(method) or template.methods.get(ANY_METHOD)
+        if spec is None:
+            raise _not_allowed(method, path, template.methods)
+        return Route(spec.group, spec.operation, method,
+                     model=value if template.parameter == "model" else None,
+                     resource=value if template.parameter == "key_id" else None)
     raise NotFound(f"No route matches {path}.", code="unknown_route")
 
 
-def _resolve_admin(method: str, path: str) -> Route:
-    """`/admin/keys` and `/admin/keys/{id}`; any other admin path is `admin.unknown`, which
-    answers 404 only after the caller is authorized for route group `admin`."""
-    rest = path[len("/admin/"):]
-    if rest == "keys":
-        methods, key_id = _ADMIN_KEYS, None
-    elif rest.startswith("keys/") and "/" not in rest[len("keys/"):] and len(rest) > len("keys/"):
-        methods, key_id = _ADMIN_KEY, rest[len("keys/"):]
-    else:
-        return Route("admin", "admin.unknown", method)
-    operation = methods.get(method)
-    if operation is None:
-        raise MethodNotAllowed(f"{method} is not allowed on {path}; use "
-                               f"{', '.join(methods)}.")
-    return Route("admin", operation, method, resource=key_id)
+def _not_allowed(method: str, path: str, methods: Iterable[str]) -> MethodNotAllowed:
+    return MethodNotAllowed(f"{method} is not allowed on {path}; use {', '.join(methods)}.")

@@ -7,7 +7,7 @@ when virtual API keys are enabled, and then only for them.
 
 from __future__ import annotations
 
-from rolegate.asgi import Request
+from rolegate.server.asgi import Request
 from rolegate.authn.apikeys import ApiKeyVerifier
 from rolegate.authn.extract import api_key_header, bearer_token, has_query_token
 from rolegate.authn.principal import Principal

@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rolegate import cli_data
+from rolegate.cli import data as cli_data
 from rolegate.authn.dev_issuer import STATE_FILE, DevIssuer
-from rolegate.cli_settings import settings_for
+from rolegate.cli.options import settings_for
 from rolegate.config.launch import LaunchOptions
 from rolegate.config.model import Settings
 from rolegate.errors import GatewayError
@@ -67,7 +67,7 @@ def serve(config: ConfigOption = None,
 
     from rolegate.app import build_app, dev_issuer_url
     from rolegate.observability.logging import configure_logging
-    from rolegate.protocol import bounded_protocol
+    from rolegate.server.protocol import bounded_protocol
 
     settings = _settings(config, host, port, state_dir)
     configure_logging(settings.logging.level)
@@ -152,7 +152,7 @@ def explain(
 ) -> None:
     """Explain the decision for a token or API key: verification, principal, every rule."""
     from rolegate.explain import explain as run_explain
-    from rolegate.render import render_explanation
+    from rolegate.cli.render import render_explanation
 
     settings = _settings(config)
     issuers = list(settings.auth.issuers)

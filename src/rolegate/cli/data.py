@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from rolegate.accounting.period import parse_instant
 from rolegate.accounting.store import FILTERS, GROUPINGS, UsageQuery, UsageStore
-from rolegate.cli_settings import settings_for
+from rolegate.cli.options import settings_for
 from rolegate.config.load import ConfigError, read_pepper
 from rolegate.config.model import LimitConfig, Settings
 from rolegate.keys.material import KeyHasher

@@ -10,10 +10,9 @@ from fnmatch import fnmatchcase
 
 from rolegate.config.model import Settings
 from rolegate.errors import MethodNotAllowed, NotFound
-from rolegate.proxy.routes import resolve
+from rolegate.api.routes import PUBLIC_PATHS, RouteGroup, resolve
 
-ROUTE_GROUPS = ("inference", "info", "admin")
-OWN_PUBLIC_PATHS = ("/health/live", "/health/ready", "/dev/jwks.json")
+ROUTE_GROUPS = tuple(group.value for group in RouteGroup)
 API_KEY_ISSUER = "apikey"  # the issuer name of every principal a virtual API key resolves to
 
 
@@ -96,7 +95,7 @@ def _metrics_path_problems(settings: Settings) -> list[str]:
     try:
         resolve("GET", metrics.path)
     except NotFound:
-        is_taken = metrics.path in OWN_PUBLIC_PATHS
+        is_taken = metrics.path in PUBLIC_PATHS
     except MethodNotAllowed:
         is_taken = True
     else:

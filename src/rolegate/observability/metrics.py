@@ -20,7 +20,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
 
-from rolegate.asgi import Response
+from rolegate.server.asgi import Response
 
 UNKNOWN = "_unknown"  # a model the caller named that is not configured
 NONE = "_none"        # no route group (unauthenticated, unknown path), no model, no rule

@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable
 
-from rolegate.asgi import Request
+from rolegate.server.asgi import Request
 from rolegate.errors import Unauthenticated
 from rolegate.observability.logging import AccessLog, DecisionLog
 from rolegate.observability.metrics import NONE, GatewayMetrics

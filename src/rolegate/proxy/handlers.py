@@ -1,15 +1,18 @@
-"""The OpenAI-compatible handlers. Thin: read what is needed, decide, forward."""
+"""The OpenAI-compatible handlers. Thin: read what is needed, decide on the model, forward.
+
+The front door has authorized the route's group before a handler runs; these add only the
+decision on the model the request names."""
 
 from __future__ import annotations
 
-from rolegate.asgi import Request, Response, json_response
+from rolegate.server.asgi import Request, Response, json_response
 from rolegate.authn.principal import Principal
 from rolegate.authz.model import Action
 from rolegate.errors import InvalidRequest
-from rolegate.proxy import body as bodies
-from rolegate.proxy.guard import Guard
+from rolegate.reading import body as bodies
+from rolegate.server.guard import Guard
 from rolegate.proxy.metering import Metering
-from rolegate.proxy.routes import FORM_OPERATIONS, Route
+from rolegate.api.routes import FORM_OPERATIONS, Route
 from rolegate.routing.dispatcher import Dispatcher
 from rolegate.routing.request import ClientRequest
 from rolegate.routing.table import RouteTable
@@ -57,7 +60,6 @@ class ProxyHandlers:
                              content_type if is_form else bodies.JSON, is_form)
 
     async def list_models(self, request: Request, route: Route, who: Principal) -> Response:
-        self._guard.authorize(request, who, Action(route.group, request.path))
         names = self._guard.policy.allowed_models(who, route.group, request.path,
                                                   self._routes.model_names)
         return json_response({"object": "list", "data": [_model_card(n) for n in names]})

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from rolegate.accounting.pricing import cost_usd
 from rolegate.accounting.records import TokenUsage, UsageRecord
-from rolegate.asgi import Request, Response
+from rolegate.server.asgi import Request, Response
 from rolegate.authn.principal import Principal
 from rolegate.authz.model import Decision
 from rolegate.config.model import ModelConfig

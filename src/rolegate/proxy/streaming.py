@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from rolegate.asgi import Receive, Response, Send
+from rolegate.server.asgi import Receive, Response, Send
 from rolegate.errors import GatewayError, UpstreamError, error_body, internal_error
 from rolegate.providers.base import UpstreamReply
 

@@ -17,7 +17,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from rolegate.asgi import Response
+from rolegate.server.asgi import Response
 from rolegate.config.model import RetryConfig
 from rolegate.errors import (
     GatewayError, RateLimited, ServiceUnavailable, UpstreamError, UpstreamTimeout,

@@ -1,1 +1,2 @@
-"""The HTTP server side: the ASGI request and response, the front door that authenticates and authorizes every route, and the uvicorn protocol with its bounds."""
+"""The HTTP side: ASGI request and response, the front door that authenticates and authorizes
+every route, and the uvicorn protocol with its bounds."""

@@ -3,7 +3,9 @@
 1. a request id (the caller's, when it is a safe token); public paths (health, metrics, the
    development key set) answer without a credential;
 2. every other request is authenticated (401 on failure) before its path is even resolved;
-3. the path resolves to a route (404/405), whose handler authorizes (403) and forwards;
+3. the path resolves to a route (404/405) in the route table (`api/routes.py`), which declares
+   the route's group; the group is authorized here (403), before any handler runs, so a handler
+   cannot forget it. Inference handlers add only the per-model decision;
 4. any `GatewayError` is rendered as OpenAI-shaped JSON; anything else is a logged 500 that
    shows the caller nothing of it;
 5. whatever the outcome, one access-log line and the request metrics (`observability/`).
@@ -13,16 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
-from rolegate.asgi import (
+from rolegate.api.routes import Operation, Route, resolve
+from rolegate.server.asgi import (
     ClientDisconnected, Receive, Request, Response, Scope, Send, error_response, json_response,
 )
 from rolegate.authn.authenticator import Authenticator
 from rolegate.authn.principal import Principal
 from rolegate.errors import GatewayError, Unauthenticated, internal_error
 from rolegate.observability.requests import RequestObserver, accepted_request_id
-from rolegate.proxy.routes import Route, resolve
+from rolegate.server.guard import Guard
 from rolegate.proxy.streaming import send_stream
 
 log = logging.getLogger("rolegate.gateway")
@@ -34,12 +37,20 @@ CLIENT_CLOSED = 499  # the status logged for a caller that left before it could 
 
 
 class Gateway:
-    def __init__(self, *, authenticator: Authenticator, handlers: dict[str, Handler],
-                 public: dict[str, PublicHandler], on_startup: list[Hook],
-                 on_shutdown: list[Hook], observer: RequestObserver | None = None) -> None:
+    """The ASGI app. `handlers` must serve every `Operation`: a route without a handler is a
+    start-up error, not a 500 on the first request that takes it."""
+
+    def __init__(self, *, authenticator: Authenticator, guard: Guard,
+                 handlers: Mapping[Operation, Handler], public: dict[str, PublicHandler],
+                 on_startup: list[Hook], on_shutdown: list[Hook],
+                 observer: RequestObserver | None = None) -> None:
+        missing = [operation.value for operation in Operation if operation not in handlers]
+        if missing:
+            raise ValueError(f"No handler serves the operations {', '.join(missing)}.")
         self._authenticator = authenticator
+        self._guard = guard
         self._observer = observer
-        self._handlers = handlers
+        self._handlers = dict(handlers)
         self._public = public
         self._on_startup = on_startup
         self._on_shutdown = on_shutdown
@@ -96,6 +107,7 @@ class Gateway:
         request.state["principal"] = who
         route = resolve(request.method, request.path)
         request.state["route_group"] = route.group
+        self._guard.admit(request, who, route)
         return await self._handlers[route.operation](request, route, who)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

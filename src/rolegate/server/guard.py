@@ -1,15 +1,25 @@
 """`Guard`: asks the policy, logs and counts the decision, and raises `PermissionDenied` on a
-denial."""
+denial.
+
+Two questions, asked in this order for every authenticated request:
+
+- `admit(request, who, route)`: may this caller use the route's group at all? The front door
+  (`gateway.py`) asks it before any handler runs, for every route the table knows, so no
+  handler can forget it. For a route whose handler decides on a model next
+  (`MODEL_OPERATIONS`), a granted group is not logged: the model's decision is the request's one.
+- `authorize(request, who, action)`: the per-model decision a handler adds.
+"""
 
 from __future__ import annotations
 
-from rolegate.asgi import Request
+from rolegate.api.routes import MODEL_OPERATIONS, Route
 from rolegate.authn.principal import Principal
 from rolegate.authz.model import Action, Decision
 from rolegate.authz.policy import RolePolicy
 from rolegate.errors import PermissionDenied
 from rolegate.observability.logging import DecisionLog
 from rolegate.observability.metrics import GatewayMetrics
+from rolegate.server.asgi import Request
 
 
 class Guard:
@@ -19,11 +29,20 @@ class Guard:
         self._decisions = decisions
         self._metrics = metrics
 
+    def admit(self, request: Request, who: Principal, route: Route) -> None:
+        """The route group's decision, taken before dispatching; raises on a denial."""
+        action = Action(route.group, request.path)
+        decision = self.policy.decide(who, action)
+        if decision.allowed and route.operation in MODEL_OPERATIONS:
+            return
+        self._record(request, who, action, decision)
+        if not decision.allowed:
+            raise _denied(decision)
+
     def authorize(self, request: Request, who: Principal, action: Action) -> Decision:
         decision = self._decide(request, who, action)
         if not decision.allowed:
-            raise PermissionDenied(decision.reason, code=decision.code,
-                                   param="model" if decision.code == "model_not_allowed" else None)
+            raise _denied(decision)
         return decision
 
     def permits(self, request: Request, who: Principal, action: Action) -> bool:
@@ -32,7 +51,16 @@ class Guard:
 
     def _decide(self, request: Request, who: Principal, action: Action) -> Decision:
         decision = self.policy.decide(who, action)
+        self._record(request, who, action, decision)
+        return decision
+
+    def _record(self, request: Request, who: Principal, action: Action,
+                decision: Decision) -> None:
         self._decisions.record(request.request_id, who, action, decision)
         if self._metrics is not None:
             self._metrics.count_decision(decision.allowed, decision.rule)
-        return decision
+
+
+def _denied(decision: Decision) -> PermissionDenied:
+    return PermissionDenied(decision.reason, code=decision.code,
+                            param="model" if decision.code == "model_not_allowed" else None)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from rolegate.asgi import BODY_DEADLINE_EXTENSION
+from rolegate.server.asgi import BODY_DEADLINE_EXTENSION
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGI3Application

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rolegate.errors import MethodNotAllowed, NotFound
-from rolegate.api.routes import resolve
+from rolegate.api.routes import ANY_METHOD, ROUTES, resolve
 
 
 @pytest.mark.parametrize("operation", ["chat/completions", "completions", "embeddings",
@@ -70,3 +70,36 @@ def test_wrong_method_is_405_naming_the_right_one(method, path):
         resolve(method, path)
     assert caught.value.status == 405
     assert "use GET" in caught.value.message or "use POST" in caught.value.message
+
+
+def group_by_path(path: str) -> str:
+    """An oracle written apart from the table: admin paths are `admin`, the model listing and
+    retrieval `info`, the rest (OpenAI and Azure inference) `inference`."""
+    if path.startswith("/admin/"):
+        return "admin"
+    if path.removeprefix("/v1").startswith("/models"):
+        return "info"
+    return "inference"
+
+
+@pytest.mark.parametrize("spec", ROUTES, ids=lambda spec: f"{spec.method} {spec.path}")
+def test_every_route_declares_the_group_its_path_belongs_to(spec):
+    assert spec.group == group_by_path(spec.path)
+
+
+@pytest.mark.parametrize("spec", ROUTES, ids=lambda spec: f"{spec.method} {spec.path}")
+def test_every_route_in_the_table_resolves_to_itself(spec):
+    path = spec.path.format(model="some/model" if spec.path.endswith("}") else "m",
+                            key_id="key_1", rest="x/y")
+    method = "PUT" if spec.method == ANY_METHOD else spec.method
+    route = resolve(method, path)
+    assert (route.group, route.operation, route.method) == (spec.group, spec.operation, method)
+
+
+def test_admin_key_paths_name_the_key_and_refuse_other_methods():
+    assert resolve("PATCH", "/admin/keys/key_1").resource == "key_1"
+    assert resolve("GET", "/admin/keys/a/b").operation == "admin.unknown"
+    with pytest.raises(MethodNotAllowed, match="use GET, PATCH, DELETE"):
+        resolve("PUT", "/admin/keys/key_1")
+    with pytest.raises(MethodNotAllowed, match="use GET, POST"):
+        resolve("DELETE", "/admin/keys")

@@ -17,12 +17,8 @@ from rolegate.observability.logging import AccessLog, DecisionLog
 from rolegate.observability.metrics import GatewayMetrics
 from rolegate.observability.requests import RequestObserver
 from rolegate.api.routes import Route
+from tests.support.front_door import AcceptAnyone, every_operation, open_guard
 from tests.support.scrape import Scrape
-
-
-class AcceptAnyone:
-    async def authenticate(self, request: Request) -> Principal:
-        return Principal(issuer="test", subject="s")
 
 
 async def failing(request: Request, route: Route, who: Principal) -> Response:
@@ -37,9 +33,9 @@ async def reading(request: Request, route: Route, who: Principal) -> Response:
 def observed_gateway(handler: Any) -> tuple[Gateway, CollectorRegistry]:
     registry = CollectorRegistry()
     observer = RequestObserver(GatewayMetrics(registry, models={}), AccessLog(), DecisionLog())
-    gateway = Gateway(authenticator=AcceptAnyone(), handlers={"models.list": handler,  # type: ignore[arg-type]
-                                                              "chat/completions": handler},
-                      public={}, on_startup=[], on_shutdown=[], observer=observer)
+    gateway = Gateway(authenticator=AcceptAnyone(), guard=open_guard(),  # type: ignore[arg-type]
+                      handlers=every_operation(handler), public={}, on_startup=[],
+                      on_shutdown=[], observer=observer)
     return gateway, registry
 
 

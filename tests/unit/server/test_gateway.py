@@ -1,5 +1,6 @@
 """The ASGI dispatch: public paths need no credential, everything else is authenticated first,
-and a bug in a handler is a bare 500 that shows nothing of it."""
+every route's group is authorized before its handler runs, the handler table must serve every
+operation, and a bug in a handler is a bare 500 that shows nothing of it."""
 
 from __future__ import annotations
 
@@ -7,16 +8,16 @@ import logging
 from typing import Any
 
 import httpx
+import pytest
 
-from rolegate.server.asgi import Request, Response
+from rolegate.api.routes import Operation, Route
 from rolegate.authn.principal import Principal
+from rolegate.authz.policy import RolePolicy
+from rolegate.observability.logging import DecisionLog
+from rolegate.server.asgi import Request, Response
 from rolegate.server.gateway import Gateway, health
-from rolegate.api.routes import Route
-
-
-class AcceptAnyone:
-    async def authenticate(self, request: Request) -> Principal:
-        return Principal(issuer="test", subject="s")
+from rolegate.server.guard import Guard
+from tests.support.front_door import AcceptAnyone, every_operation, open_guard
 
 
 async def failing(request: Request, route: Route, who: Principal) -> Response:
@@ -27,9 +28,14 @@ def client_for_app(app: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.test")
 
 
+def gateway_with(handlers: Any, *, guard: Guard | None = None, authenticator: Any = None,
+                 public: Any = None) -> Gateway:
+    return Gateway(authenticator=authenticator or AcceptAnyone(), guard=guard or open_guard(),
+                   handlers=handlers, public=public or {}, on_startup=[], on_shutdown=[])
+
+
 async def test_a_bug_in_a_handler_is_a_500_without_details(caplog):
-    gateway = Gateway(authenticator=AcceptAnyone(), handlers={"models.list": failing},  # type: ignore[arg-type]
-                      public={}, on_startup=[], on_shutdown=[])
+    gateway = gateway_with(every_operation(failing))
     async with client_for_app(gateway) as client:
         with caplog.at_level(logging.ERROR, logger="rolegate.gateway"):
             response = await client.get("/v1/models")
@@ -45,9 +51,9 @@ async def test_public_paths_answer_without_authentication():
         async def authenticate(self, request: Request) -> Principal:
             raise AssertionError("public paths must not be authenticated")
 
-    gateway = Gateway(authenticator=RefuseEveryone(), handlers={},  # type: ignore[arg-type]
-                      public={"/health/live": health(), "/health/ready": health(lambda: False)},
-                      on_startup=[], on_shutdown=[])
+    gateway = gateway_with(every_operation(failing), authenticator=RefuseEveryone(),
+                           public={"/health/live": health(),
+                                   "/health/ready": health(lambda: False)})
     async with client_for_app(gateway) as client:
         live = await client.get("/health/live")
         ready = await client.get("/health/ready")
@@ -56,8 +62,36 @@ async def test_public_paths_answer_without_authentication():
 
 
 async def test_every_response_has_a_distinct_request_id():
-    gateway = Gateway(authenticator=AcceptAnyone(), handlers={},  # type: ignore[arg-type]
-                      public={"/health/live": health()}, on_startup=[], on_shutdown=[])
+    gateway = gateway_with(every_operation(failing), public={"/health/live": health()})
     async with client_for_app(gateway) as client:
         ids = {(await client.get("/health/live")).headers["x-request-id"] for _ in range(5)}
     assert len(ids) == 5
+
+
+def test_a_handler_table_missing_an_operation_is_refused_at_start_up():
+    handlers = every_operation(failing)
+    del handlers[Operation.ADMIN_USAGE]
+    with pytest.raises(ValueError, match=r"admin\.usage"):
+        gateway_with(handlers)
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("GET", "/v1/models/m"),
+    ("GET", "/admin/policy"), ("DELETE", "/admin/keys/key_1"), ("GET", "/admin/nothing"),
+    ("POST", "/openai/deployments/m/embeddings"),
+])
+async def test_a_caller_without_the_group_never_reaches_a_handler(method, path):
+    """No rule grants anything: the front door refuses every route, and no handler runs."""
+    ran: list[str] = []
+
+    async def handler(request: Request, route: Route, who: Principal) -> Response:
+        ran.append(request.path)
+        return Response()
+
+    guard = Guard(RolePolicy.compile([]), DecisionLog(is_enabled=False))
+    async with client_for_app(gateway_with(every_operation(handler), guard=guard)) as client:
+        response = await client.request(method, path, json={"model": "m"})
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "insufficient_scope"
+    assert ran == []
