@@ -1,8 +1,9 @@
 """`MeasuredProvider`: a provider wrapped so each upstream attempt is counted and timed.
 
 Wrapping the provider keeps routing free of metrics: the dispatcher sees a provider like any
-other. An attempt is counted once, when its reply is closed (the dispatcher closes every reply it
-opened, and a stream's relay closes it when the stream ends), with the outcome the reply had:
+other. An attempt is counted once, when its reply ends (an end-of-reply listener: the dispatcher
+ends every reply it read whole, and a stream's relay ends it when the stream is over), with the
+outcome the reply had:
 
 - `success` (status below 400), `client_error` (other 4xx), `rate_limited` (429),
   `server_error` (5xx);
@@ -57,15 +58,15 @@ class MeasuredProvider:
             raise
         attempt = _Attempt(self._metrics, self._timer, started, reply, call.is_stream)
         reply.chunks = attempt
-        reply.close = attempt.close
+        reply.on_end(attempt.ended)
         return reply
 
 
 class _Attempt:
     """The reply's chunks, watched: the first one's arrival, and a failure while reading."""
 
-    __slots__ = ("_metrics", "_timer", "_started", "_chunks", "_close", "_outcome",
-                 "_is_stream", "_is_first", "_is_closed")
+    __slots__ = ("_metrics", "_timer", "_started", "_chunks", "_outcome", "_is_stream",
+                 "_is_first")
 
     def __init__(self, metrics: DeploymentMetrics, timer: Callable[[], float], started: float,
                  reply: UpstreamReply, is_stream: bool) -> None:
@@ -73,11 +74,9 @@ class _Attempt:
         self._timer = timer
         self._started = started
         self._chunks: AsyncIterator[bytes] = reply.chunks
-        self._close = reply.close
         self._outcome = outcome_of(reply.status)
         self._is_stream = is_stream
         self._is_first = True
-        self._is_closed = False
 
     def __aiter__(self) -> _Attempt:
         return self
@@ -96,9 +95,7 @@ class _Attempt:
                 self._metrics.first_byte.observe(self._timer() - self._started)
         return chunk
 
-    async def close(self) -> None:
-        if not self._is_closed:
-            self._is_closed = True
-            self._metrics.count_attempt(self._outcome)
-            self._metrics.latency.observe(self._timer() - self._started)
-        await self._close()
+    def ended(self) -> None:
+        """The reply's end-of-reply listener (`UpstreamReply.end` calls it once)."""
+        self._metrics.count_attempt(self._outcome)
+        self._metrics.latency.observe(self._timer() - self._started)

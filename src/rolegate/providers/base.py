@@ -35,10 +35,21 @@ async def _nothing() -> None:
     return None
 
 
+# Told that a reply has ended. May return an awaitable (the usage record, the limiter's
+# settlement) or nothing (a counter, a deployment's health), so the cheap ones cost no coroutine.
+EndListener = Callable[[], Awaitable[None] | None]
+
+
 @dataclass(slots=True)
 class UpstreamReply:
     """The upstream's answer. `retry_after` is what it asked for (seconds) on 429/503;
-    `usage` is filled in by the relay once the reply's token usage has been seen."""
+    `usage` is filled in by the relay once the reply's token usage has been seen.
+
+    `close` is the provider's own: it releases the upstream connection. Everyone else who cares
+    when the reply ends (the attempt's metrics, the deployment's health, metering) registers with
+    `on_end`, and whoever consumed the reply calls `end()`: the dispatcher for a reply read
+    whole, the relay's `finally` for a stream. `end()` runs once, however often it is called.
+    """
 
     status: int
     content_type: bytes
@@ -47,6 +58,29 @@ class UpstreamReply:
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     retry_after: float | None = None
     usage: dict[str, Any] | None = None
+    # Most replies get two or three listeners: the list is made by the first.
+    _listeners: list[EndListener] | None = field(default=None, init=False, repr=False)
+    _is_ended: bool = field(default=False, init=False, repr=False)
+
+    def on_end(self, listener: EndListener) -> None:
+        """Call `listener` when the reply ends, after the connection is released, after the
+        listeners registered before it."""
+        if self._listeners is None:
+            self._listeners = [listener]
+        else:
+            self._listeners.append(listener)
+
+    async def end(self) -> None:
+        if self._is_ended:
+            return
+        self._is_ended = True
+        try:
+            await self.close()
+        finally:
+            for listener in self._listeners or ():
+                pending = listener()
+                if pending is not None:
+                    await pending
 
 
 class Provider(Protocol):

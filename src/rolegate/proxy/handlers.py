@@ -12,6 +12,7 @@ from rolegate.errors import InvalidRequest
 from rolegate.reading import body as bodies
 from rolegate.server.guard import Guard
 from rolegate.proxy.metering import Metering
+from rolegate.proxy.streaming import response_for
 from rolegate.api.routes import FORM_OPERATIONS, Route
 from rolegate.routing.dispatcher import Dispatcher
 from rolegate.routing.request import ClientRequest
@@ -45,7 +46,7 @@ class ProxyHandlers:
             forwarded = await self._dispatcher.forward(call, is_allowed)
             request.state.update(served_model=forwarded.model, deployment=forwarded.deployment,
                                  attempts=forwarded.attempts)
-            return await meter.attach(forwarded)
+            return await meter.attach(forwarded, response_for(forwarded, call.operation))
 
     async def _read(self, request: Request, route: Route, who: Principal) -> ClientRequest:
         raw = await request.body(self._max_body_bytes, self._body_timeout)

@@ -1,11 +1,12 @@
 """`Metering`: around one forwarded request, the limits before it and the usage record after.
 
     async with metering.measure(request, who, decision, call) as meter:
-        return await meter.attach(await dispatcher.forward(call, is_allowed))
+        forwarded = await dispatcher.forward(call, is_allowed)
+        return await meter.attach(forwarded, response_for(forwarded, call.operation))
 
 `measure` acquires the caller's quotas first (429 before anything reaches an upstream). `attach`
 puts the `x-ratelimit-*` headers on the response and, once the reply has ended (at once for a
-reply read whole; when a stream's relay closes the reply, the caller finished or gone), hands
+reply read whole; when a stream's relay ends the reply, the caller finished or gone), hands
 exactly one `UsageRecord` to the recorder and settles the lease with the tokens and cost the
 relay saw. If forwarding fails (every attempt failed, no deployment could serve), `measure`
 records and settles with the error's status instead. With metrics on, a refusal by a limit
@@ -103,8 +104,7 @@ class Meter:
         status = error.status if isinstance(error, GatewayError) else CLIENT_CLOSED
         await self.finish(status, self._call.model, "", None)
 
-    async def attach(self, forwarded: Forwarded) -> Response:
-        response = forwarded.response
+    async def attach(self, forwarded: Forwarded, response: Response) -> Response:
         ours = self._lease.headers()
         if ours:
             response.headers = [h for h in response.headers
@@ -113,15 +113,11 @@ class Meter:
         if response.stream is None:
             await self.finish(response.status, forwarded.model, forwarded.deployment, reply.usage)
             return response
-        upstream_close = reply.close
 
-        async def close() -> None:  # the relay closes the reply once the stream has ended
-            try:
-                await upstream_close()
-            finally:
-                await self.finish(response.status, forwarded.model, forwarded.deployment,
-                                  reply.usage)
-        reply.close = close
+        async def finish() -> None:  # the relay ends the reply once the stream has ended
+            await self.finish(response.status, forwarded.model, forwarded.deployment,
+                              reply.usage)
+        reply.on_end(finish)
         return response
 
     async def finish(self, status: int, model: str, deployment: str,

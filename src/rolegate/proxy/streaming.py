@@ -1,4 +1,5 @@
-"""Relaying an upstream reply to the caller, and what happens when either side fails.
+"""Turning routing's `Forwarded` into the caller's response (`response_for`), relaying a
+stream, and what happens when either side fails.
 
 Once a stream has started, its status cannot change: a failure after the first byte becomes one
 SSE event `data: {"error": …}` and the stream ends. When the caller disconnects, the relay is
@@ -12,7 +13,6 @@ the chunk itself from the caller.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -20,9 +20,11 @@ from typing import Any
 
 import orjson
 
-from rolegate.server.asgi import Receive, Response, Send
-from rolegate.errors import GatewayError, UpstreamError, error_body, internal_error
+from rolegate.errors import GatewayError, error_body, internal_error
 from rolegate.providers.base import UpstreamReply
+from rolegate.routing.dispatcher import Forwarded
+from rolegate.routing.request import RESPONSES, USAGE_STREAM_OPERATIONS
+from rolegate.server.asgi import Response
 
 log = logging.getLogger("rolegate.proxy")
 
@@ -30,21 +32,26 @@ _EVENT_END = re.compile(rb"\r?\n\r?\n")
 _NULL_USAGE = (b'"usage":null', b'"usage": null')
 
 
-def buffered_response(reply: UpstreamReply, body: bytes,
-                      headers: list[tuple[bytes, bytes]]) -> Response:
-    """A reply read whole: upstream failures become gateway errors, the rest passes through."""
-    raise_for_upstream_status(reply.status, body)
-    if reply.usage is None and reply.status == 200:
-        reply.usage = usage_of(body)
-    return Response(status=reply.status, body=body, content_type=reply.content_type,
-                    headers=[*reply.headers, *headers])
+def response_for(forwarded: Forwarded, operation: str) -> Response:
+    """The caller's response: a reply read whole as it came (upstream failures were already
+    raised as gateway errors), or a started stream relayed as it comes."""
+    reply = forwarded.reply
+    headers = [*reply.headers, *forwarded.headers]
+    if forwarded.body is not None:
+        return Response(status=reply.status, body=forwarded.body,
+                        content_type=reply.content_type, headers=headers)
+    tap = usage_tap(operation, is_stripping=forwarded.is_usage_added)
+    return Response(status=200, content_type=reply.content_type, headers=headers,
+                    stream=Relay(reply, forwarded.first, tap))
 
 
-def streaming_response(reply: UpstreamReply, first: bytes, headers: list[tuple[bytes, bytes]],
-                       *, tap: UsageTap | None) -> Response:
-    """A started stream: `first` is the chunk already read; the rest is relayed as it comes."""
-    return Response(status=200, content_type=reply.content_type,
-                    headers=[*reply.headers, *headers], stream=Relay(reply, first, tap))
+def usage_tap(operation: str, *, is_stripping: bool) -> UsageTap | None:
+    """What reads the token usage off a stream of `operation`, for accounting and limits."""
+    if operation in USAGE_STREAM_OPERATIONS:
+        return SseUsageTap(is_stripping=is_stripping)
+    if operation == RESPONSES:
+        return ResponsesUsageTap()
+    return None
 
 
 class Relay:
@@ -65,7 +72,7 @@ class Relay:
 
     async def aclose(self) -> None:
         await self._chunks.aclose()
-        await self._reply.close()
+        await self._reply.end()
 
 
 async def _relay(reply: UpstreamReply, first: bytes,
@@ -86,7 +93,7 @@ async def _relay(reply: UpstreamReply, first: bytes,
     finally:
         if tap is not None:
             reply.usage = tap.usage
-        await reply.close()
+        await reply.end()  # once: the connection released, then the end-of-reply listeners
 
 
 async def _chunks(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -171,68 +178,3 @@ def _event_data(event: bytes) -> dict[str, Any] | None:
                 return None
             return value if isinstance(value, dict) else None
     return None
-
-
-def usage_of(body: bytes) -> dict[str, Any] | None:
-    """The `usage` object of a JSON reply body, if it has one."""
-    if b'"usage"' not in body:
-        return None
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    usage = value.get("usage") if isinstance(value, dict) else None
-    return usage if isinstance(usage, dict) else None
-
-
-async def send_stream(response: Response, send: Send, receive: Receive) -> None:
-    """Send a streaming response while watching for the caller to disconnect."""
-    pump = asyncio.ensure_future(response.send(send))
-    watcher = asyncio.ensure_future(_disconnected(receive))
-    try:
-        done, _ = await asyncio.wait({pump, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (pump, watcher):
-            task.cancel()
-        await asyncio.wait({pump, watcher})
-        if isinstance(response.stream, Relay):
-            await response.stream.aclose()
-    if pump in done and not pump.cancelled():
-        pump.result()
-
-
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-def raise_for_upstream_status(status: int, body: bytes) -> None:
-    """OpenAI-shaped 4xx bodies pass through; the upstream refusing our credential, any 5xx
-    and anything unreadable become 502."""
-    if status < 400:
-        return
-    if status in (401, 403):
-        log.error("the upstream refused the gateway's credential (status %d)", status)
-        raise UpstreamError("The upstream refused the gateway's credential.",
-                            code="upstream_auth_failed")
-    if status >= 500 or not is_openai_error(body):
-        raise UpstreamError(f"The upstream failed with status {status}.")
-
-
-def error_code(body: bytes) -> str | None:
-    """The `error.code` of an OpenAI-shaped error body."""
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    error = value.get("error") if isinstance(value, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, str) else None
-
-
-def is_openai_error(body: bytes) -> bool:
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(value, dict) and isinstance(value.get("error"), dict)

@@ -1,9 +1,11 @@
 """`Dispatcher.forward`: the one routing entry point. It picks a deployment, retries on another
 when an attempt fails before anything reached the caller, falls back to other models when a
-model cannot serve, and turns the outcome into a `Response`.
+model cannot serve, and returns the outcome as a transport-neutral `Forwarded`: the upstream's
+reply (read whole, or a started stream), routing's own headers and who served it. The HTTP layer
+(`proxy/streaming.py`) turns it into a response.
 
 >>> forwarded = await dispatcher.forward(request, is_allowed=lambda model: ...)
->>> forwarded.response  # headers x-rolegate-deployment / x-rolegate-attempts / x-rolegate-model
+>>> forwarded.headers  # x-rolegate-deployment / x-rolegate-attempts / x-rolegate-model
 
 Outcomes the caller sees, besides the upstream's own reply: 429 `all_deployments_rate_limited`
 or `upstream_rate_limited` (with Retry-After), 503 `no_healthy_deployment`, 504
@@ -17,18 +19,16 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from rolegate.server.asgi import Response
 from rolegate.config.model import RetryConfig
 from rolegate.errors import (
     GatewayError, RateLimited, ServiceUnavailable, UpstreamError, UpstreamTimeout,
 )
 from rolegate.providers.base import UpstreamCall, UpstreamReply
-from rolegate.proxy.streaming import (
-    ResponsesUsageTap, SseUsageTap, UsageTap, buffered_response, error_code, is_openai_error,
-    streaming_response,
-)
 from rolegate.routing.deployment import Deployment
-from rolegate.routing.request import RESPONSES, USAGE_STREAM_OPERATIONS, ClientRequest
+from rolegate.routing.replies import (
+    error_code, is_openai_error, raise_for_upstream_status, usage_of,
+)
+from rolegate.routing.request import ClientRequest
 from rolegate.routing.retry import RATE_LIMITED, RETRYABLE_STATUSES, Backoff
 from rolegate.routing.table import ModelRoute, RouteTable
 
@@ -40,14 +40,26 @@ IsAllowed = Callable[[str], bool]
 
 @dataclass(slots=True)
 class Forwarded:
-    """The response for the caller and what produced it. `reply.usage` holds the token usage
-    once it is known (for a stream: when the stream has ended)."""
+    """What the caller gets, before any transport, and what produced it.
 
-    response: Response
+    `body` is the reply read whole, or None for a started stream, whose first chunk is `first`
+    and the rest `reply.chunks`; whoever relays it ends the reply (`reply.end()`), which tells
+    the end-of-reply listeners. `headers` are routing's own (deployment, attempts, model).
+    `reply.usage` holds the token usage once it is known (for a stream: when it has ended).
+    `is_usage_added`: the gateway asked for a stream's usage chunk on the caller's behalf."""
+
     reply: UpstreamReply
+    body: bytes | None
+    headers: list[tuple[bytes, bytes]]
     model: str
     deployment: str
     attempts: int
+    first: bytes = b""
+    is_usage_added: bool = False
+
+    @property
+    def status(self) -> int:
+        return self.reply.status
 
 
 @dataclass(slots=True)
@@ -166,10 +178,10 @@ class Dispatcher:
             if rejection is None:
                 return _Exhausted(error)
             # The upstream's own OpenAI-shaped 429 passes through, as its other 4xx do.
-            response = Response(status=RATE_LIMITED, body=rejection, headers=[
-                *error.headers(), (b"x-rolegate-attempts", str(budget.attempts).encode())])
+            headers = [*error.headers(), (b"x-rolegate-attempts", str(budget.attempts).encode())]
             reply = UpstreamReply(RATE_LIMITED, b"application/json", _no_chunks())
-            return _Exhausted(error, Forwarded(response, reply, route.name, "", budget.attempts))
+            return _Exhausted(error, Forwarded(reply, rejection, headers, route.name, "",
+                                               budget.attempts))
         if last is not None:
             return _Exhausted(last)
         free_at = route.breaker_free_at(now)
@@ -215,15 +227,17 @@ class Dispatcher:
                    (b"x-rolegate-attempts", str(budget.attempts).encode()),
                    (b"x-rolegate-model", route.name.encode())]
         if body is None:  # a started stream: the deployment is busy until it ends
-            reply.close = self._ending(reply, deployment)
-            response = streaming_response(reply, first, headers,
-                                          tap=self._usage_tap(request, deployment))
-            return Forwarded(response, reply, route.name, deployment.id, budget.attempts)
-        try:
-            response = buffered_response(reply, body, headers)
+            reply.on_end(self._ending(reply, deployment))
+            return Forwarded(reply, None, headers, route.name, deployment.id, budget.attempts,
+                             first, request.is_usage_added(
+                                 deployment.config.include_stream_usage))
+        try:  # upstream failures become gateway errors, the rest passes through
+            raise_for_upstream_status(reply.status, body)
+            if reply.usage is None and reply.status == 200:
+                reply.usage = usage_of(body)
         finally:
             deployment.end(now, reply.usage)
-        forwarded = Forwarded(response, reply, route.name, deployment.id, budget.attempts)
+        forwarded = Forwarded(reply, body, headers, route.name, deployment.id, budget.attempts)
         if reply.status == 400 and error_code(body) == CONTEXT_TOO_LONG:
             raise _ContextTooLong(forwarded)
         return forwarded
@@ -242,32 +256,16 @@ class Dispatcher:
                 return reply, await anext(reply.chunks, b""), None
             body = b"".join([chunk async for chunk in reply.chunks])
         except BaseException:
-            await reply.close()
+            await reply.end()
             raise
-        await reply.close()
+        await reply.end()
         return reply, b"", body
 
-    @staticmethod
-    def _usage_tap(request: ClientRequest, deployment: Deployment) -> UsageTap | None:
-        """What reads the token usage off this stream, for accounting and limits."""
-        if request.operation in USAGE_STREAM_OPERATIONS:
-            return SseUsageTap(is_stripping=request.is_usage_added(
-                deployment.config.include_stream_usage))
-        if request.operation == RESPONSES:
-            return ResponsesUsageTap()
-        return None
-
-    def _ending(self, reply: UpstreamReply,
-                deployment: Deployment) -> Callable[[], Awaitable[None]]:
-        close = reply.close
-        is_done = False
-
-        async def end() -> None:
-            nonlocal is_done
-            if not is_done:
-                is_done = True
-                deployment.end(self._clock(), reply.usage)
-            await close()
+    def _ending(self, reply: UpstreamReply, deployment: Deployment) -> Callable[[], None]:
+        """The end-of-reply listener of a started stream: the deployment is free again, and
+        learns the tokens it served."""
+        def end() -> None:
+            deployment.end(self._clock(), reply.usage)
         return end
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import orjson
@@ -24,6 +24,15 @@ Send = Callable[[Message], Awaitable[None]]
 JSON = b"application/json"
 # In a scope's `extensions`: the server bounds the time the request body may take to arrive.
 BODY_DEADLINE_EXTENSION = "rolegate.body_deadline"
+
+
+class Stream(Protocol):
+    """A response body sent as it comes; `aclose()` releases what it reads from, even when it
+    was never iterated (the caller left before the first chunk)."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
 
 
 class ClientDisconnected(Exception):
@@ -93,7 +102,7 @@ class Response:
     body: bytes = b""
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     content_type: bytes = JSON
-    stream: AsyncIterator[bytes] | None = None
+    stream: Stream | None = None
 
     async def send(self, send: Send) -> None:
         headers = [(b"content-type", self.content_type), *self.headers]
@@ -114,3 +123,26 @@ def json_response(value: Any, status: int = 200) -> Response:
 
 def error_response(error: GatewayError) -> Response:
     return Response(status=error.status, body=error_body(error), headers=error.headers())
+
+
+async def send_stream(response: Response, send: Send, receive: Receive) -> None:
+    """Send a streaming response while watching for the caller to disconnect. However it ends,
+    the stream is closed (`aclose`), which releases what it relays."""
+    stream = response.stream
+    pump = asyncio.ensure_future(response.send(send))
+    watcher = asyncio.ensure_future(_disconnected(receive))
+    try:
+        done, _ = await asyncio.wait({pump, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (pump, watcher):
+            task.cancel()
+        await asyncio.wait({pump, watcher})
+        if stream is not None:
+            await stream.aclose()
+    if pump in done and not pump.cancelled():
+        pump.result()
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

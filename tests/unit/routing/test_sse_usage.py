@@ -6,7 +6,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from rolegate.proxy.streaming import ResponsesUsageTap, SseUsageTap, usage_of
+from rolegate.proxy.streaming import ResponsesUsageTap, SseUsageTap
+from rolegate.routing.replies import usage_of
 
 USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
 
