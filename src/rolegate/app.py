@@ -31,7 +31,9 @@ from rolegate.authz.policy import RolePolicy
 from rolegate.config.launch import LaunchOptions
 from rolegate.config.load import read_pepper
 from rolegate.config.model import ModelConfig, RoutingConfig, Settings
-from rolegate.server.gateway import Gateway, Handler, Hook, background, health, static_json
+from rolegate.server.gateway import (
+    Gateway, Handler, Hook, background, generated, health, static_json,
+)
 from rolegate.keys.material import KeyHasher
 from rolegate.keys.store import KeyStore
 from rolegate.limits.limiter import Limiter
@@ -40,7 +42,7 @@ from rolegate.limits.quota import QuotaPlan
 from rolegate.limits.redis import RedisLimiter
 from rolegate.observability.collectors import KeySetCollector, UsageRecorderCollector
 from rolegate.observability.logging import AccessLog, DecisionLog, configure_logging
-from rolegate.observability.metrics import GatewayMetrics, exposition
+from rolegate.observability.metrics import EXPOSITION_TYPE, GatewayMetrics, exposition
 from rolegate.observability.requests import RequestObserver
 from rolegate.observability.upstream import MeasuredProvider
 from rolegate.providers.http import HttpClient
@@ -93,7 +95,7 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     usage_admin = UsageAdmin(stores.usage, clock)
     handlers = _handler_table(proxy, admin, key_admin, usage_admin)
     if metrics is not None:
-        scrape = exposition(registry)
+        scrape = generated(exposition(registry), EXPOSITION_TYPE)
         handlers[Operation.ADMIN_METRICS] = admin.computed(scrape)
         if settings.server.metrics.public:
             public[settings.server.metrics.path] = scrape

@@ -7,7 +7,8 @@ when virtual API keys are enabled, and then only for them.
 
 from __future__ import annotations
 
-from rolegate.server.asgi import Request
+from collections.abc import Mapping
+
 from rolegate.authn.apikeys import ApiKeyVerifier
 from rolegate.authn.extract import api_key_header, bearer_token, has_query_token
 from rolegate.authn.principal import Principal
@@ -23,13 +24,15 @@ class Authenticator:
         self._keys = keys
         self._max_header_bytes = max_header_bytes
 
-    async def authenticate(self, request: Request) -> Principal:
-        if has_query_token(request.query_string):
+    async def authenticate(self, headers: Mapping[bytes, bytes],
+                           query_string: bytes) -> Principal:
+        """The caller of a request with these headers and query string, or `Unauthenticated`."""
+        if has_query_token(query_string):
             raise Unauthenticated("Credentials in the URL are refused; send them in the "
                                   "Authorization header.", code="token_in_query")
-        authorization = request.headers.get(b"authorization")
+        authorization = headers.get(b"authorization")
         if authorization is None and self._keys is not None:
-            key = api_key_header(request.headers, max_bytes=self._max_header_bytes)
+            key = api_key_header(headers, max_bytes=self._max_header_bytes)
             if key is not None:
                 return await self._verify_key(key)
         token = bearer_token(authorization, max_bytes=self._max_header_bytes)

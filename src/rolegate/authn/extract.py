@@ -5,6 +5,8 @@ Only the header is accepted: tokens in query strings (RFC 6750 §2.3) end up in 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rolegate.errors import Unauthenticated
 
 
@@ -37,7 +39,7 @@ def has_query_token(query_string: bytes) -> bool:
 API_KEY_HEADERS = (b"api-key", b"x-api-key")
 
 
-def api_key_header(headers: dict[bytes, bytes], *, max_bytes: int) -> str | None:
+def api_key_header(headers: Mapping[bytes, bytes], *, max_bytes: int) -> str | None:
     """The value of an `api-key` / `x-api-key` header (Azure / Anthropic clients), if sent."""
     for name in API_KEY_HEADERS:
         value = headers.get(name)

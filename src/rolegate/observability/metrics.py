@@ -20,12 +20,12 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
 
-from rolegate.server.asgi import Response
+from rolegate.api.routes import RouteGroup
 
 UNKNOWN = "_unknown"  # a model the caller named that is not configured
 NONE = "_none"        # no route group (unauthenticated, unknown path), no model, no rule
 
-ROUTE_GROUPS = ("inference", "info", "admin", "public", NONE)
+ROUTE_GROUPS = (*(group.value for group in RouteGroup), "public", NONE)
 # From half a millisecond (a cached decision, a health check) to five minutes (a long stream).
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                     2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, float("inf"))
@@ -143,10 +143,11 @@ class GatewayMetrics:
         return self._deployments[(model, deployment)]
 
 
-def exposition(registry: CollectorRegistry) -> Callable[[], Response]:
-    """A handler answering the registry's metrics in the Prometheus text format."""
-    content_type = CONTENT_TYPE_LATEST.encode()
+EXPOSITION_TYPE = CONTENT_TYPE_LATEST.encode()  # the content type of `exposition`'s output
 
-    def respond() -> Response:
-        return Response(body=generate_latest(registry), content_type=content_type)
-    return respond
+
+def exposition(registry: CollectorRegistry) -> Callable[[], bytes]:
+    """The registry's metrics, in the Prometheus text format, each time it is called."""
+    def scrape() -> bytes:
+        return generate_latest(registry)
+    return scrape

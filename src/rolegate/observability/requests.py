@@ -16,8 +16,8 @@ import random
 import re
 import time
 from collections.abc import Callable
+from typing import Any, Protocol
 
-from rolegate.server.asgi import Request
 from rolegate.errors import Unauthenticated
 from rolegate.observability.logging import AccessLog, DecisionLog
 from rolegate.observability.metrics import NONE, GatewayMetrics
@@ -34,6 +34,15 @@ def accepted_request_id(incoming: bytes | None) -> str:
     if incoming is not None and _SAFE_REQUEST_ID.fullmatch(incoming):
         return incoming.decode("ascii")
     return f"{_new_ids.getrandbits(64):016x}"
+
+
+class Request(Protocol):
+    """What the observer reads of a request (the server's `Request` is one)."""
+
+    request_id: str
+    method: str
+    path: str
+    state: dict[str, Any]
 
 
 class RequestObserver:

@@ -103,7 +103,7 @@ class Gateway:
         if public is not None:
             request.state["route_group"] = "public"
             return public()
-        who = await self._authenticator.authenticate(request)
+        who = await self._authenticator.authenticate(request.headers, request.query_string)
         request.state["principal"] = who
         route = resolve(request.method, request.path)
         request.state["route_group"] = route.group
@@ -132,6 +132,13 @@ def health(is_ready: Callable[[], bool] | None = None) -> PublicHandler:
         if is_ready is None or is_ready():
             return json_response({"status": "ok"})
         return json_response({"status": "starting"}, status=503)
+    return respond
+
+
+def generated(produce: Callable[[], bytes], content_type: bytes) -> PublicHandler:
+    """An answer made anew each time it is asked for (the metrics page)."""
+    def respond() -> Response:
+        return Response(body=produce(), content_type=content_type)
     return respond
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import pytest
+
 from rolegate.providers.base import UpstreamReply
 
 
@@ -41,8 +43,6 @@ async def test_listeners_run_even_when_releasing_the_connection_fails():
     reply = UpstreamReply(200, b"application/json", _chunks(), close=release)
     reply.on_end(lambda: seen.append("metrics") and None)
 
-    try:
+    with pytest.raises(ConnectionResetError):
         await reply.end()
-    except ConnectionResetError:
-        pass
     assert seen == ["metrics"]

@@ -48,7 +48,7 @@ async def test_a_bug_in_a_handler_is_a_500_without_details(caplog):
 
 async def test_public_paths_answer_without_authentication():
     class RefuseEveryone:
-        async def authenticate(self, request: Request) -> Principal:
+        async def authenticate(self, headers: Any, query: bytes) -> Principal:
             raise AssertionError("public paths must not be authenticated")
 
     gateway = gateway_with(every_operation(failing), authenticator=RefuseEveryone(),
