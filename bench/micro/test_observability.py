@@ -78,12 +78,12 @@ def _attempts(provider: MeasuredProvider | _Instant,
             reply = await provider.open(call)
             async for _chunk in reply.chunks:
                 pass
-            await reply.close()
+            await reply.end()
     return lambda: loop.run_until_complete(many())
 
 
 def test_upstream_attempt_unmeasured(benchmark, loop: asyncio.AbstractEventLoop) -> None:
-    """The baseline for the next: a hundred replies opened, read and closed, not measured."""
+    """The baseline for the next: a hundred replies opened, read and ended, not measured."""
     benchmark.extra_info["per"] = "100 attempts"
     benchmark(_attempts(_Instant(), loop))
 

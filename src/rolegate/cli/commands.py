@@ -8,26 +8,19 @@ from pathlib import Path
 from typing import Annotated, Literal, TypedDict, cast
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from rolegate.cli import data as cli_data
 from rolegate.authn.dev_issuer import STATE_FILE, DevIssuer
-from rolegate.cli.options import settings_for
+from rolegate.cli import data
+from rolegate.cli.options import (
+    DEFAULT_STATE_DIR, ConfigOption, StateDirOption, err, out, settings_for, split,
+)
 from rolegate.config.launch import LaunchOptions
-from rolegate.config.model import Settings
 from rolegate.errors import GatewayError
 from rolegate.keys.material import is_api_key
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="rolegate: an OpenAI-compatible LLM gateway with strict JWT auth.")
-out = Console()
-err = Console(stderr=True)
-
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
-StateDirOption = Annotated[Path, typer.Option(
-    "--state-dir", help="Where the development issuer keeps its key.")]
-DEFAULT_STATE_DIR = Path(".rolegate")
 
 
 class _UvicornOptions(TypedDict):
@@ -45,14 +38,9 @@ class _UvicornOptions(TypedDict):
     timeout_keep_alive: int
 
 
-def _settings(config: Path | None, host: str | None = None, port: int | None = None,
-              state_dir: Path | None = None) -> Settings:
-    return settings_for(config, host=host, port=port, state_dir=state_dir)
-
-
-cli.add_typer(cli_data.keys_cli, name="keys")
-cli.add_typer(cli_data.db_cli, name="db")
-cli.command("usage")(cli_data.usage)
+cli.add_typer(data.keys_cli, name="keys")
+cli.add_typer(data.db_cli, name="db")
+cli.command("usage")(data.usage)
 
 
 @cli.command()
@@ -69,7 +57,7 @@ def serve(config: ConfigOption = None,
     from rolegate.observability.logging import configure_logging
     from rolegate.server.protocol import bounded_protocol
 
-    settings = _settings(config, host, port, state_dir)
+    settings = settings_for(config, host=host, port=port, state_dir=state_dir)
     configure_logging(settings.logging.level)
     dev_issuer = None
     if settings.auth.dev_issuer.enabled:
@@ -108,7 +96,7 @@ def serve(config: ConfigOption = None,
 @cli.command()
 def check(config: Annotated[Path, typer.Argument(help="YAML config file.")]) -> None:
     """Validate a configuration and print its policy."""
-    settings = _settings(config)
+    settings = settings_for(config)
     table = Table(title=f"policy of {config}")
     for column in ("rule", "when", "routes", "models"):
         table.add_column(column)
@@ -136,7 +124,7 @@ def dev_token(
                   "(without --config) first, from this directory.")
         raise typer.Exit(1)
     issuer = DevIssuer.load(state_dir)
-    print(issuer.mint(subject=subject, roles=_split(roles), scopes=_split(scopes), ttl=ttl))
+    print(issuer.mint(subject=subject, roles=split(roles), scopes=split(scopes), ttl=ttl))
 
 
 @cli.command()
@@ -154,7 +142,7 @@ def explain(
     from rolegate.explain import explain as run_explain
     from rolegate.cli.render import render_explanation
 
-    settings = _settings(config)
+    settings = settings_for(config)
     issuers = list(settings.auth.issuers)
     if settings.auth.dev_issuer.enabled and (state_dir / STATE_FILE).exists():
         issuers.append(DevIssuer.load(state_dir).issuer_config())
@@ -162,7 +150,7 @@ def explain(
         token = sys.stdin.read().strip()
     try:
         if is_api_key(token):
-            report = cli_data.explain_key(settings, token, route, model)
+            report = data.explain_key(settings, token, route, model)
         else:
             report = asyncio.run(run_explain(settings, issuers, token, route, model,
                                              _fetcher(jwks, state_dir)))
@@ -188,10 +176,6 @@ def _fetcher(jwks: Path | None, state_dir: Path):  # type: ignore[no-untyped-def
         except OSError as exc:
             raise KeySourceUnavailable(f"GET {url} failed: {exc}") from None
     return fetch
-
-
-def _split(values: str) -> tuple[str, ...]:
-    return tuple(value.strip() for value in values.split(",") if value.strip())
 
 
 def main() -> None:

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from rolegate.accounting.period import parse_instant
 from rolegate.accounting.store import FILTERS, GROUPINGS, UsageQuery, UsageStore
-from rolegate.cli.options import settings_for
+from rolegate.cli.options import (
+    DEFAULT_STATE_DIR, ConfigOption, StateDirOption, err, out, settings_for, split,
+)
 from rolegate.config.load import ConfigError, read_pepper
 from rolegate.config.model import LimitConfig, Settings
 from rolegate.keys.material import KeyHasher
@@ -29,12 +30,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 keys_cli = typer.Typer(no_args_is_help=True, help="Create, list and revoke virtual API keys.")
 db_cli = typer.Typer(no_args_is_help=True, help="The database: schema migrations.")
-out = Console()
-err = Console(stderr=True)
-
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
-StateDirOption = Annotated[Path, typer.Option(
-    "--state-dir", help="Where the embedded defaults keep their database.")]
 
 
 def _load(config: Path | None, state_dir: Path) -> Settings:
@@ -83,10 +78,6 @@ def explain_key(settings: Settings, key: str, route: str, model: str | None) -> 
         settings, _key_store(settings, database), key, route, model))
 
 
-def _split(values: str) -> tuple[str, ...]:
-    return tuple(value.strip() for value in values.split(",") if value.strip())
-
-
 def _when(ts: float | None) -> str:
     return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts))
 
@@ -103,7 +94,7 @@ def keys_create(
     tpm: Annotated[int | None, typer.Option(help="Tokens per minute.")] = None,
     daily_tokens: Annotated[int | None, typer.Option(help="Tokens per UTC day.")] = None,
     monthly_budget_usd: Annotated[float | None, typer.Option(help="USD per month.")] = None,
-    config: ConfigOption = None, state_dir: StateDirOption = Path(".rolegate"),
+    config: ConfigOption = None, state_dir: StateDirOption = DEFAULT_STATE_DIR,
 ) -> None:
     """Create a key and print it. It is shown only this once."""
     settings = _load(config, state_dir)
@@ -120,8 +111,8 @@ def keys_create(
 
     async def create(database: Database) -> tuple[str, Any]:
         return await _key_store(settings, database).create(
-            name=name, owner=owner, now=now, roles=_split(roles), scopes=_split(scopes),
-            models=None if models is None else _split(models),
+            name=name, owner=owner, now=now, roles=split(roles), scopes=split(scopes),
+            models=None if models is None else split(models),
             limits=None if limits.is_empty else limits, expires_at=expires_at)
     plaintext, record = _run(settings, create)
     err.print(f"Created key {record.id} ({record.name}, owner {record.owner}). "
@@ -133,7 +124,7 @@ def keys_create(
 def keys_list(
     owner: Annotated[str | None, typer.Option(help="Only this owner's keys.")] = None,
     include_revoked: Annotated[bool, typer.Option(help="Also revoked keys.")] = False,
-    config: ConfigOption = None, state_dir: StateDirOption = Path(".rolegate"),
+    config: ConfigOption = None, state_dir: StateDirOption = DEFAULT_STATE_DIR,
 ) -> None:
     """List keys (never their plaintext)."""
     settings = _load(config, state_dir)
@@ -156,7 +147,7 @@ def keys_list(
 @keys_cli.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_...).")],
                 config: ConfigOption = None,
-                state_dir: StateDirOption = Path(".rolegate")) -> None:
+                state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
     """Revoke a key. Every replica refuses it within keys.cache_ttl seconds."""
     settings = _load(config, state_dir)
 
@@ -174,7 +165,7 @@ def usage(
     until: Annotated[str | None, typer.Option(help="End (exclusive).")] = None,
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
     subject: Annotated[str | None, typer.Option(help="Only this subject.")] = None,
-    config: ConfigOption = None, state_dir: StateDirOption = Path(".rolegate"),
+    config: ConfigOption = None, state_dir: StateDirOption = DEFAULT_STATE_DIR,
 ) -> None:
     """Usage totals (requests, tokens, cost) grouped by principal, client, key, model or day."""
     settings = _load(config, state_dir)
@@ -207,7 +198,7 @@ def usage(
 
 @db_cli.command("upgrade")
 def db_upgrade(config: ConfigOption = None,
-               state_dir: StateDirOption = Path(".rolegate")) -> None:
+               state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
     """Apply the schema migrations to the configured database."""
     settings = _load(config, state_dir)
 

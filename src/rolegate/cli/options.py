@@ -1,9 +1,12 @@
-"""The configuration a command runs with: a file, or the embedded defaults (whose database lives
-under the state directory), with command-line overrides; a bad file ends the command."""
+"""What the commands share: the `--config` and `--state-dir` options, the configuration they
+select (a file, or the embedded defaults, whose database and development issuer key live under
+the state directory, with command-line overrides; a bad file ends the command), and the
+consoles they write to."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -12,11 +15,25 @@ from rolegate.config.launch import LaunchOptions
 from rolegate.config.load import ConfigError
 from rolegate.config.model import Settings
 
+DEFAULT_STATE_DIR = Path(".rolegate")
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
+StateDirOption = Annotated[Path, typer.Option(
+    "--state-dir", help="Where the embedded defaults keep their state: the development "
+    "issuer's key and the SQLite database.")]
+
+out = Console()
+err = Console(stderr=True)
+
 
 def settings_for(config: Path | None, *, host: str | None = None, port: int | None = None,
                  state_dir: Path | None = None) -> Settings:
     try:
         return LaunchOptions(config, host, port, state_dir).settings()
     except ConfigError as exc:
-        Console(stderr=True).print(f"[red]{exc}[/red]")
+        err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
+
+
+def split(values: str) -> tuple[str, ...]:
+    """A comma-separated option's values, blanks dropped."""
+    return tuple(value.strip() for value in values.split(",") if value.strip())

@@ -18,7 +18,7 @@ from tests.support.keys import (
     ENTRA_AUDIENCE, ENTRA_V2_ISSUER, KeyPair, entra_app_claims, jwks,
 )
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+EXAMPLES = sorted((Path(__file__).resolve().parents[3] / "examples").glob("*.yaml"))
 EXAMPLE_ENV = {"AZURE_OPENAI_API_KEY": "azure-secret", "TENANT_ID": "tenant-guid",
                "OPENAI_API_KEY": "openai-secret"}
 
