@@ -18,14 +18,14 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from rolegate.api.routes import Operation, Route, resolve
-from rolegate.server.asgi import (
-    ClientDisconnected, Receive, Request, Response, Scope, Send, error_response, json_response,
-    send_stream,
-)
 from rolegate.authn.authenticator import Authenticator
 from rolegate.authn.principal import Principal
 from rolegate.errors import GatewayError, Unauthenticated, internal_error
 from rolegate.observability.requests import RequestObserver, accepted_request_id
+from rolegate.server.asgi import (
+    ClientDisconnected, Receive, Request, Response, Scope, Send, error_response, json_response,
+    send_stream,
+)
 from rolegate.server.guard import Guard
 
 log = logging.getLogger("rolegate.gateway")
