@@ -70,7 +70,7 @@ def serve(config: ConfigOption = None,
                   f"http://{settings.server.host}:{settings.server.port}/v1/models",
                   soft_wrap=True, highlight=False)
     # loop "auto" picks uvloop (installed with uvicorn[standard]); the HTTP protocol is uvicorn's
-    # httptools one with header size, header and body time bounded (protocol.py).
+    # httptools one with header size, header and body time bounded (server/protocol.py).
     # No proxy-header rewriting (nothing reads the client address) and no Server header.
     limits = settings.server
     http = bounded_protocol(max_header_bytes=limits.max_header_bytes,

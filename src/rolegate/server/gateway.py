@@ -20,7 +20,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from rolegate.api.routes import Operation, Route, resolve
 from rolegate.authn.authenticator import Authenticator
 from rolegate.authn.principal import Principal
-from rolegate.errors import GatewayError, Unauthenticated, internal_error
+from rolegate.errors import (
+    GatewayError, MethodNotAllowed, NotFound, Unauthenticated, internal_error,
+)
 from rolegate.observability.requests import RequestObserver, accepted_request_id
 from rolegate.server.asgi import (
     ClientDisconnected, Receive, Request, Response, Scope, Send, error_response, json_response,
@@ -38,7 +40,8 @@ CLIENT_CLOSED = 499  # the status logged for a caller that left before it could 
 
 class Gateway:
     """The ASGI app. `handlers` must serve every `Operation`: a route without a handler is a
-    start-up error, not a 500 on the first request that takes it."""
+    start-up error, not a 500 on the first request that takes it. No `public` path may be a
+    route's: public paths answer before authentication."""
 
     def __init__(self, *, authenticator: Authenticator, guard: Guard,
                  handlers: Mapping[Operation, Handler], public: dict[str, PublicHandler],
@@ -47,6 +50,10 @@ class Gateway:
         missing = [operation.value for operation in Operation if operation not in handlers]
         if missing:
             raise ValueError(f"No handler serves the operations {', '.join(missing)}.")
+        shadowing = [path for path in public if _is_route(path)]
+        if shadowing:
+            raise ValueError(f"Public paths {', '.join(shadowing)} would answer a route's "
+                             "requests without authentication.")
         self._authenticator = authenticator
         self._guard = guard
         self._observer = observer
@@ -120,6 +127,16 @@ class Gateway:
                 await _run_hooks(self._on_shutdown)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _is_route(path: str) -> bool:
+    try:
+        resolve("GET", path)
+    except MethodNotAllowed:
+        return True
+    except NotFound:
+        return False
+    return True
 
 
 async def _run_hooks(hooks: list[Hook]) -> None:

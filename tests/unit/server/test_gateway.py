@@ -95,3 +95,10 @@ async def test_a_caller_without_the_group_never_reaches_a_handler(method, path):
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "insufficient_scope"
     assert ran == []
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/v1/chat/completions", "/admin/anything",
+                                  "/openai/deployments/m/chat/completions"])
+def test_a_public_path_that_is_a_route_is_refused_at_start_up(path):
+    with pytest.raises(ValueError, match="without authentication"):
+        gateway_with(every_operation(failing), public={path: health()})
