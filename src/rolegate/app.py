@@ -19,8 +19,9 @@ from rolegate.admin.keys import KeyAdmin
 from rolegate.admin.openapi import openapi_document
 from rolegate.admin.routes import AdminHandlers
 from rolegate.admin.usage import UsageAdmin
-from rolegate.api.routes import DEV_JWKS, HEALTH_LIVE, HEALTH_READY, INFERENCE_OPERATIONS, Operation
-from rolegate.server.asgi import json_response
+from rolegate.api.routes import (
+    DEV_JWKS, HEALTH_LIVE, HEALTH_READY, INFERENCE_OPERATIONS, Operation,
+)
 from rolegate.authn.apikeys import ApiKeyVerifier
 from rolegate.authn.authenticator import Authenticator
 from rolegate.authn.dev_issuer import DevIssuer
@@ -31,9 +32,6 @@ from rolegate.authz.policy import RolePolicy
 from rolegate.config.launch import LaunchOptions
 from rolegate.config.load import read_pepper
 from rolegate.config.model import ModelConfig, RoutingConfig, Settings
-from rolegate.server.gateway import (
-    Gateway, Handler, Hook, background, generated, health, static_json,
-)
 from rolegate.keys.material import KeyHasher
 from rolegate.keys.store import KeyStore
 from rolegate.limits.limiter import Limiter
@@ -47,13 +45,17 @@ from rolegate.observability.requests import RequestObserver
 from rolegate.observability.upstream import MeasuredProvider
 from rolegate.providers.http import HttpClient
 from rolegate.providers.registry import build_provider
-from rolegate.server.guard import Guard
 from rolegate.proxy.handlers import ProxyHandlers
 from rolegate.proxy.metering import Metering
 from rolegate.routing.deployment import Deployment
 from rolegate.routing.dispatcher import Dispatcher
 from rolegate.routing.select import build_selector
 from rolegate.routing.table import ModelRoute, RouteTable
+from rolegate.server.asgi import json_response
+from rolegate.server.gateway import (
+    Gateway, Handler, Hook, background, generated, health, static_json,
+)
+from rolegate.server.guard import Guard
 from rolegate.storage.database import Database
 from rolegate.tasks import PeriodicTask
 

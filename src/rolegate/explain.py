@@ -13,6 +13,7 @@ from typing import Any
 
 import jwt
 
+from rolegate.api.routes import resolve
 from rolegate.authn.apikeys import ApiKeyVerifier, KeyRecords
 from rolegate.authn.claims import ClaimMapping
 from rolegate.authn.jwks import Fetch
@@ -23,7 +24,6 @@ from rolegate.authz.policy import RolePolicy
 from rolegate.config.model import IssuerConfig, Settings
 from rolegate.errors import GatewayError, NotFound
 from rolegate.keys.material import hint
-from rolegate.api.routes import resolve
 
 
 @dataclass

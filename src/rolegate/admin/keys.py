@@ -10,12 +10,12 @@ from collections.abc import Callable
 from typing import Any
 
 from rolegate.admin.schemas import KeyCreate, KeyUpdate, parse_body
-from rolegate.server.asgi import Request, Response, json_response
+from rolegate.api.routes import Route
 from rolegate.authn.principal import Principal
 from rolegate.errors import NotFound
 from rolegate.keys.records import ApiKey
 from rolegate.keys.store import KeyStore
-from rolegate.api.routes import Route
+from rolegate.server.asgi import Request, Response, json_response
 
 MAX_BODY = 64 * 1024
 DAY = 86400.0

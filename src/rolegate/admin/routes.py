@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from rolegate.server.asgi import Request, Response, json_response
+from rolegate.api.routes import Route
 from rolegate.authn.principal import Principal
 from rolegate.config.model import IssuerConfig, Settings
 from rolegate.errors import NotFound
-from rolegate.api.routes import Route
+from rolegate.server.asgi import Request, Response, json_response
 
 if TYPE_CHECKING:
     from pydantic.main import IncEx

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 from rolegate.accounting.period import parse_instant
 from rolegate.accounting.store import FILTERS, GROUPINGS, UsageQuery, UsageStore
-from rolegate.server.asgi import Request, Response, json_response
+from rolegate.api.routes import Route
 from rolegate.authn.principal import Principal
 from rolegate.errors import InvalidRequest, NotFound
-from rolegate.api.routes import Route
+from rolegate.server.asgi import Request, Response, json_response
 
 
 class UsageAdmin:

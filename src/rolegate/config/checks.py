@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections import Counter
 from fnmatch import fnmatchcase
 
+from rolegate.api.routes import PUBLIC_PATHS, RouteGroup, resolve
 from rolegate.config.model import Settings
 from rolegate.errors import MethodNotAllowed, NotFound
-from rolegate.api.routes import PUBLIC_PATHS, RouteGroup, resolve
 
 ROUTE_GROUPS = tuple(group.value for group in RouteGroup)
 API_KEY_ISSUER = "apikey"  # the issuer name of every principal a virtual API key resolves to

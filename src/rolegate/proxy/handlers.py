@@ -5,18 +5,18 @@ decision on the model the request names."""
 
 from __future__ import annotations
 
-from rolegate.server.asgi import Request, Response, json_response
+from rolegate.api.routes import FORM_OPERATIONS, Route
 from rolegate.authn.principal import Principal
 from rolegate.authz.model import Action
 from rolegate.errors import InvalidRequest
-from rolegate.reading import body as bodies
-from rolegate.server.guard import Guard
 from rolegate.proxy.metering import Metering
 from rolegate.proxy.streaming import response_for
-from rolegate.api.routes import FORM_OPERATIONS, Route
+from rolegate.reading import body as bodies
 from rolegate.routing.dispatcher import Dispatcher
 from rolegate.routing.request import ClientRequest
 from rolegate.routing.table import RouteTable
+from rolegate.server.asgi import Request, Response, json_response
+from rolegate.server.guard import Guard
 
 CREATED = 1_700_000_000
 

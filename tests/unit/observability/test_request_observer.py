@@ -10,13 +10,13 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry, generate_latest
 
-from rolegate.server.asgi import Request, Response
+from rolegate.api.routes import Route
 from rolegate.authn.principal import Principal
-from rolegate.server.gateway import Gateway
 from rolegate.observability.logging import AccessLog, DecisionLog
 from rolegate.observability.metrics import GatewayMetrics
 from rolegate.observability.requests import RequestObserver
-from rolegate.api.routes import Route
+from rolegate.server.asgi import Request, Response
+from rolegate.server.gateway import Gateway
 from tests.support.front_door import AcceptAnyone, every_operation, open_guard
 from tests.support.scrape import Scrape
 
