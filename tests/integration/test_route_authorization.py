@@ -9,6 +9,8 @@ walk. Each route is judged on its own: the walk returns one line per route that 
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,8 @@ import pytest
 from rolegate.api.routes import ANY_METHOD, ROUTES, Operation, RouteGroup, RouteSpec
 from rolegate.authn.dev_issuer import DevIssuer
 from tests.support.gateways import bearer
+from tests.support.sample_gateway import CHAT, assert_openai_error
+from tests.support.scrape import Scrape
 from tests.support.servers import RecordingUpstream
 from tests.support.storage import PEPPER
 
@@ -193,3 +197,34 @@ async def test_the_walk_names_a_route_whose_authorization_was_removed(walk):
 def test_the_walk_knows_how_to_call_every_operation():
     assert set(SUCCESS) == set(Operation)
     assert {spec.operation for spec in ROUTES} == set(Operation)
+
+
+async def test_a_group_refused_at_the_front_door_is_logged_and_counted_once(gateway, as_role,
+                                                                          upstream, caplog):
+    """The sample gateway's `admins` hold route group `admin` only: asking for inference is
+    refused before the body is read, with the decision line and counter every denial gets."""
+    with caplog.at_level(logging.INFO, logger="rolegate.decision"):
+        response = await gateway.post("/v1/chat/completions", json=CHAT,
+                                      headers=as_role("admin"))
+
+    assert response.status_code == 403
+    assert_openai_error(response.json(), "insufficient_scope")
+    assert "route group 'inference'" in response.json()["error"]["message"]
+    lines = [json.loads(record.getMessage()) for record in caplog.records
+             if record.name == "rolegate.decision"]
+    assert [(line["decision"], line["route"], line["model"], line["code"]) for line in lines] \
+        == [("deny", "inference", None, "insufficient_scope")]
+    metrics = Scrape((await gateway.get("/metrics")).text)
+    assert metrics.value("rolegate_authz_decisions_total", decision="deny", rule="_none") == 1
+    assert upstream.requests == []
+
+
+async def test_a_model_refused_by_the_handler_names_the_model_and_its_group(gateway, as_role):
+    response = await gateway.post("/v1/chat/completions", json={**CHAT, "model": "gpt-4o"},
+                                  headers=as_role("user"))
+
+    assert response.status_code == 403
+    assert_openai_error(response.json(), "model_not_allowed")
+    assert response.json()["error"]["message"].startswith(
+        "Access to model 'gpt-4o' on route group 'inference' (/v1/chat/completions) is not "
+        "granted to this caller")

@@ -9,7 +9,7 @@ import pytest
 from rolegate.config.load import validate_settings
 from rolegate.config.model import Settings
 from rolegate.errors import NotFound
-from rolegate.explain import explain
+from rolegate.explain import explain, explain_key
 from tests.support.clock import FakeClock
 from tests.support.fetch import FakeKeySource
 from tests.support.keys import (
@@ -127,3 +127,12 @@ async def test_unknown_route_path_is_a_not_found(local_jwks, rsa_key, clock):
     token = rsa_key.sign(entra_app_claims(2, now=clock.now))
     with pytest.raises(NotFound):
         await explain_token(token, local_jwks, clock, route="/v1/nothing")
+
+
+@pytest.mark.parametrize(("route", "described"), [
+    (CHAT, "model 'gpt-4o' on route group 'inference' (/v1/chat/completions)"),
+    ("/v1/models/gpt-4o", "model 'gpt-4o' on route group 'info' (/v1/models/gpt-4o)"),
+])
+async def test_a_path_is_explained_with_the_name_of_its_route_group(route, described):
+    report = await explain_key(seed_settings(), None, "rg-not-looked-up", route, "gpt-4o")
+    assert report.action is not None and report.action.describe() == described

@@ -31,7 +31,7 @@ class Guard:
 
     def admit(self, request: Request, who: Principal, route: Route) -> None:
         """The route group's decision, taken before dispatching; raises on a denial."""
-        action = Action(route.group, request.path)
+        action = Action(route.group.value, request.path)
         decision = self.policy.decide(who, action)
         if decision.allowed and route.operation in MODEL_OPERATIONS:
             return
