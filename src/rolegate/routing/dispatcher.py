@@ -57,10 +57,6 @@ class Forwarded:
     first: bytes = b""
     is_usage_added: bool = False
 
-    @property
-    def status(self) -> int:
-        return self.reply.status
-
 
 @dataclass(slots=True)
 class _Budget:
