@@ -111,7 +111,7 @@ def _action(route: str, model: str | None) -> Action:
             resolved = resolve(method, route)
         except GatewayError:
             continue
-        return Action(resolved.group.value, route, model or resolved.model)
+        return Action(resolved.group, route, model or resolved.model)
     raise NotFound(f"No route matches {route}.")
 
 

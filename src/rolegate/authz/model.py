@@ -15,7 +15,8 @@ class Action:
 
     def describe(self) -> str:
         target = f"model {self.model!r} on " if self.model is not None else ""
-        return f"{target}route group {self.route!r} ({self.path})"
+        # The group's name, quoted as written (a `RouteGroup` is a str whose repr is not).
+        return f"{target}route group '{self.route}' ({self.path})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,11 +36,10 @@ class ProxyHandlers:
         call = await self._read(request, route, who)
         request.state["model"] = call.model
         decision = self._guard.authorize(request, who,
-                                         Action(route.group.value, request.path, call.model))
+                                         Action(route.group, request.path, call.model))
 
         def is_allowed(model: str) -> bool:  # fallbacks are authorized like the model asked for
-            return self._guard.permits(request, who,
-                                       Action(route.group.value, request.path, model))
+            return self._guard.permits(request, who, Action(route.group, request.path, model))
         # Limits are acquired before anything is forwarded (429 here reaches no upstream); the
         # usage is recorded and the lease settled once the reply has ended.
         async with self._metering.measure(request, who, decision, call) as meter:
@@ -62,13 +61,13 @@ class ProxyHandlers:
                              content_type if is_form else bodies.JSON, is_form)
 
     async def list_models(self, request: Request, route: Route, who: Principal) -> Response:
-        names = self._guard.policy.allowed_models(who, route.group.value, request.path,
+        names = self._guard.policy.allowed_models(who, route.group, request.path,
                                                   self._routes.model_names)
         return json_response({"object": "list", "data": [_model_card(n) for n in names]})
 
     async def get_model(self, request: Request, route: Route, who: Principal) -> Response:
         assert route.model is not None
-        self._guard.authorize(request, who, Action(route.group.value, request.path, route.model))
+        self._guard.authorize(request, who, Action(route.group, request.path, route.model))
         self._routes.route(route.model)
         return json_response(_model_card(route.model))
 

@@ -31,7 +31,7 @@ class Guard:
 
     def admit(self, request: Request, who: Principal, route: Route) -> None:
         """The route group's decision, taken before dispatching; raises on a denial."""
-        action = Action(route.group.value, request.path)
+        action = Action(route.group, request.path)
         decision = self.policy.decide(who, action)
         if decision.allowed and route.operation in MODEL_OPERATIONS:
             return
@@ -51,7 +51,9 @@ class Guard:
 
     def _decide(self, request: Request, who: Principal, action: Action) -> Decision:
         decision = self.policy.decide(who, action)
-        self._record(request, who, action, decision)
+        self._decisions.record(request.request_id, who, action, decision)
+        if self._metrics is not None:
+            self._metrics.count_decision(decision.allowed, decision.rule)
         return decision
 
     def _record(self, request: Request, who: Principal, action: Action,
