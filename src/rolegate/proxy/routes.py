@@ -50,7 +50,8 @@ _ADMIN_KEY = {"GET": "admin.keys.get", "PATCH": "admin.keys.update",
 def resolve(method: str, path: str) -> Route:
     route = _EXACT.get(path) or _resolve_pattern(method, path)
     if route.method != method:
-        raise MethodNotAllowed(f"{method} is not allowed on {path}; use {route.method}.")
+        raise MethodNotAllowed(f"{method} is not allowed on {path}; use {route.method}.",
+                               allow=(route.method,))
     return route
 
 
@@ -82,5 +83,5 @@ def _resolve_admin(method: str, path: str) -> Route:
     operation = methods.get(method)
     if operation is None:
         raise MethodNotAllowed(f"{method} is not allowed on {path}; use "
-                               f"{', '.join(methods)}.")
+                               f"{', '.join(methods)}.", allow=tuple(methods))
     return Route("admin", operation, method, resource=key_id)
