@@ -7,7 +7,9 @@ only in the response that creates it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from rolegate.admin.schemas import KeyCreate, KeyUpdate, parse_body, read_key_query
+from rolegate.admin.schemas import (
+    KeyCreate, KeyUpdate, has_control_character, parse_body, read_key_query,
+)
 from rolegate.asgi import Request, Response, json_response
 from rolegate.authn.principal import Principal
 from rolegate.authz.model import Action
@@ -18,6 +20,7 @@ from rolegate.proxy.guard import Guard
 from rolegate.proxy.routes import Route
 
 MAX_BODY = 64 * 1024
+MAX_KEY_ID = 32  # api_keys.id is String(32)
 DAY = 86400.0
 
 
@@ -29,7 +32,7 @@ class KeyAdmin:
 
     async def list_keys(self, request: Request, route: Route, who: Principal) -> Response:
         store = self._authorized(request, route, who)
-        query = read_key_query(request.query_param)
+        query = read_key_query(request.query_string)
         keys = await store.list(owner=query.owner, include_revoked=query.include_revoked == "true")
         return json_response({"object": "list", "data": [key.public_view() for key in keys]})
 
@@ -72,7 +75,11 @@ class KeyAdmin:
 
 
 def _key_id(route: Route) -> str:
+    """The id the path names; one no key can have (longer than the column, or with a control
+    character, which PostgreSQL would refuse in the query) is not looked up at all."""
     assert route.resource is not None
+    if len(route.resource) > MAX_KEY_ID or has_control_character(route.resource):
+        raise NotFound(f"No API key has the id {route.resource!r}.", code="key_not_found")
     return route.resource
 
 

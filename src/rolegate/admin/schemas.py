@@ -11,12 +11,12 @@ and terminals).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import parse_qsl
 
 from pydantic import (
-    AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError,
+    AfterValidator, AwareDatetime, BeforeValidator, BaseModel, ConfigDict, Field, ValidationError,
     field_validator, model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
@@ -56,7 +56,14 @@ def text_field(max_length: int, *, min_length: int = 1) -> Any:
 
 Name = Annotated[str, text_field(MAX_NAME), AfterValidator(_printable)]
 Names = Annotated[list[Name], Field(max_length=MAX_ITEMS)]
-Count = Annotated[int, Field(gt=0, le=MAX_COUNT)]
+def _whole(value: Any) -> Any:
+    # JSON Schema counts 5.0 as an integer; strict pydantic would not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Count = Annotated[int, Field(gt=0, le=MAX_COUNT), BeforeValidator(_whole)]
 Expiry = Annotated[AwareDatetime, Field(description="An RFC 3339 date-time with its offset.")]
 
 
@@ -168,7 +175,10 @@ def _instant(text: str) -> str:
 
 # What `accounting.period.parse_instant` reads, spelled exactly: a relative period, epoch
 # seconds, an RFC 3339 full-date, or an RFC 3339 date-time (with its offset).
-_DATE = r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+_LEAP_YEAR = r"(?:[1-9][0-9](?:0[48]|[2468][048]|[13579][26])|(?:[2468][048]|[13579][26])00)"
+_DATE = (r"(?:[1-9][0-9]{3}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+         r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+         rf"|{_LEAP_YEAR}-02-29)")
 INSTANT = re.compile(
     r"[0-9]{1,12}(?:\.[0-9]{1,6})?[smhdw]?"
     rf"|{_DATE}"
@@ -206,10 +216,17 @@ class UsageParams(Query):
     model: ModelFilter | None = Field(None, description="Only this model's rows.")
 
 
-def read_params(model: type[Q], param: Callable[[str], str | None]) -> Q:
-    """The query parameters `model` states, or `InvalidRequest` (400) naming the first bad
-    one."""
-    values = {name: value for name in model.model_fields if (value := param(name)) is not None}
+def read_params(model: type[Q], query_string: bytes) -> Q:
+    """The query parameters `model` states (the first of each, percent-decoded as UTF-8), or
+    `InvalidRequest` (400) naming the first bad one. An empty value is a value (`owner=`)."""
+    try:
+        pairs = parse_qsl(query_string.decode(), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidRequest("The query string is not UTF-8.", code="invalid_query") from None
+    values: dict[str, str] = {}
+    for name, value in pairs:
+        if name in model.model_fields:
+            values.setdefault(name, value)
     try:
         return model.model_validate(values)
     except ValidationError as exc:
@@ -219,9 +236,8 @@ def read_params(model: type[Q], param: Callable[[str], str | None]) -> Q:
         raise InvalidRequest(f"{where}: {message}", code="invalid_query", param=where) from None
 
 
-def read_key_query(param: Callable[[str], str | None]) -> KeyQuery:
-    return read_params(KeyQuery, param)
-
+def read_key_query(query_string: bytes) -> KeyQuery:
+    return read_params(KeyQuery, query_string)
 
 class KeyView(BaseModel):
     """A stored key: never its plaintext nor its hash. Times are epoch seconds."""

@@ -28,15 +28,15 @@ class UsageAdmin:
         if self._store is None:
             raise NotFound("Usage accounting is not enabled on this gateway (database).",
                            code="usage_disabled")
-        query = read_query(request.query_param, self._clock())
+        query = read_query(request.query_string, self._clock())
         rows = await self._store.totals(query)
         return json_response({"object": "usage_report", "by": query.by, "since": query.since,
                               "until": query.until, "data": rows})
 
 
-def read_query(param: Callable[[str], str | None], now: float) -> UsageQuery:
+def read_query(query_string: bytes, now: float) -> UsageQuery:
     """The report `/admin/usage?…` asks for; `InvalidRequest` (400) naming a bad parameter."""
-    params = read_params(UsageParams, param)
+    params = read_params(UsageParams, query_string)
     since, until = (_instant(params, name, now) for name in ("since", "until"))
     filters = tuple((name, value) for name in FILTERS
                     if (value := getattr(params, name)) is not None)
