@@ -16,7 +16,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from rolegate.asgi import (
-    ClientDisconnected, Receive, Request, Response, Scope, Send, error_response, json_response,
+    CLIENT_LEFT, ClientDisconnected, Receive, Request, Response, Scope, Send, error_response,
+    json_response,
 )
 from rolegate.authn.authenticator import Authenticator
 from rolegate.authn.principal import Principal
@@ -67,6 +68,10 @@ class Gateway:
                 await send_stream(response, send, receive)
             else:
                 await response.send(send)
+        except asyncio.CancelledError:
+            if not scope.get(CLIENT_LEFT):  # shutting down: not ours to swallow
+                raise
+            status = CLIENT_CLOSED  # the server cancelled the work of a caller that left
         finally:
             if observer is not None:
                 observer.finish(request, status, started)
