@@ -56,6 +56,8 @@ def text_field(max_length: int, *, min_length: int = 1) -> Any:
 
 Name = Annotated[str, text_field(MAX_NAME), AfterValidator(_printable)]
 Names = Annotated[list[Name], Field(max_length=MAX_ITEMS)]
+
+
 def _whole(value: Any) -> Any:
     # JSON Schema counts 5.0 as an integer; strict pydantic would not.
     if isinstance(value, float) and value.is_integer():
@@ -94,10 +96,15 @@ class KeyLimits(Body):
         return LimitConfig.model_validate(self.model_dump())
 
 
+def _one_of_expiries(schema: dict[str, Any]) -> None:
+    _drop_null_defaults(schema)
+    schema["not"] = {"required": ["expires_at", "expires_in_days"]}
+
+
 class KeyCreate(Body):
     """A new virtual API key. Its plaintext is in the response, once."""
 
-    model_config = ConfigDict(json_schema_extra=lambda schema: _one_of_expiries(schema))
+    model_config = ConfigDict(json_schema_extra=_one_of_expiries)
 
     name: Name = Field(description="What the key is for, e.g. the service using it.")
     owner: Name = Field(description="Who answers for it: the principal's subject.")
@@ -115,11 +122,6 @@ class KeyCreate(Body):
         if {"expires_at", "expires_in_days"} <= self.model_fields_set:
             raise ValueError("give expires_at or expires_in_days, not both")
         return self
-
-
-def _one_of_expiries(schema: dict[str, Any]) -> None:
-    _drop_null_defaults(schema)
-    schema["not"] = {"required": ["expires_at", "expires_in_days"]}
 
 
 NOT_NULL = ("name", "owner", "roles", "scopes")
