@@ -10,6 +10,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
@@ -161,8 +162,11 @@ def _build_stores(settings: Settings, clock: Callable[[], float]) -> _Stores:
     stores.usage = UsageStore(database.engine)
     if settings.accounting.enabled:
         accounting = settings.accounting
+        dead_letters = accounting.dead_letter_dir
         stores.recorder = Recorder(stores.usage, flush_interval=accounting.flush_interval,
-                                   batch_size=accounting.batch_size)
+                                   batch_size=accounting.batch_size, clock=clock,
+                                   dead_letter_dir=None if dead_letters is None
+                                   else Path(dead_letters))
         stores.on_startup.append(stores.recorder.start)
         stores.on_shutdown.append(stores.recorder.stop)
     stores.on_shutdown.append(database.close)

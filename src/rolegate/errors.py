@@ -65,7 +65,17 @@ class ModelNotFound(NotFound):
 
 
 class MethodNotAllowed(GatewayError):
+    """The path exists but not for this method; `Allow` lists the methods it takes (RFC 9110
+    §15.5.6)."""
+
     status, type, default_code = 405, "invalid_request_error", "method_not_allowed"
+
+    def __init__(self, message: str, *, allow: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"allow", ", ".join(self.allow).encode())]
 
 
 class RequestTimeout(GatewayError):

@@ -89,6 +89,18 @@ def test_an_unknown_grouping_is_refused(config: Path):
     assert result.exit_code == 1
 
 
+@pytest.mark.parametrize("args", [["usage", "--model", "gpt\x00-4o"],
+                                  ["usage", "--subject", "team\x1b[2J"],
+                                  ["keys", "create", "--name", "ci", "--owner", "team\x00a"]],
+                         ids=["usage-model-nul", "usage-subject-escape", "key-owner-nul"])
+def test_a_control_character_in_a_filter_or_owner_is_refused(config: Path, args: list[str]):
+    result = CliRunner().invoke(cli, [*args, "--config", str(config)])
+
+    assert result.exit_code == 1
+    assert "control characters" in result.stderr
+    assert "Traceback" not in result.output
+
+
 def explain_key(config: Path, key: str, model: str = "echo") -> tuple[int, str]:
     result = CliRunner().invoke(cli, ["explain", "--token", key, "--route",
                                       "/v1/chat/completions", "--model", model,

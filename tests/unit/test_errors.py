@@ -21,7 +21,7 @@ from rolegate.errors import (
     (PermissionDenied("m"), 403, "permission_error", "insufficient_scope"),
     (NotFound("m"), 404, "invalid_request_error", "not_found"),
     (ModelNotFound("m"), 404, "invalid_request_error", "model_not_found"),
-    (MethodNotAllowed("m"), 405, "invalid_request_error", "method_not_allowed"),
+    (MethodNotAllowed("m", allow=("GET",)), 405, "invalid_request_error", "method_not_allowed"),
     (PayloadTooLarge("m"), 413, "invalid_request_error", "body_too_large"),
     (RateLimited("m", retry_after=2.4), 429, "rate_limit_error", "rate_limited"),
     (UpstreamError("m"), 502, "api_error", "upstream_error"),
@@ -68,3 +68,8 @@ def test_internal_error_tells_the_caller_nothing_of_the_failure():
     body = json.loads(error_body(internal_error()))
     assert body["error"]["code"] == "internal_error"
     assert body["error"]["message"] == "The gateway failed to handle this request."
+
+
+def test_405_lists_the_allowed_methods():
+    response = error_response(MethodNotAllowed("m", allow=("GET", "POST")))
+    assert response.headers == [(b"allow", b"GET, POST")]

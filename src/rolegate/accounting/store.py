@@ -1,16 +1,25 @@
-"""`UsageStore`: usage records in the database: written in batches, read as grouped totals."""
+"""`UsageStore`: usage records in the database: written in batches, read as grouped totals; the
+records the database refuses are set aside in `usage_dead_letters`.
+
+Writing meets the driver's exceptions here and says what they mean for the records:
+`RecordsRefused` (the data itself is refused, SQLSTATE classes 22 and 23, or cannot be turned
+into a row: trying again cannot help) or `StoreUnavailable` (anything else: the database is
+down, unreachable or not migrated; the same records can be written later).
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rolegate.accounting.records import UsageRecord
-from rolegate.storage.tables import usage
+from rolegate.storage.tables import usage, usage_dead_letters
 
 GROUPINGS: dict[str, tuple[str, ...]] = {
     "principal": ("issuer", "subject"),
@@ -33,15 +42,76 @@ class UsageQuery:
     filters: tuple[tuple[str, str], ...] = ()
 
 
+class StoreError(Exception):
+    """A write failed. `reason` names the failure (exception classes, SQLSTATE) and never
+    quotes a value: drivers' messages can (`invalid input for query argument $15: 1099…`)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RecordsRefused(StoreError):
+    """The database refuses these records' data: written again, they fail again."""
+
+
+class StoreUnavailable(StoreError):
+    """The write failed for a reason other than the data: try the same records later."""
+
+
+# Python-side failures to turn a record into a row (NaN time, an int no column holds, text
+# that cannot be encoded): as deterministic as the database refusing it.
+_ROW_ERRORS = (ValueError, TypeError, OverflowError)
+_DATA_SQLSTATE_CLASSES = ("22", "23")  # data exception, integrity constraint violation
+
+
+def classify(exc: BaseException) -> StoreError:
+    """What a failed write means for its records."""
+    if isinstance(exc, _ROW_ERRORS):
+        return RecordsRefused(type(exc).__name__)
+    orig = getattr(exc, "orig", None)
+    state = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+    names = type(exc).__name__ + (f" ({type(orig).__name__})" if orig is not None else "")
+    reason = names + (f", SQLSTATE {state}" if state else "")
+    if isinstance(exc, IntegrityError | DataError) or state[:2] in _DATA_SQLSTATE_CLASSES:
+        return RecordsRefused(reason)
+    if isinstance(exc, DBAPIError) and isinstance(orig, _ROW_ERRORS):
+        return RecordsRefused(reason)
+    return StoreUnavailable(reason)
+
+
 class UsageStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
     async def insert_many(self, records: Sequence[UsageRecord]) -> None:
+        """Write the records in one transaction: all or none. `RecordsRefused` or
+        `StoreUnavailable` when it fails."""
         if not records:
             return
-        async with self._engine.begin() as connection:
-            await connection.execute(insert(usage), [record.row() for record in records])
+        try:
+            rows = [record.row() for record in records]
+            async with self._engine.begin() as connection:
+                await connection.execute(insert(usage), rows)
+        except (SQLAlchemyError, OSError, *_ROW_ERRORS) as exc:
+            raise classify(exc) from None
+
+    async def set_aside(self, record: UsageRecord, reason: str, now: float) -> None:
+        """Keep a refused record in `usage_dead_letters`, as JSON text (ASCII: a NUL or a lone
+        surrogate is escaped, so the text itself is always storable)."""
+        row = {"ts": now, "request_id": json.dumps(record.request_id)[1:-1][:64],
+               "reason": reason[:500], "record": dead_letter_json(record)}
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(insert(usage_dead_letters), [row])
+        except (SQLAlchemyError, OSError, *_ROW_ERRORS) as exc:
+            raise classify(exc) from None
+
+    async def dead_letters(self) -> list[dict[str, Any]]:
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(
+                select(usage_dead_letters).order_by(usage_dead_letters.c.id))).mappings().all()
+        return [dict(row) for row in rows]
 
     async def totals(self, query: UsageQuery) -> list[dict[str, Any]]:
         keys = [usage.c[name] for name in GROUPINGS[query.by]]
@@ -75,3 +145,8 @@ def _totals_row(by: str, row: Any) -> dict[str, Any]:
         totals[name] = int(row[name])
     totals["cost_usd"] = float(row["cost_usd"])
     return totals
+
+
+def dead_letter_json(record: UsageRecord) -> str:
+    """The record as one line of ASCII JSON (non-finite numbers as JSON's NaN/Infinity)."""
+    return json.dumps(asdict(record), sort_keys=True)

@@ -7,9 +7,10 @@ key appears only in the response that creates it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from rolegate.admin.schemas import KeyCreate, KeyUpdate, parse_body
+from rolegate.admin.schemas import (
+    KeyCreate, KeyUpdate, has_control_character, parse_body, read_key_query,
+)
 from rolegate.api.routes import Route
 from rolegate.authn.principal import Principal
 from rolegate.errors import NotFound
@@ -18,6 +19,7 @@ from rolegate.keys.store import KeyStore
 from rolegate.server.asgi import Request, Response, json_response
 
 MAX_BODY = 64 * 1024
+MAX_KEY_ID = 32  # api_keys.id is String(32)
 DAY = 86400.0
 
 
@@ -28,8 +30,8 @@ class KeyAdmin:
 
     async def list_keys(self, request: Request, route: Route, who: Principal) -> Response:
         store = self._enabled()
-        revoked = request.query_param("include_revoked") in ("1", "true")
-        keys = await store.list(owner=request.query_param("owner"), include_revoked=revoked)
+        query = read_key_query(request.query_string)
+        keys = await store.list(owner=query.owner, include_revoked=query.include_revoked == "true")
         return json_response({"object": "list", "data": [key.public_view() for key in keys]})
 
     async def create(self, request: Request, route: Route, who: Principal) -> Response:
@@ -42,7 +44,7 @@ class KeyAdmin:
         plaintext, record = await store.create(
             name=spec.name, owner=spec.owner, now=now, roles=tuple(spec.roles),
             scopes=tuple(spec.scopes), models=None if spec.models is None else tuple(spec.models),
-            limits=spec.limits, expires_at=expires_at)
+            limits=None if spec.limits is None else spec.limits.config(), expires_at=expires_at)
         return json_response({**record.public_view(), "key": plaintext}, status=201)
 
     async def get(self, request: Request, route: Route, who: Principal) -> Response:
@@ -52,9 +54,7 @@ class KeyAdmin:
     async def update(self, request: Request, route: Route, who: Principal) -> Response:
         store = self._enabled()
         spec = parse_body(KeyUpdate, await request.body(MAX_BODY))
-        changes: dict[str, Any] = {name: getattr(spec, name) for name in spec.model_fields_set}
-        if "expires_at" in changes and changes["expires_at"] is not None:
-            changes["expires_at"] = changes["expires_at"].timestamp()
+        changes = spec.changes()
         _found(await store.get(_key_id(route)), route)
         return json_response(_found(await store.update(_key_id(route), changes),
                                     route).public_view())
@@ -72,7 +72,11 @@ class KeyAdmin:
 
 
 def _key_id(route: Route) -> str:
+    """The id the path names; one no key can have (longer than the column, or with a control
+    character, which PostgreSQL would refuse in the query) is not looked up at all."""
     assert route.resource is not None
+    if len(route.resource) > MAX_KEY_ID or has_control_character(route.resource):
+        raise NotFound(f"No API key has the id {route.resource!r}.", code="key_not_found")
     return route.resource
 
 

@@ -1,21 +1,39 @@
-"""The admin API's OpenAPI 3.1 document: paths written here, schemas generated from
-`admin/schemas.py` (the models that also validate the requests)."""
+"""The admin API's OpenAPI 3.1 document: paths written here; request bodies, query parameters
+and responses generated from `admin/schemas.py`, the models the handlers validate with, so every
+bound is stated once.
+
+Every admin route is here with every answer it can give (errors OpenAI-shaped), and the key
+created by `POST /admin/keys` links to the operations on it, for stateful API testing.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from rolegate.admin.schemas import (
-    ErrorBody, KeyCreate, KeyCreated, KeyList, KeyUpdate, KeyView, UsageReport,
+    ErrorBody, KeyCreate, KeyCreated, KeyList, KeyQuery, KeyUpdate, KeyView, UsageParams,
+    UsageReport,
 )
 
 REF = "#/components/schemas/{model}"
-_MODELS = (KeyCreate, KeyUpdate, KeyView, KeyCreated, KeyList, UsageReport, ErrorBody)
+_BODIES = (KeyCreate, KeyUpdate)
+_RESPONSES = (KeyView, KeyCreated, KeyList, UsageReport, ErrorBody)
 _ERRORS = {"400": "The body or query is invalid.", "401": "No valid credential.",
            "403": "The caller is not granted route group `admin`.",
-           "404": "Not found, or the feature is not enabled."}
+           "404": "Not found, or the feature is not enabled.",
+           "405": "The path does not take this method (`Allow` lists those it takes).",
+           "413": "The request body is too large."}
+_ALLOW = {"Allow": {"description": "The methods the path takes.",
+                    "schema": {"type": "string"}}}
+KEY_ID = {"name": "key_id", "in": "path", "required": True,
+          "description": "The key's id (`key_…`), as `POST /admin/keys` answered.",
+          "schema": {"type": "string", "minLength": 1}}
+_KEY_LINKS = {f"{verb}Key": {"operationId": f"{verb}Key",
+                             "parameters": {"key_id": "$response.body#/id"}}
+              for verb in ("get", "update", "revoke")}
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -26,78 +44,102 @@ def _json(name: str, description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
 
 
-def _operation(summary: str, ok: tuple[str, str, str], *, body: str | None = None,
-               parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _errors(*codes: str) -> dict[str, Any]:
+    answers = {code: _json("ErrorBody", _ERRORS[code]) for code in ("401", "403", "405", *codes)}
+    answers["405"]["headers"] = _ALLOW
+    return answers
+
+
+def _operation(operation_id: str, summary: str, ok: tuple[str, str, str], *errors: str,
+               body: str | None = None, query: type[BaseModel] | None = None
+               ) -> dict[str, Any]:
     status, schema, description = ok
     operation: dict[str, Any] = {
-        "summary": summary,
-        "responses": {status: _json(schema, description),
-                      **{code: _json("ErrorBody", text) for code, text in _ERRORS.items()}},
+        "operationId": operation_id, "summary": summary,
+        "responses": {status: _json(schema, description), **_errors(*errors)},
     }
     if body is not None:
         operation["requestBody"] = {"required": True,
                                     "content": {"application/json": {"schema": _ref(body)}}}
-    if parameters:
-        operation["parameters"] = parameters
+    if query is not None:
+        operation["parameters"] = query_parameters(query)
     return operation
 
 
-def _metrics_operation() -> dict[str, Any]:
-    plain = {"text/plain": {"schema": {"type": "string"}}}
-    return {"summary": "Prometheus metrics",
-            "responses": {"200": {"description": "The Prometheus text format.", "content": plain},
-                          **{code: _json("ErrorBody", text)
-                             for code, text in _ERRORS.items() if code != "400"}}}
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The OpenAPI parameters of a query model: each optional, its schema the model's."""
+    schema = model.model_json_schema()
+    parameters = []
+    for name, prop in schema["properties"].items():
+        prop = {key: value for key, value in prop.items() if key != "title"}
+        description = prop.pop("description", "")
+        branches = [branch for branch in prop.pop("anyOf", []) if branch != {"type": "null"}]
+        if branches:  # `X | None`: absent is None; the parameter itself is X
+            prop = {**branches[0], **{k: v for k, v in prop.items() if k != "default"}}
+        parameters.append({"name": name, "in": "query", "required": False,
+                           "description": description, "schema": prop})
+    return parameters
 
 
-def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema or {"type": "string"}}
-
-
-KEY_ID = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"}}
-USAGE_PARAMETERS = [
-    _query("by", "Grouping.", type="string",
-           enum=["principal", "client_id", "key", "end_user", "model", "day"]),
-    _query("since", "Start: 7d, 24h, 30m ago, an ISO date or date-time, or epoch seconds."),
-    _query("until", "End (exclusive), in the same forms."),
-    *(_query(name, f"Only rows whose {name} is this.")
-      for name in ("issuer", "subject", "client_id", "key_id", "end_user", "model")),
-]
+def _text(summary: str, description: str, media: str) -> dict[str, Any]:
+    return {"operationId": summary, "summary": description,
+            "responses": {"200": {"description": description,
+                                  "content": {media: {"schema": {"type": "string"}}}},
+                          **_errors("404")}}
 
 
 def openapi_document() -> dict[str, Any]:
-    _, schemas = models_json_schema([(model, "validation") for model in _MODELS],
+    _, bodies = models_json_schema([(model, "validation") for model in _BODIES],
+                                   ref_template=REF)
+    _, replies = models_json_schema([(model, "serialization") for model in _RESPONSES],
                                     ref_template=REF)
+    schemas = {**replies.get("$defs", {}), **bodies.get("$defs", {})}
+    created = _operation("createKey", "Create a key",
+                         ("201", "KeyCreated", "The key, shown once."), "400", "404", "413",
+                         body="KeyCreate")
+    created["responses"]["201"]["links"] = _KEY_LINKS
     return {
         "openapi": "3.1.0",
         "info": {"title": "rolegate admin API", "version": "1"},
         "components": {
-            "schemas": schemas.get("$defs", {}),
+            "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
         "paths": {
             "/admin/keys": {
-                "get": _operation("List keys", ("200", "KeyList", "The keys."), parameters=[
-                    _query("owner", "Only this owner's keys."),
-                    _query("include_revoked", "Also revoked keys.", type="boolean")]),
-                "post": _operation("Create a key", ("201", "KeyCreated", "The key, shown once."),
-                                   body="KeyCreate"),
+                "get": _operation("listKeys", "List keys", ("200", "KeyList", "The keys."),
+                                  "400", "404", query=KeyQuery),
+                "post": created,
             },
             "/admin/keys/{key_id}": {
                 "parameters": [KEY_ID],
-                "get": _operation("Get a key", ("200", "KeyView", "The key.")),
-                "patch": _operation("Update a key", ("200", "KeyView", "The key as updated."),
-                                    body="KeyUpdate"),
-                "delete": _operation("Revoke a key", ("200", "KeyView", "The revoked key.")),
+                "get": _operation("getKey", "Get a key", ("200", "KeyView", "The key."), "404"),
+                "patch": _operation("updateKey", "Update a key",
+                                    ("200", "KeyView", "The key as updated."),
+                                    "400", "404", "413", body="KeyUpdate"),
+                "delete": _operation("revokeKey", "Revoke a key",
+                                     ("200", "KeyView", "The revoked key."), "404"),
             },
             "/admin/usage": {
-                "get": _operation("Usage totals", ("200", "UsageReport", "Totals per group."),
-                                  parameters=USAGE_PARAMETERS),
+                "get": _operation("usageReport", "Usage totals",
+                                  ("200", "UsageReport", "Totals per group."), "400", "404",
+                                  query=UsageParams),
             },
-            "/admin/metrics": {
-                "get": _metrics_operation(),
+            "/admin/policy": {
+                "get": {"operationId": "policy",
+                        "summary": "The effective issuers, models and rules (no secrets)",
+                        "responses": {"200": {"description": "The policy.", "content": {
+                            "application/json": {"schema": {"type": "object"}}}},
+                            **_errors()}},
+            },
+            "/admin/metrics": {"get": _text("metrics", "Prometheus metrics", "text/plain")},
+            "/admin/openapi.json": {
+                "get": {"operationId": "openapi", "summary": "This document",
+                        "responses": {"200": {"description": "The OpenAPI document.",
+                                              "content": {"application/json": {
+                                                  "schema": {"type": "object"}}}},
+                                      **_errors()}},
             },
         },
     }

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rolegate.accounting.period import parse_instant
-from rolegate.accounting.store import FILTERS, GROUPINGS, UsageQuery, UsageStore
+from rolegate.accounting.store import FILTERS, UsageQuery, UsageStore
+from rolegate.admin.schemas import UsageParams, read_params
 from rolegate.api.routes import Route
 from rolegate.authn.principal import Principal
 from rolegate.errors import InvalidRequest, NotFound
@@ -22,25 +23,23 @@ class UsageAdmin:
         if self._store is None:
             raise NotFound("Usage accounting is not enabled on this gateway (database).",
                            code="usage_disabled")
-        query = read_query(request.query_param, self._clock())
+        query = read_query(request.query_string, self._clock())
         rows = await self._store.totals(query)
         return json_response({"object": "usage_report", "by": query.by, "since": query.since,
                               "until": query.until, "data": rows})
 
 
-def read_query(param: Callable[[str], str | None], now: float) -> UsageQuery:
-    by = param("by") or "principal"
-    if by not in GROUPINGS:
-        raise InvalidRequest(f"by: {by!r} is not a grouping (use one of "
-                             f"{', '.join(GROUPINGS)}).", code="invalid_query", param="by")
-    since, until = (_instant(param, name, now) for name in ("since", "until"))
+def read_query(query_string: bytes, now: float) -> UsageQuery:
+    """The report `/admin/usage?…` asks for; `InvalidRequest` (400) naming a bad parameter."""
+    params = read_params(UsageParams, query_string)
+    since, until = (_instant(params, name, now) for name in ("since", "until"))
     filters = tuple((name, value) for name in FILTERS
-                    if (value := param(name)) is not None)
-    return UsageQuery(by=by, since=since, until=until, filters=filters)
+                    if (value := getattr(params, name)) is not None)
+    return UsageQuery(by=params.by, since=since, until=until, filters=filters)
 
 
-def _instant(param: Callable[[str], str | None], name: str, now: float) -> float | None:
-    text = param(name)
+def _instant(params: UsageParams, name: str, now: float) -> float | None:
+    text = getattr(params, name)
     if text is None:
         return None
     try:

@@ -195,4 +195,6 @@ def resolve(method: str, path: str) -> Route:
 
 
 def _not_allowed(method: str, path: str, methods: Iterable[str]) -> MethodNotAllowed:
-    return MethodNotAllowed(f"{method} is not allowed on {path}; use {', '.join(methods)}.")
+    allowed = tuple(methods)
+    return MethodNotAllowed(f"{method} is not allowed on {path}; use {', '.join(allowed)}.",
+                            allow=allowed)

@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from rolegate.accounting.period import parse_instant
 from rolegate.accounting.store import FILTERS, GROUPINGS, UsageQuery, UsageStore
+from rolegate.admin.schemas import has_control_character
 from rolegate.cli.options import (
     DEFAULT_STATE_DIR, ConfigOption, StateDirOption, err, out, settings_for, split,
 )
@@ -98,6 +99,11 @@ def keys_create(
 ) -> None:
     """Create a key and print it. It is shown only this once."""
     settings = _load(config, state_dir)
+    for option, value in (("name", name), ("owner", owner), ("roles", roles), ("scopes", scopes),
+                          ("models", models or "")):
+        if has_control_character(value):  # as the admin API refuses them
+            err.print(f"[red]--{option} must not contain control characters[/red]")
+            raise typer.Exit(1)
     now = time.time()
     expires_at = None
     if expires_in is not None:
@@ -181,6 +187,10 @@ def usage(
         raise typer.Exit(1) from None
     filters = tuple((n, v) for n, v in (("model", model), ("subject", subject))
                     if v is not None and n in FILTERS)
+    for name, value in filters:  # as /admin/usage does: no database sees a NUL
+        if has_control_character(value):
+            err.print(f"[red]--{name} must not contain control characters[/red]")
+            raise typer.Exit(1)
     query = UsageQuery(by=by, since=start, until=end, filters=filters)
 
     async def totals(database: Database) -> list[dict[str, Any]]:

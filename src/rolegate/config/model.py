@@ -398,6 +398,9 @@ class AccountingConfig(Frozen):
     enabled: bool = Field(True, description="Record usage (needs a database).")
     flush_interval: float = Field(1.0, gt=0, description="Seconds between batch writes.")
     batch_size: int = Field(500, gt=0, description="Most records in one write.")
+    dead_letter_dir: str | None = Field(
+        None, description="Where a usage record is appended (usage-dead-letters.jsonl) when "
+        "the database refuses it even in the usage_dead_letters table; unset: the error log.")
 
 
 class Settings(Frozen):

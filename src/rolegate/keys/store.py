@@ -15,6 +15,7 @@ from rolegate.keys.records import ApiKey
 from rolegate.storage.tables import api_keys
 
 EDITABLE = ("name", "owner", "roles", "scopes", "models", "limits", "expires_at")
+NOT_NULL = ("name", "owner", "roles", "scopes")
 
 
 class KeyStore:
@@ -66,6 +67,11 @@ class KeyStore:
         return [_record(row) for row in rows]
 
     async def update(self, key_id: str, changes: Mapping[str, Any]) -> ApiKey | None:
+        """Change the `EDITABLE` fields in `changes`; ValueError for None in a field that
+        cannot be empty (the admin API refuses it first, with 400)."""
+        cleared = [name for name in NOT_NULL if name in changes and changes[name] is None]
+        if cleared:
+            raise ValueError(f"{', '.join(cleared)} cannot be null")
         values = _columns({name: changes[name] for name in EDITABLE if name in changes})
         if values:
             async with self._engine.begin() as connection:
@@ -106,11 +112,13 @@ def _row(record: ApiKey) -> dict[str, Any]:
 
 
 def _record(row: RowMapping) -> ApiKey:
+    # Read leniently: a row written before the admin API refused `null` for a list (JSON null
+    # in a NOT NULL column) is read as an empty list, so one bad row cannot break every listing.
     models = row["models"]
     limits = row["limits"]
     return ApiKey(
         id=row["id"], key_hash=row["key_hash"], hint=row["hint"], name=row["name"],
-        owner=row["owner"], roles=tuple(row["roles"]), scopes=tuple(row["scopes"]),
+        owner=row["owner"], roles=tuple(row["roles"] or ()), scopes=tuple(row["scopes"] or ()),
         models=None if models is None else tuple(models),
         limits=None if limits is None else LimitConfig.model_validate(limits),
         expires_at=row["expires_at"], created_at=row["created_at"],

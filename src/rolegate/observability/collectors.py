@@ -42,7 +42,7 @@ class KeySetCollector(Collector):
 
 class UsageRecorderCollector(Collector):
     """`rolegate_usage_records_pending`, `rolegate_usage_records_dropped_total`,
-    `rolegate_usage_write_failures_total`."""
+    `rolegate_usage_write_failures_total`, `rolegate_usage_records_dead_lettered_total`."""
 
     def __init__(self, recorder: Recorder) -> None:
         self._recorder = recorder
@@ -56,3 +56,6 @@ class UsageRecorderCollector(Collector):
         yield CounterMetricFamily("rolegate_usage_write_failures", "Batch writes of usage "
                                   "records that failed (and were retried).",
                                   value=recorder.failed_writes)
+        yield CounterMetricFamily("rolegate_usage_records_dead_lettered", "Usage records the "
+                                  "database refused, set aside (usage_dead_letters).",
+                                  value=recorder.dead_lettered)

@@ -24,6 +24,9 @@ Send = Callable[[Message], Awaitable[None]]
 JSON = b"application/json"
 # In a scope's `extensions`: the server bounds the time the request body may take to arrive.
 BODY_DEADLINE_EXTENSION = "rolegate.body_deadline"
+# Set in a request's scope by the server when the caller disconnected before the response
+# started; the request's task is then cancelled, and the app logs a 499 rather than an error.
+CLIENT_LEFT = "rolegate.client_left"
 
 
 class Stream(Protocol):

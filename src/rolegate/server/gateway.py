@@ -25,8 +25,8 @@ from rolegate.errors import (
 )
 from rolegate.observability.requests import RequestObserver, accepted_request_id
 from rolegate.server.asgi import (
-    ClientDisconnected, Receive, Request, Response, Scope, Send, error_response, json_response,
-    send_stream,
+    CLIENT_LEFT, ClientDisconnected, Receive, Request, Response, Scope, Send, error_response,
+    json_response, send_stream,
 )
 from rolegate.server.guard import Guard
 
@@ -85,6 +85,10 @@ class Gateway:
                 await send_stream(response, send, receive)
             else:
                 await response.send(send)
+        except asyncio.CancelledError:
+            if not scope.get(CLIENT_LEFT):  # shutting down: not ours to swallow
+                raise
+            status = CLIENT_CLOSED  # the server cancelled the work of a caller that left
         finally:
             if observer is not None:
                 observer.finish(request, status, started)

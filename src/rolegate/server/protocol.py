@@ -30,12 +30,12 @@ import functools
 import math
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from rolegate.server.asgi import BODY_DEADLINE_EXTENSION
+from rolegate.server.asgi import BODY_DEADLINE_EXTENSION, CLIENT_LEFT
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGI3Application
@@ -142,6 +142,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             cycle, task = self._serving
             self._serving = None
             if not cycle.response_started and not task.done():
+                cast(dict[str, Any], cycle.scope)[CLIENT_LEFT] = True  # a key of our own
                 task.cancel()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:

@@ -7,13 +7,14 @@ test runs) can share one PostgreSQL database without seeing each other's tables.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from rolegate.config.model import DatabaseConfig
@@ -53,15 +54,45 @@ class Database:
 
 def _engine(config: DatabaseConfig) -> AsyncEngine:
     assert config.url is not None
-    options: dict[str, Any] = {"pool_pre_ping": not config.is_sqlite}
+    # hide_parameters: an error's text (logged, or raised to a command) never carries the
+    # statement's values: key hashes, subjects, model names.
+    options: dict[str, Any] = {"pool_pre_ping": not config.is_sqlite, "hide_parameters": True}
     if config.is_sqlite:
         options["connect_args"] = {"timeout": 30}
     elif config.db_schema is not None:
         options["connect_args"] = {"server_settings": {"search_path": config.db_schema}}
     engine = create_async_engine(config.url, **options)
+    event.listen(engine.sync_engine, "handle_error", _hide_values)
     if config.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+# asyncpg quotes the value it could not encode: "invalid input for query argument $15: 10995…
+# (value out of int32 range)".
+_ARGUMENT = re.compile(r"(invalid input for query argument \$\d+): .*")
+
+
+def _hide_values(context: ExceptionContext) -> None:
+    """Take the statement's values out of a failed statement's error, as `hide_parameters`
+    does for the parameters themselves: PostgreSQL quotes them in an error's DETAIL
+    ("Key (key_hash)=(…) already exists") and asyncpg in its own messages. What is left: the
+    error's class, its first line, and the statement."""
+    error: BaseException | None = context.original_exception
+    seen = 0
+    while error is not None and seen < 5:  # the driver's error and the ones it chains
+        if hasattr(error, "detail"):
+            error.detail = None
+        if error.args and isinstance(error.args[0], str):
+            error.args = (_first_line(error.args[0]), *error.args[1:])
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    wrapped = context.sqlalchemy_exception
+    if wrapped is not None and wrapped.args and isinstance(wrapped.args[0], str):
+        wrapped.args = (_first_line(wrapped.args[0]),)
+
+
+def _first_line(message: str) -> str:
+    return _ARGUMENT.sub(r"\1 (value hidden)", message.split("\n", 1)[0])
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
