@@ -20,7 +20,7 @@ from rolegate.authz.model import Action, Decision
 from rolegate.authz.policy import RolePolicy
 from rolegate.config.load import validate_settings
 from rolegate.config.model import IssuerConfig
-from rolegate.proxy import body as bodies
+from rolegate.reading import body as bodies
 
 CHAT = orjson.dumps({"model": "gpt-4o-mini", "messages": [
     {"role": "system", "content": "You are terse."},

@@ -6,7 +6,7 @@ from rolegate.asgi import Request, Response, json_response
 from rolegate.authn.principal import Principal
 from rolegate.authz.model import Action
 from rolegate.errors import InvalidRequest
-from rolegate.proxy import body as bodies
+from rolegate.reading import body as bodies
 from rolegate.proxy.guard import Guard
 from rolegate.proxy.metering import Metering
 from rolegate.proxy.routes import FORM_OPERATIONS, Route

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rolegate.providers.base import JSON_CONTENT, UpstreamCall
-from rolegate.proxy.body import rewrite, rewrite_form
+from rolegate.reading.body import rewrite, rewrite_form
 
 USAGE_STREAM_OPERATIONS = ("chat/completions", "completions")  # usage on a chunk of its own
 RESPONSES = "responses"  # the Responses API: usage in the closing event

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rolegate.errors import InvalidRequest
-from rolegate.proxy.body import (
+from rolegate.reading.body import (
     MAX_MODEL_NAME, inspect, parse_form, parse_object, rewrite, rewrite_form,
 )
 

@@ -1,0 +1,1 @@
+"""Reading request bodies: what the gateway decides on, and the exact bytes it forwards."""
