@@ -17,7 +17,7 @@ RESPONSES = "responses"  # the Responses API: usage in the closing event
 @dataclass(frozen=True, slots=True)
 class ClientRequest:
     """One inference request. `body` is the parsed JSON object (for a multipart form: its text
-    fields, and `is_form` is set: the form is sent on unchanged but for the model's name)."""
+    fields, and `is_form` is set: the form is rebuilt from its parts for each upstream)."""
 
     operation: str
     model: str
