@@ -30,9 +30,11 @@ from rolegate.routing.request import ClientRequest
 from tests.differential.readers import (
     FIELDS, ReaderProcess, Reading, go_reader, node_reader, python_readings,
 )
-from tests.fuzz.conftest import fuzz_settings
+from tests.fuzz.conftest import FUZZ_EXAMPLES, fuzz_settings
 
 IS_REQUIRED = os.environ.get("REQUIRE_DIFFERENTIAL") == "1"
+# An example takes a few milliseconds; a long run must not be cut by the suite's 60 s timeout.
+pytestmark = pytest.mark.timeout(60 + FUZZ_EXAMPLES // 10)
 
 
 @pytest.fixture(scope="session")
