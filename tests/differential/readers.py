@@ -139,7 +139,7 @@ def go_reader(build_dir: Path) -> ReaderProcess | str:
         return "Go is not installed (apt-get install golang-go)"
     binary = build_dir / "readers"
     # No module, no network: the program uses the standard library only.
-    env = {**os.environ, "GOPROXY": "off", "GOFLAGS": "-mod=mod", "GO111MODULE": "off",
+    env = {**os.environ, "GOPROXY": "off", "GO111MODULE": "off",
            "GOCACHE": str(build_dir / "cache"), "GOPATH": str(build_dir / "gopath")}
     built = subprocess.run([go, "build", "-o", str(binary), str(HERE / "readers.go")],
                            env=env, capture_output=True, text=True, timeout=300)
