@@ -47,7 +47,19 @@ def encode(body: dict[str, Any]) -> bytes:
 
 
 def _refuse_ambiguous_keys(body: dict[str, Any]) -> None:
-    """Set operations over all top-level keys at once: this runs for every request."""
+    """Runs for every request, so over all top-level keys at once: keys that are all lower-case
+    ASCII (the usual case) cannot be case variants of one another or of a deciding field."""
+    keys = "".join(body)
+    if not (keys.isascii() and keys.islower()):
+        _refuse_case_variants(body)
+    # `__proto__` sets the prototype of a JavaScript object it is merged into: its fields
+    # would read as the body's own to a Node upstream.
+    if "__proto__" in body or has_control_characters(keys):
+        raise InvalidRequest("The body has a top-level key no API defines.",
+                             code="invalid_body")
+
+
+def _refuse_case_variants(body: dict[str, Any]) -> None:
     names = {key.lower() if key.isascii() else folded(key) for key in body}
     if len(names) < len(body):
         raise InvalidRequest("The body has two top-level keys that differ only in case.",
@@ -57,11 +69,6 @@ def _refuse_ambiguous_keys(body: dict[str, Any]) -> None:
             raise InvalidRequest(f"The body has a key that reads as `{field}` to "
                                  f"case-insensitive parsers; send it as `{field}`.",
                                  code="invalid_body", param=field)
-    # `__proto__` sets the prototype of a JavaScript object it is merged into: its fields
-    # would read as the body's own to a Node upstream.
-    if "__proto__" in body or has_control_characters("".join(body)):
-        raise InvalidRequest("The body has a top-level key no API defines.",
-                             code="invalid_body")
 
 
 def rewrite(body: dict[str, Any], *, upstream_model: str, end_user: str | None,
