@@ -7,8 +7,10 @@ upstream read a different value than the policy saw. What re-encoding cannot set
 with 400 `invalid_body`: top-level keys that a case-insensitive parser (Go's `encoding/json`)
 would take for a deciding field (`"MODEL"`, `"Model"`), or for each other.
 
-Re-encoding costs less than the byte scan it replaces: on a 2 KB chat body `orjson.dumps` takes
-about 0.6 µs, parsing 2 µs, where counting `"model"` and `\\u` occurrences took 4 µs.
+Re-encoding costs less than the byte scan it replaced: on a 2.4 KB chat body `orjson.dumps`
+takes about 0.6 µs (parsing 2 µs), where counting `"model"` and `\\u` took 3.5 µs. The whole
+reading (parse, checks, inspect, re-encode) of bench/micro's 750-byte body went from 3.2 to
+3.5 µs; of the 2.4 KB body it stayed within noise of 6-9 µs.
 """
 
 from __future__ import annotations
