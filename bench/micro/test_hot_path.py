@@ -89,11 +89,11 @@ def test_policy_decision(benchmark, roles: list[str], model: str, allowed: bool)
 
 
 def test_body_inspection(benchmark) -> None:
-    """Parse, read `model`/`stream`, decide whether the bytes pass through unchanged."""
+    """Parse, read `model`/`stream`, re-encode the body for the upstream."""
     def inspect() -> None:
         body = bodies.parse_object(CHAT)
         inspected = bodies.inspect(body, None)
-        bodies.rewrite(body, CHAT, upstream_model=inspected.model, end_user=None)
+        bodies.rewrite(body, upstream_model=inspected.model, end_user=None)
     benchmark(inspect)
 
 

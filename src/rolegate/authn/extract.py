@@ -5,7 +5,10 @@ Only the header is accepted: tokens in query strings (RFC 6750 §2.3) end up in 
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Mapping
+from urllib.parse import unquote_to_bytes
 
 from rolegate.errors import Unauthenticated
 
@@ -28,12 +31,40 @@ def bearer_token(authorization: bytes | None, *, max_bytes: int) -> str:
         raise Unauthenticated("The bearer token is not ASCII.", code="invalid_token") from None
 
 
+# Parameter names that carry a credential, spelled plainly (letters and digits only, lower case).
+_QUERY_CREDENTIALS = frozenset({b"accesstoken", b"token", b"apikey", b"xapikey", b"key"})
+_MAX_DECODINGS = 3  # a name encoded more often than this is refused outright
+
+
 def has_query_token(query_string: bytes) -> bool:
-    """Whether the URL carries a credential (`access_token=`, `token=`, `api_key=`, `key=`)."""
+    """Whether the URL carries a credential (`access_token=`, `token=`, `api_key=`, `key=`).
+
+    Names are compared as servers read them, not as sent: URL-decoded (`+`, `%5F`, encoded
+    again and again), case-folded the loosest way a server does (Java's `equalsIgnoreCase`
+    takes the Kelvin sign for `k`), with everything but letters and digits dropped (PHP reads
+    `access.token` as `access_token`). `;` separates parameters as well as `&`, as it does for
+    some servers. So `ACCESS%5Ftoken`, `api.key` or `to%00ken` are credentials too.
+    """
     if not query_string:
         return False
-    names = {part.split(b"=", 1)[0].lower() for part in query_string.split(b"&")}
-    return bool(names & {b"access_token", b"token", b"api_key", b"api-key", b"key"})
+    names = {_plain_name(part.split(b"=", 1)[0]) for part in re.split(rb"[&;]", query_string)}
+    return bool(names & _QUERY_CREDENTIALS)
+
+
+def _plain_name(name: bytes) -> bytes:
+    for _ in range(_MAX_DECODINGS):
+        decoded = unquote_to_bytes(name.replace(b"+", b" "))
+        if decoded == name:
+            break
+        name = decoded
+    else:
+        if b"%" in name:  # still encoded: no plain spelling, so assume the worst
+            return b"token"
+    text = name.decode("utf-8", "replace")
+    # Case-fold each character as Go and Java do (upper of lower: dotless i is I, long s is S),
+    # then drop accents and compatibility forms (fullwidth letters).
+    text = unicodedata.normalize("NFKD", text.lower().upper().lower())
+    return "".join(c for c in text if c.isascii() and c.isalnum()).encode()
 
 
 API_KEY_HEADERS = (b"api-key", b"x-api-key")

@@ -1,1 +1,1 @@
-"""Reading request bodies: only what the gateway decides on, the rest passed through."""
+"""Reading request bodies: what the gateway decides on, and the exact bytes it forwards."""

@@ -17,7 +17,7 @@ RESPONSES = "responses"  # the Responses API: usage in the closing event
 @dataclass(frozen=True, slots=True)
 class ClientRequest:
     """One inference request. `body` is the parsed JSON object (for a multipart form: its text
-    fields, and `is_form` is set: the form is sent on unchanged but for the model's name)."""
+    fields, and `is_form` is set: the form is rebuilt from its parts for each upstream)."""
 
     operation: str
     model: str
@@ -41,19 +41,18 @@ class ClientRequest:
 
     def upstream_call(self, upstream_model: str, *, include_stream_usage: bool,
                       time_left: float = math.inf) -> UpstreamCall:
-        if self.is_form:
-            fields, form = self.body, self.raw_body
-            if fields.get("model") != upstream_model:  # the deployment's own name for the model
-                fields = {**fields, "model": upstream_model}
-                form = rewrite_form(form, self.content_type, {"model": upstream_model})
+        if self.is_form:  # rebuilt from the parts read, with the deployment's own model name
+            fields = {**self.body, "model": upstream_model}
+            form, content_type = rewrite_form(self.raw_body, self.content_type,
+                                              {"model": upstream_model})
             return UpstreamCall(self.operation, fields, form, self.is_stream, self.request_id,
-                                self.content_type, time_left)
+                                content_type, time_left)
         extra: dict[str, Any] = {}
         if self.is_usage_added(include_stream_usage):
             options = self.body.get("stream_options")
             extra["stream_options"] = {**(options if isinstance(options, dict) else {}),
                                        "include_usage": True}
-        body, raw = rewrite(self.body, self.raw_body, upstream_model=upstream_model,
-                            end_user=self.end_user, extra=extra)
+        body, raw = rewrite(self.body, upstream_model=upstream_model, end_user=self.end_user,
+                            extra=extra)
         return UpstreamCall(self.operation, body, raw, self.is_stream, self.request_id,
                             time_left=time_left)

@@ -51,8 +51,26 @@ def test_header_over_the_limit_is_refused_without_reading_it():
     (b"key=abc", True),
     (b"access_token", True),
     (b"monkey=1&tokens=2", False),
-])
+    (b"api-version=2024-10-21&x-api-key=abc", True),
+    (b"access%5Ftoken=abc", True),
+    (b"access%5ftoken=abc", True),
+    (b"ACCESS%5FTOKEN=abc", True),
+    (b"%61pi_key=abc", True),
+    (b"access+token=abc", True),
+    (b"access.token=abc", True),
+    (b"to%00ken=abc", True),
+    (b"x=1;token=abc", True),
+    (b"api%252Dkey=abc", True),
+    (b"acc%2525252Fess_token=abc", True),
+    (b"access%25255Ftoken=abc", True),
+    ("to\u212aen=abc".encode(), True),
+    (b"to%E2%84%AAen=abc", True),
+    ("\uff54oken=abc".encode(), True),
+    (b"%ff%fe=1&n=%25", False),
+    (b"100%=1&a+b=2", False),
+], ids=lambda value: value.decode("utf-8", "replace") if isinstance(value, bytes) else None)
 def test_credentials_in_the_query_string_are_spotted(query, expected):
+    """Names are compared URL-decoded and case-folded as servers read them."""
     assert has_query_token(query) is expected
 
 

@@ -8,6 +8,7 @@ from rolegate.errors import InvalidRequest
 from rolegate.reading.body import (
     MAX_MODEL_NAME, inspect, parse_form, parse_object, rewrite, rewrite_form,
 )
+from rolegate.reading.form import read_parts
 
 
 @pytest.mark.parametrize(("raw", "code"), [
@@ -54,17 +55,18 @@ def test_path_model_wins_over_the_body_model():
     assert inspect({}, "gpt-4o").model == "gpt-4o"
 
 
-def test_unchanged_body_is_passed_on_as_its_original_bytes():
-    raw = b'{"model": "gpt-4o",  "messages": []}'
-    _body, passed = rewrite(parse_object(raw), raw, upstream_model="gpt-4o", end_user=None)
-    assert passed == raw
+def test_every_body_is_sent_on_as_the_canonical_encoding_of_what_was_read():
+    raw = b'{"model": "gpt-4o",  "messages": [], "model": "gpt-4o"}'
+    body, sent = rewrite(parse_object(raw), upstream_model="gpt-4o", end_user=None)
+    assert sent == b'{"model":"gpt-4o","messages":[]}'
+    assert body == {"model": "gpt-4o", "messages": []}
 
 
 def test_body_is_rewritten_for_the_upstream_model_and_end_user():
     raw = b'{"model": "public", "user": "caller-chosen", "x": 1}'
-    body, passed = rewrite(parse_object(raw), raw, upstream_model="upstream", end_user="ada")
-    assert passed is None
+    body, sent = rewrite(parse_object(raw), upstream_model="upstream", end_user="ada")
     assert body == {"model": "upstream", "user": "ada", "x": 1}
+    assert sent == b'{"model":"upstream","user":"ada","x":1}'
 
 
 BOUNDARY = "b0undary"
@@ -80,15 +82,23 @@ def form(model: str) -> bytes:
             f'Content-Type: audio/wav\r\n\r\n').encode() + AUDIO + END
 
 
-def test_a_form_rewritten_for_a_deployment_names_its_model_and_keeps_every_other_byte():
-    rewritten = rewrite_form(form("whisper"), FORM_TYPE, {"model": "whisper-large-v3"})
+def test_a_form_rewritten_for_a_deployment_names_its_model_and_keeps_every_file_byte():
+    rewritten, content_type = rewrite_form(form("whisper"), FORM_TYPE,
+                                           {"model": "whisper-large-v3"})
 
-    assert rewritten == form("whisper-large-v3")
-    assert parse_form(rewritten, FORM_TYPE) == {"model": "whisper-large-v3", "language": "en"}
+    assert content_type.startswith("multipart/form-data; boundary=rolegate-")
+    assert BOUNDARY not in content_type
+    assert parse_form(rewritten, content_type) == {"model": "whisper-large-v3", "language": "en"}
+    assert [(p.name, p.filename, p.content_type, p.data)
+            for p in read_parts(rewritten, content_type)] == [
+        ("model", None, None, b"whisper-large-v3"), ("language", None, None, b"en"),
+        ("file", "a.wav", "audio/wav", AUDIO)]
 
 
-def test_a_file_part_is_never_rewritten_even_when_named_like_the_field():
+def test_a_file_part_named_like_a_deciding_field_is_refused():
     body = (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="model"; filename="m.bin"'
             f'\r\n\r\n').encode() + AUDIO + END
 
-    assert rewrite_form(body, FORM_TYPE, {"model": "other"}) == body
+    with pytest.raises(InvalidRequest) as caught:
+        rewrite_form(body, FORM_TYPE, {"model": "other"})
+    assert (caught.value.code, caught.value.param) == ("invalid_body", "model")

@@ -1,0 +1,138 @@
+"""Multipart forms: read strictly, refused when two parsers could read them differently,
+rebuilt from the parts read."""
+
+from __future__ import annotations
+
+import pytest
+
+from rolegate.errors import InvalidRequest
+from rolegate.reading.form import Part, encode, parse_form, read_parts, rewrite_form
+
+FORM_TYPE = "multipart/form-data; boundary=b"
+MODEL = 'Content-Disposition: form-data; name="model"\r\n\r\nallowed'
+
+
+def form(*parts: str | bytes) -> bytes:
+    out = b""
+    for part in parts:
+        out += b"--b\r\n" + (part.encode() if isinstance(part, str) else part) + b"\r\n"
+    return out + b"--b--\r\n"
+
+
+@pytest.mark.parametrize("part", [
+    'Content-Disposition: form-data; name="x"\r\nContent-Disposition: form-data; name="y"'
+    "\r\n\r\nv",
+    'Content-Disposition: form-data; name="x"\r\nContent-Type: text/plain\r\n'
+    "content-type: text/plain\r\n\r\nv",
+    'Content-Disposition: form-data; name="x"\r\nX-Extra: 1\r\n\r\nv',
+    'Content-Disposition: form-data; name="x\\"y"\r\n\r\nv',
+    'Content-Disposition: form-data; name="x\\y"\r\n\r\nv',
+    'Content-Disposition: form-data; name="x%22"\r\n\r\nv',
+    'Content-Disposition: form-data; name="x;y"\r\n\r\nv',
+    'Content-Disposition: form-data; name="x y"\r\n\r\nv',
+    'Content-Disposition: form-data; name="m\u00f6"\r\n\r\nv',
+    "Content-Disposition: form-data; name*=utf-8''x\r\n\r\nv",
+    "Content-Disposition: form-data; name=\"x\"; filename*=utf-8''a.wav\r\n\r\nv",
+    'Content-Disposition: form-data; name="x"; name="y"\r\n\r\nv',
+    'Content-Disposition: form-data; name="x"; size=3\r\n\r\nv',
+    'Content-Disposition: form-data; name=""\r\n\r\nv',
+    'Content-Disposition: form-data; filename="a.wav"\r\n\r\nv',
+    'Content-Disposition: form-data; name="x"; filename=""\r\n\r\nv',
+    'Content-Disposition: form-data; name="x"; filename="a\\".wav"\r\n\r\nv',
+    'Content-Disposition: form-data; name="x"; filename="a\x01.wav"\r\n\r\nv',
+    'Content-Disposition: form-data; name="x" junk\r\n\r\nv',
+    'Content-Disposition: form-datax; name="x"\r\n\r\nv',
+    'Content-Disposition: attachment; name="x"\r\n\r\nv',
+    'Content-Disposition: form-data; name="x"\r\n continued\r\n\r\nv',
+    'Content-Disposition: form-data; name="x"\r\nContent-Transfer-Encoding: base64\r\n\r\nv',
+    'Content-Disposition: form-data; name="x"\r\nContent-Type: text/plain; charset=utf-16'
+    "\r\n\r\nv",
+    b'Content-Disposition: form-data; name="x"\r\n\r\n\xff',
+], ids=["two-dispositions", "two-content-types", "unknown-header", "escaped-quote",
+        "backslash", "percent", "semicolon", "space", "non-ascii-name", "rfc2231-name",
+        "rfc2231-filename", "repeated-parameter", "unknown-parameter", "empty-name", "no-name",
+        "empty-filename", "escaped-filename", "control-in-filename", "junk-after-parameters",
+        "not-form-data", "attachment", "folded-header", "transfer-encoding", "utf-16-field",
+        "field-not-utf-8"])
+def test_a_part_two_parsers_could_read_differently_is_refused(part):
+    with pytest.raises(InvalidRequest) as caught:
+        parse_form(form(MODEL, part), FORM_TYPE)
+    assert caught.value.code == "invalid_body"
+
+
+@pytest.mark.parametrize(("parts", "param"), [
+    ((MODEL, MODEL), "model"),
+    ((MODEL, 'Content-Disposition: form-data; name="model"; filename="m.bin"\r\n\r\nx'),
+     "model"),
+    ((MODEL, 'Content-Disposition: form-data; name="Model"\r\n\r\nsecret'), "model"),
+    ((MODEL, 'Content-Disposition: form-data; name="STREAM"\r\n\r\ntrue'), "stream"),
+    ((MODEL, 'Content-Disposition: form-data; name="user"\r\n\r\na',
+      'Content-Disposition: form-data; name="user"\r\n\r\nb'), "user"),
+], ids=["model-twice", "model-as-a-file", "title-case-model", "upper-case-stream", "user-twice"])
+def test_a_deciding_field_sent_twice_as_a_file_or_in_another_case_is_refused(parts, param):
+    with pytest.raises(InvalidRequest) as caught:
+        parse_form(form(*parts), FORM_TYPE)
+    assert (caught.value.code, caught.value.param) == ("invalid_body", param)
+
+
+@pytest.mark.parametrize("value", ["1", "yes", "", "tru\u0435"])
+def test_stream_other_than_true_or_false_is_refused(value):
+    with pytest.raises(InvalidRequest) as caught:
+        parse_form(form(MODEL, f'Content-Disposition: form-data; name="stream"\r\n\r\n{value}'),
+                   FORM_TYPE)
+    assert (caught.value.code, caught.value.param) == ("invalid_stream", "stream")
+
+
+@pytest.mark.parametrize(("raw", "content_type"), [
+    (form(MODEL), "multipart/form-data"),
+    (form(MODEL)[:-4], FORM_TYPE),
+    (b"no boundary at all", FORM_TYPE),
+], ids=["no-boundary-parameter", "unterminated", "no-delimiter"])
+def test_a_malformed_form_is_refused(raw, content_type):
+    with pytest.raises(InvalidRequest) as caught:
+        parse_form(raw, content_type)
+    assert caught.value.code == "invalid_body"
+
+
+def test_plain_variations_every_parser_reads_alike_are_accepted_and_normalized():
+    raw = form('content-disposition: FORM-DATA;name=model\r\n'
+               "Content-Type: text/plain; charset=UTF-8\r\n"
+               "Content-Transfer-Encoding: 8bit\r\nContent-Length: 7\r\n\r\nallowed",
+               'Content-Disposition: form-data; name="stream"\r\n\r\nTRUE',
+               'Content-Disposition: form-data; name="file"; filename="r\u00e9union.wav"\r\n'
+               "Content-Type: audio/wav; codecs=1\r\n\r\nRIFF",
+               'Content-Disposition: form-data; name="mask"; filename="m.png"\r\n'
+               "Content-Type: not a type\r\n\r\nPNG",
+               'Content-Disposition: form-data; name="image"; filename="i.png"\r\n\r\nPNG')
+
+    parts = read_parts(raw, FORM_TYPE)
+
+    assert parts == [Part("model", None, None, b"allowed"), Part("stream", None, None, b"true"),
+                     Part("file", "r\u00e9union.wav", "audio/wav", b"RIFF"),
+                     Part("mask", "m.png", "application/octet-stream", b"PNG"),
+                     Part("image", "i.png", None, b"PNG")]
+    assert parse_form(raw, FORM_TYPE) == {"model": "allowed", "stream": True}
+
+
+def test_a_rebuilt_form_has_one_canonical_header_set_per_part_under_a_fresh_boundary():
+    raw = form("Content-Disposition: form-data; name=model\r\n\r\npublic",
+               'Content-Disposition: form-data; name="language"\r\n\r\nen',
+               'Content-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
+               "RIFF\r\n-b-not-quite")
+
+    rebuilt, content_type = rewrite_form(raw, FORM_TYPE, {"model": "deployment-model"})
+
+    boundary = content_type.removeprefix("multipart/form-data; boundary=")
+    assert boundary.startswith("rolegate-") and len(boundary) == len("rolegate-") + 32
+    assert rebuilt == (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\n'
+        f"deployment-model\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="language"\r\n\r\nen\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+        f"Content-Type: application/octet-stream\r\n\r\nRIFF\r\n-b-not-quite\r\n"
+        f"--{boundary}--\r\n").encode()
+
+
+def test_each_rebuild_has_its_own_boundary():
+    parts = [Part("model", None, None, b"m")]
+    assert encode(parts)[1] != encode(parts)[1]
