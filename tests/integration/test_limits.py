@@ -114,3 +114,18 @@ async def test_redis_down_refuses_with_503_before_the_upstream(gateway_for, sett
     assert reply.status_code == 503
     assert reply.json()["error"]["code"] == "rate_limiter_unavailable"
     assert upstream.requests == []
+
+
+async def test_a_constant_request_id_still_counts_every_request(
+        gateway_for, settings_from, tmp_path, upstream, admin, limits_backend):
+    gateway = await gateway_for(settings_from(keyed_config(
+        {"url": f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"}, upstream.url,
+        service_limits={"rpm": 3}, limits=limits_backend)))
+    key = await make_key(gateway, admin)
+    headers = {**bearer(key), "x-request-id": "same-id-every-time"}
+
+    statuses = [(await gateway.post("/v1/chat/completions", json=CHAT, headers=headers))
+                .status_code for _ in range(5)]
+
+    assert statuses == [200, 200, 200, 429, 429]
+    assert len(upstream.requests) == 3

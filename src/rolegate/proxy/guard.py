@@ -26,9 +26,9 @@ class Guard:
                                    param="model" if decision.code == "model_not_allowed" else None)
         return decision
 
-    def permits(self, request: Request, who: Principal, action: Action) -> bool:
-        """Whether the policy grants `action` (logged like any decision), without raising."""
-        return self._decide(request, who, action).allowed
+    def decide(self, request: Request, who: Principal, action: Action) -> Decision:
+        """The policy's decision on `action` (logged like any decision), without raising."""
+        return self._decide(request, who, action)
 
     def _decide(self, request: Request, who: Principal, action: Action) -> Decision:
         decision = self.policy.decide(who, action)

@@ -7,7 +7,9 @@ cancelled and the upstream connection closed at once, so no upstream work runs f
 Chunks are forwarded as they arrive. For chat and completion streams the relay also reads the
 events as they pass (`SseUsageTap`): it keeps the usage the upstream reports on the reply
 (`reply.usage`), and, when the gateway asked for that usage chunk on the caller's behalf, keeps
-the chunk itself from the caller.
+the chunk itself from the caller. A tap also keeps the events it let through (`relayed`, up to
+MAX_RELAYED bytes, not parsed on the way), so a stream that ends without its usage can still be
+charged for what reached the caller.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ log = logging.getLogger("rolegate.proxy")
 
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
 _NULL_USAGE = (b'"usage":null', b'"usage": null')
+MAX_RELAYED = 8 << 20  # bytes of relayed events a tap keeps for estimating usage
 
 
 def buffered_response(reply: UpstreamReply, body: bytes,
@@ -51,11 +54,12 @@ class Relay:
     """The stream of a started reply. `aclose()` releases the upstream even when the stream was
     never iterated (the caller left before the first chunk was sent)."""
 
-    __slots__ = ("_reply", "_chunks")
+    __slots__ = ("_reply", "_chunks", "tap")
 
     def __init__(self, reply: UpstreamReply, first: bytes, tap: UsageTap | None) -> None:
         self._reply = reply
         self._chunks = _relay(reply, first, tap)
+        self.tap = tap
 
     def __aiter__(self) -> Relay:
         return self
@@ -101,11 +105,13 @@ class UsageTap:
     events are forwarded, so a chunk holding part of an event waits for the rest of it; each
     kind of stream says in `_keeps` where its usage is and whether an event goes on."""
 
-    __slots__ = ("usage", "_pending")
+    __slots__ = ("usage", "relayed", "_pending", "_room")
 
     def __init__(self) -> None:
         self.usage: dict[str, Any] | None = None
+        self.relayed: list[bytes] = []
         self._pending = b""
+        self._room = MAX_RELAYED
 
     def feed(self, chunk: bytes) -> bytes:
         data = self._pending + chunk if self._pending else chunk
@@ -117,7 +123,11 @@ class UsageTap:
             if b'"usage"' not in event or self._keeps(event):
                 out.append(event)
         self._pending = data[start:]
-        return b"".join(out) if len(out) != 1 else out[0]
+        kept = b"".join(out) if len(out) != 1 else out[0]
+        if kept and self._room > 0:
+            self.relayed.append(kept)
+            self._room -= len(kept)
+        return kept
 
     def flush(self) -> bytes:
         pending, self._pending = self._pending, b""
@@ -149,15 +159,20 @@ class SseUsageTap(UsageTap):
 
 class ResponsesUsageTap(UsageTap):
     """The Responses API: `usage` inside the `response` of its closing event
-    (`response.completed`, or `response.incomplete` / `response.failed`). Every event goes on."""
+    (`response.completed`, or `response.incomplete` / `response.failed`); other streams (audio
+    transcriptions, images): `usage` on their closing event itself. Every event goes on."""
 
     __slots__ = ()
 
     def _keeps(self, event: bytes) -> bool:
         value = _event_data(event)
-        response = value.get("response") if value is not None else None
+        if value is None:
+            return True
+        response = value.get("response")
         if isinstance(response, dict) and isinstance(response.get("usage"), dict):
             self.usage = response["usage"]
+        elif isinstance(value.get("usage"), dict):
+            self.usage = value["usage"]
         return True
 
 

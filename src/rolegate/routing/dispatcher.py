@@ -28,14 +28,16 @@ from rolegate.proxy.streaming import (
     streaming_response,
 )
 from rolegate.routing.deployment import Deployment
-from rolegate.routing.request import RESPONSES, USAGE_STREAM_OPERATIONS, ClientRequest
+from rolegate.routing.request import USAGE_STREAM_OPERATIONS, ClientRequest
 from rolegate.routing.retry import RATE_LIMITED, RETRYABLE_STATUSES, Backoff
 from rolegate.routing.table import ModelRoute, RouteTable
 
 CONTEXT_TOO_LONG = "context_length_exceeded"
 
 Sleep = Callable[[float], Awaitable[None]]
-IsAllowed = Callable[[str], bool]
+# Whether a fallback model may serve this request: decided by the rule that grants that model,
+# whose limits it is then counted on (False: skip it).
+IsAllowed = Callable[[str], Awaitable[bool]]
 
 
 @dataclass(slots=True)
@@ -104,7 +106,7 @@ class Dispatcher:
         for name in names:
             if self._clock() >= budget.deadline:
                 break
-            if not is_allowed(name):  # a fallback never gives a caller a model it may not use
+            if not await is_allowed(name):  # never a model the caller may not use
                 continue
             try:
                 return await self._serve(self._table.route(name), request, budget)
@@ -236,7 +238,10 @@ class Dispatcher:
         costs no timer of its own. Returns (reply, first chunk, whole body or None for a
         stream)."""
         reply = await deployment.provider.open(call)
-        is_started_stream = request.is_stream and reply.status == 200
+        # An upstream that answers a stream request with one JSON body is read whole (and
+        # metered from that body's usage), like any reply that does not stream.
+        is_started_stream = (request.is_stream and reply.status == 200
+                             and not reply.content_type.startswith(b"application/json"))
         try:
             if is_started_stream:
                 return reply, await anext(reply.chunks, b""), None
@@ -248,14 +253,12 @@ class Dispatcher:
         return reply, b"", body
 
     @staticmethod
-    def _usage_tap(request: ClientRequest, deployment: Deployment) -> UsageTap | None:
+    def _usage_tap(request: ClientRequest, deployment: Deployment) -> UsageTap:
         """What reads the token usage off this stream, for accounting and limits."""
         if request.operation in USAGE_STREAM_OPERATIONS:
             return SseUsageTap(is_stripping=request.is_usage_added(
                 deployment.config.include_stream_usage))
-        if request.operation == RESPONSES:
-            return ResponsesUsageTap()
-        return None
+        return ResponsesUsageTap()
 
     def _ending(self, reply: UpstreamReply,
                 deployment: Deployment) -> Callable[[], Awaitable[None]]:
