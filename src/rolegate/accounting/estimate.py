@@ -19,6 +19,7 @@ which the gateway cannot reproduce.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -36,18 +37,23 @@ class TokenEstimator:
     def __init__(self, encoding: str = ENCODING) -> None:
         self._name = encoding
         self._encoding: Any = None
+        self._loading = threading.Lock()  # counts may run in several worker threads
 
     def count(self, text: str) -> int:
         if not text:
             return 0
-        encoding = self._encoding
-        if encoding is None:
-            # Imported here, not at the top: the import alone costs a second and most of the
-            # memory, and most gateways never need it (see the module's docstring).
-            import bpe_openai
-            encoding = self._encoding = bpe_openai.get_encoding(self._name)
+        encoding = self._encoding or self._load()
         # Special-token text in a prompt is ordinary text to the upstream: count it as such.
         return len(encoding.encode(text, disallowed_special=()))
+
+    def _load(self) -> Any:
+        with self._loading:
+            if self._encoding is None:
+                # Imported here, not at the top: the import alone costs a second and most of
+                # the memory, and most gateways never need it (see the module's docstring).
+                import bpe_openai
+                self._encoding = bpe_openai.get_encoding(self._name)
+            return self._encoding
 
     def prompt_tokens(self, body: Mapping[str, Any]) -> int:
         """The prompt of a request body: chat `messages`, or `prompt` / `input` /

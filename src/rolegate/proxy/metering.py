@@ -169,8 +169,8 @@ class Meter:
         self._is_finished = True
         metering = self._metering
         call = self._call
-        tokens, is_estimated = metering.usage.read(usage, call.operation, call.body, status,
-                                                   relayed)
+        tokens, is_estimated = await metering.usage.read(usage, call.operation, call.body,
+                                                         status, relayed)
         if metering.metrics is not None:
             metering.metrics.count_tokens(model, tokens.prompt_tokens, tokens.completion_tokens)
         config = metering.models.get(model)

@@ -5,11 +5,14 @@
 When a successful reply ends without the upstream's usage (a stream the caller abandoned or the
 upstream cut; an upstream that reports none), `UsageMeter.read` charges an estimate instead: the
 request's prompt and the text that was relayed to the caller (`relayed_text`), counted with the
-`TokenEstimator`, and the record says it was estimated.
+`TokenEstimator`, and the record says it was estimated. Estimating runs in a worker thread:
+the first one loads the tokenizer (about a second), and a long prompt takes milliseconds to
+count, neither of which may stall the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -43,19 +46,23 @@ class UsageMeter:
     """The tokens a finished reply is charged: the upstream's usage when it came, else an
     estimate of what reached the caller.
 
-    >>> tokens, is_estimated = UsageMeter(TokenEstimator()).read(usage, "chat/completions",
-    ...                                                          body, 200, relayed)
+    >>> tokens, is_estimated = await UsageMeter(TokenEstimator()).read(
+    ...     usage, "chat/completions", body, 200, relayed)
     """
 
     def __init__(self, estimator: TokenEstimator) -> None:
         self._estimator = estimator
 
-    def read(self, usage: Mapping[str, Any] | None, operation: str, body: Mapping[str, Any],
-             status: int, relayed: Iterable[bytes] | None) -> tuple[TokenUsage, bool]:
+    async def read(self, usage: Mapping[str, Any] | None, operation: str,
+                   body: Mapping[str, Any], status: int,
+                   relayed: Iterable[bytes] | None) -> tuple[TokenUsage, bool]:
         if usage is not None or status >= 400 or operation not in TOKEN_OPERATIONS:
             return token_usage(usage), False
+        return await asyncio.to_thread(self._estimate, body, relayed), True
+
+    def _estimate(self, body: Mapping[str, Any], relayed: Iterable[bytes] | None) -> TokenUsage:
         text = relayed_text(relayed) if relayed is not None else ""
-        return self._estimator.estimate(body, text), True
+        return self._estimator.estimate(body, text)
 
 
 def relayed_text(events: Iterable[bytes]) -> str:

@@ -88,16 +88,16 @@ def test_relayed_text_reads_a_json_reply_read_whole():
     assert relayed_text([responses]) == "r"
 
 
-def test_the_upstreams_usage_wins_and_only_missing_usage_is_estimated():
+async def test_the_upstreams_usage_wins_and_only_missing_usage_is_estimated():
     meter = UsageMeter(ESTIMATOR)
     body = {"messages": [{"role": "user", "content": "hi"}]}
     relayed = [b'data: {"choices":[{"delta":{"content":"Hello, world!"}}]}\n\n']
 
-    reported = meter.read({"prompt_tokens": 1, "completion_tokens": 2}, "chat/completions",
+    reported = await meter.read({"prompt_tokens": 1, "completion_tokens": 2}, "chat/completions",
                           body, 200, relayed)
-    estimated = meter.read(None, "chat/completions", body, 200, relayed)
-    failed = meter.read(None, "chat/completions", body, 502, None)
-    speech = meter.read(None, "audio/speech", {"input": "say this"}, 200, None)
+    estimated = await meter.read(None, "chat/completions", body, 200, relayed)
+    failed = await meter.read(None, "chat/completions", body, 502, None)
+    speech = await meter.read(None, "audio/speech", {"input": "say this"}, 200, None)
 
     assert reported == (TokenUsage(1, 2, 3), False)
     prompt = ESTIMATOR.count("hi") + MESSAGE_OVERHEAD + REPLY_PRIMING
