@@ -14,6 +14,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from rolegate.accounting.estimate import TokenEstimator
 from rolegate.accounting.recorder import Recorder
 from rolegate.accounting.store import UsageStore
 from rolegate.admin.keys import KeyAdmin
@@ -38,6 +39,7 @@ from rolegate.keys.store import KeyStore
 from rolegate.limits.limiter import Limiter
 from rolegate.limits.memory import MemoryLimiter
 from rolegate.limits.quota import QuotaPlan
+from rolegate.limits.reservation import Reserver
 from rolegate.limits.redis import RedisLimiter
 from rolegate.observability.collectors import KeySetCollector, UsageRecorderCollector
 from rolegate.observability.logging import AccessLog, DecisionLog, configure_logging
@@ -48,6 +50,7 @@ from rolegate.providers.http import HttpClient
 from rolegate.providers.registry import build_provider
 from rolegate.proxy.handlers import ProxyHandlers
 from rolegate.proxy.metering import Metering
+from rolegate.proxy.usage import UsageMeter
 from rolegate.routing.deployment import Deployment
 from rolegate.routing.dispatcher import Dispatcher
 from rolegate.routing.select import build_selector
@@ -89,7 +92,10 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     stores = _build_stores(settings, clock)
     limiter = _build_limiter(settings)
     plan = QuotaPlan(settings.policy, stores.keys.limits_for if stores.keys else None)
-    metering = Metering(plan, limiter, stores.recorder, clock, settings.models, metrics)
+    reserver = Reserver(settings.models,
+                        default_tokens=settings.limits.default_reservation_tokens)
+    metering = Metering(plan, limiter, stores.recorder, clock, settings.models, metrics,
+                        reserver=reserver, usage=UsageMeter(TokenEstimator()))
     proxy = ProxyHandlers(guard, routes, dispatcher, metering,
                           max_body_bytes=settings.server.max_body_bytes,
                           body_timeout=settings.server.body_timeout)

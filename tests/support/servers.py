@@ -131,6 +131,7 @@ class RecordingUpstream(LocalServer):
     chunk_delay: float = 0.0
     pacer: asyncio.Queue[None] | None = None  # when set, each chunk after the first waits for it
     break_after: int | None = None  # when set, the connection drops after this many chunks
+    is_ignoring_stream: bool = False  # when set, `"stream": true` gets one JSON reply too
 
     def __post_init__(self) -> None:
         LocalServer.__init__(self)
@@ -141,7 +142,9 @@ class RecordingUpstream(LocalServer):
         self.requests.append(Recorded(request.method, request.path, request.query_string,
                                       dict(request.headers), body))
         payload = json.loads(body) if body else {}
-        if payload.get("stream"):
+        # Embeddings have no stream in OpenAI's API: `"stream": true` there is ignored.
+        if (payload.get("stream") and not self.is_ignoring_stream
+                and not request.path.endswith("/embeddings")):
             return await self._stream(request, payload)
         if request.path.endswith("/embeddings"):
             return web.json_response({"object": "list", "model": payload.get("model"), "data": [

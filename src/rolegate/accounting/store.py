@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import case, func, insert, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -121,6 +121,8 @@ class UsageStore:
             func.coalesce(func.sum(usage.c.completion_tokens), 0).label("completion_tokens"),
             func.coalesce(func.sum(usage.c.total_tokens), 0).label("total_tokens"),
             func.coalesce(func.sum(usage.c.cost_usd), 0.0).label("cost_usd"),
+            func.coalesce(func.sum(case((usage.c.estimated, 1), else_=0)), 0)
+            .label("estimated_requests"),
         ).group_by(*keys).order_by(*keys)
         if query.since is not None:
             statement = statement.where(usage.c.ts >= query.since)
@@ -141,7 +143,8 @@ class UsageStore:
 def _totals_row(by: str, row: Any) -> dict[str, Any]:
     # Plain str keys and Python numbers: drivers return Decimal sums and str subclasses.
     totals: dict[str, Any] = {name: row[name] for name in GROUPINGS[by]}
-    for name in ("requests", "prompt_tokens", "completion_tokens", "total_tokens"):
+    for name in ("requests", "prompt_tokens", "completion_tokens", "total_tokens",
+                 "estimated_requests"):
         totals[name] = int(row[name])
     totals["cost_usd"] = float(row["cost_usd"])
     return totals

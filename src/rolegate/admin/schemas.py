@@ -282,6 +282,9 @@ class UsageRow(BaseModel):
     completion_tokens: int
     total_tokens: int
     cost_usd: float
+    estimated_requests: int = Field(0, description="Requests whose tokens the gateway counted "
+                                    "itself: the upstream's usage never came (a stream "
+                                    "abandoned or cut).")
 
 
 class UsageReport(BaseModel):

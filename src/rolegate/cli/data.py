@@ -197,12 +197,14 @@ def usage(
         return await UsageStore(database.engine).totals(query)
     rows = _run(settings, totals)
     table = Table(title=f"usage by {by}" + (f" since {since}" if since else ""))
-    for column in (*GROUPINGS[by], "requests", "prompt", "completion", "total", "cost (USD)"):
+    for column in (*GROUPINGS[by], "requests", "prompt", "completion", "total", "cost (USD)",
+                   "estimated"):
         table.add_column(column, justify="left" if column in GROUPINGS[by] else "right")
     for row in rows:
         table.add_row(*(str(row[name]) for name in GROUPINGS[by]), str(row["requests"]),
                       str(row["prompt_tokens"]), str(row["completion_tokens"]),
-                      str(row["total_tokens"]), f"{row['cost_usd']:.4f}")
+                      str(row["total_tokens"]), f"{row['cost_usd']:.4f}",
+                      str(row["estimated_requests"]))
     out.print(table)
 
 

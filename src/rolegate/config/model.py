@@ -384,6 +384,9 @@ class RateLimitsConfig(Frozen):
     prefix: str = Field("rolegate", min_length=1, description="Prefix of every Redis key.")
     fail_open: bool = Field(False, description="Serve when Redis is unreachable (else 503).")
     timeout: float = Field(1.0, gt=0, description="Seconds before a Redis call counts as failed.")
+    default_reservation_tokens: int = Field(
+        1024, ge=0, description="Output tokens a request that names no `max_tokens` reserves "
+        "on token and budget limits until its usage is known.")
 
     @model_validator(mode="after")
     def _redis_url(self) -> RateLimitsConfig:

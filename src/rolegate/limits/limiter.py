@@ -1,8 +1,14 @@
 """What every limiter offers, and the `Lease` a granted request holds until its reply ends.
 
-`acquire(quotas, now, member)` counts the request against every quota at once (all or nothing)
-and raises `RateLimited` when one is spent; `settle(lease, tokens, cost)` adds the real usage.
-The lease's `headers()` are OpenAI's `x-ratelimit-*` headers.
+`acquire(quotas, now, reservation)` counts the request against every quota at once (all or
+nothing) and raises `RateLimited` when one is spent; it also adds the request's `Reservation` to
+its token and cost counters, so requests running at the same time see each other's likely usage.
+`settle(lease, tokens, cost)` replaces the reservation with the real usage. The lease's
+`headers()` are OpenAI's `x-ratelimit-*` headers.
+
+A request is admitted while its counters are below their limits, whatever it reserves: so the
+counters, reservations included, never pass a limit by more than one reservation, however many
+requests run at once; a request that uses more than it reserved adds the difference.
 """
 
 from __future__ import annotations
@@ -29,8 +35,27 @@ class Standing:
 
 
 @dataclass(frozen=True, slots=True)
+class Reservation:
+    """What a request may use, held on its token and cost counters from acquire to settle.
+
+    >>> Reservation(tokens=1024, cost=0.01).amount("tokens")
+    1024
+    """
+
+    tokens: float = 0.0
+    cost: float = 0.0
+
+    def amount(self, kind: str) -> float:
+        return self.tokens if kind == "tokens" else self.cost if kind == "cost" else 0.0
+
+
+NO_RESERVATION = Reservation()
+
+
+@dataclass(frozen=True, slots=True)
 class Lease:
     standings: tuple[Standing, ...]
+    reservation: Reservation = NO_RESERVATION
 
     @property
     def quotas(self) -> list[Quota]:
@@ -43,8 +68,26 @@ class Lease:
 NO_LEASE = Lease(())
 
 
+def settled_amounts(lease: Lease, tokens: int, cost: float) -> list[tuple[Standing, float]]:
+    """What settling adds to each token and cost counter: the real usage less the reservation
+    (negative when the request used less than it reserved); counters with nothing to add are
+    left out."""
+    usage = {"tokens": float(tokens), "cost": cost}
+    reservation = lease.reservation
+    out = []
+    for standing in lease.standings:
+        quota = standing.quota
+        if quota.kind == "requests":
+            continue
+        amount = usage[quota.kind] - reservation.amount(quota.kind)
+        if amount:
+            out.append((standing, amount))
+    return out
+
+
 class Limiter(Protocol):
-    async def acquire(self, quotas: Sequence[Quota], now: float, member: str) -> Lease: ...
+    async def acquire(self, quotas: Sequence[Quota], now: float,
+                      reservation: Reservation = NO_RESERVATION) -> Lease: ...
 
     async def settle(self, lease: Lease, tokens: int, cost: float) -> None: ...
 

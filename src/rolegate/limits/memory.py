@@ -1,11 +1,16 @@
-"""`MemoryLimiter`: counters in this process. Right for one replica; use Redis for several."""
+"""`MemoryLimiter`: counters in this process. Right for one replica; use Redis for several.
+
+Request windows are logs of admission times (nothing a caller sends is stored); token and cost
+counters hold the settled usage plus the reservations of requests still running."""
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
 
-from rolegate.limits.limiter import Lease, Standing, refuse
+from rolegate.limits.limiter import (
+    NO_RESERVATION, Lease, Reservation, Standing, refuse, settled_amounts,
+)
 from rolegate.limits.quota import Quota
 
 MAX_COUNTERS = 100_000
@@ -16,26 +21,31 @@ class MemoryLimiter:
         self._logs: dict[str, deque[float]] = {}
         self._totals: dict[str, tuple[float, float]] = {}  # counter -> (used, reset_at)
 
-    async def acquire(self, quotas: Sequence[Quota], now: float, member: str) -> Lease:
+    async def acquire(self, quotas: Sequence[Quota], now: float,
+                      reservation: Reservation = NO_RESERVATION) -> Lease:
         standings = [self._standing(quota, now) for quota in quotas]
         spent = next((s for s in standings if s.used >= s.quota.limit), None)
         if spent is not None:
             raise refuse(standings, spent)
         counted = []
         for standing in standings:
-            if standing.quota.kind == "requests":
-                self._logs.setdefault(standing.quota.counter, deque()).append(now)
-                standing = Standing(standing.quota, standing.used + 1, standing.reset_in)
+            quota = standing.quota
+            if quota.kind == "requests":
+                self._logs.setdefault(quota.counter, deque()).append(now)
+                standing = Standing(quota, standing.used + 1, standing.reset_in)
+            elif amount := reservation.amount(quota.kind):
+                self._add(quota, amount)
             counted.append(standing)
         self._forget_expired(now)
-        return Lease(tuple(counted))
+        return Lease(tuple(counted), reservation)
 
     async def settle(self, lease: Lease, tokens: int, cost: float) -> None:
-        for quota in lease.quotas:
-            amount = {"tokens": tokens, "cost": cost}.get(quota.kind)
-            if amount:
-                used, _ = self._totals.get(quota.counter, (0.0, quota.reset_at))
-                self._totals[quota.counter] = (used + amount, quota.reset_at)
+        for standing, amount in settled_amounts(lease, tokens, cost):
+            self._add(standing.quota, amount)
+
+    def _add(self, quota: Quota, amount: float) -> None:
+        used, _ = self._totals.get(quota.counter, (0.0, quota.reset_at))
+        self._totals[quota.counter] = (used + amount, quota.reset_at)
 
     async def close(self) -> None:
         return None

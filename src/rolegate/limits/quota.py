@@ -6,15 +6,23 @@ use fixed windows (the clock minute, the UTC day, the UTC month): a request is r
 window is already spent, and the real usage is added once the reply has ended. Counters are
 keyed by the granting rule and the principal (and the end user with `per_end_user`); a key's own
 limits count on the key.
+
+No value from a request or a token is ever part of a key as written: the subject, the end user
+and the key id are hashed together with the rule (`counter_base`), so a crafted value (`}`, `:`,
+`{`, megabytes of text) can neither reach another counter nor change the key's shape. Each base
+is one Redis Cluster hash tag (`{r:…}`), so one request's counters share a slot.
 """
 
 from __future__ import annotations
 
 import calendar
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
+
+import orjson
 
 from rolegate.authn.principal import Principal
 from rolegate.config.model import LimitConfig, RuleConfig
@@ -76,15 +84,22 @@ class QuotaPlan:
         quotas = []
         limits = self._by_rule.get(rule) if rule is not None else None
         if limits is not None:
-            base = _with_end_user(f"rule:{rule}:{who.issuer}:{who.subject}", limits, who)
-            quotas += quotas_of(limits, "{" + base + "}", now)
+            base = counter_base("r", (rule, who.issuer, who.subject, _end_user(limits, who)))
+            quotas += quotas_of(limits, base, now)
         if who.key_id is not None and self._key_limits is not None:
             key_limits = self._key_limits(who.key_id)
             if key_limits is not None and not key_limits.is_empty:
-                base = _with_end_user(f"key:{who.key_id}", key_limits, who)
-                quotas += quotas_of(key_limits, "{" + base + "}", now)
+                base = counter_base("k", (who.key_id, _end_user(key_limits, who)))
+                quotas += quotas_of(key_limits, base, now)
         return quotas
 
 
-def _with_end_user(base: str, limits: LimitConfig, who: Principal) -> str:
-    return f"{base}:user:{who.end_user}" if limits.per_end_user and who.end_user else base
+def counter_base(kind: str, parts: tuple[str | None, ...]) -> str:
+    """The hash-tagged base of a caller's counters: `{kind:digest}`, one digest per distinct
+    `parts` (JSON-encoded before hashing, so no two tuples encode alike)."""
+    digest = hashlib.blake2b(orjson.dumps(parts), digest_size=16).hexdigest()
+    return "{" + kind + ":" + digest + "}"
+
+
+def _end_user(limits: LimitConfig, who: Principal) -> str | None:
+    return who.end_user if limits.per_end_user and who.end_user else None

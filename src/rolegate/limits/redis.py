@@ -1,7 +1,10 @@
 """`RedisLimiter`: counters in Redis, so every replica enforces one shared limit.
 
 Checking and counting happen in one Lua script (atomic on the server): a request is counted in
-every sliding request log only if no quota is spent. Settling adds tokens and cost with
+every sliding request log, and its reservation added to every token and cost counter, only if no
+quota is spent. The request log's members are made here (this replica's random id and a
+sequence number), never taken from the request, so every admitted request is its own member.
+Settling adds tokens and cost (less the reservation) with
 INCRBYFLOAT and lets each fixed window's counter expire when the window ends. Settled usage is
 not sent on its own round trip: it waits in this process, summed per counter, and goes to Redis
 at the start of the next `acquire` script (so this replica's next check always sees it), or after
@@ -16,8 +19,10 @@ is refused with 503 (`fail_open: false`, the default) or served without limits
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
+import secrets
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
@@ -25,14 +30,17 @@ from redis.exceptions import RedisError
 
 from rolegate.config.model import RateLimitsConfig
 from rolegate.errors import ServiceUnavailable
-from rolegate.limits.limiter import NO_LEASE, Lease, Standing, refuse
+from rolegate.limits.limiter import (
+    NO_LEASE, NO_RESERVATION, Lease, Reservation, Standing, refuse, settled_amounts,
+)
 from rolegate.limits.quota import Quota
 from rolegate.limits.script_batch import ScriptBatch
 
 log = logging.getLogger("rolegate.limits")
 
 # KEYS: the `settled` counters with usage waiting to be added (each with its amount and expiry
-# in ARGV), then the quotas to check (each with its kind, limit and window).
+# in ARGV), then the quotas to check (each with its kind, limit, window, the amount it reserves
+# and the expiry of its counter).
 ACQUIRE = """
 local now = tonumber(ARGV[1])
 local member = ARGV[2]
@@ -46,9 +54,9 @@ local spent = 0
 local out = {}
 for q = 1, #KEYS - settled do
   local key = KEYS[settled + q]
-  local kind = ARGV[base + 3 * q - 2]
-  local limit = tonumber(ARGV[base + 3 * q - 1])
-  local window = tonumber(ARGV[base + 3 * q])
+  local kind = ARGV[base + 5 * q - 4]
+  local limit = tonumber(ARGV[base + 5 * q - 3])
+  local window = tonumber(ARGV[base + 5 * q - 2])
   local used = 0
   local reset = -1
   if kind == 'requests' then
@@ -65,9 +73,12 @@ for q = 1, #KEYS - settled do
 end
 if spent == 0 then
   for q = 1, #KEYS - settled do
-    if ARGV[base + 3 * q - 2] == 'requests' then
+    if ARGV[base + 5 * q - 4] == 'requests' then
       redis.call('ZADD', KEYS[settled + q], now, member)
-      redis.call('PEXPIRE', KEYS[settled + q], math.ceil(tonumber(ARGV[base + 3 * q])))
+      redis.call('PEXPIRE', KEYS[settled + q], math.ceil(tonumber(ARGV[base + 5 * q - 2])))
+    elseif tonumber(ARGV[base + 5 * q - 1]) ~= 0 then
+      redis.call('INCRBYFLOAT', KEYS[settled + q], ARGV[base + 5 * q - 1])
+      redis.call('EXPIRE', KEYS[settled + q], ARGV[base + 5 * q])
     end
   end
 end
@@ -105,17 +116,23 @@ class RedisLimiter:
         self._waiting: dict[str, list[float]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._writes: set[asyncio.Task[None]] = set()
+        # Request-log members: unique across replicas (a random id each) and requests.
+        self._replica = secrets.token_hex(8)
+        self._sequence = itertools.count()
 
-    async def acquire(self, quotas: Sequence[Quota], now: float, member: str) -> Lease:
+    async def acquire(self, quotas: Sequence[Quota], now: float,
+                      reservation: Reservation = NO_RESERVATION) -> Lease:
         if not quotas:
             return NO_LEASE
         waiting = self._take_waiting()
         keys = [*waiting, *(self._key(quota) for quota in quotas)]
+        member = f"{self._replica}:{next(self._sequence)}"
         args: list[str | float] = [now * 1000.0, member, len(waiting)]
         for amount, expiry in waiting.values():
             args += [amount, int(expiry)]
         for quota in quotas:
-            args += [quota.kind, quota.limit, quota.window * 1000.0]
+            args += [quota.kind, quota.limit, quota.window * 1000.0,
+                     reservation.amount(quota.kind), _expiry(quota, now)]
         try:
             out = await self._acquire.call(keys, args)
         except _FAILURES as exc:
@@ -131,16 +148,13 @@ class RedisLimiter:
         if spent:
             raise refuse(standings, standings[spent - 1])
         return Lease(tuple(Standing(s.quota, s.used + 1, s.reset_in)
-                           if s.quota.kind == "requests" else s for s in standings))
+                           if s.quota.kind == "requests" else s for s in standings), reservation)
 
     async def settle(self, lease: Lease, tokens: int, cost: float) -> None:
-        """Adds the usage to what waits for the next round trip (see the module's docstring)."""
-        usage = {"tokens": tokens, "cost": cost}
+        """Adds the usage, less the reservation, to what waits for the next round trip (see the
+        module's docstring)."""
         waiting = self._waiting
-        for standing in lease.standings:
-            amount = usage.get(standing.quota.kind)
-            if not amount:
-                continue
+        for standing, amount in settled_amounts(lease, tokens, cost):
             key = self._key(standing.quota)
             expiry = math.ceil(standing.reset_in) + 60
             entry = waiting.get(key)
@@ -200,3 +214,9 @@ class RedisLimiter:
             return NO_LEASE
         raise ServiceUnavailable("Rate limits cannot be checked right now.",
                                  code="rate_limiter_unavailable")
+
+
+def _expiry(quota: Quota, now: float) -> int:
+    """Seconds a token or cost counter lives: a minute past its window's end (for replicas whose
+    clocks lag)."""
+    return max(math.ceil(quota.reset_at - now), 0) + 60 if quota.kind != "requests" else 0

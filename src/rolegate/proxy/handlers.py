@@ -13,7 +13,7 @@ from rolegate.proxy.metering import Metering
 from rolegate.proxy.streaming import response_for
 from rolegate.reading import body as bodies
 from rolegate.routing.dispatcher import Dispatcher
-from rolegate.routing.request import ClientRequest
+from rolegate.routing.request import STREAM_OPERATIONS, ClientRequest
 from rolegate.routing.table import RouteTable
 from rolegate.server.asgi import Request, Response, json_response
 from rolegate.server.guard import Guard
@@ -38,11 +38,13 @@ class ProxyHandlers:
         decision = self._guard.authorize(request, who,
                                          Action(route.group, request.path, call.model))
 
-        def is_allowed(model: str) -> bool:  # fallbacks are authorized like the model asked for
-            return self._guard.permits(request, who, Action(route.group, request.path, model))
         # Limits are acquired before anything is forwarded (429 here reaches no upstream); the
         # usage is recorded and the lease settled once the reply has ended.
         async with self._metering.measure(request, who, decision, call) as meter:
+            async def is_allowed(model: str) -> bool:
+                # A fallback is authorized, limited and recorded by the rule granting it.
+                action = Action(route.group, request.path, model)
+                return await meter.fall_back(self._guard.decide(request, who, action), model)
             forwarded = await self._dispatcher.forward(call, is_allowed)
             request.state.update(served_model=forwarded.model, deployment=forwarded.deployment,
                                  attempts=forwarded.attempts)
@@ -56,7 +58,8 @@ class ProxyHandlers:
             raise InvalidRequest(f"{route.operation} takes a JSON body.", code="invalid_body")
         body = bodies.parse_form(raw, content_type) if is_form else bodies.parse_object(raw)
         inspected = bodies.inspect(body, route.model)
-        return ClientRequest(route.operation, inspected.model, body, raw, inspected.is_stream,
+        is_stream = inspected.is_stream and route.operation in STREAM_OPERATIONS
+        return ClientRequest(route.operation, inspected.model, body, raw, is_stream,
                              request.request_id, who.end_user,
                              content_type if is_form else bodies.JSON, is_form)
 

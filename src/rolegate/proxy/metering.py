@@ -8,9 +8,11 @@
 puts the `x-ratelimit-*` headers on the response and, once the reply has ended (at once for a
 reply read whole; when a stream's relay ends the reply, the caller finished or gone), hands
 exactly one `UsageRecord` to the recorder and settles the lease with the tokens and cost the
-relay saw. If forwarding fails (every attempt failed, no deployment could serve), `measure`
-records and settles with the error's status instead. With metrics on, a refusal by a limit
-and the tokens of each reply are counted too.
+relay saw (`UsageMeter`: an estimate of what reached the caller when the upstream's usage
+never came). If forwarding fails (every attempt failed, no deployment could serve), `measure`
+records and settles with the error's status instead. A fallback model is admitted by
+`Meter.fall_back`: the rule granting it is the one whose limits are acquired and which the
+record names. With metrics on, a refusal by a limit and the tokens of each reply are counted too.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from rolegate.authn.principal import Principal
 from rolegate.authz.model import Decision
 from rolegate.config.model import ModelConfig
 from rolegate.errors import GatewayError, RateLimited
-from rolegate.limits.limiter import NO_LEASE, Lease, Limiter
+from rolegate.limits.limiter import NO_LEASE, Lease, Limiter, Reservation
 from rolegate.limits.quota import Quota, QuotaPlan
+from rolegate.limits.reservation import Reserver
 from rolegate.observability.metrics import GatewayMetrics
-from rolegate.proxy.usage import token_usage
+from rolegate.proxy.streaming import Relay
+from rolegate.proxy.usage import UsageMeter
 from rolegate.routing.dispatcher import Forwarded
 from rolegate.routing.request import ClientRequest
 
@@ -44,8 +48,11 @@ class UsageSink(Protocol):
 class Metering:
     def __init__(self, plan: QuotaPlan, limiter: Limiter, recorder: UsageSink | None,
                  clock: Callable[[], float], models: Iterable[ModelConfig],
-                 metrics: GatewayMetrics | None = None) -> None:
+                 metrics: GatewayMetrics | None = None, *, reserver: Reserver,
+                 usage: UsageMeter) -> None:
         self._plan = plan
+        self._reserver = reserver
+        self.usage = usage
         self.metrics = metrics
         self.limiter = limiter
         self.recorder = recorder
@@ -55,9 +62,23 @@ class Metering:
                           for model in self.models.values()
                           for index, deployment in enumerate(model.deployments)}
 
-    async def _acquire(self, quotas: list[Quota], now: float, member: str) -> Lease:
+    async def lease(self, rule: str | None, who: Principal, call: ClientRequest, model: str,
+                    now: float) -> Lease:
+        """The limits of `rule` (and of the caller's key) acquired for `call` served by
+        `model`, with its reservation; RateLimited when one is spent."""
+        if self._plan.is_empty:
+            return NO_LEASE
+        quotas = self._plan.quotas(rule, who, now)
+        if not quotas:
+            return NO_LEASE
+        reservation = self._reserver.reservation(
+            quotas, call.operation, call.body, 0 if call.is_form else len(call.raw_body), model)
+        return await self._acquire(quotas, now, reservation)
+
+    async def _acquire(self, quotas: list[Quota], now: float,
+                       reservation: Reservation) -> Lease:
         try:
-            return await self.limiter.acquire(quotas, now, member)
+            return await self.limiter.acquire(quotas, now, reservation)
         except RateLimited as refusal:
             if self.metrics is not None:
                 self.metrics.count_rate_limited(refusal.code)
@@ -89,13 +110,27 @@ class Meter:
         self._is_finished = False
 
     async def __aenter__(self) -> Meter:
-        metering = self._metering
-        plan = metering._plan
-        if not plan.is_empty:
-            quotas = plan.quotas(self._decision.rule, self._who, self._started)
-            if quotas:
-                self._lease = await metering._acquire(quotas, self._started, self._request_id)
+        self._lease = await self._metering.lease(self._decision.rule, self._who, self._call,
+                                                 self._call.model, self._started)
         return self
+
+    async def fall_back(self, decision: Decision, model: str) -> bool:
+        """Whether fallback `model` may serve: `decision` (the policy on that model) allows it
+        and its rule's limits admit it (a refusal skips the fallback; nothing is forwarded).
+        From then on the request is counted, settled and recorded under that rule."""
+        if not decision.allowed:
+            return False
+        if decision.rule == self._decision.rule:
+            return True  # the same rule's limits already hold this request
+        try:
+            lease = await self._metering.lease(decision.rule, self._who, self._call, model,
+                                               self._metering.clock())
+        except RateLimited:
+            return False
+        if self._lease.standings:  # the first model's reservation is given back
+            await self._metering.limiter.settle(self._lease, 0, 0.0)
+        self._decision, self._lease = decision, lease
+        return True
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
                         _traceback: object) -> None:
@@ -111,22 +146,27 @@ class Meter:
                                 if not h[0].startswith(b"x-ratelimit-")] + ours
         reply = forwarded.reply
         if response.stream is None:
-            await self.finish(response.status, forwarded.model, forwarded.deployment, reply.usage)
+            await self.finish(response.status, forwarded.model, forwarded.deployment, reply.usage,
+                              (response.body,))
             return response
+        tap = response.stream.tap if isinstance(response.stream, Relay) else None
 
         async def finish() -> None:  # the relay ends the reply once the stream has ended
             await self.finish(response.status, forwarded.model, forwarded.deployment,
-                              reply.usage)
+                              reply.usage, tap.relayed if tap is not None else None)
         reply.on_end(finish)
         return response
 
     async def finish(self, status: int, model: str, deployment: str,
-                     usage: dict[str, object] | None) -> None:
+                     usage: dict[str, object] | None,
+                     relayed: Iterable[bytes] | None = None) -> None:
         if self._is_finished:
             return
         self._is_finished = True
         metering = self._metering
-        tokens = token_usage(usage)
+        call = self._call
+        tokens, is_estimated = await metering.usage.read(usage, call.operation, call.body,
+                                                         status, relayed)
         if metering.metrics is not None:
             metering.metrics.count_tokens(model, tokens.prompt_tokens, tokens.completion_tokens)
         config = metering.models.get(model)
@@ -134,10 +174,11 @@ class Meter:
         if self._lease.standings:
             await metering.limiter.settle(self._lease, tokens.total_tokens, cost)
         if metering.recorder is not None:
-            metering.recorder.record(self._record(status, model, deployment, tokens, cost))
+            metering.recorder.record(self._record(status, model, deployment, tokens, cost,
+                                                  is_estimated))
 
     def _record(self, status: int, model: str, deployment: str, usage: TokenUsage,
-                cost: float) -> UsageRecord:
+                cost: float, is_estimated: bool) -> UsageRecord:
         who, call = self._who, self._call
         now = self._metering.clock()
         return UsageRecord(
@@ -148,4 +189,4 @@ class Meter:
             deployment=deployment, operation=call.operation, is_stream=call.is_stream,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             total_tokens=usage.total_tokens, cost_usd=cost, status=status,
-            latency_ms=max(0.0, (now - self._started) * 1000.0))
+            latency_ms=max(0.0, (now - self._started) * 1000.0), estimated=is_estimated)

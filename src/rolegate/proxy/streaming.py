@@ -8,7 +8,9 @@ cancelled and the upstream connection closed at once, so no upstream work runs f
 Chunks are forwarded as they arrive. For chat and completion streams the relay also reads the
 events as they pass (`SseUsageTap`): it keeps the usage the upstream reports on the reply
 (`reply.usage`), and, when the gateway asked for that usage chunk on the caller's behalf, keeps
-the chunk itself from the caller.
+the chunk itself from the caller. A tap also keeps the events it let through (`relayed`, up to
+MAX_RELAYED bytes, not parsed on the way), so a stream that ends without its usage can still be
+charged for what reached the caller.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ import orjson
 from rolegate.errors import GatewayError, error_body, internal_error
 from rolegate.providers.base import UpstreamReply
 from rolegate.routing.dispatcher import Forwarded
-from rolegate.routing.request import RESPONSES, USAGE_STREAM_OPERATIONS
+from rolegate.routing.request import USAGE_STREAM_OPERATIONS
 from rolegate.server.asgi import Response
 
 log = logging.getLogger("rolegate.proxy")
 
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
 _NULL_USAGE = (b'"usage":null', b'"usage": null')
+MAX_RELAYED = 8 << 20  # bytes of relayed events a tap keeps for estimating usage
 
 
 def response_for(forwarded: Forwarded, operation: str) -> Response:
@@ -45,24 +48,24 @@ def response_for(forwarded: Forwarded, operation: str) -> Response:
                     stream=Relay(reply, forwarded.first, tap))
 
 
-def usage_tap(operation: str, *, is_stripping: bool) -> UsageTap | None:
-    """What reads the token usage off a stream of `operation`, for accounting and limits."""
+def usage_tap(operation: str, *, is_stripping: bool) -> UsageTap:
+    """What reads the token usage off a stream of `operation`, for accounting and limits (and
+    keeps what it relays, for an estimate when that usage never comes)."""
     if operation in USAGE_STREAM_OPERATIONS:
         return SseUsageTap(is_stripping=is_stripping)
-    if operation == RESPONSES:
-        return ResponsesUsageTap()
-    return None
+    return ResponsesUsageTap()
 
 
 class Relay:
     """The stream of a started reply. `aclose()` releases the upstream even when the stream was
     never iterated (the caller left before the first chunk was sent)."""
 
-    __slots__ = ("_reply", "_chunks")
+    __slots__ = ("_reply", "_chunks", "tap")
 
     def __init__(self, reply: UpstreamReply, first: bytes, tap: UsageTap | None) -> None:
         self._reply = reply
         self._chunks = _relay(reply, first, tap)
+        self.tap = tap
 
     def __aiter__(self) -> Relay:
         return self
@@ -108,11 +111,13 @@ class UsageTap:
     events are forwarded, so a chunk holding part of an event waits for the rest of it; each
     kind of stream says in `_keeps` where its usage is and whether an event goes on."""
 
-    __slots__ = ("usage", "_pending")
+    __slots__ = ("usage", "relayed", "_pending", "_room")
 
     def __init__(self) -> None:
         self.usage: dict[str, Any] | None = None
+        self.relayed: list[bytes] = []
         self._pending = b""
+        self._room = MAX_RELAYED
 
     def feed(self, chunk: bytes) -> bytes:
         data = self._pending + chunk if self._pending else chunk
@@ -124,7 +129,11 @@ class UsageTap:
             if b'"usage"' not in event or self._keeps(event):
                 out.append(event)
         self._pending = data[start:]
-        return b"".join(out) if len(out) != 1 else out[0]
+        kept = b"".join(out) if len(out) != 1 else out[0]
+        if kept and self._room > 0:
+            self.relayed.append(kept)
+            self._room -= len(kept)
+        return kept
 
     def flush(self) -> bytes:
         pending, self._pending = self._pending, b""
@@ -156,15 +165,20 @@ class SseUsageTap(UsageTap):
 
 class ResponsesUsageTap(UsageTap):
     """The Responses API: `usage` inside the `response` of its closing event
-    (`response.completed`, or `response.incomplete` / `response.failed`). Every event goes on."""
+    (`response.completed`, or `response.incomplete` / `response.failed`); other streams (audio
+    transcriptions, images): `usage` on their closing event itself. Every event goes on."""
 
     __slots__ = ()
 
     def _keeps(self, event: bytes) -> bool:
         value = _event_data(event)
-        response = value.get("response") if value is not None else None
+        if value is None:
+            return True
+        response = value.get("response")
         if isinstance(response, dict) and isinstance(response.get("usage"), dict):
             self.usage = response["usage"]
+        elif isinstance(value.get("usage"), dict):
+            self.usage = value["usage"]
         return True
 
 

@@ -35,7 +35,9 @@ from rolegate.routing.table import ModelRoute, RouteTable
 CONTEXT_TOO_LONG = "context_length_exceeded"
 
 Sleep = Callable[[float], Awaitable[None]]
-IsAllowed = Callable[[str], bool]
+# Whether a fallback model may serve this request: decided by the rule that grants that model,
+# whose limits it is then counted on (False: skip it).
+IsAllowed = Callable[[str], Awaitable[bool]]
 
 
 @dataclass(slots=True)
@@ -112,7 +114,7 @@ class Dispatcher:
         for name in names:
             if self._clock() >= budget.deadline:
                 break
-            if not is_allowed(name):  # a fallback never gives a caller a model it may not use
+            if not await is_allowed(name):  # never a model the caller may not use
                 continue
             try:
                 return await self._serve(self._table.route(name), request, budget)
@@ -246,7 +248,10 @@ class Dispatcher:
         costs no timer of its own. Returns (reply, first chunk, whole body or None for a
         stream)."""
         reply = await deployment.provider.open(call)
-        is_started_stream = request.is_stream and reply.status == 200
+        # An upstream that answers a stream request with one JSON body is read whole (and
+        # metered from that body's usage), like any reply that does not stream.
+        is_started_stream = (request.is_stream and reply.status == 200
+                             and not reply.content_type.startswith(b"application/json"))
         try:
             if is_started_stream:
                 return reply, await anext(reply.chunks, b""), None

@@ -12,6 +12,10 @@ from rolegate.reading.body import rewrite, rewrite_form
 
 USAGE_STREAM_OPERATIONS = ("chat/completions", "completions")  # usage on a chunk of its own
 RESPONSES = "responses"  # the Responses API: usage in the closing event
+# The operations whose API has `stream`: on any other (embeddings, speech, …) a caller's
+# `"stream": true` is not a stream, and the reply is read whole and metered from its body.
+STREAM_OPERATIONS = frozenset({*USAGE_STREAM_OPERATIONS, RESPONSES, "audio/transcriptions",
+                               "images/generations", "images/edits"})
 
 
 @dataclass(frozen=True, slots=True)

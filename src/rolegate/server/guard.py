@@ -8,6 +8,9 @@ Two questions, asked in this order for every authenticated request:
   handler can forget it. For a route whose handler decides on a model next
   (`MODEL_OPERATIONS`), a granted group is not logged: the model's decision is the request's one.
 - `authorize(request, who, action)`: the per-model decision a handler adds.
+
+`decide(request, who, action)` asks like `authorize` without raising (a fallback model's
+decision, which the handler passes on to metering).
 """
 
 from __future__ import annotations
@@ -45,9 +48,10 @@ class Guard:
             raise _denied(decision)
         return decision
 
-    def permits(self, request: Request, who: Principal, action: Action) -> bool:
-        """Whether the policy grants `action` (logged like any decision), without raising."""
-        return self._decide(request, who, action).allowed
+    def decide(self, request: Request, who: Principal, action: Action) -> Decision:
+        """The policy's decision on `action` (logged like any decision), without raising: a
+        fallback model's, which the handler hands to metering."""
+        return self._decide(request, who, action)
 
     def _decide(self, request: Request, who: Principal, action: Action) -> Decision:
         decision = self.policy.decide(who, action)
