@@ -23,7 +23,6 @@ from typing import Protocol
 
 from rolegate.accounting.pricing import cost_usd
 from rolegate.accounting.records import TokenUsage, UsageRecord
-from rolegate.server.asgi import Request, Response
 from rolegate.authn.principal import Principal
 from rolegate.authz.model import Decision
 from rolegate.config.model import ModelConfig
@@ -36,9 +35,9 @@ from rolegate.proxy.streaming import Relay
 from rolegate.proxy.usage import UsageMeter
 from rolegate.routing.dispatcher import Forwarded
 from rolegate.routing.request import ClientRequest
+from rolegate.server.asgi import CLIENT_CLOSED, Request, Response
 
 log = logging.getLogger("rolegate.metering")
-CLIENT_CLOSED = 499
 
 
 class UsageSink(Protocol):

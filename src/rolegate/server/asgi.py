@@ -27,6 +27,7 @@ BODY_DEADLINE_EXTENSION = "rolegate.body_deadline"
 # Set in a request's scope by the server when the caller disconnected before the response
 # started; the request's task is then cancelled, and the app logs a 499 rather than an error.
 CLIENT_LEFT = "rolegate.client_left"
+CLIENT_CLOSED = 499  # the status logged for a caller that left before it was answered
 
 
 class Stream(Protocol):

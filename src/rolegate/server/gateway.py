@@ -25,8 +25,8 @@ from rolegate.errors import (
 )
 from rolegate.observability.requests import RequestObserver, accepted_request_id
 from rolegate.server.asgi import (
-    CLIENT_LEFT, ClientDisconnected, Receive, Request, Response, Scope, Send, error_response,
-    json_response, send_stream,
+    CLIENT_CLOSED, CLIENT_LEFT, ClientDisconnected, Receive, Request, Response, Scope, Send,
+    error_response, json_response, send_stream,
 )
 from rolegate.server.guard import Guard
 
@@ -35,7 +35,6 @@ log = logging.getLogger("rolegate.gateway")
 Handler = Callable[[Request, Route, Principal], Awaitable[Response]]
 PublicHandler = Callable[[], Response]
 Hook = Callable[[], Awaitable[None]]
-CLIENT_CLOSED = 499  # the status logged for a caller that left before it could be answered
 
 
 class Gateway:

@@ -43,7 +43,7 @@ class Guard:
             raise _denied(decision)
 
     def authorize(self, request: Request, who: Principal, action: Action) -> Decision:
-        decision = self._decide(request, who, action)
+        decision = self.decide(request, who, action)
         if not decision.allowed:
             raise _denied(decision)
         return decision
@@ -51,13 +51,8 @@ class Guard:
     def decide(self, request: Request, who: Principal, action: Action) -> Decision:
         """The policy's decision on `action` (logged like any decision), without raising: a
         fallback model's, which the handler hands to metering."""
-        return self._decide(request, who, action)
-
-    def _decide(self, request: Request, who: Principal, action: Action) -> Decision:
         decision = self.policy.decide(who, action)
-        self._decisions.record(request.request_id, who, action, decision)
-        if self._metrics is not None:
-            self._metrics.count_decision(decision.allowed, decision.rule)
+        self._record(request, who, action, decision)
         return decision
 
     def _record(self, request: Request, who: Principal, action: Action,
