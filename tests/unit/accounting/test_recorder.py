@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from rolegate.accounting.records import UsageRecord
 from rolegate.accounting.recorder import Recorder
-from rolegate.accounting.store import UsageStore
+from rolegate.accounting.store import UsageQuery, UsageStore
 from rolegate.config.model import DatabaseConfig
 from rolegate.storage.database import Database
 from tests.support.process import free_port
@@ -173,3 +173,33 @@ async def test_a_record_even_the_dead_letter_table_refuses_goes_to_the_file(
     assert (written, count, recorder.dead_lettered) == (True, 18, 2)
     assert [json.loads(line)["record"]["request_id"] for line in lines] == ["r7", "r13"]
     assert "IntegrityError" in json.loads(lines[0])["reason"]
+
+
+async def test_identities_longer_than_their_columns_land_shortened_and_distinct(
+        database: dict[str, Any]):
+    """A subject or end user from a token may be longer than its column: the record must still
+    land (a refused record would go unpaid), and two such identities must keep apart totals."""
+    store = Database(DatabaseConfig.model_validate(database))
+    await store.upgrade()
+    usage = UsageStore(store.engine)
+    recorder = Recorder(usage, flush_interval=60, batch_size=10)
+    long_subjects = ["s" * 300 + "-alice", "s" * 300 + "-bob"]
+    for index, subject in enumerate(long_subjects):
+        recorder.record(dataclasses.replace(record(index), subject=subject,
+                                            end_user="u" * 500, issuer="i" * 250))
+
+    await recorder.stop()
+    totals = await usage.totals(UsageQuery(by="principal"))
+    dead = await _dead_letters(store)
+    await store.close()
+
+    assert dead == 0
+    assert len(totals) == 2
+    assert all(len(row["subject"]) == 200 and len(row["issuer"]) == 200 for row in totals)
+    assert totals[0]["subject"] != totals[1]["subject"]
+
+
+async def _dead_letters(store: Database) -> int:
+    async with store.engine.connect() as connection:
+        return int((await connection.execute(
+            text("SELECT count(*) FROM usage_dead_letters"))).scalar_one())
