@@ -72,11 +72,13 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     back-off) and `rng` (jitter, tie-breaks) in."""
     http = http or HttpClient()
     fetch = fetch or http_fetcher(http)
-    issuers = [TrustedIssuer.build(config, fetch, clock) for config in settings.auth.issuers]
+    paths = settings.claim_paths
+    issuers = [TrustedIssuer.build(config, fetch, clock, paths)
+               for config in settings.auth.issuers]
     public = {HEALTH_LIVE: health()}
     if settings.auth.dev_issuer.enabled:
         dev_issuer = dev_issuer or _new_dev_issuer(settings)
-        issuers.append(_trusted_dev(dev_issuer, clock))
+        issuers.append(_trusted_dev(dev_issuer, clock, paths))
         public[DEV_JWKS] = static_json(dev_issuer.jwks_document())
     caches = [issuer.keys for issuer in issuers]
     public[HEALTH_READY] = health(lambda: all(cache.is_loaded for cache in caches))
@@ -91,17 +93,19 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     dispatcher = Dispatcher(routes, settings.routing.retries, clock=clock, sleep=sleep, rng=rng)
     stores = _build_stores(settings, clock)
     limiter = _build_limiter(settings)
-    plan = QuotaPlan(settings.policy, stores.keys.limits_for if stores.keys else None)
+    plan = QuotaPlan(settings.policy, stores.keys.limits_for if stores.keys else None,
+                     budgets=settings.budgets)
     reserver = Reserver(settings.models,
                         default_tokens=settings.limits.default_reservation_tokens)
     metering = Metering(plan, limiter, stores.recorder, clock, settings.models, metrics,
-                        reserver=reserver, usage=UsageMeter(TokenEstimator()))
+                        reserver=reserver, usage=UsageMeter(TokenEstimator()),
+                        dimensions=settings.accounting.dimensions)
     proxy = ProxyHandlers(guard, routes, dispatcher, metering,
                           max_body_bytes=settings.server.max_body_bytes,
                           body_timeout=settings.server.body_timeout)
     admin = AdminHandlers(settings, [issuer.config for issuer in issuers])
     key_admin = KeyAdmin(stores.key_store, clock)
-    usage_admin = UsageAdmin(stores.usage, clock)
+    usage_admin = UsageAdmin(stores.usage, clock, dimensions=settings.accounting.dimensions)
     handlers = _handler_table(proxy, admin, key_admin, usage_admin)
     if metrics is not None:
         scrape = generated(exposition(registry), EXPOSITION_TYPE)
@@ -223,12 +227,13 @@ def _model_route(model: ModelConfig, routing: RoutingConfig, http: HttpClient,
     return ModelRoute(model, deployments, build_selector(model.strategy, rng))
 
 
-def _trusted_dev(dev: DevIssuer, clock: Callable[[], float]) -> TrustedIssuer:
+def _trusted_dev(dev: DevIssuer, clock: Callable[[], float],
+                 paths: tuple[str, ...]) -> TrustedIssuer:
     document = dev.jwks_document()
 
     async def local(url: str) -> bytes:  # served from memory: no request to ourselves
         return document
-    return TrustedIssuer.build(dev.issuer_config(), local, clock)
+    return TrustedIssuer.build(dev.issuer_config(), local, clock, paths)
 
 
 def _new_dev_issuer(settings: Settings) -> DevIssuer:

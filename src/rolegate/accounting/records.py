@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import String
 
-from rolegate.storage.tables import usage
+from rolegate.storage.tables import usage, usage_dimensions
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,9 @@ class UsageRecord:
     status: int
     latency_ms: float
     estimated: bool = False  # tokens counted by the gateway: the upstream's usage never came
+    # The caller's configured claims (`accounting.dimensions`): (name, value) pairs, values
+    # already bounded by `dimension_values`; stored in `usage_dimensions`.
+    dimensions: tuple[tuple[str, str], ...] = ()
 
     def row(self) -> dict[str, Any]:
         # Read field by field: `dataclasses.asdict` deep-copies every value, which cost more
@@ -54,7 +59,7 @@ class UsageRecord:
         return row
 
 
-_FIELDS = tuple(field.name for field in fields(UsageRecord))
+_FIELDS = tuple(field.name for field in fields(UsageRecord) if field.name != "dimensions")
 # Identities come from tokens and configuration, whose values no column bounds: one longer than
 # its column is stored shortened but still distinct, so the record lands (a refused record would
 # go unpaid) and each identity keeps its own totals.
@@ -70,3 +75,16 @@ def fitted(value: str, length: int) -> str:
 
 def utc_day(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d")
+
+
+_DIMENSION_LENGTH = cast(int, cast(String, usage_dimensions.c.value.type).length)
+# Control characters (C0, DEL, C1) and lone surrogates: no log line or database should see them.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def dimension_values(values: Iterable[str]) -> tuple[str, ...]:
+    """Claim values as a usage dimension stores them: control characters dropped, each fitted
+    to its column (a long value stays distinct), distinct and sorted; empty ones left out."""
+    cleaned = {_UNPRINTABLE.sub("", value) for value in values}
+    return tuple(sorted({value if len(value) <= _DIMENSION_LENGTH
+                         else fitted(value, _DIMENSION_LENGTH) for value in cleaned if value}))

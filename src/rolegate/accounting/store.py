@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import case, func, insert, select
+from sqlalchemy import and_, case, func, insert, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rolegate.accounting.records import UsageRecord
-from rolegate.storage.tables import usage, usage_dead_letters
+from rolegate.storage.tables import usage, usage_dead_letters, usage_dimensions
 
 GROUPINGS: dict[str, tuple[str, ...]] = {
     "principal": ("issuer", "subject"),
@@ -92,7 +92,16 @@ class UsageStore:
         try:
             rows = [record.row() for record in records]
             async with self._engine.begin() as connection:
-                await connection.execute(insert(usage), rows)
+                if not any(record.dimensions for record in records):
+                    await connection.execute(insert(usage), rows)
+                    return
+                ids = (await connection.execute(
+                    insert(usage).returning(usage.c.id, sort_by_parameter_order=True), rows,
+                )).scalars().all()
+                dimensions = [{"record_id": record_id, "name": name, "value": value}
+                              for record_id, record in zip(ids, records, strict=True)
+                              for name, value in record.dimensions]
+                await connection.execute(insert(usage_dimensions), dimensions)
         except (SQLAlchemyError, OSError, *_ROW_ERRORS) as exc:
             raise classify(exc) from None
 
@@ -114,7 +123,16 @@ class UsageStore:
         return [dict(row) for row in rows]
 
     async def totals(self, query: UsageQuery) -> list[dict[str, Any]]:
-        keys = [usage.c[name] for name in GROUPINGS[query.by]]
+        """Totals per group of `query.by`: a built-in grouping, or else a dimension's name (a
+        record counts under each of its values; records without one under `value` None)."""
+        source: Any = usage
+        if query.by in GROUPINGS:
+            keys = [usage.c[name] for name in GROUPINGS[query.by]]
+        else:
+            source = usage.outerjoin(usage_dimensions, and_(
+                usage_dimensions.c.record_id == usage.c.id,
+                usage_dimensions.c.name == query.by))
+            keys = [usage_dimensions.c.value]
         statement = select(
             *keys, func.count().label("requests"),
             func.coalesce(func.sum(usage.c.prompt_tokens), 0).label("prompt_tokens"),
@@ -123,7 +141,7 @@ class UsageStore:
             func.coalesce(func.sum(usage.c.cost_usd), 0.0).label("cost_usd"),
             func.coalesce(func.sum(case((usage.c.estimated, 1), else_=0)), 0)
             .label("estimated_requests"),
-        ).group_by(*keys).order_by(*keys)
+        ).select_from(source).group_by(*keys).order_by(*keys)
         if query.since is not None:
             statement = statement.where(usage.c.ts >= query.since)
         if query.until is not None:
@@ -140,9 +158,14 @@ class UsageStore:
                        .scalar_one())
 
 
+def columns_of(by: str) -> tuple[str, ...]:
+    """The columns naming a group of `by`: a built-in grouping's, or `value` for a dimension."""
+    return GROUPINGS.get(by, ("value",))
+
+
 def _totals_row(by: str, row: Any) -> dict[str, Any]:
     # Plain str keys and Python numbers: drivers return Decimal sums and str subclasses.
-    totals: dict[str, Any] = {name: row[name] for name in GROUPINGS[by]}
+    totals: dict[str, Any] = {name: row[name] for name in columns_of(by)}
     for name in ("requests", "prompt_tokens", "completion_tokens", "total_tokens",
                  "estimated_requests"):
         totals[name] = int(row[name])

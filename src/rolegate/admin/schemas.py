@@ -22,7 +22,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import String
 
-from rolegate.config.model import LimitConfig
+from rolegate.config.model import DIMENSION_NAME, LimitConfig
 from rolegate.errors import InvalidRequest
 from rolegate.storage.tables import usage
 
@@ -204,9 +204,12 @@ EndUserFilter = Annotated[str, text_field(_length("end_user")), AfterValidator(_
 ModelFilter = Annotated[str, text_field(_length("model")), AfterValidator(_printable)]
 
 
+Grouping = Annotated[str, Field(pattern=f"^{DIMENSION_NAME.pattern}$")]
+
+
 class UsageParams(Query):
-    by: Literal["principal", "client_id", "key", "end_user", "model", "day"] = Field(
-        "principal", description="Grouping.")
+    by: Grouping = Field("principal", description="Grouping: principal, client_id, key, "
+                         "end_user, model, day, or a name in `accounting.dimensions`.")
     since: Instant | None = Field(None, description="Start: 7d, 24h, 30m ago, an RFC 3339 "
                                   "date or date-time, or epoch seconds.")
     until: Instant | None = Field(None, description="End (exclusive), in the same forms.")
@@ -277,6 +280,8 @@ class UsageRow(BaseModel):
     end_user: str | None = None
     model: str | None = None
     day: str | None = None
+    value: str | None = Field(None, description="Grouped by a dimension: its value (null: "
+                              "records without one). A record counts under each of its values.")
     requests: int
     prompt_tokens: int
     completion_tokens: int
@@ -289,7 +294,7 @@ class UsageRow(BaseModel):
 
 class UsageReport(BaseModel):
     object: Literal["usage_report"] = "usage_report"
-    by: Literal["principal", "client_id", "key", "end_user", "model", "day"]
+    by: str
     since: float | None
     until: float | None
     data: list[UsageRow]

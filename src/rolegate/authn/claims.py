@@ -70,6 +70,18 @@ def claim_values(value: Any, *, split_spaces: bool) -> list[str]:
     return []
 
 
+def attribute_values(value: Any) -> tuple[str, ...]:
+    """A claim read for limits and usage dimensions: its strings and integers (an array's too),
+    distinct and sorted, at most MAX_ATTRIBUTE_VALUES of them."""
+    items = value if isinstance(value, list) else [value]
+    values = {str(item) for item in items
+              if isinstance(item, str | int) and not isinstance(item, bool) and item != ""}
+    return tuple(sorted(values)[:MAX_ATTRIBUTE_VALUES])
+
+
+MAX_ATTRIBUTE_VALUES = 256
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimMapping:
     """Compiled from an issuer's preset and overrides; turns verified claims into a Principal."""
@@ -82,15 +94,17 @@ class ClaimMapping:
     subject: tuple[str, ...]
     tenant: tuple[str, ...]
     end_user: str | None
+    attributes: tuple[str, ...] = ()  # claim paths kept on the principal (limits, dimensions)
 
     @classmethod
-    def for_issuer(cls, config: IssuerConfig) -> ClaimMapping:
+    def for_issuer(cls, config: IssuerConfig, attributes: tuple[str, ...] = ()) -> ClaimMapping:
         paths = dict(PRESETS[config.preset])
         if config.preset == "keycloak" and config.resource_client:
             paths["roles"] += (f"resource_access.{config.resource_client}.roles",)
         for part, override in config.claims.model_dump(exclude_none=True).items():
             paths[part] = tuple(override)
-        return cls(issuer_name=config.name, end_user=config.end_user_claim, **paths)
+        return cls(issuer_name=config.name, end_user=config.end_user_claim,
+                   attributes=attributes, **paths)
 
     def to_principal(self, claims: Mapping[str, Any]) -> Principal:
         groups = self._collect(claims, self.groups, split_spaces=False)
@@ -109,6 +123,8 @@ class ClaimMapping:
             groups=groups,
             end_user=self._first(claims, (self.end_user,)) if self.end_user else None,
             claims=MappingProxyType(dict(claims)),
+            attributes=tuple((path, attribute_values(claim_at(claims, path)))
+                             for path in self.attributes),
         )
 
     @staticmethod

@@ -30,9 +30,19 @@ class Principal:
     groups: frozenset[str] = EMPTY
     end_user: str | None = None
     claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # The values of the claim paths the limits and usage dimensions read (`Settings.claim_paths`),
+    # taken from the token once: (path, sorted distinct values), in configuration order.
+    attributes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     key_id: str | None = None
     # Model globs the credential itself is limited to (an API key's `models`), on top of policy.
     allowed_models: tuple[str, ...] | None = None
+
+    def attribute(self, path: str) -> tuple[str, ...]:
+        """The values of claim `path` in the caller's token (empty when absent or unread)."""
+        for name, values in self.attributes:
+            if name == path:
+                return values
+        return ()
 
     def describe(self) -> str:
         """A short, secret-free summary for messages: what this caller holds."""

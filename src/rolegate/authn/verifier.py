@@ -45,24 +45,26 @@ class TrustedIssuer:
     replay: ReplayCache | None = None     # with `replay_protection`: jtis already accepted
 
     @classmethod
-    def compile(cls, config: IssuerConfig, keys: JwksCache,
-                replay: ReplayCache | None = None) -> TrustedIssuer:
+    def compile(cls, config: IssuerConfig, keys: JwksCache, replay: ReplayCache | None = None,
+                attributes: tuple[str, ...] = ()) -> TrustedIssuer:
         pattern = None
         if config.is_template:
             before, _, after = config.issuer.partition(TENANT_PLACEHOLDER)
             pattern = re.compile(f"{re.escape(before)}({_GUID_LIKE}){re.escape(after)}")
-        return cls(config, keys, ClaimMapping.for_issuer(config), pattern, replay)
+        return cls(config, keys, ClaimMapping.for_issuer(config, attributes), pattern, replay)
 
     @classmethod
-    def build(cls, config: IssuerConfig, fetch: Fetch, clock: Callable[[], float]) -> TrustedIssuer:
-        """The issuer with a key cache of its own, fetching with `fetch`."""
+    def build(cls, config: IssuerConfig, fetch: Fetch, clock: Callable[[], float],
+              attributes: tuple[str, ...] = ()) -> TrustedIssuer:
+        """The issuer with a key cache of its own, fetching with `fetch`; its principals carry
+        the values of the claim paths in `attributes`."""
         cache = JwksCache(config.name, fetch=fetch, clock=clock, jwks_url=config.jwks_url,
                           discovery_url=config.discovery_url,
                           expected_issuer=None if config.is_template else config.issuer,
                           ttl=config.jwks_ttl, max_stale=config.jwks_max_stale,
                           refreshes_per_minute=config.jwks_refreshes_per_minute)
         replay = ReplayCache(clock) if config.replay_protection else None
-        return cls.compile(config, cache, replay)
+        return cls.compile(config, cache, replay, attributes)
 
 
 @dataclass(slots=True)

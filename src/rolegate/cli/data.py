@@ -14,7 +14,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from rolegate.accounting.period import parse_instant
-from rolegate.accounting.store import FILTERS, GROUPINGS, UsageQuery, UsageStore
+from rolegate.accounting.store import FILTERS, GROUPINGS, UsageQuery, UsageStore, columns_of
 from rolegate.admin.schemas import has_control_character
 from rolegate.cli.options import (
     DEFAULT_STATE_DIR, ConfigOption, StateDirOption, err, out, settings_for, split,
@@ -164,9 +164,12 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_..
         raise typer.Exit(1)
     err.print(f"Revoked {key_id}.")
 
+_TOTALS = ("requests", "prompt", "completion", "total", "cost (USD)", "estimated")
+
 
 def usage(
-    by: Annotated[str, typer.Option(help=f"Grouping: {', '.join(GROUPINGS)}.")] = "principal",
+    by: Annotated[str, typer.Option(help=f"Grouping: {', '.join(GROUPINGS)}, or a name in "
+                                    "accounting.dimensions.")] = "principal",
     since: Annotated[str | None, typer.Option(help="7d, 24h, an ISO date…")] = "7d",
     until: Annotated[str | None, typer.Option(help="End (exclusive).")] = None,
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
@@ -175,8 +178,9 @@ def usage(
 ) -> None:
     """Usage totals (requests, tokens, cost) grouped by principal, client, key, model or day."""
     settings = _load(config, state_dir)
-    if by not in GROUPINGS:
-        err.print(f"[red]--by must be one of {', '.join(GROUPINGS)}[/red]")
+    groupings = (*GROUPINGS, *settings.accounting.dimensions)
+    if by not in groupings:
+        err.print(f"[red]--by must be one of {', '.join(groupings)}[/red]")
         raise typer.Exit(1)
     now = time.time()
     try:
@@ -197,11 +201,12 @@ def usage(
         return await UsageStore(database.engine).totals(query)
     rows = _run(settings, totals)
     table = Table(title=f"usage by {by}" + (f" since {since}" if since else ""))
-    for column in (*GROUPINGS[by], "requests", "prompt", "completion", "total", "cost (USD)",
-                   "estimated"):
-        table.add_column(column, justify="left" if column in GROUPINGS[by] else "right")
+    names = columns_of(by)
+    for column in (*(by if name == "value" else name for name in names), "requests", "prompt",
+                   "completion", "total", "cost (USD)", "estimated"):
+        table.add_column(column, justify="right" if column in _TOTALS else "left")
     for row in rows:
-        table.add_row(*(str(row[name]) for name in GROUPINGS[by]), str(row["requests"]),
+        table.add_row(*(str(row[name]) for name in names), str(row["requests"]),
                       str(row["prompt_tokens"]), str(row["completion_tokens"]),
                       str(row["total_tokens"]), f"{row['cost_usd']:.4f}",
                       str(row["estimated_requests"]))

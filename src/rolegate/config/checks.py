@@ -48,6 +48,7 @@ def cross_reference_problems(settings: Settings) -> list[str]:
             if name not in issuer_names:
                 problems.append(f"{where}.when.issuers: unknown issuer {name!r} "
                                 f"(known: {', '.join(sorted(issuer_names)) or 'none'})")
+    problems += _budget_problems(settings)
     problems += _metrics_path_problems(settings)
     if (not settings.auth.issuers and not settings.auth.dev_issuer.enabled
             and not settings.keys.enabled):
@@ -104,3 +105,19 @@ def _metrics_path_problems(settings: Settings) -> list[str]:
         return []
     return [f"server.metrics.path: {metrics.path!r} is a path the gateway already serves "
             "(choose another, such as /metrics)"]
+
+
+def _budget_problems(settings: Settings) -> list[str]:
+    """A rule drawing on a budget must name a configured one; budgets need distinct names."""
+    names = [budget.name for budget in settings.budgets]
+    problems = _duplicates("budgets", names)
+    for index, budget in enumerate(settings.budgets):
+        if budget.is_empty:
+            problems.append(f"budgets[{index}] ({budget.name}): no limit is set (give rpm, tpm, "
+                            "daily_tokens or monthly_budget_usd)")
+    for index, rule in enumerate(settings.policy):
+        for name in rule.allow.budgets:
+            if name not in names:
+                problems.append(f"policy[{index}] ({rule.name}).allow.budgets: unknown budget "
+                                f"{name!r} (known: {', '.join(names) or 'none'})")
+    return problems

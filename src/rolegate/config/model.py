@@ -6,6 +6,7 @@ constructor; nothing reads a global settings object.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator, model_validator
@@ -322,12 +323,62 @@ class LimitConfig(Frozen):
                 and self.monthly_budget_usd is None)
 
 
+# What a rule's or budget's limits count on: `principal` (each caller), `rule` (everyone the
+# rule grants, together), `budget` (everyone drawing on a budget, together), `groups` (each of the
+# caller's groups) or `claims.<path>` (each value of that claim in the caller's token).
+PER_PATTERN = r"^(principal|rule|budget|groups|claims\.[^\s]{1,200})$"
+CLAIMS_PREFIX = "claims."
+
+
+def per_claim(per: str) -> str | None:
+    """The claim path a `per:` counts on (`claims.tid` -> `tid`), or None."""
+    return per[len(CLAIMS_PREFIX):] if per.startswith(CLAIMS_PREFIX) else None
+
+
+class RuleLimitConfig(LimitConfig):
+    """A rule's limits, counted per principal (default), per claim value, per group, or shared
+    by every caller the rule grants."""
+
+    per: str = Field("principal", pattern=PER_PATTERN,
+                     description="What the limits count on: principal, rule, groups or "
+                     "claims.<dotted.path> (each value its own counter).")
+
+    @field_validator("per")
+    @classmethod
+    def _not_budget(cls, value: str) -> str:
+        if value == "budget":
+            raise ValueError("per: budget is for `budgets:`; a rule's shared counter is "
+                             "`per: rule`")
+        return value
+
+
+class BudgetConfig(LimitConfig):
+    """A named limit several rules draw on (`allow.budgets`): shared by all of them (`per:
+    budget`, the default), or per principal, group or claim value across those rules."""
+
+    name: str = Field(min_length=1, max_length=200)
+    per: str = Field("budget", pattern=PER_PATTERN,
+                     description="What the budget counts on: budget (shared), principal, groups "
+                     "or claims.<dotted.path>.")
+
+    @field_validator("per")
+    @classmethod
+    def _not_rule(cls, value: str) -> str:
+        if value == "rule":
+            raise ValueError("per: rule is for a rule's limits; a budget shared by every rule "
+                             "drawing on it is `per: budget`")
+        return value
+
+
 class AllowConfig(Frozen):
     """What a rule grants: route groups or path patterns, and model name globs."""
 
     routes: Strings = Field(min_length=1)
     models: Strings = ()
-    limits: LimitConfig | None = Field(None, description="Limits on each caller this rule grants.")
+    limits: RuleLimitConfig | None = Field(None, description="Limits on each caller this rule "
+                                           "grants (see `per`).")
+    budgets: Strings = Field((), description="Names of `budgets` this rule's requests also "
+                             "count on.")
 
 
 class RuleConfig(Frozen):
@@ -395,6 +446,12 @@ class RateLimitsConfig(Frozen):
         return self
 
 
+# The groupings of usage totals every record has (accounting/store.py GROUPINGS has their
+# columns); configured dimensions add their own names.
+USAGE_GROUPINGS = ("principal", "client_id", "key", "end_user", "model", "day")
+DIMENSION_NAME = re.compile(r"[!-~]{1,100}")
+
+
 class AccountingConfig(Frozen):
     """Usage records: one per request that reached an upstream, written in batches."""
 
@@ -404,6 +461,23 @@ class AccountingConfig(Frozen):
     dead_letter_dir: str | None = Field(
         None, description="Where a usage record is appended (usage-dead-letters.jsonl) when "
         "the database refuses it even in the usage_dead_letters table; unset: the error log.")
+    dimensions: Strings = Field(
+        (), description="Claims recorded with each usage record, for `usage --by <name>`: "
+        "dotted claim paths (`tid`, `department`), or `groups` (the caller's groups).")
+
+    @field_validator("dimensions")
+    @classmethod
+    def _dimension_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if name in USAGE_GROUPINGS:
+                raise ValueError(f"dimension {name!r} is a built-in grouping of usage "
+                                 f"({', '.join(USAGE_GROUPINGS)}); it needs no dimension")
+            if not DIMENSION_NAME.fullmatch(name):
+                raise ValueError(f"dimension {name!r}: a claim path of 1-100 printable "
+                                 "characters without spaces")
+        if len(set(value)) != len(value):
+            raise ValueError("dimensions: a name is listed twice")
+        return value
 
 
 class Settings(Frozen):
@@ -419,3 +493,14 @@ class Settings(Frozen):
     keys: KeysConfig = KeysConfig()
     limits: RateLimitsConfig = RateLimitsConfig()
     accounting: AccountingConfig = AccountingConfig()
+    budgets: tuple[BudgetConfig, ...] = Field(
+        (), description="Named limits that rules draw on with `allow.budgets`.")
+
+    @property
+    def claim_paths(self) -> tuple[str, ...]:
+        """The claim paths the limits and usage dimensions read: extracted once per token."""
+        pers = [rule.allow.limits.per for rule in self.policy if rule.allow.limits is not None]
+        pers += [budget.per for budget in self.budgets]
+        paths = [path for per in pers if (path := per_claim(per)) is not None]
+        paths += [name for name in self.accounting.dimensions if name != "groups"]
+        return tuple(dict.fromkeys(paths))

@@ -4,13 +4,17 @@ Requests are counted in a sliding 60-second window (a log of request times), so 
 at most 60 requests in any minute. Tokens and cost can only be counted after a reply, so they
 use fixed windows (the clock minute, the UTC day, the UTC month): a request is refused when its
 window is already spent, and the real usage is added once the reply has ended. Counters are
-keyed by the granting rule and the principal (and the end user with `per_end_user`); a key's own
-limits count on the key.
+keyed by the granting rule and what its limits count on (`per`: the principal by default, each
+value of a claim, each of the caller's groups, or the whole rule), and the end user with
+`per_end_user`; a named budget's counters are keyed by the budget, so every rule drawing on it
+counts on them; a key's own limits count on the key. A caller with several groups (or claim
+values) counts on each one's counter, all or nothing, as on several limits.
 
-No value from a request or a token is ever part of a key as written: the subject, the end user
-and the key id are hashed together with the rule (`counter_base`), so a crafted value (`}`, `:`,
-`{`, megabytes of text) can neither reach another counter nor change the key's shape. Each base
-is one Redis Cluster hash tag (`{r:…}`), so one request's counters share a slot.
+No value from a request or a token is ever part of a key as written: the subject, the end user,
+claim values, group names and the key id are hashed together with the rule or budget
+(`counter_base`), so a crafted value (`}`, `:`, `{`, megabytes of text, a list) can neither
+reach another counter nor change the key's shape. Each base is one Redis Cluster hash tag
+(`{r:…}`), so the counters of one limit share a slot.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Literal
 import orjson
 
 from rolegate.authn.principal import Principal
-from rolegate.config.model import LimitConfig, RuleConfig
+from rolegate.config.model import BudgetConfig, LimitConfig, RuleConfig, per_claim
 
 MINUTE = 60.0
 Kind = Literal["requests", "tokens", "cost"]
@@ -64,28 +68,70 @@ def quotas_of(limits: LimitConfig, base: str, now: float) -> list[Quota]:
     return quotas
 
 
-class QuotaPlan:
-    """Limits compiled once from the policy; `quotas(rule, who, now)` per request.
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """Limits and what they count on: `namespace` `r` (a rule's limits) or `b` (a budget), the
+    rule's or budget's name, and `per` (see `config.model.PER_PATTERN`)."""
 
-    >>> plan = QuotaPlan(settings.policy, key_limits=verifier.limits_for)
+    limits: LimitConfig
+    namespace: str
+    name: str
+    per: str
+
+    def bases(self, who: Principal) -> list[str]:
+        """The counter bases `who` counts on: one, or one per group or claim value (a caller
+        with none shares the counter of callers with none)."""
+        end_user = _end_user(self.limits, who)
+        if self.per == "principal":
+            if self.namespace == "r":  # the same counters as before `per` existed
+                return [counter_base("r", (self.name, who.issuer, who.subject, end_user))]
+            return [counter_base("b", (self.name, "principal", who.issuer, who.subject,
+                                       end_user))]
+        values: tuple[str | None, ...]
+        if self.per == "groups":
+            values = tuple(sorted(who.groups)) or (None,)
+        elif (path := per_claim(self.per)) is not None:
+            values = who.attribute(path) or (None,)
+        else:  # rule, budget: everyone together
+            values = (None,)
+        return [counter_base(self.namespace, (self.name, "per", self.per, value, end_user))
+                for value in values]
+
+
+class QuotaPlan:
+    """Limits compiled once from the policy and budgets; `quotas(rule, who, now)` per request.
+
+    >>> plan = QuotaPlan(settings.policy, key_limits=verifier.limits_for, budgets=settings.budgets)
     """
 
     def __init__(self, rules: Iterable[RuleConfig],
-                 key_limits: Callable[[str], LimitConfig | None] | None = None) -> None:
-        self._by_rule = {rule.name: rule.allow.limits for rule in rules
-                         if rule.allow.limits is not None and not rule.allow.limits.is_empty}
+                 key_limits: Callable[[str], LimitConfig | None] | None = None,
+                 budgets: Iterable[BudgetConfig] = ()) -> None:
+        named = {budget.name: Counted(budget, "b", budget.name, budget.per)
+                 for budget in budgets if not budget.is_empty}
+        self._by_rule: dict[str, tuple[Counted, ...]] = {}
+        for rule in rules:
+            limits = rule.allow.limits
+            counted = [Counted(limits, "r", rule.name, limits.per)
+                       ] if limits is not None and not limits.is_empty else []
+            counted += [named[name] for name in rule.allow.budgets if name in named]
+            if counted:
+                self._by_rule[rule.name] = tuple(counted)
         self._key_limits = key_limits
 
     @property
     def is_empty(self) -> bool:
         return not self._by_rule and self._key_limits is None
 
+    def counted(self, rule: str | None) -> tuple[Counted, ...]:
+        """The limits and budgets a request granted by `rule` counts on."""
+        return self._by_rule.get(rule, ()) if rule is not None else ()
+
     def quotas(self, rule: str | None, who: Principal, now: float) -> list[Quota]:
         quotas = []
-        limits = self._by_rule.get(rule) if rule is not None else None
-        if limits is not None:
-            base = counter_base("r", (rule, who.issuer, who.subject, _end_user(limits, who)))
-            quotas += quotas_of(limits, base, now)
+        for counted in self.counted(rule):
+            for base in counted.bases(who):
+                quotas += quotas_of(counted.limits, base, now)
         if who.key_id is not None and self._key_limits is not None:
             key_limits = self._key_limits(who.key_id)
             if key_limits is not None and not key_limits.is_empty:

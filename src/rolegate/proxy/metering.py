@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from rolegate.accounting.pricing import cost_usd
-from rolegate.accounting.records import TokenUsage, UsageRecord
+from rolegate.accounting.records import TokenUsage, UsageRecord, dimension_values
 from rolegate.authn.principal import Principal
 from rolegate.authz.model import Decision
 from rolegate.config.model import ModelConfig
@@ -48,8 +48,9 @@ class Metering:
     def __init__(self, plan: QuotaPlan, limiter: Limiter, recorder: UsageSink | None,
                  clock: Callable[[], float], models: Iterable[ModelConfig],
                  metrics: GatewayMetrics | None = None, *, reserver: Reserver,
-                 usage: UsageMeter) -> None:
+                 usage: UsageMeter, dimensions: tuple[str, ...] = ()) -> None:
         self._plan = plan
+        self._dimensions = dimensions
         self._reserver = reserver
         self.usage = usage
         self.metrics = metrics
@@ -82,6 +83,15 @@ class Metering:
             if self.metrics is not None:
                 self.metrics.count_rate_limited(refusal.code)
             raise
+
+    def dimensions_of(self, who: Principal) -> tuple[tuple[str, str], ...]:
+        """The caller's values of `accounting.dimensions`, bounded for storage (none when no
+        dimension is configured)."""
+        pairs: list[tuple[str, str]] = []
+        for name in self._dimensions:
+            values = who.groups if name == "groups" else who.attribute(name)
+            pairs += [(name, value) for value in dimension_values(values)]
+        return tuple(pairs)
 
     def measure(self, request: Request, who: Principal, decision: Decision,
                 call: ClientRequest) -> Meter:
@@ -188,4 +198,5 @@ class Meter:
             deployment=deployment, operation=call.operation, is_stream=call.is_stream,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             total_tokens=usage.total_tokens, cost_usd=cost, status=status,
-            latency_ms=max(0.0, (now - self._started) * 1000.0), estimated=is_estimated)
+            latency_ms=max(0.0, (now - self._started) * 1000.0), estimated=is_estimated,
+            dimensions=self._metering.dimensions_of(who))

@@ -7,7 +7,8 @@ also carry their UTC `day` (YYYY-MM-DD) so reports group by day the same way on 
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, false,
+    JSON, BigInteger, Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table,
+    Text, false,
 )
 
 metadata = MetaData()
@@ -58,6 +59,17 @@ usage = Table(
     Index("ix_usage_ts", "ts"),
     Index("ix_usage_day", "day"),
     Index("ix_usage_principal", "issuer", "subject"),
+)
+
+# The configured claims of each usage record's caller (`accounting.dimensions`): one row per
+# value, so a record of a caller in three groups counts once under each group.
+usage_dimensions = Table(
+    "usage_dimensions", metadata,
+    Column("record_id", BigInteger().with_variant(Integer, "sqlite"),
+           ForeignKey("usage_records.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("value", String(200), primary_key=True),
+    Index("ix_usage_dimensions_name_value", "name", "value"),
 )
 
 # Usage records the database refused even alone (a batch that kept failing was split down to
