@@ -7,8 +7,7 @@ also carry their UTC `day` (YYYY-MM-DD) so reports group by day the same way on 
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table,
-    Text, false,
+    JSON, BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, false,
 )
 
 metadata = MetaData()
@@ -62,11 +61,12 @@ usage = Table(
 )
 
 # The configured claims of each usage record's caller (`accounting.dimensions`): one row per
-# value, so a record of a caller in three groups counts once under each group.
+# value, so a record of a caller in three groups counts once under each group. `record_id` is
+# `usage_records.id`; no foreign key, so usage records can be truncated or archived as before
+# (written in the same transaction as their record, and only ever read joined to it).
 usage_dimensions = Table(
     "usage_dimensions", metadata,
-    Column("record_id", BigInteger().with_variant(Integer, "sqlite"),
-           ForeignKey("usage_records.id", ondelete="CASCADE"), primary_key=True),
+    Column("record_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
     Column("name", String(100), primary_key=True),
     Column("value", String(200), primary_key=True),
     Index("ix_usage_dimensions_name_value", "name", "value"),

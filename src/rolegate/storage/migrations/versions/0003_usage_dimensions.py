@@ -18,7 +18,7 @@ def upgrade() -> None:
     op.create_table(
         "usage_dimensions",
         sa.Column("record_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
-                  sa.ForeignKey("usage_records.id", ondelete="CASCADE"), primary_key=True),
+                  primary_key=True),
         sa.Column("name", sa.String(100), primary_key=True),
         sa.Column("value", sa.String(200), primary_key=True),
     )
