@@ -156,3 +156,18 @@ async def test_two_replicas_share_a_per_claim_limit_and_a_budget_in_redis(
     assert tenant_b == [200, 200]            # another tenant's counter
     assert budget_spent == [429]             # the shared budget: 5 requests admitted in all
     assert len(upstream.requests) == 5
+
+
+async def test_odd_claim_values_count_on_their_own_counters(
+        gateway_for, settings_from, upstream, dev_issuer, limits_backend):
+    gateway = await gateway_for(settings_from(identity_config(upstream.url, [
+        rule("groups", "user", limits={"rpm": 1, "per": "claims.team"})],
+        limits=limits_backend)))
+    odd = ["\ud800", "}:{", "x" * 4000, 7]
+    callers = [caller(dev_issuer, f"u{n}", team=value) for n, value in enumerate(odd)]
+
+    first = await statuses(gateway, *callers)
+    again = await statuses(gateway, *callers)
+
+    assert first == [200] * 4 and again == [429] * 4
+    assert len(upstream.requests) == 4

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -143,7 +144,12 @@ class QuotaPlan:
 def counter_base(kind: str, parts: tuple[str | None, ...]) -> str:
     """The hash-tagged base of a caller's counters: `{kind:digest}`, one digest per distinct
     `parts` (JSON-encoded before hashing, so no two tuples encode alike)."""
-    digest = hashlib.blake2b(orjson.dumps(parts), digest_size=16).hexdigest()
+    try:
+        encoded = orjson.dumps(parts)
+    except orjson.JSONEncodeError:  # a lone surrogate (a token's JSON may hold one): escaped,
+        # behind a byte no UTF-8 text holds, so it cannot encode like any other tuple
+        encoded = b"\xff" + json.dumps(parts).encode()
+    digest = hashlib.blake2b(encoded, digest_size=16).hexdigest()
     return "{" + kind + ":" + digest + "}"
 
 
