@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from rolegate.authn.claims import MISSING, ClaimMapping, claim_at, claim_values
+from rolegate.authn.claims import (
+    MAX_ATTRIBUTE_VALUES, MISSING, ClaimMapping, attribute_values, claim_at, claim_values,
+)
 from rolegate.authn.principal import Principal
 from rolegate.config.model import IssuerConfig
 
@@ -216,3 +218,41 @@ def test_keycloak_client_id_containing_dots_still_finds_its_roles():
                                   "com.example": {"roles": ["not-ours"]}}}
     who = principal_of(claims, preset="keycloak", resource_client="com.example.gateway")
     assert who.roles == frozenset({"llm-user"})
+
+
+# --- attributes: the claims limits and usage dimensions read ----------------------------------
+
+def test_the_configured_claim_paths_are_carried_on_the_principal_and_nothing_else():
+    config = IssuerConfig.model_validate({
+        "name": "idp", "preset": "entra", "issuer": "https://idp.example.com",
+        "jwks_url": "https://idp/keys", "audiences": ["aud"]})
+    mapping = ClaimMapping.for_issuer(config, ("tid", "org.department", "absent"))
+
+    principal = mapping.to_principal({
+        "oid": "o-1", "sub": "pairwise", "uti": "token-id", "tid": "t-1",
+        "org": {"department": "Research"}, "title": "unread"})
+
+    assert principal.subject == "o-1"  # the stable id, never the token's own id
+    assert principal.attributes == (("tid", ("t-1",)), ("org.department", ("Research",)),
+                                    ("absent", ()))
+    assert principal.attribute("org.department") == ("Research",)
+    assert principal.attribute("title") == ()
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("one", ("one",)),
+    (["b", "a", "b"], ("a", "b")),
+    (42, ("42",)),
+    ([True, None, {"x": 1}, 1.5, "", "ok", 3], ("3", "ok")),
+    (False, ()),
+    (MISSING, ()),
+], ids=["string", "list-sorted-distinct", "integer", "only-strings-and-integers", "bool",
+        "missing"])
+def test_attribute_values_keep_strings_and_integers(value, expected):
+    assert attribute_values(value) == expected
+
+
+def test_attribute_values_are_bounded_in_number():
+    values = attribute_values([f"g{n:04d}" for n in range(MAX_ATTRIBUTE_VALUES + 10)])
+
+    assert len(values) == MAX_ATTRIBUTE_VALUES and values[0] == "g0000"

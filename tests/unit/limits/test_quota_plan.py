@@ -91,3 +91,71 @@ def test_a_counter_key_has_one_shape_whatever_the_caller_sends(end_user):
     assert len(found) == 2
     for counter in found:
         assert re.fullmatch(r"\{r:[0-9a-f]{32}\}:(rpm|tpm:\d+)", counter), counter
+
+
+def per_plan(per: str, budgets: tuple[dict[str, object], ...] = (),
+             rule_budgets: tuple[str, ...] = ()) -> QuotaPlan:
+    settings = validate_settings({
+        "models": [{"name": "m", "provider": "mock"}],
+        "auth": {"dev_issuer": {"enabled": True}},
+        "budgets": list(budgets),
+        "policy": [{"name": name, "when": {"roles": [name]},
+                    "allow": {"routes": ["inference"], "models": ["*"], "budgets": rule_budgets,
+                              "limits": {"rpm": 5, "per": per}}} for name in ("one", "two")],
+    }, source="<test>")
+    return QuotaPlan(settings.policy, budgets=settings.budgets)
+
+
+def with_claims(subject: str = "s", groups: tuple[str, ...] = (), **claims: tuple[str, ...]
+                ) -> Principal:
+    return Principal(issuer="idp", subject=subject, groups=frozenset(groups),
+                     attributes=tuple(claims.items()))
+
+
+def test_per_principal_keeps_the_counters_it_had_before_per_existed():
+    who = with_claims("alice")
+
+    assert counters(per_plan("principal"), "one", who) == [
+        counter_base("r", ("one", "idp", "alice", None)) + ":rpm"]
+
+
+def test_per_claim_counts_each_value_and_callers_without_it_share_one_counter():
+    rules = per_plan("claims.tid")
+
+    alice, bob = (counters(rules, "one", with_claims(name, tid=("t-1",))) for name in "ab")
+    other = counters(rules, "one", with_claims("c", tid=("t-2",)))
+    none, nobody = (counters(rules, "one", with_claims(name)) for name in "de")
+    both = counters(rules, "one", with_claims("f", tid=("t-1", "t-2")))
+
+    assert alice == bob != other
+    assert none == nobody != alice
+    assert both == alice + other
+
+
+def test_per_groups_counts_each_group_and_per_rule_counts_everyone_together():
+    by_group = per_plan("groups")
+    per_rule = per_plan("rule")
+    first, second = with_claims("a", groups=("x", "y")), with_claims("b", groups=("y",))
+
+    assert len(counters(by_group, "one", first)) == 2
+    assert counters(by_group, "one", second)[0] == counters(by_group, "one", first)[1]
+    assert counters(per_rule, "one", first) == counters(per_rule, "one", second)
+    assert counters(per_rule, "one", first) != counters(per_rule, "two", first)
+
+
+def test_a_budget_counts_the_same_for_every_rule_drawing_on_it():
+    rules = per_plan("principal", budgets=({"name": "shared", "daily_tokens": 9},),
+                     rule_budgets=("shared",))
+    who = with_claims("alice")
+
+    one, two = counters(rules, "one", who), counters(rules, "two", who)
+
+    assert len(one) == 2 and one[0] != two[0]  # each rule's own rpm
+    assert one[1] == two[1] and one[1].startswith("{b:")  # the budget's tokens
+
+
+@pytest.mark.parametrize("value", ["}", "a:b", "{r:x}", "x" * 100_000, "\ud800", "\x00"])
+def test_a_claim_value_never_shapes_its_counter_key(value):
+    counter = counters(per_plan("claims.team"), "one", with_claims(team=(value,)))[0]
+
+    assert re.fullmatch(r"\{r:[0-9a-f]{32}\}:rpm", counter)
