@@ -21,9 +21,10 @@ from rolegate.authn.principal import Principal
 from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
 from rolegate.authz.model import Action
 from rolegate.authz.policy import RolePolicy
-from rolegate.config.model import IssuerConfig, Settings
+from rolegate.config.model import IssuerConfig, Settings, per_claim
 from rolegate.errors import GatewayError, NotFound
 from rolegate.keys.material import hint
+from rolegate.limits.quota import QuotaPlan
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Explanation:
     action: Action | None = None
     rules: list[RuleVerdict] = field(default_factory=list)
     allowed: bool = False
+    rule: str | None = None  # the granting rule
     status: int = 401
     summary: str = ""
 
@@ -62,7 +64,8 @@ async def explain(settings: Settings, issuers: list[IssuerConfig], token: str, r
     report.action = _action(route, model)
     if not _read_token(report, token):
         return report
-    trusted = [TrustedIssuer.build(config, fetch, clock) for config in issuers]
+    trusted = [TrustedIssuer.build(config, fetch, clock, settings.claim_paths)
+               for config in issuers]
     issuer = _matching_issuer(report, trusted)
     try:
         report.principal = await JwtVerifier(trusted, clock).verify(token)
@@ -72,9 +75,11 @@ async def explain(settings: Settings, issuers: list[IssuerConfig], token: str, r
         report.step("verification", False, f"{error.code}: {error.message}")
         report.status, report.summary = error.status, f"{error.status}: {error.message}"
         if issuer is not None:
-            report.principal = ClaimMapping.for_issuer(issuer.config).to_principal(report.claims)
+            report.principal = ClaimMapping.for_issuer(
+                issuer.config, settings.claim_paths).to_principal(report.claims)
     if report.principal is not None:
         _evaluate(report, RolePolicy.compile(settings.policy))
+        _count_limits(report, settings)
     return report
 
 
@@ -140,6 +145,35 @@ def _matching_issuer(report: Explanation, trusted: list[TrustedIssuer]) -> Trust
     return None
 
 
+def _count_limits(report: Explanation, settings: Settings) -> None:
+    """A step per limit or budget the granting rule counts on: what it counts on for this caller
+    and the counters (as in Redis, without the prefix)."""
+    if not report.allowed or report.principal is None:
+        return
+    who = report.principal
+    plan = QuotaPlan(settings.policy, budgets=settings.budgets)
+    for counted in plan.counted(report.rule):
+        set_limits = counted.limits.model_dump(exclude_none=True,
+                                               exclude={"per", "per_end_user", "name"})
+        limits = ", ".join(f"{name} {value:g}" for name, value in set_limits.items())
+        kind = "rule" if counted.namespace == "r" else "budget"
+        report.step(f"limits ({kind} {counted.name})", True,
+                    f"{limits} per {counted.per}{_counted_values(counted.per, who)}; counters "
+                    + ", ".join(counted.bases(who)))
+
+
+def _counted_values(per: str, who: Principal) -> str:
+    if per == "principal":
+        return f" ({who.issuer}/{who.subject})"
+    if per == "groups":
+        values: tuple[str, ...] = tuple(sorted(who.groups))
+    elif (path := per_claim(per)) is not None:
+        values = who.attribute(path)
+    else:
+        return ""
+    return f" = {', '.join(values)}" if values else " (none: shared by callers without one)"
+
+
 def _evaluate(report: Explanation, policy: RolePolicy) -> None:
     assert report.principal is not None and report.action is not None
     for rule in policy.rules:
@@ -151,6 +185,7 @@ def _evaluate(report: Explanation, policy: RolePolicy) -> None:
         report.summary += " (the policy below was evaluated on unverified claims)"
         return
     report.allowed = decision.allowed
+    report.rule = decision.rule
     report.status = 200 if decision.allowed else 403
     report.summary = (f"ALLOW: {decision.reason}" if decision.allowed
                       else f"403 {decision.code}: {decision.reason}")

@@ -136,3 +136,25 @@ async def test_unknown_route_path_is_a_not_found(local_jwks, rsa_key, clock):
 async def test_a_path_is_explained_with_the_name_of_its_route_group(route, described):
     report = await explain_key(seed_settings(), None, "rg-not-looked-up", route, "gpt-4o")
     assert report.action is not None and report.action.describe() == described
+
+
+async def test_explain_shows_the_counters_a_rules_limits_and_budgets_use_for_the_caller(
+        local_jwks, rsa_key, clock):
+    settings = validate_settings({
+        **seed_settings().model_dump(exclude_defaults=True, exclude={"policy", "budgets"}),
+        "policy": [{"name": "services", "when": {"roles": ["LiteLLM.Admin"]},
+                    "allow": {"routes": ["inference"], "models": ["*"], "budgets": ["org"],
+                              "limits": {"daily_tokens": 200000, "per": "claims.tid"}}}],
+        "budgets": [{"name": "org", "monthly_budget_usd": 2000, "per": "groups"}],
+    }, source="<test>")
+    token = rsa_key.sign(entra_app_claims(2, roles=["LiteLLM.Admin"], now=clock.now))
+
+    report = await explain(settings, list(settings.auth.issuers), token, CHAT, "gpt-4o",
+                           local_jwks, clock)
+    limits = {name: detail for name, _, detail in report.steps if name.startswith("limits")}
+
+    assert list(limits) == ["limits (rule services)", "limits (budget org)"]
+    assert limits["limits (rule services)"].startswith(
+        f"daily_tokens 200000 per claims.tid = {TENANT}; counters {{r:")
+    assert limits["limits (budget org)"].startswith(
+        "monthly_budget_usd 2000 per groups (none: shared by callers without one); counters {b:")
