@@ -3,9 +3,11 @@ what it refuses with a message naming the fix, and the claim paths the gateway m
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from rolegate.config.load import ConfigError, validate_settings
 
@@ -82,3 +84,16 @@ def test_the_gateway_reads_exactly_the_claim_paths_limits_and_dimensions_name():
 
 def test_without_the_features_no_claim_is_read():
     assert validate_settings(config({"rpm": 1}), source="<test>").claim_paths == ()
+
+
+def test_the_readmes_governance_example_is_a_valid_configuration():
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    section = readme[readme.index("## Governance"):]
+    example = section[section.index("```yaml") + len("```yaml"):]
+    example = yaml.safe_load(example[:example.index("```")])
+
+    settings = validate_settings({**example, "models": [{"name": "gpt-4o", "provider": "mock"}]},
+                                 source="README.md")
+
+    assert settings.claim_paths == ("tid", "department")
+    assert [budget.name for budget in settings.budgets] == ["data-science"]
