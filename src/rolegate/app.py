@@ -106,7 +106,8 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     admin = AdminHandlers(settings, [issuer.config for issuer in issuers])
     key_admin = KeyAdmin(stores.key_store, clock)
     usage_admin = UsageAdmin(stores.usage, clock, dimensions=settings.accounting.dimensions)
-    handlers = _handler_table(proxy, admin, key_admin, usage_admin)
+    handlers = _handler_table(proxy, admin, key_admin, usage_admin,
+                              settings.accounting.dimensions)
     if metrics is not None:
         scrape = generated(exposition(registry), EXPOSITION_TYPE)
         handlers[Operation.ADMIN_METRICS] = admin.computed(scrape)
@@ -125,7 +126,8 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
 
 
 def _handler_table(proxy: ProxyHandlers, admin: AdminHandlers, key_admin: KeyAdmin,
-                   usage_admin: UsageAdmin) -> dict[Operation, Handler]:
+                   usage_admin: UsageAdmin, dimensions: tuple[str, ...]
+                   ) -> dict[Operation, Handler]:
     """Route operation (`api/routes.py`) -> the handler that serves it. The gateway refuses to
     start when an operation has none."""
     handlers: dict[Operation, Handler] = {operation: proxy.inference
@@ -133,7 +135,8 @@ def _handler_table(proxy: ProxyHandlers, admin: AdminHandlers, key_admin: KeyAdm
     handlers.update({
         Operation.MODELS_LIST: proxy.list_models, Operation.MODELS_GET: proxy.get_model,
         Operation.ADMIN_POLICY: admin.policy, Operation.ADMIN_UNKNOWN: admin.not_found,
-        Operation.ADMIN_OPENAPI: admin.static(json_response(openapi_document()).body),
+        Operation.ADMIN_OPENAPI: admin.static(json_response(
+            openapi_document(dimensions)).body),
         Operation.ADMIN_KEYS_LIST: key_admin.list_keys,
         Operation.ADMIN_KEYS_CREATE: key_admin.create, Operation.ADMIN_KEYS_GET: key_admin.get,
         Operation.ADMIN_KEYS_UPDATE: key_admin.update,

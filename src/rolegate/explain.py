@@ -105,6 +105,7 @@ async def explain_key(settings: Settings, store: KeyRecords | None, key: str, ro
                 "known, not revoked, not expired"
                 + ("" if models is None else f"; limited to models {list(models)}"))
     _evaluate(report, RolePolicy.compile(settings.policy))
+    _count_limits(report, settings)
     return report
 
 

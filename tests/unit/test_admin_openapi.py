@@ -80,3 +80,13 @@ def test_a_patch_documents_null_only_where_it_clears_a_field(document):
 
     assert nullable == {"models", "limits", "expires_at"}
     assert all("default" not in update[name] for name in ("name", "owner", "roles", "scopes"))
+
+
+def test_usage_by_lists_the_built_in_groupings_and_the_configured_dimensions():
+    document = openapi_document(("tid", "groups"))
+    validate(document)
+    by = next(parameter for parameter in document["paths"]["/admin/usage"]["get"]["parameters"]
+              if parameter["name"] == "by")
+
+    assert by["schema"]["enum"] == ["principal", "client_id", "key", "end_user", "model", "day",
+                                    "tid", "groups"]

@@ -17,6 +17,7 @@ from rolegate.admin.schemas import (
     ErrorBody, KeyCreate, KeyCreated, KeyList, KeyQuery, KeyUpdate, KeyView, UsageParams,
     UsageReport,
 )
+from rolegate.config.model import USAGE_GROUPINGS
 
 REF = "#/components/schemas/{model}"
 _BODIES = (KeyCreate, KeyUpdate)
@@ -88,7 +89,19 @@ def _text(summary: str, description: str, media: str) -> dict[str, Any]:
                           **_errors("404")}}
 
 
-def openapi_document() -> dict[str, Any]:
+def _usage_parameters(dimensions: tuple[str, ...]) -> list[dict[str, Any]]:
+    """UsageParams' parameters, `by` listing exactly the groupings this gateway accepts: the
+    built-in ones and the configured `accounting.dimensions`."""
+    parameters = query_parameters(UsageParams)
+    for parameter in parameters:
+        if parameter["name"] == "by":
+            parameter["schema"] = {"type": "string", "default": "principal",
+                                   "enum": [*USAGE_GROUPINGS, *dimensions]}
+    return parameters
+
+
+def openapi_document(dimensions: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The document; `dimensions` are the configured usage dimensions (`by` values)."""
     _, bodies = models_json_schema([(model, "validation") for model in _BODIES],
                                    ref_template=REF)
     _, replies = models_json_schema([(model, "serialization") for model in _RESPONSES],
@@ -122,9 +135,9 @@ def openapi_document() -> dict[str, Any]:
                                      ("200", "KeyView", "The revoked key."), "404"),
             },
             "/admin/usage": {
-                "get": _operation("usageReport", "Usage totals",
-                                  ("200", "UsageReport", "Totals per group."), "400", "404",
-                                  query=UsageParams),
+                "get": {**_operation("usageReport", "Usage totals",
+                                     ("200", "UsageReport", "Totals per group."), "400", "404"),
+                        "parameters": _usage_parameters(dimensions)},
             },
             "/admin/policy": {
                 "get": {"operationId": "policy",
