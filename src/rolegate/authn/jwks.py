@@ -108,6 +108,7 @@ class JwksCache:
         self.fetch_successes = 0
         self.fetch_failures = 0
         self.loaded_at: float | None = None  # clock time of the last successful fetch
+        self.last_error: str | None = None  # why the last fetch failed; None after a success
 
     @property
     def key_count(self) -> int:
@@ -162,6 +163,7 @@ class JwksCache:
             await self.refresh()
         except KeySourceUnavailable as exc:
             self._failed_at = self._clock()
+            self.last_error = str(exc)
             log.warning("fetching the keys of issuer %s failed: %s", self.name, exc)
 
     async def refresh(self) -> None:
@@ -188,6 +190,7 @@ class JwksCache:
         self._fetched_at = self.loaded_at = self._clock()
         self.fetch_successes += 1
         self._failed_at = None
+        self.last_error = None
         log.info("loaded %d signing key(s) for issuer %s", len(keys), self.name)
 
     async def _discover(self) -> str:
