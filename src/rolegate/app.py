@@ -204,9 +204,11 @@ class _DatabaseOpening:
             else:
                 await database.verify_schema()
         except SchemaBehind as exc:
+            await database.close()  # no shutdown follows a failed start-up
             raise StartupFailed(f"{exc}: run `rolegate db upgrade` first, or set "
                                 "database.migrate_on_start: true.") from None
         except (SQLAlchemyError, OSError) as exc:
+            await database.close()
             raise StartupFailed(f"The database cannot be opened: {first_line(exc)}") from None
         self._state = None
 

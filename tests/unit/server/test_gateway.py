@@ -52,9 +52,9 @@ async def test_public_paths_answer_without_authentication():
             raise AssertionError("public paths must not be authenticated")
 
     gateway = gateway_with(every_operation(failing), authenticator=RefuseEveryone(),
-                           public={"/health/live": health(),
-                                   "/health/ready": health({"issuer corp": lambda: "keys not fetched yet",
-                                                            "database": lambda: None})})
+                           public={"/health/live": health(), "/health/ready": health(
+                               {"issuer corp": lambda: "keys not fetched yet",
+                                "database": lambda: None})})
     async with client_for_app(gateway) as client:
         live = await client.get("/health/live")
         ready = await client.get("/health/ready")
