@@ -126,7 +126,8 @@ class AccessLog:
     def record(self, request_id: str, method: str, path: str, route_group: str | None,
                status: int, seconds: float, state: dict[str, Any]) -> None:
         """`state` is the request's: `principal`, `model`, `served_model`, `deployment`,
-        `attempts` and `code` (the error code) when they are known."""
+        `attempts`, `cause` (why the last failed upstream attempt failed) and `code` (the
+        error code) when they are known."""
         line: dict[str, Any] = {
             "event": "request", "request_id": request_id, "method": method,
             "path": _bounded(path), "route_group": route_group, "status": status,
@@ -136,7 +137,7 @@ class AccessLog:
         if who is not None:
             line.update(issuer=who.issuer, subject=who.subject, client_id=who.client_id,
                         key_id=who.key_id)
-        for name in ("model", "served_model", "deployment", "attempts", "code"):
+        for name in ("model", "served_model", "deployment", "attempts", "cause", "code"):
             value = state.get(name)
             if value is not None:
                 line[name] = value

@@ -84,6 +84,6 @@ def test_the_text_format_keeps_the_prefixed_lines(restored: None):
     configure_logging("info", stream, log_format="text")
     AccessLog().record("r-3", "GET", "/v1/models", "info", 200, 0.002, {})
 
-    stamp_date, stamp_time, level, logger, message = stream.getvalue().split(" ", 4)
+    _date, _time, level, logger, message = stream.getvalue().split(" ", 4)
     assert (level, logger) == ("INFO", "rolegate.access")
     assert json.loads(message)["request_id"] == "r-3"
