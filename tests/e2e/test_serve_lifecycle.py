@@ -86,8 +86,10 @@ async def test_a_second_serve_on_the_same_state_directory_leaves_the_running_key
         async with httpx.AsyncClient(base_url=gateway.url) as client:
             models = await client.get("/v1/models", headers={"Authorization": f"Bearer {token}"})
 
+    [refusal] = [json.loads(line) for line in second.stderr.splitlines()]
     assert second.returncode == 1
-    assert "Another `rolegate serve`" in second.stderr and "--state-dir" in second.stderr
+    assert refusal["level"] == "ERROR" and "Another `rolegate serve`" in refusal["message"]
+    assert "--state-dir" in refusal["message"]
     assert key_file.read_bytes() == key
     assert models.status_code == 200
 
@@ -105,3 +107,16 @@ def test_the_servers_own_error_is_a_json_line_too(tmp_path: Path):
     errors = [record for record in records if record["level"] == "ERROR"]
     assert [record["logger"] for record in errors] == ["uvicorn.error"]
     assert "address already in use" in errors[0]["message"].lower()
+
+
+def test_a_secret_file_that_cannot_be_read_ends_serve_with_one_error_line(tmp_path: Path):
+    config = tmp_path / "rolegate.yaml"
+    config.write_text("keys: {enabled: true, pepper_file: /nonexistent/pepper}\n"
+                      "models: [{name: echo, provider: mock}]\npolicy: []\n")
+    result = subprocess.run([*SERVE, "--config", str(config), "--port", "0",
+                             "--workers", "2"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60)
+
+    [line] = [json.loads(line) for line in result.stderr.splitlines()]
+    assert result.returncode == 1
+    assert line["level"] == "ERROR" and "keys.pepper_file: cannot read it" in line["message"]

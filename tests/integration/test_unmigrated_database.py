@@ -4,6 +4,7 @@ names `rolegate db upgrade`, rather than starting, reporting ready and answering
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import subprocess
 import sys
@@ -77,9 +78,10 @@ def test_serve_refuses_an_unmigrated_schema_and_names_the_command(config: Path):
     result = subprocess.run([sys.executable, "-m", "rolegate", "serve", "--config", str(config),
                              "--port", "0"], capture_output=True, text=True, timeout=60)
 
+    [line] = [json.loads(line) for line in result.stderr.splitlines()]
     assert result.returncode == 1
-    assert f"rolegate db upgrade --config {config}" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert (line["level"], line["logger"]) == ("ERROR", "rolegate.server")
+    assert f"rolegate db upgrade --config {config}" in line["message"]
 
 
 async def test_the_gateway_fails_to_start_on_an_unmigrated_schema_with_a_clear_reason(

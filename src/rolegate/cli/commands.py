@@ -16,6 +16,7 @@ from rolegate.cli.options import (
     DEFAULT_STATE_DIR, ConfigOption, StateDirOption, err, out, settings_for, split,
 )
 from rolegate.config.launch import LaunchOptions
+from rolegate.config.load import ConfigError, read_pepper
 from rolegate.errors import GatewayError
 from rolegate.keys.material import is_api_key
 
@@ -37,35 +38,30 @@ def serve(config: ConfigOption = None,
               min=1, help="Worker processes, one event loop each (use one per core).")] = 1,
           state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
     """Run the gateway (no --config: the embedded defaults: mock model, development issuer)."""
-    from rolegate.app import build_app, dev_issuer_url
+    from rolegate.app import build_app
     from rolegate.cli import serving
     from rolegate.observability.logging import configure_process_logging
-    from rolegate.server.state_lock import StateLock, StateLocked
 
     settings = settings_for(config, host=host, port=port, state_dir=state_dir)
+    # From here on every line, an error included, is a log line in `logging.format`.
     configure_process_logging(settings.logging.level, settings.logging.format)
     serving.check_schema(settings, config)
-    dev_issuer = None
-    if settings.auth.dev_issuer.enabled:
-        # Held until this process exits: another `serve` cannot replace the key in use here.
-        try:
-            lock = StateLock.acquire(state_dir)
-        except StateLocked as exc:
-            err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-        dev = settings.auth.dev_issuer
-        dev_issuer = DevIssuer.generate(dev_issuer_url(settings), dev.audience, dev.token_ttl)
-        dev_issuer.save(state_dir)
+    dev_issuer, lock = serving.claim_state(settings, state_dir)
+    try:
+        if settings.keys.enabled:  # read here too, so a missing file ends `serve` once, not
+            read_pepper(settings.keys)  # each worker
+        if workers == 1:
+            app: object = build_app(settings, dev_issuer=dev_issuer)
+        else:  # each worker builds its own app from the same options and the key saved above
+            LaunchOptions(config, host, port, state_dir).export()
+            app = "rolegate.app:create_app_from_env"
+    except ConfigError as exc:  # a secret file the configuration names cannot be read
+        serving.fail(str(exc))
     announce = serving.Announce(state_dir.resolve() if dev_issuer is not None else None)
-    if workers == 1:
-        app: object = build_app(settings, dev_issuer=dev_issuer)
-    else:  # each worker builds its own app from the same options and the key saved above
-        LaunchOptions(config, host, port, state_dir).export()
-        app = "rolegate.app:create_app_from_env"
     try:
         serving.run(serving.uvicorn_config(app, settings, workers), announce)
     finally:
-        if dev_issuer is not None:
+        if lock is not None:
             lock.release()
 
 

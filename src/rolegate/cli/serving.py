@@ -11,15 +11,17 @@ import shutil
 import socket
 import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import typer
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
-from rolegate.cli.options import err
+from rolegate.app import dev_issuer_url
+from rolegate.authn.dev_issuer import DevIssuer
 from rolegate.config.model import Settings
 from rolegate.server.protocol import bounded_protocol
+from rolegate.server.state_lock import StateLock, StateLocked
 from rolegate.storage.database import Database, SchemaBehind, first_line
 
 log = logging.getLogger("rolegate.server")
@@ -90,9 +92,7 @@ class Announce:
 
     def stopped(self) -> None:
         log.info("stopped")
-        # Written now: the process may end by the re-raised signal, before the loop's next turn.
-        for handler in logging.getLogger("rolegate").handlers:
-            handler.flush()
+        _flush()  # now: the process may end by the re-raised signal, before the loop's next turn
 
 
 def _program() -> str:
@@ -123,6 +123,29 @@ def run(config: uvicorn.Config, announce: Announce) -> None:
         raise typer.Exit(3)
 
 
+def fail(message: str) -> NoReturn:
+    """End `serve` before it serves: the reason as an error log line (one JSON object in the
+    `json` format), exit status 1."""
+    log.error("%s", message)
+    _flush()
+    raise typer.Exit(1)
+
+
+def claim_state(settings: Settings, state_dir: Path) -> tuple[DevIssuer | None, StateLock | None]:
+    """With the development issuer on: lock the state directory (held until the process
+    exits, so another `serve` cannot replace the key in use here), then make and save the key."""
+    if not settings.auth.dev_issuer.enabled:
+        return None, None
+    try:
+        lock = StateLock.acquire(state_dir)
+    except StateLocked as exc:
+        fail(str(exc))
+    dev = settings.auth.dev_issuer
+    issuer = DevIssuer.generate(dev_issuer_url(settings), dev.audience, dev.token_ttl)
+    issuer.save(state_dir)
+    return issuer, lock
+
+
 def check_schema(settings: Settings, config: Path | None) -> None:
     """Refuse to serve on a database whose schema is not the one this version needs, unless
     the gateway migrates it at start-up (`database.migrate_on_start`)."""
@@ -143,10 +166,11 @@ def check_schema(settings: Settings, config: Path | None) -> None:
     except SchemaBehind as exc:
         upgrade = "rolegate db upgrade" + (f" --config {shlex.quote(str(config))}"
                                            if config else "")
-        err.print(f"{exc}: run `{upgrade}` first, or set database.migrate_on_start: true.",
-                  markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        fail(f"{exc}: run `{upgrade}` first, or set database.migrate_on_start: true.")
     except (SQLAlchemyError, OSError) as exc:
-        err.print(f"The database cannot be reached: {first_line(exc)}", markup=False,
-                  highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        fail(f"The database cannot be reached: {first_line(exc)}")
+
+
+def _flush() -> None:
+    for handler in logging.getLogger("rolegate").handlers:
+        handler.flush()
