@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import SQLAlchemyError
 
 from rolegate.accounting.estimate import TokenEstimator
 from rolegate.accounting.recorder import Recorder
@@ -28,7 +29,7 @@ from rolegate.authn.apikeys import ApiKeyVerifier
 from rolegate.authn.authenticator import Authenticator
 from rolegate.authn.dev_issuer import DevIssuer
 from rolegate.authn.fetch import http_fetcher
-from rolegate.authn.jwks import Fetch
+from rolegate.authn.jwks import Fetch, JwksCache
 from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
 from rolegate.authz.policy import RolePolicy
 from rolegate.config.launch import LaunchOptions
@@ -42,7 +43,7 @@ from rolegate.limits.quota import QuotaPlan
 from rolegate.limits.reservation import Reserver
 from rolegate.limits.redis import RedisLimiter
 from rolegate.observability.collectors import KeySetCollector, UsageRecorderCollector
-from rolegate.observability.logging import AccessLog, DecisionLog, configure_logging
+from rolegate.observability.logging import AccessLog, DecisionLog, configure_process_logging
 from rolegate.observability.metrics import EXPOSITION_TYPE, GatewayMetrics, exposition
 from rolegate.observability.requests import RequestObserver
 from rolegate.observability.upstream import MeasuredProvider
@@ -57,10 +58,10 @@ from rolegate.routing.select import build_selector
 from rolegate.routing.table import ModelRoute, RouteTable
 from rolegate.server.asgi import json_response
 from rolegate.server.gateway import (
-    Gateway, Handler, Hook, background, generated, health, static_json,
+    Check, Gateway, Handler, Hook, StartupFailed, background, generated, health, static_json,
 )
 from rolegate.server.guard import Guard
-from rolegate.storage.database import Database
+from rolegate.storage.database import Database, SchemaBehind, first_line
 from rolegate.tasks import PeriodicTask
 
 def build_app(settings: Settings, *, http: HttpClient | None = None,
@@ -81,7 +82,11 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
         issuers.append(_trusted_dev(dev_issuer, clock, paths))
         public[DEV_JWKS] = static_json(dev_issuer.jwks_document())
     caches = [issuer.keys for issuer in issuers]
-    public[HEALTH_READY] = health(lambda: all(cache.is_loaded for cache in caches))
+    stores = _build_stores(settings, clock)
+    checks = {f"issuer {cache.name}": _keys_loaded(cache) for cache in caches}
+    if stores.database is not None:
+        checks["database"] = stores.database.check
+    public[HEALTH_READY] = health(checks)
 
     registry = CollectorRegistry()
     metrics = _build_metrics(settings, registry)
@@ -91,7 +96,6 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     routes = RouteTable(_model_route(model, settings.routing, http, clock, rng, metrics)
                         for model in settings.models)
     dispatcher = Dispatcher(routes, settings.routing.retries, clock=clock, sleep=sleep, rng=rng)
-    stores = _build_stores(settings, clock)
     limiter = _build_limiter(settings)
     plan = QuotaPlan(settings.policy, stores.keys.limits_for if stores.keys else None,
                      budgets=settings.budgets)
@@ -150,6 +154,7 @@ def _handler_table(proxy: ProxyHandlers, admin: AdminHandlers, key_admin: KeyAdm
 class _Stores:
     """What lives in the database, and the hooks that open and drain it."""
 
+    database: _DatabaseOpening | None = None
     key_store: KeyStore | None = None
     keys: ApiKeyVerifier | None = None
     usage: UsageStore | None = None
@@ -163,8 +168,8 @@ def _build_stores(settings: Settings, clock: Callable[[], float]) -> _Stores:
     if settings.database.url is None:
         return stores
     database = Database(settings.database)
-    if database.migrates_on_start:
-        stores.on_startup.append(database.upgrade)
+    stores.database = _DatabaseOpening(database)
+    stores.on_startup.append(stores.database.open)
     if settings.keys.enabled:
         stores.key_store = KeyStore(database.engine, KeyHasher(read_pepper(settings.keys)))
         stores.keys = ApiKeyVerifier(stores.key_store, clock, cache_ttl=settings.keys.cache_ttl)
@@ -186,6 +191,45 @@ def _build_stores(settings: Settings, clock: Callable[[], float]) -> _Stores:
     return stores
 
 
+class _DatabaseOpening:
+    """At start-up, migrates the schema (`database.migrate_on_start`) or verifies it is current:
+    a gateway on an unmigrated schema would report ready and answer every key lookup with 503.
+    `check` is the readiness check."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._state: str | None = "not opened yet"
+
+    def check(self) -> str | None:
+        return self._state
+
+    async def open(self) -> None:
+        database = self._database
+        try:
+            if database.migrates_on_start:
+                await database.upgrade()
+            else:
+                await database.verify_schema()
+        except SchemaBehind as exc:
+            await database.close()  # no shutdown follows a failed start-up
+            raise StartupFailed(f"{exc}: run `rolegate db upgrade` first, or set "
+                                "database.migrate_on_start: true.") from None
+        except (SQLAlchemyError, OSError) as exc:
+            await database.close()
+            raise StartupFailed(f"The database cannot be opened: {first_line(exc)}") from None
+        self._state = None
+
+
+def _keys_loaded(cache: JwksCache) -> Check:
+    def check() -> str | None:
+        if cache.is_loaded:
+            return None
+        if cache.last_error is None:
+            return "signing keys not fetched yet"
+        return f"signing keys unavailable: {cache.last_error}"
+    return check
+
+
 def _build_limiter(settings: Settings) -> Limiter:
     if settings.limits.backend == "redis":
         return RedisLimiter(settings.limits)
@@ -200,7 +244,7 @@ def create_app_from_env() -> Gateway:
     """
     options = LaunchOptions.from_environ()
     settings = options.settings()
-    configure_logging(settings.logging.level)
+    configure_process_logging(settings.logging.level, settings.logging.format)
     dev_issuer = None
     if settings.auth.dev_issuer.enabled:
         assert options.state_dir is not None, "from_environ always names a state directory"

@@ -52,9 +52,8 @@ async def hang_up(port: int, data: bytes, *, until: Any = None) -> None:
 
 
 def chat_lines(gateway: GatewayProcess) -> list[dict[str, Any]]:
-    lines = [json.loads(line.split(" rolegate.access ", 1)[1])
-             for line in gateway.log().splitlines() if " rolegate.access " in line]
-    return [line for line in lines if line["path"] == "/v1/chat/completions"]
+    return [line for line in gateway.records("rolegate.access")
+            if line["path"] == "/v1/chat/completions"]
 
 
 async def access_lines(gateway: GatewayProcess) -> list[dict[str, Any]]:

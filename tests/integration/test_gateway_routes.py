@@ -280,12 +280,14 @@ async def test_unknown_admin_path_is_403_for_non_admins_and_404_for_admins(gatew
 async def test_health_endpoints_need_no_token(path, gateway):
     response = await gateway.get(path)
     assert response.status_code in (200, 503)
-    assert response.json()["status"] in ("ok", "starting")
+    assert response.json()["status"] in ("ok", "unavailable")
     assert "www-authenticate" not in response.headers
 
 
 async def test_readiness_turns_ok_once_the_keys_are_loaded(gateway, as_role):
-    assert (await gateway.get("/health/ready")).status_code == 503
+    waiting = await gateway.get("/health/ready")
+    assert waiting.status_code == 503
+    assert set(waiting.json()["not_ready"].values()) == {"signing keys not fetched yet"}
     await gateway.get("/v1/models", headers=as_role("user"))
     assert (await gateway.get("/health/ready")).json() == {"status": "ok"}
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -52,6 +54,17 @@ class GatewayProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def records(self, logger: str | None = None) -> list[dict[str, Any]]:
+        """The log's lines (one JSON object each: `logging.format: json`, the default), those
+        of `logger` when it is given. A line that is not a JSON object fails the test."""
+        records = []
+        for line in self.log().splitlines():
+            record = json.loads(line)
+            assert isinstance(record, dict), line
+            if logger is None or record.get("logger") == logger:
+                records.append(record)
+        return records
 
     def command(self) -> list[str]:
         config = ["--config", str(self.config)] if self.config is not None else []

@@ -27,6 +27,7 @@ from rolegate.config.model import LimitConfig
 from rolegate.errors import ServiceUnavailable, Unauthenticated
 from rolegate.keys.material import MAX_KEY_LENGTH, KeyHasher
 from rolegate.keys.records import ApiKey
+from rolegate.storage.database import first_line
 
 log = logging.getLogger("rolegate.keys")
 _WELL_FORMED = re.compile(r"rg-[A-Za-z0-9_-]{16,125}")
@@ -92,7 +93,8 @@ class ApiKeyVerifier:
         try:
             await self._store.mark_used(marks)
         except (SQLAlchemyError, OSError) as exc:
-            log.warning("could not write last-used times of %d keys: %s", len(marks), exc)
+            log.warning("could not write last-used times of %d keys: %s", len(marks),
+                        first_line(exc))
 
     async def _lookup(self, token: str) -> _Lookup:
         # Cached under a plain SHA-256 of the key (the keys are random, so it cannot be
@@ -113,7 +115,7 @@ class ApiKeyVerifier:
         try:
             record = await self._store.find(token)
         except (SQLAlchemyError, OSError) as exc:
-            log.error("API key lookup failed: %s", exc)
+            log.error("API key lookup failed: %s", first_line(exc))
             raise ServiceUnavailable("API keys cannot be checked right now.",
                                      code="key_store_unavailable") from None
         lookup = self._lookups[digest] = _Lookup(

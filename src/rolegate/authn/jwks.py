@@ -34,6 +34,7 @@ Clock = Callable[[], float]
 
 MAX_KEYS = 64
 RETRY_AFTER_FAILURE = 5.0
+MAX_WARMING_INTERVAL = 60.0  # warming's retries back off to one a minute, no slower
 
 # Which header algorithms a key type can verify.
 _FAMILIES = {"RSA": ("RS", "PS"), "EC": ("ES",), "OKP": ("EdDSA",)}
@@ -108,6 +109,8 @@ class JwksCache:
         self.fetch_successes = 0
         self.fetch_failures = 0
         self.loaded_at: float | None = None  # clock time of the last successful fetch
+        self.last_error: str | None = None  # why the last fetch failed; None after a success
+        self.failures_in_a_row = 0
 
     @property
     def key_count(self) -> int:
@@ -135,15 +138,21 @@ class JwksCache:
         """Fetch at start-up; a failure is logged and retried on the first request."""
         await self._refresh_quietly()
 
-    async def warm_until_loaded(self, retry_every: float = RETRY_AFTER_FAILURE) -> None:
+    async def warm_until_loaded(self, retry_every: float = RETRY_AFTER_FAILURE,
+                                max_interval: float = MAX_WARMING_INTERVAL,
+                                sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+                                ) -> None:
         """Fetch at start-up and keep retrying until a key set is loaded. Readiness depends on
         it, and an orchestrator sends no request to an unready gateway, so the retry cannot wait
-        for the first request."""
+        for the first request. The pause doubles after each failure, from `retry_every` up to
+        `max_interval`: an issuer that stays down is not asked every few seconds forever."""
         await self._refresh_quietly()
+        pause = retry_every
         # Both ways are tested (test_jwks_warming.py), but coverage on CPython 3.11 loses the
         # loop-entry arc when the awaited refresh handled a failed fetch.
         while self._keys is None:  # pragma: no branch
-            await asyncio.sleep(retry_every)
+            await sleep(pause)
+            pause = min(pause * 2, max_interval)
             if self._keys is None:
                 await self._refresh_quietly()
 
@@ -162,7 +171,14 @@ class JwksCache:
             await self.refresh()
         except KeySourceUnavailable as exc:
             self._failed_at = self._clock()
-            log.warning("fetching the keys of issuer %s failed: %s", self.name, exc)
+            self.last_error = str(exc)
+            self.failures_in_a_row += 1
+            failures = self.failures_in_a_row
+            # Logged on the 1st, 2nd, 4th, 8th… failure in a row: an issuer that stays
+            # unreachable fills the log ever more slowly, and each line says how long it lasts.
+            if failures & (failures - 1) == 0:
+                log.warning("fetching the keys of issuer %s failed (%d time(s) in a row; next "
+                            "logged at %d): %s", self.name, failures, failures * 2, exc)
 
     async def refresh(self) -> None:
         """Fetch the key set once, however many callers are waiting for it."""
@@ -188,6 +204,11 @@ class JwksCache:
         self._fetched_at = self.loaded_at = self._clock()
         self.fetch_successes += 1
         self._failed_at = None
+        self.last_error = None
+        if self.failures_in_a_row:
+            log.warning("the keys of issuer %s can be fetched again, after %d failure(s) in a "
+                        "row", self.name, self.failures_in_a_row)
+            self.failures_in_a_row = 0
         log.info("loaded %d signing key(s) for issuer %s", len(keys), self.name)
 
     async def _discover(self) -> str:

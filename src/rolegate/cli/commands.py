@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated, Literal, TypedDict, cast
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -16,26 +16,12 @@ from rolegate.cli.options import (
     DEFAULT_STATE_DIR, ConfigOption, StateDirOption, err, out, settings_for, split,
 )
 from rolegate.config.launch import LaunchOptions
+from rolegate.config.load import ConfigError, read_pepper
 from rolegate.errors import GatewayError
 from rolegate.keys.material import is_api_key
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="rolegate: an OpenAI-compatible LLM gateway with strict JWT auth.")
-
-
-class _UvicornOptions(TypedDict):
-    """The keyword arguments `serve` gives `uvicorn.run`, typed as uvicorn declares them."""
-
-    host: str
-    port: int
-    log_level: str
-    access_log: bool
-    lifespan: Literal["auto", "on", "off"]
-    loop: str
-    http: type[asyncio.Protocol]
-    proxy_headers: bool
-    server_header: bool
-    timeout_keep_alive: int
 
 
 cli.add_typer(data.keys_cli, name="keys")
@@ -46,51 +32,37 @@ cli.command("usage")(data.usage)
 @cli.command()
 def serve(config: ConfigOption = None,
           host: Annotated[str | None, typer.Option(help="Override server.host.")] = None,
-          port: Annotated[int | None, typer.Option(help="Override server.port.")] = None,
+          port: Annotated[int | None, typer.Option(
+              min=0, max=65535, help="Override server.port (0 picks a free one).")] = None,
           workers: Annotated[int, typer.Option(
               min=1, help="Worker processes, one event loop each (use one per core).")] = 1,
           state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
     """Run the gateway (no --config: the embedded defaults: mock model, development issuer)."""
-    import uvicorn
-
-    from rolegate.app import build_app, dev_issuer_url
-    from rolegate.observability.logging import configure_logging
-    from rolegate.server.protocol import bounded_protocol
+    from rolegate.app import build_app
+    from rolegate.cli import serving
+    from rolegate.observability.logging import configure_process_logging
 
     settings = settings_for(config, host=host, port=port, state_dir=state_dir)
-    configure_logging(settings.logging.level)
-    dev_issuer = None
-    if settings.auth.dev_issuer.enabled:
-        dev = settings.auth.dev_issuer
-        dev_issuer = DevIssuer.generate(dev_issuer_url(settings), dev.audience, dev.token_ttl)
-        saved = dev_issuer.save(state_dir)
-        err.print(f"Development issuer on (key in {saved}). Get a token with:\n"
-                  f"  rolegate dev-token --state-dir {state_dir}\n"
-                  f"  curl -H \"Authorization: Bearer $(rolegate dev-token)\" "
-                  f"http://{settings.server.host}:{settings.server.port}/v1/models",
-                  soft_wrap=True, highlight=False)
-    # loop "auto" picks uvloop (installed with uvicorn[standard]); the HTTP protocol is uvicorn's
-    # httptools one with header size, header and body time bounded (server/protocol.py).
-    # No proxy-header rewriting (nothing reads the client address) and no Server header.
-    limits = settings.server
-    http = bounded_protocol(max_header_bytes=limits.max_header_bytes,
-                            header_timeout=limits.header_timeout,
-                            body_timeout=limits.body_timeout)
-    server: _UvicornOptions = {
-        "host": limits.host, "port": limits.port,
-        "log_level": "warning", "access_log": False, "lifespan": "on", "loop": "auto",
-        # uvicorn calls `http` as a protocol factory; its annotation only names classes.
-        "http": cast("type[asyncio.Protocol]", http),
-        "proxy_headers": False, "server_header": False,
-        # Annotated `int` by uvicorn, which only hands it to `loop.call_later` (float seconds).
-        "timeout_keep_alive": limits.keep_alive_timeout,  # type: ignore[typeddict-item]
-    }
-    if workers == 1:
-        uvicorn.run(build_app(settings, dev_issuer=dev_issuer), **server)
-        return
-    # Each worker builds its own app from the same options and the key saved above.
-    LaunchOptions(config, host, port, state_dir).export()
-    uvicorn.run("rolegate.app:create_app_from_env", factory=True, workers=workers, **server)
+    # From here on every line, an error included, is a log line in `logging.format`.
+    configure_process_logging(settings.logging.level, settings.logging.format)
+    serving.check_schema(settings, config)
+    dev_issuer, lock = serving.claim_state(settings, state_dir)
+    try:
+        if settings.keys.enabled:  # read here too, so a missing file ends `serve` once, not
+            read_pepper(settings.keys)  # each worker
+        if workers == 1:
+            app: object = build_app(settings, dev_issuer=dev_issuer)
+        else:  # each worker builds its own app from the same options and the key saved above
+            LaunchOptions(config, host, port, state_dir).export()
+            app = "rolegate.app:create_app_from_env"
+    except ConfigError as exc:  # a secret file the configuration names cannot be read
+        serving.fail(str(exc))
+    announce = serving.Announce(state_dir.resolve() if dev_issuer is not None else None)
+    try:
+        serving.run(serving.uvicorn_config(app, settings, workers), announce)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 @cli.command()

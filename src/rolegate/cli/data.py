@@ -23,7 +23,7 @@ from rolegate.config.load import ConfigError, read_pepper
 from rolegate.config.model import LimitConfig, Settings
 from rolegate.keys.material import KeyHasher
 from rolegate.keys.store import KeyStore
-from rolegate.storage.database import Database
+from rolegate.storage.database import Database, SchemaBehind, first_line
 
 if TYPE_CHECKING:
     from rolegate.explain import Explanation
@@ -37,7 +37,11 @@ def _load(config: Path | None, state_dir: Path) -> Settings:
     return settings_for(config, state_dir=state_dir)
 
 
-def _run(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+def _run(settings: Settings, work: Callable[[Database], Awaitable[T]], *,
+         is_upgrade: bool = False) -> T:
+    """`work` on the configured database, migrated first when it migrates on start, else
+    verified to be current (except for `db upgrade` itself). A database error ends the command
+    with one line: never a traceback, a statement or a driver's multi-line dump."""
     if settings.database.url is None:
         err.print("[red]No database is configured (database.url).[/red]")
         raise typer.Exit(1)
@@ -45,15 +49,22 @@ def _run(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     async def session() -> T:
         database = Database(settings.database)
         try:
-            if database.migrates_on_start:
+            if database.migrates_on_start and not is_upgrade:
                 await database.upgrade()
+            elif not is_upgrade:
+                await database.verify_schema()
             return await work(database)
         finally:
             await database.close()
     try:
         return asyncio.run(session())
+    except SchemaBehind as exc:
+        err.print(f"{exc}: run `rolegate db upgrade` (with the same --config) first.",
+                  markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     except (SQLAlchemyError, OSError) as exc:
-        err.print(f"[red]The database failed: {exc}[/red]")
+        err.print(f"The database failed: {first_line(exc)}", markup=False, highlight=False,
+                  soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -216,10 +227,13 @@ def usage(
 @db_cli.command("upgrade")
 def db_upgrade(config: ConfigOption = None,
                state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
-    """Apply the schema migrations to the configured database."""
+    """Apply the schema migrations to the configured database, and say what changed."""
     settings = _load(config, state_dir)
 
-    async def upgrade(database: Database) -> None:
-        await database.upgrade()
-    _run(settings, upgrade)
-    err.print("The database schema is up to date.")
+    async def upgrade(database: Database) -> tuple[str | None, str | None]:
+        return await database.upgrade()
+    before, after = _run(settings, upgrade, is_upgrade=True)
+    if before == after:
+        err.print(f"The database schema is already current (revision {after}).")
+    else:
+        err.print(f"Upgraded the database schema from {before or 'empty'} to {after}.")

@@ -389,6 +389,10 @@ class RuleConfig(Frozen):
 
 class LoggingConfig(Frozen):
     level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "text"] = Field(
+        "json", description="`json`: every line of the process is one JSON object (`time`, "
+        "`level`, `logger`, then the fields, or `message`, and `exception` for a traceback). "
+        "`text`: `TIME LEVEL LOGGER MESSAGE`.")
     decisions: bool = Field(True, description="Log one JSON line per authentication failure "
                             "and authorization decision (`rolegate.decision`).")
     access: bool = Field(True, description="Log one JSON line per request (`rolegate.access`).")

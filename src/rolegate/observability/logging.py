@@ -126,7 +126,8 @@ class AccessLog:
     def record(self, request_id: str, method: str, path: str, route_group: str | None,
                status: int, seconds: float, state: dict[str, Any]) -> None:
         """`state` is the request's: `principal`, `model`, `served_model`, `deployment`,
-        `attempts` and `code` (the error code) when they are known."""
+        `attempts`, `cause` (why the last failed upstream attempt failed) and `code` (the
+        error code) when they are known."""
         line: dict[str, Any] = {
             "event": "request", "request_id": request_id, "method": method,
             "path": _bounded(path), "route_group": route_group, "status": status,
@@ -136,14 +137,15 @@ class AccessLog:
         if who is not None:
             line.update(issuer=who.issuer, subject=who.subject, client_id=who.client_id,
                         key_id=who.key_id)
-        for name in ("model", "served_model", "deployment", "attempts", "code"):
+        for name in ("model", "served_model", "deployment", "attempts", "cause", "code"):
             value = state.get(name)
             if value is not None:
                 line[name] = value
         self._lines.write(line)
 
 
-def configure_logging(level: str, stream: TextIO | None = None) -> None:
+def configure_logging(level: str, stream: TextIO | None = None, *,
+                      log_format: str = "text") -> LineHandler:
     """Write the `rolegate` loggers to `stream` (stderr), one line per record.
 
     Written inline on purpose: handing records to a writer thread through a queue was measured
@@ -153,12 +155,33 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
     (`LineHandler`).
     """
     handler = LineHandler(stream or sys.stderr)
-    handler.setFormatter(LineFormatter(LINE_FORMAT))
+    handler.setFormatter(JsonLineFormatter() if log_format == "json"
+                         else LineFormatter(LINE_FORMAT))
     root = logging.getLogger("rolegate")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    return handler
+
+
+def configure_process_logging(level: str, log_format: str,
+                              stream: TextIO | None = None) -> LineHandler:
+    """`configure_logging`, and every other line of the process in the same format through the
+    same handler: the server's (`uvicorn.*`, which `log_config=None` leaves to us), other
+    libraries' warnings and errors, and Python's warnings."""
+    handler = configure_logging(level, stream, log_format=log_format)
+    root = logging.getLogger()
+    root.handlers[:] = [existing for existing in root.handlers
+                        if not isinstance(existing, LineHandler)] + [handler]
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
+        server = logging.getLogger(name)
+        server.handlers[:] = []
+        server.propagate = True
+    logging.captureWarnings(True)
+    return handler
 
 
 class LineHandler(logging.StreamHandler[TextIO]):
@@ -191,7 +214,7 @@ class LineHandler(logging.StreamHandler[TextIO]):
         """A line as `emit` would write it for a record of these fields, without the record.
         Only when `is_line_format`."""
         assert isinstance(self.formatter, LineFormatter)
-        line = f"{self.formatter.stamp(created)} {level} {name} {message}"
+        line = self.formatter.line(created, level, name, message)
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
             self._add(line)
 
@@ -250,6 +273,10 @@ class LineFormatter(logging.Formatter):
         record.asctime = stamp = self.formatTime(record)
         return f"{stamp} {record.levelname} {record.name} {message}"
 
+    def line(self, created: float, level: str, name: str, message: str) -> str:
+        """The line of a record of these fields with no traceback (`is_line_format` only)."""
+        return f"{self.stamp(created)} {level} {name} {message}"
+
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None:
             return super().formatTime(record, datefmt)
@@ -264,3 +291,42 @@ class LineFormatter(logging.Formatter):
         if msecs is None:
             msecs = int((created - second) * 1000)
         return self.default_msec_format % (self._stamp, msecs)
+
+
+class JsonLineFormatter(LineFormatter):
+    """Each record as one JSON object on one line: `time` (UTC, ISO 8601), `level`, `logger`,
+    then the fields of a line that is a JSON object already (the access and decision lines) or
+    `message`, and `exception` (the traceback, its newlines escaped) when there is one.
+
+    The access and decision lines skip the record and `orjson` here: their JSON is spliced in
+    after the three leading fields (`line`), as cheap as the text format."""
+
+    default_time_format = "%Y-%m-%dT%H:%M:%S"
+    default_msec_format = "%s.%03dZ"
+    def __init__(self) -> None:
+        super().__init__(LINE_FORMAT)
+        self.converter = time.gmtime
+
+    def line(self, created: float, level: str, name: str, message: str) -> str:
+        head = f'{{"time":"{self.stamp(created)}","level":"{level}","logger":"{name}"'
+        return head + ("," + message[1:] if len(message) > 2 else "}")
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = message = record.getMessage()
+        if _is_json_line(record) and not record.exc_info:
+            return self.line(record.created, record.levelname, record.name, message)
+        fields: dict[str, Any] = {"time": self.stamp(record.created, record.msecs),
+                                  "level": record.levelname, "logger": record.name,
+                                  "message": message}
+        if record.exc_info:
+            record.exc_text = record.exc_text or self.formatException(record.exc_info)
+        if record.exc_text:
+            fields["exception"] = record.exc_text
+        if record.stack_info:
+            fields["stack"] = self.formatStack(record.stack_info)
+        return orjson.dumps(fields, default=str).decode()
+
+
+def _is_json_line(record: logging.LogRecord) -> bool:
+    """A record `_LineLogger` made (line 0 of this file): its message is a JSON object."""
+    return record.lineno == 0 and record.pathname == __file__

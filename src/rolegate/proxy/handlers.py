@@ -12,7 +12,7 @@ from rolegate.errors import InvalidRequest
 from rolegate.proxy.metering import Metering
 from rolegate.proxy.streaming import response_for
 from rolegate.reading import body as bodies
-from rolegate.routing.dispatcher import Dispatcher
+from rolegate.routing.dispatcher import Dispatcher, Trail
 from rolegate.routing.request import STREAM_OPERATIONS, ClientRequest
 from rolegate.routing.table import RouteTable
 from rolegate.server.asgi import Request, Response, json_response
@@ -45,9 +45,14 @@ class ProxyHandlers:
                 # A fallback is authorized, limited and recorded by the rule granting it.
                 action = Action(route.group, request.path, model)
                 return await meter.fall_back(self._guard.decide(request, who, action), model)
-            forwarded = await self._dispatcher.forward(call, is_allowed)
-            request.state.update(served_model=forwarded.model, deployment=forwarded.deployment,
-                                 attempts=forwarded.attempts)
+            trail = Trail()
+            try:
+                forwarded = await self._dispatcher.forward(call, is_allowed, trail)
+            finally:  # on failure too: the access line says what was tried and why it failed
+                request.state.update(deployment=trail.deployment, attempts=trail.attempts,
+                                     cause=trail.cause)
+            request.state.update(served_model=forwarded.model,
+                                 deployment=forwarded.deployment or trail.deployment)
             return await meter.attach(forwarded, response_for(forwarded, call.operation))
 
     async def _read(self, request: Request, route: Route, who: Principal) -> ClientRequest:

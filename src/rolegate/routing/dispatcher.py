@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rolegate.config.model import RetryConfig
 from rolegate.errors import (
@@ -61,9 +61,24 @@ class Forwarded:
 
 
 @dataclass(slots=True)
+class Trail:
+    """What forwarding tried, filled in as it goes so that it can be read when forwarding
+    failed (the access line): the attempts made, the deployment of the last one, and why the
+    last failed attempt failed (None when none did)."""
+
+    attempts: int = 0
+    deployment: str | None = None
+    cause: str | None = None
+
+
+@dataclass(slots=True)
 class _Budget:
     deadline: float
-    attempts: int = 0
+    trail: Trail = field(default_factory=Trail)
+
+    @property
+    def attempts(self) -> int:
+        return self.trail.attempts
 
 
 class _Retry(Exception):
@@ -95,9 +110,11 @@ class Dispatcher:
         self._sleep = sleep
         self._backoff = Backoff(retries, rng or random.Random())
 
-    async def forward(self, request: ClientRequest, is_allowed: IsAllowed) -> Forwarded:
-        """Serve `request` on its model, else on the model's fallbacks the caller may use."""
-        budget = _Budget(self._clock() + self._retries.deadline)
+    async def forward(self, request: ClientRequest, is_allowed: IsAllowed,
+                      trail: Trail | None = None) -> Forwarded:
+        """Serve `request` on its model, else on the model's fallbacks the caller may use;
+        `trail` records what was tried, whatever the outcome."""
+        budget = _Budget(self._clock() + self._retries.deadline, trail or Trail())
         primary = self._table.route(request.model)
         try:
             return await self._serve(primary, request, budget)
@@ -195,12 +212,15 @@ class Dispatcher:
                                      include_stream_usage=deployment.config.include_stream_usage,
                                      time_left=max(budget.deadline - started, 0.0))
         deployment.begin(started)
-        budget.attempts += 1
+        trail = budget.trail
+        trail.attempts += 1
+        trail.deployment = deployment.id
         try:
             reply, first, body = await self._open(deployment, request, call)
         except (UpstreamError, UpstreamTimeout) as error:
             deployment.record_failure(self._clock())
             deployment.end(self._clock())
+            trail.cause = error.message
             raise _Retry(error) from None
         except BaseException:
             deployment.record_neutral()
@@ -209,6 +229,7 @@ class Dispatcher:
         now = self._clock()
         if reply.status == RATE_LIMITED or reply.status in RETRYABLE_STATUSES:
             deployment.end(now)
+            trail.cause = f"the upstream answered {reply.status}"
             if reply.status == RATE_LIMITED:
                 deployment.record_rate_limit(now, reply.retry_after)
                 raise _Retry(RateLimited("The upstream is rate-limited.",
@@ -233,6 +254,9 @@ class Dispatcher:
             raise_for_upstream_status(reply.status, body)
             if reply.usage is None and reply.status == 200:
                 reply.usage = usage_of(body)
+        except GatewayError as error:
+            trail.cause = error.message
+            raise
         finally:
             deployment.end(now, reply.usage)
         forwarded = Forwarded(reply, body, headers, route.name, deployment.id, budget.attempts)

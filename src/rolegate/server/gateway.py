@@ -35,6 +35,12 @@ log = logging.getLogger("rolegate.gateway")
 Handler = Callable[[Request, Route, Principal], Awaitable[Response]]
 PublicHandler = Callable[[], Response]
 Hook = Callable[[], Awaitable[None]]
+Check = Callable[[], str | None]  # None when ready; otherwise why not
+
+
+class StartupFailed(Exception):
+    """A start-up hook found the gateway cannot serve; the message (one line) says why and
+    what to do. The server logs it and exits, rather than serving errors."""
 
 
 class Gateway:
@@ -124,7 +130,11 @@ class Gateway:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                await _run_hooks(self._on_startup)
+                try:
+                    await _run_hooks(self._on_startup)
+                except StartupFailed as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await _run_hooks(self._on_shutdown)
@@ -147,11 +157,16 @@ async def _run_hooks(hooks: list[Hook]) -> None:
         await hook()
 
 
-def health(is_ready: Callable[[], bool] | None = None) -> PublicHandler:
+def health(checks: Mapping[str, Check] | None = None) -> PublicHandler:
+    """Liveness (no `checks`), or readiness: 200 when every check passes; otherwise 503 with
+    each failing check's reason, so an operator sees which issuer or dependency holds it back:
+    `{"status": "unavailable", "not_ready": {"issuer corp": "…"}}`."""
     def respond() -> Response:
-        if is_ready is None or is_ready():
+        waiting = {name: reason for name, check in (checks or {}).items()
+                   if (reason := check()) is not None}
+        if not waiting:
             return json_response({"status": "ok"})
-        return json_response({"status": "starting"}, status=503)
+        return json_response({"status": "unavailable", "not_ready": waiting}, status=503)
     return respond
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -20,6 +22,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from rolegate.config.model import DatabaseConfig
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class SchemaBehind(Exception):
+    """The database's schema is not the one this version of rolegate needs."""
+
+    def __init__(self, current: str | None, needed: str) -> None:
+        self.current, self.needed = current, needed
+        found = "has no rolegate tables" if current is None else f"is at revision {current}"
+        super().__init__(f"The database schema {found} (this rolegate needs {needed})")
 
 
 class Database:
@@ -40,13 +51,27 @@ class Database:
             return self.config.migrate_on_start
         return self.config.is_sqlite
 
-    async def upgrade(self, revision: str = "head") -> None:
-        """Bring the schema to `revision` (creating the PostgreSQL schema if it is missing)."""
+    async def upgrade(self, revision: str = "head") -> tuple[str | None, str | None]:
+        """Bring the schema to `revision` (creating the PostgreSQL schema if it is missing);
+        returns its revision before and after (None: no rolegate tables)."""
         async with self.engine.begin() as connection:
             if self.config.db_schema is not None and not self.config.is_sqlite:
                 await connection.execute(
                     text(f'CREATE SCHEMA IF NOT EXISTS "{self.config.db_schema}"'))
+            before = await connection.run_sync(_current_revision)
             await connection.run_sync(_run_upgrade, revision)
+            return before, await connection.run_sync(_current_revision)
+
+    async def revision(self) -> str | None:
+        """The schema's revision; None when it has no rolegate tables."""
+        async with self.engine.connect() as connection:
+            return await connection.run_sync(_current_revision)
+
+    async def verify_schema(self) -> None:
+        """Raises `SchemaBehind` unless the schema is at the newest migration."""
+        current, needed = await self.revision(), head_revision()
+        if current != needed:
+            raise SchemaBehind(current, needed)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -91,6 +116,13 @@ def _hide_values(context: ExceptionContext) -> None:
         wrapped.args = (_first_line(wrapped.args[0]),)
 
 
+def first_line(error: BaseException) -> str:
+    """An error as one line, its class first: a driver's multi-line dump (DETAIL, the
+    statement, a hint) never reaches a terminal or a log line."""
+    text = str(error).strip().split("\n", 1)[0]
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def _first_line(message: str) -> str:
     return _ARGUMENT.sub(r"\1 (value hidden)", message.split("\n", 1)[0])
 
@@ -103,8 +135,24 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _run_upgrade(connection: Connection, revision: str) -> None:
+def _alembic_config() -> AlembicConfig:
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration's revision."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None, "the migrations have one head"
+    return head
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _run_upgrade(connection: Connection, revision: str) -> None:
+    config = _alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, revision)

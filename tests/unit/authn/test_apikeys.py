@@ -90,6 +90,9 @@ async def test_a_failing_key_store_is_a_503_not_an_unknown_key(verifier, store, 
     assert caught.value.status == 503
     assert caught.value.code == "key_store_unavailable"
     assert "API key lookup failed" in caplog.text
+    # One line, without the statement: an operator's log never gets a driver's dump.
+    assert [record.getMessage().count("\n") for record in caplog.records] == [0]
+    assert "[SQL" not in caplog.text
 
 
 async def test_a_lookup_that_failed_is_not_cached(verifier, store):
@@ -131,6 +134,7 @@ async def test_last_used_times_that_cannot_be_written_are_logged_and_dropped(
     await verifier.flush_last_used()
 
     assert "could not write last-used times of 1 keys" in caplog.text
+    assert "[SQL" not in caplog.text and "\n" not in caplog.records[0].getMessage()
     assert store.marked == [{}]
 
 

@@ -4,6 +4,7 @@ recovers after an IdP outage without waiting for traffic."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -79,3 +80,28 @@ async def test_a_key_fetch_cancelled_midway_does_not_block_the_next_refresh(
 
     assert cache.is_loaded
     assert source.fetches == [URL, URL]
+
+
+async def test_an_issuer_that_stays_down_is_retried_and_logged_ever_more_slowly(
+        rsa_key: KeyPair, caplog: pytest.LogCaptureFixture) -> None:
+    source = FakeKeySource({URL: jwks(rsa_key)})
+    source.is_down = True
+    cache = JwksCache("corp", fetch=source, clock=FakeClock(), jwks_url=URL)
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 9:  # the tenth fetch finds the issuer back
+            source.is_down = False
+
+    with caplog.at_level(logging.INFO, logger="rolegate.jwks"):
+        await asyncio.wait_for(cache.warm_until_loaded(retry_every=5, max_interval=60,
+                                                       sleep=sleep), timeout=5)
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert pauses == [5, 10, 20, 40, 60, 60, 60, 60, 60]
+    assert len(source.fetches) == 10 and cache.is_loaded
+    assert [w.split("(")[1].split(" time")[0] for w in warnings[:-1]] == ["1", "2", "4", "8"]
+    assert warnings[-1] == ("the keys of issuer corp can be fetched again, after 9 failure(s) "
+                            "in a row")
+    assert cache.failures_in_a_row == 0 and cache.last_error is None

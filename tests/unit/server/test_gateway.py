@@ -52,13 +52,15 @@ async def test_public_paths_answer_without_authentication():
             raise AssertionError("public paths must not be authenticated")
 
     gateway = gateway_with(every_operation(failing), authenticator=RefuseEveryone(),
-                           public={"/health/live": health(),
-                                   "/health/ready": health(lambda: False)})
+                           public={"/health/live": health(), "/health/ready": health(
+                               {"issuer corp": lambda: "keys not fetched yet",
+                                "database": lambda: None})})
     async with client_for_app(gateway) as client:
         live = await client.get("/health/live")
         ready = await client.get("/health/ready")
     assert (live.status_code, live.json()) == (200, {"status": "ok"})
-    assert (ready.status_code, ready.json()) == (503, {"status": "starting"})
+    assert (ready.status_code, ready.json()) == (
+        503, {"status": "unavailable", "not_ready": {"issuer corp": "keys not fetched yet"}})
 
 
 async def test_every_response_has_a_distinct_request_id():
