@@ -33,7 +33,7 @@ from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
 from rolegate.authz.policy import RolePolicy
 from rolegate.config.launch import LaunchOptions
 from rolegate.config.load import read_pepper
-from rolegate.config.model import ModelConfig, RoutingConfig, Settings
+from rolegate.config.model import EgressConfig, ModelConfig, RoutingConfig, Settings
 from rolegate.keys.material import KeyHasher
 from rolegate.keys.store import KeyStore
 from rolegate.limits.limiter import Limiter
@@ -86,8 +86,8 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     decisions = DecisionLog(is_enabled=settings.logging.decisions)
     guard = Guard(RolePolicy.compile(settings.policy), decisions, metrics)
     rng = rng or random.Random()
-    routes = RouteTable(_model_route(model, settings.routing, http, clock, rng, metrics)
-                        for model in settings.models)
+    routes = RouteTable(_model_route(model, settings.routing, http, clock, rng, metrics,
+                                     settings.egress) for model in settings.models)
     dispatcher = Dispatcher(routes, settings.routing.retries, clock=clock, sleep=sleep, rng=rng)
     stores = _build_stores(settings, clock)
     limiter = _build_limiter(settings)
@@ -211,11 +211,11 @@ def _build_metrics(settings: Settings, registry: CollectorRegistry) -> GatewayMe
 
 def _model_route(model: ModelConfig, routing: RoutingConfig, http: HttpClient,
                  clock: Callable[[], float], rng: random.Random,
-                 metrics: GatewayMetrics | None) -> ModelRoute:
+                 metrics: GatewayMetrics | None, egress: EgressConfig) -> ModelRoute:
     deployments = []
     for index, config in enumerate(model.deployments):
         deployment_id = model.deployment_id(index)
-        provider = build_provider(config, http, clock)
+        provider = build_provider(config, http, clock, egress)
         if metrics is not None:
             provider = MeasuredProvider(provider, metrics.deployment(model.name, deployment_id))
         deployments.append(Deployment(deployment_id, model.upstream_model(index), provider,

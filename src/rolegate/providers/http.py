@@ -23,6 +23,7 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 import orjson
 
+from rolegate.config.egress import Egress
 from rolegate.config.model import DeploymentConfig
 from rolegate.errors import UpstreamError
 from rolegate.providers.base import UpstreamCall, UpstreamReply
@@ -60,9 +61,9 @@ class HttpClient:
 
 
 async def post(client: HttpClient, url: str, call: UpstreamCall, headers: dict[str, str],
-               limits: DeploymentConfig) -> UpstreamReply:
+               limits: DeploymentConfig, egress: Egress | None = None) -> UpstreamReply:
     pool = client.pool
-    endpoint = pool.endpoint(url)
+    endpoint = pool.endpoint(url, egress)
     body = call.raw_body if call.raw_body is not None else orjson.dumps(call.body)
     request = _request_bytes(endpoint, headers, call, body)
     time_left = call.time_left
