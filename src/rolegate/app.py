@@ -70,7 +70,7 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
               rng: random.Random | None = None) -> Gateway:
     """The ASGI app for `settings`. Tests pass `clock`, `fetch`, `dev_issuer`, `sleep` (retry
     back-off) and `rng` (jitter, tie-breaks) in."""
-    http = http or HttpClient()
+    http = http or HttpClient(settings.egress)
     fetch = fetch or http_fetcher(http)
     issuers = [TrustedIssuer.build(config, fetch, clock) for config in settings.auth.issuers]
     public = {HEALTH_LIVE: health()}

@@ -148,9 +148,12 @@ def egress_for(deployment: DeploymentConfig, config: EgressConfig) -> Egress | N
 def _proxy_url(deployment: DeploymentConfig, config: EgressConfig) -> str | None:
     if deployment.proxy is not None:
         return deployment.proxy
-    if deployment.api_base is None:
-        return None
-    parts = urlsplit(deployment.api_base)
+    return None if deployment.api_base is None else proxy_for_url(deployment.api_base, config)
+
+
+def proxy_for_url(url: str, config: EgressConfig) -> str | None:
+    """The proxy `egress` names for `url`'s scheme, unless `no_proxy` lets it go direct."""
+    parts = urlsplit(url)
     proxy = config.https_proxy if parts.scheme == "https" else config.http_proxy
     if proxy is None or not parts.hostname:
         return None

@@ -5,6 +5,7 @@ certificate per deployment for upstreams that demand mTLS."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
+from rolegate.authn.fetch import http_fetcher
 from rolegate.config.load import ConfigError
-from rolegate.config.model import Settings
+from rolegate.config.model import EgressConfig, Settings
+from rolegate.providers.http import HttpClient
 from tests.integration.routing.conftest import deployment
 from tests.support.egress import TestCa, Tinyproxy, TlsUpstream, tinyproxy_or_skip
 from tests.support.faulty import FaultyUpstream
+from tests.support.servers import LocalIdp
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -208,3 +212,16 @@ async def test_a_ca_bundle_that_cannot_be_read_stops_the_gateway_at_start_up(
 
     with pytest.raises(ConfigError, match="cannot load its TLS files"):
         client_for(settings)
+
+
+async def test_identity_provider_documents_are_fetched_through_the_proxy(proxy, rsa_key):
+    await proxy.ready()
+    client = HttpClient(EgressConfig(http_proxy=proxy.url))
+    try:
+        async with LocalIdp(rsa_key) as idp:
+            document = json.loads(await http_fetcher(client)(idp.jwks_url))
+    finally:
+        await client.close()
+
+    assert document["keys"][0]["kid"] == rsa_key.kid
+    assert len(proxy.lines(f"GET {idp.jwks_url} ")) == 1
