@@ -20,7 +20,11 @@ RUN command -v python3 >/dev/null || (apt-get update \
     && rm -rf /var/lib/apt/lists/*)
 COPY pyproject.toml README.md LICENSE /src/
 COPY src /src/src
-RUN python3 -m venv /opt/rolegate \
+# Behind a TLS-intercepting proxy, hand its CA to pip without baking it into the image:
+#   docker build --secret id=build_ca,src=/etc/ssl/certs/ca-certificates.crt .
+RUN --mount=type=secret,id=build_ca \
+    if [ -s /run/secrets/build_ca ]; then export PIP_CERT=/run/secrets/build_ca; fi \
+    && python3 -m venv /opt/rolegate \
     && /opt/rolegate/bin/pip install --no-cache-dir --disable-pip-version-check /src \
     && /opt/rolegate/bin/python -m compileall -q /opt/rolegate
 

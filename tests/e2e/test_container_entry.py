@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -61,6 +62,16 @@ def on_this_machine(words: list[str], state: Path, port: int) -> list[str]:
     return mapped
 
 
+def image_environment(instruction: str) -> dict[str, str]:
+    """This environment plus the image's `ENV key=value ...` ($PATH expanded, paths mapped)."""
+    environ = dict(os.environ)
+    for pair in shlex.split(instruction):
+        key, _, value = pair.partition("=")
+        value = value.replace("$PATH", os.environ.get("PATH", ""))
+        environ[key] = value.replace(f"{IMAGE_PREFIX}/bin", f"{sys.prefix}/bin")
+    return environ
+
+
 def healthcheck_passes(command: list[str]) -> bool:
     return subprocess.run(command, capture_output=True, timeout=10).returncode == 0
 
@@ -80,7 +91,8 @@ def test_the_images_entry_command_serves_and_its_healthcheck_passes(tmp_path: Pa
 
     assert not healthcheck_passes(check), "the health check passed with nothing listening"
     tmp_path.joinpath("workdir").mkdir()
-    environ = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+    environ = image_environment(stage["ENV"])
+    assert environ["PYTHONDONTWRITEBYTECODE"] == "1", "no bytecode written on a read-only root"
     log = tmp_path / "serve.log"
     with log.open("wb") as output:
         process = subprocess.Popen(command, cwd=tmp_path / "workdir", env=environ,
