@@ -5,6 +5,7 @@ certificate per deployment for upstreams that demand mTLS."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -225,3 +226,20 @@ async def test_identity_provider_documents_are_fetched_through_the_proxy(proxy, 
 
     assert document["keys"][0]["kid"] == rsa_key.kid
     assert len(proxy.lines(f"GET {idp.jwks_url} ")) == 1
+
+
+async def test_documents_over_tls_go_through_the_tunnel_and_trust_the_egress_ca_bundle(
+        proxy, tls_upstream, ca):
+    upstream = await tls_upstream()
+    await proxy.ready()
+    client = HttpClient(EgressConfig(https_proxy=proxy.url, ca_bundle_file=str(ca.cert_file)))
+    try:
+        document = json.loads(await http_fetcher(client)(f"{upstream.url}/keys"))
+    finally:
+        await client.close()
+        # aiohttp closes a tunnel's TLS transport first and the socket under it only after
+        # the TLS shutdown, a few loop turns later: let that finish before the loop ends.
+        await asyncio.sleep(0.1)
+
+    assert document["object"] == "chat.completion"
+    assert len(proxy.lines(f"CONNECT 127.0.0.1:{upstream.port} ")) == 1
