@@ -27,6 +27,7 @@ import aiohttp
 import orjson
 
 from rolegate.config.egress import Egress, proxy_for_url
+from rolegate.config.load import ConfigError
 from rolegate.config.model import DeploymentConfig, EgressConfig
 from rolegate.errors import UpstreamError
 from rolegate.providers.base import UpstreamCall, UpstreamReply
@@ -48,7 +49,11 @@ class HttpClient:
         self._egress = egress or EgressConfig()
         self._tls: ssl.SSLContext | None = None
         if self._egress.ca_bundle_file is not None:
-            self._tls = ssl.create_default_context(cafile=self._egress.ca_bundle_file)
+            try:
+                self._tls = ssl.create_default_context(cafile=self._egress.ca_bundle_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError("egress", [f"egress.ca_bundle_file: cannot load it: {exc}"]) \
+                    from None
 
     def egress_options(self, url: str) -> dict[str, Any]:
         """The aiohttp request options that send `url` out as `egress` says."""

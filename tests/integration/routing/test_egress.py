@@ -213,6 +213,8 @@ async def test_a_ca_bundle_that_cannot_be_read_stops_the_gateway_at_start_up(
 
     with pytest.raises(ConfigError, match="cannot load its TLS files"):
         client_for(settings)
+    with pytest.raises(ConfigError, match=r"egress\.ca_bundle_file: cannot load it"):
+        HttpClient(EgressConfig(ca_bundle_file=str(tmp_path / "missing.pem")))
 
 
 async def test_identity_provider_documents_are_fetched_through_the_proxy(proxy, rsa_key):
