@@ -34,7 +34,7 @@ from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
 from rolegate.authz.policy import RolePolicy
 from rolegate.config.launch import LaunchOptions
 from rolegate.config.load import read_pepper
-from rolegate.config.model import ModelConfig, RoutingConfig, Settings
+from rolegate.config.model import EgressConfig, ModelConfig, RoutingConfig, Settings
 from rolegate.keys.material import KeyHasher
 from rolegate.keys.store import KeyStore
 from rolegate.limits.limiter import Limiter
@@ -71,7 +71,7 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
               rng: random.Random | None = None) -> Gateway:
     """The ASGI app for `settings`. Tests pass `clock`, `fetch`, `dev_issuer`, `sleep` (retry
     back-off) and `rng` (jitter, tie-breaks) in."""
-    http = http or HttpClient()
+    http = http or HttpClient(settings.egress)
     fetch = fetch or http_fetcher(http)
     paths = settings.claim_paths
     issuers = [TrustedIssuer.build(config, fetch, clock, paths)
@@ -93,8 +93,8 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     decisions = DecisionLog(is_enabled=settings.logging.decisions)
     guard = Guard(RolePolicy.compile(settings.policy), decisions, metrics)
     rng = rng or random.Random()
-    routes = RouteTable(_model_route(model, settings.routing, http, clock, rng, metrics)
-                        for model in settings.models)
+    routes = RouteTable(_model_route(model, settings.routing, http, clock, rng, metrics,
+                                     settings.egress) for model in settings.models)
     dispatcher = Dispatcher(routes, settings.routing.retries, clock=clock, sleep=sleep, rng=rng)
     limiter = _build_limiter(settings)
     plan = QuotaPlan(settings.policy, stores.keys.limits_for if stores.keys else None,
@@ -262,11 +262,11 @@ def _build_metrics(settings: Settings, registry: CollectorRegistry) -> GatewayMe
 
 def _model_route(model: ModelConfig, routing: RoutingConfig, http: HttpClient,
                  clock: Callable[[], float], rng: random.Random,
-                 metrics: GatewayMetrics | None) -> ModelRoute:
+                 metrics: GatewayMetrics | None, egress: EgressConfig) -> ModelRoute:
     deployments = []
     for index, config in enumerate(model.deployments):
         deployment_id = model.deployment_id(index)
-        provider = build_provider(config, http, clock)
+        provider = build_provider(config, http, clock, egress)
         if metrics is not None:
             provider = MeasuredProvider(provider, metrics.deployment(model.name, deployment_id))
         deployments.append(Deployment(deployment_id, model.upstream_model(index), provider,

@@ -22,7 +22,8 @@ def http_fetcher(client: HttpClient, *, timeout: float = 5.0,
     async def fetch(url: str) -> bytes:
         try:
             async with client.session.get(url, timeout=client_timeout, allow_redirects=False,
-                                   headers={"accept": "application/json"}) as response:
+                                          headers={"accept": "application/json"},
+                                          **client.egress_options(url)) as response:
                 if response.status != 200:
                     raise KeySourceUnavailable(f"GET {url} answered {response.status}")
                 body = await _read_at_most(response.content, max_bytes + 1)

@@ -1,6 +1,7 @@
 """Reading a YAML file into `Settings`, with `${NAME}` / `${env:NAME}` interpolation.
 
-This module and `defaults.py` are the only places that read the environment. Every problem is
+This module and `defaults.py` are the only places that read the environment (the standard proxy
+variables too: they are handed to `egress.py`). Every problem is
 collected and reported together, each message naming the file and the path inside it.
 """
 
@@ -16,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from rolegate.config.checks import cross_reference_problems
+from rolegate.config.egress import with_environment_egress
 from rolegate.config.model import KeysConfig, Settings
 
 DATABASE_FILE = "rolegate.db"
@@ -79,6 +81,7 @@ def parse_settings(text: str, *, source: str, environ: Mapping[str, str],
     data = _interpolate(raw, environ, path="", problems=problems)
     if problems:
         raise ConfigError(source, problems)
+    data = with_environment_egress(data, environ)
     if default_database is not None:
         database = data.setdefault("database", {})
         if isinstance(database, dict) and not database.get("url"):

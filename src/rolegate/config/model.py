@@ -9,7 +9,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, BeforeValidator, Field, SecretStr, field_validator, model_validator,
+)
+
+from rolegate.config.egress import DIRECT, parse_proxy
 
 ASYMMETRIC_ALGORITHMS = (
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
@@ -69,7 +73,31 @@ PROVIDERS = ("openai", "azure", "openai-compatible", "mock")
 STRATEGIES = ("weighted-round-robin", "least-in-flight", "latency")
 _DEPLOYMENT_KEYS = ("id", "provider", "api_base", "api_key", "auth", "model", "deployment",
                     "api_version", "weight", "rpm", "tpm", "timeout", "connect_timeout",
-                    "first_byte_timeout", "stream_idle_timeout", "include_stream_usage")
+                    "first_byte_timeout", "stream_idle_timeout", "include_stream_usage",
+                    "proxy", "ca_bundle_file", "client_cert_file", "client_key_file")
+
+
+def _proxy_url(value: str | None) -> str | None:
+    if value is not None and value != DIRECT:
+        parse_proxy(value)
+    return value
+
+
+ProxyUrl = Annotated[str | None, AfterValidator(_proxy_url)]
+
+
+class EgressConfig(Frozen):
+    """How upstream connections go out: a forward proxy and the CA bundle that verifies
+    upstreams (for a TLS-intercepting proxy, its CA). Unset proxy keys are taken from the
+    standard variables `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`."""
+
+    https_proxy: ProxyUrl = Field(None, description="Proxy for https upstreams (CONNECT "
+                                  "tunnel): http://[user:password@]host:port.")
+    http_proxy: ProxyUrl = Field(None, description="Proxy for plain-http upstreams.")
+    no_proxy: str | None = Field(None, description="Hosts, domains (`.example.com`) and networks "
+                                 "(`10.0.0.0/8`) reached directly; `*` for all.")
+    ca_bundle_file: str | None = Field(
+        None, description="PEM file of the CAs that verify upstreams, instead of the system's.")
 
 
 class UpstreamAuthConfig(Frozen):
@@ -111,6 +139,14 @@ class DeploymentConfig(Frozen):
     include_stream_usage: bool = Field(
         True, description="Ask for `stream_options.include_usage` upstream even when the caller "
         "did not (the usage chunk is then kept from that caller).")
+    proxy: ProxyUrl = Field(None, description="This deployment's proxy URL, or `direct`; "
+                            "default: `egress`'s proxy for the upstream's scheme.")
+    ca_bundle_file: str | None = Field(
+        None, description="PEM file of the CAs that verify this upstream (default: "
+        "`egress.ca_bundle_file`, else the system's).")
+    client_cert_file: str | None = Field(
+        None, description="PEM client certificate (mTLS), with its key unless `client_key_file`.")
+    client_key_file: str | None = Field(None, description="PEM private key of `client_cert_file`.")
 
     @model_validator(mode="after")
     def _provider_fields(self) -> DeploymentConfig:
@@ -121,6 +157,8 @@ class DeploymentConfig(Frozen):
             problems.append("provider azure needs deployment and api_version")
         if self.api_key is not None and self.auth is not None:
             problems.append("give api_key or auth, not both")
+        if self.client_key_file is not None and self.client_cert_file is None:
+            problems.append("client_key_file needs client_cert_file")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -497,6 +535,7 @@ class Settings(Frozen):
     keys: KeysConfig = KeysConfig()
     limits: RateLimitsConfig = RateLimitsConfig()
     accounting: AccountingConfig = AccountingConfig()
+    egress: EgressConfig = EgressConfig()
     budgets: tuple[BudgetConfig, ...] = Field(
         (), description="Named limits that rules draw on with `allow.budgets`.")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from rolegate.config.egress import Egress
 from rolegate.config.model import DeploymentConfig
 from rolegate.providers.base import UpstreamCall, UpstreamReply
 from rolegate.providers.client_credentials import ClientCredentials
@@ -13,11 +14,12 @@ from rolegate.providers.http import HttpClient, post
 
 class AzureProvider:
     def __init__(self, config: DeploymentConfig, client: HttpClient,
-                 token: ClientCredentials | None = None) -> None:
+                 token: ClientCredentials | None = None, egress: Egress | None = None) -> None:
         assert config.api_base and config.deployment and config.api_version
         self.config = config
         self._client = client
         self._token = token
+        self._egress = egress
         self._base = (f"{config.api_base.rstrip('/')}/openai/deployments/"
                       f"{quote(config.deployment, safe='')}")
         self._query = f"api-version={quote(config.api_version, safe='')}"
@@ -30,4 +32,5 @@ class AzureProvider:
         if self._token is not None:
             headers = {"authorization": f"Bearer {await self._token.access_token()}"}
         url = f"{self._base}/{call.operation}?{self._query}"
-        return await post(self._client, url, call, headers, self.config)
+        return await post(self._client, url, call, headers, self.config,
+                          self._egress)

@@ -54,7 +54,8 @@ class ClientCredentials:
         try:
             async with self._client.session.post(
                     self._config.token_url, data=form, allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(total=FETCH_TIMEOUT)) as response:
+                    timeout=aiohttp.ClientTimeout(total=FETCH_TIMEOUT),
+                    **self._client.egress_options(self._config.token_url)) as response:
                 status, body = response.status, await response.read()
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise UpstreamError(f"The upstream token endpoint could not be reached "

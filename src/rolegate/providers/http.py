@@ -9,21 +9,26 @@ wire `UpstreamError` (502). Three clocks bound a call: `connect_timeout` for the
 The upstream leg is plain HTTP/1.1 with keep-alive (`pool.py`, `connection.py`): the gateway sends
 one POST and relays the reply byte for byte, so a general-purpose client's cookie, redirect and
 decompression machinery would only cost time on every request. Identity-provider documents and
-client-credentials tokens, fetched rarely, keep using aiohttp (`HttpClient.session`).
+client-credentials tokens, fetched rarely, keep using aiohttp (`HttpClient.session`), through the
+`egress` section's proxy and CA bundle (`HttpClient.egress_options(url)`).
 """
 
 from __future__ import annotations
 
 import math
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 import aiohttp
 import orjson
 
-from rolegate.config.model import DeploymentConfig
+from rolegate.config.egress import Egress, proxy_for_url
+from rolegate.config.load import ConfigError
+from rolegate.config.model import DeploymentConfig, EgressConfig
 from rolegate.errors import UpstreamError
 from rolegate.providers.base import UpstreamCall, UpstreamReply
 from rolegate.providers.connection import UpstreamConnection
@@ -35,11 +40,30 @@ _JSON = b"application/json"
 
 
 class HttpClient:
-    """Owns the upstream connection pool and one long-lived aiohttp session for the rest."""
+    """Owns the upstream connection pool and one long-lived aiohttp session for the rest;
+    `egress` is the proxy and CA bundle that session's requests use."""
 
-    def __init__(self) -> None:
+    def __init__(self, egress: EgressConfig | None = None) -> None:
         self._session: aiohttp.ClientSession | None = None
         self.pool = ConnectionPool()
+        self._egress = egress or EgressConfig()
+        self._tls: ssl.SSLContext | None = None
+        if self._egress.ca_bundle_file is not None:
+            try:
+                self._tls = ssl.create_default_context(cafile=self._egress.ca_bundle_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError("egress", [f"egress.ca_bundle_file: cannot load it: {exc}"]) \
+                    from None
+
+    def egress_options(self, url: str) -> dict[str, Any]:
+        """The aiohttp request options that send `url` out as `egress` says."""
+        options: dict[str, Any] = {}
+        proxy = proxy_for_url(url, self._egress)
+        if proxy is not None:
+            options["proxy"] = proxy if "://" in proxy else f"http://{proxy}"
+        if self._tls is not None:
+            options["ssl"] = self._tls
+        return options
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -60,9 +84,9 @@ class HttpClient:
 
 
 async def post(client: HttpClient, url: str, call: UpstreamCall, headers: dict[str, str],
-               limits: DeploymentConfig) -> UpstreamReply:
+               limits: DeploymentConfig, egress: Egress | None = None) -> UpstreamReply:
     pool = client.pool
-    endpoint = pool.endpoint(url)
+    endpoint = pool.endpoint(url, egress)
     body = call.raw_body if call.raw_body is not None else orjson.dumps(call.body)
     request = _request_bytes(endpoint, headers, call, body)
     time_left = call.time_left

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from rolegate.config.egress import Egress
 from rolegate.config.model import DeploymentConfig
 from rolegate.providers.base import UpstreamCall, UpstreamReply
 from rolegate.providers.client_credentials import ClientCredentials
@@ -13,11 +14,12 @@ from rolegate.providers.http import HttpClient, post
 
 class OpenAIProvider:
     def __init__(self, config: DeploymentConfig, client: HttpClient,
-                 token: ClientCredentials | None = None) -> None:
+                 token: ClientCredentials | None = None, egress: Egress | None = None) -> None:
         assert config.api_base is not None
         self.config = config
         self._client = client
         self._token = token
+        self._egress = egress
         self._base = config.api_base.rstrip("/")
         self._headers = {}
         if config.api_key is not None:
@@ -28,4 +30,4 @@ class OpenAIProvider:
         if self._token is not None:
             headers = {"authorization": f"Bearer {await self._token.access_token()}"}
         return await post(self._client, f"{self._base}/{call.operation}", call, headers,
-                          self.config)
+                          self.config, self._egress)

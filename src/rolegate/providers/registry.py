@@ -1,10 +1,14 @@
-"""The one place that maps a deployment's `provider` name to the class that speaks to it."""
+"""The one place that maps a deployment's `provider` name to the class that speaks to it, and
+settles how its connections go out (`Egress`)."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 
-from rolegate.config.model import DeploymentConfig
+from rolegate.config.egress import egress_for
+from rolegate.config.load import ConfigError
+from rolegate.config.model import DeploymentConfig, EgressConfig
 from rolegate.providers.azure import AzureProvider
 from rolegate.providers.base import Provider
 from rolegate.providers.client_credentials import ClientCredentials
@@ -13,11 +17,19 @@ from rolegate.providers.mock import MockProvider
 from rolegate.providers.openai import OpenAIProvider
 
 
-def build_provider(config: DeploymentConfig, client: HttpClient,
-                   clock: Callable[[], float]) -> Provider:
+def build_provider(config: DeploymentConfig, client: HttpClient, clock: Callable[[], float],
+                   egress_config: EgressConfig | None = None) -> Provider:
     if config.provider == "mock":
         return MockProvider(config)
+    egress = egress_for(config, egress_config or EgressConfig())
+    if egress is not None and egress.has_tls_material:
+        try:  # at start-up: a CA bundle or certificate that cannot be read stops the gateway
+            client.pool.tls_context(egress)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"deployment {config.id or config.api_base}", [
+                f"cannot load its TLS files ({egress.ca_bundle_file=}, "
+                f"{egress.client_cert_file=}, {egress.client_key_file=}): {exc}"]) from None
     token = ClientCredentials(config.auth, client, clock) if config.auth is not None else None
     if config.provider == "azure":
-        return AzureProvider(config, client, token)
-    return OpenAIProvider(config, client, token)
+        return AzureProvider(config, client, token, egress)
+    return OpenAIProvider(config, client, token, egress)
