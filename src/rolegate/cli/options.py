@@ -5,11 +5,13 @@ consoles they write to."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rolegate.config.launch import LaunchOptions
 from rolegate.config.load import ConfigError
@@ -21,6 +23,8 @@ StateDirOption = Annotated[Path, typer.Option(
     "--state-dir", help="Where the embedded defaults keep their state: the development "
     "issuer's key and the SQLite database.")]
 
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
 out = Console()
 err = Console(stderr=True)
 
@@ -30,8 +34,13 @@ def settings_for(config: Path | None, *, host: str | None = None, port: int | No
     try:
         return LaunchOptions(config, host, port, state_dir).settings()
     except ConfigError as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(escape(str(exc)), style="red", soft_wrap=True, highlight=False)
         raise typer.Exit(1) from None
+
+
+def print_json(value: object) -> None:
+    """One JSON document on stdout, for scripts (no colour, no wrapping)."""
+    print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 def split(values: str) -> tuple[str, ...]:

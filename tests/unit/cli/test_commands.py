@@ -3,6 +3,7 @@ case with a local key set."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -148,3 +149,43 @@ def test_explain_with_an_unreadable_key_file_is_a_clear_error(seed_case, rsa_key
     result = CliRunner().invoke(cli, explain_args(config, tmp_path / "absent.json", token))
     assert result.exit_code != 0
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_version_prints_the_installed_version():
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"rolegate {version('rolegate')}\n"
+
+
+def test_check_takes_config_like_every_command_and_prints_json(tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text(yaml.safe_dump({
+        "models": [{"name": "m", "provider": "mock"}],
+        "auth": {"dev_issuer": {"enabled": True}},
+        "policy": [{"name": "r", "when": {"roles": ["user"]},
+                    "allow": {"routes": ["inference"], "models": ["*"]}}],
+    }))
+    result = CliRunner().invoke(cli, ["check", "--config", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {
+        "source": str(path), "valid": True, "problems": [], "models": ["m"], "issuers": [],
+        "policy": [{"rule": "r", "when": {"roles": ["user"]}, "routes": ["inference"],
+                    "models": ["*"]}]}
+
+
+def test_check_json_lists_the_problems_and_exits_1(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("models:\n  - {name: m, provider: mock}\n  - {name: m, provider: mock}\n"
+                    "auth: {dev_issuer: {enabled: true}}\n")
+    result = CliRunner().invoke(cli, ["check", "--config", str(path), "--json"])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"source": str(path), "valid": False, "problems": [
+        f"{path}:1:1: models: the name 'm' is used 2 times (names must be unique)"]}
+
+
+def test_check_without_a_file_says_how_to_give_one():
+    result = CliRunner().invoke(cli, ["check"])
+    assert result.exit_code == 1
+    assert "rolegate check --config FILE" in result.output
