@@ -45,7 +45,7 @@ class ProxyHandlers:
                 # A fallback is authorized, limited and recorded by the rule granting it.
                 action = Action(route.group, request.path, model)
                 return await meter.fall_back(self._guard.decide(request, who, action), model)
-            forwarded = await self._dispatcher.forward(call, is_allowed)
+            forwarded = await self._dispatcher.forward(call, is_allowed, meter.reach_upstream)
             request.state.update(served_model=forwarded.model, deployment=forwarded.deployment,
                                  attempts=forwarded.attempts)
             return await meter.attach(forwarded, response_for(forwarded, call.operation))

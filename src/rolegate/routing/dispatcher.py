@@ -38,6 +38,8 @@ Sleep = Callable[[float], Awaitable[None]]
 # Whether a fallback model may serve this request: decided by the rule that grants that model,
 # whose limits it is then counted on (False: skip it).
 IsAllowed = Callable[[str], Awaitable[bool]]
+# Told each time a request is sent to an upstream (usage is recorded only for such requests).
+OnAttempt = Callable[[], None]
 
 
 @dataclass(slots=True)
@@ -63,6 +65,7 @@ class Forwarded:
 @dataclass(slots=True)
 class _Budget:
     deadline: float
+    on_attempt: OnAttempt | None = None
     attempts: int = 0
 
 
@@ -95,9 +98,11 @@ class Dispatcher:
         self._sleep = sleep
         self._backoff = Backoff(retries, rng or random.Random())
 
-    async def forward(self, request: ClientRequest, is_allowed: IsAllowed) -> Forwarded:
-        """Serve `request` on its model, else on the model's fallbacks the caller may use."""
-        budget = _Budget(self._clock() + self._retries.deadline)
+    async def forward(self, request: ClientRequest, is_allowed: IsAllowed,
+                      on_attempt: OnAttempt | None = None) -> Forwarded:
+        """Serve `request` on its model, else on the model's fallbacks the caller may use;
+        `on_attempt` is called before each request sent upstream."""
+        budget = _Budget(self._clock() + self._retries.deadline, on_attempt)
         primary = self._table.route(request.model)
         try:
             return await self._serve(primary, request, budget)
@@ -196,6 +201,8 @@ class Dispatcher:
                                      time_left=max(budget.deadline - started, 0.0))
         deployment.begin(started)
         budget.attempts += 1
+        if budget.on_attempt is not None:
+            budget.on_attempt()
         try:
             reply, first, body = await self._open(deployment, request, call)
         except (UpstreamError, UpstreamTimeout) as error:
