@@ -136,3 +136,45 @@ async def test_unknown_route_path_is_a_not_found(local_jwks, rsa_key, clock):
 async def test_a_path_is_explained_with_the_name_of_its_route_group(route, described):
     report = await explain_key(seed_settings(), None, "rg-not-looked-up", route, "gpt-4o")
     assert report.action is not None and report.action.describe() == described
+
+
+async def test_an_allowed_unknown_model_is_explained_as_the_gateways_404(local_jwks, rsa_key,
+                                                                        clock):
+    token = rsa_key.sign(entra_app_claims(2, roles=["LiteLLM.Admin"], now=clock.now))
+
+    report = await explain_token(token, local_jwks, clock, model="gpt-5")
+
+    assert report.allowed is False
+    assert report.status == 404
+    assert report.summary.startswith("404 model_not_found: The model 'gpt-5' does not exist.")
+    assert "configured models: gpt-4o" in report.summary
+
+
+async def test_a_wrong_audience_shows_the_tokens_aud_and_the_accepted_ones(local_jwks, rsa_key,
+                                                                          clock):
+    claims = entra_app_claims(2, roles=["LiteLLM.Admin"], now=clock.now)
+    token = rsa_key.sign({**claims, "aud": "api://someone-else"})
+
+    report = await explain_token(token, local_jwks, clock)
+
+    assert report.status == 401
+    name, is_ok, detail = report.steps[-1]
+    assert (name, is_ok) == ("verification", False)
+    assert detail.startswith("invalid_audience: ")
+    assert detail.endswith(f"(the token's aud: 'api://someone-else'; "
+                           f"accepted: {ENTRA_AUDIENCE!r})")
+
+
+async def test_the_report_as_data_carries_the_decision_steps_and_rules(local_jwks, rsa_key,
+                                                                       clock):
+    token = rsa_key.sign(entra_app_claims(2, roles=["LiteLLM.Admin"], now=clock.now))
+
+    data = (await explain_token(token, local_jwks, clock)).to_dict()
+
+    assert (data["allowed"], data["status"]) == (True, 200)
+    assert [step["name"] for step in data["steps"]] == ["decode", "issuer", "verification"]
+    assert data["principal"]["roles"] == ["LiteLLM.Admin"]
+    assert data["action"] == {"route": "inference", "path": CHAT, "model": "gpt-4o"}
+    assert data["rules"] == [{"name": "services", "unmet": [], "grants_route": True,
+                              "grants_model": True, "grants": True}]
+    assert token not in str(data)

@@ -176,7 +176,7 @@ def explain(
     jwks: Annotated[Path | None, typer.Option(
         help="A JWKS file to verify with instead of fetching the issuer's keys.",
         exists=True, dir_okay=False, readable=True)] = None,
-    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    state_dir: StateDirOption = DEFAULT_STATE_DIR, as_json: JsonOption = False,
 ) -> None:
     """Explain the decision for a token or API key: verification, principal, every rule."""
     from rolegate.explain import explain as run_explain
@@ -197,7 +197,10 @@ def explain(
     except GatewayError as error:  # e.g. a --route that no request could take
         err.print(f"[red]{error.message}[/red]")
         raise typer.Exit(2) from None
-    render_explanation(out, report)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        render_explanation(out, report)
     raise typer.Exit(0 if report.allowed else 1)
 
 

@@ -189,3 +189,15 @@ def test_check_without_a_file_says_how_to_give_one():
     result = CliRunner().invoke(cli, ["check"])
     assert result.exit_code == 1
     assert "rolegate check --config FILE" in result.output
+
+
+def test_explain_json_prints_the_report_and_keeps_the_exit_code(seed_case, rsa_key):
+    config, key_file = seed_case
+    token = rsa_key.sign(entra_app_claims(2, now=time.time()))
+
+    result = CliRunner().invoke(cli, explain_args(config, key_file, token, "--json"))
+
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["status"] == 403 and report["allowed"] is False
+    assert report["rules"][0]["name"] == "services"
