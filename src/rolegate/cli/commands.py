@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rolegate.authn.dev_issuer import STATE_FILE, DevIssuer
-from rolegate.cli import data
+from rolegate.cli import data, keys
 from rolegate.cli.options import (
     DEFAULT_STATE_DIR, ConfigOption, JsonOption, StateDirOption, err, out, print_json,
     settings_for, split,
@@ -55,6 +55,7 @@ class _UvicornOptions(TypedDict):
     timeout_keep_alive: int
 
 
+data.keys_cli.command("update")(keys.keys_update)
 cli.add_typer(data.keys_cli, name="keys")
 cli.add_typer(data.db_cli, name="db")
 cli.command("usage")(data.usage)

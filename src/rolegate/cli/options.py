@@ -6,6 +6,7 @@ consoles they write to."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -25,8 +26,18 @@ StateDirOption = Annotated[Path, typer.Option(
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
-out = Console()
-err = Console(stderr=True)
+# Piped or redirected, output goes to scripts, files and pagers: lines as long as they need to
+# be, where rich would otherwise wrap tables and text at 80 columns.
+PIPED_WIDTH = 10_000
+
+
+def _console(*, stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else PIPED_WIDTH)
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
 
 
 def settings_for(config: Path | None, *, host: str | None = None, port: int | None = None,
