@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from rolegate.config.load import ConfigError, load_settings, parse_settings, validate_settings
 from rolegate.config.model import Settings
@@ -446,3 +449,23 @@ def test_check_prints_every_problem_unwrapped_with_file_positions(tmp_path):
                and line.endswith("`authenticated: true`") for line in lines)
     assert any(f"{config}:4:63: policy[0] (r).allow.models: 'nope-{'x' * 80}' matches no model"
                in line for line in lines)
+
+
+_SCALARS = st.none() | st.booleans() | st.integers(-2, 70000) | st.sampled_from(
+    ["", "*", "x", "mock", "inference", "https://idp.example.com", "${UNSET}"])
+_KEYS = st.sampled_from(["name", "provider", "deployments", "fallbacks", "when", "allow",
+                         "routes", "models", "roles", "issuers", "audiences", "issuer",
+                         "metrics", "path", "enabled", "url", "port", "pepper"])
+_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3)
+                       | st.dictionaries(_KEYS, inner, max_size=4), max_leaves=12)
+
+
+@hypothesis_settings(max_examples=150, deadline=None)
+@given(data=st.dictionaries(st.sampled_from(["models", "auth", "policy", "server", "keys",
+                                             "database", "limits", "routing"]), _VALUES))
+def test_any_shape_of_config_is_either_settings_or_a_list_of_problems(data):
+    """Salvaging the valid parts of a broken configuration never raises anything else."""
+    try:
+        parse_settings(yaml.safe_dump(data), source="f.yaml", environ={})
+    except ConfigError as error:
+        assert error.problems and all(isinstance(p, str) for p in error.problems)
