@@ -456,8 +456,13 @@ _SCALARS = st.none() | st.booleans() | st.integers(-2, 70000) | st.sampled_from(
 _KEYS = st.sampled_from(["name", "provider", "deployments", "fallbacks", "when", "allow",
                          "routes", "models", "roles", "issuers", "audiences", "issuer",
                          "metrics", "path", "enabled", "url", "port", "pepper"])
-_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3)
-                       | st.dictionaries(_KEYS, inner, max_size=4), max_leaves=12)
+
+
+def _nested(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=4)
+
+
+_VALUES = st.recursive(_SCALARS, _nested, max_leaves=12)
 
 
 @hypothesis_settings(max_examples=150, deadline=None)
