@@ -124,7 +124,7 @@ def check(path: Annotated[Path | None, typer.Argument(
         settings = load_settings(config)
     except ConfigError as exc:
         if as_json:
-            print_json({"source": str(config), "valid": False, "problems": exc.problems})
+            print_json({"source": str(config), "valid": False, "problems": exc.details})
         else:
             err.print(escape(str(exc)), style="red", soft_wrap=True, highlight=False)
         raise typer.Exit(1) from None

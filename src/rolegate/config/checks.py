@@ -19,10 +19,12 @@ API_KEY_ISSUER = "apikey"  # the issuer name of every principal a virtual API ke
 
 def cross_reference_problems(settings: Settings) -> list[Problem]:
     problems: list[Problem] = []
-    model_duplicates = _duplicates("models", [model.name for model in settings.models])
+    model_duplicates = _duplicates("models", [model.name for model in settings.models],
+                                   ("models",))
     problems += model_duplicates
-    problems += _duplicates("auth.issuers", [issuer.name for issuer in settings.auth.issuers])
-    problems += _duplicates("policy", [rule.name for rule in settings.policy])
+    problems += _duplicates("auth.issuers", [issuer.name for issuer in settings.auth.issuers],
+                            ("auth", "issuers"))
+    problems += _duplicates("policy", [rule.name for rule in settings.policy], ("policy",))
     model_names = [model.name for model in settings.models]
     if not model_duplicates:  # default ids repeat model names: say it once
         problems += _duplicates("models[].deployments[].id",
@@ -64,11 +66,15 @@ def cross_reference_problems(settings: Settings) -> list[Problem]:
     return problems
 
 
-def _duplicates(where: str, names: list[str]) -> list[Problem]:
-    section = tuple(where.replace("[]", "").split("."))
-    return [Problem(section, f"the name {name!r} is used {count} times (names must be unique)",
+def _duplicates(where: str, names: list[str], items: tuple[str, ...] = ()) -> list[Problem]:
+    """One problem per name given more than once, placed at its second use when `items` is
+    the list the names come from. An empty name is the schema's problem, not this one's."""
+    counts = Counter(name for name in names if name)
+    return [Problem((*items, names.index(name, names.index(name) + 1), "name") if items else
+                    tuple(where.replace("[]", "").split(".")),
+                    f"the name {name!r} is used {count} times (names must be unique)",
                     label=where)
-            for name, count in Counter(names).items() if count > 1]
+            for name, count in counts.items() if count > 1]
 
 
 def _key_problems(settings: Settings, issuer_names: set[str]) -> list[Problem]:

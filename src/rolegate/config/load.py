@@ -28,11 +28,15 @@ _REFERENCE = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class ConfigError(Exception):
-    """The configuration cannot be used; `problems` lists every reason."""
+    """The configuration cannot be used; `problems` lists every reason, and `details` the same
+    as data (`line`, `column`, `path`, `message` where known) for `rolegate check --json`."""
 
-    def __init__(self, source: str, problems: list[str]) -> None:
+    def __init__(self, source: str, problems: list[str],
+                 details: list[dict[str, Any]] | None = None) -> None:
         self.source = source
         self.problems = problems
+        self.details = details if details is not None else [
+            {"message": problem} for problem in problems]
         listing = "\n".join(f"  - {problem}" for problem in problems)
         super().__init__(f"{source}: {len(problems)} problem(s) in the configuration:\n{listing}")
 
@@ -83,7 +87,7 @@ def parse_settings(text: str, *, source: str, environ: Mapping[str, str],
         problem = Problem((litellm[0],), f"this is a LiteLLM proxy config ({', '.join(litellm)}); "
                           "rolegate's format differs: see the README section \"Configuration\" "
                           "for models, auth.issuers and policy")
-        raise ConfigError(source, [_located(problem, document, source)])
+        raise _config_error(source, [problem], document)
     problems = list(document.duplicates)
     data = _interpolate(raw, environ, loc=(), problems=problems)
     if default_database is not None:
@@ -108,16 +112,22 @@ def validate_settings(data: dict[str, Any], *, source: str, document: YamlDocume
         settings = partial_settings(data)
     problems += cross_reference_problems(settings)
     if problems:
-        located = [_located(problem, document, source) for problem in problems]
-        raise ConfigError(source, located)
+        raise _config_error(source, problems, document)
     return settings
 
 
-def _located(problem: Problem, document: YamlDocument | None, source: str) -> str:
-    if document is None:
-        return problem.describe()
-    position = problem.position or document.position(problem.loc)
-    return replace(problem, position=position).describe(source)
+def _config_error(source: str, problems: list[Problem],
+                  document: YamlDocument | None) -> ConfigError:
+    if document is not None:
+        problems = [replace(problem, position=problem.position or document.position(problem.loc))
+                    for problem in problems]
+    details: list[dict[str, Any]] = [{"path": problem.path, "message": problem.message}
+                                     for problem in problems]
+    for detail, problem in zip(details, problems, strict=True):
+        if document is not None and problem.position is not None:
+            detail.update(file=source, line=problem.position[0], column=problem.position[1])
+    return ConfigError(source, [problem.describe(source if document is not None else None)
+                                for problem in problems], details)
 
 
 def _yaml_error(source: str, exc: yaml.YAMLError) -> str:

@@ -2,9 +2,9 @@
 checks still run and every problem is reported in one pass.
 
 Each field is kept when it validates on its own; a nested object is salvaged the same way,
-a required field that is missing or invalid gets an empty stand-in, and a list item
-without a name (which nothing could refer to) is left out. The result
-skips the model-level checks, so it serves only to find more problems, never to serve.
+a required field that is missing or invalid gets an empty stand-in (a name: ""), and so does
+a list item that is no object at all, so every item keeps its index for the messages. The
+result skips the model-level checks, so it serves only to find more problems, never to serve.
 """
 
 from __future__ import annotations
@@ -39,8 +39,6 @@ def _salvage(cls: type[M], raw: Any) -> M | None:
                 values[name] = value
     for name, field in cls.model_fields.items():
         if field.is_required() and name not in values:
-            if name == "name":  # nothing else can refer to an object without its name
-                return None
             values[name] = _neutral(field.annotation)
     return cls.model_construct(**values)
 
@@ -64,8 +62,7 @@ def _field_value(annotation: Any, metadata: list[Any], raw: Any) -> tuple[bool, 
     if item is not None:
         if not isinstance(raw, list):
             return False, None
-        salvaged = (_salvage(item, element) for element in raw)
-        return True, tuple(value for value in salvaged if value is not None)
+        return True, tuple(_salvage(item, element) or _salvage(item, {}) for element in raw)
     typed: Any = Annotated[annotation, *metadata] if metadata else annotation
     try:
         return True, TypeAdapter(typed).validate_python(raw)

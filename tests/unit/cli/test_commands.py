@@ -182,7 +182,8 @@ def test_check_json_lists_the_problems_and_exits_1(tmp_path):
     result = CliRunner().invoke(cli, ["check", "--config", str(path), "--json"])
     assert result.exit_code == 1
     assert json.loads(result.stdout) == {"source": str(path), "valid": False, "problems": [
-        f"{path}:1:1: models: the name 'm' is used 2 times (names must be unique)"]}
+        {"file": str(path), "line": 3, "column": 6, "path": "models",
+         "message": "the name 'm' is used 2 times (names must be unique)"}]}
 
 
 def test_check_without_a_file_says_how_to_give_one():

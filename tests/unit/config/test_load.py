@@ -474,3 +474,20 @@ def test_any_shape_of_config_is_either_settings_or_a_list_of_problems(data):
         parse_settings(yaml.safe_dump(data), source="f.yaml", environ={})
     except ConfigError as error:
         assert error.problems and all(isinstance(p, str) for p in error.problems)
+
+
+def test_a_broken_list_item_keeps_the_indexes_and_lines_of_the_ones_after_it():
+    problems = problems_of_text("""\
+        models: [{name: m, provider: mock}]
+        auth: {dev_issuer: {enabled: true}}
+        policy:
+          - just a string
+          - {when: {roles: [a]}, allow: {routes: [inference]}}
+          - {name: r, when: {roles: [a]}, allow: {routes: [inference], models: [nope]}}
+          - {name: r, when: {roles: [b]}, allow: {routes: [info]}}
+        """)
+    assert [p for p in problems if "policy[0]" not in p and "policy[1]" not in p] == [
+        "test.yaml:7:6: policy: the name 'r' is used 2 times (names must be unique)",
+        "test.yaml:6:73: policy[2] (r).allow.models: 'nope' matches no model (known: m)",
+    ]
+    assert any(p.startswith("test.yaml:5:5: policy[1].name: Field required") for p in problems)
