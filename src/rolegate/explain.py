@@ -22,7 +22,7 @@ from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
 from rolegate.authz.model import Action
 from rolegate.authz.policy import RolePolicy
 from rolegate.config.model import IssuerConfig, Settings, per_claim
-from rolegate.errors import GatewayError, NotFound
+from rolegate.errors import GatewayError, ModelNotFound, NotFound
 from rolegate.keys.material import hint
 from rolegate.limits.quota import QuotaPlan
 
@@ -56,6 +56,26 @@ class Explanation:
     def step(self, name: str, is_ok: bool, detail: str) -> None:
         self.steps.append((name, is_ok, detail))
 
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain data (`rolegate explain --json`); never the token itself."""
+        who = self.principal
+        return {
+            "allowed": self.allowed, "status": self.status, "summary": self.summary,
+            "steps": [{"name": name, "ok": is_ok, "detail": detail}
+                      for name, is_ok, detail in self.steps],
+            "principal": None if who is None else {
+                "verified": self.is_verified, "issuer": who.issuer, "subject": who.subject,
+                "client_id": who.client_id, "tenant": who.tenant, "roles": sorted(who.roles),
+                "scopes": sorted(who.scopes), "groups": sorted(who.groups),
+                "end_user": who.end_user, "key_id": who.key_id},
+            "action": None if self.action is None else {
+                "route": str(self.action.route), "path": self.action.path,
+                "model": self.action.model},
+            "rules": [{"name": rule.name, "unmet": rule.unmet, "grants_route": rule.grants_route,
+                       "grants_model": rule.grants_model, "grants": rule.is_granting}
+                      for rule in self.rules],
+        }
+
 
 async def explain(settings: Settings, issuers: list[IssuerConfig], token: str, route: str,
                   model: str | None, fetch: Fetch,
@@ -72,15 +92,38 @@ async def explain(settings: Settings, issuers: list[IssuerConfig], token: str, r
         report.is_verified = True
         report.step("verification", True, "signature, issuer, audience, time and tenant hold")
     except GatewayError as error:
-        report.step("verification", False, f"{error.code}: {error.message}")
+        report.step("verification", False, f"{error.code}: {error.message}"
+                    + _audience_detail(error, report.claims, issuer))
         report.status, report.summary = error.status, f"{error.status}: {error.message}"
         if issuer is not None:
             report.principal = ClaimMapping.for_issuer(
                 issuer.config, settings.claim_paths).to_principal(report.claims)
     if report.principal is not None:
         _evaluate(report, RolePolicy.compile(settings.policy))
+        _look_up_model(report, settings)
         _count_limits(report, settings)
     return report
+
+
+def _audience_detail(error: GatewayError, claims: dict[str, Any],
+                     issuer: TrustedIssuer | None) -> str:
+    """For a wrong audience: what the token says and what this issuer accepts."""
+    if error.code != "invalid_audience" or issuer is None:
+        return ""
+    accepted = ", ".join(repr(audience) for audience in issuer.config.audiences)
+    return f" (the token's aud: {claims.get('aud')!r}; accepted: {accepted})"
+
+
+def _look_up_model(report: Explanation, settings: Settings) -> None:
+    """After an allow, the gateway looks the model up: one it does not serve is a 404."""
+    model = report.action.model if report.action is not None else None
+    if not report.allowed or model is None or model in {m.name for m in settings.models}:
+        return
+    error = ModelNotFound(f"The model {model!r} does not exist.", param="model")
+    report.allowed = False
+    report.status = error.status
+    report.summary = (f"{error.status} {error.code}: {error.message} (the policy allows it; "
+                      f"configured models: {', '.join(m.name for m in settings.models)})")
 
 
 async def explain_key(settings: Settings, store: KeyRecords | None, key: str, route: str,
@@ -105,6 +148,7 @@ async def explain_key(settings: Settings, store: KeyRecords | None, key: str, ro
                 "known, not revoked, not expired"
                 + ("" if models is None else f"; limited to models {list(models)}"))
     _evaluate(report, RolePolicy.compile(settings.policy))
+    _look_up_model(report, settings)
     _count_limits(report, settings)
     return report
 

@@ -173,14 +173,23 @@ async def test_synchronous_azure_client_applies_the_same_model_check(scene: Scen
     assert await asyncio.to_thread(call, "gpt-4o-mini") == "denied"
 
 
-async def test_azure_api_key_header_is_not_a_credential(scene: Scene,
-                                                        upstream: RecordingUpstream) -> None:
-    """Azure's `api-key` header is not read: the JWT must come as `Authorization: Bearer`
-    (`azure_ad_token`), so a token sent as `api_key` is a 401, never a pass."""
+async def test_azure_client_with_the_jwt_as_api_key_is_verified_like_a_bearer(
+        scene: Scene, upstream: RecordingUpstream) -> None:
+    """`AzureOpenAI(api_key=token)` sends the JWT in Azure's `api-key` header: it is verified
+    exactly as a bearer token is (same issuer, audience, policy), and a forged one is a 401."""
     async with openai.AsyncAzureOpenAI(azure_endpoint=scene.gateway.url, max_retries=0,
                                        api_key=scene.token("azure.caller"),
                                        api_version=API_VERSION) as client:
-        with pytest.raises(openai.AuthenticationError):
+        completion = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        with pytest.raises(openai.PermissionDeniedError) as denied:
+            await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    forged = scene.token("azure.caller")[:-4] + "AAAA"
+    async with openai.AsyncAzureOpenAI(azure_endpoint=scene.gateway.url, max_retries=0,
+                                       api_key=forged, api_version=API_VERSION) as client:
+        with pytest.raises(openai.AuthenticationError) as refused:
             await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
 
-    assert upstream.requests == []
+    assert completion.choices
+    assert denied.value.code == "model_not_allowed"
+    assert refused.value.code == "invalid_signature"
+    assert len(upstream.requests) == 1

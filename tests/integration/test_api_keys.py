@@ -68,13 +68,29 @@ async def test_a_key_that_is_not_ours_is_refused_with_401(gateway, upstream, tok
     assert upstream.requests == []
 
 
-async def test_a_jwt_in_the_api_key_header_is_refused(gateway, upstream, dev_issuer):
-    token = dev_issuer.mint(roles=("svc",))
+@pytest.mark.parametrize("header", ["api-key", "x-api-key"])
+async def test_a_jwt_in_an_api_key_header_is_verified_like_a_bearer_token(gateway, upstream,
+                                                                          dev_issuer, header):
+    admin = await gateway.get("/admin/keys",
+                              headers={header: dev_issuer.mint(roles=("rolegate.admin",))})
+    # The same policy: the inference rule is for virtual keys (issuer apikey), not this JWT.
+    denied = await gateway.post("/v1/chat/completions", json=CHAT,
+                                headers={header: dev_issuer.mint(roles=("svc",))})
+    expired = await gateway.post("/v1/chat/completions", json=CHAT,
+                                 headers={header: dev_issuer.mint(roles=("svc",), ttl=-3600)})
 
-    response = await gateway.post("/v1/chat/completions", json=CHAT, headers={"api-key": token})
+    assert admin.status_code == 200
+    assert denied.status_code == 403
+    assert expired.status_code == 401
+    assert expired.json()["error"]["code"] == "token_expired"
+    assert upstream.requests == []
+
+
+async def test_an_empty_api_key_header_is_a_missing_credential(gateway, upstream):
+    response = await gateway.post("/v1/chat/completions", json=CHAT, headers={"api-key": " "})
 
     assert response.status_code == 401
-    assert response.json()["error"]["code"] == "invalid_api_key"
+    assert response.json()["error"]["code"] == "missing_token"
     assert upstream.requests == []
 
 

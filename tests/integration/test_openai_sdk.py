@@ -144,13 +144,36 @@ async def test_azure_client_with_an_entra_token_uses_the_deployment_route(transp
         await client.close()
 
 
-async def test_azure_client_with_an_api_key_header_is_unauthenticated(transport):
+async def test_azure_client_with_a_jwt_as_api_key_is_verified_like_a_bearer(transport, rsa_key,
+                                                                            clock):
+    """`AzureOpenAI(api_key=token)` sends the JWT in `api-key`: it is verified exactly as a
+    bearer token is, with the same policy."""
+    client = openai.AsyncAzureOpenAI(
+        azure_endpoint=BASE, api_version="2024-10-21", max_retries=0,
+        api_key=token_for(rsa_key, clock, roles=["user"]),
+        http_client=httpx.AsyncClient(transport=transport))
+    try:
+        completion = await client.chat.completions.create(model="echo", messages=MESSAGES)
+        assert completion.choices[0].message.content == "echo: hello from the sdk"
+        with pytest.raises(openai.PermissionDeniedError) as denied:
+            await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        assert denied.value.code == "model_not_allowed"
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize(("api_key", "code"), [
+    ("azure-style-key", "invalid_token"),
+    ("rg-" + "A" * 43, "invalid_api_key"),
+], ids=["not-a-jwt", "virtual-key-while-keys-are-off"])
+async def test_azure_client_with_a_bad_api_key_header_is_unauthenticated(transport, api_key,
+                                                                         code):
     client = openai.AsyncAzureOpenAI(azure_endpoint=BASE, api_version="2024-10-21",
-                                     api_key="azure-style-key", max_retries=0,
+                                     api_key=api_key, max_retries=0,
                                      http_client=httpx.AsyncClient(transport=transport))
     try:
         with pytest.raises(openai.AuthenticationError) as caught:
             await client.chat.completions.create(model="echo", messages=MESSAGES)
-        assert caught.value.code == "missing_token"
+        assert caught.value.code == code
     finally:
         await client.close()

@@ -122,6 +122,24 @@ async def test_denied_and_unauthenticated_requests_write_no_record(
     assert upstream.requests == []
 
 
+async def test_a_request_that_reached_no_upstream_writes_no_record(
+        gateway_for, settings_from, database, upstream, admin):
+    """An unknown model is refused before any upstream is contacted: no usage, and not the
+    caller's string recorded as a model name."""
+    gateway = await gateway_for(settings_from(keyed_config(database, upstream.url)))
+    key = await make_key(gateway, admin)
+
+    unknown = await gateway.post("/v1/chat/completions", headers=bearer(key),
+                                 json={**CHAT, "model": "no-such-model"})
+    served = await gateway.post("/v1/chat/completions", json=CHAT, headers=bearer(key))
+    rows = await _settled_rows(database, 1)
+    await asyncio.sleep(0.2)
+
+    assert (unknown.status_code, served.status_code) == (404, 200)
+    assert [row["model"] for row in await usage_rows(database)] == ["gpt-4o"]
+    assert rows[0]["status"] == 200
+
+
 async def test_an_upstream_failure_is_recorded_with_its_status(gateway_for, settings_from,
                                                                database, admin):
     gateway = await gateway_for(settings_from(keyed_config(database, "http://127.0.0.1:1")))

@@ -158,3 +158,45 @@ async def test_explain_shows_the_counters_a_rules_limits_and_budgets_use_for_the
         f"daily_tokens 200000 per claims.tid = {TENANT}; counters {{r:")
     assert limits["limits (budget org)"].startswith(
         "monthly_budget_usd 2000 per groups (none: shared by callers without one); counters {b:")
+
+
+async def test_an_allowed_unknown_model_is_explained_as_the_gateways_404(local_jwks, rsa_key,
+                                                                        clock):
+    token = rsa_key.sign(entra_app_claims(2, roles=["LiteLLM.Admin"], now=clock.now))
+
+    report = await explain_token(token, local_jwks, clock, model="gpt-5")
+
+    assert report.allowed is False
+    assert report.status == 404
+    assert report.summary.startswith("404 model_not_found: The model 'gpt-5' does not exist.")
+    assert "configured models: gpt-4o" in report.summary
+
+
+async def test_a_wrong_audience_shows_the_tokens_aud_and_the_accepted_ones(local_jwks, rsa_key,
+                                                                          clock):
+    claims = entra_app_claims(2, roles=["LiteLLM.Admin"], now=clock.now)
+    token = rsa_key.sign({**claims, "aud": "api://someone-else"})
+
+    report = await explain_token(token, local_jwks, clock)
+
+    assert report.status == 401
+    name, is_ok, detail = report.steps[-1]
+    assert (name, is_ok) == ("verification", False)
+    assert detail.startswith("invalid_audience: ")
+    assert detail.endswith(f"(the token's aud: 'api://someone-else'; "
+                           f"accepted: {ENTRA_AUDIENCE!r})")
+
+
+async def test_the_report_as_data_carries_the_decision_steps_and_rules(local_jwks, rsa_key,
+                                                                       clock):
+    token = rsa_key.sign(entra_app_claims(2, roles=["LiteLLM.Admin"], now=clock.now))
+
+    data = (await explain_token(token, local_jwks, clock)).to_dict()
+
+    assert (data["allowed"], data["status"]) == (True, 200)
+    assert [step["name"] for step in data["steps"]] == ["decode", "issuer", "verification"]
+    assert data["principal"]["roles"] == ["LiteLLM.Admin"]
+    assert data["action"] == {"route": "inference", "path": CHAT, "model": "gpt-4o"}
+    assert data["rules"] == [{"name": "services", "unmet": [], "grants_route": True,
+                              "grants_model": True, "grants": True}]
+    assert token not in str(data)

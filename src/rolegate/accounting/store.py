@@ -163,13 +163,17 @@ def columns_of(by: str) -> tuple[str, ...]:
     return GROUPINGS.get(by, ("value",))
 
 
+COST_DECIMALS = 6  # what a usage report gives a cost to (USD)
+
+
 def _totals_row(by: str, row: Any) -> dict[str, Any]:
     # Plain str keys and Python numbers: drivers return Decimal sums and str subclasses.
     totals: dict[str, Any] = {name: row[name] for name in columns_of(by)}
     for name in ("requests", "prompt_tokens", "completion_tokens", "total_tokens",
                  "estimated_requests"):
         totals[name] = int(row[name])
-    totals["cost_usd"] = float(row["cost_usd"])
+    # Micro-dollars: a sum of per-request float costs carries float noise (0.30000000000000004).
+    totals["cost_usd"] = round(float(row["cost_usd"]), COST_DECIMALS)
     return totals
 
 

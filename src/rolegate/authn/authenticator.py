@@ -1,8 +1,11 @@
 """`Authenticator`: finds the credential in a request and turns it into a `Principal`.
 
-`Authorization: Bearer <token>` carries a JWT or a virtual API key (`rg-...`); clients built for
-Azure OpenAI and Anthropic send a key as `api-key:` or `x-api-key:` instead, which is read only
-when virtual API keys are enabled, and then only for them.
+`Authorization: Bearer <token>` carries a JWT or a virtual API key (`rg-...`). Clients built for
+Azure OpenAI and Anthropic send their credential as `api-key:` or `x-api-key:` instead
+(`AzureOpenAI(api_key=token)`); without an Authorization header that value is read the same way:
+a virtual API key when it has the key's form, otherwise a JWT, verified exactly as a bearer
+token is (same issuers, audiences and policy), so the header is a different envelope, never a
+weaker check.
 """
 
 from __future__ import annotations
@@ -31,17 +34,16 @@ class Authenticator:
             raise Unauthenticated("Credentials in the URL are refused; send them in the "
                                   "Authorization header.", code="token_in_query")
         authorization = headers.get(b"authorization")
-        if authorization is None and self._keys is not None:
-            key = api_key_header(headers, max_bytes=self._max_header_bytes)
-            if key is not None:
-                return await self._verify_key(key)
-        token = bearer_token(authorization, max_bytes=self._max_header_bytes)
+        token = api_key_header(headers, max_bytes=self._max_header_bytes) \
+            if authorization is None else None
+        if not token:
+            token = bearer_token(authorization, max_bytes=self._max_header_bytes)
         if is_api_key(token):
             return await self._verify_key(token)
         return await self._verifier.verify(token)
 
     async def _verify_key(self, key: str) -> Principal:
-        if self._keys is None or not is_api_key(key):
+        if self._keys is None:
             raise Unauthenticated("API keys are not accepted by this gateway.",
                                   code="invalid_api_key")
         return await self._keys.verify(key)

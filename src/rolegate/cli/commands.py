@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from importlib.metadata import version
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from rolegate.authn.dev_issuer import STATE_FILE, DevIssuer
-from rolegate.cli import data
+from rolegate.cli import data, keys
 from rolegate.cli.options import (
-    DEFAULT_STATE_DIR, ConfigOption, StateDirOption, err, out, settings_for, split,
+    DEFAULT_STATE_DIR, ConfigOption, JsonOption, StateDirOption, err, out, print_json,
+    settings_for, split,
 )
 from rolegate.config.launch import LaunchOptions
-from rolegate.config.load import ConfigError, read_pepper
+from rolegate.config.load import ConfigError, load_settings, read_pepper
 from rolegate.errors import GatewayError
 from rolegate.keys.material import is_api_key
 
@@ -24,6 +27,20 @@ cli = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="rolegate: an OpenAI-compatible LLM gateway with strict JWT auth.")
 
 
+def _print_version(is_asked: bool) -> None:
+    if is_asked:
+        print(f"rolegate {version('rolegate')}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _root(show_version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version and exit.")] = False) -> None:
+    """rolegate: an OpenAI-compatible LLM gateway with strict JWT auth."""
+
+
+data.keys_cli.command("update")(keys.keys_update)
 cli.add_typer(data.keys_cli, name="keys")
 cli.add_typer(data.db_cli, name="db")
 cli.command("usage")(data.usage)
@@ -66,19 +83,42 @@ def serve(config: ConfigOption = None,
 
 
 @cli.command()
-def check(config: Annotated[Path, typer.Argument(help="YAML config file.")]) -> None:
-    """Validate a configuration and print its policy."""
-    settings = settings_for(config)
+def check(path: Annotated[Path | None, typer.Argument(
+              help="YAML config file (the same as --config).", show_default=False)] = None,
+          config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Validate a configuration, reporting every problem with its line, and print its policy."""
+    config = config or path
+    if config is None:
+        err.print("[red]Give the configuration file: rolegate check --config FILE[/red]")
+        raise typer.Exit(1)
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        if as_json:
+            print_json({"source": str(config), "valid": False, "problems": exc.details})
+        else:
+            err.print(escape(str(exc)), style="red", soft_wrap=True, highlight=False)
+        raise typer.Exit(1) from None
+    rules: list[dict[str, Any]] = [
+        {"rule": rule.name, "when": rule.when.model_dump(exclude_defaults=True, mode="json"),
+         "routes": list(rule.allow.routes), "models": list(rule.allow.models)}
+        for rule in settings.policy]
+    if as_json:
+        print_json({"source": str(config), "valid": True, "problems": [], "policy": rules,
+                    "issuers": [{"name": i.name, "preset": i.preset}
+                                for i in settings.auth.issuers],
+                    "models": [m.name for m in settings.models]})
+        return
     table = Table(title=f"policy of {config}")
     for column in ("rule", "when", "routes", "models"):
-        table.add_column(column)
-    for rule in settings.policy:
-        when = rule.when.model_dump(exclude_defaults=True)
-        table.add_row(rule.name, ", ".join(f"{k}={v}" for k, v in when.items()),
-                      ", ".join(rule.allow.routes), ", ".join(rule.allow.models) or "-")
+        table.add_column(column, overflow="fold")
+    for rule in rules:
+        table.add_row(str(rule["rule"]), ", ".join(f"{k}={v}" for k, v in rule["when"].items()),
+                      ", ".join(rule["routes"]), ", ".join(rule["models"]) or "-")
     out.print(table)
     issuers = ", ".join(f"{i.name} ({i.preset})" for i in settings.auth.issuers) or "none"
-    out.print(f"issuers: {issuers}; models: {', '.join(m.name for m in settings.models)}")
+    out.print(f"issuers: {issuers}; models: {', '.join(m.name for m in settings.models)}",
+              soft_wrap=True, highlight=False)
     out.print("[green]configuration is valid[/green]")
 
 
@@ -108,7 +148,7 @@ def explain(
     jwks: Annotated[Path | None, typer.Option(
         help="A JWKS file to verify with instead of fetching the issuer's keys.",
         exists=True, dir_okay=False, readable=True)] = None,
-    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    state_dir: StateDirOption = DEFAULT_STATE_DIR, as_json: JsonOption = False,
 ) -> None:
     """Explain the decision for a token or API key: verification, principal, every rule."""
     from rolegate.explain import explain as run_explain
@@ -129,7 +169,10 @@ def explain(
     except GatewayError as error:  # e.g. a --route that no request could take
         err.print(f"[red]{error.message}[/red]")
         raise typer.Exit(2) from None
-    render_explanation(out, report)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        render_explanation(out, report)
     raise typer.Exit(0 if report.allowed else 1)
 
 

@@ -16,8 +16,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from rolegate.accounting.period import parse_instant
 from rolegate.accounting.store import FILTERS, GROUPINGS, UsageQuery, UsageStore, columns_of
 from rolegate.admin.schemas import has_control_character
+from rolegate.cli.grants import (
+    expiry, grant_warnings, print_warnings, refuse_control_characters,
+)
 from rolegate.cli.options import (
-    DEFAULT_STATE_DIR, ConfigOption, StateDirOption, err, out, settings_for, split,
+    DEFAULT_STATE_DIR, ConfigOption, JsonOption, StateDirOption, err, out, print_json,
+    settings_for, split,
 )
 from rolegate.config.load import ConfigError, read_pepper
 from rolegate.config.model import LimitConfig, Settings
@@ -90,6 +94,16 @@ def explain_key(settings: Settings, key: str, route: str, model: str | None) -> 
         settings, _key_store(settings, database), key, route, model))
 
 
+def usd(amount: float) -> str:
+    """A cost for people: cents for whole amounts, up to micro-dollars for small ones
+    (12.50, 0.0025, 0.000012; 0 for nothing)."""
+    if amount == 0:
+        return "0"
+    text = f"{amount:.6f}".rstrip("0")
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"
+
+
 def _when(ts: float | None) -> str:
     return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts))
 
@@ -110,19 +124,11 @@ def keys_create(
 ) -> None:
     """Create a key and print it. It is shown only this once."""
     settings = _load(config, state_dir)
-    for option, value in (("name", name), ("owner", owner), ("roles", roles), ("scopes", scopes),
-                          ("models", models or "")):
-        if has_control_character(value):  # as the admin API refuses them
-            err.print(f"[red]--{option} must not contain control characters[/red]")
-            raise typer.Exit(1)
+    refuse_control_characters(name=name, owner=owner, roles=roles, scopes=scopes, models=models)
     now = time.time()
-    expires_at = None
-    if expires_in is not None:
-        try:
-            expires_at = now + (now - parse_instant(expires_in, now))
-        except ValueError as exc:
-            err.print(f"[red]--expires-in: {exc}[/red]")
-            raise typer.Exit(1) from None
+    expires_at = None if expires_in is None else expiry(expires_in, now)
+    print_warnings(grant_warnings(settings, split(roles),
+                                  None if models is None else split(models)))
     limits = LimitConfig(rpm=rpm, tpm=tpm, daily_tokens=daily_tokens,
                          monthly_budget_usd=monthly_budget_usd)
 
@@ -142,6 +148,7 @@ def keys_list(
     owner: Annotated[str | None, typer.Option(help="Only this owner's keys.")] = None,
     include_revoked: Annotated[bool, typer.Option(help="Also revoked keys.")] = False,
     config: ConfigOption = None, state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    as_json: JsonOption = False,
 ) -> None:
     """List keys (never their plaintext)."""
     settings = _load(config, state_dir)
@@ -149,12 +156,16 @@ def keys_list(
     async def listing(database: Database) -> list[Any]:
         return await _key_store(settings, database).list(owner=owner,
                                                          include_revoked=include_revoked)
+    keys = _run(settings, listing)
+    if as_json:
+        print_json([key.public_view() for key in keys])
+        return
     table = Table(title="API keys")
     table.add_column("id", no_wrap=True, min_width=20)
     table.add_column("hint", no_wrap=True, min_width=10)
     for column in ("name", "owner", "roles", "models", "expires", "last used", "revoked"):
         table.add_column(column, overflow="fold")
-    for key in _run(settings, listing):
+    for key in keys:
         table.add_row(key.id, key.hint, key.name, key.owner, ", ".join(key.roles),
                       "*" if key.models is None else ", ".join(key.models), _when(key.expires_at),
                       _when(key.last_used_at), _when(key.revoked_at))
@@ -167,12 +178,18 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_..
                 state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
     """Revoke a key. Every replica refuses it within keys.cache_ttl seconds."""
     settings = _load(config, state_dir)
+    now = time.time()
 
     async def revoke(database: Database) -> Any:
-        return await _key_store(settings, database).revoke(key_id, now=time.time())
-    if _run(settings, revoke) is None:
+        return await _key_store(settings, database).revoke(key_id, now=now)
+    record = _run(settings, revoke)
+    if record is None:
         err.print(f"[red]No key has the id {key_id!r}.[/red]")
         raise typer.Exit(1)
+    if record.revoked_at != now:  # the store leaves an earlier revocation as it was
+        err.print(f"{key_id} was already revoked on {_when(record.revoked_at)} UTC; "
+                  "nothing changed.", highlight=False)
+        return
     err.print(f"Revoked {key_id}.")
 
 _TOTALS = ("requests", "prompt", "completion", "total", "cost (USD)", "estimated")
@@ -186,6 +203,7 @@ def usage(
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
     subject: Annotated[str | None, typer.Option(help="Only this subject.")] = None,
     config: ConfigOption = None, state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    as_json: JsonOption = False,
 ) -> None:
     """Usage totals (requests, tokens, cost) grouped by principal, client, key, model or day."""
     settings = _load(config, state_dir)
@@ -211,6 +229,9 @@ def usage(
     async def totals(database: Database) -> list[dict[str, Any]]:
         return await UsageStore(database.engine).totals(query)
     rows = _run(settings, totals)
+    if as_json:  # the rows as the admin API gives them: the grouping's columns, then the totals
+        print_json(rows)
+        return
     table = Table(title=f"usage by {by}" + (f" since {since}" if since else ""))
     names = columns_of(by)
     for column in (*(by if name == "value" else name for name in names), "requests", "prompt",
@@ -219,7 +240,7 @@ def usage(
     for row in rows:
         table.add_row(*(str(row[name]) for name in names), str(row["requests"]),
                       str(row["prompt_tokens"]), str(row["completion_tokens"]),
-                      str(row["total_tokens"]), f"{row['cost_usd']:.4f}",
+                      str(row["total_tokens"]), usd(row["cost_usd"]),
                       str(row["estimated_requests"]))
     out.print(table)
 

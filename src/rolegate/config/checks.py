@@ -1,6 +1,6 @@
 """Cross-references between parts of the configuration, checked before serving.
 
-Returns a list of messages; each names the object and what would fix it.
+Returns a list of `Problem`s; each names the object, where it is, and what would fix it.
 """
 
 from __future__ import annotations
@@ -10,18 +10,21 @@ from fnmatch import fnmatchcase
 
 from rolegate.api.routes import PUBLIC_PATHS, RouteGroup, resolve
 from rolegate.config.model import Settings
+from rolegate.config.problem import Problem
 from rolegate.errors import MethodNotAllowed, NotFound
 
 ROUTE_GROUPS = tuple(group.value for group in RouteGroup)
 API_KEY_ISSUER = "apikey"  # the issuer name of every principal a virtual API key resolves to
 
 
-def cross_reference_problems(settings: Settings) -> list[str]:
-    problems: list[str] = []
-    model_duplicates = _duplicates("models", [model.name for model in settings.models])
+def cross_reference_problems(settings: Settings) -> list[Problem]:
+    problems: list[Problem] = []
+    model_duplicates = _duplicates("models", [model.name for model in settings.models],
+                                   ("models",))
     problems += model_duplicates
-    problems += _duplicates("auth.issuers", [issuer.name for issuer in settings.auth.issuers])
-    problems += _duplicates("policy", [rule.name for rule in settings.policy])
+    problems += _duplicates("auth.issuers", [issuer.name for issuer in settings.auth.issuers],
+                            ("auth", "issuers"))
+    problems += _duplicates("policy", [rule.name for rule in settings.policy], ("policy",))
     model_names = [model.name for model in settings.models]
     if not model_duplicates:  # default ids repeat model names: say it once
         problems += _duplicates("models[].deployments[].id",
@@ -36,59 +39,74 @@ def cross_reference_problems(settings: Settings) -> list[str]:
         issuer_names.add(API_KEY_ISSUER)
     for index, rule in enumerate(settings.policy):
         where = f"policy[{index}] ({rule.name})"
-        for route in rule.allow.routes:
+        for item, route in enumerate(rule.allow.routes):
             if route not in ROUTE_GROUPS and not route.startswith("/"):
-                problems.append(f"{where}.allow.routes: unknown route group {route!r} "
-                                f"(known: {', '.join(ROUTE_GROUPS)}, or a path like /v1/audio/*)")
-        for pattern in rule.allow.models:
+                problems.append(Problem(
+                    ("policy", index, "allow", "routes", item),
+                    f"unknown route group {route!r} "
+                    f"(known: {', '.join(ROUTE_GROUPS)}, or a path like /v1/audio/*)",
+                    label=f"{where}.allow.routes"))
+        for item, pattern in enumerate(rule.allow.models):
             if not any(fnmatchcase(name, pattern) for name in model_names):
-                problems.append(f"{where}.allow.models: {pattern!r} matches no model "
-                                f"(known: {', '.join(model_names) or 'none'})")
-        for name in rule.when.issuers:
+                problems.append(Problem(("policy", index, "allow", "models", item),
+                                        f"{pattern!r} matches no model "
+                                        f"(known: {', '.join(model_names) or 'none'})",
+                                        label=f"{where}.allow.models"))
+        for item, name in enumerate(rule.when.issuers):
             if name not in issuer_names:
-                problems.append(f"{where}.when.issuers: unknown issuer {name!r} "
-                                f"(known: {', '.join(sorted(issuer_names)) or 'none'})")
+                problems.append(Problem(("policy", index, "when", "issuers", item),
+                                        f"unknown issuer {name!r} "
+                                        f"(known: {', '.join(sorted(issuer_names)) or 'none'})",
+                                        label=f"{where}.when.issuers"))
     problems += _budget_problems(settings)
     problems += _metrics_path_problems(settings)
     if (not settings.auth.issuers and not settings.auth.dev_issuer.enabled
             and not settings.keys.enabled):
-        problems.append("auth: no issuer is configured, so no request could ever be "
-                        "authenticated (add auth.issuers or enable auth.dev_issuer)")
+        problems.append(Problem(("auth",), "no issuer is configured, so no request could ever "
+                                "be authenticated (add auth.issuers or enable auth.dev_issuer)"))
     return problems
 
 
-def _duplicates(where: str, names: list[str]) -> list[str]:
-    return [f"{where}: the name {name!r} is used {count} times (names must be unique)"
-            for name, count in Counter(names).items() if count > 1]
+def _duplicates(where: str, names: list[str], items: tuple[str, ...] = ()) -> list[Problem]:
+    """One problem per name given more than once, placed at its second use when `items` is
+    the list the names come from. An empty name is the schema's problem, not this one's."""
+    counts = Counter(name for name in names if name)
+    return [Problem((*items, names.index(name, names.index(name) + 1), "name") if items else
+                    tuple(where.replace("[]", "").split(".")),
+                    f"the name {name!r} is used {count} times (names must be unique)",
+                    label=where)
+            for name, count in counts.items() if count > 1]
 
 
-def _key_problems(settings: Settings, issuer_names: set[str]) -> list[str]:
+def _key_problems(settings: Settings, issuer_names: set[str]) -> list[Problem]:
     problems = []
     if settings.keys.enabled and settings.database.url is None:
-        problems.append("keys.enabled: virtual API keys need a database (set database.url)")
+        problems.append(Problem(("keys", "enabled"),
+                                "virtual API keys need a database (set database.url)"))
     if settings.keys.enabled and API_KEY_ISSUER in issuer_names:
-        problems.append(f"auth.issuers: the name {API_KEY_ISSUER!r} is reserved for virtual "
-                        "API keys (rename the issuer)")
+        problems.append(Problem(("auth", "issuers"), f"the name {API_KEY_ISSUER!r} is reserved "
+                                "for virtual API keys (rename the issuer)"))
     return problems
 
 
-def _fallback_problems(settings: Settings) -> list[str]:
+def _fallback_problems(settings: Settings) -> list[Problem]:
     """A fallback must name another configured model: a dangling one is a start-up error."""
     names = [model.name for model in settings.models]
     problems = []
     for index, model in enumerate(settings.models):
         for key in ("fallbacks", "context_window_fallbacks"):
-            for name in getattr(model, key):
+            label = f"models[{index}] ({model.name}).{key}"
+            for item, name in enumerate(getattr(model, key)):
                 if name == model.name:
-                    problems.append(f"models[{index}] ({model.name}).{key}: a model cannot fall "
-                                    "back to itself")
+                    problems.append(Problem(("models", index, key, item),
+                                            "a model cannot fall back to itself", label=label))
                 elif name not in names:
-                    problems.append(f"models[{index}] ({model.name}).{key}: unknown model "
-                                    f"{name!r} (known: {', '.join(names)})")
+                    problems.append(Problem(("models", index, key, item), f"unknown model "
+                                            f"{name!r} (known: {', '.join(names)})", label=label))
     return problems
 
 
-def _metrics_path_problems(settings: Settings) -> list[str]:
+def _metrics_path_problems(settings: Settings) -> list[Problem]:
     """Public paths answer before authentication, so one must never stand in for a route."""
     metrics = settings.server.metrics
     if not (metrics.enabled and metrics.public):
@@ -103,21 +121,24 @@ def _metrics_path_problems(settings: Settings) -> list[str]:
         is_taken = True
     if not is_taken:
         return []
-    return [f"server.metrics.path: {metrics.path!r} is a path the gateway already serves "
-            "(choose another, such as /metrics)"]
+    return [Problem(("server", "metrics", "path"), f"{metrics.path!r} is a path the gateway "
+                    "already serves (choose another, such as /metrics)")]
 
 
-def _budget_problems(settings: Settings) -> list[str]:
+def _budget_problems(settings: Settings) -> list[Problem]:
     """A rule drawing on a budget must name a configured one; budgets need distinct names."""
     names = [budget.name for budget in settings.budgets]
-    problems = _duplicates("budgets", names)
+    problems = _duplicates("budgets", names, ("budgets",))
     for index, budget in enumerate(settings.budgets):
         if budget.is_empty:
-            problems.append(f"budgets[{index}] ({budget.name}): no limit is set (give rpm, tpm, "
-                            "daily_tokens or monthly_budget_usd)")
+            problems.append(Problem(("budgets", index), "no limit is set (give rpm, tpm, "
+                                    "daily_tokens or monthly_budget_usd)",
+                                    label=f"budgets[{index}] ({budget.name})"))
     for index, rule in enumerate(settings.policy):
-        for name in rule.allow.budgets:
+        for item, name in enumerate(rule.allow.budgets):
             if name not in names:
-                problems.append(f"policy[{index}] ({rule.name}).allow.budgets: unknown budget "
-                                f"{name!r} (known: {', '.join(names) or 'none'})")
+                problems.append(Problem(("policy", index, "allow", "budgets", item),
+                                        f"unknown budget {name!r} (known: "
+                                        f"{', '.join(names) or 'none'})",
+                                        label=f"policy[{index}] ({rule.name}).allow.budgets"))
     return problems

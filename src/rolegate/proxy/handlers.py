@@ -51,6 +51,8 @@ class ProxyHandlers:
             finally:  # on failure too: the access line says what was tried and why it failed
                 request.state.update(deployment=trail.deployment, attempts=trail.attempts,
                                      cause=trail.cause)
+                if trail.attempts:  # usage is recorded only for requests that reached upstream
+                    meter.reach_upstream()
             request.state.update(served_model=forwarded.model,
                                  deployment=forwarded.deployment or trail.deployment)
             return await meter.attach(forwarded, response_for(forwarded, call.operation))

@@ -1,7 +1,7 @@
 """`Metering`: around one forwarded request, the limits before it and the usage record after.
 
     async with metering.measure(request, who, decision, call) as meter:
-        forwarded = await dispatcher.forward(call, is_allowed)
+        forwarded = await dispatcher.forward(call, is_allowed, trail)
         return await meter.attach(forwarded, response_for(forwarded, call.operation))
 
 `measure` acquires the caller's quotas first (429 before anything reaches an upstream). `attach`
@@ -9,8 +9,10 @@ puts the `x-ratelimit-*` headers on the response and, once the reply has ended (
 reply read whole; when a stream's relay ends the reply, the caller finished or gone), hands
 exactly one `UsageRecord` to the recorder and settles the lease with the tokens and cost the
 relay saw (`UsageMeter`: an estimate of what reached the caller when the upstream's usage
-never came). If forwarding fails (every attempt failed, no deployment could serve), `measure`
-records and settles with the error's status instead. A fallback model is admitted by
+never came). If forwarding fails after an upstream was tried (every attempt failed), `measure`
+records and settles with the error's status instead; a failure before any upstream was
+contacted (an unknown model, no deployment able to serve) settles the lease but writes no
+record: usage is what reached an upstream. A fallback model is admitted by
 `Meter.fall_back`: the rule granting it is the one whose limits are acquired and which the
 record names. With metrics on, a refusal by a limit and the tokens of each reply are counted too.
 """
@@ -105,7 +107,7 @@ class Meter:
     the error's status (CLIENT_CLOSED for anything but a `GatewayError`)."""
 
     __slots__ = ("_metering", "_request_id", "_who", "_decision", "_call", "_lease", "_started",
-                 "_is_finished")
+                 "_is_finished", "_has_reached_upstream")
 
     def __init__(self, metering: Metering, request_id: str, who: Principal, decision: Decision,
                  call: ClientRequest, lease: Lease, started: float) -> None:
@@ -117,6 +119,11 @@ class Meter:
         self._lease = lease
         self._started = started
         self._is_finished = False
+        self._has_reached_upstream = False
+
+    def reach_upstream(self) -> None:
+        """The request was sent upstream (the dispatcher's trail counts an attempt)."""
+        self._has_reached_upstream = True
 
     async def __aenter__(self) -> Meter:
         self._lease = await self._metering.lease(self._decision.rule, self._who, self._call,
@@ -144,6 +151,11 @@ class Meter:
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
                         _traceback: object) -> None:
         if error is None:
+            return
+        if not self._has_reached_upstream:  # nothing was used: the reservation is given back
+            self._is_finished = True
+            if self._lease.standings:
+                await self._metering.limiter.settle(self._lease, 0, 0.0)
             return
         status = error.status if isinstance(error, GatewayError) else CLIENT_CLOSED
         await self.finish(status, self._call.model, "", None)

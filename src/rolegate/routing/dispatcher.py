@@ -38,6 +38,7 @@ Sleep = Callable[[float], Awaitable[None]]
 # Whether a fallback model may serve this request: decided by the rule that grants that model,
 # whose limits it is then counted on (False: skip it).
 IsAllowed = Callable[[str], Awaitable[bool]]
+# Told each time a request is sent to an upstream (usage is recorded only for such requests).
 
 
 @dataclass(slots=True)

@@ -3,6 +3,7 @@ case with a local key set."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -148,3 +149,56 @@ def test_explain_with_an_unreadable_key_file_is_a_clear_error(seed_case, rsa_key
     result = CliRunner().invoke(cli, explain_args(config, tmp_path / "absent.json", token))
     assert result.exit_code != 0
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_version_prints_the_installed_version():
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"rolegate {version('rolegate')}\n"
+
+
+def test_check_takes_config_like_every_command_and_prints_json(tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text(yaml.safe_dump({
+        "models": [{"name": "m", "provider": "mock"}],
+        "auth": {"dev_issuer": {"enabled": True}},
+        "policy": [{"name": "r", "when": {"roles": ["user"]},
+                    "allow": {"routes": ["inference"], "models": ["*"]}}],
+    }))
+    result = CliRunner().invoke(cli, ["check", "--config", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {
+        "source": str(path), "valid": True, "problems": [], "models": ["m"], "issuers": [],
+        "policy": [{"rule": "r", "when": {"roles": ["user"]}, "routes": ["inference"],
+                    "models": ["*"]}]}
+
+
+def test_check_json_lists_the_problems_and_exits_1(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("models:\n  - {name: m, provider: mock}\n  - {name: m, provider: mock}\n"
+                    "auth: {dev_issuer: {enabled: true}}\n")
+    result = CliRunner().invoke(cli, ["check", "--config", str(path), "--json"])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"source": str(path), "valid": False, "problems": [
+        {"file": str(path), "line": 3, "column": 6, "path": "models",
+         "message": "the name 'm' is used 2 times (names must be unique)"}]}
+
+
+def test_check_without_a_file_says_how_to_give_one():
+    result = CliRunner().invoke(cli, ["check"])
+    assert result.exit_code == 1
+    assert "rolegate check --config FILE" in result.output
+
+
+def test_explain_json_prints_the_report_and_keeps_the_exit_code(seed_case, rsa_key):
+    config, key_file = seed_case
+    token = rsa_key.sign(entra_app_claims(2, now=time.time()))
+
+    result = CliRunner().invoke(cli, explain_args(config, key_file, token, "--json"))
+
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["status"] == 403 and report["allowed"] is False
+    assert report["rules"][0]["name"] == "services"

@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from rolegate.config.load import ConfigError, load_settings, parse_settings, validate_settings
 from rolegate.config.model import Settings
@@ -95,8 +98,8 @@ def test_every_missing_variable_is_named_with_its_path():
              audiences: [a]}
     """)
     assert problems == [
-        "models[0].api_key: environment variable API_KEY is not set",
-        "auth.issuers[0].issuer: environment variable TENANT_ID is not set",
+        "test.yaml:3:64: models[0].api_key: environment variable API_KEY is not set",
+        "test.yaml:6:19: auth.issuers[0].issuer: environment variable TENANT_ID is not set",
     ]
 
 
@@ -123,7 +126,7 @@ def test_an_interpolated_value_is_not_parsed_as_yaml():
 def test_invalid_yaml_is_one_clear_problem(text):
     problems = problems_of_text(text)
     assert len(problems) == 1
-    assert problems[0].startswith("not valid YAML")
+    assert problems[0].removeprefix("test.yaml:").split(": ", 1)[1].startswith("not valid YAML")
 
 
 @pytest.mark.parametrize("text", ["- a\n- b\n", "just a string", "42"])
@@ -338,5 +341,153 @@ def test_examples_need_their_environment():
     with pytest.raises(ConfigError) as caught:
         load_settings(EXAMPLES / "entra.yaml", environ={})
     assert any("TENANT_ID is not set" in p for p in caught.value.problems)
-    assert any(p.startswith("models[0].api_key: environment variable AZURE_OPENAI_API_KEY")
+    assert any("entra.yaml:" in p and
+               "models[0].api_key: environment variable AZURE_OPENAI_API_KEY" in p
                for p in caught.value.problems)
+
+
+# --- every problem in one pass, with its line and column ---------------------------------------
+
+def test_independent_mistakes_are_all_reported_in_one_run_with_their_lines():
+    """An empty `when: {}` used to hide the cross-reference problems; now the schema's and the
+    cross-references of whatever is valid come out together, each at its place in the file."""
+    problems = problems_of_text("""\
+        models:
+          - name: gpt-4o
+            provider: mock
+            colour: blue
+          - name: small
+            provider: mock
+            fallbacks: [gpt-5]
+        auth:
+          issuers:
+            - name: corp
+              issuer: https://idp.example.com
+              jwks_url: https://idp.example.com/keys
+        policy:
+          - name: everyone
+            when: {}
+            allow: {routes: [inference], models: [gpt-4o]}
+          - name: users
+            when: {roles: [user], issuers: [other]}
+            allow: {routes: [inference, chat], models: [gpt-4o, claude-*]}
+        """)
+    assert problems == [
+        "test.yaml:4:5: models[0].colour: unknown key (check its spelling)",
+        "test.yaml:10:7: auth.issuers[0].audiences: Field required",
+        "test.yaml:15:5: policy[0].when: a rule needs at least one condition; to grant every "
+        "authenticated caller say `authenticated: true`",
+        "test.yaml:7:17: models[1] (small).fallbacks: unknown model 'gpt-5' "
+        "(known: gpt-4o, small)",
+        "test.yaml:19:33: policy[1] (users).allow.routes: unknown route group 'chat' "
+        "(known: inference, info, admin, or a path like /v1/audio/*)",
+        "test.yaml:19:57: policy[1] (users).allow.models: 'claude-*' matches no model "
+        "(known: gpt-4o, small)",
+        "test.yaml:18:37: policy[1] (users).when.issuers: unknown issuer 'other' "
+        "(known: corp)",
+    ]
+
+
+def test_a_key_given_twice_is_an_error_at_its_second_place():
+    problems = problems_of_text("""\
+        models:
+          - name: gpt-4o
+            provider: mock
+            provider: mock
+        auth: {dev_issuer: {enabled: true}}
+        auth: {dev_issuer: {enabled: true}}
+        """)
+    assert problems == [
+        "test.yaml:4:5: models[0].provider: duplicate key (first given on line 3); "
+        "give each key once",
+        "test.yaml:6:1: auth: duplicate key (first given on line 5); give each key once",
+    ]
+
+
+def test_a_duplicate_key_is_found_inside_an_aliased_block_once():
+    problems = problems_of_text("""\
+        base: &base {name: m, name: n}
+        models: [*base]
+        """)
+    assert [p for p in problems if "duplicate key" in p] == [
+        "test.yaml:1:23: base.name: duplicate key (first given on line 1); give each key once"]
+
+
+def test_a_litellm_config_is_recognised_and_pointed_to_the_readme():
+    problems = problems_of_text("""\
+        model_list:
+          - model_name: gpt-4o
+            litellm_params: {model: openai/gpt-4o}
+        general_settings: {master_key: sk-1234}
+        """)
+    assert len(problems) == 1
+    assert problems[0].startswith("test.yaml:1:1: model_list: this is a LiteLLM proxy config "
+                                  "(model_list, general_settings); rolegate's format differs")
+    assert 'README section "Configuration"' in problems[0]
+
+
+def test_a_yaml_syntax_error_names_its_line_and_column():
+    assert problems_of_text("models:\n  - name: [x\n") == [
+        "test.yaml:3:1: not valid YAML: while parsing a flow sequence expected ',' or ']', "
+        "but got '<stream end>'"]
+
+
+def test_check_prints_every_problem_unwrapped_with_file_positions(tmp_path):
+    from typer.testing import CliRunner
+
+    from rolegate.cli.commands import cli
+
+    config = tmp_path / "bad.yaml"
+    config.write_text("models:\n  - {name: m, provider: mock, extra: 1}\n"
+                      "policy:\n  - {name: r, when: {}, allow: {routes: [inference], "
+                      "models: [nope-" + "x" * 80 + "]}}\n")
+    result = CliRunner().invoke(cli, ["check", "--config", str(config)])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert f"  - {config}:2:31: models[0].extra: unknown key (check its spelling)" in lines
+    assert any(line.startswith(f"  - {config}:4:15: policy[0].when: a rule needs")
+               and line.endswith("`authenticated: true`") for line in lines)
+    assert any(f"{config}:4:63: policy[0] (r).allow.models: 'nope-{'x' * 80}' matches no model"
+               in line for line in lines)
+
+
+_SCALARS = st.none() | st.booleans() | st.integers(-2, 70000) | st.sampled_from(
+    ["", "*", "x", "mock", "inference", "https://idp.example.com", "${UNSET}"])
+_KEYS = st.sampled_from(["name", "provider", "deployments", "fallbacks", "when", "allow",
+                         "routes", "models", "roles", "issuers", "audiences", "issuer",
+                         "metrics", "path", "enabled", "url", "port", "pepper"])
+
+
+def _nested(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=4)
+
+
+_VALUES = st.recursive(_SCALARS, _nested, max_leaves=12)
+
+
+@hypothesis_settings(max_examples=150, deadline=None)
+@given(data=st.dictionaries(st.sampled_from(["models", "auth", "policy", "server", "keys",
+                                             "database", "limits", "routing"]), _VALUES))
+def test_any_shape_of_config_is_either_settings_or_a_list_of_problems(data):
+    """Salvaging the valid parts of a broken configuration never raises anything else."""
+    try:
+        parse_settings(yaml.safe_dump(data), source="f.yaml", environ={})
+    except ConfigError as error:
+        assert error.problems and all(isinstance(p, str) for p in error.problems)
+
+
+def test_a_broken_list_item_keeps_the_indexes_and_lines_of_the_ones_after_it():
+    problems = problems_of_text("""\
+        models: [{name: m, provider: mock}]
+        auth: {dev_issuer: {enabled: true}}
+        policy:
+          - just a string
+          - {when: {roles: [a]}, allow: {routes: [inference]}}
+          - {name: r, when: {roles: [a]}, allow: {routes: [inference], models: [nope]}}
+          - {name: r, when: {roles: [b]}, allow: {routes: [info]}}
+        """)
+    assert [p for p in problems if "policy[0]" not in p and "policy[1]" not in p] == [
+        "test.yaml:7:6: policy: the name 'r' is used 2 times (names must be unique)",
+        "test.yaml:6:73: policy[2] (r).allow.models: 'nope' matches no model (known: m)",
+    ]
+    assert any(p.startswith("test.yaml:5:5: policy[1].name: Field required") for p in problems)
