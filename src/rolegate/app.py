@@ -21,6 +21,8 @@ from rolegate.admin.keys import KeyAdmin
 from rolegate.admin.openapi import openapi_document
 from rolegate.admin.routes import AdminHandlers
 from rolegate.admin.usage import UsageAdmin
+from rolegate.audit.log import AuditLog
+from rolegate.audit.store import AuditStore
 from rolegate.api.routes import (
     DEV_JWKS, HEALTH_LIVE, HEALTH_READY, INFERENCE_OPERATIONS, Operation,
 )
@@ -84,12 +86,13 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     registry = CollectorRegistry()
     metrics = _build_metrics(settings, registry)
     decisions = DecisionLog(is_enabled=settings.logging.decisions)
-    guard = Guard(RolePolicy.compile(settings.policy), decisions, metrics)
+    stores = _build_stores(settings, clock)
+    guard = Guard(RolePolicy.compile(settings.policy), decisions, metrics,
+                  audit=stores.audit if settings.audit.decisions else None)
     rng = rng or random.Random()
     routes = RouteTable(_model_route(model, settings.routing, http, clock, rng, metrics)
                         for model in settings.models)
     dispatcher = Dispatcher(routes, settings.routing.retries, clock=clock, sleep=sleep, rng=rng)
-    stores = _build_stores(settings, clock)
     limiter = _build_limiter(settings)
     plan = QuotaPlan(settings.policy, stores.keys.limits_for if stores.keys else None)
     reserver = Reserver(settings.models,
@@ -100,7 +103,7 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
                           max_body_bytes=settings.server.max_body_bytes,
                           body_timeout=settings.server.body_timeout)
     admin = AdminHandlers(settings, [issuer.config for issuer in issuers])
-    key_admin = KeyAdmin(stores.key_store, clock)
+    key_admin = KeyAdmin(stores.key_store, clock, audit=stores.audit)
     usage_admin = UsageAdmin(stores.usage, clock)
     handlers = _handler_table(proxy, admin, key_admin, usage_admin)
     if metrics is not None:
@@ -147,6 +150,7 @@ class _Stores:
     keys: ApiKeyVerifier | None = None
     usage: UsageStore | None = None
     recorder: Recorder | None = None
+    audit: AuditLog | None = None
     on_startup: list[Hook] = field(default_factory=list)
     on_shutdown: list[Hook] = field(default_factory=list)
 
@@ -175,6 +179,14 @@ def _build_stores(settings: Settings, clock: Callable[[], float]) -> _Stores:
                                    else Path(dead_letters))
         stores.on_startup.append(stores.recorder.start)
         stores.on_shutdown.append(stores.recorder.stop)
+    if settings.audit.enabled:
+        audit = settings.audit
+        stores.audit = AuditLog(AuditStore(database.engine), flush_interval=audit.flush_interval,
+                                batch_size=audit.batch_size, clock=clock,
+                                mirror=None if audit.mirror_file is None
+                                else Path(audit.mirror_file))
+        stores.on_startup.append(stores.audit.start)
+        stores.on_shutdown.append(stores.audit.stop)
     stores.on_shutdown.append(database.close)
     return stores
 

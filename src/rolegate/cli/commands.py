@@ -1,4 +1,4 @@
-"""The `rolegate` command: serve | check | dev-token | explain | keys | usage | db."""
+"""The `rolegate` command: serve | check | dev-token | explain | keys | usage | db | audit."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rich.table import Table
 
 from rolegate.authn.dev_issuer import STATE_FILE, DevIssuer
 from rolegate.cli import data
+from rolegate.cli.audit import audit_cli
 from rolegate.cli.options import (
     DEFAULT_STATE_DIR, ConfigOption, StateDirOption, err, out, settings_for, split,
 )
@@ -40,6 +41,7 @@ class _UvicornOptions(TypedDict):
 
 cli.add_typer(data.keys_cli, name="keys")
 cli.add_typer(data.db_cli, name="db")
+cli.add_typer(audit_cli, name="audit")
 cli.command("usage")(data.usage)
 
 

@@ -65,6 +65,8 @@ def _key_problems(settings: Settings, issuer_names: set[str]) -> list[str]:
     problems = []
     if settings.keys.enabled and settings.database.url is None:
         problems.append("keys.enabled: virtual API keys need a database (set database.url)")
+    if settings.audit.enabled and settings.database.url is None:
+        problems.append("audit.enabled: the audit log needs a database (set database.url)")
     if settings.keys.enabled and API_KEY_ISSUER in issuer_names:
         problems.append(f"auth.issuers: the name {API_KEY_ISSUER!r} is reserved for virtual "
                         "API keys (rename the issuer)")

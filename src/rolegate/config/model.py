@@ -406,6 +406,19 @@ class AccountingConfig(Frozen):
         "the database refuses it even in the usage_dead_letters table; unset: the error log.")
 
 
+class AuditConfig(Frozen):
+    """The audit log: a hash-chained record of admin changes and, optionally, of every
+    authorization decision, kept in the database (`rolegate audit verify` checks it)."""
+
+    enabled: bool = Field(False, description="Keep the audit log (needs a database).")
+    decisions: bool = Field(True, description="Also record every authorization decision "
+                            "(allow and deny), written in batches off the request path.")
+    mirror_file: str | None = Field(None, description="Also append each entry, as one JSON "
+                                    "line, to this file.")
+    flush_interval: float = Field(1.0, gt=0, description="Seconds between batch writes.")
+    batch_size: int = Field(500, gt=0, description="Most entries in one write.")
+
+
 class Settings(Frozen):
     """The root of the configuration."""
 
@@ -419,3 +432,4 @@ class Settings(Frozen):
     keys: KeysConfig = KeysConfig()
     limits: RateLimitsConfig = RateLimitsConfig()
     accounting: AccountingConfig = AccountingConfig()
+    audit: AuditConfig = AuditConfig()
