@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
@@ -65,6 +66,9 @@ from rolegate.server.guard import Guard
 from rolegate.storage.database import Database
 from rolegate.tasks import PeriodicTask
 
+if TYPE_CHECKING:  # the `otel` extra, imported only when tracing is on
+    from rolegate.observability.tracing import Tracing
+
 def build_app(settings: Settings, *, http: HttpClient | None = None,
               clock: Callable[[], float] = time.time, fetch: Fetch | None = None,
               dev_issuer: DevIssuer | None = None,
@@ -87,10 +91,11 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     metrics = _build_metrics(settings, registry)
     decisions = DecisionLog(is_enabled=settings.logging.decisions)
     stores = _build_stores(settings, clock)
+    tracing = _build_tracing(settings)
     guard = Guard(RolePolicy.compile(settings.policy), decisions, metrics,
-                  audit=stores.audit if settings.audit.decisions else None)
+                  audit=stores.audit if settings.audit.decisions else None, tracing=tracing)
     rng = rng or random.Random()
-    routes = RouteTable(_model_route(model, settings.routing, http, clock, rng, metrics)
+    routes = RouteTable(_model_route(model, settings.routing, http, clock, rng, metrics, tracing)
                         for model in settings.models)
     dispatcher = Dispatcher(routes, settings.routing.retries, clock=clock, sleep=sleep, rng=rng)
     limiter = _build_limiter(settings)
@@ -117,10 +122,28 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     observer = RequestObserver(metrics, AccessLog(is_enabled=settings.logging.access), decisions)
     authenticator = Authenticator(JwtVerifier(issuers, clock), keys=stores.keys,
                                   max_header_bytes=settings.server.max_auth_header_bytes)
+    on_shutdown = [*stores.on_shutdown, limiter.close, http.close]
+    if tracing is not None:
+        on_shutdown.append(_closing(tracing))
     return Gateway(authenticator=authenticator, guard=guard, handlers=handlers, public=public,
-                   observer=observer, on_startup=[*stores.on_startup,
+                   observer=observer, tracing=tracing, on_startup=[*stores.on_startup,
                                background(*(cache.warm_until_loaded for cache in caches))],
-                   on_shutdown=[*stores.on_shutdown, limiter.close, http.close])
+                   on_shutdown=on_shutdown)
+
+
+def _build_tracing(settings: Settings) -> Tracing | None:
+    if not settings.tracing.enabled:
+        return None
+    # Imported here, not above: OpenTelemetry is an optional extra, needed only when tracing
+    # is on, and the gateway must start without it otherwise.
+    from rolegate.observability.tracing import Tracing
+    return Tracing.export(settings.tracing)
+
+
+def _closing(tracing: Tracing) -> Hook:
+    async def close() -> None:  # the last export is a blocking HTTP request: off the loop
+        await asyncio.to_thread(tracing.close)
+    return close
 
 
 def _handler_table(proxy: ProxyHandlers, admin: AdminHandlers, key_admin: KeyAdmin,
@@ -223,13 +246,16 @@ def _build_metrics(settings: Settings, registry: CollectorRegistry) -> GatewayMe
 
 def _model_route(model: ModelConfig, routing: RoutingConfig, http: HttpClient,
                  clock: Callable[[], float], rng: random.Random,
-                 metrics: GatewayMetrics | None) -> ModelRoute:
+                 metrics: GatewayMetrics | None, tracing: Tracing | None) -> ModelRoute:
     deployments = []
     for index, config in enumerate(model.deployments):
         deployment_id = model.deployment_id(index)
         provider = build_provider(config, http, clock)
         if metrics is not None:
             provider = MeasuredProvider(provider, metrics.deployment(model.name, deployment_id))
+        if tracing is not None:
+            provider = tracing.traced(provider, model.name, deployment_id,
+                                      model.upstream_model(index))
         deployments.append(Deployment(deployment_id, model.upstream_model(index), provider,
                                       routing.health))
     return ModelRoute(model, deployments, build_selector(model.strategy, rng))

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from rolegate.config.checks import cross_reference_problems
 from rolegate.config.model import KeysConfig, Settings
+from rolegate.config.otel import with_otel_environment
 
 DATABASE_FILE = "rolegate.db"
 
@@ -79,6 +80,9 @@ def parse_settings(text: str, *, source: str, environ: Mapping[str, str],
     data = _interpolate(raw, environ, path="", problems=problems)
     if problems:
         raise ConfigError(source, problems)
+    tracing = with_otel_environment(data.get("tracing"), environ)
+    if tracing is not None:
+        data["tracing"] = tracing
     if default_database is not None:
         database = data.setdefault("database", {})
         if isinstance(database, dict) and not database.get("url"):

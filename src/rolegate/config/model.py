@@ -419,6 +419,22 @@ class AuditConfig(Frozen):
     batch_size: int = Field(500, gt=0, description="Most entries in one write.")
 
 
+class TracingConfig(Frozen):
+    """OpenTelemetry traces (GenAI semantic conventions), exported over OTLP/HTTP. Off by
+    default; needs the `otel` extra. Unset fields are filled from the standard `OTEL_*`
+    environment variables (`config/otel.py`); a value in this file wins."""
+
+    enabled: bool = Field(False, description="Trace every request.")
+    endpoint: str = Field("http://localhost:4318/v1/traces", pattern=r"^https?://",
+                          description="The OTLP/HTTP traces URL (protobuf).")
+    headers: dict[str, str] = Field(default_factory=dict, description="Headers sent with each "
+                                    "export (e.g. an API key; use ${env:NAME}).")
+    service_name: str = Field("rolegate", min_length=1, description="The `service.name`.")
+    sample_ratio: float = Field(1.0, ge=0, le=1, description="Share of new traces recorded; a "
+                                "caller's `traceparent` decides for the traces it continues.")
+    export_timeout: float = Field(10.0, gt=0, description="Seconds one export may take.")
+
+
 class Settings(Frozen):
     """The root of the configuration."""
 
@@ -433,3 +449,4 @@ class Settings(Frozen):
     limits: RateLimitsConfig = RateLimitsConfig()
     accounting: AccountingConfig = AccountingConfig()
     audit: AuditConfig = AuditConfig()
+    tracing: TracingConfig = TracingConfig()

@@ -47,7 +47,7 @@ class ProxyHandlers:
                 return await meter.fall_back(self._guard.decide(request, who, action), model)
             forwarded = await self._dispatcher.forward(call, is_allowed)
             request.state.update(served_model=forwarded.model, deployment=forwarded.deployment,
-                                 attempts=forwarded.attempts)
+                                 attempts=forwarded.attempts, reply=forwarded.reply)
             return await meter.attach(forwarded, response_for(forwarded, call.operation))
 
     async def _read(self, request: Request, route: Route, who: Principal) -> ClientRequest:
