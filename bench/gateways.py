@@ -89,6 +89,16 @@ register("apikey", gateway_mode("apikey", APIKEY, api_key_token()))
 register("limits+usage", gateway_mode("limits+usage", LIMITS_USAGE,
                                       jwt_token("RS256", "limits-rs256.json"),
                                       is_using_redis=True))
+# jwt-rs256 with every request traced (sampled at 1.0) and exported over OTLP/HTTP to the mock
+# upstream's /v1/traces sink: its ratio to jwt-rs256, run beside it, is what tracing costs.
+OTEL_RS256 = jwt_config("otel-rs256.json", "RS256") + """
+tracing:
+  enabled: true
+  endpoint: "{upstream_root}/v1/traces"
+"""
+register("jwt-rs256-otel", gateway_mode("jwt-rs256-otel", OTEL_RS256,
+                                        jwt_token("RS256", "otel-rs256.json"),
+                                        baseline="jwt-rs256"))
 STREAM = jwt_config("stream-rs256.json", "RS256")
 register("stream", gateway_mode("stream", STREAM, jwt_token("RS256", "stream-rs256.json"),
                                  wrk_script="stream.lua", baseline="direct-stream"))
