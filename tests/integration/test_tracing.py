@@ -180,3 +180,4 @@ def test_the_standard_otel_variables_configure_tracing():
 ], ids=["nothing-set", "file-wins", "sdk-disabled", "exporter-otlp", "exporter-none"])
 def test_the_file_wins_over_the_environment(environ, section, expected):
     assert with_otel_environment(section, environ) == expected
+

@@ -26,6 +26,7 @@ from rolegate.audit.store import AuditStore
 
 log = logging.getLogger("rolegate.audit")
 STOP_ATTEMPTS = 3
+MAX_PENDING = 100_000
 
 _Pending = tuple[AuditEvent, "asyncio.Future[AuditEntry] | None"]
 
@@ -34,11 +35,13 @@ class AuditLog:
     """>>> audit.record("authz", {"issuer": ..., "subject": ...}, {"decision": "allow", ...})"""
 
     def __init__(self, store: AuditStore, *, flush_interval: float, batch_size: int,
-                 mirror: Path | None = None, clock: Callable[[], float] = time.time) -> None:
+                 mirror: Path | None = None, max_pending: int = MAX_PENDING,
+                 clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._flush_interval = flush_interval
         self._batch_size = batch_size
         self._mirror = mirror
+        self._max_pending = max_pending
         self._clock = clock
         self._pending: list[_Pending] = []
         self._wake = asyncio.Event()
@@ -46,13 +49,23 @@ class AuditLog:
         self._is_stopping = False
         self._task: asyncio.Task[None] | None = None
         self.failed_writes = 0
+        self.dropped = 0
 
     @property
     def pending(self) -> int:
         return len(self._pending)
 
     def record(self, kind: str, actor: dict[str, Any] | None, data: dict[str, Any]) -> None:
-        """Queue an entry; it is written with the next batch."""
+        """Queue an entry; it is written with the next batch. While the database is down, past
+        `max_pending` waiting entries new ones are dropped (counted in `dropped`, logged at the
+        first and every 10,000th) rather than growing without bound; admin changes (`commit`)
+        are never dropped."""
+        if len(self._pending) >= self._max_pending:
+            if self.dropped % 10_000 == 0:
+                log.error("the audit queue is full (%d entries): %d entries dropped so far",
+                          len(self._pending), self.dropped + 1)
+            self.dropped += 1
+            return
         self._pending.append((AuditEvent(self._clock(), kind, actor, data), None))
         if len(self._pending) >= self._batch_size:
             self._wake.set()
