@@ -184,3 +184,16 @@ async def test_concurrent_appenders_in_two_processes_never_fork_the_chain(databa
     assert len(entries) == 1 + 80
     assert sorted(entry.actor["subject"] for entry in entries[1:]) == sorted(
         [f"q{index}" for index in range(40)] + [f"c{index}" for index in range(40)])
+
+
+async def test_audit_verify_walks_a_chain_longer_than_one_page(database, tmp_path):
+    await append_events(database, 1500)
+    await append_events(database, 1000, start=9000.0)
+    held = await asyncio.to_thread(audit_command, tmp_path, database, "verify")
+    assert "holds: 2500 entries" in held.stdout, held.output
+
+    await execute(database, "DELETE FROM audit_log WHERE seq = 2100")
+    result = await asyncio.to_thread(audit_command, tmp_path, database, "verify")
+
+    assert result.exit_code == 1
+    assert "broken at entry 2101:" in result.stderr

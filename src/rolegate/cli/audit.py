@@ -6,16 +6,16 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, TextIO, TypeVar
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from rolegate.accounting.period import parse_instant
 from rolegate.audit.chain import AuditEntry, ChainBreak, first_break
-from rolegate.audit.store import AuditStore
+from rolegate.audit.store import PAGE, AuditStore
 from rolegate.cli.options import (
     DEFAULT_STATE_DIR, ConfigOption, StateDirOption, err, out, settings_for,
 )
@@ -36,7 +36,11 @@ def verify(config: ConfigOption = None, state_dir: StateDirOption = DEFAULT_STAT
     if file is not None:
         try:
             with file.open(encoding="ascii") as lines:
-                checked = _check(AuditEntry.from_json(line) for line in lines if line.strip())
+                walk = _Walk()
+                for line in lines:
+                    if line.strip() and walk.add(AuditEntry.from_json(line)):
+                        break
+                checked = walk.finish()
         except (OSError, ValueError, KeyError) as exc:
             err.print(f"[red]{file} could not be read: {exc}[/red]")
             raise typer.Exit(1) from None
@@ -44,7 +48,11 @@ def verify(config: ConfigOption = None, state_dir: StateDirOption = DEFAULT_STAT
         settings = settings_for(config, state_dir=state_dir)
 
         async def read(store: AuditStore) -> tuple[int, ChainBreak | None]:
-            return _check([entry async for entry in store.entries()])
+            walk = _Walk()
+            async for entry in store.entries():
+                if walk.add(entry):
+                    break
+            return walk.finish()
         checked = _with_store(settings, read)
     count, broken = checked
     if broken is not None:
@@ -70,19 +78,46 @@ def export(since: Annotated[str | None, typer.Option(
             err.print(f"[red]--since: {exc}[/red]")
             raise typer.Exit(1) from None
 
-    async def read(store: AuditStore) -> list[str]:
-        return [entry.to_json() async for entry in store.entries(since=start)]
-    lines = _with_store(settings, read)
+    async def write(store: AuditStore, to: TextIO) -> int:
+        count = 0
+        async for entry in store.entries(since=start):
+            to.write(entry.to_json() + "\n")
+            count += 1
+        return count
     if output is None:
-        sys.stdout.writelines(line + "\n" for line in lines)
-    else:
-        output.write_text("".join(line + "\n" for line in lines), encoding="ascii")
-        err.print(f"{len(lines)} entries written to {output}.")
+        _with_store(settings, lambda store: write(store, sys.stdout))
+        return
+    with output.open("w", encoding="ascii") as file:
+        count = _with_store(settings, lambda store: write(store, file))
+    err.print(f"{count} entries written to {output}.")
 
 
-def _check(entries: Iterable[AuditEntry]) -> tuple[int, ChainBreak | None]:
-    listed = list(entries)
-    return len(listed), first_break(listed)
+class _Walk:
+    """Checks a chain a page at a time, so a long log is never held in memory whole."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._page: list[AuditEntry] = []
+        self._after: tuple[int, str] | None = None
+        self.broken: ChainBreak | None = None
+
+    def add(self, entry: AuditEntry) -> bool:
+        """Take the next entry; True once the chain is found broken."""
+        self._page.append(entry)
+        return len(self._page) >= PAGE and self._check()
+
+    def finish(self) -> tuple[int, ChainBreak | None]:
+        if self.broken is None:
+            self._check()
+        return self.count, self.broken
+
+    def _check(self) -> bool:
+        self.broken = first_break(self._page, after=self._after)
+        if self._page:
+            self._after = (self._page[-1].seq, self._page[-1].hash)
+        self.count += len(self._page)
+        self._page = []
+        return self.broken is not None
 
 
 def _with_store(settings: Settings, work: Callable[[AuditStore], Awaitable[T]]) -> T:
