@@ -24,6 +24,11 @@ CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
 
 
+def is_sampled(traceparent: str) -> bool:
+    """The `sampled` bit of a W3C traceparent's flags (Trace Context §3.2.2.5)."""
+    return bool(int(traceparent.rsplit("-", 1)[1], 16) & 1)
+
+
 @pytest.fixture
 def receiver() -> Iterator[OtlpReceiver]:
     with OtlpReceiver() as server:
@@ -181,3 +186,32 @@ def test_the_standard_otel_variables_configure_tracing():
 def test_the_file_wins_over_the_environment(environ, section, expected):
     assert with_otel_environment(section, environ) == expected
 
+
+
+async def test_an_unsampled_trace_records_nothing_but_still_goes_upstream(
+        settings_from, upstream, receiver, dev_issuer):
+    """A caller's `traceparent` without the sampled flag: no span is exported, and the upstream
+    continues the same trace, unsampled."""
+    token = dev_issuer.mint(subject="alice", roles=("analyst",))
+    headers = {**bearer(token), "traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"}
+
+    [response] = await serve(settings_from(traced_config(upstream.url, receiver)), dev_issuer,
+                             [("/v1/chat/completions", CHAT, headers)])
+
+    assert response.status_code == 200
+    assert receiver.spans == []
+    sent = upstream.requests[0].headers["traceparent"]
+    assert sent.startswith(f"00-{CALLER_TRACE}-") and not is_sampled(sent)
+
+
+async def test_a_sample_ratio_of_zero_records_no_new_trace(settings_from, upstream, receiver,
+                                                           dev_issuer):
+    analyst = bearer(dev_issuer.mint(subject="alice", roles=("analyst",)))
+
+    [response] = await serve(
+        settings_from(traced_config(upstream.url, receiver, sample_ratio=0.0)), dev_issuer,
+        [("/v1/chat/completions", CHAT, analyst)])
+
+    assert response.status_code == 200
+    assert receiver.spans == []
+    assert not is_sampled(upstream.requests[0].headers["traceparent"])

@@ -15,7 +15,9 @@ One trace per request (continuing the caller's W3C `traceparent`, W3C Trace Cont
 - one CLIENT span per upstream attempt, `chat gpt-4o-mini` (operation and upstream model), whose
   context goes upstream as the attempt's `traceparent`.
 
-Spans are batched and exported off the event loop by the SDK's `BatchSpanProcessor`.
+Spans are batched and exported off the event loop by the SDK's `BatchSpanProcessor`. A request
+whose trace is not sampled (`sample_ratio`, or the caller's `traceparent` flag) gets its server
+span only, never recorded, and no child spans: what is left is passing the context upstream.
 """
 
 from __future__ import annotations
@@ -95,6 +97,9 @@ class Tracing:
     def finish(self, request: Request, status: int, token: object) -> None:
         state = request.state
         span = state[_SPAN]
+        if not span.is_recording():
+            otel_context.detach(token)  # type: ignore[arg-type]
+            return
         attributes: dict[str, Any] = {"http.response.status_code": status}
         who: Principal | None = state.get("principal")
         if who is not None:
@@ -116,7 +121,10 @@ class Tracing:
         otel_context.detach(token)  # type: ignore[arg-type]
 
     @contextmanager
-    def authenticating(self) -> Iterator[None]:
+    def authenticating(self, request: Request) -> Iterator[None]:
+        if not request.state[_SPAN].is_recording():  # not sampled: no child spans either
+            yield
+            return
         with self._tracer.start_as_current_span("rolegate.authenticate",
                                                 record_exception=False,
                                                 set_status_on_exception=False):
@@ -125,6 +133,9 @@ class Tracing:
     def decided(self, request: Request, who: Principal, action: Action,
                 decision: Decision) -> None:
         """A span for one authorization decision; the request's span takes its outcome."""
+        span = request.state.get(_SPAN)
+        if span is None or not span.is_recording():
+            return
         attributes = {"rolegate.route": action.route,
                       "rolegate.decision": "allow" if decision.allowed else "deny"}
         if decision.rule is not None:
@@ -132,14 +143,19 @@ class Tracing:
         if action.model is not None:
             attributes["gen_ai.request.model"] = action.model
         self._tracer.start_span("rolegate.authorize", attributes=attributes).end()
-        span = request.state.get(_SPAN)
-        if span is not None:
-            span.set_attributes(attributes)
+        span.set_attributes(attributes)
 
     def traced(self, provider: Provider, model: str, deployment: str,
                upstream_model: str) -> Provider:
         """`provider`, with a span per attempt whose context goes upstream."""
         return _TracedProvider(self, provider, model, deployment, upstream_model)
+
+    def unrecorded(self, call: UpstreamCall) -> UpstreamCall:
+        """`call` carrying the current (unsampled) trace context, so the upstream's spans of
+        this request are not sampled either (W3C Trace Context `sampled` flag)."""
+        carrier: dict[str, str] = {}
+        self._propagator.inject(carrier)
+        return dataclasses.replace(call, traceparent=carrier.get("traceparent"))
 
     def attempt(self, call: UpstreamCall, config: DeploymentConfig, deployment: str,
                 upstream_model: str) -> tuple[trace.Span, UpstreamCall]:
@@ -168,6 +184,8 @@ class _TracedProvider:
 
     async def open(self, call: UpstreamCall) -> UpstreamReply:
         request_span = trace.get_current_span()
+        if not request_span.is_recording():  # not sampled: the trace goes on upstream, unrecorded
+            return await self._provider.open(self._tracing.unrecorded(call))
         span, call = self._tracing.attempt(call, self.config, self._deployment,
                                            self._upstream_model)
         try:

@@ -127,7 +127,7 @@ class Gateway:
         if self._tracing is None:
             who = await self._authenticator.authenticate(request.headers, request.query_string)
         else:
-            with self._tracing.authenticating():
+            with self._tracing.authenticating(request):
                 who = await self._authenticator.authenticate(request.headers,
                                                              request.query_string)
         request.state["principal"] = who
