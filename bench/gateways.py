@@ -99,6 +99,17 @@ tracing:
 register("jwt-rs256-otel", gateway_mode("jwt-rs256-otel", OTEL_RS256,
                                         jwt_token("RS256", "otel-rs256.json"),
                                         baseline="jwt-rs256"))
+# The same sampling 1% of new traces, as a busy deployment would: the other 99% only pass
+# their (unsampled) context upstream.
+OTEL_SAMPLED_RS256 = jwt_config("otel-sampled-rs256.json", "RS256") + """
+tracing:
+  enabled: true
+  endpoint: "{upstream_root}/v1/traces"
+  sample_ratio: 0.01
+"""
+register("jwt-rs256-otel-1pct", gateway_mode("jwt-rs256-otel-1pct", OTEL_SAMPLED_RS256,
+                                             jwt_token("RS256", "otel-sampled-rs256.json"),
+                                             baseline="jwt-rs256"))
 STREAM = jwt_config("stream-rs256.json", "RS256")
 register("stream", gateway_mode("stream", STREAM, jwt_token("RS256", "stream-rs256.json"),
                                  wrk_script="stream.lua", baseline="direct-stream"))

@@ -215,3 +215,19 @@ async def test_a_sample_ratio_of_zero_records_no_new_trace(settings_from, upstre
     assert response.status_code == 200
     assert receiver.spans == []
     assert not is_sampled(upstream.requests[0].headers["traceparent"])
+
+
+async def test_a_malformed_traceparent_starts_a_new_trace_under_the_sample_ratio(
+        settings_from, upstream, receiver, dev_issuer):
+    headers = {**bearer(dev_issuer.mint(subject="alice", roles=("analyst",))),
+               "traceparent": "00-not-a-trace-01"}
+
+    [response] = await serve(
+        settings_from(traced_config(upstream.url, receiver, sample_ratio=0.0)), dev_issuer,
+        [("/v1/chat/completions", CHAT, headers)])
+
+    assert response.status_code == 200
+    assert receiver.spans == []
+    sent = upstream.requests[0].headers["traceparent"]
+    assert "not-a-trace" not in sent and not is_sampled(sent)
+    assert len(sent.split("-")[1]) == 32 and len(sent.split("-")[2]) == 16

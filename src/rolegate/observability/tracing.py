@@ -22,9 +22,10 @@ span only, never recorded, and no child spans: what is left is passing the conte
 
 from __future__ import annotations
 
-import dataclasses
+import random
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -33,7 +34,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -50,34 +51,46 @@ OPERATIONS = {"chat/completions": "chat", "completions": "text_completion",
 PROVIDERS = {"openai": "openai", "azure": "azure.ai.openai", "openai-compatible": "openai",
              "mock": "rolegate.mock"}
 _SPAN = "rolegate.span"
+_SPAN_ID = (1 << 64) - 1
 
 
 class Tracing:
     """>>> tracing = Tracing.export(settings.tracing)   # or Tracing(provider) in a test"""
 
-    def __init__(self, provider: TracerProvider) -> None:
+    def __init__(self, provider: TracerProvider, *, sample_ratio: float = 1.0,
+                 rng: random.Random | None = None) -> None:
         self._provider = provider
         self._tracer = provider.get_tracer("rolegate")
         self._propagator = TraceContextTextMapPropagator()
+        self._sample_ratio = sample_ratio
+        self._rng = rng or random.Random()
+        # An unsampled request's traceparent for its upstream attempts. Such a request gets no
+        # span object at all: deciding here, before the SDK, keeps the 1 - sample_ratio
+        # share of requests at a few microseconds each.
+        self._unsampled: ContextVar[str | None] = ContextVar("rolegate_unsampled",
+                                                             default=None)
 
     @classmethod
     def export(cls, config: TracingConfig, exporter: SpanExporter | None = None) -> Tracing:
+        # New traces are sampled in `start` (sample_ratio); what reaches the SDK is recorded.
         provider = TracerProvider(
-            sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)),
+            sampler=ParentBased(ALWAYS_ON),
             resource=Resource.create({"service.name": config.service_name}),
             shutdown_on_exit=False)
         exporter = exporter or OTLPSpanExporter(endpoint=config.endpoint,
                                                 headers=dict(config.headers),
                                                 timeout=config.export_timeout)
         provider.add_span_processor(BatchSpanProcessor(exporter))
-        return cls(provider)
+        return cls(provider, sample_ratio=config.sample_ratio)
 
     def close(self) -> None:
         """Export what is still queued, then stop (lifespan shutdown)."""
         self._provider.shutdown()
 
     def start(self, request: Request, headers: Mapping[bytes, bytes]) -> object:
-        """The request's span, current until `finish`; returned as a token for `finish`."""
+        """The request's span, current until `finish`; returned as a token for `finish`. An
+        unsampled request (the caller's `traceparent` says so, or `sample_ratio` for a new
+        trace) gets none: only its context is passed on upstream."""
         traceparent = headers.get(b"traceparent")
         parent = None
         if traceparent is not None:
@@ -86,6 +99,14 @@ class Tracing:
             if state is not None:
                 carrier["tracestate"] = state.decode("latin-1")
             parent = self._propagator.extract(carrier)
+            context = trace.get_current_span(parent).get_span_context()
+            if not context.is_valid:  # malformed: a new trace, as without the header
+                parent = None
+            elif not context.trace_flags.sampled:
+                return self._unsampled.set(carrier["traceparent"])  # passed on as it came
+        if parent is None and self._rng.random() >= self._sample_ratio:
+            ids = self._rng.getrandbits(192) | 1 << 64 | 1  # neither id may be all zeros
+            return self._unsampled.set(f"00-{ids >> 64:032x}-{ids & _SPAN_ID:016x}-00")
         span = self._tracer.start_span(request.method, context=parent,
                                        kind=SpanKind.SERVER, attributes={
                                            "http.request.method": request.method,
@@ -96,9 +117,9 @@ class Tracing:
 
     def finish(self, request: Request, status: int, token: object) -> None:
         state = request.state
-        span = state[_SPAN]
-        if not span.is_recording():
-            otel_context.detach(token)  # type: ignore[arg-type]
+        span = state.get(_SPAN)
+        if span is None:
+            self._unsampled.reset(token)  # type: ignore[arg-type]
             return
         attributes: dict[str, Any] = {"http.response.status_code": status}
         who: Principal | None = state.get("principal")
@@ -120,11 +141,12 @@ class Tracing:
         span.end()
         otel_context.detach(token)  # type: ignore[arg-type]
 
+    def is_recording(self, request: Request) -> bool:
+        """Whether `request` is sampled: only then does it get child spans."""
+        return _SPAN in request.state
+
     @contextmanager
-    def authenticating(self, request: Request) -> Iterator[None]:
-        if not request.state[_SPAN].is_recording():  # not sampled: no child spans either
-            yield
-            return
+    def authenticating(self) -> Iterator[None]:
         with self._tracer.start_as_current_span("rolegate.authenticate",
                                                 record_exception=False,
                                                 set_status_on_exception=False):
@@ -134,7 +156,7 @@ class Tracing:
                 decision: Decision) -> None:
         """A span for one authorization decision; the request's span takes its outcome."""
         span = request.state.get(_SPAN)
-        if span is None or not span.is_recording():
+        if span is None:
             return
         attributes = {"rolegate.route": action.route,
                       "rolegate.decision": "allow" if decision.allowed else "deny"}
@@ -150,12 +172,9 @@ class Tracing:
         """`provider`, with a span per attempt whose context goes upstream."""
         return _TracedProvider(self, provider, model, deployment, upstream_model)
 
-    def unrecorded(self, call: UpstreamCall) -> UpstreamCall:
-        """`call` carrying the current (unsampled) trace context, so the upstream's spans of
-        this request are not sampled either (W3C Trace Context `sampled` flag)."""
-        carrier: dict[str, str] = {}
-        self._propagator.inject(carrier)
-        return dataclasses.replace(call, traceparent=carrier.get("traceparent"))
+    def unsampled(self) -> str | None:
+        """The traceparent for the current request's attempts when it is not sampled."""
+        return self._unsampled.get()
 
     def attempt(self, call: UpstreamCall, config: DeploymentConfig, deployment: str,
                 upstream_model: str) -> tuple[trace.Span, UpstreamCall]:
@@ -169,7 +188,7 @@ class Tracing:
                                            "rolegate.deployment": deployment})
         carrier: dict[str, str] = {}
         self._propagator.inject(carrier, context=trace.set_span_in_context(span))
-        return span, dataclasses.replace(call, traceparent=carrier.get("traceparent"))
+        return span, _with_traceparent(call, carrier.get("traceparent"))
 
 
 class _TracedProvider:
@@ -183,9 +202,10 @@ class _TracedProvider:
         self._upstream_model = upstream_model
 
     async def open(self, call: UpstreamCall) -> UpstreamReply:
+        unsampled = self._tracing.unsampled()
+        if unsampled is not None:  # the trace goes on upstream, unrecorded
+            return await self._provider.open(_with_traceparent(call, unsampled))
         request_span = trace.get_current_span()
-        if not request_span.is_recording():  # not sampled: the trace goes on upstream, unrecorded
-            return await self._provider.open(self._tracing.unrecorded(call))
         span, call = self._tracing.attempt(call, self.config, self._deployment,
                                            self._upstream_model)
         try:
@@ -210,6 +230,12 @@ class _TracedProvider:
             span.end()
         reply.on_end(ended)
         return reply
+
+
+def _with_traceparent(call: UpstreamCall, traceparent: str | None) -> UpstreamCall:
+    # The fields spelled out: `dataclasses.replace` introspects the class on every call.
+    return UpstreamCall(call.operation, call.body, call.raw_body, call.is_stream,
+                        call.request_id, call.content_type, call.time_left, traceparent)
 
 
 def _reply_attributes(reply: UpstreamReply, upstream_model: str) -> dict[str, Any]:

@@ -124,10 +124,11 @@ class Gateway:
         if public is not None:
             request.state["route_group"] = "public"
             return public()
-        if self._tracing is None:
+        tracing = self._tracing
+        if tracing is None or not tracing.is_recording(request):
             who = await self._authenticator.authenticate(request.headers, request.query_string)
         else:
-            with self._tracing.authenticating(request):
+            with tracing.authenticating():
                 who = await self._authenticator.authenticate(request.headers,
                                                              request.query_string)
         request.state["principal"] = who
