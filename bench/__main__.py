@@ -50,11 +50,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+# Modes measured against another gateway mode rather than `direct`: run beside it.
+GATEWAY_BASELINES = {"stream": "direct-stream", "jwt-rs256-otel": "jwt-rs256",
+                     "jwt-rs256-otel-1pct": "jwt-rs256"}
+
+
 def with_baselines(names: list[str]) -> list[str]:
     """Baselines first: gateway modes need direct / direct-stream to compare against."""
     needed = {"direct"} if any(n != "direct-stream" for n in names) else set()
-    if "stream" in names:
-        needed.add("direct-stream")
+    needed.update(baseline for name, baseline in GATEWAY_BASELINES.items() if name in names)
     return [m for m in all_modes() if m in needed or m in names]
 
 

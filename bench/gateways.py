@@ -89,6 +89,27 @@ register("apikey", gateway_mode("apikey", APIKEY, api_key_token()))
 register("limits+usage", gateway_mode("limits+usage", LIMITS_USAGE,
                                       jwt_token("RS256", "limits-rs256.json"),
                                       is_using_redis=True))
+# jwt-rs256 with every request traced (sampled at 1.0) and exported over OTLP/HTTP to the mock
+# upstream's /v1/traces sink: its ratio to jwt-rs256, run beside it, is what tracing costs.
+OTEL_RS256 = jwt_config("otel-rs256.json", "RS256") + """
+tracing:
+  enabled: true
+  endpoint: "{upstream_root}/v1/traces"
+"""
+register("jwt-rs256-otel", gateway_mode("jwt-rs256-otel", OTEL_RS256,
+                                        jwt_token("RS256", "otel-rs256.json"),
+                                        baseline="jwt-rs256"))
+# The same sampling 1% of new traces, as a busy deployment would: the other 99% only pass
+# their (unsampled) context upstream.
+OTEL_SAMPLED_RS256 = jwt_config("otel-sampled-rs256.json", "RS256") + """
+tracing:
+  enabled: true
+  endpoint: "{upstream_root}/v1/traces"
+  sample_ratio: 0.01
+"""
+register("jwt-rs256-otel-1pct", gateway_mode("jwt-rs256-otel-1pct", OTEL_SAMPLED_RS256,
+                                             jwt_token("RS256", "otel-sampled-rs256.json"),
+                                             baseline="jwt-rs256"))
 STREAM = jwt_config("stream-rs256.json", "RS256")
 register("stream", gateway_mode("stream", STREAM, jwt_token("RS256", "stream-rs256.json"),
                                  wrk_script="stream.lua", baseline="direct-stream"))

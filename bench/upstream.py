@@ -81,8 +81,11 @@ MODELS = _response("200 OK", _dumps({"object": "list", "data": [
     for m in ("echo", "embed")]}))
 NOT_FOUND = _not_found()
 BAD_REQUEST = _response("400 Bad Request", b'{"error":{"message":"bad request"}}')
+# The OTLP/HTTP trace sink of `jwt-rs256-otel`: an empty ExportTraceServiceResponse.
+TRACES_ACCEPTED = _response("200 OK", b"", b"application/x-protobuf")
 ROUTES = {
     (b"GET", b"/v1/models"): MODELS, (b"GET", b"/models"): MODELS,
+    (b"POST", b"/v1/traces"): TRACES_ACCEPTED,
     (b"POST", b"/v1/embeddings"): EMBEDDINGS, (b"POST", b"/embeddings"): EMBEDDINGS,
 }
 CHAT_PATHS = (b"/v1/chat/completions", b"/chat/completions")

@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,6 +23,8 @@ from rolegate.admin.keys import KeyAdmin
 from rolegate.admin.openapi import openapi_document
 from rolegate.admin.routes import AdminHandlers
 from rolegate.admin.usage import UsageAdmin
+from rolegate.audit.log import AuditLog
+from rolegate.audit.store import AuditStore
 from rolegate.api.routes import (
     DEV_JWKS, HEALTH_LIVE, HEALTH_READY, INFERENCE_OPERATIONS, Operation,
 )
@@ -64,6 +67,9 @@ from rolegate.server.guard import Guard
 from rolegate.storage.database import Database, SchemaBehind, first_line
 from rolegate.tasks import PeriodicTask
 
+if TYPE_CHECKING:  # the `otel` extra, imported only when tracing is on
+    from rolegate.observability.tracing import Tracing
+
 def build_app(settings: Settings, *, http: HttpClient | None = None,
               clock: Callable[[], float] = time.time, fetch: Fetch | None = None,
               dev_issuer: DevIssuer | None = None,
@@ -91,10 +97,12 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     registry = CollectorRegistry()
     metrics = _build_metrics(settings, registry)
     decisions = DecisionLog(is_enabled=settings.logging.decisions)
-    guard = Guard(RolePolicy.compile(settings.policy), decisions, metrics)
+    tracing = _build_tracing(settings)
+    guard = Guard(RolePolicy.compile(settings.policy), decisions, metrics,
+                  audit=stores.audit if settings.audit.decisions else None, tracing=tracing)
     rng = rng or random.Random()
     routes = RouteTable(_model_route(model, settings.routing, http, clock, rng, metrics,
-                                     settings.egress) for model in settings.models)
+                                     settings.egress, tracing) for model in settings.models)
     dispatcher = Dispatcher(routes, settings.routing.retries, clock=clock, sleep=sleep, rng=rng)
     limiter = _build_limiter(settings)
     plan = QuotaPlan(settings.policy, stores.keys.limits_for if stores.keys else None,
@@ -108,7 +116,7 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
                           max_body_bytes=settings.server.max_body_bytes,
                           body_timeout=settings.server.body_timeout)
     admin = AdminHandlers(settings, [issuer.config for issuer in issuers])
-    key_admin = KeyAdmin(stores.key_store, clock)
+    key_admin = KeyAdmin(stores.key_store, clock, audit=stores.audit)
     usage_admin = UsageAdmin(stores.usage, clock, dimensions=settings.accounting.dimensions)
     handlers = _handler_table(proxy, admin, key_admin, usage_admin,
                               settings.accounting.dimensions)
@@ -123,10 +131,28 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     observer = RequestObserver(metrics, AccessLog(is_enabled=settings.logging.access), decisions)
     authenticator = Authenticator(JwtVerifier(issuers, clock), keys=stores.keys,
                                   max_header_bytes=settings.server.max_auth_header_bytes)
+    on_shutdown = [*stores.on_shutdown, limiter.close, http.close]
+    if tracing is not None:
+        on_shutdown.append(_closing(tracing))
     return Gateway(authenticator=authenticator, guard=guard, handlers=handlers, public=public,
-                   observer=observer, on_startup=[*stores.on_startup,
+                   observer=observer, tracing=tracing, on_startup=[*stores.on_startup,
                                background(*(cache.warm_until_loaded for cache in caches))],
-                   on_shutdown=[*stores.on_shutdown, limiter.close, http.close])
+                   on_shutdown=on_shutdown)
+
+
+def _build_tracing(settings: Settings) -> Tracing | None:
+    if not settings.tracing.enabled:
+        return None
+    # Imported here, not above: OpenTelemetry is an optional extra, needed only when tracing
+    # is on, and the gateway must start without it otherwise.
+    from rolegate.observability.tracing import Tracing
+    return Tracing.export(settings.tracing)
+
+
+def _closing(tracing: Tracing) -> Hook:
+    async def close() -> None:  # the last export is a blocking HTTP request: off the loop
+        await asyncio.to_thread(tracing.close)
+    return close
 
 
 def _handler_table(proxy: ProxyHandlers, admin: AdminHandlers, key_admin: KeyAdmin,
@@ -159,6 +185,7 @@ class _Stores:
     keys: ApiKeyVerifier | None = None
     usage: UsageStore | None = None
     recorder: Recorder | None = None
+    audit: AuditLog | None = None
     on_startup: list[Hook] = field(default_factory=list)
     on_shutdown: list[Hook] = field(default_factory=list)
 
@@ -187,6 +214,14 @@ def _build_stores(settings: Settings, clock: Callable[[], float]) -> _Stores:
                                    else Path(dead_letters))
         stores.on_startup.append(stores.recorder.start)
         stores.on_shutdown.append(stores.recorder.stop)
+    if settings.audit.enabled:
+        audit = settings.audit
+        stores.audit = AuditLog(AuditStore(database.engine), flush_interval=audit.flush_interval,
+                                batch_size=audit.batch_size, clock=clock,
+                                mirror=None if audit.mirror_file is None
+                                else Path(audit.mirror_file))
+        stores.on_startup.append(stores.audit.start)
+        stores.on_shutdown.append(stores.audit.stop)
     stores.on_shutdown.append(database.close)
     return stores
 
@@ -262,13 +297,17 @@ def _build_metrics(settings: Settings, registry: CollectorRegistry) -> GatewayMe
 
 def _model_route(model: ModelConfig, routing: RoutingConfig, http: HttpClient,
                  clock: Callable[[], float], rng: random.Random,
-                 metrics: GatewayMetrics | None, egress: EgressConfig) -> ModelRoute:
+                 metrics: GatewayMetrics | None, egress: EgressConfig,
+                 tracing: Tracing | None) -> ModelRoute:
     deployments = []
     for index, config in enumerate(model.deployments):
         deployment_id = model.deployment_id(index)
         provider = build_provider(config, http, clock, egress)
         if metrics is not None:
             provider = MeasuredProvider(provider, metrics.deployment(model.name, deployment_id))
+        if tracing is not None:
+            provider = tracing.traced(provider, model.name, deployment_id,
+                                      model.upstream_model(index))
         deployments.append(Deployment(deployment_id, model.upstream_model(index), provider,
                                       routing.health))
     return ModelRoute(model, deployments, build_selector(model.strategy, rng))

@@ -79,7 +79,8 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     schema = request.getfixturevalue("postgres_schema")
     section = {"url": POSTGRES_URL, "schema": schema, "migrate_on_start": True}
     run_apart(_execute(DatabaseConfig.model_validate(section),
-                         "TRUNCATE api_keys, usage_records, usage_dimensions, usage_dead_letters "
+                         "TRUNCATE api_keys, usage_records, usage_dimensions, usage_dead_letters, "
+                         "audit_log "
                          "RESTART IDENTITY"))
     return section
 

@@ -7,11 +7,13 @@ key appears only in the response that creates it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from rolegate.admin.schemas import (
     KeyCreate, KeyUpdate, has_control_character, parse_body, read_key_query,
 )
 from rolegate.api.routes import Route
+from rolegate.audit.log import AuditLog
 from rolegate.authn.principal import Principal
 from rolegate.errors import NotFound
 from rolegate.keys.records import ApiKey
@@ -24,9 +26,11 @@ DAY = 86400.0
 
 
 class KeyAdmin:
-    def __init__(self, store: KeyStore | None, clock: Callable[[], float]) -> None:
+    def __init__(self, store: KeyStore | None, clock: Callable[[], float],
+                 audit: AuditLog | None = None) -> None:
         self._store = store
         self._clock = clock
+        self._audit = audit
 
     async def list_keys(self, request: Request, route: Route, who: Principal) -> Response:
         store = self._enabled()
@@ -45,6 +49,7 @@ class KeyAdmin:
             name=spec.name, owner=spec.owner, now=now, roles=tuple(spec.roles),
             scopes=tuple(spec.scopes), models=None if spec.models is None else tuple(spec.models),
             limits=None if spec.limits is None else spec.limits.config(), expires_at=expires_at)
+        await self._audited("key.create", who, record)
         return json_response({**record.public_view(), "key": plaintext}, status=201)
 
     async def get(self, request: Request, route: Route, who: Principal) -> Response:
@@ -56,13 +61,25 @@ class KeyAdmin:
         spec = parse_body(KeyUpdate, await request.body(MAX_BODY))
         changes = spec.changes()
         _found(await store.get(_key_id(route)), route)
-        return json_response(_found(await store.update(_key_id(route), changes),
-                                    route).public_view())
+        updated = _found(await store.update(_key_id(route), changes), route)
+        await self._audited("key.update", who, updated, changed=sorted(changes))
+        return json_response(updated.public_view())
 
     async def revoke(self, request: Request, route: Route, who: Principal) -> Response:
         store = self._enabled()
-        revoked = await store.revoke(_key_id(route), now=self._clock())
-        return json_response(_found(revoked, route).public_view())
+        revoked = _found(await store.revoke(_key_id(route), now=self._clock()), route)
+        await self._audited("key.revoke", who, revoked)
+        return json_response(revoked.public_view())
+
+    async def _audited(self, kind: str, who: Principal, key: ApiKey,
+                       changed: list[str] | None = None) -> None:
+        """Write the change to the audit log before answering: a response means it is there."""
+        if self._audit is None:
+            return
+        data: dict[str, Any] = {"key": key.public_view()}
+        if changed is not None:
+            data["changed"] = changed
+        await self._audit.commit(kind, {"issuer": who.issuer, "subject": who.subject}, data)
 
     def _enabled(self) -> KeyStore:
         if self._store is None:

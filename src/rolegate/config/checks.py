@@ -83,6 +83,9 @@ def _key_problems(settings: Settings, issuer_names: set[str]) -> list[Problem]:
     if settings.keys.enabled and settings.database.url is None:
         problems.append(Problem(("keys", "enabled"),
                                 "virtual API keys need a database (set database.url)"))
+    if settings.audit.enabled and settings.database.url is None:
+        problems.append(Problem(("audit", "enabled"),
+                                "the audit log needs a database (set database.url)"))
     if settings.keys.enabled and API_KEY_ISSUER in issuer_names:
         problems.append(Problem(("auth", "issuers"), f"the name {API_KEY_ISSUER!r} is reserved "
                                 "for virtual API keys (rename the issuer)"))

@@ -21,6 +21,7 @@ from rolegate.config.checks import cross_reference_problems
 from rolegate.config.document import LITELLM_KEYS, YamlDocument
 from rolegate.config.egress import with_environment_egress
 from rolegate.config.model import KeysConfig, Settings
+from rolegate.config.otel import with_otel_environment
 from rolegate.config.partial import partial_settings
 from rolegate.config.problem import Loc, Problem
 
@@ -93,6 +94,9 @@ def parse_settings(text: str, *, source: str, environ: Mapping[str, str],
     problems = list(document.duplicates)
     data = _interpolate(raw, environ, loc=(), problems=problems)
     data = with_environment_egress(data, environ)
+    tracing = with_otel_environment(data.get("tracing"), environ)
+    if tracing is not None:
+        data["tracing"] = tracing
     if default_database is not None:
         database = data.setdefault("database", {})
         if isinstance(database, dict) and not database.get("url"):

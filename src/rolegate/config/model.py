@@ -522,6 +522,35 @@ class AccountingConfig(Frozen):
         return value
 
 
+class AuditConfig(Frozen):
+    """The audit log: a hash-chained record of admin changes and, optionally, of every
+    authorization decision, kept in the database (`rolegate audit verify` checks it)."""
+
+    enabled: bool = Field(False, description="Keep the audit log (needs a database).")
+    decisions: bool = Field(True, description="Also record every authorization decision "
+                            "(allow and deny), written in batches off the request path.")
+    mirror_file: str | None = Field(None, description="Also append each entry, as one JSON "
+                                    "line, to this file.")
+    flush_interval: float = Field(1.0, gt=0, description="Seconds between batch writes.")
+    batch_size: int = Field(500, gt=0, description="Most entries in one write.")
+
+
+class TracingConfig(Frozen):
+    """OpenTelemetry traces (GenAI semantic conventions), exported over OTLP/HTTP. Off by
+    default; needs the `otel` extra. Unset fields are filled from the standard `OTEL_*`
+    environment variables (`config/otel.py`); a value in this file wins."""
+
+    enabled: bool = Field(False, description="Trace every request.")
+    endpoint: str = Field("http://localhost:4318/v1/traces", pattern=r"^https?://",
+                          description="The OTLP/HTTP traces URL (protobuf).")
+    headers: dict[str, str] = Field(default_factory=dict, description="Headers sent with each "
+                                    "export (e.g. an API key; use ${env:NAME}).")
+    service_name: str = Field("rolegate", min_length=1, description="The `service.name`.")
+    sample_ratio: float = Field(1.0, ge=0, le=1, description="Share of new traces recorded; a "
+                                "caller's `traceparent` decides for the traces it continues.")
+    export_timeout: float = Field(10.0, gt=0, description="Seconds one export may take.")
+
+
 class Settings(Frozen):
     """The root of the configuration."""
 
@@ -535,6 +564,8 @@ class Settings(Frozen):
     keys: KeysConfig = KeysConfig()
     limits: RateLimitsConfig = RateLimitsConfig()
     accounting: AccountingConfig = AccountingConfig()
+    audit: AuditConfig = AuditConfig()
+    tracing: TracingConfig = TracingConfig()
     egress: EgressConfig = EgressConfig()
     budgets: tuple[BudgetConfig, ...] = Field(
         (), description="Named limits that rules draw on with `allow.budgets`.")

@@ -20,7 +20,8 @@ class UpstreamCall:
 
     `body` is the parsed JSON object (for a multipart form: its text fields); `raw_body`, when
     set, is sent as is with `content_type`. `time_left` bounds the attempt: until the reply's
-    head, and for a reply that does not stream until its end."""
+    head, and for a reply that does not stream until its end. `traceparent` is sent upstream as
+    the W3C header of that name."""
 
     operation: str
     body: dict[str, Any]
@@ -29,6 +30,7 @@ class UpstreamCall:
     request_id: str
     content_type: str = JSON_CONTENT
     time_left: float = math.inf
+    traceparent: str | None = None  # the attempt's W3C trace context, when tracing is on
 
 
 async def _nothing() -> None:

@@ -117,10 +117,13 @@ async def post(client: HttpClient, url: str, call: UpstreamCall, headers: dict[s
 def _request_bytes(endpoint: Endpoint, headers: dict[str, str], call: UpstreamCall,
                    body: bytes) -> bytes:
     lines = [f"{name}: {value}\r\n" for name, value in headers.items()]
+    breaks = len(headers) + 4  # one per header line, three of ours, the blank line
+    if call.traceparent is not None:  # W3C Trace Context: the attempt's span is the parent
+        lines.append(f"traceparent: {call.traceparent}\r\n")
+        breaks += 1
     lines.append(f"content-type: {call.content_type}\r\nx-request-id: {call.request_id}\r\n"
                  f"content-length: {len(body)}\r\n\r\n")
     head = "".join(lines)
-    breaks = len(headers) + 4  # one per header line, three of ours, the blank line
     if head.count("\n") != breaks or head.count("\r") != breaks:
         # A header value must never smuggle a header or a second request (RFC 9110 §5.5).
         raise UpstreamError("A header for the upstream contains a line break.")

@@ -54,7 +54,8 @@ class ProxyHandlers:
                 if trail.attempts:  # usage is recorded only for requests that reached upstream
                     meter.reach_upstream()
             request.state.update(served_model=forwarded.model,
-                                 deployment=forwarded.deployment or trail.deployment)
+                                 deployment=forwarded.deployment or trail.deployment,
+                                 reply=forwarded.reply)
             return await meter.attach(forwarded, response_for(forwarded, call.operation))
 
     async def _read(self, request: Request, route: Route, who: Principal) -> ClientRequest:

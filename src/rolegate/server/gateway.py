@@ -8,7 +8,8 @@
    cannot forget it. Inference handlers add only the per-model decision;
 4. any `GatewayError` is rendered as OpenAI-shaped JSON; anything else is a logged 500 that
    shows the caller nothing of it;
-5. whatever the outcome, one access-log line and the request metrics (`observability/`).
+5. whatever the outcome, one access-log line and the request metrics (`observability/`), and,
+   with tracing on, the request's span (`observability/tracing.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
 from rolegate.api.routes import Operation, Route, resolve
 from rolegate.authn.authenticator import Authenticator
@@ -29,6 +31,9 @@ from rolegate.server.asgi import (
     error_response, json_response, send_stream,
 )
 from rolegate.server.guard import Guard
+
+if TYPE_CHECKING:  # the `otel` extra: imported by app.py only when tracing is on
+    from rolegate.observability.tracing import Tracing
 
 log = logging.getLogger("rolegate.gateway")
 
@@ -51,7 +56,8 @@ class Gateway:
     def __init__(self, *, authenticator: Authenticator, guard: Guard,
                  handlers: Mapping[Operation, Handler], public: dict[str, PublicHandler],
                  on_startup: list[Hook], on_shutdown: list[Hook],
-                 observer: RequestObserver | None = None) -> None:
+                 observer: RequestObserver | None = None,
+                 tracing: Tracing | None = None) -> None:
         missing = [operation.value for operation in Operation if operation not in handlers]
         if missing:
             raise ValueError(f"No handler serves the operations {', '.join(missing)}.")
@@ -62,6 +68,7 @@ class Gateway:
         self._authenticator = authenticator
         self._guard = guard
         self._observer = observer
+        self._tracing = tracing
         self._handlers = dict(handlers)
         self._public = public
         self._on_startup = on_startup
@@ -79,6 +86,8 @@ class Gateway:
         # Observability: one access-log line and the request metrics, whatever the outcome.
         observer = self._observer
         started = observer.timer() if observer is not None else 0.0
+        tracing = self._tracing
+        span = tracing.start(request, request.headers) if tracing is not None else None
         status = CLIENT_CLOSED
         try:
             response = await self._answer(request)
@@ -97,6 +106,8 @@ class Gateway:
         finally:
             if observer is not None:
                 observer.finish(request, status, started)
+            if tracing is not None:
+                tracing.finish(request, status, span)
 
     async def _answer(self, request: Request) -> Response | None:
         """The response, or None when the caller left before its request was read."""
@@ -119,7 +130,13 @@ class Gateway:
         if public is not None:
             request.state["route_group"] = "public"
             return public()
-        who = await self._authenticator.authenticate(request.headers, request.query_string)
+        tracing = self._tracing
+        if tracing is None or not tracing.is_recording(request):
+            who = await self._authenticator.authenticate(request.headers, request.query_string)
+        else:
+            with tracing.authenticating():
+                who = await self._authenticator.authenticate(request.headers,
+                                                             request.query_string)
         request.state["principal"] = who
         route = resolve(request.method, request.path)
         request.state["route_group"] = route.group

@@ -11,11 +11,16 @@ Two questions, asked in this order for every authenticated request:
 
 `decide(request, who, action)` asks like `authorize` without raising (a fallback model's
 decision, which the handler passes on to metering).
+
+Every decision is logged, counted and, with `audit.decisions`, queued for the audit log.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rolegate.api.routes import MODEL_OPERATIONS, Route
+from rolegate.audit.log import AuditLog
 from rolegate.authn.principal import Principal
 from rolegate.authz.model import Action, Decision
 from rolegate.authz.policy import RolePolicy
@@ -24,13 +29,19 @@ from rolegate.observability.logging import DecisionLog
 from rolegate.observability.metrics import GatewayMetrics
 from rolegate.server.asgi import Request
 
+if TYPE_CHECKING:  # the `otel` extra: imported by app.py only when tracing is on
+    from rolegate.observability.tracing import Tracing
+
 
 class Guard:
     def __init__(self, policy: RolePolicy, decisions: DecisionLog,
-                 metrics: GatewayMetrics | None = None) -> None:
+                 metrics: GatewayMetrics | None = None, audit: AuditLog | None = None,
+                 tracing: Tracing | None = None) -> None:
         self.policy = policy
         self._decisions = decisions
         self._metrics = metrics
+        self._audit = audit
+        self._tracing = tracing
 
     def admit(self, request: Request, who: Principal, route: Route) -> None:
         """The route group's decision, taken before dispatching; raises on a denial."""
@@ -60,6 +71,19 @@ class Guard:
         self._decisions.record(request.request_id, who, action, decision)
         if self._metrics is not None:
             self._metrics.count_decision(decision.allowed, decision.rule)
+        if self._tracing is not None:
+            self._tracing.decided(request, who, action, decision)
+        if self._audit is not None:  # queued: written in batches off the request path
+            self._audit.record("authz", actor_of(who), {
+                "request_id": request.request_id, "client_id": who.client_id,
+                "key_id": who.key_id, "route": action.route, "model": action.model,
+                "decision": "allow" if decision.allowed else "deny", "rule": decision.rule,
+                "code": decision.code})
+
+
+def actor_of(who: Principal) -> dict[str, str]:
+    """Who an audit entry names: the principal's issuer and subject."""
+    return {"issuer": who.issuer, "subject": who.subject}
 
 
 def _denied(decision: Decision) -> PermissionDenied:

@@ -84,3 +84,18 @@ usage_dead_letters = Table(
     Column("record", Text, nullable=False),
     Index("ix_usage_dead_letters_ts", "ts"),
 )
+
+# The audit log: append-only, each entry hashing the one before it (`audit/chain.py`). `seq` is
+# the key, so two writers that read the same head cannot both append after it.
+audit_log = Table(
+    "audit_log", metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=False),
+    Column("ts", Float, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("actor", Text, nullable=True),
+    Column("data", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_ts", "ts"),
+)

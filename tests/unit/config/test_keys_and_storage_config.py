@@ -88,3 +88,11 @@ def test_a_short_pepper_file_is_refused(tmp_path: Path):
 
     with pytest.raises(ConfigError):
         read_pepper(settings.keys)
+
+
+def test_the_audit_log_needs_a_database():
+    audited = {**BASE, "keys": KEYS, "audit": {"enabled": True}}
+
+    assert "audit.enabled: the audit log needs a database (set database.url)" in problems(
+        audited)
+    assert problems({**audited, "database": {"url": "sqlite+aiosqlite:///x.db"}}) == []

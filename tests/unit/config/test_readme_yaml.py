@@ -5,7 +5,6 @@ sections it leaves out (a mock model, the development issuer, virtual keys on SQ
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -23,20 +22,13 @@ COMPLETION = {
 }
 
 
-class EveryVariable(Mapping[str, str]):
-    """An environment in which every `${NAME}` is set (to a value naming it)."""
+REFERENCE = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}")
 
-    def __getitem__(self, name: str) -> str:
-        return f"value-of-{name.lower()}"
 
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
+def environment_for(text: str) -> dict[str, str]:
+    """An environment in which every `${NAME}` the text names is set (to a value naming it),
+    and nothing else: variables read by convention (`HTTPS_PROXY`, `OTEL_*`) stay unset."""
+    return {name: f"value-of-{name.lower()}" for name in REFERENCE.findall(text)}
 
 
 def readme_blocks() -> list[tuple[int, str]]:
@@ -59,6 +51,7 @@ def test_readme_yaml_block_parses_and_validates(line, block):
     missing = {key: value for key, value in COMPLETION.items() if key not in data}
     text = block + (yaml.safe_dump(missing) if missing else "")
     try:
-        parse_settings(text, source=f"README.md block at line {line}", environ=EveryVariable())
+        parse_settings(text, source=f"README.md block at line {line}",
+                       environ=environment_for(text))
     except ConfigError as exc:
         pytest.fail(str(exc))
