@@ -21,6 +21,7 @@ from rolegate.cli.options import (
 )
 from rolegate.config.launch import LaunchOptions
 from rolegate.config.load import ConfigError, load_settings, read_pepper
+from rolegate.config.model import Settings
 from rolegate.errors import GatewayError
 from rolegate.keys.material import is_api_key
 
@@ -57,13 +58,25 @@ def serve(config: ConfigOption = None,
               min=1, help="Worker processes, one event loop each (use one per core).")] = 1,
           state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
     """Run the gateway (no --config: the embedded defaults: mock model, development issuer)."""
-    from rolegate.app import build_app
     from rolegate.cli import serving
     from rolegate.observability.logging import configure_process_logging
 
     settings = settings_for(config, host=host, port=port, state_dir=state_dir)
     # From here on every line, an error included, is a log line in `logging.format`.
     configure_process_logging(settings.logging.level, settings.logging.format)
+    try:
+        _serve(settings, config, host, port, workers, state_dir)
+    except typer.Exit:
+        raise
+    except Exception:  # the command's top-level guard: one error line, not a traceback dump
+        serving.crash()
+
+
+def _serve(settings: Settings, config: Path | None, host: str | None, port: int | None,
+           workers: int, state_dir: Path) -> None:
+    from rolegate.app import build_app
+    from rolegate.cli import serving
+
     serving.check_schema(settings, config)
     dev_issuer, lock = serving.claim_state(settings, state_dir)
     try:

@@ -131,6 +131,14 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
+def crash() -> NoReturn:
+    """End `serve` on an unexpected failure: one error line with the traceback as a field (one
+    JSON object in the `json` format), exit status 1."""
+    log.exception("rolegate serve failed")
+    _flush()
+    raise typer.Exit(1)
+
+
 def claim_state(settings: Settings, state_dir: Path) -> tuple[DevIssuer | None, StateLock | None]:
     """With the development issuer on: lock the state directory (held until the process
     exits, so another `serve` cannot replace the key in use here), then make and save the key."""
