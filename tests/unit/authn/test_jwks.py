@@ -9,7 +9,8 @@ import logging
 from typing import Any
 
 import pytest
-from jwt.algorithms import RSAAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from rolegate.authn.jwks import MAX_KEYS, JwksCache, KeySourceUnavailable, parse_key_set
 from rolegate.errors import ServiceUnavailable, Unauthenticated
@@ -401,3 +402,139 @@ async def test_unusable_discovery_document_is_refused(document, source, clock):
 
     await unavailable(cache)
     assert JWKS_URL not in source.fetches
+
+
+# --- private key material, of every key type ---------------------------------------------------
+
+def okp_public_and_private() -> tuple[dict[str, Any], dict[str, Any]]:
+    private_key = ed25519.Ed25519PrivateKey.generate()
+    public = json.loads(OKPAlgorithm.to_jwk(private_key.public_key()))
+    private = json.loads(OKPAlgorithm.to_jwk(private_key))
+    return public, private
+
+
+def private_entry(kind: str, rsa_key: KeyPair, ec_key: KeyPair) -> dict[str, Any]:
+    """A key-set entry of `kind` that carries private members, under kid `leaky`."""
+    if kind == "ec-d":
+        entry = json.loads(ECAlgorithm.to_jwk(ec_key.private_key))
+    elif kind == "okp-d":
+        entry = okp_public_and_private()[1]
+    else:  # an RSA public key with one private member added: that one alone must disqualify it
+        member = kind.removeprefix("rsa-")
+        entry = {**rsa_key.public_jwk(), member: "AQAB" if member != "oth" else [{"r": "AQAB"}]}
+    assert entry.get("d") or kind.startswith("rsa-")
+    entry.update(kid="leaky", use="sig")
+    entry.pop("alg", None)
+    return entry
+
+
+@pytest.mark.parametrize("kind", ["ec-d", "okp-d", "rsa-d", "rsa-p", "rsa-q", "rsa-dp", "rsa-dq",
+                                  "rsa-qi", "rsa-oth", "rsa-k"])
+async def test_an_entry_with_any_private_member_is_dropped_with_a_warning(
+        kind, clock, rsa_key, ec_key, caplog):
+    entry = private_entry(kind, rsa_key, ec_key)
+    public = {**entry}
+    for member in ("d", "p", "q", "dp", "dq", "qi", "oth", "k"):
+        public.pop(member, None)
+    assert parse_key_set(key_set(public))[0].kid == "leaky"  # usable without its secrets
+
+    with caplog.at_level(logging.WARNING, logger="rolegate.jwks"):
+        keys = parse_key_set(key_set(entry, rsa_key.public_jwk()))
+
+    assert [key.kid for key in keys] == ["rsa-1"]
+    assert "a key set entry carries private key members; it is ignored" in caplog.text
+
+
+async def test_an_okp_key_verifies_eddsa_only(clock):
+    public, _ = okp_public_and_private()
+    public.update(kid="ed-1")
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(public)}), clock)
+
+    key = await cache.key_for("ed-1", "EdDSA")
+
+    assert (key.kty, key.alg, key.curve) == ("OKP", None, "Ed25519")
+    for alg in ("RS256", "ES256", "PS256"):
+        await unknown_key(cache, "ed-1", alg)
+
+
+# --- keys published without kid, use or alg ----------------------------------------------------
+
+def bare(key: KeyPair, *without: str) -> dict[str, Any]:
+    entry = key.public_jwk()
+    for member in without:
+        del entry[member]
+    return entry
+
+
+async def test_a_key_without_kid_serves_a_token_without_kid(clock, rsa_key):
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(bare(rsa_key, "kid"))}), clock)
+
+    key = await cache.key_for(None, "RS256")
+
+    assert (key.kid, key.kty, key.alg) == (None, "RSA", "RS256")
+
+
+async def test_a_key_without_kid_does_not_serve_a_token_that_names_a_kid(clock, rsa_key):
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(bare(rsa_key, "kid"))}), clock)
+    await unknown_key(cache, "rsa-1", "RS256")
+
+
+async def test_a_token_without_kid_ignores_keys_of_another_family(clock, rsa_key, ec_key):
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(bare(rsa_key, "kid"),
+                                                       bare(ec_key, "kid"))}), clock)
+    assert (await cache.key_for(None, "ES256")).kty == "EC"
+    assert (await cache.key_for(None, "RS256")).kty == "RSA"
+
+
+async def test_a_key_without_use_is_a_signing_key(clock, rsa_key):
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(bare(rsa_key, "use"))}), clock)
+    assert (await cache.key_for("rsa-1", "RS256")).kid == "rsa-1"
+
+
+async def test_a_key_without_kid_use_or_alg_serves_its_family(clock, rsa_key):
+    entry = bare(rsa_key, "kid", "use", "alg")
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(entry)}), clock)
+
+    key = await cache.key_for(None, "PS384")
+
+    assert (key.kid, key.alg) == (None, None)
+    await unknown_key(cache, None, "ES256")
+
+
+@pytest.mark.parametrize("use", ["enc", "SIG", "", None, 1],
+                         ids=["enc", "upper-case", "empty", "null", "number"])
+async def test_a_key_whose_use_is_not_sig_is_dropped(use, clock, ec_key, rsa_key):
+    entry = {**ec_key.public_jwk(), "use": use}
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(entry, rsa_key.public_jwk())}), clock)
+
+    await unknown_key(cache, "ec-1", "ES256")
+    assert (await cache.key_for("rsa-1", "RS256")).kid == "rsa-1"
+
+
+async def test_a_key_marked_with_one_algorithm_verifies_no_other(clock, rsa_key):
+    entry = {**rsa_key.public_jwk(), "alg": "RS384"}
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(entry)}), clock)
+
+    assert (await cache.key_for("rsa-1", "RS384")).alg == "RS384"
+    for alg in ("RS256", "RS512", "PS384"):
+        await unknown_key(cache, "rsa-1", alg)
+
+
+async def test_an_ec_key_marked_es256_does_not_verify_es384(clock, ec_key):
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(ec_key.public_jwk())}), clock)
+    await unknown_key(cache, "ec-1", "ES384")
+
+
+@pytest.mark.parametrize(("curve", "alg"), [("P-256", "ES256"), ("P-384", "ES384"),
+                                            ("P-521", "ES512")])
+def test_an_ec_key_without_alg_is_read_with_the_algorithm_of_its_curve(curve, alg):
+    key = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1(), "P-521": ec.SECP521R1()}[curve]
+    entry = json.loads(ECAlgorithm.to_jwk(ec.generate_private_key(key).public_key()))
+    entry.update(kid="k")
+
+    (parsed,) = parse_key_set(key_set(entry))
+
+    assert (parsed.curve, parsed.alg) == (curve, None)
+    assert parsed.can_verify(alg)
+    assert not any(parsed.can_verify(other) for other in ("ES256", "ES384", "ES512")
+                   if other != alg)
