@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 
 from rolegate.authn.verifier import MAX_TOKEN_CACHE, JwtVerifier, TrustedIssuer
 from rolegate.config.model import IssuerConfig
-from rolegate.errors import Unauthenticated
+from rolegate.errors import ServiceUnavailable, Unauthenticated
 from tests.support.clock import FakeClock
 from tests.support.fetch import FakeKeySource
 from tests.support.keys import OTHER_TENANT, TENANT, KeyPair, claims, jwks
@@ -525,3 +525,240 @@ async def test_the_verified_token_cache_is_bounded_and_drops_the_oldest(verifier
     assert tokens[0] not in cached
     assert tokens[1] in cached and tokens[-1] in cached
     assert (await verifier.verify(tokens[0])).subject == "subject-1"  # verified afresh
+
+
+# --- time at the exact boundary second ---------------------------------------------------------
+
+NOW = 1_800_000_000
+
+
+def at_second(clock: FakeClock, verifier_for: Verifier, leeway: float) -> JwtVerifier:
+    """A verifier whose clock reads exactly NOW, so boundaries fall on whole seconds."""
+    clock.now = float(NOW)
+    return verifier_for(issuer_config(leeway=leeway))
+
+
+def timed_claims(**times: int) -> dict[str, Any]:
+    body = {k: v for k, v in claims(ISS, AUD, now=NOW).items() if k not in ("nbf", "iat")}
+    return {**body, **times}
+
+
+@pytest.mark.parametrize("leeway", [0, 60])
+@pytest.mark.parametrize(("past_exp", "code"), [(0, None), (0.5, "token_expired"),
+                                                (1, "token_expired")],
+                         ids=["at-the-last-second", "half-a-second-after", "one-second-after"])
+async def test_exp_is_accepted_through_exp_plus_leeway_and_refused_after(
+        leeway, past_exp, code, verifier_for, rsa_key, clock):
+    verifier = at_second(clock, verifier_for, leeway)
+    token = rsa_key.sign(timed_claims(exp=NOW))
+    clock.now = NOW + leeway + past_exp
+
+    if code is None:
+        assert (await verifier.verify(token)).subject == "subject-1"
+    else:
+        assert await refused(verifier, token) == code
+
+
+@pytest.mark.parametrize("leeway", [0, 60])
+@pytest.mark.parametrize(("claim", "code"), [("nbf", "token_not_yet_valid"),
+                                             ("iat", "invalid_token")])
+@pytest.mark.parametrize(("early", "accepted"), [(0, True), (0.5, False), (1, False)],
+                         ids=["at-the-first-second", "half-a-second-before", "one-second-before"])
+async def test_nbf_and_iat_are_accepted_from_the_claim_minus_leeway_and_refused_before(
+        leeway, claim, code, early, accepted, verifier_for, rsa_key, clock):
+    verifier = at_second(clock, verifier_for, leeway)
+    token = rsa_key.sign(timed_claims(**{claim: NOW + 100}))
+    clock.now = NOW + 100 - leeway - early
+
+    if accepted:
+        assert (await verifier.verify(token)).subject == "subject-1"
+    else:
+        assert await refused(verifier, token) == code
+
+
+async def test_refusals_for_time_say_which_claim(verifier_for, rsa_key, clock):
+    verifier = at_second(clock, verifier_for, 0)
+    messages = {}
+    for claim, body in [("exp", timed_claims(exp=NOW - 1)),
+                        ("nbf", timed_claims(nbf=NOW + 1)),
+                        ("iat", timed_claims(iat=NOW + 1)),
+                        ("no-exp", {**timed_claims(), "exp": "soon"})]:
+        with pytest.raises(Unauthenticated) as caught:
+            await verifier.verify(rsa_key.sign(body))
+        messages[claim] = str(caught.value)
+
+    assert messages == {"exp": "The token has expired.",
+                        "nbf": "The token is not valid yet (`nbf`).",
+                        "iat": "The token was issued in the future (`iat`).",
+                        "no-exp": "The token has no valid `exp` claim."}
+
+
+async def test_a_token_without_nbf_or_iat_is_accepted(verifier_for, rsa_key, clock):
+    verifier = at_second(clock, verifier_for, 0)
+    assert (await verifier.verify(rsa_key.sign(timed_claims(exp=NOW)))).subject == "subject-1"
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+@pytest.mark.parametrize("value", [None, True, "1800000000", [NOW]],
+                         ids=["null", "bool", "string", "list"])
+async def test_nbf_or_iat_present_but_not_a_number_is_refused_whatever_the_time(
+        claim, value, verifier_for, rsa_key, clock):
+    verifier = at_second(clock, verifier_for, 60)
+    code = "token_not_yet_valid" if claim == "nbf" else "invalid_token"
+    assert await refused(verifier, signed_raw(rsa_key, timed_claims(**{claim: value}))) == code
+
+
+async def test_a_fractional_exp_is_compared_exactly(verifier_for, rsa_key, clock):
+    verifier = at_second(clock, verifier_for, 0)
+    token = signed_raw(rsa_key, {**timed_claims(), "exp": NOW + 0.25})
+    clock.now = NOW + 0.25
+    assert (await verifier.verify(token)).subject == "subject-1"
+    clock.now = NOW + 0.5
+    assert await refused(verifier, token) == "token_expired"
+
+
+async def test_a_cached_token_is_served_through_exp_plus_leeway_and_refused_after(
+        verifier_for, rsa_key, clock):
+    verifier = at_second(clock, verifier_for, 60)
+    token = rsa_key.sign(timed_claims(exp=NOW + 10))
+    first = await verifier.verify(token)
+
+    clock.now = NOW + 10 + 60
+    assert await verifier.verify(token) is first
+
+    clock.now = NOW + 10 + 60.5
+    assert await refused(verifier, token) == "token_expired"
+
+
+# --- replay protection, as the verifier wires it -----------------------------------------------
+
+def respelled(token: str) -> str:
+    """The same token with base64 padding on its signature: it verifies, but is another string,
+    so it misses the verified-token cache and only the jti seen-set can catch it."""
+    padded = token + "=" * (-len(token.rsplit(".", 1)[1]) % 4)
+    assert padded != token
+    return padded
+
+
+async def test_a_one_time_token_is_refused_the_second_time_without_a_key_lookup(
+        verifier_for, rsa_key, published, clock):
+    verifier = verifier_for(issuer_config(replay_protection=True))
+    token = rsa_key.sign(good_claims(clock, jti="j-1"))
+    await verifier.verify(token)
+    fetches = list(published.fetches)
+
+    assert await refused(verifier, token) == "token_replayed"
+    assert published.fetches == fetches
+
+
+async def test_a_one_time_token_stays_refused_until_exp_plus_leeway(verifier_for, rsa_key, clock):
+    """The jti must outlive every moment at which the token would pass the time checks."""
+    clock.now = float(NOW)
+    verifier = verifier_for(issuer_config(replay_protection=True, leeway=60))
+    token = rsa_key.sign(timed_claims(exp=NOW + 10, jti="j-2"))
+    await verifier.verify(token)
+
+    clock.now = NOW + 10 + 60  # the last second the token's time still passes
+
+    assert await refused(verifier, respelled(token)) == "token_replayed"
+    clock.now = NOW + 10 + 61
+    assert await refused(verifier, respelled(token)) == "token_expired"
+
+
+async def test_without_replay_protection_a_token_is_reusable(verifier, rsa_key, clock):
+    token = rsa_key.sign(good_claims(clock, jti="j-3"))
+    first = await verifier.verify(token)
+    assert await verifier.verify(token) is first
+    assert (await verifier.verify(respelled(token))).subject == first.subject
+
+
+async def test_a_one_time_token_without_jti_is_refused(verifier_for, rsa_key, clock):
+    verifier = verifier_for(issuer_config(replay_protection=True))
+    assert await refused(verifier, rsa_key.sign(good_claims(clock))) == "missing_claim"
+
+
+async def test_a_refused_one_time_token_does_not_use_up_its_jti(verifier_for, rsa_key, clock):
+    verifier = verifier_for(issuer_config(replay_protection=True, tenants=[TENANT]))
+    wrong_tenant = rsa_key.sign(good_claims(clock, jti="j-4", tid=OTHER_TENANT))
+    assert await refused(verifier, wrong_tenant) == "invalid_tenant"
+
+    assert (await verifier.verify(rsa_key.sign(good_claims(clock, jti="j-4",
+                                                           tid=TENANT)))).tenant == TENANT
+
+
+# --- the key cache each issuer is built with ---------------------------------------------------
+
+DISCOVERY_URL = "https://idp.example.com/.well-known/openid-configuration"
+
+
+def discovery(issuer: str) -> bytes:
+    return json.dumps({"issuer": issuer, "jwks_uri": JWKS_URL}).encode()
+
+
+async def test_discovery_naming_another_issuer_is_refused_and_its_keys_never_fetched(
+        verifier_for, published, rsa_key, clock):
+    published.documents[DISCOVERY_URL] = discovery("https://evil.example/")
+    verifier = verifier_for(issuer_config(jwks_url=None, discovery_url=DISCOVERY_URL))
+
+    with pytest.raises(ServiceUnavailable) as caught:
+        await verifier.verify(rsa_key.sign(good_claims(clock)))
+
+    assert caught.value.code == "jwks_unavailable"
+    assert published.fetches == [DISCOVERY_URL]
+
+
+async def test_discovery_naming_the_configured_issuer_leads_to_its_keys(
+        verifier_for, published, rsa_key, clock):
+    published.documents[DISCOVERY_URL] = discovery(ISS)
+    verifier = verifier_for(issuer_config(jwks_url=None, discovery_url=DISCOVERY_URL))
+
+    assert (await verifier.verify(rsa_key.sign(good_claims(clock)))).subject == "subject-1"
+    assert published.fetches == [DISCOVERY_URL, JWKS_URL]
+
+
+async def test_discovery_of_an_issuer_template_names_the_template_not_a_tenant(
+        verifier_for, published, rsa_key, clock):
+    """Entra's multi-tenant discovery document says `{tenantid}` where the tenant goes."""
+    published.documents[DISCOVERY_URL] = discovery(TEMPLATE)
+    verifier = verifier_for(issuer_config(issuer=TEMPLATE, tenants=["*"], jwks_url=None,
+                                          discovery_url=DISCOVERY_URL))
+
+    token = rsa_key.sign(tenant_claims(clock, TENANT, TENANT))
+
+    assert (await verifier.verify(token)).tenant == TENANT
+
+
+async def test_the_issuer_key_cache_uses_the_configured_ttl(verifier_for, published, rsa_key,
+                                                            clock):
+    verifier = verifier_for(issuer_config(jwks_ttl=30))
+    await verifier.verify(rsa_key.sign(good_claims(clock, jti="a")))
+    clock.advance(29)
+    await verifier.verify(rsa_key.sign(good_claims(clock, jti="b")))
+    assert published.fetches == [JWKS_URL]
+
+    clock.advance(1)
+    await verifier.verify(rsa_key.sign(good_claims(clock, jti="c")))
+    assert published.fetches == [JWKS_URL, JWKS_URL]
+
+
+async def test_the_issuer_key_cache_serves_stale_keys_for_the_configured_time(
+        verifier_for, published, rsa_key, clock):
+    verifier = verifier_for(issuer_config(jwks_ttl=30, jwks_max_stale=100))
+    await verifier.verify(rsa_key.sign(good_claims(clock, jti="a")))
+    published.is_down = True
+
+    clock.advance(129)
+    assert (await verifier.verify(rsa_key.sign(good_claims(clock, jti="b")))).subject
+
+    clock.advance(1)
+    with pytest.raises(ServiceUnavailable):
+        await verifier.verify(rsa_key.sign(good_claims(clock, jti="c")))
+
+
+async def test_the_issuer_key_cache_uses_the_configured_refresh_budget(
+        verifier_for, published, attacker_key, clock):
+    verifier = verifier_for(issuer_config(jwks_refreshes_per_minute=2))
+    for n in range(5):
+        assert await refused(verifier, attacker_key.sign(good_claims(clock, jti=str(n)))) == \
+            "unknown_signing_key"
+    assert len(published.fetches) == 1 + 2
