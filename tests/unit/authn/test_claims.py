@@ -216,3 +216,24 @@ def test_keycloak_client_id_containing_dots_still_finds_its_roles():
                                   "com.example": {"roles": ["not-ours"]}}}
     who = principal_of(claims, preset="keycloak", resource_client="com.example.gateway")
     assert who.roles == frozenset({"llm-user"})
+
+
+# --- groups sent as one string -----------------------------------------------------------------
+
+@pytest.mark.parametrize("preset", ["entra", "keycloak", "okta", "generic"])
+def test_a_groups_claim_sent_as_one_string_is_one_group_not_split_on_spaces(preset):
+    """Group names may contain spaces (Okta's "Data Science"): unlike `scope` (RFC 8693), a
+    string `groups` claim is never read as a space-delimited list."""
+    who = principal_of({"sub": "s", "groups": "Data Science"}, preset=preset)
+    assert who.groups == frozenset({"Data Science"})
+
+
+def test_a_groups_array_keeps_names_with_spaces_whole():
+    who = principal_of({"sub": "s", "groups": ["Data Science", "ml ops"]}, preset="okta")
+    assert who.groups == frozenset({"Data Science", "ml ops"})
+
+
+def test_a_scope_string_is_split_on_any_whitespace_but_a_roles_string_is_not():
+    who = principal_of({"sub": "s", "scope": "a\tb\nc", "roles": "x y"})
+    assert who.scopes == frozenset({"a", "b", "c"})
+    assert who.roles == frozenset({"x y"})

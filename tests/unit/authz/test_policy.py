@@ -241,3 +241,69 @@ def test_empty_policy_denies_everything():
         decision = policy.decide(who(roles={"admin"}), action)
         assert not decision.allowed
         assert decision.code == "insufficient_scope"
+
+
+# --- groups from a claim sent as one string ----------------------------------------------------
+
+def test_a_group_name_with_spaces_matches_only_as_a_whole():
+    """`groups: "Data Science"` in a token is one group (see test_claims.py): a rule for the
+    group `Data` must not match it, a rule for `Data Science` must."""
+    token_groups = {"Data Science"}
+    assert policy_of(rule(groups=["Data Science"])).decide(
+        who(groups=token_groups), invoke()).allowed
+    assert not policy_of(rule(groups=["Data"])).decide(who(groups=token_groups), invoke()).allowed
+    assert not policy_of(rule(groups=["Science"])).decide(
+        who(groups=token_groups), invoke()).allowed
+
+
+# --- rules with several model globs ------------------------------------------------------------
+
+MODELS = ["gpt-4o-mini", "llama-*-8b", "org/*"]
+
+
+@pytest.mark.parametrize(("model", "allowed"), [
+    ("gpt-4o-mini", True),
+    ("llama-3-8b", True),
+    ("llama-3.1-8b", True),
+    ("org/model", True),
+    ("gpt-4o", False),
+    ("gpt-4o-mini-2024", False),
+    ("xgpt-4o-mini", False),
+    ("llama-3-70b", False),
+    ("other/org/model", False),
+    ("", False),
+], ids=["first-glob", "second-glob", "second-glob-with-dot", "third-glob", "none-of-them",
+        "first-glob-prefix-only", "first-glob-suffix-only", "second-glob-other-size",
+        "third-glob-not-at-start", "empty"])
+def test_a_rule_with_several_model_globs_grants_a_model_matching_any_one_in_full(
+        model, allowed):
+    policy = policy_of(rule(roles=["a"], models=MODELS))
+    decision = policy.decide(who(roles={"a"}), invoke(model))
+    assert decision.allowed is allowed
+    assert decision.code == ("allowed" if allowed else "model_not_allowed")
+
+
+def test_several_model_globs_keep_their_own_anchors():
+    """Joined into one pattern, `a|b` must not let `a` match only a prefix and `b` a suffix."""
+    policy = policy_of(rule(roles=["a"], models=["gpt-4o", "mini"]))
+    assert not policy.decide(who(roles={"a"}), invoke("gpt-4o-mini")).allowed
+    assert not policy.decide(who(roles={"a"}), invoke("gpt-4omini")).allowed
+    assert policy.decide(who(roles={"a"}), invoke("mini")).allowed
+
+
+@pytest.mark.parametrize(("path", "allowed"), [
+    ("/v1/audio/speech", True), ("/admin/policy", True), ("/admin/policy/x", False),
+    ("/v1/audiox", False), ("/v1/images", False),
+])
+def test_a_rule_with_several_route_paths_grants_a_path_matching_any_one(path, allowed):
+    policy = policy_of(rule(roles=["a"], routes=["/v1/audio/*", "/admin/policy"]))
+    assert policy.decide(who(roles={"a"}), Action("other", path)).allowed is allowed
+
+
+def test_models_of_one_rule_do_not_leak_into_another_rule():
+    policy = policy_of(rule("mini", roles=["a"], models=["gpt-4o-mini", "echo"]),
+                       rule("llama", roles=["b"], models=["llama-*", "mistral-*"]))
+    assert policy.decide(who(roles={"a"}), invoke("echo")).allowed
+    assert not policy.decide(who(roles={"a"}), invoke("llama-3-8b")).allowed
+    assert policy.decide(who(roles={"b"}), invoke("mistral-7b")).rule == "llama"
+    assert not policy.decide(who(roles={"b"}), invoke("gpt-4o-mini")).allowed
