@@ -115,20 +115,25 @@ def listed_equivalents() -> set[str]:
     return set(MUTANT_NAME.findall(EQUIVALENTS.read_text())) if EQUIVALENTS.exists() else set()
 
 
-def report(scores: list[Score]) -> bool:
-    equivalents = listed_equivalents()
-    all_listed = True
-    print(f"\n{'module':44} {'killed/total':>12} {'score':>6}  equivalent  unexplained")
-    for score in scores:
-        total, killed = len(score.statuses), len(score.killed)
-        unexplained = {m: s for m, s in score.not_killed.items() if m not in equivalents}
-        percent = f"{100 * killed / total:.0f}%" if total else "-"
-        print(f"{score.module:44} {f'{killed}/{total}':>12} {percent:>6}  "
-              f"{len(score.not_killed) - len(unexplained):>10}  {len(unexplained):>11}")
-        for name, status in sorted(unexplained.items()):
-            print(f"    {status}: {name}    (mutmut show {name})")
-        all_listed &= not unexplained
-    return all_listed
+def print_score(score: Score, equivalents: set[str], show: bool) -> bool:
+    """One module's line and its unexplained survivors; whether every survivor is listed."""
+    total, killed = len(score.statuses), len(score.killed)
+    unexplained = {m: s for m, s in score.not_killed.items() if m not in equivalents}
+    percent = f"{100 * killed / total:.0f}%" if total else "-"
+    print(f"{score.module:40} {f'{killed}/{total}':>12} {percent:>6}  "
+          f"{len(score.not_killed) - len(unexplained):>10}  {len(unexplained):>11}", flush=True)
+    for name, status in sorted(unexplained.items()):
+        print(f"    {status}: {name}")
+        if show:
+            work = WORK / name.split(".x")[0]
+            diff = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=work,
+                                  capture_output=True, text=True, check=False).stdout
+            print("".join(f"        {line}\n" for line in diff.splitlines()[1:]
+                          if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))))
+    return not unexplained
+
+
+HEADER = f"{'module':40} {'killed/total':>12} {'score':>6}  equivalent  unexplained"
 
 
 def main() -> None:
@@ -140,20 +145,31 @@ def main() -> None:
                         help="mutants tested at once (default 2)")
     parser.add_argument("--tests", nargs="+", help="run every module against these tests "
                         "instead of its own")
+    parser.add_argument("--show", action="store_true", help="print the change each survivor "
+                        "makes")
     parser.add_argument("-v", "--verbose", action="store_true", help="show mutmut's output")
     args = parser.parse_args()
     paths = args.modules or [p for p in DEFAULT_PACKAGES if (ROOT / p).is_dir()]
-    scores = []
+    equivalents = listed_equivalents()
+    scores: list[Score] = []
+    all_listed = True
     for module in modules_of(paths):
         tests = [Path(t) for t in args.tests] if args.tests else own_tests(module)
         if not tests:
             print(f"{module}: no unit tests of its own (tests/unit/.../test_{module.stem}.py)")
+            all_listed = False
             continue
         print(f"{module}: against {' '.join(map(str, tests))}", flush=True)
         scores.append(run(module, tests, args.max_children, not args.verbose))
-    if not report(scores):
+        print(HEADER)
+        print_score(scores[-1], equivalents, args.show)
+    print(f"\n{HEADER}")
+    for score in scores:
+        all_listed &= print_score(score, equivalents, show=False)
+    if not all_listed:
         print(f"\nEach survivor needs a test that kills it, or an entry in "
-              f"{EQUIVALENTS.relative_to(ROOT)} saying why no test can.")
+              f"{EQUIVALENTS.relative_to(ROOT)} saying why no test can. "
+              f"`./dev mutate --show MODULE` prints each survivor's change.")
         sys.exit(1)
 
 
