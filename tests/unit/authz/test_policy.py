@@ -307,3 +307,92 @@ def test_models_of_one_rule_do_not_leak_into_another_rule():
     assert not policy.decide(who(roles={"a"}), invoke("llama-3-8b")).allowed
     assert policy.decide(who(roles={"b"}), invoke("mistral-7b")).rule == "llama"
     assert not policy.decide(who(roles={"b"}), invoke("gpt-4o-mini")).allowed
+
+
+# --- a credential limited to some models (an API key's `models`) -------------------------------
+
+@pytest.mark.parametrize(("limit", "model", "allowed"), [
+    (("gpt-4o-mini",), "gpt-4o-mini", True),
+    (("gpt-4o-mini",), "gpt-4o", False),
+    (("gpt-4o-mini", "llama-*"), "llama-3-8b", True),
+    (("gpt-4o-mini", "llama-*"), "echo", False),
+    ((), "gpt-4o", False),
+    (None, "gpt-4o", True),
+], ids=["listed", "not-listed", "second-glob", "none-of-the-globs", "empty-limit", "no-limit"])
+def test_a_credential_limited_to_models_gets_only_those_even_when_a_rule_grants_more(
+        limit, model, allowed):
+    policy = policy_of(rule(roles=["a"], models=["*"]))
+    decision = policy.decide(who(roles={"a"}, allowed_models=limit), invoke(model))
+    assert decision.allowed is allowed
+    assert decision.code == ("allowed" if allowed else "model_not_allowed")
+
+
+def test_a_credential_limit_does_not_grant_what_no_rule_grants():
+    policy = policy_of(rule(roles=["a"], models=["gpt-4o-mini"]))
+    decision = policy.decide(who(roles={"a"}, allowed_models=("gpt-4o",)), invoke("gpt-4o"))
+    assert not decision.allowed
+
+
+def test_a_credential_limited_to_models_may_still_use_routes_without_a_model():
+    policy = policy_of(rule(roles=["a"], routes=["info"], models=[]))
+    assert policy.decide(who(roles={"a"}, allowed_models=("gpt-4o",)),
+                         Action("info", "/v1/models")).allowed
+
+
+def test_a_credential_limit_refusal_names_the_models_it_is_limited_to():
+    decision = policy_of(rule(roles=["a"])).decide(
+        who(roles={"a"}, allowed_models=("gpt-4o-mini", "echo")), invoke("gpt-4o"))
+    assert (decision.allowed, decision.rule) == (False, None)
+    assert decision.reason == ("This credential is limited to models ['gpt-4o-mini', 'echo']; "
+                               "model 'gpt-4o' on route group 'inference' "
+                               "(/v1/chat/completions) is not among them.")
+
+
+# --- what a denial says ------------------------------------------------------------------------
+
+def test_a_denial_names_each_unmet_condition_of_a_granting_rule():
+    policy = policy_of(rule("all", roles=["r"], scopes=["s"], groups=["g"], clients=["c"],
+                            subjects=["u"], issuers=["i"], tenants=["t"],
+                            claims={"tier": ["gold"]}))
+    decision = policy.decide(who(), invoke())
+    assert decision.reason == (
+        "Access to model 'gpt-4o' on route group 'inference' (/v1/chat/completions) is not "
+        "granted to this caller (roles=[], scopes=[], groups=[]). It would be granted by: "
+        "rule 'all' needs roles any of ['r']; scopes any of ['s']; groups any of ['g']; "
+        "client one of ['c']; subject one of ['u']; issuer one of ['i']; tenant one of ['t']; "
+        "claim tier containing one of ['gold'].")
+
+
+def test_a_denial_names_only_the_conditions_the_caller_fails():
+    policy = policy_of(rule("two", roles=["r"], scopes=["s"]))
+    decision = policy.decide(who(roles={"r"}), invoke())
+    assert decision.reason.endswith("It would be granted by: rule 'two' needs scopes any of "
+                                    "['s'].")
+
+
+def test_a_denial_names_at_most_three_rules_joined_by_bars():
+    policy = policy_of(*(rule(f"r{n}", roles=[f"role{n}"]) for n in range(5)))
+    reason = policy.decide(who(), invoke()).reason
+    assert "It would be granted by: rule 'r0' needs roles any of ['role0'] | rule 'r1' needs " \
+        "roles any of ['role1'] | rule 'r2' needs roles any of ['role2']." in reason
+    assert "r3" not in reason
+
+
+def test_a_denial_with_no_granting_rule_says_so():
+    decision = policy_of(rule(roles=["a"], routes=["info"])).decide(who(roles={"a"}), invoke())
+    assert decision.reason == (
+        "Access to model 'gpt-4o' on route group 'inference' (/v1/chat/completions) is not "
+        "granted to this caller (roles=['a'], scopes=[], groups=[]). No rule grants it to "
+        "anyone.")
+
+
+def test_an_allow_names_its_rule_in_the_reason():
+    decision = policy_of(rule("users", roles=["a"])).decide(who(roles={"a"}), invoke())
+    assert (decision.allowed, decision.rule, decision.reason, decision.code) == (
+        True, "users", "granted by rule 'users'", "allowed")
+
+
+def test_model_not_allowed_needs_a_rule_the_caller_matches_that_grants_the_route():
+    policy = policy_of(rule("other-route", roles=["a"], routes=["info"], models=["x"]),
+                       rule("not-matching", roles=["b"], models=["*"]))
+    assert policy.decide(who(roles={"a"}), invoke()).code == "insufficient_scope"
