@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from rolegate.authn.jwks import MAX_KEYS, JwksCache, KeySourceUnavailable, parse_key_set
+from rolegate.authn.jwks import MAX_KEYS, JwksCache, KeySourceUnavailable, SigningKey, parse_key_set
 from rolegate.errors import ServiceUnavailable, Unauthenticated
 from tests.support.clock import FakeClock
 from tests.support.fetch import FakeKeySource
@@ -538,3 +538,153 @@ def test_an_ec_key_without_alg_is_read_with_the_algorithm_of_its_curve(curve, al
     assert parsed.can_verify(alg)
     assert not any(parsed.can_verify(other) for other in ("ES256", "ES384", "ES512")
                    if other != alg)
+
+
+# --- what the cache reports and logs -----------------------------------------------------------
+
+async def test_an_unknown_key_is_refused_with_a_message_that_names_no_key(source, clock):
+    cache = cache_for(source, clock)
+    with pytest.raises(Unauthenticated) as caught:
+        await cache.key_for("forged", "RS256")
+    assert str(caught.value) == "The token was signed with a key this issuer does not publish."
+
+
+async def test_an_unreachable_key_set_is_refused_with_a_message_naming_the_issuer(clock):
+    down = FakeKeySource()
+    down.is_down = True
+    with pytest.raises(ServiceUnavailable) as caught:
+        await cache_for(down, clock).key_for("rsa-1", "RS256")
+    assert str(caught.value) == "The signing keys of issuer 'idp' cannot be fetched right now."
+
+
+async def test_a_failed_fetch_is_logged_with_the_issuer_and_the_reason(clock, caplog):
+    down = FakeKeySource()
+    down.is_down = True
+    with caplog.at_level(logging.WARNING, logger="rolegate.jwks"):
+        await cache_for(down, clock).warm()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"fetching the keys of issuer idp failed: GET {JWKS_URL} failed"]
+
+
+async def test_a_loaded_key_set_is_logged_with_its_size(source, clock, caplog):
+    with caplog.at_level(logging.INFO, logger="rolegate.jwks"):
+        await cache_for(source, clock).warm()
+    assert [r.getMessage() for r in caplog.records] == ["loaded 2 signing key(s) for issuer idp"]
+
+
+async def test_fetch_counters_and_load_time_follow_each_fetch(source, clock):
+    cache = cache_for(source, clock, ttl=600)
+    assert (cache.fetch_count, cache.fetch_successes, cache.fetch_failures) == (0, 0, 0)
+    assert (cache.loaded_at, cache.key_count, cache.is_loaded) == (None, 0, False)
+
+    await cache.warm()
+    loaded = clock.now
+    source.is_down = True
+    clock.advance(10)
+    await cache.warm()
+    await cache.warm()
+
+    assert (cache.fetch_count, cache.fetch_successes, cache.fetch_failures) == (3, 1, 2)
+    assert (cache.loaded_at, cache.key_count, cache.is_loaded) == (loaded, 2, True)
+
+
+async def test_the_default_ttl_is_ten_minutes_and_stale_keys_serve_half_an_hour(source, clock):
+    cache = JwksCache("idp", fetch=source, clock=clock, jwks_url=JWKS_URL)
+    await cache.key_for("rsa-1", "RS256")
+    clock.advance(599.5)
+    await cache.key_for("rsa-1", "RS256")
+    assert len(source.fetches) == 1
+
+    clock.advance(0.5)
+    source.is_down = True
+    await cache.key_for("rsa-1", "RS256")
+    assert len(source.fetches) == 2
+    clock.advance(1799.5)
+    assert (await cache.key_for("rsa-1", "RS256")).kid == "rsa-1"
+    clock.advance(0.5)
+    await unavailable(cache)
+
+
+@pytest.mark.parametrize(("document", "message"), [
+    (b"<html>", "key set is not JSON"),
+    (b"[]", "key set is not a JSON object"),
+    (b'{"keys": {}}', "key set has no `keys` array"),
+], ids=["not-json", "not-an-object", "no-keys-array"])
+def test_an_unusable_key_set_says_what_is_wrong_with_it(document, message):
+    with pytest.raises(KeySourceUnavailable) as caught:
+        parse_key_set(document)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(("document", "message"), [
+    (b"not json", "discovery document is not JSON"),
+    (b"[]", "discovery document is not a JSON object"),
+    (json.dumps({"issuer": "https://evil.example", "jwks_uri": JWKS_URL}).encode(),
+     "discovery names issuer 'https://evil.example', expected 'https://idp.example.com'"),
+    (json.dumps({"issuer": ISS, "jwks_uri": "ftp://idp/keys"}).encode(),
+     "discovery document has no usable jwks_uri"),
+], ids=["not-json", "not-an-object", "other-issuer", "bad-jwks-uri"])
+async def test_an_unusable_discovery_document_is_logged_saying_what_is_wrong(
+        document, message, source, clock, caplog):
+    source.documents[DISCOVERY_URL] = document
+    cache = cache_for(source, clock, jwks_url=None, discovery_url=DISCOVERY_URL,
+                      expected_issuer=ISS)
+    with caplog.at_level(logging.WARNING, logger="rolegate.jwks"):
+        await cache.warm()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"fetching the keys of issuer idp failed: {message}"]
+
+
+async def test_a_discovered_plain_http_key_set_url_is_used(source, clock):
+    """Local identity providers (a Keycloak in a container) publish http:// URLs."""
+    plain = "http://keycloak.local/keys"
+    source.documents[plain] = source.documents[JWKS_URL]
+    source.documents[DISCOVERY_URL] = discovery(jwks_uri=plain)
+    cache = cache_for(source, clock, jwks_url=None, discovery_url=DISCOVERY_URL,
+                      expected_issuer=ISS)
+
+    assert (await cache.key_for("rsa-1", "RS256")).kid == "rsa-1"
+    assert source.fetches == [DISCOVERY_URL, plain]
+
+
+async def test_discovery_without_an_expected_issuer_accepts_any_issuer(source, clock):
+    source.documents[DISCOVERY_URL] = discovery(issuer="https://login.example/{tenantid}/v2.0")
+    cache = cache_for(source, clock, jwks_url=None, discovery_url=DISCOVERY_URL)
+    assert (await cache.key_for("rsa-1", "RS256")).kid == "rsa-1"
+
+
+async def test_exactly_max_keys_are_all_used_without_a_warning(clock, caplog):
+    keys = [KeyPair.ec(f"ec-{index}") for index in range(MAX_KEYS)]
+    with caplog.at_level(logging.WARNING, logger="rolegate.jwks"):
+        parsed = parse_key_set(jwks(*keys))
+    assert len(parsed) == MAX_KEYS
+    assert caplog.records == []
+
+
+def test_more_than_max_keys_logs_how_many_were_sent(caplog):
+    keys = [KeyPair.ec(f"ec-{index}") for index in range(MAX_KEYS + 1)]
+    with caplog.at_level(logging.WARNING, logger="rolegate.jwks"):
+        parse_key_set(jwks(*keys))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"key set has {MAX_KEYS + 1} keys; only the first {MAX_KEYS} are used"]
+
+
+def test_the_parsed_key_is_the_published_public_key(rsa_key, ec_key):
+    rsa_parsed, ec_parsed = parse_key_set(jwks(rsa_key, ec_key))
+    assert rsa_parsed.key.public_numbers() == rsa_key.private_key.public_key().public_numbers()
+    assert ec_parsed.key.public_numbers() == ec_key.private_key.public_key().public_numbers()
+    assert (rsa_parsed.kty, rsa_parsed.curve, ec_parsed.kty, ec_parsed.curve) == (
+        "RSA", None, "EC", "P-256")
+
+
+async def test_the_only_key_with_a_kid_that_is_not_a_string_is_not_used_for_a_token_without_kid(
+        clock, rsa_key):
+    entry = {**rsa_key.public_jwk(), "kid": 7}
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(entry)}), clock)
+    await unknown_key(cache, None, "RS256")
+
+
+def test_a_key_of_a_type_without_a_signature_family_verifies_nothing(rsa_key):
+    (parsed,) = parse_key_set(jwks(rsa_key))
+    orphan = SigningKey(kid="k", kty="oct", alg=None, curve=None, key=parsed.key)
+    assert not any(orphan.can_verify(alg) for alg in ("HS256", "RS256", "ES256", "EdDSA"))
