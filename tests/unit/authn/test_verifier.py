@@ -8,7 +8,8 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 
 from rolegate.authn.verifier import MAX_TOKEN_CACHE, JwtVerifier, TrustedIssuer
 from rolegate.config.model import IssuerConfig
@@ -704,6 +705,7 @@ async def test_discovery_naming_another_issuer_is_refused_and_its_keys_never_fet
         await verifier.verify(rsa_key.sign(good_claims(clock)))
 
     assert caught.value.code == "jwks_unavailable"
+    assert str(caught.value) == "The signing keys of issuer 'idp' cannot be fetched right now."
     assert published.fetches == [DISCOVERY_URL]
 
 
@@ -716,10 +718,11 @@ async def test_discovery_naming_the_configured_issuer_leads_to_its_keys(
     assert published.fetches == [DISCOVERY_URL, JWKS_URL]
 
 
-async def test_discovery_of_an_issuer_template_names_the_template_not_a_tenant(
+async def test_discovery_for_an_issuer_template_is_not_held_to_one_issuer(
         verifier_for, published, rsa_key, clock):
-    """Entra's multi-tenant discovery document says `{tenantid}` where the tenant goes."""
-    published.documents[DISCOVERY_URL] = discovery(TEMPLATE)
+    """A tenant's own discovery document names that tenant's issuer, not the template: the
+    issuer check applies to exact issuers only."""
+    published.documents[DISCOVERY_URL] = discovery(TEMPLATE.replace("{tenantid}", TENANT))
     verifier = verifier_for(issuer_config(issuer=TEMPLATE, tenants=["*"], jwks_url=None,
                                           discovery_url=DISCOVERY_URL))
 
@@ -762,3 +765,114 @@ async def test_the_issuer_key_cache_uses_the_configured_refresh_budget(
         assert await refused(verifier, attacker_key.sign(good_claims(clock, jti=str(n)))) == \
             "unknown_signing_key"
     assert len(published.fetches) == 1 + 2
+
+
+# --- what each refusal says --------------------------------------------------------------------
+
+def refusals(clock: FakeClock, rsa_key: KeyPair, attacker_key: KeyPair) -> list[Any]:
+    body = good_claims(clock)
+    no_aud = {k: v for k, v in body.items() if k != "aud"}
+    return [
+        ("not-a-jwt", "a.b", "invalid_token", "The bearer token is not a JWT."),
+        ("garbage", "a.b.c", "invalid_token", "The bearer token is not a well-formed JWT."),
+        ("untrusted-issuer", rsa_key.sign({**body, "iss": "https://evil.example/"}),
+         "unknown_issuer", "The token's issuer is not trusted by this gateway."),
+        ("alg-not-allowed", unsigned({"alg": "none"}, body), "algorithm_not_allowed",
+         "The token's signing algorithm is not accepted."),
+        ("bad-kid", rsa_key.sign(body, {"kid": "a b"}), "invalid_token",
+         "The token's `kid` header is malformed."),
+        ("unknown-key", attacker_key.sign(body), "unknown_signing_key",
+         "The token was signed with a key this issuer does not publish."),
+        ("bad-signature", attacker_key.sign(body, {"kid": rsa_key.kid}), "invalid_signature",
+         "The token's signature does not verify."),
+        ("other-audience", rsa_key.sign({**body, "aud": "someone-else"}), "invalid_audience",
+         "The token is not meant for this gateway (`aud`)."),
+        ("no-audience", rsa_key.sign(no_aud), "missing_claim",
+         "The token lacks a required claim."),
+    ]
+
+
+async def test_each_refusal_has_its_own_code_and_message(verifier, rsa_key, attacker_key,
+                                                        clock):
+    for name, token, code, message in refusals(clock, rsa_key, attacker_key):
+        with pytest.raises(Unauthenticated) as caught:
+            await verifier.verify(token)
+        assert (name, caught.value.code, str(caught.value)) == (name, code, message)
+
+
+async def test_a_refused_typ_says_so(verifier_for, rsa_key, clock):
+    verifier = verifier_for(issuer_config(token_types=["at+jwt"]))
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier.verify(rsa_key.sign(good_claims(clock), {"typ": "JWT"}))
+    assert str(caught.value) == "The token's `typ` header is not accepted."
+
+
+@pytest.mark.parametrize("configured", ["application/at+jwt", "Application/AT+JWT"])
+@pytest.mark.parametrize("sent", ["at+jwt", "application/at+jwt", "AT+JWT"])
+async def test_a_configured_typ_with_application_prefix_accepts_every_spelling(
+        configured, sent, verifier_for, rsa_key, clock):
+    """RFC 7515 §4.1.9: `typ` is a media type, compared without case and with the
+    `application/` prefix optional."""
+    verifier = verifier_for(issuer_config(token_types=[configured]))
+    token = rsa_key.sign(good_claims(clock), {"typ": sent})
+    assert (await verifier.verify(token)).subject == "subject-1"
+
+
+async def test_a_b64_header_without_crit_is_refused_though_its_signature_verifies(
+        verifier, rsa_key, clock):
+    """PyJWT drops `b64: true` when it signs and accepts it when it verifies (it is the default
+    encoding); the gateway accepts no JWS extension header at all (RFC 7797)."""
+    def signed(header: dict[str, Any]) -> str:
+        signing_input = f"{segment(header)}.{segment(good_claims(clock))}"
+        signature = rsa_key.private_key.sign(signing_input.encode(), padding.PKCS1v15(),
+                                             hashes.SHA256())
+        return f"{signing_input}.{b64url(signature)}"
+
+    plain = {"alg": "RS256", "kid": rsa_key.kid}
+    assert (await verifier.verify(signed(plain))).subject == "subject-1"
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier.verify(signed({**plain, "b64": True}))
+
+    assert str(caught.value) == "The token uses a JWS extension this gateway does not accept."
+
+
+@pytest.mark.parametrize(("iss_tenant", "tid", "allowed", "message"), [
+    (TENANT, OTHER_TENANT, ["*"], "The token's `iss` does not name its tenant (`tid`)."),
+    (OTHER_TENANT, OTHER_TENANT, [TENANT], "The token's tenant is not allowed."),
+], ids=["iss-and-tid-differ", "tenant-not-allowed"])
+async def test_tenant_refusals_say_which_check_failed(iss_tenant, tid, allowed, message,
+                                                      verifier_for, rsa_key, clock):
+    verifier = verifier_for(issuer_config(issuer=TEMPLATE, tenants=allowed))
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier.verify(rsa_key.sign(tenant_claims(clock, iss_tenant, tid)))
+    assert str(caught.value) == message
+
+
+async def test_a_key_whose_alg_names_another_curve_verifies_nothing(
+        verifier_for, published, clock):
+    """A P-256 key published as `ES384` (RFC 7518 §3.4 pairs ES384 with P-384): the key set
+    keeps it, and a token it signed is refused whatever its header says."""
+    mislabelled = KeyPair.ec("ec-odd", alg="ES256")
+    entry = {**mislabelled.public_jwk(), "alg": "ES384"}
+    published.documents[JWKS_URL] = json.dumps({"keys": [entry]}).encode()
+    verifier = verifier_for(issuer_config(algorithms=["ES256", "ES384"]))
+    body = good_claims(clock)
+
+    as_es256 = mislabelled.sign(body)
+    header = {"alg": "ES384", "kid": "ec-odd", "typ": "JWT"}
+    as_es384 = unsigned(header, body, as_es256.rsplit(".", 1)[1])
+
+    assert await refused(verifier, as_es256) == "unknown_signing_key"
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier.verify(as_es384)
+    assert (caught.value.code, str(caught.value)) == ("invalid_token",
+                                                      "The token was rejected.")
+
+
+async def test_an_expired_token_leaves_the_verified_token_cache(verifier, rsa_key, clock):
+    token = rsa_key.sign(good_claims(clock, exp_in=10))
+    await verifier.verify(token)
+    clock.advance(10 + 60 + 1)
+
+    assert await refused(verifier, token) == "token_expired"
+    assert token not in verifier._verified  # memory: nothing in a response shows it
