@@ -133,7 +133,7 @@ def print_score(score: Score, equivalents: set[str], show: bool) -> bool:
     return not unexplained
 
 
-HEADER = f"{'module':40} {'killed/total':>12} {'score':>6}  equivalent  unexplained"
+HEADER = f"{'module':40} {'killed/total':>12} {'score':>6}      listed  unexplained"
 
 
 def main() -> None:

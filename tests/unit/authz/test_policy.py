@@ -396,3 +396,12 @@ def test_model_not_allowed_needs_a_rule_the_caller_matches_that_grants_the_route
     policy = policy_of(rule("other-route", roles=["a"], routes=["info"], models=["x"]),
                        rule("not-matching", roles=["b"], models=["*"]))
     assert policy.decide(who(roles={"a"}), invoke()).code == "insufficient_scope"
+
+
+def test_a_denial_hints_only_rules_that_grant_the_model_asked_for():
+    policy = policy_of(rule("mini", roles=["a"], models=["gpt-4o-mini"]),
+                       rule("big", roles=["b"], models=["gpt-4o"]))
+    reason = policy.decide(who(), invoke("gpt-4o")).reason
+    assert "rule 'big' needs roles any of ['b']" in reason
+    assert "mini" not in reason
+    assert policy.decide(who(), invoke("llama")).reason.endswith("No rule grants it to anyone.")
