@@ -110,10 +110,11 @@ def test_each_minted_token_has_its_own_jti(issuer):
     assert len(jtis) == 3
 
 
-def test_a_token_minted_without_a_time_is_issued_now(issuer):
+def test_a_token_minted_with_no_arguments_is_issued_now_to_the_dev_user(issuer):
     before = int(time.time())
     claims = verified(issuer, issuer.mint())
     assert before <= int(str(claims["iat"])) <= int(time.time())
+    assert (claims["sub"], claims["roles"]) == ("dev-user", ["rolegate.user"])
 
 
 def test_the_key_file_can_be_saved_into_a_directory_that_does_not_exist_yet(issuer, tmp_path):
