@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -876,3 +877,21 @@ async def test_an_expired_token_leaves_the_verified_token_cache(verifier, rsa_ke
 
     assert await refused(verifier, token) == "token_expired"
     assert token not in verifier._verified  # memory: nothing in a response shows it
+
+
+async def test_concurrent_requests_with_a_cached_token_whose_key_was_replaced_are_all_refused(
+        rsa_key, clock):
+    """The identity provider publishes a new key under the old `kid`. Both requests find the
+    token cached and wait on the same key-set refresh; each must get a 401, whichever of them
+    drops the cache entry first."""
+    slow = FakeKeySource({JWKS_URL: jwks(rsa_key)}, delay=0.02)
+    verifier = JwtVerifier([TrustedIssuer.build(issuer_config(), slow, clock)], clock)
+    token = rsa_key.sign(good_claims(clock))
+    await verifier.verify(token)
+    slow.documents[JWKS_URL] = jwks(KeyPair.rsa(rsa_key.kid))
+    clock.advance(601)
+
+    outcomes = await asyncio.gather(verifier.verify(token), verifier.verify(token),
+                                    return_exceptions=True)
+
+    assert [getattr(o, "code", repr(o)) for o in outcomes] == ["invalid_signature"] * 2
