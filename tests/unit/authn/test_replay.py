@@ -1,6 +1,7 @@
 """ReplayCache: a `jti` is accepted once, and remembered for as long as its token could still be
-accepted (until `exp` + leeway, the `expires` the verifier passes), never a second less; at
-capacity it refuses new tokens instead of forgetting unexpired ones."""
+accepted: through `expires` (the `exp` + leeway the verifier passes, the instant its token is
+refused anyway), never a moment less; at capacity it refuses new tokens instead of forgetting
+unexpired ones."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def test_a_jti_is_remembered_up_to_and_including_the_second_its_token_expires(cl
     replay = ReplayCache(clock)
     replay.claim("j", expires=START + 100)
 
-    clock.advance(100)  # now == expires: the verifier still accepts the token at this instant
+    clock.advance(100)  # now == expires: still kept; the verifier refuses the token from here
 
     replayed(replay, "j")
     assert len(replay) == 1

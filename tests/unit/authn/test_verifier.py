@@ -546,11 +546,13 @@ def timed_claims(**times: int) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("leeway", [0, 60])
-@pytest.mark.parametrize(("past_exp", "code"), [(0, None), (0.5, "token_expired"),
-                                                (1, "token_expired")],
-                         ids=["at-the-last-second", "half-a-second-after", "one-second-after"])
-async def test_exp_is_accepted_through_exp_plus_leeway_and_refused_after(
+@pytest.mark.parametrize(("past_exp", "code"), [(-1, None), (-0.5, None), (0, "token_expired"),
+                                                (0.5, "token_expired")],
+                         ids=["one-second-before", "half-a-second-before", "at-exp",
+                              "half-a-second-after"])
+async def test_exp_is_accepted_until_exp_plus_leeway_and_refused_from_that_instant(
         leeway, past_exp, code, verifier_for, rsa_key, clock):
+    """RFC 7519 §4.1.4: the token must not be accepted on or after `exp` (with the leeway)."""
     verifier = at_second(clock, verifier_for, leeway)
     token = rsa_key.sign(timed_claims(exp=NOW))
     clock.now = NOW + leeway + past_exp
@@ -597,7 +599,8 @@ async def test_refusals_for_time_say_which_claim(verifier_for, rsa_key, clock):
 
 async def test_a_token_without_nbf_or_iat_is_accepted(verifier_for, rsa_key, clock):
     verifier = at_second(clock, verifier_for, 0)
-    assert (await verifier.verify(rsa_key.sign(timed_claims(exp=NOW)))).subject == "subject-1"
+    assert (await verifier.verify(rsa_key.sign(timed_claims(exp=NOW + 1)))).subject == \
+        "subject-1"
 
 
 @pytest.mark.parametrize("claim", ["nbf", "iat"])
@@ -613,22 +616,22 @@ async def test_nbf_or_iat_present_but_not_a_number_is_refused_whatever_the_time(
 async def test_a_fractional_exp_is_compared_exactly(verifier_for, rsa_key, clock):
     verifier = at_second(clock, verifier_for, 0)
     token = signed_raw(rsa_key, {**timed_claims(), "exp": NOW + 0.25})
-    clock.now = NOW + 0.25
+    clock.now = NOW + 0.2
     assert (await verifier.verify(token)).subject == "subject-1"
-    clock.now = NOW + 0.5
+    clock.now = NOW + 0.25
     assert await refused(verifier, token) == "token_expired"
 
 
-async def test_a_cached_token_is_served_through_exp_plus_leeway_and_refused_after(
+async def test_a_cached_token_is_served_until_exp_plus_leeway_and_refused_from_then(
         verifier_for, rsa_key, clock):
     verifier = at_second(clock, verifier_for, 60)
     token = rsa_key.sign(timed_claims(exp=NOW + 10))
     first = await verifier.verify(token)
 
-    clock.now = NOW + 10 + 60
+    clock.now = NOW + 10 + 59.5
     assert await verifier.verify(token) is first
 
-    clock.now = NOW + 10 + 60.5
+    clock.now = NOW + 10 + 60
     assert await refused(verifier, token) == "token_expired"
 
 
@@ -660,10 +663,10 @@ async def test_a_one_time_token_stays_refused_until_exp_plus_leeway(verifier_for
     token = rsa_key.sign(timed_claims(exp=NOW + 10, jti="j-2"))
     await verifier.verify(token)
 
-    clock.now = NOW + 10 + 60  # the last second the token's time still passes
+    clock.now = NOW + 10 + 59.5  # the token's time still passes: only its jti stops it
 
     assert await refused(verifier, respelled(token)) == "token_replayed"
-    clock.now = NOW + 10 + 61
+    clock.now = NOW + 10 + 60
     assert await refused(verifier, respelled(token)) == "token_expired"
 
 
