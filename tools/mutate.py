@@ -115,8 +115,9 @@ def listed_equivalents() -> set[str]:
     return set(MUTANT_NAME.findall(EQUIVALENTS.read_text())) if EQUIVALENTS.exists() else set()
 
 
-def print_score(score: Score, equivalents: set[str], show: bool) -> bool:
+def print_score(score: Score, show: bool) -> bool:
     """One module's line and its unexplained survivors; whether every survivor is listed."""
+    equivalents = listed_equivalents()  # read afresh: it may be edited during a long run
     total, killed = len(score.statuses), len(score.killed)
     unexplained = {m: s for m, s in score.not_killed.items() if m not in equivalents}
     percent = f"{100 * killed / total:.0f}%" if total else "-"
@@ -150,7 +151,6 @@ def main() -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="show mutmut's output")
     args = parser.parse_args()
     paths = args.modules or [p for p in DEFAULT_PACKAGES if (ROOT / p).is_dir()]
-    equivalents = listed_equivalents()
     scores: list[Score] = []
     all_listed = True
     for module in modules_of(paths):
@@ -162,10 +162,10 @@ def main() -> None:
         print(f"{module}: against {' '.join(map(str, tests))}", flush=True)
         scores.append(run(module, tests, args.max_children, not args.verbose))
         print(HEADER)
-        print_score(scores[-1], equivalents, args.show)
+        print_score(scores[-1], args.show)
     print(f"\n{HEADER}")
     for score in scores:
-        all_listed &= print_score(score, equivalents, show=False)
+        all_listed &= print_score(score, show=False)
     if not all_listed:
         print(f"\nEach survivor needs a test that kills it, or an entry in "
               f"{EQUIVALENTS.relative_to(ROOT)} saying why no test can. "
