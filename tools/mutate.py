@@ -5,8 +5,8 @@ Each module is mutated by mutmut against its own unit tests only
 by the tests written for that module, not by some end-to-end test that happens to pass through
 it, and a run is fast enough for a laptop. mutmut reads its configuration from the
 `pyproject.toml` of the directory it runs in, so each module gets a work directory under
-`.mutmut/` whose `pyproject.toml` is this project's with `[tool.mutmut]` narrowed to the module;
-the sources and tests are linked, not copied.
+`.mutmut/` whose `pyproject.toml` is this project's with `[tool.mutmut]` narrowed to the module,
+and links to `src/` and `tests/` (which mutmut copies into its `mutants/` there).
 
 Prints killed/total per module, each survivor, and which survivors are listed in
 `tests/mutation-equivalents.md` as equivalent (a mutant that cannot change what the code does,
@@ -37,6 +37,7 @@ MUTANT_NAME = re.compile(r"`([\w.ǁ]+__mutmut_\d+)`")
 @dataclass
 class Score:
     module: str
+    work: Path  # mutmut's directory for this module, where `mutmut show NAME` runs
     statuses: dict[str, str] = field(default_factory=dict)  # mutant name -> status
 
     @property
@@ -64,6 +65,8 @@ def modules_of(paths: list[str]) -> list[Path]:
 
 def own_tests(module: Path) -> list[Path]:
     """`src/rolegate/<pkg>/<m>.py` -> `tests/unit/<pkg>/test_<m>.py` and `test_<m>_*.py`."""
+    if not module.is_relative_to("src/rolegate"):
+        return []
     package = module.parent.relative_to("src/rolegate")
     folder = ROOT / "tests" / "unit" / package
     tests = [folder / f"test_{module.stem}.py", *sorted(folder.glob(f"test_{module.stem}_*.py"))]
@@ -107,8 +110,8 @@ def run(module: Path, tests: list[Path], max_children: int, quiet: bool) -> Scor
     if done.returncode != 0 or not meta.exists():
         sys.exit(f"mutate: mutmut failed on {module}; see {work / 'mutmut.log'}")
     codes = json.loads(meta.read_text())["exit_code_by_key"]
-    return Score(str(module), {name: KILLED.get(code) or NAMED.get(code, "suspicious")
-                               for name, code in codes.items()})
+    return Score(str(module), work, {name: KILLED.get(code) or NAMED.get(code, "suspicious")
+                                     for name, code in codes.items()})
 
 
 def listed_equivalents() -> set[str]:
@@ -126,8 +129,7 @@ def print_score(score: Score, show: bool) -> bool:
     for name, status in sorted(unexplained.items()):
         print(f"    {status}: {name}")
         if show:
-            work = WORK / name.split(".x")[0]
-            diff = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=work,
+            diff = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=score.work,
                                   capture_output=True, text=True, check=False).stdout
             print("".join(f"        {line}\n" for line in diff.splitlines()[1:]
                           if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))))
