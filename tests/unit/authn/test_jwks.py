@@ -710,3 +710,12 @@ async def test_a_fetch_cancelled_in_flight_logs_no_error_and_the_next_fetch_runs
     assert caplog.records == []
     assert (await cache.key_for("rsa-1", "RS256")).kid == "rsa-1"
     assert slow.fetches == [JWKS_URL, JWKS_URL]
+
+
+@pytest.mark.parametrize("alg", ["HS256", "ES256", "EdDSA", "none"])
+def test_a_real_rsa_key_marked_with_an_algorithm_of_another_family_is_dropped(alg, rsa_key):
+    """A valid RSA public key published as `alg: HS256` must never be kept as a key for HMAC
+    (RS/HS confusion), nor under any other family's algorithm."""
+    entry = {**rsa_key.public_jwk(), "alg": alg}
+    assert parse_key_set(key_set(entry)) == ()
+    assert len(parse_key_set(key_set({**entry, "alg": "RS256"}))) == 1
