@@ -194,7 +194,7 @@ def _is_valid_and_granted(claims: dict[str, Any], now: float, leeway: float = 60
             and (aud == AUDIENCE or (isinstance(aud, list) and AUDIENCE in aud
                                      and all(isinstance(a, str) for a in aud)))
             and isinstance(sub, str)
-            and exp is not None and now <= exp + leeway
+            and exp is not None and now < exp + leeway
             and ("nbf" not in claims or (nbf is not None and nbf <= now + leeway))
             and ("iat" not in claims or (iat is not None and iat <= now + leeway))
             and (roles == INFERENCE_ROLE or (isinstance(roles, list) and INFERENCE_ROLE in roles)))

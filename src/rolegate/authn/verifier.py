@@ -123,12 +123,15 @@ class JwtVerifier:
                               code="unknown_issuer")
 
     def _check_time(self, claims: Mapping[str, Any], leeway: float) -> float:
-        """Checks exp/nbf/iat against the clock; returns when the token stops being valid."""
+        """Checks exp/nbf/iat against the clock; returns the first instant the token is refused.
+
+        RFC 7519 §4.1.4: the token MUST NOT be accepted on or after `exp` (plus the leeway);
+        §4.1.5: nor before `nbf` (less the leeway)."""
         now = self._clock()
         exp = _numeric(claims, "exp")
         if exp is None:
             raise Unauthenticated("The token has no valid `exp` claim.", code="invalid_token")
-        if now > exp + leeway:
+        if now >= exp + leeway:
             raise Unauthenticated("The token has expired.", code="token_expired")
         nbf = _numeric(claims, "nbf")
         if "nbf" in claims and (nbf is None or now + leeway < nbf):
@@ -145,7 +148,7 @@ class JwtVerifier:
         if entry is None:
             return None
         # The key must still be published: a key removed from the set stops its tokens too.
-        if (self._clock() > entry.expires
+        if (self._clock() >= entry.expires
                 or await entry.issuer.keys.key_for(entry.kid, entry.alg) is not entry.key):
             self._verified.pop(token, None)
             return None

@@ -12,6 +12,8 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from rolegate.authn.apikeys import MAX_CACHED, ApiKeyVerifier
+from rolegate.authn.principal import Principal
+from rolegate.config.model import LimitConfig
 from rolegate.errors import ServiceUnavailable, Unauthenticated
 from rolegate.keys.material import KeyHasher
 from rolegate.keys.records import ApiKey
@@ -148,8 +150,9 @@ async def test_the_lookup_cache_holds_at_most_max_cached_keys_dropping_the_oldes
             await verifier.verify(key)
     assert len(store.finds) == MAX_CACHED + 1
 
-    with pytest.raises(Unauthenticated):
-        await verifier.verify(keys[-1])  # still cached: not asked again
+    for kept in (keys[1], keys[-1]):  # still cached: not asked again
+        with pytest.raises(Unauthenticated):
+            await verifier.verify(kept)
     assert len(store.finds) == MAX_CACHED + 1
     with pytest.raises(Unauthenticated) as caught:
         await verifier.verify(keys[0])  # dropped: asked again
@@ -194,3 +197,101 @@ async def test_a_failed_shared_lookup_fails_every_waiting_caller_and_is_retried_
     assert all(isinstance(outcome, ServiceUnavailable) for outcome in outcomes)
     assert (await verifier.verify(KEY)).subject == "team"
     assert store.finds == [KEY, KEY]
+
+
+# --- what a key resolves to, and each way it is refused ----------------------------------------
+
+async def test_a_key_resolves_to_a_principal_with_its_grants_and_model_limit(verifier, store):
+    record = store.add(KEY, roles=("svc", "ops"), scopes=("llm.invoke",),
+                       models=("gpt-4o-mini",), limits=LimitConfig(rpm=5))
+
+    principal = await verifier.verify(KEY)
+
+    assert principal == Principal(issuer="apikey", subject="team", key_id=record.id,
+                                  roles=frozenset({"svc", "ops"}),
+                                  scopes=frozenset({"llm.invoke"}),
+                                  allowed_models=("gpt-4o-mini",))
+    assert verifier.limits_for(record.id) == LimitConfig(rpm=5)
+    assert verifier.limits_for("key-unknown") is None
+
+
+@pytest.mark.parametrize("key", ["rg-short", "rg-" + "a" * 126, "sk-" + "a" * 40,
+                                 "rg-" + "a" * 39 + "!", "rg-" + "é" * 20],
+                         ids=["too-short", "too-long", "other-prefix", "punctuation",
+                              "not-ascii"])
+async def test_a_malformed_key_is_refused_without_a_lookup(key, verifier, store):
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier.verify(key)
+    assert (caught.value.code, str(caught.value)) == ("invalid_api_key",
+                                                      "The API key is malformed.")
+    assert store.finds == []
+
+
+@pytest.mark.parametrize("length", [16, 125], ids=["shortest", "longest"])
+async def test_keys_of_the_shortest_and_longest_form_are_looked_up(length, verifier, store):
+    key = "rg-" + "A_-9" * 40
+    key = key[:3 + length]
+    store.add(key)
+    assert (await verifier.verify(key)).subject == "team"
+
+
+async def test_an_unknown_key_is_refused(verifier, store):
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier.verify(KEY)
+    assert (caught.value.code, str(caught.value)) == ("unknown_api_key",
+                                                      "The API key is not known.")
+
+
+async def test_a_revoked_key_is_refused(verifier, store, clock):
+    store.add(KEY, revoked_at=clock.now - 1)
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier.verify(KEY)
+    assert (caught.value.code, str(caught.value)) == ("api_key_revoked",
+                                                      "The API key has been revoked.")
+
+
+async def test_a_key_is_refused_from_the_moment_it_expires(verifier, store, clock):
+    store.add(KEY, expires_at=clock.now + 10)
+    assert (await verifier.verify(KEY)).subject == "team"
+
+    clock.advance(10)
+
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier.verify(KEY)
+    assert (caught.value.code, str(caught.value)) == ("api_key_expired",
+                                                      "The API key has expired.")
+
+
+async def test_a_cached_lookup_is_asked_again_once_exactly_the_ttl_has_passed(
+        verifier, store, clock):
+    store.add(KEY)
+    await verifier.verify(KEY)
+    clock.advance(29.5)
+    await verifier.verify(KEY)
+    assert store.finds == [KEY]
+
+    clock.advance(0.5)
+    await verifier.verify(KEY)
+    assert store.finds == [KEY, KEY]
+
+
+async def test_a_failing_key_store_is_logged_and_refused_with_a_message_naming_no_detail(
+        verifier, store, caplog):
+    store.failure = OSError("network unreachable")
+    with pytest.raises(ServiceUnavailable) as caught, \
+            caplog.at_level(logging.ERROR, logger="rolegate.keys"):
+        await verifier.verify(KEY)
+    assert str(caught.value) == "API keys cannot be checked right now."
+    assert [r.getMessage() for r in caplog.records] == [
+        "API key lookup failed: network unreachable"]
+
+
+async def test_last_used_times_that_cannot_be_written_are_logged_with_the_reason(
+        verifier, store, caplog):
+    store.add(KEY)
+    await verifier.verify(KEY)
+    store.failure = OSError("disk full")
+    with caplog.at_level(logging.WARNING, logger="rolegate.keys"):
+        await verifier.flush_last_used()
+    assert [r.getMessage() for r in caplog.records] == [
+        "could not write last-used times of 1 keys: disk full"]

@@ -256,3 +256,73 @@ def test_attribute_values_are_bounded_in_number():
     values = attribute_values([f"g{n:04d}" for n in range(MAX_ATTRIBUTE_VALUES + 10)])
 
     assert len(values) == MAX_ATTRIBUTE_VALUES and values[0] == "g0000"
+
+
+# --- groups sent as one string -----------------------------------------------------------------
+
+@pytest.mark.parametrize("preset", ["entra", "keycloak", "okta", "generic"])
+def test_a_groups_claim_sent_as_one_string_is_one_group_not_split_on_spaces(preset):
+    """Group names may contain spaces (Okta's "Data Science"): unlike `scope` (RFC 8693), a
+    string `groups` claim is never read as a space-delimited list."""
+    who = principal_of({"sub": "s", "groups": "Data Science"}, preset=preset)
+    assert who.groups == frozenset({"Data Science"})
+
+
+def test_a_groups_array_keeps_names_with_spaces_whole():
+    who = principal_of({"sub": "s", "groups": ["Data Science", "ml ops"]}, preset="okta")
+    assert who.groups == frozenset({"Data Science", "ml ops"})
+
+
+def test_a_scope_string_is_split_on_any_whitespace_but_a_roles_string_is_not():
+    who = principal_of({"sub": "s", "scope": "a\tb\nc", "roles": "x y"})
+    assert who.scopes == frozenset({"a", "b", "c"})
+    assert who.roles == frozenset({"x y"})
+
+
+# --- paths that need a second try, and settings that belong to one preset ----------------------
+
+def test_a_dotted_key_that_leads_nowhere_falls_back_to_plain_nesting():
+    claims = {"a.b": {"other": 1}, "a": {"b": {"c": "nested"}}}
+    assert claim_at(claims, "a.b.c") == "nested"
+
+
+def test_a_path_through_a_literal_dotted_key_in_the_middle():
+    assert claim_at({"x": {"y.z": {"w": "found"}}}, "x.y.z.w") == "found"
+
+
+def test_a_claim_whose_value_is_null_is_present_but_holds_no_values():
+    who = principal_of({"sub": "s", "roles": None, "scp": None}, preset="entra")
+    assert who.roles == frozenset() and who.scopes == frozenset()
+
+
+@pytest.mark.parametrize("preset", ["entra", "okta", "auth0", "generic"])
+def test_resource_client_counts_only_for_keycloak(preset):
+    who = principal_of({"sub": "s", "resource_access": {"app": {"roles": ["leaked"]}},
+                        "realm_access": {"roles": ["realm"]}}, preset=preset,
+                       resource_client="app")
+    assert "leaked" not in who.roles
+
+
+def test_keycloak_roles_override_replaces_the_preset_paths():
+    who = principal_of({"sub": "s", "realm_access": {"roles": ["realm"]}, "custom": ["c"]},
+                       preset="keycloak", claims={"roles": ["custom"]})
+    assert who.roles == frozenset({"c"})
+
+
+def test_groups_overage_warning_names_the_issuer(caplog):
+    claims = {"oid": "o", "_claim_names": {"groups": "src1"}}
+    with caplog.at_level(logging.WARNING, logger="rolegate.authn"):
+        principal_of(claims, preset="entra")
+    assert [record.getMessage() for record in caplog.records] == [
+        "token of idp has a groups overage; treating it as no groups"]
+
+
+@pytest.mark.parametrize("claims", [
+    {"oid": "o", "groups": ["g"], "_claim_names": {"groups": "src1"}},
+    {"oid": "o", "_claim_names": {"roles": "src1"}},
+    {"oid": "o", "_claim_names": "groups"},
+], ids=["groups-present", "other-claim-overage", "claim-names-not-an-object"])
+def test_no_overage_warning_without_a_groups_overage(claims, caplog):
+    with caplog.at_level(logging.WARNING, logger="rolegate.authn"):
+        principal_of(claims, preset="entra")
+    assert caplog.records == []

@@ -97,3 +97,31 @@ def test_a_non_ascii_api_key_is_refused():
         api_key_header({b"api-key": "rg-clé".encode()}, max_bytes=64)
     assert caught.value.code == "invalid_api_key"
     assert str(caught.value) == "The API key is not ASCII."
+
+
+@pytest.mark.parametrize(("header", "message"), [
+    (None, "No credential was sent. Send `Authorization: Bearer <token>`."),
+    (b"Basic dXNlcjpwYXNz", "The Authorization header must use the Bearer scheme."),
+    (b"Bearer \xc3\xa9.b.c", "The bearer token is not ASCII."),
+    (b"Bearer " + b"a" * 100, "The Authorization header is longer than 100 bytes."),
+], ids=["missing", "other-scheme", "not-ascii", "too-long"])
+def test_each_refusal_tells_the_caller_what_to_fix(header, message):
+    with pytest.raises(Unauthenticated) as caught:
+        bearer_token(header, max_bytes=100)
+    assert str(caught.value) == message
+
+
+def test_a_header_of_exactly_the_limit_is_read():
+    assert bearer_token(b"Bearer " + b"a" * 93, max_bytes=100) == "a" * 93
+    assert api_key_header({b"api-key": b"k" * 64}, max_bytes=64) == "k" * 64
+
+
+@pytest.mark.parametrize("query", [b"access_token=YWJj==", b"key=a=b", b"x=1&token=t=="],
+                         ids=["padded-value", "value-with-equals", "second-parameter"])
+def test_a_credential_whose_value_contains_equals_signs_is_still_spotted(query):
+    assert has_query_token(query) is True
+
+
+def test_the_api_key_header_is_read_before_the_x_api_key_header():
+    headers = {b"x-api-key": b"rg-second", b"api-key": b"rg-first"}
+    assert api_key_header(headers, max_bytes=64) == "rg-first"

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from rolegate.authn.fetch import http_fetcher
+from rolegate.authn.fetch import _read_at_most, http_fetcher
 from rolegate.authn.jwks import KeySourceUnavailable, parse_key_set
 from rolegate.providers.http import HttpClient
 from tests.support.keys import KeyPair, jwks
@@ -92,3 +92,85 @@ async def test_a_refused_connection_is_a_failed_fetch_named_by_its_error_type(ht
     message = await fetch_error(http, url)
 
     assert message == f"GET {url} failed: ClientConnectorError"
+
+
+class StallingServer(LocalServer):
+    """Answers /doc only after `delay` seconds; records the headers of each request."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.app.router.add_get("/doc", self._doc)
+
+    async def _doc(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(self.delay)
+        return web.json_response({"keys": []})
+
+
+class RedirectingServer(LocalServer):
+    """Redirects /doc to /elsewhere, which serves a key set; remembers the Accept header."""
+
+    def __init__(self, document: bytes) -> None:
+        super().__init__()
+        self.document = document
+        self.accept: list[str | None] = []
+        self.app.router.add_get("/doc", self._doc)
+        self.app.router.add_get("/elsewhere", self._elsewhere)
+
+    async def _doc(self, request: web.Request) -> web.Response:
+        self.accept.append(request.headers.get("Accept"))
+        raise web.HTTPFound("/elsewhere")
+
+    async def _elsewhere(self, request: web.Request) -> web.Response:
+        self.accept.append(request.headers.get("Accept"))
+        return web.Response(body=self.document, content_type="application/json")
+
+
+async def test_a_key_server_slower_than_the_timeout_is_a_failed_fetch(http):
+    async with StallingServer(delay=2.0) as server:
+        with pytest.raises(KeySourceUnavailable) as caught:
+            await http_fetcher(http, timeout=0.2)(f"{server.url}/doc")
+
+    assert str(caught.value) == f"GET {server.url}/doc failed: TimeoutError"
+
+
+async def test_a_redirect_is_not_followed(http, rsa_key):
+    async with RedirectingServer(jwks(rsa_key)) as server:
+        message = await fetch_error(http, f"{server.url}/doc")
+
+    assert message == f"GET {server.url}/doc answered 302"
+    assert len(server.accept) == 1  # /elsewhere was never asked for
+
+
+async def test_the_fetch_asks_for_json(http, rsa_key):
+    async with DocumentServer(jwks(rsa_key)) as server, RedirectingServer(b"{}") as recorder:
+        await http_fetcher(http)(f"{server.url}/doc")
+        await fetch_error(http, f"{recorder.url}/doc")
+
+    assert recorder.accept == ["application/json"]
+
+
+class Pieces:
+    """A body stream that hands out at most `size` bytes per read, counting what it was asked."""
+
+    def __init__(self, body: bytes, size: int) -> None:
+        self.body, self.size = body, size
+        self.asked: list[int] = []
+
+    async def read(self, n: int) -> bytes:
+        self.asked.append(n)
+        piece, self.body = self.body[:min(n, self.size)], self.body[min(n, self.size):]
+        return piece
+
+
+async def test_reading_stops_at_the_limit_and_never_asks_for_more_than_is_left():
+    stream = Pieces(b"abcdefghij", size=3)
+
+    body = await _read_at_most(stream, 4)  # type: ignore[arg-type]
+
+    assert body == b"abcd"
+    assert stream.asked == [4, 1]
+
+
+async def test_reading_a_body_shorter_than_the_limit_returns_all_of_it():
+    assert await _read_at_most(Pieces(b"abc", size=2), 10) == b"abc"  # type: ignore[arg-type]

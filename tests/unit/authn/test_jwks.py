@@ -9,9 +9,10 @@ import logging
 from typing import Any
 
 import pytest
-from jwt.algorithms import RSAAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from rolegate.authn.jwks import MAX_KEYS, JwksCache, KeySourceUnavailable, parse_key_set
+from rolegate.authn.jwks import MAX_KEYS, JwksCache, KeySourceUnavailable, SigningKey, parse_key_set
 from rolegate.errors import ServiceUnavailable, Unauthenticated
 from tests.support.clock import FakeClock
 from tests.support.fetch import FakeKeySource
@@ -338,6 +339,7 @@ async def test_a_malformed_key_is_dropped_and_the_rest_of_the_set_still_works(
 
     assert (await cache.key_for("rsa-1", "RS256")).kid == "rsa-1"
     await unknown_key(cache, "bad", "RS256")
+    assert [key.kid for key in parse_key_set(key_set(entry, rsa_key.public_jwk()))] == ["rsa-1"]
 
 
 @pytest.mark.parametrize("document", [
@@ -401,3 +403,319 @@ async def test_unusable_discovery_document_is_refused(document, source, clock):
 
     await unavailable(cache)
     assert JWKS_URL not in source.fetches
+
+
+# --- private key material, of every key type ---------------------------------------------------
+
+def okp_public_and_private() -> tuple[dict[str, Any], dict[str, Any]]:
+    private_key = ed25519.Ed25519PrivateKey.generate()
+    public = json.loads(OKPAlgorithm.to_jwk(private_key.public_key()))
+    private = json.loads(OKPAlgorithm.to_jwk(private_key))
+    return public, private
+
+
+def private_entry(kind: str, rsa_key: KeyPair, ec_key: KeyPair) -> dict[str, Any]:
+    """A key-set entry of `kind` that carries private members, under kid `leaky`."""
+    if kind == "ec-d":
+        entry = json.loads(ECAlgorithm.to_jwk(ec_key.private_key))
+    elif kind == "okp-d":
+        entry = okp_public_and_private()[1]
+    else:  # an RSA public key with one private member added: that one alone must disqualify it
+        member = kind.removeprefix("rsa-")
+        entry = {**rsa_key.public_jwk(), member: "AQAB" if member != "oth" else [{"r": "AQAB"}]}
+    assert entry.get("d") or kind.startswith("rsa-")
+    entry.update(kid="leaky", use="sig")
+    entry.pop("alg", None)
+    return entry
+
+
+@pytest.mark.parametrize("kind", ["ec-d", "okp-d", "rsa-d", "rsa-p", "rsa-q", "rsa-dp", "rsa-dq",
+                                  "rsa-qi", "rsa-oth", "rsa-k"])
+async def test_an_entry_with_any_private_member_is_dropped_with_a_warning(
+        kind, clock, rsa_key, ec_key, caplog):
+    entry = private_entry(kind, rsa_key, ec_key)
+    public = {**entry}
+    for member in ("d", "p", "q", "dp", "dq", "qi", "oth", "k"):
+        public.pop(member, None)
+    assert parse_key_set(key_set(public))[0].kid == "leaky"  # usable without its secrets
+
+    with caplog.at_level(logging.WARNING, logger="rolegate.jwks"):
+        keys = parse_key_set(key_set(entry, rsa_key.public_jwk()))
+
+    assert [key.kid for key in keys] == ["rsa-1"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "a key set entry carries private key members; it is ignored"]
+
+
+async def test_an_okp_key_verifies_eddsa_only(clock):
+    public, _ = okp_public_and_private()
+    public.update(kid="ed-1")
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(public)}), clock)
+
+    key = await cache.key_for("ed-1", "EdDSA")
+
+    assert (key.kty, key.alg, key.curve) == ("OKP", None, "Ed25519")
+    for alg in ("RS256", "ES256", "PS256"):
+        await unknown_key(cache, "ed-1", alg)
+
+
+# --- keys published without kid, use or alg ----------------------------------------------------
+
+def bare(key: KeyPair, *without: str) -> dict[str, Any]:
+    entry = key.public_jwk()
+    for member in without:
+        del entry[member]
+    return entry
+
+
+async def test_a_key_without_kid_serves_a_token_without_kid(clock, rsa_key):
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(bare(rsa_key, "kid"))}), clock)
+
+    key = await cache.key_for(None, "RS256")
+
+    assert (key.kid, key.kty, key.alg) == (None, "RSA", "RS256")
+
+
+async def test_a_key_without_kid_does_not_serve_a_token_that_names_a_kid(clock, rsa_key):
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(bare(rsa_key, "kid"))}), clock)
+    await unknown_key(cache, "rsa-1", "RS256")
+
+
+async def test_a_token_without_kid_ignores_keys_of_another_family(clock, rsa_key, ec_key):
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(bare(rsa_key, "kid"),
+                                                       bare(ec_key, "kid"))}), clock)
+    assert (await cache.key_for(None, "ES256")).kty == "EC"
+    assert (await cache.key_for(None, "RS256")).kty == "RSA"
+
+
+async def test_a_key_without_use_is_a_signing_key(clock, rsa_key):
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(bare(rsa_key, "use"))}), clock)
+    assert (await cache.key_for("rsa-1", "RS256")).kid == "rsa-1"
+
+
+async def test_a_key_without_kid_use_or_alg_serves_its_family(clock, rsa_key):
+    entry = bare(rsa_key, "kid", "use", "alg")
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(entry)}), clock)
+
+    key = await cache.key_for(None, "PS384")
+
+    assert (key.kid, key.alg) == (None, None)
+    await unknown_key(cache, None, "ES256")
+
+
+@pytest.mark.parametrize("use", ["enc", "SIG", "", None, 1],
+                         ids=["enc", "upper-case", "empty", "null", "number"])
+async def test_a_key_whose_use_is_not_sig_is_dropped(use, clock, ec_key, rsa_key):
+    entry = {**ec_key.public_jwk(), "use": use}
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(entry, rsa_key.public_jwk())}), clock)
+
+    await unknown_key(cache, "ec-1", "ES256")
+    assert (await cache.key_for("rsa-1", "RS256")).kid == "rsa-1"
+
+
+async def test_a_key_marked_with_one_algorithm_verifies_no_other(clock, rsa_key):
+    entry = {**rsa_key.public_jwk(), "alg": "RS384"}
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(entry)}), clock)
+
+    assert (await cache.key_for("rsa-1", "RS384")).alg == "RS384"
+    for alg in ("RS256", "RS512", "PS384"):
+        await unknown_key(cache, "rsa-1", alg)
+
+
+async def test_an_ec_key_marked_es256_does_not_verify_es384(clock, ec_key):
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(ec_key.public_jwk())}), clock)
+    await unknown_key(cache, "ec-1", "ES384")
+
+
+@pytest.mark.parametrize(("curve", "alg"), [("P-256", "ES256"), ("P-384", "ES384"),
+                                            ("P-521", "ES512")])
+def test_an_ec_key_without_alg_is_read_with_the_algorithm_of_its_curve(curve, alg):
+    key = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1(), "P-521": ec.SECP521R1()}[curve]
+    entry = json.loads(ECAlgorithm.to_jwk(ec.generate_private_key(key).public_key()))
+    entry.update(kid="k")
+
+    (parsed,) = parse_key_set(key_set(entry))
+
+    assert (parsed.curve, parsed.alg) == (curve, None)
+    assert parsed.can_verify(alg)
+    assert not any(parsed.can_verify(other) for other in ("ES256", "ES384", "ES512")
+                   if other != alg)
+
+
+# --- what the cache reports and logs -----------------------------------------------------------
+
+async def test_an_unknown_key_is_refused_with_a_message_that_names_no_key(source, clock):
+    cache = cache_for(source, clock)
+    with pytest.raises(Unauthenticated) as caught:
+        await cache.key_for("forged", "RS256")
+    assert str(caught.value) == "The token was signed with a key this issuer does not publish."
+
+
+async def test_an_unreachable_key_set_is_refused_with_a_message_naming_the_issuer(clock):
+    down = FakeKeySource()
+    down.is_down = True
+    with pytest.raises(ServiceUnavailable) as caught:
+        await cache_for(down, clock).key_for("rsa-1", "RS256")
+    assert str(caught.value) == "The signing keys of issuer 'idp' cannot be fetched right now."
+
+
+async def test_a_failed_fetch_is_logged_with_the_issuer_and_the_reason(clock, caplog):
+    down = FakeKeySource()
+    down.is_down = True
+    with caplog.at_level(logging.WARNING, logger="rolegate.jwks"):
+        await cache_for(down, clock).warm()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"fetching the keys of issuer idp failed: GET {JWKS_URL} failed"]
+
+
+async def test_a_loaded_key_set_is_logged_with_its_size(source, clock, caplog):
+    with caplog.at_level(logging.INFO, logger="rolegate.jwks"):
+        await cache_for(source, clock).warm()
+    assert [r.getMessage() for r in caplog.records] == ["loaded 2 signing key(s) for issuer idp"]
+
+
+async def test_fetch_counters_and_load_time_follow_each_fetch(source, clock):
+    cache = cache_for(source, clock, ttl=600)
+    assert (cache.fetch_count, cache.fetch_successes, cache.fetch_failures) == (0, 0, 0)
+    assert (cache.loaded_at, cache.key_count, cache.is_loaded) == (None, 0, False)
+
+    await cache.warm()
+    await cache.warm()
+    loaded = clock.now
+    source.is_down = True
+    clock.advance(10)
+    await cache.warm()
+    await cache.warm()
+
+    assert (cache.fetch_count, cache.fetch_successes, cache.fetch_failures) == (4, 2, 2)
+    assert (cache.loaded_at, cache.key_count, cache.is_loaded) == (loaded, 2, True)
+
+
+async def test_the_default_ttl_is_ten_minutes_and_stale_keys_serve_half_an_hour(source, clock):
+    cache = JwksCache("idp", fetch=source, clock=clock, jwks_url=JWKS_URL)
+    await cache.key_for("rsa-1", "RS256")
+    clock.advance(599.5)
+    await cache.key_for("rsa-1", "RS256")
+    assert len(source.fetches) == 1
+
+    clock.advance(0.5)
+    source.is_down = True
+    await cache.key_for("rsa-1", "RS256")
+    assert len(source.fetches) == 2
+    clock.advance(1799.5)
+    assert (await cache.key_for("rsa-1", "RS256")).kid == "rsa-1"
+    clock.advance(0.5)
+    await unavailable(cache)
+
+
+@pytest.mark.parametrize(("document", "message"), [
+    (b"<html>", "key set is not JSON"),
+    (b"[]", "key set is not a JSON object"),
+    (b'{"keys": {}}', "key set has no `keys` array"),
+], ids=["not-json", "not-an-object", "no-keys-array"])
+def test_an_unusable_key_set_says_what_is_wrong_with_it(document, message):
+    with pytest.raises(KeySourceUnavailable) as caught:
+        parse_key_set(document)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(("document", "message"), [
+    (b"not json", "discovery document is not JSON"),
+    (b"[]", "discovery document is not a JSON object"),
+    (json.dumps({"issuer": "https://evil.example", "jwks_uri": JWKS_URL}).encode(),
+     "discovery names issuer 'https://evil.example', expected 'https://idp.example.com'"),
+    (json.dumps({"issuer": ISS, "jwks_uri": "ftp://idp/keys"}).encode(),
+     "discovery document has no usable jwks_uri"),
+], ids=["not-json", "not-an-object", "other-issuer", "bad-jwks-uri"])
+async def test_an_unusable_discovery_document_is_logged_saying_what_is_wrong(
+        document, message, source, clock, caplog):
+    source.documents[DISCOVERY_URL] = document
+    cache = cache_for(source, clock, jwks_url=None, discovery_url=DISCOVERY_URL,
+                      expected_issuer=ISS)
+    with caplog.at_level(logging.WARNING, logger="rolegate.jwks"):
+        await cache.warm()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"fetching the keys of issuer idp failed: {message}"]
+
+
+async def test_a_discovered_plain_http_key_set_url_is_used(source, clock):
+    """Local identity providers (a Keycloak in a container) publish http:// URLs."""
+    plain = "http://keycloak.local/keys"
+    source.documents[plain] = source.documents[JWKS_URL]
+    source.documents[DISCOVERY_URL] = discovery(jwks_uri=plain)
+    cache = cache_for(source, clock, jwks_url=None, discovery_url=DISCOVERY_URL,
+                      expected_issuer=ISS)
+
+    assert (await cache.key_for("rsa-1", "RS256")).kid == "rsa-1"
+    assert source.fetches == [DISCOVERY_URL, plain]
+
+
+async def test_discovery_without_an_expected_issuer_accepts_any_issuer(source, clock):
+    source.documents[DISCOVERY_URL] = discovery(issuer="https://login.example/{tenantid}/v2.0")
+    cache = cache_for(source, clock, jwks_url=None, discovery_url=DISCOVERY_URL)
+    assert (await cache.key_for("rsa-1", "RS256")).kid == "rsa-1"
+
+
+async def test_exactly_max_keys_are_all_used_without_a_warning(clock, caplog):
+    keys = [KeyPair.ec(f"ec-{index}") for index in range(MAX_KEYS)]
+    with caplog.at_level(logging.WARNING, logger="rolegate.jwks"):
+        parsed = parse_key_set(jwks(*keys))
+    assert len(parsed) == MAX_KEYS
+    assert caplog.records == []
+
+
+def test_more_than_max_keys_logs_how_many_were_sent(caplog):
+    keys = [KeyPair.ec(f"ec-{index}") for index in range(MAX_KEYS + 1)]
+    with caplog.at_level(logging.WARNING, logger="rolegate.jwks"):
+        parse_key_set(jwks(*keys))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"key set has {MAX_KEYS + 1} keys; only the first {MAX_KEYS} are used"]
+
+
+def test_the_parsed_key_is_the_published_public_key(rsa_key, ec_key):
+    rsa_parsed, ec_parsed = parse_key_set(jwks(rsa_key, ec_key))
+    assert rsa_parsed.key.public_numbers() == rsa_key.private_key.public_key().public_numbers()
+    assert ec_parsed.key.public_numbers() == ec_key.private_key.public_key().public_numbers()
+    assert (rsa_parsed.kty, rsa_parsed.curve, ec_parsed.kty, ec_parsed.curve) == (
+        "RSA", None, "EC", "P-256")
+
+
+async def test_the_only_key_with_a_kid_that_is_not_a_string_is_not_used_for_a_token_without_kid(
+        clock, rsa_key):
+    entry = {**rsa_key.public_jwk(), "kid": 7}
+    cache = cache_for(FakeKeySource({JWKS_URL: key_set(entry)}), clock)
+    await unknown_key(cache, None, "RS256")
+
+
+def test_a_key_of_a_type_without_a_signature_family_verifies_nothing(rsa_key):
+    (parsed,) = parse_key_set(jwks(rsa_key))
+    orphan = SigningKey(kid="k", kty="oct", alg=None, curve=None, key=parsed.key)
+    assert not any(orphan.can_verify(alg) for alg in ("HS256", "RS256", "ES256", "EdDSA"))
+
+
+async def test_a_fetch_cancelled_in_flight_logs_no_error_and_the_next_fetch_runs(
+        rsa_key, clock, caplog):
+    """The event loop cancels a fetch still in flight when the gateway shuts down."""
+    slow = FakeKeySource({JWKS_URL: jwks(rsa_key)}, delay=0.05)
+    cache = cache_for(slow, clock)
+    waiting = asyncio.ensure_future(cache.refresh())
+    await asyncio.sleep(0.01)
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        cache._inflight.cancel()  # type: ignore[union-attr]  # as the loop does at shutdown
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await asyncio.sleep(0)
+
+    assert caplog.records == []
+    assert (await cache.key_for("rsa-1", "RS256")).kid == "rsa-1"
+    assert slow.fetches == [JWKS_URL, JWKS_URL]
+
+
+@pytest.mark.parametrize("alg", ["HS256", "ES256", "EdDSA", "none"])
+def test_a_real_rsa_key_marked_with_an_algorithm_of_another_family_is_dropped(alg, rsa_key):
+    """A valid RSA public key published as `alg: HS256` must never be kept as a key for HMAC
+    (RS/HS confusion), nor under any other family's algorithm."""
+    entry = {**rsa_key.public_jwk(), "alg": alg}
+    assert parse_key_set(key_set(entry)) == ()
+    assert len(parse_key_set(key_set({**entry, "alg": "RS256"}))) == 1

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 
 from rolegate.authn.verifier import MAX_TOKEN_CACHE, JwtVerifier, TrustedIssuer
 from rolegate.config.model import IssuerConfig
-from rolegate.errors import Unauthenticated
+from rolegate.errors import ServiceUnavailable, Unauthenticated
 from tests.support.clock import FakeClock
 from tests.support.fetch import FakeKeySource
 from tests.support.keys import OTHER_TENANT, TENANT, KeyPair, claims, jwks
@@ -525,3 +527,374 @@ async def test_the_verified_token_cache_is_bounded_and_drops_the_oldest(verifier
     assert tokens[0] not in cached
     assert tokens[1] in cached and tokens[-1] in cached
     assert (await verifier.verify(tokens[0])).subject == "subject-1"  # verified afresh
+
+
+# --- time at the exact boundary second ---------------------------------------------------------
+
+NOW = 1_800_000_000
+
+
+def at_second(clock: FakeClock, verifier_for: Verifier, leeway: float) -> JwtVerifier:
+    """A verifier whose clock reads exactly NOW, so boundaries fall on whole seconds."""
+    clock.now = float(NOW)
+    return verifier_for(issuer_config(leeway=leeway))
+
+
+def timed_claims(**times: int) -> dict[str, Any]:
+    body = {k: v for k, v in claims(ISS, AUD, now=NOW).items() if k not in ("nbf", "iat")}
+    return {**body, **times}
+
+
+@pytest.mark.parametrize("leeway", [0, 60])
+@pytest.mark.parametrize(("past_exp", "code"), [(-1, None), (-0.5, None), (0, "token_expired"),
+                                                (0.5, "token_expired")],
+                         ids=["one-second-before", "half-a-second-before", "at-exp",
+                              "half-a-second-after"])
+async def test_exp_is_accepted_until_exp_plus_leeway_and_refused_from_that_instant(
+        leeway, past_exp, code, verifier_for, rsa_key, clock):
+    """RFC 7519 §4.1.4: the token must not be accepted on or after `exp` (with the leeway)."""
+    verifier = at_second(clock, verifier_for, leeway)
+    token = rsa_key.sign(timed_claims(exp=NOW))
+    clock.now = NOW + leeway + past_exp
+
+    if code is None:
+        assert (await verifier.verify(token)).subject == "subject-1"
+    else:
+        assert await refused(verifier, token) == code
+
+
+@pytest.mark.parametrize("leeway", [0, 60])
+@pytest.mark.parametrize(("claim", "code"), [("nbf", "token_not_yet_valid"),
+                                             ("iat", "invalid_token")])
+@pytest.mark.parametrize(("early", "accepted"), [(0, True), (0.5, False), (1, False)],
+                         ids=["at-the-first-second", "half-a-second-before", "one-second-before"])
+async def test_nbf_and_iat_are_accepted_from_the_claim_minus_leeway_and_refused_before(
+        leeway, claim, code, early, accepted, verifier_for, rsa_key, clock):
+    verifier = at_second(clock, verifier_for, leeway)
+    token = rsa_key.sign(timed_claims(**{claim: NOW + 100}))
+    clock.now = NOW + 100 - leeway - early
+
+    if accepted:
+        assert (await verifier.verify(token)).subject == "subject-1"
+    else:
+        assert await refused(verifier, token) == code
+
+
+async def test_refusals_for_time_say_which_claim(verifier_for, rsa_key, clock):
+    verifier = at_second(clock, verifier_for, 0)
+    messages = {}
+    for claim, body in [("exp", timed_claims(exp=NOW - 1)),
+                        ("nbf", timed_claims(nbf=NOW + 1)),
+                        ("iat", timed_claims(iat=NOW + 1)),
+                        ("no-exp", {**timed_claims(), "exp": "soon"})]:
+        with pytest.raises(Unauthenticated) as caught:
+            await verifier.verify(rsa_key.sign(body))
+        messages[claim] = str(caught.value)
+
+    assert messages == {"exp": "The token has expired.",
+                        "nbf": "The token is not valid yet (`nbf`).",
+                        "iat": "The token was issued in the future (`iat`).",
+                        "no-exp": "The token has no valid `exp` claim."}
+
+
+async def test_a_token_without_nbf_or_iat_is_accepted(verifier_for, rsa_key, clock):
+    verifier = at_second(clock, verifier_for, 0)
+    assert (await verifier.verify(rsa_key.sign(timed_claims(exp=NOW + 1)))).subject == \
+        "subject-1"
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+@pytest.mark.parametrize("value", [None, True, "1800000000", [NOW]],
+                         ids=["null", "bool", "string", "list"])
+async def test_nbf_or_iat_present_but_not_a_number_is_refused_whatever_the_time(
+        claim, value, verifier_for, rsa_key, clock):
+    verifier = at_second(clock, verifier_for, 60)
+    code = "token_not_yet_valid" if claim == "nbf" else "invalid_token"
+    assert await refused(verifier, signed_raw(rsa_key, timed_claims(**{claim: value}))) == code
+
+
+async def test_a_fractional_exp_is_compared_exactly(verifier_for, rsa_key, clock):
+    verifier = at_second(clock, verifier_for, 0)
+    token = signed_raw(rsa_key, {**timed_claims(), "exp": NOW + 0.25})
+    clock.now = NOW + 0.2
+    assert (await verifier.verify(token)).subject == "subject-1"
+    clock.now = NOW + 0.25
+    assert await refused(verifier, token) == "token_expired"
+
+
+async def test_a_cached_token_is_served_until_exp_plus_leeway_and_refused_from_then(
+        verifier_for, rsa_key, clock):
+    verifier = at_second(clock, verifier_for, 60)
+    token = rsa_key.sign(timed_claims(exp=NOW + 10))
+    first = await verifier.verify(token)
+
+    clock.now = NOW + 10 + 59.5
+    assert await verifier.verify(token) is first
+
+    clock.now = NOW + 10 + 60
+    assert await refused(verifier, token) == "token_expired"
+
+
+# --- replay protection, as the verifier wires it -----------------------------------------------
+
+def respelled(token: str) -> str:
+    """The same token with base64 padding on its signature: it verifies, but is another string,
+    so it misses the verified-token cache and only the jti seen-set can catch it."""
+    padded = token + "=" * (-len(token.rsplit(".", 1)[1]) % 4)
+    assert padded != token
+    return padded
+
+
+async def test_a_one_time_token_is_refused_the_second_time_without_a_key_lookup(
+        verifier_for, rsa_key, published, clock):
+    verifier = verifier_for(issuer_config(replay_protection=True))
+    token = rsa_key.sign(good_claims(clock, jti="j-1"))
+    await verifier.verify(token)
+    fetches = list(published.fetches)
+
+    assert await refused(verifier, token) == "token_replayed"
+    assert published.fetches == fetches
+
+
+async def test_a_one_time_token_stays_refused_until_exp_plus_leeway(verifier_for, rsa_key, clock):
+    """The jti must outlive every moment at which the token would pass the time checks."""
+    clock.now = float(NOW)
+    verifier = verifier_for(issuer_config(replay_protection=True, leeway=60))
+    token = rsa_key.sign(timed_claims(exp=NOW + 10, jti="j-2"))
+    await verifier.verify(token)
+
+    clock.now = NOW + 10 + 59.5  # the token's time still passes: only its jti stops it
+
+    assert await refused(verifier, respelled(token)) == "token_replayed"
+    clock.now = NOW + 10 + 60
+    assert await refused(verifier, respelled(token)) == "token_expired"
+
+
+async def test_without_replay_protection_a_token_is_reusable(verifier, rsa_key, clock):
+    token = rsa_key.sign(good_claims(clock, jti="j-3"))
+    first = await verifier.verify(token)
+    assert await verifier.verify(token) is first
+    assert (await verifier.verify(respelled(token))).subject == first.subject
+
+
+async def test_a_one_time_token_without_jti_is_refused(verifier_for, rsa_key, clock):
+    verifier = verifier_for(issuer_config(replay_protection=True))
+    assert await refused(verifier, rsa_key.sign(good_claims(clock))) == "missing_claim"
+
+
+async def test_a_refused_one_time_token_does_not_use_up_its_jti(verifier_for, rsa_key, clock):
+    verifier = verifier_for(issuer_config(replay_protection=True, tenants=[TENANT]))
+    wrong_tenant = rsa_key.sign(good_claims(clock, jti="j-4", tid=OTHER_TENANT))
+    assert await refused(verifier, wrong_tenant) == "invalid_tenant"
+
+    assert (await verifier.verify(rsa_key.sign(good_claims(clock, jti="j-4",
+                                                           tid=TENANT)))).tenant == TENANT
+
+
+# --- the key cache each issuer is built with ---------------------------------------------------
+
+DISCOVERY_URL = "https://idp.example.com/.well-known/openid-configuration"
+
+
+def discovery(issuer: str) -> bytes:
+    return json.dumps({"issuer": issuer, "jwks_uri": JWKS_URL}).encode()
+
+
+async def test_discovery_naming_another_issuer_is_refused_and_its_keys_never_fetched(
+        verifier_for, published, rsa_key, clock):
+    published.documents[DISCOVERY_URL] = discovery("https://evil.example/")
+    verifier = verifier_for(issuer_config(jwks_url=None, discovery_url=DISCOVERY_URL))
+
+    with pytest.raises(ServiceUnavailable) as caught:
+        await verifier.verify(rsa_key.sign(good_claims(clock)))
+
+    assert caught.value.code == "jwks_unavailable"
+    assert str(caught.value) == "The signing keys of issuer 'idp' cannot be fetched right now."
+    assert published.fetches == [DISCOVERY_URL]
+
+
+async def test_discovery_naming_the_configured_issuer_leads_to_its_keys(
+        verifier_for, published, rsa_key, clock):
+    published.documents[DISCOVERY_URL] = discovery(ISS)
+    verifier = verifier_for(issuer_config(jwks_url=None, discovery_url=DISCOVERY_URL))
+
+    assert (await verifier.verify(rsa_key.sign(good_claims(clock)))).subject == "subject-1"
+    assert published.fetches == [DISCOVERY_URL, JWKS_URL]
+
+
+async def test_discovery_for_an_issuer_template_is_not_held_to_one_issuer(
+        verifier_for, published, rsa_key, clock):
+    """A tenant's own discovery document names that tenant's issuer, not the template: the
+    issuer check applies to exact issuers only."""
+    published.documents[DISCOVERY_URL] = discovery(TEMPLATE.replace("{tenantid}", TENANT))
+    verifier = verifier_for(issuer_config(issuer=TEMPLATE, tenants=["*"], jwks_url=None,
+                                          discovery_url=DISCOVERY_URL))
+
+    token = rsa_key.sign(tenant_claims(clock, TENANT, TENANT))
+
+    assert (await verifier.verify(token)).tenant == TENANT
+
+
+async def test_the_issuer_key_cache_uses_the_configured_ttl(verifier_for, published, rsa_key,
+                                                            clock):
+    verifier = verifier_for(issuer_config(jwks_ttl=30))
+    await verifier.verify(rsa_key.sign(good_claims(clock, jti="a")))
+    clock.advance(29)
+    await verifier.verify(rsa_key.sign(good_claims(clock, jti="b")))
+    assert published.fetches == [JWKS_URL]
+
+    clock.advance(1)
+    await verifier.verify(rsa_key.sign(good_claims(clock, jti="c")))
+    assert published.fetches == [JWKS_URL, JWKS_URL]
+
+
+async def test_the_issuer_key_cache_serves_stale_keys_for_the_configured_time(
+        verifier_for, published, rsa_key, clock):
+    verifier = verifier_for(issuer_config(jwks_ttl=30, jwks_max_stale=100))
+    await verifier.verify(rsa_key.sign(good_claims(clock, jti="a")))
+    published.is_down = True
+
+    clock.advance(129)
+    assert (await verifier.verify(rsa_key.sign(good_claims(clock, jti="b")))).subject
+
+    clock.advance(1)
+    with pytest.raises(ServiceUnavailable):
+        await verifier.verify(rsa_key.sign(good_claims(clock, jti="c")))
+
+
+async def test_the_issuer_key_cache_uses_the_configured_refresh_budget(
+        verifier_for, published, attacker_key, clock):
+    verifier = verifier_for(issuer_config(jwks_refreshes_per_minute=2))
+    for n in range(5):
+        assert await refused(verifier, attacker_key.sign(good_claims(clock, jti=str(n)))) == \
+            "unknown_signing_key"
+    assert len(published.fetches) == 1 + 2
+
+
+# --- what each refusal says --------------------------------------------------------------------
+
+def refusals(clock: FakeClock, rsa_key: KeyPair, attacker_key: KeyPair) -> list[Any]:
+    body = good_claims(clock)
+    no_aud = {k: v for k, v in body.items() if k != "aud"}
+    return [
+        ("not-a-jwt", "a.b", "invalid_token", "The bearer token is not a JWT."),
+        ("garbage", "a.b.c", "invalid_token", "The bearer token is not a well-formed JWT."),
+        ("untrusted-issuer", rsa_key.sign({**body, "iss": "https://evil.example/"}),
+         "unknown_issuer", "The token's issuer is not trusted by this gateway."),
+        ("alg-not-allowed", unsigned({"alg": "none"}, body), "algorithm_not_allowed",
+         "The token's signing algorithm is not accepted."),
+        ("bad-kid", rsa_key.sign(body, {"kid": "a b"}), "invalid_token",
+         "The token's `kid` header is malformed."),
+        ("unknown-key", attacker_key.sign(body), "unknown_signing_key",
+         "The token was signed with a key this issuer does not publish."),
+        ("bad-signature", attacker_key.sign(body, {"kid": rsa_key.kid}), "invalid_signature",
+         "The token's signature does not verify."),
+        ("other-audience", rsa_key.sign({**body, "aud": "someone-else"}), "invalid_audience",
+         "The token is not meant for this gateway (`aud`)."),
+        ("no-audience", rsa_key.sign(no_aud), "missing_claim",
+         "The token lacks a required claim."),
+    ]
+
+
+async def test_each_refusal_has_its_own_code_and_message(verifier, rsa_key, attacker_key,
+                                                        clock):
+    for name, token, code, message in refusals(clock, rsa_key, attacker_key):
+        with pytest.raises(Unauthenticated) as caught:
+            await verifier.verify(token)
+        assert (name, caught.value.code, str(caught.value)) == (name, code, message)
+
+
+async def test_a_refused_typ_says_so(verifier_for, rsa_key, clock):
+    verifier = verifier_for(issuer_config(token_types=["at+jwt"]))
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier.verify(rsa_key.sign(good_claims(clock), {"typ": "JWT"}))
+    assert str(caught.value) == "The token's `typ` header is not accepted."
+
+
+@pytest.mark.parametrize("configured", ["application/at+jwt", "Application/AT+JWT"])
+@pytest.mark.parametrize("sent", ["at+jwt", "application/at+jwt", "AT+JWT"])
+async def test_a_configured_typ_with_application_prefix_accepts_every_spelling(
+        configured, sent, verifier_for, rsa_key, clock):
+    """RFC 7515 §4.1.9: `typ` is a media type, compared without case and with the
+    `application/` prefix optional."""
+    verifier = verifier_for(issuer_config(token_types=[configured]))
+    token = rsa_key.sign(good_claims(clock), {"typ": sent})
+    assert (await verifier.verify(token)).subject == "subject-1"
+
+
+async def test_a_b64_header_without_crit_is_refused_though_its_signature_verifies(
+        verifier, rsa_key, clock):
+    """PyJWT drops `b64: true` when it signs and accepts it when it verifies (it is the default
+    encoding); the gateway accepts no JWS extension header at all (RFC 7797)."""
+    def signed(header: dict[str, Any]) -> str:
+        signing_input = f"{segment(header)}.{segment(good_claims(clock))}"
+        signature = rsa_key.private_key.sign(signing_input.encode(), padding.PKCS1v15(),
+                                             hashes.SHA256())
+        return f"{signing_input}.{b64url(signature)}"
+
+    plain = {"alg": "RS256", "kid": rsa_key.kid}
+    assert (await verifier.verify(signed(plain))).subject == "subject-1"
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier.verify(signed({**plain, "b64": True}))
+
+    assert str(caught.value) == "The token uses a JWS extension this gateway does not accept."
+
+
+@pytest.mark.parametrize(("iss_tenant", "tid", "allowed", "message"), [
+    (TENANT, OTHER_TENANT, ["*"], "The token's `iss` does not name its tenant (`tid`)."),
+    (OTHER_TENANT, OTHER_TENANT, [TENANT], "The token's tenant is not allowed."),
+], ids=["iss-and-tid-differ", "tenant-not-allowed"])
+async def test_tenant_refusals_say_which_check_failed(iss_tenant, tid, allowed, message,
+                                                      verifier_for, rsa_key, clock):
+    verifier = verifier_for(issuer_config(issuer=TEMPLATE, tenants=allowed))
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier.verify(rsa_key.sign(tenant_claims(clock, iss_tenant, tid)))
+    assert str(caught.value) == message
+
+
+async def test_a_key_whose_alg_names_another_curve_verifies_nothing(
+        verifier_for, published, clock):
+    """A P-256 key published as `ES384` (RFC 7518 §3.4 pairs ES384 with P-384): the key set
+    keeps it, and a token it signed is refused whatever its header says."""
+    mislabelled = KeyPair.ec("ec-odd", alg="ES256")
+    entry = {**mislabelled.public_jwk(), "alg": "ES384"}
+    published.documents[JWKS_URL] = json.dumps({"keys": [entry]}).encode()
+    verifier = verifier_for(issuer_config(algorithms=["ES256", "ES384"]))
+    body = good_claims(clock)
+
+    as_es256 = mislabelled.sign(body)
+    header = {"alg": "ES384", "kid": "ec-odd", "typ": "JWT"}
+    as_es384 = unsigned(header, body, as_es256.rsplit(".", 1)[1])
+
+    assert await refused(verifier, as_es256) == "unknown_signing_key"
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier.verify(as_es384)
+    assert (caught.value.code, str(caught.value)) == ("invalid_token",
+                                                      "The token was rejected.")
+
+
+async def test_an_expired_token_leaves_the_verified_token_cache(verifier, rsa_key, clock):
+    token = rsa_key.sign(good_claims(clock, exp_in=10))
+    await verifier.verify(token)
+    clock.advance(10 + 60 + 1)
+
+    assert await refused(verifier, token) == "token_expired"
+    assert token not in verifier._verified  # memory: nothing in a response shows it
+
+
+async def test_concurrent_requests_with_a_cached_token_whose_key_was_replaced_are_all_refused(
+        rsa_key, clock):
+    """The identity provider publishes a new key under the old `kid`. Both requests find the
+    token cached and wait on the same key-set refresh; each must get a 401, whichever of them
+    drops the cache entry first."""
+    slow = FakeKeySource({JWKS_URL: jwks(rsa_key)}, delay=0.02)
+    verifier = JwtVerifier([TrustedIssuer.build(issuer_config(), slow, clock)], clock)
+    token = rsa_key.sign(good_claims(clock))
+    await verifier.verify(token)
+    slow.documents[JWKS_URL] = jwks(KeyPair.rsa(rsa_key.kid))
+    clock.advance(601)
+
+    outcomes = await asyncio.gather(verifier.verify(token), verifier.verify(token),
+                                    return_exceptions=True)
+
+    assert [getattr(o, "code", repr(o)) for o in outcomes] == ["invalid_signature"] * 2

@@ -241,3 +241,167 @@ def test_empty_policy_denies_everything():
         decision = policy.decide(who(roles={"admin"}), action)
         assert not decision.allowed
         assert decision.code == "insufficient_scope"
+
+
+# --- groups from a claim sent as one string ----------------------------------------------------
+
+def test_a_group_name_with_spaces_matches_only_as_a_whole():
+    """`groups: "Data Science"` in a token is one group (see test_claims.py): a rule for the
+    group `Data` must not match it, a rule for `Data Science` must."""
+    token_groups = {"Data Science"}
+    assert policy_of(rule(groups=["Data Science"])).decide(
+        who(groups=token_groups), invoke()).allowed
+    assert not policy_of(rule(groups=["Data"])).decide(who(groups=token_groups), invoke()).allowed
+    assert not policy_of(rule(groups=["Science"])).decide(
+        who(groups=token_groups), invoke()).allowed
+
+
+# --- rules with several model globs ------------------------------------------------------------
+
+MODELS = ["gpt-4o-mini", "llama-*-8b", "org/*"]
+
+
+@pytest.mark.parametrize(("model", "allowed"), [
+    ("gpt-4o-mini", True),
+    ("llama-3-8b", True),
+    ("llama-3.1-8b", True),
+    ("org/model", True),
+    ("gpt-4o", False),
+    ("gpt-4o-mini-2024", False),
+    ("xgpt-4o-mini", False),
+    ("llama-3-70b", False),
+    ("other/org/model", False),
+    ("", False),
+], ids=["first-glob", "second-glob", "second-glob-with-dot", "third-glob", "none-of-them",
+        "first-glob-prefix-only", "first-glob-suffix-only", "second-glob-other-size",
+        "third-glob-not-at-start", "empty"])
+def test_a_rule_with_several_model_globs_grants_a_model_matching_any_one_in_full(
+        model, allowed):
+    policy = policy_of(rule(roles=["a"], models=MODELS))
+    decision = policy.decide(who(roles={"a"}), invoke(model))
+    assert decision.allowed is allowed
+    assert decision.code == ("allowed" if allowed else "model_not_allowed")
+
+
+def test_several_model_globs_keep_their_own_anchors():
+    """Joined into one pattern, `a|b` must not let `a` match only a prefix and `b` a suffix."""
+    policy = policy_of(rule(roles=["a"], models=["gpt-4o", "mini"]))
+    assert not policy.decide(who(roles={"a"}), invoke("gpt-4o-mini")).allowed
+    assert not policy.decide(who(roles={"a"}), invoke("gpt-4omini")).allowed
+    assert policy.decide(who(roles={"a"}), invoke("mini")).allowed
+
+
+@pytest.mark.parametrize(("path", "allowed"), [
+    ("/v1/audio/speech", True), ("/admin/policy", True), ("/admin/policy/x", False),
+    ("/v1/audiox", False), ("/v1/images", False),
+])
+def test_a_rule_with_several_route_paths_grants_a_path_matching_any_one(path, allowed):
+    policy = policy_of(rule(roles=["a"], routes=["/v1/audio/*", "/admin/policy"]))
+    assert policy.decide(who(roles={"a"}), Action("other", path)).allowed is allowed
+
+
+def test_models_of_one_rule_do_not_leak_into_another_rule():
+    policy = policy_of(rule("mini", roles=["a"], models=["gpt-4o-mini", "echo"]),
+                       rule("llama", roles=["b"], models=["llama-*", "mistral-*"]))
+    assert policy.decide(who(roles={"a"}), invoke("echo")).allowed
+    assert not policy.decide(who(roles={"a"}), invoke("llama-3-8b")).allowed
+    assert policy.decide(who(roles={"b"}), invoke("mistral-7b")).rule == "llama"
+    assert not policy.decide(who(roles={"b"}), invoke("gpt-4o-mini")).allowed
+
+
+# --- a credential limited to some models (an API key's `models`) -------------------------------
+
+@pytest.mark.parametrize(("limit", "model", "allowed"), [
+    (("gpt-4o-mini",), "gpt-4o-mini", True),
+    (("gpt-4o-mini",), "gpt-4o", False),
+    (("gpt-4o-mini", "llama-*"), "llama-3-8b", True),
+    (("gpt-4o-mini", "llama-*"), "echo", False),
+    ((), "gpt-4o", False),
+    (None, "gpt-4o", True),
+], ids=["listed", "not-listed", "second-glob", "none-of-the-globs", "empty-limit", "no-limit"])
+def test_a_credential_limited_to_models_gets_only_those_even_when_a_rule_grants_more(
+        limit, model, allowed):
+    policy = policy_of(rule(roles=["a"], models=["*"]))
+    decision = policy.decide(who(roles={"a"}, allowed_models=limit), invoke(model))
+    assert decision.allowed is allowed
+    assert decision.code == ("allowed" if allowed else "model_not_allowed")
+
+
+def test_a_credential_limit_does_not_grant_what_no_rule_grants():
+    policy = policy_of(rule(roles=["a"], models=["gpt-4o-mini"]))
+    decision = policy.decide(who(roles={"a"}, allowed_models=("gpt-4o",)), invoke("gpt-4o"))
+    assert not decision.allowed
+
+
+def test_a_credential_limited_to_models_may_still_use_routes_without_a_model():
+    policy = policy_of(rule(roles=["a"], routes=["info"], models=[]))
+    assert policy.decide(who(roles={"a"}, allowed_models=("gpt-4o",)),
+                         Action("info", "/v1/models")).allowed
+
+
+def test_a_credential_limit_refusal_names_the_models_it_is_limited_to():
+    decision = policy_of(rule(roles=["a"])).decide(
+        who(roles={"a"}, allowed_models=("gpt-4o-mini", "echo")), invoke("gpt-4o"))
+    assert (decision.allowed, decision.rule) == (False, None)
+    assert decision.reason == ("This credential is limited to models ['gpt-4o-mini', 'echo']; "
+                               "model 'gpt-4o' on route group 'inference' "
+                               "(/v1/chat/completions) is not among them.")
+
+
+# --- what a denial says ------------------------------------------------------------------------
+
+def test_a_denial_names_each_unmet_condition_of_a_granting_rule():
+    policy = policy_of(rule("all", roles=["r"], scopes=["s"], groups=["g"], clients=["c"],
+                            subjects=["u"], issuers=["i"], tenants=["t"],
+                            claims={"tier": ["gold"]}))
+    decision = policy.decide(who(), invoke())
+    assert decision.reason == (
+        "Access to model 'gpt-4o' on route group 'inference' (/v1/chat/completions) is not "
+        "granted to this caller (roles=[], scopes=[], groups=[]). It would be granted by: "
+        "rule 'all' needs roles any of ['r']; scopes any of ['s']; groups any of ['g']; "
+        "client one of ['c']; subject one of ['u']; issuer one of ['i']; tenant one of ['t']; "
+        "claim tier containing one of ['gold'].")
+
+
+def test_a_denial_names_only_the_conditions_the_caller_fails():
+    policy = policy_of(rule("two", roles=["r"], scopes=["s"]))
+    decision = policy.decide(who(roles={"r"}), invoke())
+    assert decision.reason.endswith("It would be granted by: rule 'two' needs scopes any of "
+                                    "['s'].")
+
+
+def test_a_denial_names_at_most_three_rules_joined_by_bars():
+    policy = policy_of(*(rule(f"r{n}", roles=[f"role{n}"]) for n in range(5)))
+    reason = policy.decide(who(), invoke()).reason
+    assert "It would be granted by: rule 'r0' needs roles any of ['role0'] | rule 'r1' needs " \
+        "roles any of ['role1'] | rule 'r2' needs roles any of ['role2']." in reason
+    assert "r3" not in reason
+
+
+def test_a_denial_with_no_granting_rule_says_so():
+    decision = policy_of(rule(roles=["a"], routes=["info"])).decide(who(roles={"a"}), invoke())
+    assert decision.reason == (
+        "Access to model 'gpt-4o' on route group 'inference' (/v1/chat/completions) is not "
+        "granted to this caller (roles=['a'], scopes=[], groups=[]). No rule grants it to "
+        "anyone.")
+
+
+def test_an_allow_names_its_rule_in_the_reason():
+    decision = policy_of(rule("users", roles=["a"])).decide(who(roles={"a"}), invoke())
+    assert (decision.allowed, decision.rule, decision.reason, decision.code) == (
+        True, "users", "granted by rule 'users'", "allowed")
+
+
+def test_model_not_allowed_needs_a_rule_the_caller_matches_that_grants_the_route():
+    policy = policy_of(rule("other-route", roles=["a"], routes=["info"], models=["x"]),
+                       rule("not-matching", roles=["b"], models=["*"]))
+    assert policy.decide(who(roles={"a"}), invoke()).code == "insufficient_scope"
+
+
+def test_a_denial_hints_only_rules_that_grant_the_model_asked_for():
+    policy = policy_of(rule("mini", roles=["a"], models=["gpt-4o-mini"]),
+                       rule("big", roles=["b"], models=["gpt-4o"]))
+    reason = policy.decide(who(), invoke("gpt-4o")).reason
+    assert "rule 'big' needs roles any of ['b']" in reason
+    assert "mini" not in reason
+    assert policy.decide(who(), invoke("llama")).reason.endswith("No rule grants it to anyone.")
