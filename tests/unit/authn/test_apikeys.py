@@ -283,7 +283,7 @@ async def test_a_failing_key_store_is_logged_and_refused_with_a_message_naming_n
         await verifier.verify(KEY)
     assert str(caught.value) == "API keys cannot be checked right now."
     assert [r.getMessage() for r in caplog.records] == [
-        "API key lookup failed: network unreachable"]
+        "API key lookup failed: OSError: network unreachable"]
 
 
 async def test_last_used_times_that_cannot_be_written_are_logged_with_the_reason(
@@ -294,4 +294,4 @@ async def test_last_used_times_that_cannot_be_written_are_logged_with_the_reason
     with caplog.at_level(logging.WARNING, logger="rolegate.keys"):
         await verifier.flush_last_used()
     assert [r.getMessage() for r in caplog.records] == [
-        "could not write last-used times of 1 keys: disk full"]
+        "could not write last-used times of 1 keys: OSError: disk full"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from rolegate.asgi import Request
 from rolegate.authn.authenticator import Authenticator
 from rolegate.authn.principal import Principal
 from rolegate.errors import Unauthenticated
@@ -26,10 +25,15 @@ class Recording:
         return Principal(issuer=self.issuer, subject=token[:8])
 
 
+Request = tuple[dict[bytes, bytes], bytes]  # what the authenticator reads: headers and query
+
+
 def request(*headers: tuple[bytes, bytes], query: bytes = b"") -> Request:
-    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions",
-             "headers": list(headers), "query_string": query}
-    return Request(scope, receive=None, request_id="r-1")  # type: ignore[arg-type]
+    """A request's headers (a repeated one joined, as the server joins them) and query."""
+    joined: dict[bytes, bytes] = {}
+    for name, value in headers:
+        joined[name] = joined[name] + b"," + value if name in joined else value
+    return joined, query
 
 
 @pytest.fixture
@@ -52,19 +56,19 @@ def without_keys(jwts: Recording) -> Authenticator:
 
 async def refused(authenticator: Authenticator, req: Request) -> Unauthenticated:
     with pytest.raises(Unauthenticated) as caught:
-        await authenticator.authenticate(req)
+        await authenticator.authenticate(*req)
     return caught.value
 
 
 async def test_a_bearer_jwt_goes_to_the_jwt_verifier(jwts, keys):
-    principal = await with_keys(jwts, keys).authenticate(
+    principal = await with_keys(jwts, keys).authenticate(*
         request((b"authorization", f"Bearer {JWT}".encode())))
     assert principal.issuer == "idp"
     assert (jwts.seen, keys.seen) == ([JWT], [])
 
 
 async def test_a_bearer_api_key_goes_to_the_key_verifier(jwts, keys):
-    principal = await with_keys(jwts, keys).authenticate(
+    principal = await with_keys(jwts, keys).authenticate(*
         request((b"authorization", f"Bearer {KEY}".encode())))
     assert principal.issuer == "apikey"
     assert (jwts.seen, keys.seen) == ([], [KEY])
@@ -80,28 +84,37 @@ async def test_a_bearer_api_key_is_refused_when_keys_are_not_enabled(jwts):
 
 @pytest.mark.parametrize("header", [b"api-key", b"x-api-key"])
 async def test_a_key_header_is_read_when_no_authorization_is_sent(header, jwts, keys):
-    principal = await with_keys(jwts, keys).authenticate(request((header, KEY.encode())))
+    principal = await with_keys(jwts, keys).authenticate(*request((header, KEY.encode())))
     assert principal.issuer == "apikey"
     assert keys.seen == [KEY]
 
 
 @pytest.mark.parametrize("header", [b"api-key", b"x-api-key"])
-async def test_a_key_header_is_ignored_when_keys_are_not_enabled(header, jwts):
+async def test_a_virtual_key_in_a_key_header_is_refused_when_keys_are_not_enabled(header, jwts):
     error = await refused(without_keys(jwts), request((header, KEY.encode())))
-    assert error.code == "missing_token"
+    assert error.code == "invalid_api_key"
+    assert jwts.seen == []
 
 
 async def test_authorization_wins_over_a_key_header(jwts, keys):
-    await with_keys(jwts, keys).authenticate(
+    await with_keys(jwts, keys).authenticate(*
         request((b"authorization", f"Bearer {JWT}".encode()), (b"api-key", KEY.encode())))
     assert (jwts.seen, keys.seen) == ([JWT], [])
 
 
-@pytest.mark.parametrize("value", [b"sk-upstream-provider-key", b"", JWT.encode()],
-                         ids=["vendor-key", "empty", "jwt"])
-async def test_a_key_header_that_is_not_a_virtual_key_is_refused(value, jwts, keys):
-    error = await refused(with_keys(jwts, keys), request((b"x-api-key", value)))
-    assert error.code == "invalid_api_key"
+@pytest.mark.parametrize("value", [b"sk-upstream-provider-key", JWT.encode()],
+                         ids=["vendor-key", "jwt"])
+async def test_a_key_header_without_the_key_form_is_verified_as_a_jwt(value, jwts, keys):
+    """`AzureOpenAI(api_key=token)` sends the JWT as `api-key`: the same check as a bearer
+    token (the real verifier refuses anything that is not a valid JWT of a trusted issuer)."""
+    principal = await with_keys(jwts, keys).authenticate(*request((b"x-api-key", value)))
+    assert principal.issuer == "idp"
+    assert (jwts.seen, keys.seen) == ([value.decode()], [])
+
+
+async def test_an_empty_key_header_is_a_missing_credential(jwts, keys):
+    error = await refused(with_keys(jwts, keys), request((b"x-api-key", b"")))
+    assert error.code == "missing_token"
     assert (jwts.seen, keys.seen) == ([], [])
 
 
@@ -121,7 +134,7 @@ async def test_a_credential_in_the_query_string_is_refused_even_with_a_good_head
 
 
 async def test_a_harmless_query_string_does_not_stop_the_header(jwts, keys):
-    await with_keys(jwts, keys).authenticate(
+    await with_keys(jwts, keys).authenticate(*
         request((b"authorization", f"Bearer {JWT}".encode()), query=b"stream=true"))
     assert jwts.seen == [JWT]
 
@@ -141,6 +154,6 @@ async def test_the_header_size_limit_applies_to_key_headers(jwts, keys):
 
 async def test_a_credential_just_within_the_limit_is_read(jwts, keys):
     token = "a" * (LIMIT - len("Bearer "))
-    await with_keys(jwts, keys).authenticate(request((b"authorization",
+    await with_keys(jwts, keys).authenticate(*request((b"authorization",
                                                       f"Bearer {token}".encode())))
     assert jwts.seen == [token]

@@ -565,7 +565,8 @@ async def test_a_failed_fetch_is_logged_with_the_issuer_and_the_reason(clock, ca
     with caplog.at_level(logging.WARNING, logger="rolegate.jwks"):
         await cache_for(down, clock).warm()
     assert [r.getMessage() for r in caplog.records] == [
-        f"fetching the keys of issuer idp failed: GET {JWKS_URL} failed"]
+        f"fetching the keys of issuer idp failed (1 time(s) in a row; next logged at 2): "
+        f"GET {JWKS_URL} failed"]
 
 
 async def test_a_loaded_key_set_is_logged_with_its_size(source, clock, caplog):
@@ -635,7 +636,8 @@ async def test_an_unusable_discovery_document_is_logged_saying_what_is_wrong(
     with caplog.at_level(logging.WARNING, logger="rolegate.jwks"):
         await cache.warm()
     assert [r.getMessage() for r in caplog.records] == [
-        f"fetching the keys of issuer idp failed: {message}"]
+        "fetching the keys of issuer idp failed (1 time(s) in a row; next logged at 2): "
+        f"{message}"]
 
 
 async def test_a_discovered_plain_http_key_set_url_is_used(source, clock):
