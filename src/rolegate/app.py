@@ -69,6 +69,8 @@ from rolegate.tasks import PeriodicTask
 
 if TYPE_CHECKING:  # the `otel` extra, imported only when tracing is on
     from rolegate.observability.tracing import Tracing
+REDIS_PROBE_INTERVAL = 5.0  # seconds between pings of the limits' Redis, for readiness
+
 
 def build_app(settings: Settings, *, http: HttpClient | None = None,
               clock: Callable[[], float] = time.time, fetch: Fetch | None = None,
@@ -92,6 +94,12 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     checks = {f"issuer {cache.name}": _keys_loaded(cache) for cache in caches}
     if stores.database is not None:
         checks["database"] = stores.database.check
+    limiter = _build_limiter(settings)
+    if isinstance(limiter, RedisLimiter):
+        checks["rate limits"] = limiter.readiness
+        probing = PeriodicTask(limiter.probe, every=REDIS_PROBE_INTERVAL)
+        stores.on_startup += [background(limiter.probe), probing.start]
+        stores.on_shutdown.append(probing.stop)
     public[HEALTH_READY] = health(checks)
 
     registry = CollectorRegistry()
@@ -104,7 +112,6 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     routes = RouteTable(_model_route(model, settings.routing, http, clock, rng, metrics,
                                      settings.egress, tracing) for model in settings.models)
     dispatcher = Dispatcher(routes, settings.routing.retries, clock=clock, sleep=sleep, rng=rng)
-    limiter = _build_limiter(settings)
     plan = QuotaPlan(settings.policy, stores.keys.limits_for if stores.keys else None,
                      budgets=settings.budgets)
     reserver = Reserver(settings.models,

@@ -116,6 +116,8 @@ class RedisLimiter:
         self._waiting: dict[str, list[float]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._writes: set[asyncio.Task[None]] = set()
+        # Why Redis could not be reached the last time it was tried (None: it could).
+        self.last_error: str | None = None
         # Request-log members: unique across replicas (a random id each) and requests.
         self._replica = secrets.token_hex(8)
         self._sequence = itertools.count()
@@ -205,10 +207,29 @@ class RedisLimiter:
         await self.flush()
         await self._redis.aclose()
 
+    async def probe(self) -> None:
+        """Ping Redis, so readiness says why the gateway is not ready while it cannot be
+        reached (run at start-up and every few seconds; requests never wait for it)."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._redis.ping()  # type: ignore[misc]  # redis-py types sync and async
+        except _FAILURES as exc:
+            self.last_error = str(exc) or type(exc).__name__
+        else:
+            self.last_error = None
+
+    def readiness(self) -> str | None:
+        """None when ready. With `fail_open` a Redis that cannot be reached stops nothing (the
+        requests are served without limits), so it does not hold readiness back."""
+        if self.last_error is None or self._is_fail_open:
+            return None
+        return f"Redis unreachable, requests are refused: {self.last_error}"
+
     def _key(self, quota: Quota) -> str:
         return f"{self._prefix}:{quota.counter}"
 
     def _unavailable(self, exc: BaseException) -> Lease:
+        self.last_error = str(exc) or type(exc).__name__
         log.error("the rate limiter's Redis is unavailable: %s", exc or type(exc).__name__)
         if self._is_fail_open:
             return NO_LEASE

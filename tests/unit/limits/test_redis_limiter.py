@@ -179,3 +179,39 @@ async def test_crafted_end_users_keep_their_own_counters_in_redis(redis_prefix):
     assert len(keys) == len(crafted) + 1
     assert all(re.fullmatch(re.escape(redis_prefix) + r":\{r:[0-9a-f]{32}\}:rpm", key)
                for key in keys)
+
+
+
+async def test_readiness_names_an_unreachable_redis_until_a_probe_reaches_it(redis_prefix):
+    """Readiness says why the gateway is not ready while its limits' Redis cannot be reached,
+    and recovers by itself: a load balancer sends no request to an unready replica, so only a
+    probe can clear it."""
+    down, up = limiter(redis_prefix, UNREACHABLE, timeout=0.5), limiter(redis_prefix)
+    await down.probe()
+    up.last_error = "Connection refused"  # as a failed request left it, before Redis came back
+    was_unready = up.readiness()
+    await up.probe()
+    await down.close()
+    await up.close()
+
+    assert (down.readiness() or "").startswith("Redis unreachable, requests are refused: ")
+    assert was_unready is not None
+    assert up.readiness() is None
+
+
+async def test_an_unreachable_redis_does_not_hold_readiness_back_when_fail_open(redis_prefix):
+    open_ = limiter(redis_prefix, UNREACHABLE, timeout=0.5, fail_open=True)
+    await open_.probe()
+    await open_.close()
+
+    assert open_.last_error is not None
+    assert open_.readiness() is None
+
+
+async def test_a_refused_request_marks_redis_unready_at_once(redis_prefix):
+    closed = limiter(redis_prefix, UNREACHABLE, timeout=0.5)
+    with pytest.raises(ServiceUnavailable):
+        await closed.acquire(quotas_of(LimitConfig(rpm=1), "p", NOW), NOW)
+    await closed.close()
+
+    assert closed.readiness() is not None
