@@ -120,3 +120,17 @@ def test_a_secret_file_that_cannot_be_read_ends_serve_with_one_error_line(tmp_pa
     [line] = [json.loads(line) for line in result.stderr.splitlines()]
     assert result.returncode == 1
     assert line["level"] == "ERROR" and "keys.pepper_file: cannot read it" in line["message"]
+
+
+def test_a_configuration_with_problems_ends_serve_with_one_json_error_line(tmp_path: Path):
+    """The problems are one log line in the default format (JSON): every line `serve` writes is
+    one an operator's log pipeline can parse, the refusal to start included."""
+    config = tmp_path / "rolegate.yaml"
+    config.write_text("models:\n  - name: echo\n    provider: nope\npolicy: []\n")
+    result = subprocess.run([*SERVE, "--config", str(config), "--port", "0"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+
+    [line] = [json.loads(line) for line in result.stderr.splitlines()]
+    assert result.returncode == 1 and result.stdout == ""
+    assert line["level"] == "ERROR"
+    assert "rolegate.yaml:3:5: models[0].provider: Input should be" in line["message"]

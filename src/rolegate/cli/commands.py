@@ -21,7 +21,7 @@ from rolegate.cli.options import (
 )
 from rolegate.config.launch import LaunchOptions
 from rolegate.config.load import ConfigError, load_settings, read_pepper
-from rolegate.config.model import Settings
+from rolegate.config.model import LoggingConfig, Settings
 from rolegate.errors import GatewayError
 from rolegate.keys.material import is_api_key
 
@@ -61,7 +61,12 @@ def serve(config: ConfigOption = None,
     from rolegate.cli import serving
     from rolegate.observability.logging import configure_process_logging
 
-    settings = settings_for(config, host=host, port=port, state_dir=state_dir)
+    try:
+        settings = LaunchOptions(config, host, port, state_dir).settings()
+    except ConfigError as exc:  # its problems as a log line too, in the default format
+        defaults = LoggingConfig()
+        configure_process_logging(defaults.level, defaults.format)
+        serving.fail(str(exc))
     # From here on every line, an error included, is a log line in `logging.format`.
     configure_process_logging(settings.logging.level, settings.logging.format)
     try:
