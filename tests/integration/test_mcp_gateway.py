@@ -362,3 +362,47 @@ async def test_a_server_that_is_down_is_a_clear_502(settings_from, dev_issuer):
 
     assert (response.status_code, response.json()["error"]["code"]) \
         == (502, "mcp_server_unavailable")
+
+
+@pytest.fixture
+async def served_gateway(upstream: tuple[Upstream, str], settings_from: Callable[..., Any],
+                         dev_issuer: DevIssuer) -> AsyncIterator[str]:
+    http = HttpClient()
+    app = build_app(settings_from(config(upstream[1])), dev_issuer=dev_issuer, http=http)
+    async with Served(app) as url:
+        yield url
+    await http.close()
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28", "auto"])
+async def test_the_sdk_client_through_the_gateway_sees_and_calls_only_what_it_is_granted(
+        served_gateway, dev_issuer, upstream, mode):
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+    from mcp.shared.exceptions import MCPError
+
+    recorded, _ = upstream
+    http = create_mcp_http_client(headers=bearer(token(dev_issuer)))
+    transport = streamable_http_client(f"{served_gateway}/mcp/forge", http_client=http)
+    async with Client(transport, mode=mode) as client:
+        tools = await client.list_tools()
+        called = await client.call_tool("search_code", {"query": "auth"})
+        with pytest.raises(MCPError) as denied:
+            await client.call_tool("delete_repo", {"repository": "acme/x"})
+    await http.aclose()
+
+    assert sorted(tool.name for tool in tools.tools) == ["search_code", "search_issues"]
+    assert called.content[0].text == "code for auth"
+    assert "tool 'delete_repo' of MCP server 'forge'" in str(denied.value)
+    assert "forge.admin" in str(denied.value)
+    versions = {headers.get("mcp-protocol-version") for _, headers in recorded.seen[1:]}
+    if mode == "legacy":  # 2025-11-25: a session opened with initialize, closed with DELETE
+        assert recorded.methods[:2] == ["initialize", "notifications/initialized"]
+        assert versions == {"2025-11-25"}
+    else:  # 2026-07-28: stateless, every request carrying its version and Mcp-Method
+        assert "initialize" not in recorded.methods
+        assert versions == {"2026-07-28"}
+        assert all(headers["mcp-method"] == method for method, headers in recorded.seen
+                   if method is not None)
+    assert "delete_repo" not in str([headers for _, headers in recorded.seen])
