@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from rolegate.authn.principal import Principal
-from rolegate.authz.model import Action
+from rolegate.authz.model import Action, McpTarget
 from rolegate.authz.policy import RolePolicy
 from rolegate.config.model import RuleConfig
 
@@ -241,3 +241,53 @@ def test_empty_policy_denies_everything():
         decision = policy.decide(who(roles={"admin"}), action)
         assert not decision.allowed
         assert decision.code == "insufficient_scope"
+
+
+def mcp_rule(name: str, grant: dict[str, Any] | None, **when: Any) -> dict[str, Any]:
+    allow: dict[str, Any] = {"routes": ["mcp"]}
+    if grant is not None:
+        allow["mcp"] = grant
+    return {"name": name, "when": when, "allow": allow}
+
+
+def on_mcp(server: str, kind: str = "server", name: str | None = None) -> Action:
+    return Action("mcp", f"/mcp/{server}", mcp=McpTarget(server, kind, name))
+
+
+MCP_POLICY = (mcp_rule("search", {"servers": ["forge*"], "tools": ["search_*"],
+                                  "resources": ["docs://*"]}, roles=["dev"]),
+              mcp_rule("bare", None, roles=["bare"]),
+              mcp_rule("admin", {"servers": ["forge"], "tools": ["*"]}, scopes=["forge.admin"]))
+
+
+@pytest.mark.parametrize("roles, action, allowed", [
+    (["dev"], on_mcp("forge"), True),
+    (["dev"], on_mcp("forge-eu"), True),
+    (["dev"], on_mcp("billing"), False),
+    (["dev"], on_mcp("forge", "tool", "search_code"), True),
+    (["dev"], on_mcp("forge", "tool", "delete_repo"), False),
+    (["dev"], on_mcp("forge", "resource", "docs://readme"), True),
+    (["dev"], on_mcp("forge", "prompt", "review"), False),  # no prompts granted
+    (["dev"], on_mcp("forge", "widget", "x"), False),       # a kind no grant names
+    (["bare"], on_mcp("forge"), False),                      # group mcp, no server
+])
+def test_mcp_grants_name_servers_and_their_tools_resources_and_prompts(roles, action, allowed):
+    assert policy_of(*MCP_POLICY).decide(who(roles=roles), action).allowed is allowed
+
+
+def test_a_refused_tool_names_what_is_missing_and_the_scope_that_would_grant_it():
+    policy = policy_of(*MCP_POLICY)
+    action = on_mcp("forge", "tool", "delete_repo")
+
+    decision = policy.decide(who(roles=["dev"]), action)
+
+    assert decision.code == "mcp_not_allowed"
+    assert decision.reason.startswith("Access to tool 'delete_repo' of MCP server 'forge' on "
+                                      "route group 'mcp'")
+    assert policy.scopes_granting(action) == ["forge.admin"]
+    assert policy.scopes_granting(on_mcp("billing")) == []
+    assert policy.decide(who(roles=["x"]), action).code == "insufficient_scope"
+
+
+def test_a_model_action_is_not_granted_by_an_mcp_grant():
+    assert not policy_of(*MCP_POLICY).decide(who(roles=["dev"]), invoke()).allowed
