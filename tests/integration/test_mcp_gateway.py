@@ -10,13 +10,19 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import uvicorn
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPError
 
 from rolegate.app import build_app
 from rolegate.authn.dev_issuer import DevIssuer
 from rolegate.providers.http import HttpClient
+from tests.integration.test_usage_accounting import usage_rows
 from tests.support.gateways import bearer
 
 BASE = "http://rolegate.test"
@@ -70,7 +76,6 @@ class Upstream:
             if not message.get("more_body"):
                 break
         body = b"".join(chunks)
-        import orjson
         method = orjson.loads(body).get("method") if body else None
         self.seen.append((method, {k.decode(): v.decode() for k, v in scope["headers"]}))
         replayed = False
@@ -377,11 +382,6 @@ async def served_gateway(upstream: tuple[Upstream, str], settings_from: Callable
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28", "auto"])
 async def test_the_sdk_client_through_the_gateway_sees_and_calls_only_what_it_is_granted(
         served_gateway, dev_issuer, upstream, mode):
-    from mcp import Client
-    from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
-    from mcp.shared.exceptions import MCPError
-
     recorded, _ = upstream
     http = create_mcp_http_client(headers=bearer(token(dev_issuer)))
     transport = streamable_http_client(f"{served_gateway}/mcp/forge", http_client=http)
@@ -406,3 +406,29 @@ async def test_the_sdk_client_through_the_gateway_sees_and_calls_only_what_it_is
         assert all(headers["mcp-method"] == method for method, headers in recorded.seen
                    if method is not None)
     assert "delete_repo" not in str([headers for _, headers in recorded.seen])
+
+
+async def test_each_allowed_tool_call_writes_one_usage_record_and_a_denied_one_none(
+        gateway_for, settings_from, dev_issuer, upstream, tmp_path):
+    database = {"url": f"sqlite+aiosqlite:///{tmp_path / 'rolegate.db'}",
+                "migrate_on_start": True}
+    gateway = await gateway_for(settings_from({**config(upstream[1]), "database": database,
+                                               "accounting": {"flush_interval": 0.05}}))
+    session = await Session(gateway, token(dev_issuer)).open()
+
+    await session.call("tools/list")
+    await session.call("tools/call", {"name": "search_code", "arguments": {"query": "q"}})
+    await session.call("tools/call", {"name": "delete_repo", "arguments": {}})
+    rows: list[dict[str, Any]] = []
+    for _ in range(100):
+        rows = await usage_rows(database)
+        if rows:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.1)
+    rows = await usage_rows(database)
+
+    assert [(row["provider"], row["deployment"], row["model"], row["operation"],
+             row["subject"], row["rule"], row["status"]) for row in rows] == [
+        ("mcp", "forge", "search_code", "tools/call", "ana", "searchers", 200)]
+    assert rows[0]["latency_ms"] > 0
