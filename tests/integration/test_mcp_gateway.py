@@ -313,6 +313,10 @@ async def test_headers_that_disagree_with_the_body_are_refused(gateway, dev_issu
      "invalid_jsonrpc"),
     ({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
       "params": {"name": "search_code", "Name": "delete_repo"}}, "invalid_body"),
+    ({"jsonrpc": "2.0", "id": 1, "method": "ping", "Method": "tools/call"}, "invalid_body"),
+    ({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+      "params": {"name": "search_code", "nam\u0435": "x", "NAME": "delete_repo"}},
+     "invalid_body"),
     ({"jsonrpc": "2.0", "id": 1, "method": 7}, "invalid_jsonrpc"),
     ({"jsonrpc": "2.0", "id": 1}, "invalid_jsonrpc"),
 ])

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from rolegate.errors import InvalidRequest
+from rolegate.reading.fields import folded
 from rolegate.reading.json_body import encode, parse_object
 
 MAX_ID_LENGTH = 128
@@ -29,6 +30,9 @@ LISTS = {"tools/list": ("tools", "tool", "name"),
          "resources/list": ("resources", "resource", "uri"),
          "prompts/list": ("prompts", "prompt", "name")}
 # Requests forwarded as they are: they name nothing the policy grants.
+# The members the gateway decides on: a look-alike (`Method`, a fullwidth M) could be read as the
+# member itself by a case-insensitive parser upstream.
+MEMBERS = frozenset({"jsonrpc", "id", "method", "params"})
 PLAIN = frozenset({"initialize", "ping", "server/discover", "resources/templates/list",
                    "completion/complete", "logging/setLevel", "resources/subscribe",
                    "resources/unsubscribe"})
@@ -67,6 +71,9 @@ def read_message(raw: bytes) -> Message:
         raise InvalidRequest("JSON-RPC batches are not accepted; send one message per request.",
                              code="batch_refused")
     body = parse_object(raw)
+    if any(key not in MEMBERS and folded(key) in MEMBERS for key in body):
+        raise InvalidRequest("The message has a member that reads as a JSON-RPC member to "
+                             "case-insensitive parsers.", code="invalid_body")
     if body.get("jsonrpc") != "2.0":
         raise InvalidRequest('A JSON-RPC message needs "jsonrpc": "2.0".', code="invalid_jsonrpc")
     identifier = body.get("id")
@@ -94,7 +101,7 @@ def read_message(raw: bytes) -> Message:
     if not isinstance(name, str) or not name:
         raise InvalidRequest(f"{method} needs params.{field}, a non-empty string.",
                              code="invalid_jsonrpc", param=f"params.{field}")
-    if any(key != field and key.lower() == field.lower() for key in params):
+    if any(key != field and folded(key) == field for key in params):
         raise InvalidRequest(f"params has a key that reads as `{field}` to case-insensitive "
                              "parsers.", code="invalid_body", param=f"params.{field}")
     return Message(body, method, identifier, kind, name)
