@@ -124,6 +124,9 @@ def config(url: str) -> dict[str, Any]:
             {"name": "maintainers", "when": {"scopes": ["forge.admin"]},
              "allow": {"routes": ["mcp"], "mcp": {"servers": ["forge"], "tools": ["*"]}}},
             {"name": "chat", "when": {"roles": ["chatter"]}, "allow": {"routes": ["info"]}},
+            {"name": "acme-cleaners", "when": {"roles": ["cleaner"]},
+             "allow": {"routes": ["mcp"], "mcp": {"servers": ["forge"], "tools": ["delete_repo"],
+                                                  "arguments": {"repository": ["acme/*"]}}}},
         ],
     }
 
@@ -436,3 +439,21 @@ async def test_each_allowed_tool_call_writes_one_usage_record_and_a_denied_one_n
              row["subject"], row["rule"], row["status"]) for row in rows] == [
         ("mcp", "forge", "search_code", "tools/call", "ana", "searchers", 200)]
     assert rows[0]["latency_ms"] > 0
+
+
+async def test_an_argument_constraint_lets_only_matching_calls_through(gateway, dev_issuer,
+                                                                      upstream):
+    recorded, _ = upstream
+    session = await Session(gateway, token(dev_issuer, roles=("cleaner",))).open()
+
+    listed = (await session.call("tools/list"))["result"]["tools"]
+    allowed = await session.call("tools/call", {"name": "delete_repo",
+                                                "arguments": {"repository": "acme/site"}})
+    before = list(recorded.methods)
+    refused = await session.call("tools/call", {"name": "delete_repo",
+                                                "arguments": {"repository": "evil/site"}})
+
+    assert [tool["name"] for tool in listed] == ["delete_repo"]
+    assert allowed["result"]["content"][0]["text"] == "deleted acme/site"
+    assert refused["error"]["data"]["code"] == "mcp_not_allowed"
+    assert recorded.methods == before

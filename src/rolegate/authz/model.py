@@ -13,6 +13,9 @@ class McpTarget:
     server: str
     kind: str = "server"  # "server", "tool", "resource" or "prompt"
     name: str | None = None
+    # A call's top-level arguments (string values; None for any other), checked against a
+    # rule's argument constraints; None when listing, which constraints do not narrow.
+    arguments: tuple[tuple[str, str | None], ...] | None = None
 
     def describe(self) -> str:
         server = f"MCP server {self.server!r}"

@@ -43,12 +43,14 @@ class McpGrant:
 
     servers: re.Pattern[str] | None
     kinds: Mapping[str, re.Pattern[str] | None]
+    arguments: tuple[tuple[str, re.Pattern[str] | None], ...] = ()
 
     @classmethod
     def compile(cls, grant: McpGrantConfig) -> McpGrant:
         return cls(_globs(grant.servers), {"tool": _globs(grant.tools),
                                            "resource": _globs(grant.resources),
-                                           "prompt": _globs(grant.prompts)})
+                                           "prompt": _globs(grant.prompts)},
+                   tuple((name, _globs(globs)) for name, globs in grant.arguments.items()))
 
     def grants(self, target: McpTarget) -> bool:
         if self.servers is None or self.servers.match(target.server) is None:
@@ -56,7 +58,13 @@ class McpGrant:
         if target.name is None:
             return True
         pattern = self.kinds.get(target.kind)
-        return pattern is not None and pattern.match(target.name) is not None
+        if pattern is None or pattern.match(target.name) is None:
+            return False
+        if target.kind != "tool" or target.arguments is None:
+            return True
+        passed = dict(target.arguments)
+        return all(isinstance(value := passed.get(name), str) and allowed is not None
+                   and allowed.match(value) is not None for name, allowed in self.arguments)
 
 
 @dataclass(frozen=True, slots=True)

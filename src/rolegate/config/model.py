@@ -415,6 +415,9 @@ class McpGrantConfig(Frozen):
     tools: Strings = Field((), description="Tool names (globs) `tools/call` may name.")
     resources: Strings = Field((), description="Resource URIs (globs) `resources/read` may name.")
     prompts: Strings = Field((), description="Prompt names (globs) `prompts/get` may name.")
+    arguments: dict[str, Strings] = Field(default_factory=dict, description="Argument name -> "
+                                          "globs: a `tools/call` this rule grants must pass "
+                                          "each as a string matching one of them.")
 
 
 class AllowConfig(Frozen):

@@ -123,7 +123,8 @@ class McpHandlers:
         if message.kind is not None and message.name is not None:
             decision = self._guard.decide(request, who, Action(
                 RouteGroup.MCP, request.path,
-                mcp=McpTarget(server.config.name, message.kind, message.name)))
+                mcp=McpTarget(server.config.name, message.kind, message.name,
+                              message.arguments if message.kind == "tool" else None)))
             if not decision.allowed:
                 return _reply(error_reply(message.id, FORBIDDEN, decision.reason, {
                     "code": decision.code, "server": server.config.name,

@@ -48,6 +48,7 @@ class Message:
     id: str | int | None
     kind: str | None = None  # "tool", "resource" or "prompt" for NAMED methods
     name: str | None = None
+    arguments: tuple[tuple[str, str | None], ...] = ()  # a tools/call's, strings as they are
 
     @property
     def is_request(self) -> bool:
@@ -104,7 +105,10 @@ def read_message(raw: bytes) -> Message:
     if any(key != field and folded(key) == field for key in params):
         raise InvalidRequest(f"params has a key that reads as `{field}` to case-insensitive "
                              "parsers.", code="invalid_body", param=f"params.{field}")
-    return Message(body, method, identifier, kind, name)
+    arguments = params.get("arguments")
+    passed = tuple((key, value if isinstance(value, str) else None)
+                   for key, value in arguments.items()) if isinstance(arguments, dict) else ()
+    return Message(body, method, identifier, kind, name, passed)
 
 
 def _is_valid_id(value: Any) -> bool:

@@ -291,3 +291,30 @@ def test_a_refused_tool_names_what_is_missing_and_the_scope_that_would_grant_it(
 
 def test_a_model_action_is_not_granted_by_an_mcp_grant():
     assert not policy_of(*MCP_POLICY).decide(who(roles=["dev"]), invoke()).allowed
+
+
+def call(tool: str, arguments: dict[str, Any] | None, kind: str = "tool") -> Action:
+    passed = None if arguments is None else tuple(arguments.items())
+    return Action("mcp", "/mcp/forge", mcp=McpTarget("forge", kind, tool, passed))
+
+
+@pytest.mark.parametrize("action, allowed", [
+    (call("delete_repo", {"repository": "acme/site", "force": None}), True),
+    (call("delete_repo", {"repository": "evil/site"}), False),
+    (call("delete_repo", {}), False),                        # the constrained one is missing
+    (call("delete_repo", {"repository": None}), False),      # not a string
+    (call("delete_repo", None), True),                       # listing: constraints don't narrow
+    (call("docs://x", {"repository": "evil/x"}, "resource"), False),  # no resource granted
+])
+def test_argument_constraints_narrow_the_tool_calls_a_rule_grants(action, allowed):
+    policy = policy_of(mcp_rule("cleaners", {"servers": ["forge"], "tools": ["delete_*"],
+                                             "arguments": {"repository": ["acme/*"]}},
+                                roles=["cleaner"]))
+    assert policy.decide(who(roles=["cleaner"]), action).allowed is allowed
+
+
+def test_a_rule_without_argument_constraints_grants_any_arguments_and_resources_ignore_them():
+    policy = policy_of(mcp_rule("any", {"servers": ["forge"], "tools": ["*"],
+                                        "resources": ["*"]}, roles=["x"]))
+    assert policy.decide(who(roles=["x"]), call("delete_repo", {"repository": "z"})).allowed
+    assert policy.decide(who(roles=["x"]), call("docs://a", {"q": "z"}, "resource")).allowed
