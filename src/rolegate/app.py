@@ -26,7 +26,8 @@ from rolegate.admin.usage import UsageAdmin
 from rolegate.audit.log import AuditLog
 from rolegate.audit.store import AuditStore
 from rolegate.api.routes import (
-    DEV_JWKS, HEALTH_LIVE, HEALTH_READY, INFERENCE_OPERATIONS, Operation,
+    DEV_JWKS, HEALTH_LIVE, HEALTH_READY, INFERENCE_OPERATIONS, MCP_PREFIX,
+    PROTECTED_RESOURCE_PREFIX, Operation,
 )
 from rolegate.authn.apikeys import ApiKeyVerifier
 from rolegate.authn.authenticator import Authenticator
@@ -37,10 +38,13 @@ from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
 from rolegate.authz.policy import RolePolicy
 from rolegate.config.launch import LaunchOptions
 from rolegate.config.load import read_pepper
-from rolegate.config.model import EgressConfig, ModelConfig, RoutingConfig, Settings
+from rolegate.config.model import (
+    EgressConfig, IssuerConfig, ModelConfig, RoutingConfig, Settings,
+)
 from rolegate.keys.material import KeyHasher
 from rolegate.keys.store import KeyStore
 from rolegate.limits.limiter import Limiter
+from rolegate.mcp.handlers import McpHandlers, McpServer, resource_url
 from rolegate.limits.memory import MemoryLimiter
 from rolegate.limits.quota import QuotaPlan
 from rolegate.limits.reservation import Reserver
@@ -82,12 +86,15 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     http = http or HttpClient(settings.egress)
     fetch = fetch or http_fetcher(http)
     paths = settings.claim_paths
-    issuers = [TrustedIssuer.build(config, fetch, clock, paths)
+    mcp_servers = [McpServer(server, resource_url(public_base_url(settings), server.name))
+                   for server in settings.mcp.servers]
+    resources = tuple(server.resource for server in mcp_servers)
+    issuers = [TrustedIssuer.build(_accepting(config, resources), fetch, clock, paths)
                for config in settings.auth.issuers]
     public = {HEALTH_LIVE: health()}
     if settings.auth.dev_issuer.enabled:
         dev_issuer = dev_issuer or _new_dev_issuer(settings)
-        issuers.append(_trusted_dev(dev_issuer, clock, paths))
+        issuers.append(_trusted_dev(dev_issuer, clock, paths, resources))
         public[DEV_JWKS] = static_json(dev_issuer.jwks_document())
     caches = [issuer.keys for issuer in issuers]
     stores = _build_stores(settings, clock)
@@ -127,6 +134,13 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     usage_admin = UsageAdmin(stores.usage, clock, dimensions=settings.accounting.dimensions)
     handlers = _handler_table(proxy, admin, key_admin, usage_admin,
                               settings.accounting.dimensions)
+    mcp = McpHandlers(mcp_servers, guard, http, recorder=stores.recorder, clock=clock,
+                      issuers=[issuer.config.issuer for issuer in issuers],
+                      max_body_bytes=settings.server.max_body_bytes,
+                      body_timeout=settings.server.body_timeout)
+    handlers[Operation.MCP] = mcp.serve
+    for server in mcp_servers:
+        public[PROTECTED_RESOURCE_PREFIX + MCP_PREFIX + server.config.name] = mcp.metadata(server)
     if metrics is not None:
         scrape = generated(exposition(registry), EXPOSITION_TYPE)
         handlers[Operation.ADMIN_METRICS] = admin.computed(scrape)
@@ -142,7 +156,10 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     if tracing is not None:
         on_shutdown.append(_closing(tracing))
     return Gateway(authenticator=authenticator, guard=guard, handlers=handlers, public=public,
-                   observer=observer, tracing=tracing, on_startup=[*stores.on_startup,
+                   observer=observer, tracing=tracing,
+                   resource_metadata={MCP_PREFIX + server.config.name: server.metadata_url
+                                      for server in mcp_servers},
+                   resource_audiences=frozenset(resources), on_startup=[*stores.on_startup,
                                background(*(cache.warm_until_loaded for cache in caches))],
                    on_shutdown=on_shutdown)
 
@@ -321,12 +338,20 @@ def _model_route(model: ModelConfig, routing: RoutingConfig, http: HttpClient,
 
 
 def _trusted_dev(dev: DevIssuer, clock: Callable[[], float],
-                 paths: tuple[str, ...]) -> TrustedIssuer:
+                 paths: tuple[str, ...], resources: tuple[str, ...]) -> TrustedIssuer:
     document = dev.jwks_document()
 
     async def local(url: str) -> bytes:  # served from memory: no request to ourselves
         return document
-    return TrustedIssuer.build(dev.issuer_config(), local, clock, paths)
+    return TrustedIssuer.build(_accepting(dev.issuer_config(), resources), local, clock, paths)
+
+
+def _accepting(config: IssuerConfig, resources: tuple[str, ...]) -> IssuerConfig:
+    """An issuer also accepted for the MCP servers' resources (RFC 8707): such a token is
+    good on its server only (the gateway refuses it elsewhere, the handler on other servers)."""
+    if not resources:
+        return config
+    return config.model_copy(update={"audiences": (*config.audiences, *resources)})
 
 
 def _new_dev_issuer(settings: Settings) -> DevIssuer:
@@ -335,6 +360,10 @@ def _new_dev_issuer(settings: Settings) -> DevIssuer:
 
 
 def dev_issuer_url(settings: Settings) -> str:
+    return f"{public_base_url(settings)}/dev"
+
+
+def public_base_url(settings: Settings) -> str:
     server = settings.server
     base = server.public_base_url or f"http://{server.host}:{server.port}"
-    return f"{base.rstrip('/')}/dev"
+    return base.rstrip("/")

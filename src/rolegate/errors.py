@@ -37,22 +37,31 @@ class InvalidRequest(GatewayError):
 
 
 class Unauthenticated(GatewayError):
-    """The credential is missing or not acceptable: RFC 6750 `invalid_token`."""
+    """The credential is missing or not acceptable: RFC 6750 `invalid_token`. On a protected
+    resource (an MCP server), `resource_metadata` is the URL of its RFC 9728 metadata, which
+    the challenge names so a client can discover where to get a token."""
 
     status, type, default_code = 401, "authentication_error", "invalid_token"
+    resource_metadata: str | None = None
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         challenge = f'Bearer realm="{REALM}", error="invalid_token"'
+        if self.resource_metadata is not None:
+            challenge += f', resource_metadata="{self.resource_metadata}"'
         return [(b"www-authenticate", challenge.encode())]
 
 
 class PermissionDenied(GatewayError):
-    """The credential is valid but grants too little: RFC 6750 `insufficient_scope`."""
+    """The credential is valid but grants too little: RFC 6750 `insufficient_scope`, with the
+    `scope` that would grant it when one would."""
 
     status, type, default_code = 403, "permission_error", "insufficient_scope"
+    scope: str | None = None
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         challenge = f'Bearer realm="{REALM}", error="insufficient_scope"'
+        if self.scope:
+            challenge += f', scope="{self.scope}"'
         return [(b"www-authenticate", challenge.encode())]
 
 

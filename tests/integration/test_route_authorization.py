@@ -41,6 +41,8 @@ SUCCESS: dict[Operation, tuple[int, str | None]] = {
     Operation.ADMIN_KEYS_REVOKE: (200, None),
     # Found only to be refused to callers without group `admin`; to the others, a 404.
     Operation.ADMIN_UNKNOWN: (404, "unknown_route"),
+    # The walk configures no MCP server: a caller granted group `mcp` learns that, and only it.
+    Operation.MCP: (404, "unknown_mcp_server"),
 }
 BODIES: dict[Operation, dict[str, Any]] = {
     Operation.ADMIN_KEYS_CREATE: {"name": "made-by-the-walk", "owner": "ops"},
@@ -91,7 +93,7 @@ def calls(key_id: str) -> list[Call]:
     for spec in ROUTES:
         is_azure = spec.path.startswith("/openai/")
         path = spec.path.format(model="azure-4o" if is_azure else "gpt-4o", key_id=key_id,
-                                rest="no-such-admin-route")
+                                rest="no-such-admin-route", server="no-such-server")
         body = BODIES.get(spec.operation)
         if spec.group is RouteGroup.INFERENCE:
             body = CHAT_BODY if is_azure else {**CHAT_BODY, "model": "gpt-4o"}

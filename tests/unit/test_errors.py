@@ -73,3 +73,17 @@ def test_internal_error_tells_the_caller_nothing_of_the_failure():
 def test_405_lists_the_allowed_methods():
     response = error_response(MethodNotAllowed("m", allow=("GET", "POST")))
     assert response.headers == [(b"allow", b"GET, POST")]
+
+
+def test_challenges_name_the_resource_metadata_and_the_scope_that_would_grant():
+    unauthenticated = Unauthenticated("m")
+    unauthenticated.resource_metadata = "https://gw/.well-known/oauth-protected-resource/mcp/a"
+    denied = PermissionDenied("m")
+    denied.scope = "forge.admin forge.read"
+
+    assert error_response(unauthenticated).headers[0] == (b"www-authenticate", (
+        b'Bearer realm="rolegate", error="invalid_token", '
+        b'resource_metadata="https://gw/.well-known/oauth-protected-resource/mcp/a"'))
+    assert error_response(denied).headers[0] == (b"www-authenticate", (
+        b'Bearer realm="rolegate", error="insufficient_scope", '
+        b'scope="forge.admin forge.read"'))

@@ -9,8 +9,9 @@ and the tests walk it route by route.
 
 Paths are matched exactly after rejecting empty or dot segments, so `/v1//chat/completions` and
 `/v1/./models` are not found rather than treated as something else. A template names at most one
-parameter: `{model}` (at the end of a path it may hold `/`, as model names do), `{key_id}` (one
-segment) or `{rest}` (anything, for the admin paths that answer 404 to an authorized caller).
+parameter: `{model}` (at the end of a path it may hold `/`, as model names do), `{key_id}` or
+`{server}` (one segment) or `{rest}` (anything, for the admin paths that answer 404 to an
+authorized caller).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class RouteGroup(StrEnum):
     INFERENCE = "inference"
     INFO = "info"
     ADMIN = "admin"
+    MCP = "mcp"
 
 
 class Operation(StrEnum):
@@ -56,6 +58,7 @@ class Operation(StrEnum):
     ADMIN_KEYS_UPDATE = "admin.keys.update"
     ADMIN_KEYS_REVOKE = "admin.keys.revoke"
     ADMIN_UNKNOWN = "admin.unknown"
+    MCP = "mcp.request"  # a JSON-RPC message to the MCP server `/mcp/{server}` names
 
 
 INFERENCE_OPERATIONS = tuple(op for op in Operation if "." not in op)
@@ -74,6 +77,9 @@ HEALTH_LIVE = "/health/live"
 HEALTH_READY = "/health/ready"
 DEV_JWKS = "/dev/jwks.json"
 PUBLIC_PATHS = (HEALTH_LIVE, HEALTH_READY, DEV_JWKS)
+MCP_PREFIX = "/mcp/"
+# RFC 9728 Protected Resource Metadata of `/mcp/{server}`: public, one exact path per server.
+PROTECTED_RESOURCE_PREFIX = "/.well-known/oauth-protected-resource"
 
 ANY_METHOD = "*"
 
@@ -96,7 +102,7 @@ class Route:
     operation: Operation
     method: str
     model: str | None = None
-    resource: str | None = None  # the id an admin path names (`/admin/keys/{key_id}`)
+    resource: str | None = None  # the id a path names (`/admin/keys/{key_id}`, `{server}`)
 
 
 def _table() -> tuple[RouteSpec, ...]:
@@ -123,6 +129,7 @@ def _table() -> tuple[RouteSpec, ...]:
         # Last: any other admin path is found, and answers 404 only after the caller is
         # authorized for route group `admin`, so the admin surface cannot be probed.
         RouteSpec(ANY_METHOD, "/admin/{rest}", admin, Operation.ADMIN_UNKNOWN),
+        RouteSpec(ANY_METHOD, MCP_PREFIX + "{server}", RouteGroup.MCP, Operation.MCP),
     ]
     return tuple(specs)
 
@@ -146,7 +153,7 @@ class _Template:
         value = path[len(self.prefix):len(path) - len(self.suffix)]
         if self.parameter == "rest":
             return value
-        if not value or ("/" in value and (self.suffix or self.parameter == "key_id")):
+        if not value or ("/" in value and (self.suffix or self.parameter != "model")):
             return None
         return value
 
@@ -190,7 +197,7 @@ def resolve(method: str, path: str) -> Route:
             raise _not_allowed(method, path, template.methods)
         return Route(spec.group, spec.operation, method,
                      model=value if template.parameter == "model" else None,
-                     resource=value if template.parameter == "key_id" else None)
+                     resource=value if template.parameter in ("key_id", "server") else None)
     raise NotFound(f"No route matches {path}.", code="unknown_route")
 
 

@@ -121,6 +121,7 @@ class ClaimMapping:
             roles=self._collect(claims, self.roles, split_spaces=False),
             scopes=self._collect(claims, self.scopes, split_spaces=True),
             groups=groups,
+            audiences=frozenset(claim_values(claims.get("aud"), split_spaces=False)),
             end_user=self._first(claims, (self.end_user,)) if self.end_user else None,
             claims=MappingProxyType(dict(claims)),
             attributes=tuple((path, attribute_values(claim_at(claims, path)))

@@ -34,6 +34,8 @@ class Principal:
     # taken from the token once: (path, sorted distinct values), in configuration order.
     attributes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     key_id: str | None = None
+    # The token's `aud` values (RFC 8707: an MCP server accepts only its own resource's).
+    audiences: frozenset[str] = EMPTY
     # Model globs the credential itself is limited to (an API key's `models`), on top of policy.
     allowed_models: tuple[str, ...] | None = None
 

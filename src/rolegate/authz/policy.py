@@ -14,8 +14,8 @@ from typing import Any
 
 from rolegate.authn.claims import MISSING, claim_at, claim_values
 from rolegate.authn.principal import Principal
-from rolegate.authz.model import Action, Decision
-from rolegate.config.model import RuleConfig
+from rolegate.authz.model import Action, Decision, McpTarget
+from rolegate.config.model import McpGrantConfig, RuleConfig
 
 MAX_REMEMBERED_DECISIONS = 10_000
 
@@ -38,6 +38,36 @@ def _claim_holds(claims: Mapping[str, Any], path: str, accepted: frozenset[str])
 
 
 @dataclass(frozen=True, slots=True)
+class McpGrant:
+    """A rule's `allow.mcp`, compiled: a glob per kind; None grants none of that kind."""
+
+    servers: re.Pattern[str] | None
+    kinds: Mapping[str, re.Pattern[str] | None]
+    arguments: tuple[tuple[str, re.Pattern[str] | None], ...] = ()
+
+    @classmethod
+    def compile(cls, grant: McpGrantConfig) -> McpGrant:
+        return cls(_globs(grant.servers), {"tool": _globs(grant.tools),
+                                           "resource": _globs(grant.resources),
+                                           "prompt": _globs(grant.prompts)},
+                   tuple((name, _globs(globs)) for name, globs in grant.arguments.items()))
+
+    def grants(self, target: McpTarget) -> bool:
+        if self.servers is None or self.servers.match(target.server) is None:
+            return False
+        if target.name is None:
+            return True
+        pattern = self.kinds.get(target.kind)
+        if pattern is None or pattern.match(target.name) is None:
+            return False
+        if target.kind != "tool" or target.arguments is None:
+            return True
+        passed = dict(target.arguments)
+        return all(isinstance(value := passed.get(name), str) and allowed is not None
+                   and allowed.match(value) is not None for name, allowed in self.arguments)
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledRule:
     name: str
     is_everyone: bool
@@ -53,6 +83,7 @@ class CompiledRule:
     route_paths: re.Pattern[str] | None
     models: re.Pattern[str] | None
     config: RuleConfig
+    mcp: McpGrant | None = None
 
     @classmethod
     def compile(cls, rule: RuleConfig) -> CompiledRule:
@@ -67,6 +98,7 @@ class CompiledRule:
             route_groups=frozenset(r for r in allow.routes if not r.startswith("/")),
             route_paths=_globs(r for r in allow.routes if r.startswith("/")),
             models=_globs(allow.models), config=rule,
+            mcp=McpGrant.compile(allow.mcp) if allow.mcp is not None else None,
         )
 
     def unmet_conditions(self, who: Principal) -> list[str]:
@@ -110,6 +142,12 @@ class CompiledRule:
 
     def grants_model(self, model: str | None) -> bool:
         return model is None or (self.models is not None and self.models.match(model) is not None)
+
+    def grants_target(self, action: Action) -> bool:
+        """The action's model, or the MCP server, tool, resource or prompt it names."""
+        if action.mcp is not None:
+            return self.mcp is not None and self.mcp.grants(action.mcp)
+        return self.grants_model(action.model)
 
 
 def _credential_allows(who: Principal, model: str | None) -> bool:
@@ -159,19 +197,29 @@ class RolePolicy:
                             "among them.", "model_not_allowed")
         matching = [rule for rule in self.rules if rule.matches(who)]
         for rule in matching:
-            if rule.grants_route(action) and rule.grants_model(action.model):
+            if rule.grants_route(action) and rule.grants_target(action):
                 return Decision(True, rule.name, f"granted by rule {rule.name!r}")
         route_granted = any(rule.grants_route(action) for rule in matching)
-        code = "model_not_allowed" if route_granted else "insufficient_scope"
+        code = "insufficient_scope"
+        if route_granted:
+            code = "model_not_allowed" if action.mcp is None else "mcp_not_allowed"
         return Decision(False, None, self._denial(who, action), code)
 
     def allowed_models(self, who: Principal, route: str, path: str,
                        models: Iterable[str]) -> list[str]:
         return [m for m in models if self.decide(who, Action(route, path, m)).allowed]
 
+    def scopes_granting(self, action: Action) -> list[str]:
+        """The scopes a rule granting `action` asks for (RFC 6750 `scope` of a 403)."""
+        found: dict[str, None] = {}
+        for rule in self.rules:
+            if rule.grants_route(action) and rule.grants_target(action):
+                found.update(dict.fromkeys(sorted(rule.scopes)))
+        return list(found)
+
     def _denial(self, who: Principal, action: Action) -> str:
         granting = [rule for rule in self.rules
-                    if rule.grants_route(action) and rule.grants_model(action.model)]
+                    if rule.grants_route(action) and rule.grants_target(action)]
         hints = [f"rule {rule.name!r} needs " + "; ".join(rule.unmet_conditions(who))
                  for rule in granting[:3]]
         held = who.describe()

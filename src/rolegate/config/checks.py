@@ -52,6 +52,13 @@ def cross_reference_problems(settings: Settings) -> list[Problem]:
                                         f"{pattern!r} matches no model "
                                         f"(known: {', '.join(model_names) or 'none'})",
                                         label=f"{where}.allow.models"))
+        mcp_names = [server.name for server in settings.mcp.servers]
+        for item, pattern in enumerate(rule.allow.mcp.servers if rule.allow.mcp else ()):
+            if not any(fnmatchcase(name, pattern) for name in mcp_names):
+                problems.append(Problem(("policy", index, "allow", "mcp", "servers", item),
+                                        f"{pattern!r} matches no MCP server "
+                                        f"(known: {', '.join(mcp_names) or 'none'})",
+                                        label=f"{where}.allow.mcp.servers"))
         for item, name in enumerate(rule.when.issuers):
             if name not in issuer_names:
                 problems.append(Problem(("policy", index, "when", "issuers", item),

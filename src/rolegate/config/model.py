@@ -408,11 +408,25 @@ class BudgetConfig(LimitConfig):
         return value
 
 
+class McpGrantConfig(Frozen):
+    """What a rule grants on MCP servers (route group `mcp`): name globs per kind."""
+
+    servers: Strings = Field(min_length=1, description="Names of `mcp.servers` (globs).")
+    tools: Strings = Field((), description="Tool names (globs) `tools/call` may name.")
+    resources: Strings = Field((), description="Resource URIs (globs) `resources/read` may name.")
+    prompts: Strings = Field((), description="Prompt names (globs) `prompts/get` may name.")
+    arguments: dict[str, Strings] = Field(default_factory=dict, description="Argument name -> "
+                                          "globs: a `tools/call` this rule grants must pass "
+                                          "each as a string matching one of them.")
+
+
 class AllowConfig(Frozen):
     """What a rule grants: route groups or path patterns, and model name globs."""
 
     routes: Strings = Field(min_length=1)
     models: Strings = ()
+    mcp: McpGrantConfig | None = Field(None, description="MCP servers, tools, resources and "
+                                       "prompts granted (with route group `mcp`).")
     limits: RuleLimitConfig | None = Field(None, description="Limits on each caller this rule "
                                            "grants (see `per`).")
     budgets: Strings = Field((), description="Names of `budgets` this rule's requests also "
@@ -551,6 +565,21 @@ class TracingConfig(Frozen):
     export_timeout: float = Field(10.0, gt=0, description="Seconds one export may take.")
 
 
+class McpServerConfig(Frozen):
+    """An MCP server proxied at `/mcp/{name}` (Streamable HTTP)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    url: str = Field(pattern=r"^https?://", description="The server's Streamable HTTP endpoint.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Headers rolegate sends "
+                                    "to the server as its own credential, values as "
+                                    "`${env:NAME}`; the caller's token is never forwarded.")
+    timeout: float = Field(30.0, gt=0, description="Seconds one upstream request may take.")
+
+
+class McpConfig(Frozen):
+    servers: tuple[McpServerConfig, ...] = ()
+
+
 class Settings(Frozen):
     """The root of the configuration."""
 
@@ -569,6 +598,7 @@ class Settings(Frozen):
     egress: EgressConfig = EgressConfig()
     budgets: tuple[BudgetConfig, ...] = Field(
         (), description="Named limits that rules draw on with `allow.budgets`.")
+    mcp: McpConfig = McpConfig()
 
     @property
     def claim_paths(self) -> tuple[str, ...]:

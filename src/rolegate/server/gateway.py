@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
-from rolegate.api.routes import Operation, Route, resolve
+from rolegate.api.routes import Operation, Route, RouteGroup, resolve
 from rolegate.authn.authenticator import Authenticator
 from rolegate.authn.principal import Principal
 from rolegate.errors import (
@@ -57,7 +57,9 @@ class Gateway:
                  handlers: Mapping[Operation, Handler], public: dict[str, PublicHandler],
                  on_startup: list[Hook], on_shutdown: list[Hook],
                  observer: RequestObserver | None = None,
-                 tracing: Tracing | None = None) -> None:
+                 tracing: Tracing | None = None,
+                 resource_metadata: Mapping[str, str] | None = None,
+                 resource_audiences: frozenset[str] = frozenset()) -> None:
         missing = [operation.value for operation in Operation if operation not in handlers]
         if missing:
             raise ValueError(f"No handler serves the operations {', '.join(missing)}.")
@@ -73,6 +75,10 @@ class Gateway:
         self._public = public
         self._on_startup = on_startup
         self._on_shutdown = on_shutdown
+        # Protected resources (MCP servers): path -> the URL of its RFC 9728 metadata, named
+        # by a 401's challenge; their resource URLs are audiences only they accept.
+        self._resource_metadata = dict(resource_metadata or {})
+        self._resource_audiences = resource_audiences
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -130,18 +136,27 @@ class Gateway:
         if public is not None:
             request.state["route_group"] = "public"
             return public()
-        tracing = self._tracing
-        if tracing is None or not tracing.is_recording(request):
-            who = await self._authenticator.authenticate(request.headers, request.query_string)
-        else:
-            with tracing.authenticating():
-                who = await self._authenticator.authenticate(request.headers,
-                                                             request.query_string)
+        try:
+            who = await self._authenticate(request)
+        except Unauthenticated as error:
+            error.resource_metadata = self._resource_metadata.get(request.path)
+            raise
         request.state["principal"] = who
         route = resolve(request.method, request.path)
+        if route.group is not RouteGroup.MCP and who.audiences \
+                and who.audiences <= self._resource_audiences:
+            raise Unauthenticated("The token is meant for an MCP server, not this API (`aud`).",
+                                  code="invalid_audience")
         request.state["route_group"] = route.group
         self._guard.admit(request, who, route)
         return await self._handlers[route.operation](request, route, who)
+
+    async def _authenticate(self, request: Request) -> Principal:
+        tracing = self._tracing
+        if tracing is None or not tracing.is_recording(request):
+            return await self._authenticator.authenticate(request.headers, request.query_string)
+        with tracing.authenticating():
+            return await self._authenticator.authenticate(request.headers, request.query_string)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

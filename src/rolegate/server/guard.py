@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rolegate.api.routes import MODEL_OPERATIONS, Route
+from rolegate.api.routes import MODEL_OPERATIONS, Route, RouteGroup
 from rolegate.audit.log import AuditLog
 from rolegate.authn.principal import Principal
 from rolegate.authz.model import Action, Decision
@@ -51,7 +51,10 @@ class Guard:
             return
         self._record(request, who, action, decision)
         if not decision.allowed:
-            raise _denied(decision)
+            denied = _denied(decision)
+            if route.group is RouteGroup.MCP:  # an OAuth resource: say what would grant it
+                denied.scope = " ".join(self.policy.scopes_granting(action)) or None
+            raise denied
 
     def authorize(self, request: Request, who: Principal, action: Action) -> Decision:
         decision = self.decide(request, who, action)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rolegate.errors import MethodNotAllowed, NotFound
-from rolegate.api.routes import ANY_METHOD, ROUTES, resolve
+from rolegate.api.routes import ANY_METHOD, ROUTES, Operation, resolve
 
 
 @pytest.mark.parametrize("operation", ["chat/completions", "completions", "embeddings",
@@ -74,9 +74,11 @@ def test_wrong_method_is_405_naming_the_right_one(method, path):
 
 def group_by_path(path: str) -> str:
     """An oracle written apart from the table: admin paths are `admin`, the model listing and
-    retrieval `info`, the rest (OpenAI and Azure inference) `inference`."""
+    retrieval `info`, MCP servers `mcp`, the rest (OpenAI and Azure inference) `inference`."""
     if path.startswith("/admin/"):
         return "admin"
+    if path.startswith("/mcp/"):
+        return "mcp"
     if path.removeprefix("/v1").startswith("/models"):
         return "info"
     return "inference"
@@ -90,7 +92,7 @@ def test_every_route_declares_the_group_its_path_belongs_to(spec):
 @pytest.mark.parametrize("spec", ROUTES, ids=lambda spec: f"{spec.method} {spec.path}")
 def test_every_route_in_the_table_resolves_to_itself(spec):
     path = spec.path.format(model="some/model" if spec.path.endswith("}") else "m",
-                            key_id="key_1", rest="x/y")
+                            key_id="key_1", rest="x/y", server="github")
     method = "PUT" if spec.method == ANY_METHOD else spec.method
     route = resolve(method, path)
     assert (route.group, route.operation, route.method) == (spec.group, spec.operation, method)
@@ -103,3 +105,10 @@ def test_admin_key_paths_name_the_key_and_refuse_other_methods():
         resolve("PUT", "/admin/keys/key_1")
     with pytest.raises(MethodNotAllowed, match="use GET, POST"):
         resolve("DELETE", "/admin/keys")
+
+
+def test_an_mcp_path_names_one_server_segment():
+    route = resolve("POST", "/mcp/github")
+    assert (route.group, route.operation, route.resource) == ("mcp", Operation.MCP, "github")
+    with pytest.raises(NotFound):
+        resolve("POST", "/mcp/github/extra")

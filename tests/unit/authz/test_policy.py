@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from rolegate.authn.principal import Principal
-from rolegate.authz.model import Action
+from rolegate.authz.model import Action, McpTarget
 from rolegate.authz.policy import RolePolicy
 from rolegate.config.model import RuleConfig
 
@@ -405,3 +405,80 @@ def test_a_denial_hints_only_rules_that_grant_the_model_asked_for():
     assert "rule 'big' needs roles any of ['b']" in reason
     assert "mini" not in reason
     assert policy.decide(who(), invoke("llama")).reason.endswith("No rule grants it to anyone.")
+
+
+def mcp_rule(name: str, grant: dict[str, Any] | None, **when: Any) -> dict[str, Any]:
+    allow: dict[str, Any] = {"routes": ["mcp"]}
+    if grant is not None:
+        allow["mcp"] = grant
+    return {"name": name, "when": when, "allow": allow}
+
+
+def on_mcp(server: str, kind: str = "server", name: str | None = None) -> Action:
+    return Action("mcp", f"/mcp/{server}", mcp=McpTarget(server, kind, name))
+
+
+MCP_POLICY = (mcp_rule("search", {"servers": ["forge*"], "tools": ["search_*"],
+                                  "resources": ["docs://*"]}, roles=["dev"]),
+              mcp_rule("bare", None, roles=["bare"]),
+              mcp_rule("admin", {"servers": ["forge"], "tools": ["*"]}, scopes=["forge.admin"]))
+
+
+@pytest.mark.parametrize("roles, action, allowed", [
+    (["dev"], on_mcp("forge"), True),
+    (["dev"], on_mcp("forge-eu"), True),
+    (["dev"], on_mcp("billing"), False),
+    (["dev"], on_mcp("forge", "tool", "search_code"), True),
+    (["dev"], on_mcp("forge", "tool", "delete_repo"), False),
+    (["dev"], on_mcp("forge", "resource", "docs://readme"), True),
+    (["dev"], on_mcp("forge", "prompt", "review"), False),  # no prompts granted
+    (["dev"], on_mcp("forge", "widget", "x"), False),       # a kind no grant names
+    (["bare"], on_mcp("forge"), False),                      # group mcp, no server
+])
+def test_mcp_grants_name_servers_and_their_tools_resources_and_prompts(roles, action, allowed):
+    assert policy_of(*MCP_POLICY).decide(who(roles=roles), action).allowed is allowed
+
+
+def test_a_refused_tool_names_what_is_missing_and_the_scope_that_would_grant_it():
+    policy = policy_of(*MCP_POLICY)
+    action = on_mcp("forge", "tool", "delete_repo")
+
+    decision = policy.decide(who(roles=["dev"]), action)
+
+    assert decision.code == "mcp_not_allowed"
+    assert decision.reason.startswith("Access to tool 'delete_repo' of MCP server 'forge' on "
+                                      "route group 'mcp'")
+    assert policy.scopes_granting(action) == ["forge.admin"]
+    assert policy.scopes_granting(on_mcp("billing")) == []
+    assert policy.decide(who(roles=["x"]), action).code == "insufficient_scope"
+
+
+def test_a_model_action_is_not_granted_by_an_mcp_grant():
+    assert not policy_of(*MCP_POLICY).decide(who(roles=["dev"]), invoke()).allowed
+
+
+def call(tool: str, arguments: dict[str, Any] | None, kind: str = "tool") -> Action:
+    passed = None if arguments is None else tuple(arguments.items())
+    return Action("mcp", "/mcp/forge", mcp=McpTarget("forge", kind, tool, passed))
+
+
+@pytest.mark.parametrize("action, allowed", [
+    (call("delete_repo", {"repository": "acme/site", "force": None}), True),
+    (call("delete_repo", {"repository": "evil/site"}), False),
+    (call("delete_repo", {}), False),                        # the constrained one is missing
+    (call("delete_repo", {"repository": None}), False),      # not a string
+    (call("delete_repo", None), True),                       # listing: constraints don't narrow
+    (call("docs://x", {"repository": "evil/x"}, "resource"), False),  # no resource granted
+])
+def test_argument_constraints_narrow_the_tool_calls_a_rule_grants(action, allowed):
+    policy = policy_of(mcp_rule("cleaners", {"servers": ["forge"], "tools": ["delete_*"],
+                                             "arguments": {"repository": ["acme/*"]}},
+                                roles=["cleaner"]))
+    assert policy.decide(who(roles=["cleaner"]), action).allowed is allowed
+
+
+def test_a_rule_without_argument_constraints_grants_any_arguments_and_resources_ignore_them():
+    policy = policy_of(mcp_rule("any", {"servers": ["forge"], "tools": ["*"],
+                                        "resources": ["*"]}, roles=["x"]))
+    assert policy.decide(who(roles=["x"]), call("delete_repo", {"repository": "z"})).allowed
+    assert policy.decide(who(roles=["x"]), call("docs://a", {"q": "z"}, "resource")).allowed

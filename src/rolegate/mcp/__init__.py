@@ -1,0 +1,1 @@
+"""The MCP gateway: `/mcp/{server}` (Streamable HTTP), authorized tool by tool."""

@@ -1,0 +1,263 @@
+"""`McpHandlers`: `/mcp/{server}`, a Streamable HTTP MCP endpoint in front of a configured
+server, and its RFC 9728 Protected Resource Metadata.
+
+One request, after the front door authenticated the caller and granted route group `mcp`:
+
+1. the server must be configured (404), and the token's audience must be this server's
+   resource URL (RFC 8707): a token minted for the LLM API or another server is refused (401,
+   the challenge naming the resource metadata);
+2. the server itself must be granted (403 `insufficient_scope` with the `scope` that would);
+3. the JSON-RPC message is read once (`messages.py`); headers disagreeing with it are 400;
+4. a call naming a tool, resource or prompt is decided like any request (logged, counted,
+   audited by the `Guard`); a denied one is answered with a JSON-RPC error and never sent on;
+5. the message goes to the server with rolegate's own credential (never the caller's token);
+   list results come back filtered to what the caller may use, marked private to caches;
+6. one usage record per tool call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from rolegate.accounting.recorder import Recorder
+from rolegate.accounting.records import UsageRecord
+from rolegate.api.routes import Route, RouteGroup
+from rolegate.authn.principal import Principal
+from rolegate.authz.model import Action, Decision, McpTarget
+from rolegate.config.model import McpServerConfig
+from rolegate.errors import (
+    MethodNotAllowed, NotFound, PermissionDenied, Unauthenticated,
+    UpstreamError, UpstreamTimeout,
+)
+from rolegate.mcp.messages import LISTS, Message, check_headers, error_reply, read_message
+from rolegate.providers.http import HttpClient
+from rolegate.server.asgi import Request, Response, json_response
+from rolegate.server.guard import Guard
+
+FORBIDDEN = -32003  # JSON-RPC error for a call the policy refuses
+METHOD_NOT_FOUND = -32601
+MAX_SESSIONS = 10_000
+# Request headers sent on to the server; nothing else of the caller's (no Authorization).
+FORWARDED = (b"mcp-session-id", b"mcp-protocol-version", b"mcp-method", b"mcp-name",
+             b"last-event-id", b"traceparent", b"tracestate")
+NOT_CACHEABLE = [(b"cache-control", b"private, no-store"), (b"vary", b"authorization")]
+
+
+@dataclass(frozen=True, slots=True)
+class McpServer:
+    config: McpServerConfig
+    resource: str  # the URL clients reach it at: the audience its tokens must name
+
+    @property
+    def metadata_url(self) -> str:
+        base, _, path = self.resource.partition("/mcp/")
+        return f"{base}/.well-known/oauth-protected-resource/mcp/{path}"
+
+
+def resource_url(base_url: str, name: str) -> str:
+    return f"{base_url.rstrip('/')}/mcp/{name}"
+
+
+class McpHandlers:
+    def __init__(self, servers: list[McpServer], guard: Guard, http: HttpClient, *,
+                 issuers: list[str], recorder: Recorder | None, clock: Callable[[], float],
+                 max_body_bytes: int, body_timeout: float) -> None:
+        self._servers = {server.config.name: server for server in servers}
+        self._guard = guard
+        self._http = http
+        self._issuers = issuers
+        self._recorder = recorder
+        self._clock = clock
+        self._max_body_bytes = max_body_bytes
+        self._body_timeout = body_timeout
+        # session id -> (issuer, subject) of the caller it was opened for (2025-11-25)
+        self._sessions: OrderedDict[str, tuple[str, str]] = OrderedDict()
+
+    def metadata(self, server: McpServer) -> Callable[[], Response]:
+        """The server's RFC 9728 document: its resource, the issuers that mint its tokens and
+        the scopes the policy asks for on it."""
+        action = _server_action(server)
+        scopes = self._guard.policy.scopes_granting(action)
+        document = {"resource": server.resource, "authorization_servers": self._issuers,
+                    "scopes_supported": scopes, "bearer_methods_supported": ["header"]}
+        body = json_response(document).body
+
+        def respond() -> Response:
+            return Response(body=body)
+        return respond
+
+    async def serve(self, request: Request, route: Route, who: Principal) -> Response:
+        server = self._servers.get(route.resource or "")
+        if server is None:
+            raise NotFound(f"No MCP server is named {route.resource!r}.",
+                           code="unknown_mcp_server")
+        if server.resource not in who.audiences:
+            error = Unauthenticated(f"The token's audience is not {server.resource}; ask for a "
+                                    "token for this resource (RFC 8707).",
+                                    code="invalid_audience")
+            error.resource_metadata = server.metadata_url
+            raise error
+        self._admit(request, who, server)
+        if request.method == "DELETE":
+            self._check_session(request, who)
+            return await self._send(request, server, b"", method="DELETE")
+        if request.method != "POST":
+            raise MethodNotAllowed(f"{request.method} is not served on {request.path}; use "
+                                   "POST (responses are JSON, not a standing stream).",
+                                   allow=("POST", "DELETE"))
+        raw = await request.body(self._max_body_bytes, self._body_timeout)
+        message = read_message(raw)
+        check_headers(message, request.headers)
+        self._check_session(request, who)
+        if message.method is not None and not message.is_known:
+            return _reply(error_reply(message.id, METHOD_NOT_FOUND,
+                                      f"Method {message.method!r} is not served here."))
+        decision = None
+        if message.kind is not None and message.name is not None:
+            decision = self._guard.decide(request, who, Action(
+                RouteGroup.MCP, request.path,
+                mcp=McpTarget(server.config.name, message.kind, message.name,
+                              message.arguments if message.kind == "tool" else None)))
+            if not decision.allowed:
+                return _reply(error_reply(message.id, FORBIDDEN, decision.reason, {
+                    "code": decision.code, "server": server.config.name,
+                    message.kind: message.name}))
+        started = time.perf_counter()
+        response = await self._send(request, server, message.encoded, message=message, who=who)
+        if message.method == "tools/call" and decision is not None:
+            self._record(request, who, server, message, decision, response.status,
+                         (time.perf_counter() - started) * 1000)
+        return response
+
+    def _admit(self, request: Request, who: Principal, server: McpServer) -> None:
+        action = _server_action(server, request.path)
+        decision = self._guard.decide(request, who, action)
+        if not decision.allowed:
+            error = PermissionDenied(decision.reason, code="insufficient_scope")
+            error.scope = " ".join(self._guard.policy.scopes_granting(action)) or None
+            raise error
+
+    def _check_session(self, request: Request, who: Principal) -> None:
+        """A session (2025-11-25) is its opener's: another caller presenting its id is told it
+        does not exist."""
+        session = request.headers.get(b"mcp-session-id")
+        if session is None:
+            return
+        owner = self._sessions.get(session.decode("latin-1"))
+        if owner != (who.issuer, who.subject):
+            raise NotFound("No such MCP session.", code="unknown_mcp_session")
+
+    async def _send(self, request: Request, server: McpServer, body: bytes, *,
+                    method: str = "POST", message: Message | None = None,
+                    who: Principal | None = None) -> Response:
+        headers = {name.decode(): value.decode("latin-1") for name in FORWARDED
+                   if (value := request.headers.get(name)) is not None}
+        headers.update(server.config.headers)  # rolegate's credential, never the caller's
+        headers["content-type"] = "application/json"
+        headers["accept"] = "application/json, text/event-stream"
+        url = server.config.url
+        try:
+            async with self._http.session.request(
+                    method, url, data=body, headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=server.config.timeout),
+                    **self._http.egress_options(url)) as upstream:
+                payload = await upstream.read()
+                status = upstream.status
+                content_type = upstream.headers.get("content-type", "")
+                session = upstream.headers.get("mcp-session-id")
+        except TimeoutError:
+            raise UpstreamTimeout(f"MCP server {server.config.name!r} did not answer within "
+                                  f"{server.config.timeout:g} seconds.") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"MCP server {server.config.name!r} cannot be reached: "
+                                f"{type(exc).__name__}.", code="mcp_server_unavailable") from None
+        if session is not None and who is not None and message is not None \
+                and message.method == "initialize":
+            self._remember(session, who)
+        out: list[tuple[bytes, bytes]] = list(NOT_CACHEABLE)
+        if session is not None:
+            out.append((b"mcp-session-id", session.encode("latin-1")))
+        if not payload or message is None:
+            return Response(status=status, body=payload, headers=out)
+        reply = _json_reply(payload, content_type, message.id)
+        if reply is None:
+            raise UpstreamError(f"MCP server {server.config.name!r} answered with no JSON-RPC "
+                                "response.", code="upstream_error")
+        if message.method in LISTS and isinstance(reply.get("result"), dict):
+            self._filter(request, who, server, message.method, reply["result"])
+        return Response(status=status, body=orjson.dumps(reply), headers=out)
+
+    def _remember(self, session: str, who: Principal) -> None:
+        self._sessions[session] = (who.issuer, who.subject)
+        if len(self._sessions) > MAX_SESSIONS:
+            self._sessions.popitem(last=False)
+
+    def _filter(self, request: Request, who: Principal | None, server: McpServer, method: str,
+                result: dict[str, Any]) -> None:
+        """Keeps the items the caller may use; the list is the caller's own, so no cache may
+        share it (`cacheScope: private`)."""
+        field, kind, key = LISTS[method]
+        items = result.get(field)
+        if not isinstance(items, list) or who is None:
+            return
+        policy = self._guard.policy
+        result[field] = [item for item in items if isinstance(item, dict)
+                         and isinstance(item.get(key), str)
+                         and policy.decide(who, Action(RouteGroup.MCP, request.path, mcp=McpTarget(
+                             server.config.name, kind, item[key]))).allowed]
+        if "cacheScope" in result or "ttlMs" in result:
+            result["cacheScope"] = "private"
+
+    def _record(self, request: Request, who: Principal, server: McpServer, message: Message,
+                decision: Decision, status: int, latency_ms: float) -> None:
+        if self._recorder is None:
+            return
+        self._recorder.record(UsageRecord(
+            ts=self._clock(), request_id=request.request_id, issuer=who.issuer,
+            subject=who.subject, client_id=who.client_id, key_id=who.key_id,
+            end_user=who.end_user, rule=decision.rule, model=message.name or "",
+            provider="mcp", deployment=server.config.name, operation="tools/call",
+            is_stream=False, prompt_tokens=0, completion_tokens=0, total_tokens=0,
+            cost_usd=0.0, status=status, latency_ms=latency_ms))
+
+
+def _server_action(server: McpServer, path: str | None = None) -> Action:
+    return Action(RouteGroup.MCP, path or f"/mcp/{server.config.name}",
+                  mcp=McpTarget(server.config.name))
+
+
+def _reply(body: bytes) -> Response:
+    return Response(body=body, headers=list(NOT_CACHEABLE))
+
+
+def _json_reply(payload: bytes, content_type: str, identifier: Any) -> dict[str, Any] | None:
+    """The JSON-RPC response in a JSON body, or the one answering `identifier` among the
+    events of an SSE body."""
+    if not content_type.startswith("text/event-stream"):
+        try:
+            value = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return None
+        return value if isinstance(value, dict) else None
+    for event in payload.split(b"\n\n"):
+        data = b"\n".join(line[5:].lstrip() for line in event.splitlines()
+                          if line.startswith(b"data:"))
+        if not data:
+            continue
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(value, dict) and "method" not in value and value.get("id") == identifier:
+            return value
+    return None
+
+
+
