@@ -13,9 +13,9 @@ from typing import Any
 
 from aiohttp import web
 from anthropic.types import (
-    InputJSONDelta, Message, RawContentBlockDeltaEvent, RawContentBlockStartEvent, RawContentBlockStopEvent,
-    RawMessageDeltaEvent, RawMessageStartEvent, RawMessageStopEvent, TextBlock, TextDelta,
-    ToolUseBlock, Usage,
+    InputJSONDelta, Message, RawContentBlockDeltaEvent, RawContentBlockStartEvent,
+    RawContentBlockStopEvent, RawMessageDeltaEvent, RawMessageStartEvent, RawMessageStopEvent,
+    TextBlock, TextDelta, ToolUseBlock, Usage,
 )
 from anthropic.types.message_delta_usage import MessageDeltaUsage
 from anthropic.types.raw_message_delta_event import Delta
