@@ -198,6 +198,35 @@ async def test_the_openai_surface_is_translated_over_an_anthropic_upstream(serve
     assert sent[1]["tools"][0]["input_schema"] == WEATHER["input_schema"]
 
 
+async def test_a_chat_stream_over_an_anthropic_upstream_is_translated_event_by_event(
+        served, dev_issuer, upstream):
+    token = dev_issuer.mint(subject="svc", roles=("user",))
+    async with openai.AsyncOpenAI(base_url=f"{served}/v1", api_key=token,
+                                  max_retries=0) as client:
+        stream = await client.chat.completions.create(
+            model="claude", messages=HELLO, stream=True,
+            stream_options={"include_usage": True})
+        chunks = [chunk async for chunk in stream]
+        tools = await client.chat.completions.create(
+            model="claude", messages=HELLO, stream=True, tools=[{
+                "type": "function", "function": {"name": "get_weather",
+                                                 "parameters": WEATHER["input_schema"]}}])
+        tool_chunks = [chunk async for chunk in tools]
+
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text == anthropic_wire.TEXT
+    usage = chunks[-1].usage
+    assert usage is not None and usage.prompt_tokens == (anthropic_wire.INPUT_TOKENS
+                                                         + anthropic_wire.CACHE_READ)
+    calls = [call for chunk in tool_chunks if chunk.choices
+             for call in chunk.choices[0].delta.tool_calls or ()]
+    assert calls[0].function is not None and calls[0].function.name == "get_weather"
+    assert "".join(call.function.arguments or "" for call in calls if call.function) == \
+        '{"city": "Paris"}'
+    assert tool_chunks[-1].choices[0].finish_reason == "tool_calls"
+    assert upstream.requests[-1].json()["stream"] is True
+
+
 async def test_errors_are_in_anthropics_shape_and_refused_calls_reach_no_upstream(
         claude, served, upstream):
     with pytest.raises(anthropic.PermissionDeniedError) as denied:

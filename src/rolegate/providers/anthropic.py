@@ -4,7 +4,7 @@
 Anthropic Messages calls (`messages`, `messages/count_tokens`) go through as they are, with the
 caller's `anthropic-version` and `anthropic-beta` (the version defaults to `API_VERSION`). A
 chat-completions call is translated to a Messages call and its reply back
-(`rolegate.translate.chat_to_messages`).
+(`rolegate.translate.chat_to_messages`; a stream event by event, `translate/chat_stream.py`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ from rolegate.config.model import DeploymentConfig
 from rolegate.errors import InvalidRequest
 from rolegate.providers.base import UpstreamCall, UpstreamReply
 from rolegate.providers.http import HttpClient, post
-from rolegate.providers.translating import translated
-from rolegate.translate.chat_to_messages import (
-    ANTHROPIC, chat_reply, messages_request, openai_error,
-)
-from rolegate.translate.untranslatable import untranslatable
+from rolegate.providers.translating import translated, translated_stream
+from rolegate.translate.chat_to_messages import chat_reply, messages_request, openai_error
+from rolegate.translate.chat_stream import ChatStream
 
 API_VERSION = "2023-06-01"
 _PASSED = ("anthropic-version", "anthropic-beta")
@@ -43,16 +41,20 @@ class AnthropicProvider:
         if call.operation != "chat/completions":
             raise InvalidRequest(f"A deployment of provider anthropic does not serve "
                                  f"{call.operation}.", code="unsupported_operation")
-        if call.is_stream:
-            raise untranslatable("stream", ANTHROPIC, "chat streams are not translated yet")
         model = str(call.body.get("model"))
         body = messages_request(call.body)
-        reply = await self._post(UpstreamCall("messages", body, None, False, call.request_id,
-                                              time_left=call.time_left,
+        reply = await self._post(UpstreamCall("messages", body, None, call.is_stream,
+                                              call.request_id, time_left=call.time_left,
                                               traceparent=call.traceparent))
-        return await translated(reply, is_stream=False,
-                                success=lambda value: chat_reply(value, model=model),
-                                failure=openai_error)
+        result = await translated(reply, is_stream=call.is_stream,
+                                  success=lambda value: chat_reply(value, model=model),
+                                  failure=openai_error)
+        if result is reply:  # a started stream: translated event by event
+            options = call.body.get("stream_options")
+            result.chunks = translated_stream(reply.chunks, ChatStream(
+                model=model, request_id=call.request_id,
+                is_usage_sent=isinstance(options, dict) and options.get("include_usage") is True))
+        return result
 
     async def _post(self, call: UpstreamCall) -> UpstreamReply:
         headers = self._headers

@@ -9,7 +9,7 @@ themselves are pure functions in `rolegate.translate`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -90,12 +90,19 @@ class MessagesOverChat:
                                   success=lambda value: message_reply(value, model=model),
                                   failure=anthropic_error)
         if result is reply:  # a started stream: translated event by event
-            result.chunks = _stream(reply.chunks, MessagesStream(model=model))
+            result.chunks = translated_stream(reply.chunks, MessagesStream(model=model))
             result.content_type = b"text/event-stream"
         return result
 
 
-async def _stream(chunks: AsyncIterator[bytes], stream: MessagesStream) -> AsyncIterator[bytes]:
+class StreamTranslator(Protocol):
+    def feed(self, chunk: bytes) -> bytes: ...
+    def finish(self) -> bytes: ...
+
+
+async def translated_stream(chunks: AsyncIterator[bytes],
+                            stream: StreamTranslator) -> AsyncIterator[bytes]:
+    """`chunks` translated as they come; the closing events once the upstream has ended."""
     async for chunk in chunks:
         out = stream.feed(chunk)
         if out:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from rolegate.translate.chat_to_messages import anthropic_error
 from rolegate.translate.messages_to_chat import STOP_REASONS, message_usage
 
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
@@ -73,6 +74,9 @@ class MessagesStream:
         return []
 
     def _chunk(self, value: dict[str, Any]) -> list[bytes]:
+        if isinstance(value.get("error"), dict):  # the upstream's stream ends on its error
+            self._is_finished = True
+            return [sse("error", anthropic_error(value))]
         out = self._start(value.get("id"))
         if isinstance(value.get("usage"), dict):
             self._usage = message_usage(value["usage"])

@@ -171,3 +171,12 @@ def test_a_stream_that_ends_without_done_is_still_closed_once():
     assert [name for name, _ in _events(out + closing)][-2:] == ["message_delta",
                                                                   "message_stop"]
     assert stream.finish() == b""
+
+
+def test_an_error_in_the_chat_stream_ends_the_messages_stream_with_an_error_event():
+    stream = MessagesStream(model="m")
+    out = stream.feed(_chunk(content="hi") + b'data: {"error": {"message": "cut", "type": '
+                      b'"api_error"}}\n\n')
+    assert _events(out)[-1] == ("error", {"type": "error", "error": {"type": "api_error",
+                                                                     "message": "cut"}})
+    assert stream.finish() == b""
