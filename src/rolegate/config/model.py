@@ -157,6 +157,8 @@ class DeploymentConfig(Frozen):
             problems.append(f"provider {self.provider} needs api_base")
         if self.provider == "azure" and not (self.deployment and self.api_version):
             problems.append("provider azure needs deployment and api_version")
+        if self.provider == "anthropic" and self.auth is not None:
+            problems.append("provider anthropic signs in with api_key, not auth")
         if self.api_key is not None and self.auth is not None:
             problems.append("give api_key or auth, not both")
         if self.client_key_file is not None and self.client_cert_file is None:
