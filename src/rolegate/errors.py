@@ -2,8 +2,9 @@
 
 Every error a caller can see is a `GatewayError`. Its class decides the status and the OpenAI
 `type`; its `code` is stable and machine-readable. `render()` turns it into the OpenAI-shaped
-body `{"error": {"message", "type", "param", "code"}}` and the headers that go with it
-(RFC 6750 §3: `WWW-Authenticate` on 401 and 403, `Retry-After` on 429).
+body `{"error": {"message", "type", "param", "code"}}` (or, for callers of the Anthropic API,
+`anthropic_error_body`: the status is the same, only the shape differs) and the headers that go
+with it (RFC 6750 §3: `WWW-Authenticate` on 401 and 403, `Retry-After` on 429).
 """
 
 from __future__ import annotations
@@ -142,6 +143,21 @@ def error_body(error: GatewayError) -> bytes:
         {"error": {"message": error.message, "type": error.type, "param": error.param,
                    "code": error.code}}
     )
+
+
+# Anthropic's error `type` for each status the gateway answers with (its API's own table);
+# a status it names no type for is an `api_error`.
+ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error",
+                   403: "permission_error", 404: "not_found_error", 405: "invalid_request_error",
+                   408: "timeout_error", 413: "request_too_large", 429: "rate_limit_error",
+                   503: "overloaded_error", 504: "timeout_error"}
+
+
+def anthropic_error_body(error: GatewayError) -> bytes:
+    """The Anthropic-shaped JSON body for `error`: `{"type": "error", "error": {"type",
+    "message"}}`, the status and headers unchanged."""
+    return orjson.dumps({"type": "error", "error": {
+        "type": ANTHROPIC_TYPES.get(error.status, "api_error"), "message": error.message}})
 
 
 def internal_error() -> GatewayError:

@@ -66,14 +66,15 @@ class Sent:
     content_type: str
 
 
-def gateway_sends(kind: str, raw: bytes, content_type: str, end_user: str | None) -> Sent | None:
+def gateway_sends(kind: str, raw: bytes, content_type: str, end_user: str | None,
+                  operation: str = "chat/completions") -> Sent | None:
     """The gateway's reading of `raw` (as `ProxyHandlers._read` and `upstream_call` make it),
     or None when the gateway refuses it."""
     is_form = kind == "form"
     try:
         body = parse_form(raw, content_type) if is_form else parse_object(raw)
         inspected = inspect(body, None)
-        request = ClientRequest("audio/transcriptions" if is_form else "chat/completions",
+        request = ClientRequest("audio/transcriptions" if is_form else operation,
                                 inspected.model, body, raw, inspected.is_stream, "req-1",
                                 end_user, content_type, is_form)
         call = request.upstream_call(inspected.model, include_stream_usage=True)
@@ -120,7 +121,8 @@ KEYS = {
     "stream": ['"Stream"', '"STREAM"', '"\\u017ftream"', '"\\u0073tream"', '"stream\\u0000"'],
     "user": ['"USER"', '"u\\u017fer"', '"\\u0075ser"', '"Us\\u0435r"'],
     "messages": ['"__proto__"', '"stream_options"', '"Stream_Options"', '"x"', '"X"',
-                 '"\\u212a"', '"k"', '"\\u0131nclude"', '"include"'],
+                 '"\\u212a"', '"k"', '"\\u0131nclude"', '"include"', '"max_tokens"',
+                 '"MAX_TOKENS"', '"metadata"', '"Metadata"'],
 }
 VALUES = {
     "model": ['"secret"', '"\\u0073ecret"', '"\\u0061llowed"', '"allowed\\u0000"',
@@ -168,16 +170,28 @@ def _json_string(text: str) -> str:
 
 
 @fuzz_settings
-@given(raw=json_bodies(), end_user=st.none() | st.sampled_from(["ada", "bob"]))
-@example(raw=b'{"model": "allowed", "MODEL": "secret"}', end_user=None)
-@example(raw=b'{"model": "allowed", "Model": "secret", "messages": []}', end_user=None)
-@example(raw=b'{"model": "secret", "model": "allowed"}', end_user=None)
-@example(raw=b'{"model": "allowed", "mod\\u0065l": "secret"}', end_user=None)
-@example(raw=b'{"model": "allowed", "stream": false, "\\u017ftream": true}', end_user=None)
-@example(raw=b'{"model": "allowed", "user": "ada", "USER": "eve"}', end_user="ada")
-def test_every_json_reader_reads_the_model_the_gateway_authorized(raw, end_user,
+@given(raw=json_bodies(), end_user=st.none() | st.sampled_from(["ada", "bob"]),
+       operation=st.sampled_from(["chat/completions", "messages"]))
+@example(raw=b'{"model": "allowed", "MODEL": "secret"}', end_user=None,
+         operation="chat/completions")
+@example(raw=b'{"model": "allowed", "Model": "secret", "messages": []}', end_user=None,
+         operation="chat/completions")
+@example(raw=b'{"model": "secret", "model": "allowed"}', end_user=None,
+         operation="chat/completions")
+@example(raw=b'{"model": "allowed", "mod\\u0065l": "secret"}', end_user=None,
+         operation="chat/completions")
+@example(raw=b'{"model": "allowed", "stream": false, "\\u017ftream": true}', end_user=None,
+         operation="chat/completions")
+@example(raw=b'{"model": "allowed", "user": "ada", "USER": "eve"}', end_user="ada",
+         operation="chat/completions")
+@example(raw=b'{"model": "allowed", "metadata": {}, "Metadata": {"user_id": "eve"}}',
+         end_user="ada", operation="messages")
+@example(raw=b'{"model": "allowed", "max_tokens": 5, "MAX_TOKENS": 99999}', end_user=None,
+         operation="messages")
+def test_every_json_reader_reads_the_model_the_gateway_authorized(raw, end_user, operation,
                                                                    external_readers):
-    sent = gateway_sends("json", raw, "application/json", end_user)
+    """For OpenAI's bodies and Anthropic's (`messages`: the end user goes in `metadata`)."""
+    sent = gateway_sends("json", raw, "application/json", end_user, operation)
     if sent is not None:
         assert_every_reader_agrees("json", sent, external_readers)
 

@@ -19,7 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from rolegate.api.routes import ANY_METHOD, ROUTES, Operation, RouteGroup, RouteSpec
+from rolegate.api.routes import (
+    ANTHROPIC_OPERATIONS, ANY_METHOD, ROUTES, Operation, RouteGroup, RouteSpec,
+)
 from rolegate.authn.dev_issuer import DevIssuer
 from tests.support.gateways import bearer
 from tests.support.sample_gateway import CHAT, assert_openai_error
@@ -48,6 +50,11 @@ BODIES: dict[Operation, dict[str, Any]] = {
     Operation.ADMIN_KEYS_CREATE: {"name": "made-by-the-walk", "owner": "ops"},
     Operation.ADMIN_KEYS_UPDATE: {"name": "renamed-by-the-walk"},
 }
+# Anthropic's API answers in its own error shape: a `type` where OpenAI's has a `code`.
+ANTHROPIC_BODY = {"model": "claude", "max_tokens": 8, "messages": [{"role": "user",
+                                                                     "content": "hi"}]}
+ANTHROPIC_TYPES = {"missing_token": "authentication_error",
+                   "insufficient_scope": "permission_error"}
 CREDENTIALS = ("none", "token_without_grant", "key_without_the_group", "token_with_the_group")
 REFUSED = {"none": (401, "missing_token"), "token_without_grant": (403, "insufficient_scope"),
            "key_without_the_group": (403, "insufficient_scope")}
@@ -65,6 +72,8 @@ def table_config(upstream_url: str, database_url: str) -> dict[str, Any]:
             {"name": "gpt-4o", "provider": "openai-compatible", "api_base": f"{upstream_url}/v1"},
             {"name": "azure-4o", "provider": "azure", "api_base": upstream_url,
              "deployment": "dep-4o", "api_version": "2024-10-21", "api_key": "azure-key"},
+            {"name": "claude", "provider": "anthropic", "api_base": f"{upstream_url}/v1",
+             "api_key": "anthropic-key"},
         ],
         "auth": {"dev_issuer": {"enabled": True}},
         "database": {"url": database_url},
@@ -97,6 +106,8 @@ def calls(key_id: str) -> list[Call]:
         body = BODIES.get(spec.operation)
         if spec.group is RouteGroup.INFERENCE:
             body = CHAT_BODY if is_azure else {**CHAT_BODY, "model": "gpt-4o"}
+        if spec.operation in ANTHROPIC_OPERATIONS:
+            body = ANTHROPIC_BODY
         methods = ("GET", "DELETE") if spec.method == ANY_METHOD else (spec.method,)
         made += [Call(spec, method, path, body) for method in methods]
     return made
@@ -121,6 +132,8 @@ class Walk:
             seen = len(self.upstream.requests)
             response = await self.send(call, self.headers(credential, call.spec.group))
             status, code = REFUSED.get(credential) or SUCCESS[call.spec.operation]
+            if call.spec.operation in ANTHROPIC_OPERATIONS and code is not None:
+                code = ANTHROPIC_TYPES[code]
             got_code = _code(response)
             if response.status_code != status or (code is not None and got_code != code):
                 found.append(f"{call}: {response.status_code} {got_code}, expected {status} "
@@ -136,6 +149,8 @@ def _code(response: httpx.Response) -> str | None:
     except ValueError:
         return None
     error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and body.get("type") == "error":  # Anthropic's shape
+        return error.get("type")
     return error.get("code") if isinstance(error, dict) else None
 
 

@@ -13,6 +13,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from tests.support import anthropic_wire
 from tests.support.keys import KeyPair, jwks
 
 
@@ -124,7 +125,9 @@ class Recorded:
 
 @dataclass
 class RecordingUpstream(LocalServer):
-    """An OpenAI-compatible upstream that records every request it receives."""
+    """An OpenAI-compatible upstream that records every request it receives; on
+    `…/messages` and `…/messages/count_tokens` it speaks Anthropic's API (`anthropic_wire`).
+    A chat request with `tools` is answered by a call of the first tool."""
 
     requests: list[Recorded] = field(default_factory=list)
     stream_chunks: int = 3
@@ -142,6 +145,8 @@ class RecordingUpstream(LocalServer):
         self.requests.append(Recorded(request.method, request.path, request.query_string,
                                       dict(request.headers), body))
         payload = json.loads(body) if body else {}
+        if request.path.endswith(("/messages", "/messages/count_tokens")):
+            return await anthropic_wire.answer(request, payload)
         # Embeddings have no stream in OpenAI's API: `"stream": true` there is ignored.
         if (payload.get("stream") and not self.is_ignoring_stream
                 and not request.path.endswith("/embeddings")):
@@ -150,6 +155,8 @@ class RecordingUpstream(LocalServer):
             return web.json_response({"object": "list", "model": payload.get("model"), "data": [
                 {"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
                 "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+        if payload.get("tools"):
+            return web.json_response(_tool_call_completion(payload))
         return web.json_response({
             "id": "chatcmpl-upstream", "object": "chat.completion", "created": 1,
             "model": payload.get("model"), "usage": {"prompt_tokens": 3, "completion_tokens": 2,
@@ -177,3 +184,14 @@ class RecordingUpstream(LocalServer):
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+
+def _tool_call_completion(payload: dict[str, Any]) -> dict[str, Any]:
+    name = payload["tools"][0]["function"]["name"]
+    return {"id": "chatcmpl-upstream", "object": "chat.completion", "created": 1,
+            "model": payload.get("model"),
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": None, "tool_calls": [{
+                    "id": "call_1", "type": "function", "function": {
+                        "name": name, "arguments": json.dumps(anthropic_wire.TOOL_INPUT)}}]}}]}

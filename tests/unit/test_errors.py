@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 
+import orjson
 import pytest
 
 from rolegate.server.asgi import error_response
 from rolegate.errors import (
     GatewayError, InvalidRequest, MethodNotAllowed, ModelNotFound, NotFound, PayloadTooLarge,
     PermissionDenied, RateLimited, ServiceUnavailable, Unauthenticated, UpstreamError,
-    UpstreamTimeout, error_body, internal_error,
+    UpstreamTimeout, anthropic_error_body, error_body, internal_error,
 )
 
 
@@ -87,3 +88,16 @@ def test_challenges_name_the_resource_metadata_and_the_scope_that_would_grant():
     assert error_response(denied).headers[0] == (b"www-authenticate", (
         b'Bearer realm="rolegate", error="insufficient_scope", '
         b'scope="forge.admin forge.read"'))
+
+
+@pytest.mark.parametrize(("error", "kind"), [
+    (InvalidRequest("x"), "invalid_request_error"), (Unauthenticated("x"), "authentication_error"),
+    (PermissionDenied("x"), "permission_error"), (ModelNotFound("x"), "not_found_error"),
+    (PayloadTooLarge("x"), "request_too_large"),
+    (RateLimited("x", retry_after=1), "rate_limit_error"),
+    (ServiceUnavailable("x"), "overloaded_error"), (UpstreamTimeout("x"), "timeout_error"),
+    (UpstreamError("x"), "api_error"), (internal_error(), "api_error"),
+])
+def test_the_anthropic_shape_names_anthropics_type_for_the_same_status(error, kind):
+    assert orjson.loads(anthropic_error_body(error)) == {
+        "type": "error", "error": {"type": kind, "message": error.message}}

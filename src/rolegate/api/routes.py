@@ -32,6 +32,13 @@ class RouteGroup(StrEnum):
     MCP = "mcp"
 
 
+class Surface(StrEnum):
+    """The API a caller speaks, which decides only the shape of the errors it is shown."""
+
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+
+
 class Operation(StrEnum):
     """What a route does; the key of the gateway's handler table. Inference operations are
     named as the OpenAI API names them (the upstream path)."""
@@ -46,6 +53,8 @@ class Operation(StrEnum):
     IMAGES_GENERATIONS = "images/generations"
     IMAGES_EDITS = "images/edits"
     IMAGES_VARIATIONS = "images/variations"
+    MESSAGES = "messages"  # the Anthropic Messages API (its path too: /v1/messages)
+    MESSAGES_COUNT_TOKENS = "messages/count_tokens"
     MODELS_LIST = "models.list"
     MODELS_GET = "models.get"
     ADMIN_POLICY = "admin.policy"
@@ -67,6 +76,8 @@ FORM_OPERATIONS = (Operation.AUDIO_TRANSCRIPTIONS, Operation.AUDIO_TRANSLATIONS,
 AZURE_OPERATIONS = (Operation.CHAT_COMPLETIONS, Operation.COMPLETIONS, Operation.EMBEDDINGS,
                     Operation.AUDIO_SPEECH, Operation.AUDIO_TRANSCRIPTIONS,
                     Operation.AUDIO_TRANSLATIONS, Operation.IMAGES_GENERATIONS)
+# Operations of the Anthropic API: errors on their paths are rendered in its shape.
+ANTHROPIC_OPERATIONS = (Operation.MESSAGES, Operation.MESSAGES_COUNT_TOKENS)
 # Routes whose handler adds a per-model decision to the group's: the model is in the body or
 # the path, and only that decision is logged when the group is granted.
 MODEL_OPERATIONS = frozenset({*INFERENCE_OPERATIONS, Operation.MODELS_GET})
@@ -135,6 +146,14 @@ def _table() -> tuple[RouteSpec, ...]:
 
 
 ROUTES = _table()
+_ANTHROPIC_PATHS = frozenset(spec.path for spec in ROUTES
+                             if spec.operation in ANTHROPIC_OPERATIONS)
+
+
+def surface_of(path: str) -> Surface:
+    """The API whose error shape a request on `path` is answered in: known before the caller
+    is authenticated, so a 401 is already in the shape its client reads."""
+    return Surface.ANTHROPIC if path in _ANTHROPIC_PATHS else Surface.OPENAI
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,8 +119,9 @@ class DeploymentConfig(Frozen):
     id: str | None = Field(None, min_length=1, max_length=128,
                            description="Name shown in `x-rolegate-deployment`; defaults to "
                            "`<model>` or `<model>-<n>`. Never a URL or key.")
-    provider: Literal["openai", "azure", "openai-compatible", "mock"]
-    api_base: str | None = Field(None, description="Upstream base URL (openai: up to /v1).")
+    provider: Literal["openai", "azure", "openai-compatible", "anthropic", "mock"]
+    api_base: str | None = Field(None, description="Upstream base URL (openai, anthropic: up "
+                                 "to /v1).")
     api_key: SecretStr | None = Field(None, description="Upstream credential; use ${ENV}.")
     auth: UpstreamAuthConfig | None = Field(None, description="Token-based upstream sign-in.")
     model: str | None = Field(None, description="Upstream model name; defaults to the model's.")
@@ -151,10 +152,13 @@ class DeploymentConfig(Frozen):
     @model_validator(mode="after")
     def _provider_fields(self) -> DeploymentConfig:
         problems = []
-        if self.provider in ("openai", "openai-compatible", "azure") and not self.api_base:
+        if self.provider in ("openai", "openai-compatible", "azure", "anthropic") \
+                and not self.api_base:
             problems.append(f"provider {self.provider} needs api_base")
         if self.provider == "azure" and not (self.deployment and self.api_version):
             problems.append("provider azure needs deployment and api_version")
+        if self.provider == "anthropic" and self.auth is not None:
+            problems.append("provider anthropic signs in with api_key, not auth")
         if self.api_key is not None and self.auth is not None:
             problems.append("give api_key or auth, not both")
         if self.client_key_file is not None and self.client_cert_file is None:

@@ -26,7 +26,7 @@ from rolegate.limits.quota import Quota
 BYTES_PER_TOKEN = 4
 MAX_CHOICES = 128
 _OUTPUT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
-_TEXT_OPERATIONS = frozenset({"chat/completions", "completions", "responses"})
+_TEXT_OPERATIONS = frozenset({"chat/completions", "completions", "responses", "messages"})
 
 
 class Reserver:

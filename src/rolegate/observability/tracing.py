@@ -46,10 +46,10 @@ from rolegate.providers.base import Provider, UpstreamCall, UpstreamReply
 
 # gen_ai.operation.name for each OpenAI operation (GenAI semantic conventions); others as named.
 OPERATIONS = {"chat/completions": "chat", "completions": "text_completion",
-              "embeddings": "embeddings", "responses": "chat"}
+              "embeddings": "embeddings", "responses": "chat", "messages": "chat"}
 # gen_ai.provider.name for each provider kind (the conventions' well-known values).
 PROVIDERS = {"openai": "openai", "azure": "azure.ai.openai", "openai-compatible": "openai",
-             "mock": "rolegate.mock"}
+             "anthropic": "anthropic", "mock": "rolegate.mock"}
 _SPAN = "rolegate.span"
 _SPAN_ID = (1 << 64) - 1
 
@@ -235,7 +235,8 @@ class _TracedProvider:
 def _with_traceparent(call: UpstreamCall, traceparent: str | None) -> UpstreamCall:
     # The fields spelled out: `dataclasses.replace` introspects the class on every call.
     return UpstreamCall(call.operation, call.body, call.raw_body, call.is_stream,
-                        call.request_id, call.content_type, call.time_left, traceparent)
+                        call.request_id, call.content_type, call.time_left, traceparent,
+                        call.headers)
 
 
 def _reply_attributes(reply: UpstreamReply, upstream_model: str) -> dict[str, Any]:

@@ -31,6 +31,7 @@ class UpstreamCall:
     content_type: str = JSON_CONTENT
     time_left: float = math.inf
     traceparent: str | None = None  # the attempt's W3C trace context, when tracing is on
+    headers: tuple[tuple[str, str], ...] = ()  # the caller's API headers (`anthropic-version`)
 
 
 async def _nothing() -> None:

@@ -26,6 +26,8 @@ class MockProvider:
     async def open(self, call: UpstreamCall) -> UpstreamReply:
         if call.operation == "embeddings":
             return _json_reply(self._embeddings(call.body))
+        if call.operation == "messages/count_tokens":  # as its replies count: in words
+            return _json_reply({"input_tokens": len(_prompt_text(call.body).split())})
         if call.operation not in ("chat/completions", "completions", "responses"):
             raise InvalidRequest(f"The mock model does not serve {call.operation}.",
                                  code="unsupported_operation")

@@ -9,18 +9,20 @@ from collections.abc import Callable
 from rolegate.config.egress import egress_for
 from rolegate.config.load import ConfigError
 from rolegate.config.model import DeploymentConfig, EgressConfig
+from rolegate.providers.anthropic import AnthropicProvider
 from rolegate.providers.azure import AzureProvider
 from rolegate.providers.base import Provider
 from rolegate.providers.client_credentials import ClientCredentials
 from rolegate.providers.http import HttpClient
 from rolegate.providers.mock import MockProvider
 from rolegate.providers.openai import OpenAIProvider
+from rolegate.providers.translating import MessagesOverChat
 
 
 def build_provider(config: DeploymentConfig, client: HttpClient, clock: Callable[[], float],
                    egress_config: EgressConfig | None = None) -> Provider:
     if config.provider == "mock":
-        return MockProvider(config)
+        return MessagesOverChat(MockProvider(config))
     egress = egress_for(config, egress_config or EgressConfig())
     if egress is not None and egress.has_tls_material:
         try:  # at start-up: a CA bundle or certificate that cannot be read stops the gateway
@@ -30,6 +32,8 @@ def build_provider(config: DeploymentConfig, client: HttpClient, clock: Callable
                 f"cannot load its TLS files ({egress.ca_bundle_file=}, "
                 f"{egress.client_cert_file=}, {egress.client_key_file=}): {exc}"]) from None
     token = ClientCredentials(config.auth, client, clock) if config.auth is not None else None
+    if config.provider == "anthropic":
+        return AnthropicProvider(config, client, egress)
     if config.provider == "azure":
-        return AzureProvider(config, client, token, egress)
-    return OpenAIProvider(config, client, token, egress)
+        return MessagesOverChat(AzureProvider(config, client, token, egress))
+    return MessagesOverChat(OpenAIProvider(config, client, token, egress))

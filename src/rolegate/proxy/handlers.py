@@ -1,11 +1,12 @@
-"""The OpenAI-compatible handlers. Thin: read what is needed, decide on the model, forward.
+"""The inference handlers, OpenAI's API and Anthropic's Messages API alike. Thin: read what is
+needed, decide on the model, forward.
 
 The front door has authorized the route's group before a handler runs; these add only the
 decision on the model the request names."""
 
 from __future__ import annotations
 
-from rolegate.api.routes import FORM_OPERATIONS, Route
+from rolegate.api.routes import ANTHROPIC_OPERATIONS, FORM_OPERATIONS, Route
 from rolegate.authn.principal import Principal
 from rolegate.authz.model import Action
 from rolegate.errors import InvalidRequest
@@ -69,7 +70,9 @@ class ProxyHandlers:
         is_stream = inspected.is_stream and route.operation in STREAM_OPERATIONS
         return ClientRequest(route.operation, inspected.model, body, raw, is_stream,
                              request.request_id, who.end_user,
-                             content_type if is_form else bodies.JSON, is_form)
+                             content_type if is_form else bodies.JSON, is_form,
+                             _api_headers(request) if route.operation in ANTHROPIC_OPERATIONS
+                             else ())
 
     async def list_models(self, request: Request, route: Route, who: Principal) -> Response:
         names = self._guard.policy.allowed_models(who, route.group, request.path,
@@ -81,6 +84,15 @@ class ProxyHandlers:
         self._guard.authorize(request, who, Action(route.group, request.path, route.model))
         self._routes.route(route.model)
         return json_response(_model_card(route.model))
+
+
+# The Anthropic API's version headers: sent on to an upstream that speaks that API.
+_API_HEADERS = (b"anthropic-version", b"anthropic-beta")
+
+
+def _api_headers(request: Request) -> tuple[tuple[str, str], ...]:
+    return tuple((name.decode(), value.decode("latin-1")) for name in _API_HEADERS
+                 if (value := request.headers.get(name)) is not None)
 
 
 def _model_card(name: str) -> dict[str, object]:

@@ -22,10 +22,10 @@ from typing import Any
 
 import orjson
 
-from rolegate.errors import GatewayError, error_body, internal_error
+from rolegate.errors import GatewayError, anthropic_error_body, error_body, internal_error
 from rolegate.providers.base import UpstreamReply
 from rolegate.routing.dispatcher import Forwarded
-from rolegate.routing.request import USAGE_STREAM_OPERATIONS
+from rolegate.routing.request import MESSAGES, USAGE_STREAM_OPERATIONS
 from rolegate.server.asgi import Response
 
 log = logging.getLogger("rolegate.proxy")
@@ -53,6 +53,8 @@ def usage_tap(operation: str, *, is_stripping: bool) -> UsageTap:
     keeps what it relays, for an estimate when that usage never comes)."""
     if operation in USAGE_STREAM_OPERATIONS:
         return SseUsageTap(is_stripping=is_stripping)
+    if operation == MESSAGES:
+        return MessagesUsageTap()
     return ResponsesUsageTap()
 
 
@@ -89,14 +91,22 @@ async def _relay(reply: UpstreamReply, first: bytes,
         if tap is not None and (rest := tap.flush()):
             yield rest
     except GatewayError as error:
-        yield b"data: " + error_body(error) + b"\n\n"
+        yield _error_event(error, tap)
     except Exception:  # the relay's final guard: the stream has started, so it must end well-formed
         log.exception("relaying an upstream stream failed")
-        yield b"data: " + error_body(internal_error()) + b"\n\n"
+        yield _error_event(internal_error(), tap)
     finally:
         if tap is not None:
             reply.usage = tap.usage
         await reply.end()  # once: the connection released, then the end-of-reply listeners
+
+
+def _error_event(error: GatewayError, tap: UsageTap | None) -> bytes:
+    """The one event that ends a failed stream, in its API's shape (Anthropic's is a named
+    `error` event)."""
+    if isinstance(tap, MessagesUsageTap):
+        return b"event: error\ndata: " + anthropic_error_body(error) + b"\n\n"
+    return b"data: " + error_body(error) + b"\n\n"
 
 
 async def _chunks(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -179,6 +189,25 @@ class ResponsesUsageTap(UsageTap):
             self.usage = response["usage"]
         elif isinstance(value.get("usage"), dict):
             self.usage = value["usage"]
+        return True
+
+
+class MessagesUsageTap(UsageTap):
+    """Anthropic Messages: the prompt's usage in `message_start`'s message, the output's (and,
+    from some upstreams, the final input counts) in `message_delta`; later values win. Every
+    event goes on."""
+
+    __slots__ = ()
+
+    def _keeps(self, event: bytes) -> bool:
+        value = _event_data(event)
+        if value is None:
+            return True
+        message = value.get("message")
+        usage = message.get("usage") if isinstance(message, dict) else value.get("usage")
+        if isinstance(usage, dict):
+            counts = {name: count for name, count in usage.items() if isinstance(count, int)}
+            self.usage = {**(self.usage or {}), **counts}
         return True
 
 

@@ -22,13 +22,18 @@ from rolegate.accounting.estimate import TokenEstimator
 from rolegate.accounting.records import TokenUsage
 
 # Operations whose replies are priced in tokens: only these are estimated when usage is missing.
-TOKEN_OPERATIONS = frozenset({"chat/completions", "completions", "responses", "embeddings"})
+TOKEN_OPERATIONS = frozenset({"chat/completions", "completions", "responses", "embeddings",
+                              "messages"})
 
 
 def token_usage(usage: Mapping[str, Any] | None) -> TokenUsage:
     if not isinstance(usage, Mapping):
         return TokenUsage()
-    prompt = _count(usage, "prompt_tokens", "input_tokens")
+    # Anthropic's `input_tokens` leaves out the prompt tokens read from or written to its cache,
+    # which OpenAI's `prompt_tokens` includes: they are added, so both count the whole prompt.
+    prompt = (_count(usage, "prompt_tokens", "input_tokens")
+              + _count(usage, "cache_read_input_tokens")
+              + _count(usage, "cache_creation_input_tokens"))
     completion = _count(usage, "completion_tokens", "output_tokens")
     total = _count(usage, "total_tokens") or prompt + completion
     return TokenUsage(prompt, completion, total)
@@ -99,10 +104,16 @@ def _collect(value: Any, parts: list[str]) -> None:
     if isinstance(delta, str) and str(value.get("type", "")).endswith(".delta"):
         parts.append(delta)  # Responses API: output text, function arguments, reasoning
         return
+    if isinstance(delta, dict):  # Anthropic's content_block_delta: text, tool input JSON
+        _content_text({"text": delta.get("text"), "arguments": delta.get("partial_json")},
+                      parts)
+        return
     output = value.get("output")
     if isinstance(output, list):  # a Responses API object read whole
         for item in output:
             _content_text(item, parts)
+    if value.get("type") == "message":  # an Anthropic Message read whole
+        _content_text(value, parts)
 
 
 def _choice_text(choice: dict[str, Any], parts: list[str]) -> None:

@@ -15,7 +15,10 @@ import unicodedata
 # Every field whose value the policy, routing, limits or metering read from a body. A surface
 # that reads another (Anthropic's `max_tokens`, a tool name for MCP) adds it here: the readers
 # then refuse its look-alikes and forward it exactly as read.
-DECIDING_FIELDS: frozenset[str] = frozenset({"model", "stream", "user", "stream_options"})
+#   Anthropic's Messages API: `max_tokens` sizes the reservation its limits take, and
+#   `metadata` carries the end user the gateway sets (`metadata.user_id`).
+DECIDING_FIELDS: frozenset[str] = frozenset({"model", "stream", "user", "stream_options",
+                                            "max_tokens", "metadata"})
 
 _CONTROL_ASCII = re.compile(r"[\x00-\x1f\x7f]")
 # Control (C0, DEL, C1), format (bidi overrides, zero widths, BOM), surrogate, private use, and

@@ -12,9 +12,12 @@ from rolegate.reading.body import rewrite, rewrite_form
 
 USAGE_STREAM_OPERATIONS = ("chat/completions", "completions")  # usage on a chunk of its own
 RESPONSES = "responses"  # the Responses API: usage in the closing event
+MESSAGES = "messages"  # the Anthropic Messages API: usage in `message_start` / `message_delta`
+ANTHROPIC_OPERATIONS = (MESSAGES, "messages/count_tokens")
 # The operations whose API has `stream`: on any other (embeddings, speech, …) a caller's
 # `"stream": true` is not a stream, and the reply is read whole and metered from its body.
-STREAM_OPERATIONS = frozenset({*USAGE_STREAM_OPERATIONS, RESPONSES, "audio/transcriptions",
+STREAM_OPERATIONS = frozenset({*USAGE_STREAM_OPERATIONS, RESPONSES, MESSAGES,
+                               "audio/transcriptions",
                                "images/generations", "images/edits"})
 
 
@@ -32,6 +35,7 @@ class ClientRequest:
     end_user: str | None = None
     content_type: str = JSON_CONTENT
     is_form: bool = False
+    headers: tuple[tuple[str, str], ...] = ()  # the caller's API headers sent on (versions)
 
     @property
     def has_asked_for_usage(self) -> bool:
@@ -52,11 +56,18 @@ class ClientRequest:
             return UpstreamCall(self.operation, fields, form, self.is_stream, self.request_id,
                                 content_type, time_left)
         extra: dict[str, Any] = {}
+        end_user = self.end_user
+        if end_user is not None and self.operation in ANTHROPIC_OPERATIONS:
+            # Anthropic's body has no `user`: the end user goes in `metadata.user_id`.
+            metadata = self.body.get("metadata")
+            extra["metadata"] = {**(metadata if isinstance(metadata, dict) else {}),
+                                 "user_id": end_user}
+            end_user = None
         if self.is_usage_added(include_stream_usage):
             options = self.body.get("stream_options")
             extra["stream_options"] = {**(options if isinstance(options, dict) else {}),
                                        "include_usage": True}
-        body, raw = rewrite(self.body, upstream_model=upstream_model, end_user=self.end_user,
+        body, raw = rewrite(self.body, upstream_model=upstream_model, end_user=end_user,
                             extra=extra)
         return UpstreamCall(self.operation, body, raw, self.is_stream, self.request_id,
-                            time_left=time_left)
+                            time_left=time_left, headers=self.headers)

@@ -125,8 +125,9 @@ def json_response(value: Any, status: int = 200) -> Response:
     return Response(status=status, body=orjson.dumps(value))
 
 
-def error_response(error: GatewayError) -> Response:
-    return Response(status=error.status, body=error_body(error), headers=error.headers())
+def error_response(error: GatewayError,
+                   render: Callable[[GatewayError], bytes] = error_body) -> Response:
+    return Response(status=error.status, body=render(error), headers=error.headers())
 
 
 async def send_stream(response: Response, send: Send, receive: Receive) -> None:

@@ -6,7 +6,8 @@
 3. the path resolves to a route (404/405) in the route table (`api/routes.py`), which declares
    the route's group; the group is authorized here (403), before any handler runs, so a handler
    cannot forget it. Inference handlers add only the per-model decision;
-4. any `GatewayError` is rendered as OpenAI-shaped JSON; anything else is a logged 500 that
+4. any `GatewayError` is rendered as JSON in the shape of the caller's API (OpenAI's, or
+   Anthropic's on its paths: `_renderer`); anything else is a logged 500 that
    shows the caller nothing of it;
 5. whatever the outcome, one access-log line and the request metrics (`observability/`), and,
    with tracing on, the request's span (`observability/tracing.py`).
@@ -19,11 +20,12 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
-from rolegate.api.routes import Operation, Route, RouteGroup, resolve
+from rolegate.api.routes import Operation, Route, RouteGroup, Surface, resolve, surface_of
 from rolegate.authn.authenticator import Authenticator
 from rolegate.authn.principal import Principal
 from rolegate.errors import (
-    GatewayError, MethodNotAllowed, NotFound, Unauthenticated, internal_error,
+    GatewayError, MethodNotAllowed, NotFound, Unauthenticated, anthropic_error_body, error_body,
+    internal_error,
 )
 from rolegate.observability.requests import RequestObserver, accepted_request_id
 from rolegate.server.asgi import (
@@ -125,11 +127,11 @@ class Gateway:
             request.state["code"] = error.code
             if isinstance(error, Unauthenticated) and self._observer is not None:
                 self._observer.refused(request, error)
-            return error_response(error)
+            return error_response(error, _renderer(request.path))
         except Exception:  # the top-level guard: a bug must not show the caller a traceback
             log.exception("request %s failed", request.request_id)
             request.state["code"] = "internal_error"
-            return error_response(internal_error())
+            return error_response(internal_error(), _renderer(request.path))
 
     async def _respond(self, request: Request) -> Response:
         public = self._public.get(request.path)
@@ -172,6 +174,11 @@ class Gateway:
                 await _run_hooks(self._on_shutdown)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _renderer(path: str) -> Callable[[GatewayError], bytes]:
+    """The one choice of error shape: by the API the path belongs to (see `surface_of`)."""
+    return anthropic_error_body if surface_of(path) is Surface.ANTHROPIC else error_body
 
 
 def _is_route(path: str) -> bool:

@@ -247,6 +247,11 @@ def test_out_of_range_issuer_settings_are_refused(field, value):
     ({"name": "m", "provider": "azure", "api_base": "https://x"},
      "provider azure needs deployment and api_version"),
     ({"name": "", "provider": "mock"}, "at least 1 character"),
+    ({"name": "m", "provider": "anthropic"}, "provider anthropic needs api_base"),
+    ({"name": "m", "provider": "anthropic", "api_base": "https://x", "auth": {
+        "type": "entra_client_credentials", "client_id": "a", "client_secret": "s",
+        "token_url": "https://login/token"}},
+     "provider anthropic signs in with api_key, not auth"),
 ])
 def test_model_problems_name_the_missing_field(model, fragment):
     data = base()

@@ -17,8 +17,11 @@ from rolegate.reading.json_body import parse_object, rewrite
     (b'{"model": "a", "__proto__": {"stream": true}}', None),
     (b'{"model": "a", "x\\u0000": 1}', None),
     (b'{"model": "a", "x": ' + b"[" * 300 + b"]" * 300 + b"}", None),
+    (b'{"model": "a", "MAX_TOKENS": 99999}', "max_tokens"),
+    (b'{"model": "a", "Metadata": {"user_id": "eve"}}', "metadata"),
 ], ids=["case-variant", "look-alike-only", "long-s", "case-variants-of-another-key",
-        "proto", "control-character-in-key", "deeper-than-can-be-re-encoded"])
+        "proto", "control-character-in-key", "deeper-than-can-be-re-encoded",
+        "anthropic-max-tokens-look-alike", "anthropic-metadata-look-alike"])
 def test_a_body_another_parser_could_read_differently_is_400_invalid_body(raw, param):
     with pytest.raises(InvalidRequest) as caught:
         parse_object(raw)

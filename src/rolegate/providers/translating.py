@@ -1,0 +1,113 @@
+"""Serving one API's call on an upstream that speaks another: the reply read whole and
+replaced by its translation, or a stream translated chunk by chunk. The translations
+themselves are pure functions in `rolegate.translate`.
+
+`MessagesOverChat` wraps a provider that speaks OpenAI chat completions (`openai`, `azure`,
+`openai-compatible`, `mock`) so that it also serves Anthropic Messages calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, Protocol
+
+import orjson
+
+from rolegate.errors import InvalidRequest
+from rolegate.providers.base import Provider, UpstreamCall, UpstreamReply
+from rolegate.translate.chat_to_messages import anthropic_error
+from rolegate.translate.messages_stream import MessagesStream
+from rolegate.translate.messages_to_chat import chat_request, message_reply
+
+JSON = b"application/json"
+
+
+async def read_whole(reply: UpstreamReply) -> bytes:
+    return b"".join([chunk async for chunk in reply.chunks])
+
+
+def replaced(reply: UpstreamReply, body: bytes) -> UpstreamReply:
+    """`reply` with `body` (read whole) in place of its own; closing it closes the original."""
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body
+    return UpstreamReply(reply.status, JSON, chunks(), reply.close, reply.headers,
+                         reply.retry_after)
+
+
+def parsed(body: bytes) -> dict[str, Any] | None:
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+async def translated(reply: UpstreamReply, *, is_stream: bool,
+                     success: Callable[[dict[str, Any]], dict[str, Any]],
+                     failure: Callable[[dict[str, Any]], dict[str, Any]]) -> UpstreamReply:
+    """A reply read whole, translated: `success` for a 200 JSON body, `failure` for an error
+    body in the upstream's shape; anything else (a 5xx page) as it came, for routing to judge.
+    A started stream is left to the caller."""
+    if is_stream and reply.status == 200 and not reply.content_type.startswith(JSON):
+        return reply
+    try:
+        body = await read_whole(reply)
+    except BaseException:
+        await reply.end()
+        raise
+    value = parsed(body)
+    if value is None or reply.status >= 500:
+        return replaced(reply, body)
+    if reply.status == 200:
+        return replaced(reply, orjson.dumps(success(value)))
+    if isinstance(value.get("error"), dict):
+        return replaced(reply, orjson.dumps(failure(value)))
+    return replaced(reply, body)
+
+
+class MessagesOverChat:
+    """An OpenAI-speaking provider that also serves Anthropic Messages calls, translated."""
+
+    def __init__(self, inner: Provider) -> None:
+        self._inner = inner
+        self.config = inner.config
+
+    def open(self, call: UpstreamCall) -> Coroutine[Any, Any, UpstreamReply]:
+        # Not a coroutine itself: an OpenAI call costs no extra frame on its way through.
+        if call.operation == "messages":
+            return self._messages(call)
+        if call.operation == "messages/count_tokens" and self.config.provider != "mock":
+            raise InvalidRequest("Counting tokens needs a deployment that speaks the Anthropic "
+                                 "API (provider anthropic).", code="unsupported_operation")
+        return self._inner.open(call)
+
+    async def _messages(self, call: UpstreamCall) -> UpstreamReply:
+        body = chat_request(call.body)
+        model = str(call.body.get("model"))
+        chat = UpstreamCall("chat/completions", body, None, call.is_stream, call.request_id,
+                            time_left=call.time_left, traceparent=call.traceparent)
+        reply = await self._inner.open(chat)
+        result = await translated(reply, is_stream=call.is_stream,
+                                  success=lambda value: message_reply(value, model=model),
+                                  failure=anthropic_error)
+        if result is reply:  # a started stream: translated event by event
+            result.chunks = translated_stream(reply.chunks, MessagesStream(model=model))
+            result.content_type = b"text/event-stream"
+        return result
+
+
+class StreamTranslator(Protocol):
+    def feed(self, chunk: bytes) -> bytes: ...
+    def finish(self) -> bytes: ...
+
+
+async def translated_stream(chunks: AsyncIterator[bytes],
+                            stream: StreamTranslator) -> AsyncIterator[bytes]:
+    """`chunks` translated as they come; the closing events once the upstream has ended."""
+    async for chunk in chunks:
+        out = stream.feed(chunk)
+        if out:
+            yield out
+    rest = stream.finish()
+    if rest:
+        yield rest

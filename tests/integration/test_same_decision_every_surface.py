@@ -1,0 +1,147 @@
+"""One principal, one model, the same outcome whichever API it calls: allowed or denied alike on
+`/v1/chat/completions` and `/v1/messages`, limited on one counter shared by both, and recorded
+with the same usage (each deployment kind: the mock, an OpenAI-compatible upstream, an
+Anthropic upstream; the call translated where the upstream speaks the other API)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rolegate.authn.dev_issuer import DevIssuer
+from tests.integration.test_usage_accounting import usage_rows
+from tests.support.gateways import bearer
+from tests.support.servers import RecordingUpstream
+
+PROMPT = [{"role": "user", "content": "hello there"}]
+# How each surface says the same thing: the body, and where its error names what went wrong.
+SURFACES = {
+    "openai": ("/v1/chat/completions", lambda model: {"model": model, "messages": PROMPT}),
+    "anthropic": ("/v1/messages", lambda model: {"model": model, "max_tokens": 32,
+                                                 "messages": PROMPT}),
+}
+ERROR_KIND = {"permission_error": "denied", "rate_limit_error": "limited",
+              "not_found_error": "unknown", "invalid_request_error": "unknown"}
+
+
+def config(upstream_url: str, database_url: str) -> dict[str, Any]:
+    return {
+        "models": [
+            {"name": "echo", "provider": "mock"},
+            {"name": "gpt-4o", "provider": "openai-compatible", "api_base": f"{upstream_url}/v1"},
+            {"name": "claude", "provider": "anthropic", "api_base": f"{upstream_url}/v1",
+             "api_key": "sk-ant"},
+        ],
+        "auth": {"dev_issuer": {"enabled": True}},
+        "database": {"url": database_url},
+        "accounting": {"flush_interval": 0.05},
+        "policy": [
+            {"name": "users", "when": {"roles": ["user"]},
+             "allow": {"routes": ["inference"], "models": ["echo", "gpt-4o", "claude"]}},
+            {"name": "small", "when": {"roles": ["small"]},
+             "allow": {"routes": ["inference"], "models": ["echo"]}},
+            {"name": "metered", "when": {"roles": ["metered"]},
+             "allow": {"routes": ["inference"], "models": ["*"], "limits": {"rpm": 2}}},
+        ],
+    }
+
+
+@pytest.fixture
+async def gateway(gateway_for, settings_from, upstream: RecordingUpstream,
+                  tmp_path: Path) -> Any:
+    database = f"sqlite+aiosqlite:///{tmp_path / 'rolegate.db'}"
+    client = await gateway_for(settings_from(config(upstream.url, database)))
+    client.database = {"url": database}
+    return client
+
+
+def outcome(response: Any) -> tuple[int, str]:
+    """The status, and what kind of refusal the body says it is, in either API's shape."""
+    if response.status_code == 200:
+        return 200, "ok"
+    body = response.json()
+    if body.get("type") == "error":  # Anthropic's shape
+        return response.status_code, ERROR_KIND[body["error"]["type"]]
+    code = body["error"]["code"]
+    kind = {"model_not_allowed": "denied", "insufficient_scope": "denied",
+            "model_not_found": "unknown"}.get(code, "limited" if response.status_code == 429
+                                              else code)
+    return response.status_code, kind
+
+
+async def call(gateway: Any, surface: str, model: str, token: str) -> tuple[int, str]:
+    path, body = SURFACES[surface]
+    return outcome(await gateway.post(path, json=body(model), headers=bearer(token)))
+
+
+@pytest.mark.parametrize(("roles", "model", "expected"), [
+    (("user",), "echo", (200, "ok")),
+    (("user",), "gpt-4o", (200, "ok")),
+    (("user",), "claude", (200, "ok")),
+    (("small",), "echo", (200, "ok")),
+    (("small",), "gpt-4o", (403, "denied")),
+    (("small",), "claude", (403, "denied")),
+    (("reporting.reader",), "echo", (403, "denied")),
+    (("user",), "no-such-model", (403, "denied")),
+], ids=["user-mock", "user-openai-upstream", "user-anthropic-upstream", "small-mock",
+        "small-openai-upstream-denied", "small-anthropic-upstream-denied", "no-grant-denied",
+        "unknown-model-denied-before-lookup"])
+async def test_a_principal_gets_the_same_decision_on_every_surface(gateway, dev_issuer: DevIssuer,
+                                                                   upstream, roles, model,
+                                                                   expected):
+    token = dev_issuer.mint(subject="svc", roles=roles)
+    outcomes = {}
+    reached = {}
+    for surface in SURFACES:
+        seen = len(upstream.requests)
+        outcomes[surface] = await call(gateway, surface, model, token)
+        reached[surface] = len(upstream.requests) - seen
+
+    assert outcomes == {surface: expected for surface in SURFACES}
+    assert reached["openai"] == reached["anthropic"]
+    if expected[0] != 200:
+        assert reached == {"openai": 0, "anthropic": 0}
+
+
+async def test_limits_are_spent_on_one_counter_whichever_surface_spends_them(gateway,
+                                                                             dev_issuer, upstream):
+    token = dev_issuer.mint(subject="svc", roles=("metered",))
+    spent = [await call(gateway, "openai", "gpt-4o", token),
+             await call(gateway, "anthropic", "gpt-4o", token)]
+    seen = len(upstream.requests)
+    refused = [await call(gateway, "anthropic", "gpt-4o", token),
+               await call(gateway, "openai", "gpt-4o", token)]
+
+    assert spent == [(200, "ok"), (200, "ok")]
+    assert refused == [(429, "limited"), (429, "limited")]
+    assert len(upstream.requests) == seen
+
+
+async def _rows(database: dict[str, Any], expected: int) -> list[dict[str, Any]]:
+    for _ in range(100):
+        rows = await usage_rows(database)
+        if len(rows) >= expected:
+            return rows
+        await asyncio.sleep(0.05)
+    return await usage_rows(database)
+
+
+COMPARED = ("issuer", "subject", "rule", "model", "provider", "deployment", "status",
+            "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "estimated")
+
+
+@pytest.mark.parametrize("model", ["echo", "gpt-4o", "claude"])
+async def test_usage_records_are_equal_across_surfaces(gateway, dev_issuer, model):
+    token = dev_issuer.mint(subject="svc", roles=("user",))
+    assert await call(gateway, "openai", model, token) == (200, "ok")
+    assert await call(gateway, "anthropic", model, token) == (200, "ok")
+
+    rows = await _rows(gateway.database, 2)
+
+    assert [row["operation"] for row in rows] == ["chat/completions", "messages"]
+    chat, messages = ({name: row[name] for name in COMPARED} for row in rows)
+    assert chat == messages
+    assert chat["total_tokens"] > 0 and chat["estimated"] is False

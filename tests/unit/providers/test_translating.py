@@ -1,0 +1,103 @@
+"""A call translated for an upstream of the other API: its reply read whole and replaced, an
+error body carried into the caller's shape, a failure page left for routing to judge; and the
+Anthropic stream's usage read as it passes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+
+from rolegate.config.model import DeploymentConfig
+from rolegate.errors import InvalidRequest
+from rolegate.providers.base import UpstreamCall, UpstreamReply
+from rolegate.providers.translating import MessagesOverChat
+from rolegate.proxy.streaming import MessagesUsageTap
+from rolegate.proxy.usage import relayed_text
+
+
+class FixedProvider:
+    """An OpenAI-speaking provider that answers every call with one reply."""
+
+    def __init__(self, status: int, body: bytes, provider: str = "openai") -> None:
+        self.config = DeploymentConfig(provider=provider, api_base="http://upstream/v1")
+        self.status, self.body = status, body
+        self.calls: list[UpstreamCall] = []
+        self.closed = 0
+
+    async def open(self, call: UpstreamCall) -> UpstreamReply:
+        self.calls.append(call)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield self.body
+
+        async def close() -> None:
+            self.closed += 1
+        return UpstreamReply(self.status, b"application/json", chunks(), close)
+
+
+def messages_call(**body: Any) -> UpstreamCall:
+    return UpstreamCall("messages", {"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "hi"}], **body}, None, False, "req-1")
+
+
+async def read(reply: UpstreamReply) -> tuple[int, Any]:
+    body = b"".join([chunk async for chunk in reply.chunks])
+    await reply.end()
+    return reply.status, orjson.loads(body) if body.startswith(b"{") else body
+
+
+async def test_an_upstream_error_reaches_an_anthropic_caller_in_anthropics_shape():
+    inner = FixedProvider(400, orjson.dumps({"error": {"message": "bad", "type":
+                                                       "invalid_request_error", "code": "x"}}))
+    status, body = await read(await MessagesOverChat(inner).open(messages_call()))
+
+    assert (status, body) == (400, {"type": "error", "error": {
+        "type": "invalid_request_error", "message": "bad"}})
+    assert inner.calls[0].operation == "chat/completions" and inner.closed == 1
+
+
+@pytest.mark.parametrize(("status", "body"), [(502, b'{"error": {}}'), (400, b"<html>"),
+                                              (404, b'{"detail": "no"}')])
+async def test_what_is_not_an_error_body_of_the_upstream_goes_on_as_it_came(status, body):
+    got = await read(await MessagesOverChat(FixedProvider(status, body)).open(messages_call()))
+    assert got[0] == status and (got[1] == body or orjson.dumps(got[1]) == orjson.dumps(
+        orjson.loads(body)))
+
+
+async def test_other_operations_go_to_the_inner_provider_untouched():
+    inner = FixedProvider(200, b"{}")
+    call = UpstreamCall("embeddings", {"model": "m", "input": "x"}, b"{}", False, "r")
+    await MessagesOverChat(inner).open(call)
+    assert inner.calls == [call]
+
+
+async def test_counting_tokens_needs_an_anthropic_deployment():
+    with pytest.raises(InvalidRequest) as caught:
+        await MessagesOverChat(FixedProvider(200, b"{}")).open(
+            UpstreamCall("messages/count_tokens", {"model": "m"}, None, False, "r"))
+    assert caught.value.code == "unsupported_operation"
+
+
+def test_the_messages_tap_keeps_the_start_counts_and_the_final_output():
+    tap = MessagesUsageTap()
+    start = {"type": "message_start", "message": {"usage": {
+        "input_tokens": 7, "output_tokens": 1, "cache_read_input_tokens": 2}}}
+    delta = {"type": "content_block_delta", "index": 0,
+             "delta": {"type": "text_delta", "text": "hello"}}
+    end = {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+           "usage": {"output_tokens": 4}}
+    stream = b"".join(b"event: x\ndata: " + orjson.dumps(event) + b"\n\n"
+                      for event in (start, delta, end))
+    relayed = tap.feed(stream[:40]) + tap.feed(stream[40:])
+
+    assert relayed == stream
+    assert tap.usage == {"input_tokens": 7, "output_tokens": 4, "cache_read_input_tokens": 2}
+    assert relayed_text(tap.relayed) == "hello"
+
+
+def test_the_text_of_an_anthropic_message_read_whole_is_found_for_an_estimate():
+    message = {"type": "message", "content": [{"type": "text", "text": "a b"}]}
+    assert relayed_text([orjson.dumps(message)]) == "a b"
