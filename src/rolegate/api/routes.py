@@ -28,6 +28,7 @@ class RouteGroup(StrEnum):
     INFERENCE = "inference"
     INFO = "info"
     ADMIN = "admin"
+    CONSOLE = "console"
 
 
 class Operation(StrEnum):
@@ -56,6 +57,12 @@ class Operation(StrEnum):
     ADMIN_KEYS_UPDATE = "admin.keys.update"
     ADMIN_KEYS_REVOKE = "admin.keys.revoke"
     ADMIN_UNKNOWN = "admin.unknown"
+    CONSOLE_HOME = "console.home"
+    CONSOLE_KEYS = "console.keys"
+    CONSOLE_KEYS_CREATE = "console.keys.create"
+    CONSOLE_KEYS_REVOKE = "console.keys.revoke"
+    CONSOLE_EXPLAIN = "console.explain"
+    CONSOLE_SIGN_OUT = "console.sign_out"
 
 
 INFERENCE_OPERATIONS = tuple(op for op in Operation if "." not in op)
@@ -73,7 +80,13 @@ MODEL_OPERATIONS = frozenset({*INFERENCE_OPERATIONS, Operation.MODELS_GET})
 HEALTH_LIVE = "/health/live"
 HEALTH_READY = "/health/ready"
 DEV_JWKS = "/dev/jwks.json"
-PUBLIC_PATHS = (HEALTH_LIVE, HEALTH_READY, DEV_JWKS)
+DEV_AUTHORIZE = "/dev/authorize"  # the development issuer's sign-in page (console only)
+CONSOLE = "/console"
+CONSOLE_SIGN_IN = "/console/login"  # sign-in starts and ends before a session exists
+CONSOLE_CALLBACK = "/console/callback"
+CONSOLE_STYLE = "/console/console.css"
+PUBLIC_PATHS = (HEALTH_LIVE, HEALTH_READY, DEV_JWKS, DEV_AUTHORIZE, CONSOLE_SIGN_IN,
+                CONSOLE_CALLBACK, CONSOLE_STYLE)
 
 ANY_METHOD = "*"
 
@@ -123,6 +136,18 @@ def _table() -> tuple[RouteSpec, ...]:
         # Last: any other admin path is found, and answers 404 only after the caller is
         # authorized for route group `admin`, so the admin surface cannot be probed.
         RouteSpec(ANY_METHOD, "/admin/{rest}", admin, Operation.ADMIN_UNKNOWN),
+    ]
+    # The console: pages are group `console`; what changes anything is group `admin`.
+    console = RouteGroup.CONSOLE
+    specs += [
+        RouteSpec("GET", CONSOLE, console, Operation.CONSOLE_HOME),
+        RouteSpec("GET", f"{CONSOLE}/keys", console, Operation.CONSOLE_KEYS),
+        RouteSpec("POST", f"{CONSOLE}/keys", admin, Operation.CONSOLE_KEYS_CREATE),
+        RouteSpec("POST", f"{CONSOLE}/keys/{{key_id}}/revoke", admin,
+                  Operation.CONSOLE_KEYS_REVOKE),
+        RouteSpec("GET", f"{CONSOLE}/explain", console, Operation.CONSOLE_EXPLAIN),
+        RouteSpec("POST", f"{CONSOLE}/explain", console, Operation.CONSOLE_EXPLAIN),
+        RouteSpec("POST", f"{CONSOLE}/logout", console, Operation.CONSOLE_SIGN_OUT),
     ]
     return tuple(specs)
 

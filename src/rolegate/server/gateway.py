@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from rolegate.api.routes import Operation, Route, resolve
 from rolegate.authn.authenticator import Authenticator
@@ -39,6 +39,25 @@ log = logging.getLogger("rolegate.gateway")
 
 Handler = Callable[[Request, Route, Principal], Awaitable[Response]]
 PublicHandler = Callable[[], Response]
+# A public path that reads its request: the sign-in steps before a session exists.
+PublicForm = Callable[[Request], Awaitable[Response]]
+
+
+class Sessions(Protocol):
+    """Browser sessions (the console's signed cookie), checked before bearer credentials on the
+    paths under `prefix`. A request there with neither is sent to sign in."""
+
+    prefix: str
+
+    async def authenticate(self, request: Request) -> Principal | None:
+        """The session's principal (None: no live session); refuses a form without its CSRF
+        token."""
+
+    def sign_in(self, request: Request) -> Response:
+        """Where a request with no credential at all is sent."""
+
+    def refresh(self, request: Request, response: Response) -> None:
+        """Renews the session's idle expiry on the response."""
 Hook = Callable[[], Awaitable[None]]
 Check = Callable[[], str | None]  # None when ready; otherwise why not
 
@@ -57,11 +76,14 @@ class Gateway:
                  handlers: Mapping[Operation, Handler], public: dict[str, PublicHandler],
                  on_startup: list[Hook], on_shutdown: list[Hook],
                  observer: RequestObserver | None = None,
-                 tracing: Tracing | None = None) -> None:
+                 tracing: Tracing | None = None,
+                 forms: Mapping[str, PublicForm] | None = None,
+                 sessions: Sessions | None = None) -> None:
         missing = [operation.value for operation in Operation if operation not in handlers]
         if missing:
             raise ValueError(f"No handler serves the operations {', '.join(missing)}.")
-        shadowing = [path for path in public if _is_route(path)]
+        forms = dict(forms or {})
+        shadowing = [path for path in [*public, *forms] if _is_route(path)]
         if shadowing:
             raise ValueError(f"Public paths {', '.join(shadowing)} would answer a route's "
                              "requests without authentication.")
@@ -71,6 +93,8 @@ class Gateway:
         self._tracing = tracing
         self._handlers = dict(handlers)
         self._public = public
+        self._forms = forms
+        self._sessions = sessions
         self._on_startup = on_startup
         self._on_shutdown = on_shutdown
 
@@ -130,18 +154,33 @@ class Gateway:
         if public is not None:
             request.state["route_group"] = "public"
             return public()
-        tracing = self._tracing
-        if tracing is None or not tracing.is_recording(request):
-            who = await self._authenticator.authenticate(request.headers, request.query_string)
-        else:
-            with tracing.authenticating():
-                who = await self._authenticator.authenticate(request.headers,
-                                                             request.query_string)
+        form = self._forms.get(request.path)
+        if form is not None:
+            request.state["route_group"] = "public"
+            return await form(request)
+        sessions = self._sessions
+        who = None
+        if sessions is not None and _is_under(request.path, sessions.prefix):
+            who = await sessions.authenticate(request)
+            if who is None and not _has_credential(request):
+                return sessions.sign_in(request)
+        if who is None:
+            who = await self._authenticate(request)
         request.state["principal"] = who
         route = resolve(request.method, request.path)
         request.state["route_group"] = route.group
         self._guard.admit(request, who, route)
-        return await self._handlers[route.operation](request, route, who)
+        response = await self._handlers[route.operation](request, route, who)
+        if sessions is not None and "session" in request.state:
+            sessions.refresh(request, response)
+        return response
+
+    async def _authenticate(self, request: Request) -> Principal:
+        tracing = self._tracing
+        if tracing is None or not tracing.is_recording(request):
+            return await self._authenticator.authenticate(request.headers, request.query_string)
+        with tracing.authenticating():
+            return await self._authenticator.authenticate(request.headers, request.query_string)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -157,6 +196,15 @@ class Gateway:
                 await _run_hooks(self._on_shutdown)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _is_under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def _has_credential(request: Request) -> bool:
+    headers = request.headers
+    return any(name in headers for name in (b"authorization", b"api-key", b"x-api-key"))
 
 
 def _is_route(path: str) -> bool:
