@@ -154,7 +154,7 @@ async def test_an_idle_session_expires(browser, clock: FakeClock):
 
 async def test_a_session_in_use_still_ends_at_its_absolute_expiry(browser, clock: FakeClock):
     await browser.sign_in()
-    for _ in range(16):  # 16 × 1700 s = 27 200 s, inside the 8-hour limit
+    for _ in range(16):  # 16 x 1700 s = 27,200 s, inside the 8-hour limit
         clock.advance(1700)
         assert (await browser.client.get("/console")).status_code == 200
     clock.advance(1700)
