@@ -108,7 +108,8 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
 
     registry = CollectorRegistry()
     metrics = _build_metrics(settings, registry)
-    decisions = DecisionLog(is_enabled=settings.logging.decisions)
+    decisions = DecisionLog(is_enabled=settings.logging.decisions, clock=clock,
+                            keep_denials=RECENT_DENIALS if settings.console.enabled else 0)
     tracing = _build_tracing(settings)
     guard = Guard(RolePolicy.compile(settings.policy), decisions, metrics,
                   audit=stores.audit if settings.audit.decisions else None, tracing=tracing)
@@ -132,7 +133,7 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     usage_admin = UsageAdmin(stores.usage, clock, dimensions=settings.accounting.dimensions)
     console = _build_console(settings, dev_issuer if settings.auth.dev_issuer.enabled else None,
                              fetch=fetch, http=http, clock=clock, policy=guard.policy,
-                             stores=stores)
+                             stores=stores, decisions=decisions)
     public.update(console.public)
     handlers = _handler_table(proxy, admin, key_admin, usage_admin,
                               settings.accounting.dimensions)
@@ -356,6 +357,9 @@ def dev_issuer_url(settings: Settings) -> str:
     return f"{base.rstrip('/')}/dev"
 
 
+RECENT_DENIALS = 500  # the console's Decisions page: the last 401s and 403s, in memory
+
+
 @dataclass
 class _Console:
     """The console's handlers, its public paths (sign-in, stylesheet) and its sessions."""
@@ -368,7 +372,7 @@ class _Console:
 
 def _build_console(settings: Settings, dev: DevIssuer | None, *, fetch: Fetch,
                    http: HttpClient, clock: Callable[[], float], policy: RolePolicy,
-                   stores: _Stores) -> _Console:
+                   stores: _Stores, decisions: DecisionLog) -> _Console:
     """The console, signing in with `console.issuer` or, unset, the development issuer when it
     is on; with neither (or `console.enabled: false`) its routes answer 404."""
     config = settings.console
@@ -424,9 +428,11 @@ def _build_console(settings: Settings, dev: DevIssuer | None, *, fetch: Fetch,
         return policy.decide(who, Action(RouteGroup.ADMIN, f"{CONSOLE}/keys")).allowed
 
     pages = ConsolePages(renderer, cookies, keys=stores.key_store, audit=stores.audit,
-                         explainer=explainer, can_change=can_change, clock=clock)
+                         explainer=explainer, can_change=can_change, clock=clock,
+                         denials=decisions.denials)
     handlers: dict[Operation, Handler] = {
         Operation.CONSOLE_HOME: pages.home, Operation.CONSOLE_KEYS: pages.keys,
+        Operation.CONSOLE_DECISIONS: pages.decisions,
         Operation.CONSOLE_KEYS_CREATE: pages.create_key,
         Operation.CONSOLE_KEYS_REVOKE: pages.revoke_key, Operation.CONSOLE_EXPLAIN: pages.explain,
         Operation.CONSOLE_SIGN_OUT: pages.sign_out}

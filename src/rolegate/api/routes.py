@@ -62,6 +62,7 @@ class Operation(StrEnum):
     CONSOLE_KEYS_CREATE = "console.keys.create"
     CONSOLE_KEYS_REVOKE = "console.keys.revoke"
     CONSOLE_EXPLAIN = "console.explain"
+    CONSOLE_DECISIONS = "console.decisions"
     CONSOLE_SIGN_OUT = "console.sign_out"
 
 
@@ -147,6 +148,7 @@ def _table() -> tuple[RouteSpec, ...]:
                   Operation.CONSOLE_KEYS_REVOKE),
         RouteSpec("GET", f"{CONSOLE}/explain", console, Operation.CONSOLE_EXPLAIN),
         RouteSpec("POST", f"{CONSOLE}/explain", console, Operation.CONSOLE_EXPLAIN),
+        RouteSpec("GET", f"{CONSOLE}/decisions", console, Operation.CONSOLE_DECISIONS),
         RouteSpec("POST", f"{CONSOLE}/logout", console, Operation.CONSOLE_SIGN_OUT),
     ]
     return tuple(specs)

@@ -8,7 +8,8 @@ names and claims shown are text, never markup; every page forbids framing.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
 
@@ -46,11 +47,16 @@ class Renderer:
         self.prefix = prefix
         self._env = Environment(loader=PackageLoader("rolegate.console"),
                                 autoescape=select_autoescape(default=True))
+        self._env.filters["utc"] = _utc
 
     def page(self, template: str, *, status: int = 200, **values: Any) -> Response:
         body = self._env.get_template(template).render(prefix=self.prefix, **values)
         return Response(status=status, body=body.encode(), content_type=HTML,
                         headers=list(SECURITY_HEADERS))
+
+
+def _utc(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def stylesheet() -> Response:
@@ -63,7 +69,8 @@ def stylesheet() -> Response:
 class ConsolePages:
     def __init__(self, renderer: Renderer, cookies: SessionCookies | None, *,
                  keys: KeyStore | None, audit: AuditLog | None, explainer: Explainer,
-                 can_change: CanChange, clock: Callable[[], float]) -> None:
+                 can_change: CanChange, clock: Callable[[], float],
+                 denials: Iterable[dict[str, Any]] = ()) -> None:
         self._renderer = renderer
         self._cookies = cookies
         self._keys = keys
@@ -71,6 +78,7 @@ class ConsolePages:
         self._explainer = explainer
         self._can_change = can_change
         self._clock = clock
+        self._denials = denials
 
     def _on(self, request: Request) -> SessionCookies:
         if self._cookies is None:  # the console is off: as if it did not exist
@@ -128,6 +136,15 @@ class ConsolePages:
         shown = {name: form.get(name, "") for name in ("route", "model")}
         return self._page(request, who, "explain.html", page="explain", form=shown,
                           report=report)
+
+    async def decisions(self, request: Request, route: Route, who: Principal) -> Response:
+        """The recent 401s and 403s, newest first; `?code=` keeps those with that code."""
+        code = request.query_param("code") or ""
+        shown = [denial for denial in reversed(list(self._denials))
+                 if not code or denial.get("code") == code]
+        codes = sorted({str(denial.get("code")) for denial in self._denials})
+        return self._page(request, who, "decisions.html", page="decisions", denials=shown,
+                          code=code, codes=codes)
 
     async def sign_out(self, request: Request, route: Route, who: Principal) -> Response:
         cookies = self._on(request)

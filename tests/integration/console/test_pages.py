@@ -111,3 +111,21 @@ async def test_the_stylesheet_is_served_without_a_session(browser):
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/css")
+
+
+async def test_decisions_lists_recent_refusals_with_their_reasons(browser, dev_issuer):
+    csrf = await browser.sign_in()
+    token = dev_issuer.mint(subject="<b>mallory</b>", roles=("rolegate.user",))
+    user = {"Authorization": f"Bearer {token}"}
+    await browser.client.get("/admin/keys", headers=user)  # 403: not granted admin
+    await browser.client.get("/v1/models", headers={"Authorization": "Bearer nonsense"})  # 401
+    await create(browser, csrf[:-2] + "xx")  # 403: CSRF, refused before any decision
+
+    page = await browser.client.get("/console/decisions")
+    only_401 = await browser.client.get("/console/decisions", params={"code": "invalid_token"})
+
+    assert page.status_code == 200
+    assert "&lt;b&gt;mallory&lt;/b&gt;" in page.text and "insufficient_scope" in page.text
+    assert "route group &#39;admin&#39;" in page.text  # the reason, as text
+    assert "<code>/v1/models</code>" in page.text
+    assert "mallory" not in only_401.text and "<code>/v1/models</code>" in only_401.text
