@@ -43,6 +43,7 @@ from rolegate.authz.policy import RolePolicy
 from rolegate.console.dev_authorize import DevAuthorizer
 from rolegate.console.pages import ConsolePages, Renderer, stylesheet
 from rolegate.console.session import SessionCookies
+from rolegate.console.usage import UsagePages
 from rolegate.console.signin import CodeExchange, OidcSignIn, TokenEndpoint
 from rolegate.config.launch import LaunchOptions
 from rolegate.config.defaults import DEFAULT_ADMIN_ROLE
@@ -430,9 +431,11 @@ def _build_console(settings: Settings, dev: DevIssuer | None, *, fetch: Fetch,
     pages = ConsolePages(renderer, cookies, keys=stores.key_store, audit=stores.audit,
                          explainer=explainer, can_change=can_change, clock=clock,
                          denials=decisions.denials)
+    usage = UsagePages(stores.usage, clock, pages.page)
     handlers: dict[Operation, Handler] = {
         Operation.CONSOLE_HOME: pages.home, Operation.CONSOLE_KEYS: pages.keys,
         Operation.CONSOLE_DECISIONS: pages.decisions,
+        Operation.CONSOLE_USAGE: usage.report, Operation.CONSOLE_USAGE_CSV: usage.download,
         Operation.CONSOLE_KEYS_CREATE: pages.create_key,
         Operation.CONSOLE_KEYS_REVOKE: pages.revoke_key, Operation.CONSOLE_EXPLAIN: pages.explain,
         Operation.CONSOLE_SIGN_OUT: pages.sign_out}

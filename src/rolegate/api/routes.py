@@ -63,6 +63,8 @@ class Operation(StrEnum):
     CONSOLE_KEYS_REVOKE = "console.keys.revoke"
     CONSOLE_EXPLAIN = "console.explain"
     CONSOLE_DECISIONS = "console.decisions"
+    CONSOLE_USAGE = "console.usage"
+    CONSOLE_USAGE_CSV = "console.usage.csv"
     CONSOLE_SIGN_OUT = "console.sign_out"
 
 
@@ -149,6 +151,8 @@ def _table() -> tuple[RouteSpec, ...]:
         RouteSpec("GET", f"{CONSOLE}/explain", console, Operation.CONSOLE_EXPLAIN),
         RouteSpec("POST", f"{CONSOLE}/explain", console, Operation.CONSOLE_EXPLAIN),
         RouteSpec("GET", f"{CONSOLE}/decisions", console, Operation.CONSOLE_DECISIONS),
+        RouteSpec("GET", f"{CONSOLE}/usage", console, Operation.CONSOLE_USAGE),
+        RouteSpec("GET", f"{CONSOLE}/usage.csv", console, Operation.CONSOLE_USAGE_CSV),
         RouteSpec("POST", f"{CONSOLE}/logout", console, Operation.CONSOLE_SIGN_OUT),
     ]
     return tuple(specs)

@@ -85,19 +85,20 @@ class ConsolePages:
             raise NotFound(f"No route matches {request.path}.", code="unknown_route")
         return self._cookies
 
-    def _page(self, request: Request, who: Principal, template: str, **values: Any) -> Response:
+    def page(self, request: Request, who: Principal, template: str, **values: Any) -> Response:
+        """`template` rendered for `who` (with the session's CSRF token for its forms)."""
         self._on(request)
         session: Session | None = request.state.get("session")
         return self._renderer.page(template, who=who, csrf=session.csrf if session else "",
                                    can_change=self._can_change(who), **values)
 
     async def home(self, request: Request, route: Route, who: Principal) -> Response:
-        return self._page(request, who, "home.html", page="home")
+        return self.page(request, who, "home.html", page="home")
 
     async def keys(self, request: Request, route: Route, who: Principal,
                    created: tuple[str, ApiKey] | None = None) -> Response:
         listed = await self._keys.list(include_revoked=True) if self._keys is not None else None
-        return self._page(request, who, "keys.html", page="keys", keys=listed, created=created)
+        return self.page(request, who, "keys.html", page="keys", keys=listed, created=created)
 
     async def create_key(self, request: Request, route: Route, who: Principal) -> Response:
         store = self._store(request)
@@ -124,7 +125,7 @@ class ConsolePages:
 
     async def explain(self, request: Request, route: Route, who: Principal) -> Response:
         if request.method == "GET":
-            return self._page(request, who, "explain.html", page="explain", form={}, report=None)
+            return self.page(request, who, "explain.html", page="explain", form={}, report=None)
         self._on(request)
         form = await read_form(request)
         credential = form.get("credential", "").strip()
@@ -134,7 +135,7 @@ class ConsolePages:
                                        "/v1/chat/completions",
                                        form.get("model", "").strip() or None)
         shown = {name: form.get(name, "") for name in ("route", "model")}
-        return self._page(request, who, "explain.html", page="explain", form=shown,
+        return self.page(request, who, "explain.html", page="explain", form=shown,
                           report=report)
 
     async def decisions(self, request: Request, route: Route, who: Principal) -> Response:
@@ -143,7 +144,7 @@ class ConsolePages:
         shown = [denial for denial in reversed(list(self._denials))
                  if not code or denial.get("code") == code]
         codes = sorted({str(denial.get("code")) for denial in self._denials})
-        return self._page(request, who, "decisions.html", page="decisions", denials=shown,
+        return self.page(request, who, "decisions.html", page="decisions", denials=shown,
                           code=code, codes=codes)
 
     async def sign_out(self, request: Request, route: Route, who: Principal) -> Response:

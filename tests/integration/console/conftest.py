@@ -25,6 +25,7 @@ def console_config(database_url: str, **extra: Any) -> dict[str, Any]:
         "auth": {"dev_issuer": {"enabled": True}},
         "database": {"url": database_url},
         "keys": {"enabled": True, "pepper": PEPPER, "cache_ttl": 0},
+        "accounting": {"flush_interval": 0.05},
         "policy": [
             {"name": "users", "when": {"roles": ["rolegate.user"]},
              "allow": {"routes": ["inference", "info"], "models": ["*"]}},

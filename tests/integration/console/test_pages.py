@@ -3,6 +3,7 @@ names shown as text, framing forbidden, and the explain page's report."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from tests.integration.console.conftest import Browser, local
@@ -129,3 +130,27 @@ async def test_decisions_lists_recent_refusals_with_their_reasons(browser, dev_i
     assert "route group &#39;admin&#39;" in page.text  # the reason, as text
     assert "<code>/v1/models</code>" in page.text
     assert "mallory" not in only_401.text and "<code>/v1/models</code>" in only_401.text
+
+
+async def test_usage_shows_totals_and_downloads_them_as_csv(browser, dev_issuer):
+    await browser.sign_in()
+    token = dev_issuer.mint(subject="=cmd", roles=("rolegate.user",))
+    caller = {"Authorization": f"Bearer {token}"}
+    chat = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
+    for _ in range(2):
+        assert (await browser.client.post("/v1/chat/completions", json=chat,
+                                          headers=caller)).status_code == 200
+
+    for _ in range(100):  # the recorder writes usage in the background, every 50 ms
+        page = await browser.client.get("/console/usage", params={"by": "model"})
+        if "<td>echo</td><td>2</td>" in page.text:
+            break
+        await asyncio.sleep(0.02)
+    download = await browser.client.get("/console/usage.csv", params={"by": "principal"})
+
+    assert page.status_code == 200 and "<td>echo</td><td>2</td>" in page.text
+    assert download.headers["content-type"].startswith("text/csv")
+    assert 'filename="usage-by-principal.csv"' in download.headers["content-disposition"]
+    lines = download.text.splitlines()
+    assert lines[0].startswith("issuer,subject,requests")
+    assert "'=cmd" in lines[1]  # never a formula in a spreadsheet
