@@ -3,6 +3,8 @@
 1. a request id (the caller's, when it is a safe token); public paths (health, metrics, the
    development key set) answer without a credential;
 2. every other request is authenticated (401 on failure) before its path is even resolved;
+   under the console's prefix a browser session (`Sessions`) is tried first, its forms'
+   CSRF token checked, and a request with no credential at all is sent to sign in;
 3. the path resolves to a route (404/405) in the route table (`api/routes.py`), which declares
    the route's group; the group is authorized here (403), before any handler runs, so a handler
    cannot forget it. Inference handlers add only the per-model decision;
