@@ -46,7 +46,7 @@ SUCCESS: dict[Operation, tuple[int, str | None]] = {
     Operation.CONSOLE_KEYS_CREATE: (200, None), Operation.CONSOLE_KEYS_REVOKE: (303, None),
     Operation.CONSOLE_EXPLAIN: (200, None), Operation.CONSOLE_SIGN_OUT: (200, None),
     Operation.CONSOLE_DECISIONS: (200, None), Operation.CONSOLE_USAGE: (200, None),
-    Operation.CONSOLE_USAGE_CSV: (200, None),
+    Operation.CONSOLE_USAGE_CSV: (200, None), Operation.CONSOLE_POLICY: (200, None),
 }
 # A console page asked for with no credential at all sends the browser to sign in.
 CONSOLE_WITHOUT_CREDENTIAL = (303, None)

@@ -65,6 +65,7 @@ class Operation(StrEnum):
     CONSOLE_DECISIONS = "console.decisions"
     CONSOLE_USAGE = "console.usage"
     CONSOLE_USAGE_CSV = "console.usage.csv"
+    CONSOLE_POLICY = "console.policy"
     CONSOLE_SIGN_OUT = "console.sign_out"
 
 
@@ -153,6 +154,7 @@ def _table() -> tuple[RouteSpec, ...]:
         RouteSpec("GET", f"{CONSOLE}/decisions", console, Operation.CONSOLE_DECISIONS),
         RouteSpec("GET", f"{CONSOLE}/usage", console, Operation.CONSOLE_USAGE),
         RouteSpec("GET", f"{CONSOLE}/usage.csv", console, Operation.CONSOLE_USAGE_CSV),
+        RouteSpec("GET", f"{CONSOLE}/policy", console, Operation.CONSOLE_POLICY),
         RouteSpec("POST", f"{CONSOLE}/logout", console, Operation.CONSOLE_SIGN_OUT),
     ]
     return tuple(specs)

@@ -92,6 +92,13 @@ class ConsolePages:
         return self._renderer.page(template, who=who, csrf=session.csrf if session else "",
                                    can_change=self._can_change(who), **values)
 
+    def shown(self, template: str, **values: Any) -> Callable[[Request, Route, Principal],
+                                                              Awaitable[Response]]:
+        """A handler showing `template` with `values` (fixed at start-up: the policy page)."""
+        async def respond(request: Request, route: Route, who: Principal) -> Response:
+            return self.page(request, who, template, **values)
+        return respond
+
     async def home(self, request: Request, route: Route, who: Principal) -> Response:
         return self.page(request, who, "home.html", page="home")
 

@@ -154,3 +154,14 @@ async def test_usage_shows_totals_and_downloads_them_as_csv(browser, dev_issuer)
     lines = download.text.splitlines()
     assert lines[0].startswith("issuer,subject,requests")
     assert "'=cmd" in lines[1]  # never a formula in a spreadsheet
+
+
+async def test_policy_shows_issuers_models_and_rules_as_tables(browser):
+    await browser.sign_in(roles="viewer")
+
+    page = await browser.client.get("/console/policy")
+
+    assert page.status_code == 200
+    assert "<td>dev</td>" in page.text and "<td>echo</td>" in page.text
+    assert "<td>viewers</td>" in page.text and "roles: viewer" in page.text
+    assert "<td>admin, console</td>" in page.text
