@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,22 +28,32 @@ from rolegate.admin.usage import UsageAdmin
 from rolegate.audit.log import AuditLog
 from rolegate.audit.store import AuditStore
 from rolegate.api.routes import (
-    DEV_JWKS, HEALTH_LIVE, HEALTH_READY, INFERENCE_OPERATIONS, MCP_PREFIX,
-    PROTECTED_RESOURCE_PREFIX, Operation,
+    CONSOLE, CONSOLE_CALLBACK, CONSOLE_SIGN_IN, CONSOLE_STYLE, DEV_AUTHORIZE, DEV_JWKS,
+    HEALTH_LIVE, HEALTH_READY, INFERENCE_OPERATIONS, MCP_PREFIX, PROTECTED_RESOURCE_PREFIX,
+    Operation, RouteGroup,
 )
 from rolegate.authn.apikeys import ApiKeyVerifier
 from rolegate.authn.authenticator import Authenticator
 from rolegate.authn.dev_issuer import DevIssuer
 from rolegate.authn.fetch import http_fetcher
 from rolegate.authn.jwks import Fetch, JwksCache
+from rolegate.authn.principal import Principal
 from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
+from rolegate.authz.model import Action
 from rolegate.authz.policy import RolePolicy
+from rolegate.console.dev_authorize import DevAuthorizer
+from rolegate.console.pages import ConsolePages, Renderer, stylesheet
+from rolegate.console.session import SessionCookies
+from rolegate.console.usage import UsagePages
+from rolegate.console.signin import CodeExchange, OidcSignIn, TokenEndpoint
 from rolegate.config.launch import LaunchOptions
+from rolegate.config.defaults import DEFAULT_ADMIN_ROLE
 from rolegate.config.load import read_pepper
 from rolegate.config.model import (
     EgressConfig, IssuerConfig, ModelConfig, RoutingConfig, Settings,
 )
-from rolegate.keys.material import KeyHasher
+from rolegate.explain import explain, explain_key
+from rolegate.keys.material import KeyHasher, is_api_key
 from rolegate.keys.store import KeyStore
 from rolegate.limits.limiter import Limiter
 from rolegate.mcp.handlers import McpHandlers, McpServer, resource_url
@@ -65,7 +77,8 @@ from rolegate.routing.select import build_selector
 from rolegate.routing.table import ModelRoute, RouteTable
 from rolegate.server.asgi import json_response
 from rolegate.server.gateway import (
-    Check, Gateway, Handler, Hook, StartupFailed, background, generated, health, static_json,
+    Check, Gateway, Handler, Hook, PublicForm, PublicHandler, StartupFailed, background,
+    generated, health, static_json,
 )
 from rolegate.server.guard import Guard
 from rolegate.storage.database import Database, SchemaBehind, first_line
@@ -111,7 +124,8 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
 
     registry = CollectorRegistry()
     metrics = _build_metrics(settings, registry)
-    decisions = DecisionLog(is_enabled=settings.logging.decisions)
+    decisions = DecisionLog(is_enabled=settings.logging.decisions, clock=clock,
+                            keep_denials=RECENT_DENIALS if settings.console.enabled else 0)
     tracing = _build_tracing(settings)
     guard = Guard(RolePolicy.compile(settings.policy), decisions, metrics,
                   audit=stores.audit if settings.audit.decisions else None, tracing=tracing)
@@ -132,6 +146,10 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     admin = AdminHandlers(settings, [issuer.config for issuer in issuers])
     key_admin = KeyAdmin(stores.key_store, clock, audit=stores.audit)
     usage_admin = UsageAdmin(stores.usage, clock, dimensions=settings.accounting.dimensions)
+    console = _build_console(settings, dev_issuer if settings.auth.dev_issuer.enabled else None,
+                             fetch=fetch, http=http, clock=clock, policy=guard.policy,
+                             stores=stores, decisions=decisions)
+    public.update(console.public)
     handlers = _handler_table(proxy, admin, key_admin, usage_admin,
                               settings.accounting.dimensions)
     mcp = McpHandlers(mcp_servers, guard, http, recorder=stores.recorder, clock=clock,
@@ -141,6 +159,7 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     handlers[Operation.MCP] = mcp.serve
     for server in mcp_servers:
         public[PROTECTED_RESOURCE_PREFIX + MCP_PREFIX + server.config.name] = mcp.metadata(server)
+    handlers.update(console.handlers)
     if metrics is not None:
         scrape = generated(exposition(registry), EXPOSITION_TYPE)
         handlers[Operation.ADMIN_METRICS] = admin.computed(scrape)
@@ -156,7 +175,8 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     if tracing is not None:
         on_shutdown.append(_closing(tracing))
     return Gateway(authenticator=authenticator, guard=guard, handlers=handlers, public=public,
-                   observer=observer, tracing=tracing,
+                   observer=observer, tracing=tracing, forms=console.forms,
+                   sessions=console.sessions,
                    resource_metadata={MCP_PREFIX + server.config.name: server.metadata_url
                                       for server in mcp_servers},
                    resource_audiences=frozenset(resources), on_startup=[*stores.on_startup,
@@ -338,12 +358,18 @@ def _model_route(model: ModelConfig, routing: RoutingConfig, http: HttpClient,
 
 
 def _trusted_dev(dev: DevIssuer, clock: Callable[[], float],
-                 paths: tuple[str, ...], resources: tuple[str, ...]) -> TrustedIssuer:
+                 paths: tuple[str, ...], resources: tuple[str, ...] = (),
+                 audience: str | None = None) -> TrustedIssuer:
+    """The development issuer, trusted for its audience and the MCP servers' `resources` (or
+    for `audience` alone: the console's ID tokens)."""
     document = dev.jwks_document()
 
     async def local(url: str) -> bytes:  # served from memory: no request to ourselves
         return document
-    return TrustedIssuer.build(_accepting(dev.issuer_config(), resources), local, clock, paths)
+    config = _accepting(dev.issuer_config(), resources)
+    if audience is not None:
+        config = config.model_copy(update={"audiences": (audience,)})
+    return TrustedIssuer.build(config, local, clock, paths)
 
 
 def _accepting(config: IssuerConfig, resources: tuple[str, ...]) -> IssuerConfig:
@@ -367,3 +393,108 @@ def public_base_url(settings: Settings) -> str:
     server = settings.server
     base = server.public_base_url or f"http://{server.host}:{server.port}"
     return base.rstrip("/")
+
+
+RECENT_DENIALS = 500  # the console's Decisions page: the last 401s and 403s, in memory
+
+
+@dataclass
+class _Console:
+    """The console's handlers, its public paths (sign-in, stylesheet) and its sessions."""
+
+    handlers: dict[Operation, Handler]
+    public: dict[str, PublicHandler]
+    forms: dict[str, PublicForm]
+    sessions: SessionCookies | None
+
+
+def _build_console(settings: Settings, dev: DevIssuer | None, *, fetch: Fetch,
+                   http: HttpClient, clock: Callable[[], float], policy: RolePolicy,
+                   stores: _Stores, decisions: DecisionLog) -> _Console:
+    """The console, signing in with `console.issuer` or, unset, the development issuer when it
+    is on; with neither (or `console.enabled: false`) its routes answer 404."""
+    config = settings.console
+    issuer = next((i for i in settings.auth.issuers if i.name == config.issuer), None)
+    is_on = config.enabled and (issuer is not None or (config.issuer is None and dev is not None))
+    base = (settings.server.public_base_url
+            or f"http://{settings.server.host}:{settings.server.port}").rstrip("/")
+    renderer = Renderer(CONSOLE)
+    cookies = None
+    public: dict[str, PublicHandler] = {}
+    forms: dict[str, PublicForm] = {}
+    if is_on:
+        secret = (config.session_secret.get_secret_value().encode() if config.session_secret
+                  else secrets.token_bytes(32))
+        cookies = SessionCookies(secret, prefix=CONSOLE, is_secure=not _is_loopback_http(base),
+                                 clock=clock, idle=config.idle_timeout,
+                                 absolute=config.absolute_timeout)
+        redirect_uri = f"{base}{CONSOLE_CALLBACK}"
+        exchange: CodeExchange
+        if issuer is not None:  # an OIDC issuer of auth.issuers; config checks its endpoints
+            trusted = TrustedIssuer.build(issuer.model_copy(
+                update={"audiences": (config.client_id,)}), fetch, clock)
+            secret_value = config.client_secret.get_secret_value() if config.client_secret \
+                else None
+            exchange = TokenEndpoint(http, str(config.token_url), config.client_id, secret_value)
+            authorize = str(config.authorization_url)
+        else:
+            assert dev is not None
+            trusted = _trusted_dev(dev, clock, (), audience=config.client_id)
+            exchange = dev_authorizer = DevAuthorizer(
+                dev, renderer, client_id=config.client_id, redirect_uri=redirect_uri,
+                default_roles=(DEFAULT_ADMIN_ROLE,), clock=clock)
+            authorize = f"{base}{DEV_AUTHORIZE}"
+            forms[DEV_AUTHORIZE] = dev_authorizer.authorize
+        sign_in = OidcSignIn(cookies, JwtVerifier([trusted], clock), exchange,
+                             authorization_url=authorize, client_id=config.client_id,
+                             redirect_uri=redirect_uri, secret=secret, clock=clock)
+        forms[CONSOLE_SIGN_IN] = sign_in.start
+        forms[CONSOLE_CALLBACK] = sign_in.finish
+        public[CONSOLE_STYLE] = stylesheet
+
+    async def explainer(credential: str, route: str, model: str | None) -> dict[str, Any]:
+        if is_api_key(credential):
+            report = await explain_key(settings, stores.key_store, credential, route, model,
+                                       clock)
+        else:
+            configs = list(settings.auth.issuers) + ([dev.issuer_config()] if dev else [])
+            report = await explain(settings, configs, credential, route, model,
+                                   _dev_fetch(dev, fetch), clock)
+        return report.to_dict()
+
+    def can_change(who: Principal) -> bool:
+        return policy.decide(who, Action(RouteGroup.ADMIN, f"{CONSOLE}/keys")).allowed
+
+    pages = ConsolePages(renderer, cookies, keys=stores.key_store, audit=stores.audit,
+                         explainer=explainer, can_change=can_change, clock=clock,
+                         denials=decisions.denials)
+    usage = UsagePages(stores.usage, clock, pages.page)
+    handlers: dict[Operation, Handler] = {
+        Operation.CONSOLE_HOME: pages.home, Operation.CONSOLE_KEYS: pages.keys,
+        Operation.CONSOLE_DECISIONS: pages.decisions,
+        Operation.CONSOLE_USAGE: usage.report, Operation.CONSOLE_USAGE_CSV: usage.download,
+        Operation.CONSOLE_POLICY: pages.shown("policy.html", page="policy",
+                                              issuers=[*settings.auth.issuers,
+                                                       *([dev.issuer_config()] if dev else [])],
+                                              models=settings.models, rules=settings.policy),
+        Operation.CONSOLE_KEYS_CREATE: pages.create_key,
+        Operation.CONSOLE_KEYS_REVOKE: pages.revoke_key, Operation.CONSOLE_EXPLAIN: pages.explain,
+        Operation.CONSOLE_SIGN_OUT: pages.sign_out}
+    return _Console(handlers, public, forms, cookies)
+
+
+def _is_loopback_http(base: str) -> bool:
+    """Plain HTTP on loopback (development): the one place a session cookie may lack Secure."""
+    url = urlsplit(base)
+    return url.scheme == "http" and url.hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def _dev_fetch(dev: DevIssuer | None, fetch: Fetch) -> Fetch:
+    """`fetch`, except that the development issuer's key set is read from memory."""
+    if dev is None:
+        return fetch
+    document, url = dev.jwks_document(), dev.issuer_config().jwks_url
+
+    async def local(wanted: str) -> bytes:
+        return document if wanted == url else await fetch(wanted)
+    return local

@@ -45,10 +45,20 @@ SUCCESS: dict[Operation, tuple[int, str | None]] = {
     Operation.ADMIN_UNKNOWN: (404, "unknown_route"),
     # The walk configures no MCP server: a caller granted group `mcp` learns that, and only it.
     Operation.MCP: (404, "unknown_mcp_server"),
+    # The console, called with a bearer credential (a browser's session is tested apart).
+    Operation.CONSOLE_HOME: (200, None), Operation.CONSOLE_KEYS: (200, None),
+    Operation.CONSOLE_KEYS_CREATE: (200, None), Operation.CONSOLE_KEYS_REVOKE: (303, None),
+    Operation.CONSOLE_EXPLAIN: (200, None), Operation.CONSOLE_SIGN_OUT: (200, None),
+    Operation.CONSOLE_DECISIONS: (200, None), Operation.CONSOLE_USAGE: (200, None),
+    Operation.CONSOLE_USAGE_CSV: (200, None), Operation.CONSOLE_POLICY: (200, None),
 }
+# A console page asked for with no credential at all sends the browser to sign in.
+CONSOLE_WITHOUT_CREDENTIAL = (303, None)
 BODIES: dict[Operation, dict[str, Any]] = {
     Operation.ADMIN_KEYS_CREATE: {"name": "made-by-the-walk", "owner": "ops"},
     Operation.ADMIN_KEYS_UPDATE: {"name": "renamed-by-the-walk"},
+    Operation.CONSOLE_KEYS_CREATE: {"name": "made-in-the-console", "owner": "ops"},
+    Operation.CONSOLE_EXPLAIN: {"credential": "rg-not-a-key", "route": "/v1/models"},
 }
 # Anthropic's API answers in its own error shape: a `type` where OpenAI's has a `code`.
 ANTHROPIC_BODY = {"model": "claude", "max_tokens": 8, "messages": [{"role": "user",
@@ -134,6 +144,8 @@ class Walk:
             status, code = REFUSED.get(credential) or SUCCESS[call.spec.operation]
             if call.spec.operation in ANTHROPIC_OPERATIONS and code is not None:
                 code = ANTHROPIC_TYPES[code]
+            if credential == "none" and call.path.startswith("/console"):
+                status, code = CONSOLE_WITHOUT_CREDENTIAL
             got_code = _code(response)
             if response.status_code != status or (code is not None and got_code != code):
                 found.append(f"{call}: {response.status_code} {got_code}, expected {status} "
@@ -183,6 +195,9 @@ async def walk(gateway_for: Callable[..., Any], settings_from: Callable[..., Any
                 "token_with_the_group": bearer(tokens_with[group])}[credential]
 
     async def send(call: Call, headers: dict[str, str]) -> httpx.Response:
+        if call.path.startswith("/console"):  # the console's forms are urlencoded
+            return await client.request(call.method, call.path, data=call.body,
+                                        headers=headers)
         return await client.request(call.method, call.path, json=call.body, headers=headers)
 
     return Walk(send, upstream, headers, target["id"])

@@ -30,6 +30,7 @@ class RouteGroup(StrEnum):
     INFO = "info"
     ADMIN = "admin"
     MCP = "mcp"
+    CONSOLE = "console"
 
 
 class Surface(StrEnum):
@@ -68,6 +69,16 @@ class Operation(StrEnum):
     ADMIN_KEYS_REVOKE = "admin.keys.revoke"
     ADMIN_UNKNOWN = "admin.unknown"
     MCP = "mcp.request"  # a JSON-RPC message to the MCP server `/mcp/{server}` names
+    CONSOLE_HOME = "console.home"
+    CONSOLE_KEYS = "console.keys"
+    CONSOLE_KEYS_CREATE = "console.keys.create"
+    CONSOLE_KEYS_REVOKE = "console.keys.revoke"
+    CONSOLE_EXPLAIN = "console.explain"
+    CONSOLE_DECISIONS = "console.decisions"
+    CONSOLE_USAGE = "console.usage"
+    CONSOLE_USAGE_CSV = "console.usage.csv"
+    CONSOLE_POLICY = "console.policy"
+    CONSOLE_SIGN_OUT = "console.sign_out"
 
 
 INFERENCE_OPERATIONS = tuple(op for op in Operation if "." not in op)
@@ -87,7 +98,13 @@ MODEL_OPERATIONS = frozenset({*INFERENCE_OPERATIONS, Operation.MODELS_GET})
 HEALTH_LIVE = "/health/live"
 HEALTH_READY = "/health/ready"
 DEV_JWKS = "/dev/jwks.json"
-PUBLIC_PATHS = (HEALTH_LIVE, HEALTH_READY, DEV_JWKS)
+DEV_AUTHORIZE = "/dev/authorize"  # the development issuer's sign-in page (console only)
+CONSOLE = "/console"
+CONSOLE_SIGN_IN = "/console/login"  # sign-in starts and ends before a session exists
+CONSOLE_CALLBACK = "/console/callback"
+CONSOLE_STYLE = "/console/console.css"
+PUBLIC_PATHS = (HEALTH_LIVE, HEALTH_READY, DEV_JWKS, DEV_AUTHORIZE, CONSOLE_SIGN_IN,
+                CONSOLE_CALLBACK, CONSOLE_STYLE)
 MCP_PREFIX = "/mcp/"
 # RFC 9728 Protected Resource Metadata of `/mcp/{server}`: public, one exact path per server.
 PROTECTED_RESOURCE_PREFIX = "/.well-known/oauth-protected-resource"
@@ -141,6 +158,22 @@ def _table() -> tuple[RouteSpec, ...]:
         # authorized for route group `admin`, so the admin surface cannot be probed.
         RouteSpec(ANY_METHOD, "/admin/{rest}", admin, Operation.ADMIN_UNKNOWN),
         RouteSpec(ANY_METHOD, MCP_PREFIX + "{server}", RouteGroup.MCP, Operation.MCP),
+    ]
+    # The console: pages are group `console`; what changes anything is group `admin`.
+    console = RouteGroup.CONSOLE
+    specs += [
+        RouteSpec("GET", CONSOLE, console, Operation.CONSOLE_HOME),
+        RouteSpec("GET", f"{CONSOLE}/keys", console, Operation.CONSOLE_KEYS),
+        RouteSpec("POST", f"{CONSOLE}/keys", admin, Operation.CONSOLE_KEYS_CREATE),
+        RouteSpec("POST", f"{CONSOLE}/keys/{{key_id}}/revoke", admin,
+                  Operation.CONSOLE_KEYS_REVOKE),
+        RouteSpec("GET", f"{CONSOLE}/explain", console, Operation.CONSOLE_EXPLAIN),
+        RouteSpec("POST", f"{CONSOLE}/explain", console, Operation.CONSOLE_EXPLAIN),
+        RouteSpec("GET", f"{CONSOLE}/decisions", console, Operation.CONSOLE_DECISIONS),
+        RouteSpec("GET", f"{CONSOLE}/usage", console, Operation.CONSOLE_USAGE),
+        RouteSpec("GET", f"{CONSOLE}/usage.csv", console, Operation.CONSOLE_USAGE_CSV),
+        RouteSpec("GET", f"{CONSOLE}/policy", console, Operation.CONSOLE_POLICY),
+        RouteSpec("POST", f"{CONSOLE}/logout", console, Operation.CONSOLE_SIGN_OUT),
     ]
     return tuple(specs)
 

@@ -67,6 +67,7 @@ def cross_reference_problems(settings: Settings) -> list[Problem]:
                                         label=f"{where}.when.issuers"))
     problems += _budget_problems(settings)
     problems += _metrics_path_problems(settings)
+    problems += _console_problems(settings)
     if (not settings.auth.issuers and not settings.auth.dev_issuer.enabled
             and not settings.keys.enabled):
         problems.append(Problem(("auth",), "no issuer is configured, so no request could ever "
@@ -97,6 +98,20 @@ def _key_problems(settings: Settings, issuer_names: set[str]) -> list[Problem]:
         problems.append(Problem(("auth", "issuers"), f"the name {API_KEY_ISSUER!r} is reserved "
                                 "for virtual API keys (rename the issuer)"))
     return problems
+
+
+def _console_problems(settings: Settings) -> list[Problem]:
+    """The console signs in with an issuer of auth.issuers, whose endpoints it must know."""
+    console = settings.console
+    if not console.enabled or console.issuer is None:
+        return []
+    names = [issuer.name for issuer in settings.auth.issuers]
+    if console.issuer not in names:
+        return [Problem(("console", "issuer"), f"unknown issuer {console.issuer!r} "
+                        f"(known: {', '.join(names) or 'none'})")]
+    return [Problem(("console", field), f"signing in with {console.issuer!r} needs its "
+                    f"{field} (the issuer's discovery document names it)")
+            for field in ("authorization_url", "token_url") if getattr(console, field) is None]
 
 
 def _fallback_problems(settings: Settings) -> list[Problem]:

@@ -1,6 +1,6 @@
 """The embedded default configuration: the mock model, the development issuer and a policy that
 grants role `rolegate.user` inference and model listing on every model, and role
-`rolegate.admin` the admin routes. Nothing else."""
+`rolegate.admin` the admin routes and the console. Nothing else."""
 
 from __future__ import annotations
 
@@ -20,6 +20,6 @@ def embedded_settings(*, host: str = "127.0.0.1", port: int = 8080) -> Settings:
             {"name": "users", "when": {"roles": [DEFAULT_USER_ROLE]},
              "allow": {"routes": ["inference", "info"], "models": ["*"]}},
             {"name": "admins", "when": {"roles": [DEFAULT_ADMIN_ROLE]},
-             "allow": {"routes": ["admin"]}},
+             "allow": {"routes": ["admin", "console"]}},
         ],
     }, source="<embedded defaults>")

@@ -321,6 +321,24 @@ class DevIssuerConfig(Frozen):
     token_ttl: int = Field(3600, gt=0)
 
 
+class ConsoleConfig(Frozen):
+    """The admin console: server-rendered pages at `/console`, signed in with OpenID Connect."""
+
+    enabled: bool = Field(True, description="Serve the console (it needs an issuer to sign in).")
+    issuer: str | None = Field(
+        None, description="Name of the auth.issuers entry to sign in with; None: the "
+        "development issuer, when it is on.")
+    client_id: str = Field("rolegate-console", description="The console's OIDC client id.")
+    client_secret: SecretStr | None = Field(None, description="Use ${env:NAME}.")
+    authorization_url: str | None = Field(None, description="The issuer's authorize endpoint.")
+    token_url: str | None = Field(None, description="The issuer's token endpoint.")
+    session_secret: SecretStr | None = Field(
+        None, description="Signs session cookies (use ${env:NAME}); None: a random one per "
+        "process, so sessions end on restart and need one worker.")
+    idle_timeout: int = Field(1800, gt=0, description="Seconds a session lives unused.")
+    absolute_timeout: int = Field(28800, gt=0, description="Seconds a session lives at most.")
+
+
 class AuthConfig(Frozen):
     issuers: tuple[IssuerConfig, ...] = ()
     dev_issuer: DevIssuerConfig = DevIssuerConfig()
@@ -600,6 +618,7 @@ class Settings(Frozen):
     audit: AuditConfig = AuditConfig()
     tracing: TracingConfig = TracingConfig()
     egress: EgressConfig = EgressConfig()
+    console: ConsoleConfig = ConsoleConfig()
     budgets: tuple[BudgetConfig, ...] = Field(
         (), description="Named limits that rules draw on with `allow.budgets`.")
     mcp: McpConfig = McpConfig()

@@ -11,6 +11,8 @@ import logging
 import sys
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import orjson
@@ -75,14 +77,26 @@ class _LineLogger:
 
 
 class DecisionLog:
-    """Writes each decision to the `rolegate.decision` logger as one JSON object."""
+    """Writes each decision to the `rolegate.decision` logger as one JSON object, and keeps the
+    last `keep_denials` denials (401 and 403, with the time) in memory for the console, whether
+    or not the log is on."""
 
-    def __init__(self, *, is_enabled: bool = True) -> None:
+    def __init__(self, *, is_enabled: bool = True, keep_denials: int = 0,
+                 clock: Callable[[], float] = time.time) -> None:
         self._lines = _LineLogger("rolegate.decision")
         self._is_enabled = is_enabled
+        self.denials: deque[dict[str, Any]] = deque(maxlen=keep_denials)
+        self._clock = clock
+
+    def _is_writing(self) -> bool:
+        return self._is_enabled and self._lines.is_enabled
+
+    def _kept(self, line: dict[str, Any]) -> None:
+        if self.denials.maxlen:
+            self.denials.append({**line, "at": self._clock()})
 
     def record(self, request_id: str, who: Principal, action: Action, decision: Decision) -> None:
-        if not self._is_enabled or not self._lines.is_enabled:
+        if decision.allowed and not self._is_writing():
             return
         line = {
             "event": "authz", "request_id": request_id, "issuer": who.issuer,
@@ -93,16 +107,18 @@ class DecisionLog:
         }
         if not decision.allowed:
             line["reason"] = decision.reason
-        self._lines.write(line)
+            self._kept(line)
+        if self._is_writing():
+            self._lines.write(line)
 
     def record_refusal(self, request_id: str, method: str, path: str, code: str) -> None:
         """A request refused with 401. Only the error code says why: the message could quote
         what the caller sent (an issuer, a header's length), and the credential never appears."""
-        if not self._is_enabled or not self._lines.is_enabled:
-            return
         line = {"event": "authn", "request_id": request_id, "method": method,
                 "path": _bounded(path), "decision": "deny", "code": code}
-        self._lines.write(line)
+        self._kept(line)
+        if self._is_writing():
+            self._lines.write(line)
 
 
 MAX_LOGGED_PATH = 512

@@ -3,6 +3,8 @@
 1. a request id (the caller's, when it is a safe token); public paths (health, metrics, the
    development key set) answer without a credential;
 2. every other request is authenticated (401 on failure) before its path is even resolved;
+   under the console's prefix a browser session (`Sessions`) is tried first, its forms'
+   CSRF token checked, and a request with no credential at all is sent to sign in;
 3. the path resolves to a route (404/405) in the route table (`api/routes.py`), which declares
    the route's group; the group is authorized here (403), before any handler runs, so a handler
    cannot forget it. Inference handlers add only the per-model decision;
@@ -18,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from rolegate.api.routes import Operation, Route, RouteGroup, Surface, resolve, surface_of
 from rolegate.authn.authenticator import Authenticator
@@ -41,6 +43,25 @@ log = logging.getLogger("rolegate.gateway")
 
 Handler = Callable[[Request, Route, Principal], Awaitable[Response]]
 PublicHandler = Callable[[], Response]
+# A public path that reads its request: the sign-in steps before a session exists.
+PublicForm = Callable[[Request], Awaitable[Response]]
+
+
+class Sessions(Protocol):
+    """Browser sessions (the console's signed cookie), checked before bearer credentials on the
+    paths under `prefix`. A request there with neither is sent to sign in."""
+
+    prefix: str
+
+    async def authenticate(self, request: Request) -> Principal | None:
+        """The session's principal (None: no live session); refuses a form without its CSRF
+        token."""
+
+    def sign_in(self, request: Request) -> Response:
+        """Where a request with no credential at all is sent."""
+
+    def refresh(self, request: Request, response: Response) -> None:
+        """Renews the session's idle expiry on the response."""
 Hook = Callable[[], Awaitable[None]]
 Check = Callable[[], str | None]  # None when ready; otherwise why not
 
@@ -61,11 +82,14 @@ class Gateway:
                  observer: RequestObserver | None = None,
                  tracing: Tracing | None = None,
                  resource_metadata: Mapping[str, str] | None = None,
-                 resource_audiences: frozenset[str] = frozenset()) -> None:
+                 resource_audiences: frozenset[str] = frozenset(),
+                 forms: Mapping[str, PublicForm] | None = None,
+                 sessions: Sessions | None = None) -> None:
         missing = [operation.value for operation in Operation if operation not in handlers]
         if missing:
             raise ValueError(f"No handler serves the operations {', '.join(missing)}.")
-        shadowing = [path for path in public if _is_route(path)]
+        forms = dict(forms or {})
+        shadowing = [path for path in [*public, *forms] if _is_route(path)]
         if shadowing:
             raise ValueError(f"Public paths {', '.join(shadowing)} would answer a route's "
                              "requests without authentication.")
@@ -75,6 +99,8 @@ class Gateway:
         self._tracing = tracing
         self._handlers = dict(handlers)
         self._public = public
+        self._forms = forms
+        self._sessions = sessions
         self._on_startup = on_startup
         self._on_shutdown = on_shutdown
         # Protected resources (MCP servers): path -> the URL of its RFC 9728 metadata, named
@@ -138,11 +164,22 @@ class Gateway:
         if public is not None:
             request.state["route_group"] = "public"
             return public()
-        try:
-            who = await self._authenticate(request)
-        except Unauthenticated as error:
-            error.resource_metadata = self._resource_metadata.get(request.path)
-            raise
+        form = self._forms.get(request.path)
+        if form is not None:
+            request.state["route_group"] = "public"
+            return await form(request)
+        sessions = self._sessions
+        who = None
+        if sessions is not None and _is_under(request.path, sessions.prefix):
+            who = await sessions.authenticate(request)
+            if who is None and not _has_credential(request):
+                return sessions.sign_in(request)
+        if who is None:
+            try:
+                who = await self._authenticate(request)
+            except Unauthenticated as error:
+                error.resource_metadata = self._resource_metadata.get(request.path)
+                raise
         request.state["principal"] = who
         route = resolve(request.method, request.path)
         if route.group is not RouteGroup.MCP and who.audiences \
@@ -151,7 +188,10 @@ class Gateway:
                                   code="invalid_audience")
         request.state["route_group"] = route.group
         self._guard.admit(request, who, route)
-        return await self._handlers[route.operation](request, route, who)
+        response = await self._handlers[route.operation](request, route, who)
+        if sessions is not None and "session" in request.state:
+            sessions.refresh(request, response)
+        return response
 
     async def _authenticate(self, request: Request) -> Principal:
         tracing = self._tracing
@@ -179,6 +219,15 @@ class Gateway:
 def _renderer(path: str) -> Callable[[GatewayError], bytes]:
     """The one choice of error shape: by the API the path belongs to (see `surface_of`)."""
     return anthropic_error_body if surface_of(path) is Surface.ANTHROPIC else error_body
+
+
+def _is_under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def _has_credential(request: Request) -> bool:
+    headers = request.headers
+    return any(name in headers for name in (b"authorization", b"api-key", b"x-api-key"))
 
 
 def _is_route(path: str) -> bool:

@@ -289,7 +289,7 @@ def test_cross_reference_problems_are_reported_together_with_the_fix():
     problems = problems_of(data)
     assert problems == [
         "policy[1] (bad).allow.routes: unknown route group 'inferense' "
-        "(known: inference, info, admin, mcp, or a path like /v1/audio/*)",
+        "(known: inference, info, admin, mcp, console, or a path like /v1/audio/*)",
         "policy[1] (bad).allow.models: 'claude-*' matches no model (known: gpt-4o, echo)",
         "policy[1] (bad).when.issuers: unknown issuer 'okta' (known: idp)",
     ]
@@ -385,7 +385,7 @@ def test_independent_mistakes_are_all_reported_in_one_run_with_their_lines():
         "test.yaml:7:17: models[1] (small).fallbacks: unknown model 'gpt-5' "
         "(known: gpt-4o, small)",
         "test.yaml:19:33: policy[1] (users).allow.routes: unknown route group 'chat' "
-        "(known: inference, info, admin, mcp, or a path like /v1/audio/*)",
+        "(known: inference, info, admin, mcp, console, or a path like /v1/audio/*)",
         "test.yaml:19:57: policy[1] (users).allow.models: 'claude-*' matches no model "
         "(known: gpt-4o, small)",
         "test.yaml:18:37: policy[1] (users).when.issuers: unknown issuer 'other' "

@@ -1,0 +1,1 @@
+"""The admin console: server-rendered pages, signed in with OpenID Connect."""

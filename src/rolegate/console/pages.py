@@ -1,0 +1,173 @@
+"""`ConsolePages`: the console's pages, and `Renderer`, which draws them with Jinja2.
+
+The front door has authenticated the caller (session cookie or bearer credential), checked a
+cookie-authenticated form's CSRF token, and authorized the route's group before any handler
+here runs: `console` to look, `admin` to change. Pages are rendered with autoescaping on, so
+names and claims shown are text, never markup; every page forbids framing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from importlib.resources import files
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from rolegate.api.routes import Route
+from rolegate.audit.log import AuditLog
+from rolegate.authn.principal import Principal
+from rolegate.console.session import Session, SessionCookies, read_form, redirect
+from rolegate.errors import InvalidRequest, NotFound
+from rolegate.keys.records import ApiKey
+from rolegate.keys.store import KeyStore
+from rolegate.server.asgi import Request, Response
+
+HTML = b"text/html; charset=utf-8"
+# No script, no framing (clickjacking), forms only to ourselves, nothing from elsewhere.
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self' data:; "
+     b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+MAX_NAME = 200
+
+Explainer = Callable[[str, str, str | None], Awaitable[dict[str, Any]]]
+CanChange = Callable[[Principal], bool]
+
+
+class Renderer:
+    """Renders a template of `console/templates/` into an HTML response."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self._env = Environment(loader=PackageLoader("rolegate.console"),
+                                autoescape=select_autoescape(default=True))
+        self._env.filters["utc"] = _utc
+
+    def page(self, template: str, *, status: int = 200, **values: Any) -> Response:
+        body = self._env.get_template(template).render(prefix=self.prefix, **values)
+        return Response(status=status, body=body.encode(), content_type=HTML,
+                        headers=list(SECURITY_HEADERS))
+
+
+def _utc(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def stylesheet() -> Response:
+    css = files("rolegate.console").joinpath("static/console.css").read_bytes()
+    return Response(body=css, content_type=b"text/css; charset=utf-8",
+                    headers=[(b"cache-control", b"max-age=3600"),
+                             (b"x-content-type-options", b"nosniff")])
+
+
+class ConsolePages:
+    def __init__(self, renderer: Renderer, cookies: SessionCookies | None, *,
+                 keys: KeyStore | None, audit: AuditLog | None, explainer: Explainer,
+                 can_change: CanChange, clock: Callable[[], float],
+                 denials: Iterable[dict[str, Any]] = ()) -> None:
+        self._renderer = renderer
+        self._cookies = cookies
+        self._keys = keys
+        self._audit = audit
+        self._explainer = explainer
+        self._can_change = can_change
+        self._clock = clock
+        self._denials = denials
+
+    def _on(self, request: Request) -> SessionCookies:
+        if self._cookies is None:  # the console is off: as if it did not exist
+            raise NotFound(f"No route matches {request.path}.", code="unknown_route")
+        return self._cookies
+
+    def page(self, request: Request, who: Principal, template: str, **values: Any) -> Response:
+        """`template` rendered for `who` (with the session's CSRF token for its forms)."""
+        self._on(request)
+        session: Session | None = request.state.get("session")
+        return self._renderer.page(template, who=who, csrf=session.csrf if session else "",
+                                   can_change=self._can_change(who), **values)
+
+    def shown(self, template: str, **values: Any) -> Callable[[Request, Route, Principal],
+                                                              Awaitable[Response]]:
+        """A handler showing `template` with `values` (fixed at start-up: the policy page)."""
+        async def respond(request: Request, route: Route, who: Principal) -> Response:
+            return self.page(request, who, template, **values)
+        return respond
+
+    async def home(self, request: Request, route: Route, who: Principal) -> Response:
+        return self.page(request, who, "home.html", page="home")
+
+    async def keys(self, request: Request, route: Route, who: Principal,
+                   created: tuple[str, ApiKey] | None = None) -> Response:
+        listed = await self._keys.list(include_revoked=True) if self._keys is not None else None
+        return self.page(request, who, "keys.html", page="keys", keys=listed, created=created)
+
+    async def create_key(self, request: Request, route: Route, who: Principal) -> Response:
+        store = self._store(request)
+        form = await read_form(request)
+        name, owner = form.get("name", "").strip(), form.get("owner", "").strip()
+        if not name or not owner or len(name) > MAX_NAME or len(owner) > MAX_NAME:
+            raise InvalidRequest("A key needs a name and an owner (at most 200 characters).",
+                                 code="invalid_body")
+        models = tuple(form.get("models", "").split())
+        plaintext, record = await store.create(
+            name=name, owner=owner, now=self._clock(), roles=tuple(form.get("roles", "").split()),
+            models=models or None)
+        await self._audited("key.create", who, record)
+        return await self.keys(request, route, who, created=(plaintext, record))
+
+    async def revoke_key(self, request: Request, route: Route, who: Principal) -> Response:
+        store = self._store(request)
+        assert route.resource is not None
+        revoked = await store.revoke(route.resource, now=self._clock())
+        if revoked is None:
+            raise NotFound(f"No API key has the id {route.resource!r}.", code="key_not_found")
+        await self._audited("key.revoke", who, revoked)
+        return redirect(f"{self._renderer.prefix}/keys")
+
+    async def explain(self, request: Request, route: Route, who: Principal) -> Response:
+        if request.method == "GET":
+            return self.page(request, who, "explain.html", page="explain", form={}, report=None)
+        self._on(request)
+        form = await read_form(request)
+        credential = form.get("credential", "").strip()
+        if not credential:
+            raise InvalidRequest("Paste a token or an API key to explain.", code="invalid_body")
+        report = await self._explainer(credential, form.get("route", "").strip() or
+                                       "/v1/chat/completions",
+                                       form.get("model", "").strip() or None)
+        shown = {name: form.get(name, "") for name in ("route", "model")}
+        return self.page(request, who, "explain.html", page="explain", form=shown,
+                          report=report)
+
+    async def decisions(self, request: Request, route: Route, who: Principal) -> Response:
+        """The recent 401s and 403s, newest first; `?code=` keeps those with that code."""
+        code = request.query_param("code") or ""
+        shown = [denial for denial in reversed(list(self._denials))
+                 if not code or denial.get("code") == code]
+        codes = sorted({str(denial.get("code")) for denial in self._denials})
+        return self.page(request, who, "decisions.html", page="decisions", denials=shown,
+                          code=code, codes=codes)
+
+    async def sign_out(self, request: Request, route: Route, who: Principal) -> Response:
+        cookies = self._on(request)
+        response = self._renderer.page("signed_out.html")
+        response.headers.append((b"set-cookie", cookies.end().encode()))
+        return response
+
+    def _store(self, request: Request) -> KeyStore:
+        self._on(request)
+        if self._keys is None:
+            raise NotFound("Virtual API keys are not enabled on this gateway (keys.enabled).",
+                           code="keys_disabled")
+        return self._keys
+
+    async def _audited(self, kind: str, who: Principal, key: ApiKey) -> None:
+        if self._audit is not None:
+            await self._audit.commit(kind, {"issuer": who.issuer, "subject": who.subject},
+                                     {"key": key.public_view(), "via": "console"})

@@ -1,0 +1,167 @@
+"""The console's pages: keys created and revoked through forms (CSRF-checked, admin only),
+names shown as text, framing forbidden, and the explain page's report."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from tests.integration.console.conftest import Browser, local
+
+NEW_KEY = re.compile(r'id="new-key" class="secret" type="text" readonly value="([^"]+)"')
+
+
+async def create(browser: Browser, csrf: str, **fields: str):
+    return await browser.client.post("/console/keys", data={
+        "csrf": csrf, "name": "ci", "owner": "team-a", "roles": "rolegate.user", **fields})
+
+
+async def test_a_key_created_in_the_console_works_until_revoked_there(browser):
+    csrf = await browser.sign_in()
+
+    page = await create(browser, csrf)
+
+    assert page.status_code == 200
+    key = NEW_KEY.search(page.text)
+    assert key is not None
+    bearer = {"Authorization": f"Bearer {key.group(1)}"}
+    assert (await browser.client.get("/v1/models", headers=bearer)).status_code == 200
+    listing = await browser.client.get("/console/keys")
+    assert key.group(1) not in listing.text  # shown once, in the page that created it
+    key_id = re.search(r"/console/keys/([^/]+)/revoke", listing.text)
+    assert key_id is not None
+
+    revoked = await browser.client.post(f"/console/keys/{key_id.group(1)}/revoke",
+                                        data={"csrf": csrf})
+
+    assert (revoked.status_code, revoked.headers["location"]) == (303, "/console/keys")
+    refused = await browser.client.get("/v1/models", headers=bearer)
+    assert refused.status_code == 401
+    assert "revoked" in (await browser.client.get("/console/keys")).text
+
+
+async def test_a_form_without_the_session_csrf_token_is_refused(browser):
+    csrf = await browser.sign_in()
+
+    missing = await browser.client.post("/console/keys", data={"name": "x", "owner": "y"})
+    wrong = await create(browser, csrf[:-2] + "xx")
+
+    for response in (missing, wrong):
+        assert response.status_code == 403
+        assert response.json()["error"]["code"] == "csrf_failed"
+    assert "<td>ci</td>" not in (await browser.client.get("/console/keys")).text
+
+
+async def test_sign_out_needs_the_csrf_token_too(browser):
+    await browser.sign_in()
+
+    response = await browser.client.post("/console/logout", data={})
+
+    assert response.status_code == 403
+    assert (await browser.client.get("/console")).status_code == 200
+
+
+async def test_a_viewer_sees_no_create_form_and_cannot_post_one(browser):
+    csrf = await browser.sign_in(roles="viewer")
+    page = await browser.client.get("/console/keys")
+
+    response = await create(browser, csrf)
+
+    assert page.status_code == 200 and "Create a key" not in page.text
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "insufficient_scope"
+
+
+async def test_a_caller_without_route_group_console_cannot_open_it(browser):
+    _, back = await browser.authorize(roles="rolegate.user")
+    assert (await browser.client.get(local(back.headers["location"]))).status_code == 303
+
+    response = await browser.client.get("/console")
+
+    assert response.status_code == 403
+
+
+async def test_names_are_shown_as_text_and_pages_cannot_be_framed(browser):
+    csrf = await browser.sign_in()
+
+    page = await create(browser, csrf, name="<script>alert(1)</script>")
+
+    assert "<script>alert(1)" not in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert "script-src" not in page.headers["content-security-policy"]  # default-src 'none'
+
+
+async def test_explain_shows_the_decision_the_gateway_takes(browser, dev_issuer):
+    csrf = await browser.sign_in()
+    token = dev_issuer.mint(roles=("rolegate.user",))
+
+    allowed = await browser.client.post("/console/explain", data={
+        "csrf": csrf, "credential": token, "route": "/v1/chat/completions", "model": "echo"})
+    refused = await browser.client.post("/console/explain", data={
+        "csrf": csrf, "credential": token, "route": "/admin/keys"})
+
+    assert "Allowed (200)" in allowed.text and "<td>users</td><td>yes</td>" in allowed.text
+    assert "Refused (403)" in refused.text
+    assert token not in allowed.text  # the credential is not shown back
+
+
+async def test_the_stylesheet_is_served_without_a_session(browser):
+    response = await browser.client.get("/console/console.css")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/css")
+
+
+async def test_decisions_lists_recent_refusals_with_their_reasons(browser, dev_issuer):
+    csrf = await browser.sign_in()
+    token = dev_issuer.mint(subject="<b>mallory</b>", roles=("rolegate.user",))
+    user = {"Authorization": f"Bearer {token}"}
+    await browser.client.get("/admin/keys", headers=user)  # 403: not granted admin
+    await browser.client.get("/v1/models", headers={"Authorization": "Bearer nonsense"})  # 401
+    await create(browser, csrf[:-2] + "xx")  # 403: CSRF, refused before any decision
+
+    page = await browser.client.get("/console/decisions")
+    only_401 = await browser.client.get("/console/decisions", params={"code": "invalid_token"})
+
+    assert page.status_code == 200
+    assert "&lt;b&gt;mallory&lt;/b&gt;" in page.text and "insufficient_scope" in page.text
+    assert "route group &#39;admin&#39;" in page.text  # the reason, as text
+    assert "<code>/v1/models</code>" in page.text
+    assert "mallory" not in only_401.text and "<code>/v1/models</code>" in only_401.text
+
+
+async def test_usage_shows_totals_and_downloads_them_as_csv(browser, dev_issuer):
+    await browser.sign_in()
+    token = dev_issuer.mint(subject="=cmd", roles=("rolegate.user",))
+    caller = {"Authorization": f"Bearer {token}"}
+    chat = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
+    for _ in range(2):
+        assert (await browser.client.post("/v1/chat/completions", json=chat,
+                                          headers=caller)).status_code == 200
+
+    for _ in range(100):  # the recorder writes usage in the background, every 50 ms
+        page = await browser.client.get("/console/usage", params={"by": "model"})
+        if "<td>echo</td><td>2</td>" in page.text:
+            break
+        await asyncio.sleep(0.02)
+    download = await browser.client.get("/console/usage.csv", params={"by": "principal"})
+
+    assert page.status_code == 200 and "<td>echo</td><td>2</td>" in page.text
+    assert download.headers["content-type"].startswith("text/csv")
+    assert 'filename="usage-by-principal.csv"' in download.headers["content-disposition"]
+    lines = download.text.splitlines()
+    assert lines[0].startswith("issuer,subject,requests")
+    assert "'=cmd" in lines[1]  # never a formula in a spreadsheet
+
+
+async def test_policy_shows_issuers_models_and_rules_as_tables(browser):
+    await browser.sign_in(roles="viewer")
+
+    page = await browser.client.get("/console/policy")
+
+    assert page.status_code == 200
+    assert "<td>dev</td>" in page.text and "<td>echo</td>" in page.text
+    assert "<td>viewers</td>" in page.text and "roles: viewer" in page.text
+    assert "<td>admin, console</td>" in page.text
