@@ -65,6 +65,22 @@ def driver(tmp_path: Path) -> Iterator[Any]:
         browser.quit()
 
 
+def shown(driver: Any, by: str, value: str) -> Any:
+    """The element once the page that has it has loaded: a click that navigates returns
+    before the next document is there, and an element of the old one is gone with it."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    def ready(page: Any) -> Any:
+        if page.execute_script("return document.readyState") != "complete":
+            return False
+        element = page.find_element(by, value)
+        element.is_displayed()  # raises on an element of a document that was replaced
+        return element
+    return WebDriverWait(driver, 10, ignored_exceptions=(
+        StaleElementReferenceException, WebDriverException)).until(ready)
+
+
 @pytest.mark.timeout(120)
 async def test_an_admin_signs_in_and_creates_and_revokes_a_key_in_the_browser(driver, tmp_path):
     from selenium.webdriver.common.by import By
@@ -79,12 +95,14 @@ async def test_an_admin_signs_in_and_creates_and_revokes_a_key_in_the_browser(dr
         driver.find_element(By.ID, "sign-in").click()
 
         WebDriverWait(driver, 10).until(expected_conditions.url_to_be(f"{gateway.url}/console"))
-        assert "browser-admin" in driver.find_element(By.TAG_NAME, "main").text
+        assert "browser-admin" in shown(driver, By.TAG_NAME, "main").text
         driver.find_element(By.LINK_TEXT, "Keys").click()
-        driver.find_element(By.ID, "name").send_keys("made-in-chromium")
-        driver.find_element(By.ID, "owner").send_keys("team-browser")
-        driver.find_element(By.ID, "roles").send_keys("rolegate.user")
-        driver.find_element(By.CSS_SELECTOR, "form.create button[type=submit]").click()
+        WebDriverWait(driver, 10).until(
+            expected_conditions.url_to_be(f"{gateway.url}/console/keys"))
+        shown(driver, By.ID, "name").send_keys("made-in-chromium")
+        shown(driver, By.ID, "owner").send_keys("team-browser")
+        shown(driver, By.ID, "roles").send_keys("rolegate.user")
+        shown(driver, By.CSS_SELECTOR, "form.create button[type=submit]").click()
 
         key = WebDriverWait(driver, 10).until(
             lambda page: page.find_element(By.ID, "new-key")).get_attribute("value")
@@ -97,5 +115,5 @@ async def test_an_admin_signs_in_and_creates_and_revokes_a_key_in_the_browser(dr
             revoke.click()
             WebDriverWait(driver, 10).until(expected_conditions.staleness_of(revoke))
             assert driver.current_url == f"{gateway.url}/console/keys"
-            assert "revoked" in driver.find_element(By.TAG_NAME, "table").text
+            assert "revoked" in shown(driver, By.TAG_NAME, "table").text
             assert (await api.get("/v1/models", headers=bearer)).status_code == 401
