@@ -44,6 +44,51 @@ def test_unusable_model_or_stream_is_400_naming_the_parameter(body, code, param)
     assert (caught.value.code, caught.value.param) == (code, param)
 
 
+@pytest.mark.parametrize(("body", "message"), [
+    ({}, "The request body has no `model`."),
+    ({"model": ""}, f"`model` must be a non-empty string of at most {MAX_MODEL_NAME} characters."),
+    ({"model": "gpt\u202e-4o"}, "`model` must not contain control or invisible characters."),
+    ({"model": "gpt-4o", "user": "ada\x00"},
+     "`user` must not contain control or invisible characters."),
+    ({"model": "gpt-4o", "stream": "yes"}, "`stream` must be true or false."),
+], ids=["missing-model", "empty-model", "model-with-bidi-override", "user-with-nul",
+        "stream-not-a-bool"])
+def test_each_refusal_tells_the_caller_what_to_fix(body, message):
+    with pytest.raises(InvalidRequest) as caught:
+        inspect(body, None)
+    assert caught.value.message == message
+
+
+@pytest.mark.parametrize("model", ["gpt\x00-4o", "gpt-4o\n", "gpt\u200b-4o", "gpt\u202e-4o"],
+                         ids=["nul", "newline", "zero-width-space", "bidi-override"])
+def test_a_model_with_control_or_invisible_characters_is_400_invalid_model(model):
+    with pytest.raises(InvalidRequest) as caught:
+        inspect({"model": model}, None)
+    assert (caught.value.code, caught.value.param) == ("invalid_model", "model")
+
+
+def test_a_model_from_the_path_is_checked_like_one_from_the_body():
+    with pytest.raises(InvalidRequest) as caught:
+        inspect({"model": "gpt-4o"}, "gpt\x00-4o")
+    assert (caught.value.code, caught.value.param) == ("invalid_model", "model")
+
+
+def test_a_model_name_of_the_longest_length_allowed_is_accepted():
+    assert inspect({"model": "m" * MAX_MODEL_NAME}, None).model == "m" * MAX_MODEL_NAME
+
+
+@pytest.mark.parametrize("user", ["ada\x00", "ada\u202e"])
+def test_a_user_with_control_characters_is_400_invalid_user(user):
+    with pytest.raises(InvalidRequest) as caught:
+        inspect({"model": "gpt-4o", "user": user}, None)
+    assert (caught.value.code, caught.value.param) == ("invalid_user", "user")
+
+
+@pytest.mark.parametrize("user", ["ada", None, 42, ["ada\x00"]], ids=["plain", "null", "number", "list"])
+def test_a_user_that_is_not_a_string_with_control_characters_is_not_inspected(user):
+    assert inspect({"model": "gpt-4o", "user": user}, None).model == "gpt-4o"
+
+
 def test_model_and_stream_are_read_from_the_body():
     assert inspect({"model": "gpt-4o", "stream": True}, None).is_stream
     inspected = inspect({"model": "gpt-4o", "stream": None}, None)
