@@ -7,7 +7,7 @@ import pytest
 
 from rolegate.errors import InvalidRequest
 from rolegate.reading.form import (
-    MAX_FORM_PARTS, Part, encode, parse_form, read_parts, rewrite_form,
+    MAX_FORM_PARTS, Part, encode, is_form, parse_form, read_parts, rewrite_form,
 )
 
 FORM_TYPE = "multipart/form-data; boundary=b"
@@ -207,4 +207,31 @@ def test_a_form_of_more_than_the_most_parts_allowed_is_refused():
     with pytest.raises(InvalidRequest) as caught:
         parse_form(form(*most, 'Content-Disposition: form-data; name="one-more"\r\n\r\nv'),
                    FORM_TYPE)
+    assert caught.value.code == "invalid_body"
+
+
+@pytest.mark.parametrize(("content_type", "expected"), [
+    ("multipart/form-data; boundary=b", True),
+    ("Multipart/Form-Data;boundary=b", True),
+    (" multipart/form-data ; boundary=b; charset=utf-8", True),
+    ("multipart/form-data", True),
+    ("application/json", False),
+    ("multipart/mixed; boundary=b", False),
+    ("application/json; profile=multipart/form-data", False),
+], ids=["usual", "mixed-case-no-space", "spaces-and-two-parameters", "no-parameters", "json",
+        "mixed", "named-in-a-parameter"])
+def test_a_form_is_known_by_its_media_type_alone(content_type, expected):
+    assert is_form(content_type) is expected
+
+
+def test_spaces_between_disposition_parameters_are_allowed():
+    raw = form(MODEL, 'Content-Disposition: form-data; name="file" \t; filename="a.wav" \r\n'
+                      "\r\nRIFF")
+    assert read_parts(raw, FORM_TYPE)[1] == Part("file", "a.wav", None, b"RIFF")
+
+
+def test_anything_but_spaces_right_after_a_quoted_parameter_is_refused():
+    with pytest.raises(InvalidRequest) as caught:
+        parse_form(form(MODEL, 'Content-Disposition: form-data; name="x"X; filename="a"\r\n'
+                               "\r\nv"), FORM_TYPE)
     assert caught.value.code == "invalid_body"
