@@ -225,7 +225,7 @@ def test_a_form_is_known_by_its_media_type_alone(content_type, expected):
 
 
 def test_spaces_between_disposition_parameters_are_allowed():
-    raw = form(MODEL, 'Content-Disposition: form-data; name="file" \t; filename="a.wav" \r\n'
+    raw = form(MODEL, 'Content-Disposition: form-data; name="file" ; filename="a.wav"\t\r\n'
                       "\r\nRIFF")
     assert read_parts(raw, FORM_TYPE)[1] == Part("file", "a.wav", None, b"RIFF")
 
