@@ -12,6 +12,7 @@ from aiohttp import web
 
 from rolegate.authn.fetch import _read_at_most, http_fetcher
 from rolegate.authn.jwks import KeySourceUnavailable, parse_key_set
+from rolegate.config.model import EgressConfig
 from rolegate.providers.http import HttpClient
 from tests.support.keys import KeyPair, jwks
 from tests.support.servers import LocalServer
@@ -148,6 +149,34 @@ async def test_the_fetch_asks_for_json(http, rsa_key):
         await fetch_error(http, f"{recorder.url}/doc")
 
     assert recorder.accept == ["application/json"]
+
+
+class ForwardProxy(LocalServer):
+    """A plain-http forward proxy that answers every request itself with `document`, recording
+    the host each one was meant for."""
+
+    def __init__(self, document: bytes) -> None:
+        super().__init__()
+        self.document = document
+        self.hosts: list[str] = []
+        self.app.router.add_get("/{path:.*}", self._any)
+
+    async def _any(self, request: web.Request) -> web.Response:
+        self.hosts.append(request.host)
+        return web.Response(body=self.document, content_type="application/json")
+
+
+async def test_a_key_set_is_fetched_through_the_egress_proxy(rsa_key):
+    """`keys.example` resolves nowhere: only the proxy can answer for it."""
+    async with ForwardProxy(jwks(rsa_key)) as proxy:
+        client = HttpClient(EgressConfig(http_proxy=proxy.url))
+        try:
+            body = await http_fetcher(client)("http://keys.example/jwks")
+        finally:
+            await client.close()
+
+    assert body == jwks(rsa_key)
+    assert proxy.hosts == ["keys.example"]
 
 
 class Pieces:

@@ -105,3 +105,19 @@ async def test_an_issuer_that_stays_down_is_retried_and_logged_ever_more_slowly(
     assert warnings[-1] == ("the keys of issuer corp can be fetched again, after 9 failure(s) "
                             "in a row")
     assert cache.failures_in_a_row == 0 and cache.last_error is None
+
+
+async def test_the_last_failed_fetch_says_why_until_a_fetch_succeeds(rsa_key: KeyPair) -> None:
+    """Readiness reports it: `signing keys unavailable: <why>`, or `not fetched yet`."""
+    source = FakeKeySource({URL: jwks(rsa_key)})
+    source.is_down = True
+    cache = JwksCache("corp", fetch=source, clock=FakeClock(), jwks_url=URL)
+    assert cache.last_error is None  # nothing fetched yet, so nothing failed
+
+    async def sleep(seconds: float) -> None:
+        assert cache.last_error == f"GET {URL} failed"
+        source.is_down = False
+
+    await asyncio.wait_for(cache.warm_until_loaded(sleep=sleep), timeout=5)
+
+    assert cache.is_loaded and cache.last_error is None

@@ -24,3 +24,16 @@ def test_the_description_leaves_out_subject_claims_and_key():
                     claims={"secret": "hunter2"}, tenant="t1", client_id="c1")
     assert who.describe() == "roles=[], scopes=[], groups=[]"
 
+
+
+def test_an_attribute_is_the_values_read_for_that_claim_path():
+    who = Principal(issuer="idp", subject="s",
+                    attributes=(("department", ("sales",)), ("org.teams", ("a", "b"))))
+    assert who.attribute("org.teams") == ("a", "b")
+    assert who.attribute("department") == ("sales",)
+
+
+def test_an_attribute_not_read_from_the_token_has_no_values():
+    who = Principal(issuer="idp", subject="s", attributes=(("department", ("sales",)),))
+    assert who.attribute("cost_center") == ()
+    assert Principal(issuer="idp", subject="s").attribute("department") == ()

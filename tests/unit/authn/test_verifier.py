@@ -98,6 +98,18 @@ async def test_token_signed_by_a_published_key_is_accepted(key_name, request, ve
     assert principal.roles == frozenset({"reader"})
 
 
+async def test_the_claim_paths_asked_for_are_read_into_the_principal(published, rsa_key, clock):
+    """Per-claim limits and usage dimensions read these (`Settings.claim_paths`)."""
+    verifier = JwtVerifier([TrustedIssuer.build(issuer_config(), published, clock,
+                                                attributes=("department", "org.teams"))], clock)
+    token = rsa_key.sign(good_claims(clock, department="sales", org={"teams": ["b", "a"]}))
+
+    principal = await verifier.verify(token)
+
+    assert principal.attribute("department") == ("sales",)
+    assert principal.attribute("org.teams") == ("a", "b")
+
+
 async def test_audience_list_containing_ours_is_accepted(verifier, rsa_key, clock):
     token = rsa_key.sign(good_claims(clock, aud=["https://other.example", AUD]))
     assert (await verifier.verify(token)).subject == "subject-1"

@@ -30,6 +30,12 @@ def test_the_kelvin_sign_folds_to_k():
     assert folded("\u212a") == folded("K") == "k"
 
 
+def test_the_capital_sharp_s_folds_as_its_lower_case_does():
+    """Folding starts from the lower case: U+1E9E has no upper case of its own in Python, but
+    its lower case, U+00DF, upper-cases to `SS`."""
+    assert folded("\u1e9e") == folded("\u00df") == folded("SS") == "ss"
+
+
 @pytest.mark.parametrize("text", ["a\x00", "a\x1f", "a\x7f", "a\x85", "a\u2028", "a\u2029",
                                   "a\u200b", "a\u202e", "a\ufeff", "a\ud800", "a\ue000"],
                          ids=["nul", "unit-separator", "del", "c1", "line-separator",

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from rolegate.errors import InvalidRequest
-from rolegate.reading.form import Part, encode, parse_form, read_parts, rewrite_form
+from rolegate.reading.form import (
+    MAX_FORM_PARTS, Part, encode, is_form, parse_form, read_parts, rewrite_form,
+)
 
 FORM_TYPE = "multipart/form-data; boundary=b"
 MODEL = 'Content-Disposition: form-data; name="model"\r\n\r\nallowed'
@@ -136,3 +138,100 @@ def test_a_rebuilt_form_has_one_canonical_header_set_per_part_under_a_fresh_boun
 def test_each_rebuild_has_its_own_boundary():
     parts = [Part("model", None, None, b"m")]
     assert encode(parts)[1] != encode(parts)[1]
+
+
+def disposition(parameters: str) -> str:
+    return f"Content-Disposition: form-data; {parameters}\r\n\r\nv"
+
+
+@pytest.mark.parametrize(("raw", "content_type", "message"), [
+    (form(MODEL), "multipart/form-data", "The multipart body has no boundary."),
+    (form(MODEL)[:-4], FORM_TYPE, "The multipart body is malformed."),
+    (form(MODEL, 'Content-Disposition: form-data; name="x"\r\nContent-Type: text/plain; '
+          "charset=latin1\r\n\r\nv"), FORM_TYPE, "Text fields of a form must be UTF-8."),
+    (form(MODEL, disposition('name="x" junk')), FORM_TYPE,
+     "A form part has a Content-Disposition that cannot be read unambiguously."),
+    (form(MODEL, disposition('name="x"; size=3')), FORM_TYPE,
+     "A form part has a repeated or unexpected `size` parameter."),
+    (form(MODEL, disposition('name=""')), FORM_TYPE,
+     "Every form part needs a plain name (letters, digits, `_.-[]`)."),
+    (form(MODEL, disposition('name="x"; filename=" "')), FORM_TYPE,
+     "A file part needs a filename."),
+    (form(MODEL, 'Content-Disposition: form-data; name="x"\r\nContent-Transfer-Encoding: '
+          "quoted-printable\r\n\r\nv"), FORM_TYPE,
+     "Form parts must not use a Content-Transfer-Encoding (RFC 7578 §4.7)."),
+    (form(MODEL, 'Content-Disposition: form-data; name="x"\r\nX-Extra: 1\r\n\r\nv'), FORM_TYPE,
+     "A form part has a repeated or unexpected `X-Extra` header."),
+    (form(MODEL, MODEL), FORM_TYPE, "The form has more than one `model` part, or a file named so."),
+    (form(MODEL, 'Content-Disposition: form-data; name="Model"\r\n\r\nv'), FORM_TYPE,
+     "A form part is named like `model` in another case."),
+    (form(MODEL, 'Content-Disposition: form-data; name="stream"\r\n\r\nyes'), FORM_TYPE,
+     "`stream` must be true or false."),
+    (form(MODEL, b'Content-Disposition: form-data; name="x"\r\n\r\n\xff'), FORM_TYPE,
+     "A text field of the form is not UTF-8."),
+], ids=["no-boundary", "malformed", "latin1-field", "unreadable-disposition",
+        "unexpected-parameter", "empty-name", "blank-filename", "transfer-encoding",
+        "unexpected-header", "model-twice", "title-case-model", "stream-yes", "not-utf-8"])
+def test_each_refusal_tells_the_caller_what_to_fix(raw, content_type, message):
+    with pytest.raises(InvalidRequest) as caught:
+        parse_form(raw, content_type)
+    assert caught.value.message == message
+
+
+def test_a_text_field_whose_content_type_names_no_charset_is_read_as_utf_8():
+    raw = form(MODEL, 'Content-Disposition: form-data; name="language"\r\n'
+                      "Content-Type: text/plain\r\n\r\nfran\u00e7ais")
+    assert parse_form(raw, FORM_TYPE) == {"model": "allowed", "language": "fran\u00e7ais"}
+
+
+@pytest.mark.parametrize(("value", "stream"), [("false", False), ("False", False),
+                                               ("true", True)])
+def test_stream_true_or_false_in_any_case_is_read_as_a_bool(value, stream):
+    raw = form(MODEL, f'Content-Disposition: form-data; name="stream"\r\n\r\n{value}')
+    assert parse_form(raw, FORM_TYPE)["stream"] is stream
+
+
+def test_a_folded_part_header_is_refused():
+    """A parser that unfolds would read `audio/wav; codecs=1`; one that does not, two lines."""
+    raw = form(MODEL, 'Content-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+                      "Content-Type: audio/wav;\r\n codecs=1\r\n\r\nRIFF")
+    with pytest.raises(InvalidRequest) as caught:
+        parse_form(raw, FORM_TYPE)
+    assert caught.value.code == "invalid_body"
+
+
+def test_a_form_of_more_than_the_most_parts_allowed_is_refused():
+    most = [MODEL] + [f'Content-Disposition: form-data; name="f{i}"\r\n\r\nv'
+                      for i in range(MAX_FORM_PARTS - 1)]
+    assert len(parse_form(form(*most), FORM_TYPE)) == MAX_FORM_PARTS
+    with pytest.raises(InvalidRequest) as caught:
+        parse_form(form(*most, 'Content-Disposition: form-data; name="one-more"\r\n\r\nv'),
+                   FORM_TYPE)
+    assert caught.value.code == "invalid_body"
+
+
+@pytest.mark.parametrize(("content_type", "expected"), [
+    ("multipart/form-data; boundary=b", True),
+    ("Multipart/Form-Data;boundary=b", True),
+    (" multipart/form-data ; boundary=b; charset=utf-8", True),
+    ("multipart/form-data", True),
+    ("application/json", False),
+    ("multipart/mixed; boundary=b", False),
+    ("application/json; profile=multipart/form-data", False),
+], ids=["usual", "mixed-case-no-space", "spaces-and-two-parameters", "no-parameters", "json",
+        "mixed", "named-in-a-parameter"])
+def test_a_form_is_known_by_its_media_type_alone(content_type, expected):
+    assert is_form(content_type) is expected
+
+
+def test_spaces_between_disposition_parameters_are_allowed():
+    raw = form(MODEL, 'Content-Disposition: form-data; name="file" ; filename="a.wav"\t\r\n'
+                      "\r\nRIFF")
+    assert read_parts(raw, FORM_TYPE)[1] == Part("file", "a.wav", None, b"RIFF")
+
+
+def test_anything_but_spaces_right_after_a_quoted_parameter_is_refused():
+    with pytest.raises(InvalidRequest) as caught:
+        parse_form(form(MODEL, 'Content-Disposition: form-data; name="x"X; filename="a"\r\n'
+                               "\r\nv"), FORM_TYPE)
+    assert caught.value.code == "invalid_body"
