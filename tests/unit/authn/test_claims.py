@@ -326,3 +326,20 @@ def test_no_overage_warning_without_a_groups_overage(claims, caplog):
     with caplog.at_level(logging.WARNING, logger="rolegate.authn"):
         principal_of(claims, preset="entra")
     assert caplog.records == []
+
+
+
+# --- audiences: what the MCP resource check reads ----------------------------------------------
+
+@pytest.mark.parametrize(("aud", "expected"), [
+    ("https://gw.example/mcp/forge", {"https://gw.example/mcp/forge"}),
+    (["api://gateway", "https://gw.example/mcp/forge"],
+     {"api://gateway", "https://gw.example/mcp/forge"}),
+    ("api://a api://b", {"api://a api://b"}),  # one string is one audience (RFC 7519 §4.1.3)
+], ids=["string", "list", "string-with-a-space"])
+def test_the_tokens_audiences_are_carried_on_the_principal(aud, expected):
+    assert principal_of({"sub": "s", "aud": aud}).audiences == frozenset(expected)
+
+
+def test_a_token_without_aud_has_no_audiences():
+    assert principal_of({"sub": "s", "AUD": "x"}).audiences == frozenset()

@@ -421,7 +421,9 @@ def on_mcp(server: str, kind: str = "server", name: str | None = None) -> Action
 MCP_POLICY = (mcp_rule("search", {"servers": ["forge*"], "tools": ["search_*"],
                                   "resources": ["docs://*"]}, roles=["dev"]),
               mcp_rule("bare", None, roles=["bare"]),
-              mcp_rule("admin", {"servers": ["forge"], "tools": ["*"]}, scopes=["forge.admin"]))
+              mcp_rule("admin", {"servers": ["forge"], "tools": ["*"]}, scopes=["forge.admin"]),
+              mcp_rule("writer", {"servers": ["forge"], "prompts": ["review*"]},
+                       roles=["writer"]))
 
 
 @pytest.mark.parametrize("roles, action, allowed", [
@@ -432,6 +434,9 @@ MCP_POLICY = (mcp_rule("search", {"servers": ["forge*"], "tools": ["search_*"],
     (["dev"], on_mcp("forge", "tool", "delete_repo"), False),
     (["dev"], on_mcp("forge", "resource", "docs://readme"), True),
     (["dev"], on_mcp("forge", "prompt", "review"), False),  # no prompts granted
+    (["writer"], on_mcp("forge", "prompt", "review-pr"), True),
+    (["writer"], on_mcp("forge", "prompt", "summarize"), False),
+    (["writer"], on_mcp("forge", "tool", "review-pr"), False),  # a prompt grant is no tool's
     (["dev"], on_mcp("forge", "widget", "x"), False),       # a kind no grant names
     (["bare"], on_mcp("forge"), False),                      # group mcp, no server
 ])
