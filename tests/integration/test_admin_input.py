@@ -14,20 +14,13 @@ from rolegate.keys.material import KeyHasher
 from rolegate.keys.store import KeyStore
 from rolegate.storage.database import Database
 from rolegate.storage.tables import api_keys
-from tests.support.gateways import keyed_config
+from tests.support.gateways import create_key, keyed_config
 from tests.support.storage import PEPPER
 
 
 @pytest.fixture
 async def gateway(gateway_for, settings_from, database, upstream) -> Any:
     return await gateway_for(settings_from(keyed_config(database, upstream.url)))
-
-
-async def create_key(gateway: Any, admin: dict[str, str], **fields: Any) -> dict[str, Any]:
-    body = {"name": "billing-service", "owner": "team-billing", "roles": ["svc"], **fields}
-    response = await gateway.post("/admin/keys", json=body, headers=admin)
-    assert response.status_code == 201, response.text
-    return dict(response.json())
 
 
 async def key_count(gateway: Any, admin: dict[str, str]) -> int:

@@ -10,19 +10,12 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from tests.support.gateways import CHAT, bearer, keyed_config
+from tests.support.gateways import CHAT, bearer, create_key, keyed_config
 
 
 @pytest.fixture
 async def gateway(gateway_for, settings_from, database, upstream) -> Any:
     return await gateway_for(settings_from(keyed_config(database, upstream.url)))
-
-
-async def create_key(gateway: Any, admin: dict[str, str], **fields: Any) -> dict[str, Any]:
-    body = {"name": "billing-service", "owner": "team-billing", "roles": ["svc"], **fields}
-    response = await gateway.post("/admin/keys", json=body, headers=admin)
-    assert response.status_code == 201, response.text
-    return dict(response.json())
 
 
 @pytest.mark.parametrize("header", ["authorization", "api-key", "x-api-key"])

@@ -39,3 +39,11 @@ def keyed_config(database: dict[str, Any] | None, upstream_url: str, *,
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def create_key(gateway: Any, admin: dict[str, str], **fields: Any) -> dict[str, Any]:
+    """A virtual key made through the admin API (`fields` override the defaults), as JSON."""
+    body = {"name": "billing-service", "owner": "team-billing", "roles": ["svc"], **fields}
+    response = await gateway.post("/admin/keys", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
