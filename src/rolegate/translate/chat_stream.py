@@ -11,37 +11,25 @@ request asked for it (`stream_options.include_usage`).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
 
 from rolegate.translate.chat_to_messages import FINISH_REASONS, chat_usage, openai_error
+from rolegate.translate.events import EventTranslator
 
-_EVENT_END = re.compile(rb"\r?\n\r?\n")
 
-
-class ChatStream:
+class ChatStream(EventTranslator):
     """State across one translated stream: which content block is which tool call, usage."""
 
     def __init__(self, *, model: str, request_id: str, is_usage_sent: bool) -> None:
+        super().__init__()
         self._base = {"id": f"chatcmpl-{request_id}", "object": "chat.completion.chunk",
                       "created": 0, "model": model}
         self._is_usage_sent = is_usage_sent
-        self._pending = b""
         self._tools: dict[int, int] = {}  # content block index -> tool call index
         self._usage: dict[str, Any] = {}
         self._is_finished = False
-
-    def feed(self, chunk: bytes) -> bytes:
-        data = self._pending + chunk
-        out: list[bytes] = []
-        start = 0
-        for match in _EVENT_END.finditer(data):
-            out += self._event(data[start:match.start()])
-            start = match.end()
-        self._pending = data[start:]
-        return b"".join(out)
 
     def finish(self) -> bytes:
         """The usage chunk (when asked for) and `[DONE]`, once."""

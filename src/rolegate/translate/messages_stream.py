@@ -10,43 +10,31 @@ is buffered beyond a partial SSE event.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
 
 from rolegate.translate.chat_to_messages import anthropic_error
+from rolegate.translate.events import EventTranslator
 from rolegate.translate.messages_to_chat import STOP_REASONS, message_usage
-
-_EVENT_END = re.compile(rb"\r?\n\r?\n")
 
 
 def sse(name: str, value: dict[str, Any]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(value) + b"\n\n"
 
 
-class MessagesStream:
+class MessagesStream(EventTranslator):
     """State across one translated stream: the open content block, the stop reason, usage."""
 
     def __init__(self, *, model: str) -> None:
+        super().__init__()
         self._model = model
-        self._pending = b""
         self._is_started = False
         self._is_finished = False
         self._block: tuple[str, int] | None = None  # ("text", -1) or ("tool", call index)
         self._index = -1
         self._stop = "end_turn"
         self._usage: dict[str, int] = {"input_tokens": 0, "output_tokens": 0}
-
-    def feed(self, chunk: bytes) -> bytes:
-        data = self._pending + chunk
-        out: list[bytes] = []
-        start = 0
-        for match in _EVENT_END.finditer(data):
-            out += self._event(data[start:match.start()])
-            start = match.end()
-        self._pending = data[start:]
-        return b"".join(out)
 
     def finish(self) -> bytes:
         """The closing events (once), whether or not the upstream sent `[DONE]`."""
