@@ -77,8 +77,10 @@ class GeminiProvider:
                                                   call.request_id, time_left=call.time_left,
                                                   traceparent=call.traceparent),
                                      model, batch_request(call.body, model=model))
+            encoding = str(call.body.get("encoding_format", "float"))
             return await translated(reply, is_stream=False, failure=openai_error,
-                                    success=lambda value: openai_embeddings(value, model=model))
+                                    success=lambda value: openai_embeddings(
+                                        value, model=model, encoding_format=encoding))
         if call.operation != "chat/completions":
             raise InvalidRequest(f"A deployment of provider {self.config.provider} does not "
                                  f"serve {call.operation}.", code="unsupported_operation")

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import base64
+import struct
 from typing import Any
 
 from rolegate.translate.untranslatable import untranslatable
@@ -71,8 +73,8 @@ def batch_request(body: dict[str, Any], *, model: str) -> dict[str, Any]:
     for name in body:
         if name not in ("model", "input", "dimensions", "encoding_format", "user"):
             raise untranslatable(name, GEMINI)
-    if body.get("encoding_format", "float") != "float":
-        raise untranslatable("encoding_format", GEMINI, "only float")
+    if body.get("encoding_format", "float") not in ("float", "base64"):
+        raise untranslatable("encoding_format", GEMINI, "float or base64")
     given = body.get("input")
     texts = [given] if isinstance(given, str) else given
     if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
@@ -87,9 +89,15 @@ def batch_request(body: dict[str, Any], *, model: str) -> dict[str, Any]:
     return {"requests": requests}
 
 
-def openai_embeddings(reply: dict[str, Any], *, model: str) -> dict[str, Any]:
+def openai_embeddings(reply: dict[str, Any], *, model: str,
+                      encoding_format: str = "float") -> dict[str, Any]:
     """The OpenAI embeddings reply for a `batchEmbedContents` reply (Gemini reports no usage:
-    the gateway estimates it)."""
+    the gateway estimates it); in base64 when asked, as OpenAI encodes it: little-endian
+    float32s."""
+    vectors = [item.get("values") or [] for item in reply.get("embeddings") or ()]
+    if encoding_format == "base64":
+        vectors = [base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+                   for values in vectors]
     return {"object": "list", "model": model, "data": [
-        {"object": "embedding", "index": index, "embedding": item.get("values")}
-        for index, item in enumerate(reply.get("embeddings") or ())]}
+        {"object": "embedding", "index": index, "embedding": vector}
+        for index, vector in enumerate(vectors)]}
