@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import bench.gateways  # noqa: F401 - registers the gateway modes
+from bench.gateways import SURFACES  # importing it registers the gateway modes
 from bench.modes import REGISTRY, RunContext
 from bench.procs import free_port, start, stop, wait_ready
 from bench.report import add_comparisons, print_tables, write_json
@@ -52,7 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 # Modes measured against another gateway mode rather than `direct`: run beside it.
 GATEWAY_BASELINES = {"stream": "direct-stream", "jwt-rs256-otel": "jwt-rs256",
-                     "jwt-rs256-otel-1pct": "jwt-rs256"}
+                     "jwt-rs256-otel-1pct": "jwt-rs256",
+                     **{surface[0]: "jwt-rs256" for surface in SURFACES}}
 
 
 def with_baselines(names: list[str]) -> list[str]:

@@ -8,7 +8,7 @@ limits add on top of `jwt-rs256`.
 
 from __future__ import annotations
 
-from bench.modes import gateway_mode, register
+from bench.modes import CHAT_PATH, gateway_mode, register
 from bench.tokens import AUDIENCE, ISSUER, api_key_token, jwt_token
 
 MODELS = """
@@ -42,9 +42,13 @@ policy:
 """
 
 
+# The same model served by an Anthropic deployment (the mock answers /v1/messages as Anthropic).
+ANTHROPIC_MODELS = MODELS.replace("provider: openai-compatible", "provider: anthropic")
+
+
 def jwt_config(jwks_file: str, algorithm: str, *, rule_limits: str = "",
-               extra: str = NO_ACCOUNTING) -> str:
-    return MODELS + policy(rule_limits) + extra + f"""
+               extra: str = NO_ACCOUNTING, models: str = MODELS) -> str:
+    return models + policy(rule_limits) + extra + f"""
 auth:
   issuers:
     - name: bench
@@ -113,3 +117,20 @@ register("jwt-rs256-otel-1pct", gateway_mode("jwt-rs256-otel-1pct", OTEL_SAMPLED
 STREAM = jwt_config("stream-rs256.json", "RS256")
 register("stream", gateway_mode("stream", STREAM, jwt_token("RS256", "stream-rs256.json"),
                                  wrk_script="stream.lua", baseline="direct-stream"))
+
+# The other API surfaces against jwt-rs256 (chat completions passed through): their ratio is
+# what serving a surface costs, with or without translation. Same question, same answer text
+# and token counts from the mock in every API's shape.
+MESSAGES_PATH = "/v1/messages"
+GEMINI_PATH = "/v1beta/models/echo:generateContent"
+SURFACES = (
+    # name, upstream provider's models, gateway route, wrk script
+    ("messages-anthropic", ANTHROPIC_MODELS, MESSAGES_PATH, "messages.lua"),  # passed through
+    ("messages-openai", MODELS, MESSAGES_PATH, "messages.lua"),     # Messages <-> chat
+    ("gemini-openai", MODELS, GEMINI_PATH, "gemini.lua"),           # Gemini <-> chat
+    ("chat-anthropic", ANTHROPIC_MODELS, CHAT_PATH, "chat.lua"),    # chat <-> Messages
+)
+for name, models, path, script in SURFACES:
+    register(name, gateway_mode(name, jwt_config(f"{name}.json", "RS256", models=models),
+                                jwt_token("RS256", f"{name}.json"), wrk_script=script,
+                                path=path, baseline="jwt-rs256"))

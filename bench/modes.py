@@ -153,7 +153,8 @@ def fill(template: str, values: dict[str, str]) -> str:
 def gateway_mode(name: str, config_yaml_text: str, token_factory: TokenFactory, *,
                  wrk_script: str = "chat.lua", baseline: str = "direct",
                  ready_path: str = "/v1/models", env: dict[str, str] | None = None,
-                 draft: str | None = None, is_using_redis: bool = False) -> ModeFactory:
+                 draft: str | None = None, is_using_redis: bool = False,
+                 path: str = CHAT_PATH) -> ModeFactory:
     """A mode that runs --gateway-cmd with this config in front of the mock upstream.
 
     The config text may use {port}, {upstream} (…/v1), {upstream_root}, {workdir} and, with
@@ -161,6 +162,8 @@ def gateway_mode(name: str, config_yaml_text: str, token_factory: TokenFactory, 
     token_factory runs once the config is written (it may write keys to setup.jwks_dir, served
     by the upstream at {upstream_root}/jwks/<file>, or create API keys with setup.cli) and
     returns the Authorization header value, or None.
+    `path` is the gateway route loaded (chat completions unless the mode is about another API
+    surface); the streaming probe, which speaks chat completions, runs on that route only.
     `draft` names a feature the config relies on that may not exist yet: when the gateway's
     `check` command rejects the config, the mode is skipped with that reason instead of failing.
     """
@@ -185,9 +188,9 @@ def gateway_mode(name: str, config_yaml_text: str, token_factory: TokenFactory, 
         header = token_factory(GatewaySetup(name, workdir, ctx.jwks_dir, ctx.upstream_root,
                                             config, cli))
         base = f"http://127.0.0.1:{port}"
-        return Mode(name, argv, base + CHAT_PATH, base + ready_path, env=dict(env or {}),
+        return Mode(name, argv, base + path, base + ready_path, env=dict(env or {}),
                     wrk_script=wrk_script, auth=lambda: header, baseline=baseline,
-                    services=services)
+                    stream_probe=path == CHAT_PATH, services=services)
     return factory
 
 

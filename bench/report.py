@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 COLUMNS = ["mode", "req/s", "p50 ms", "p90 ms", "p99 ms", "+p50 c=1 ms", "+p99 c=1 ms",
-           "+p50 c=N ms", "ratio", "CPU s/1k", "RSS MB", "ready s"]
+           "+p50 c=N ms", "ratio", "CPU s/1k", "CPU ratio", "RSS MB", "ready s"]
 STREAM_COLUMNS = ["mode", "TTFB p50 ms", "TTFB p99 ms", "total p50 ms", "total p99 ms", "errors"]
 
 
@@ -19,12 +19,14 @@ def add_comparisons(results: list[dict]) -> None:
         base = by_name.get(r["baseline"])
         if base is None:
             r["added_p50_c1_ms"] = r["added_p99_c1_ms"] = r["added_p50_cN_ms"] = None
-            r["ratio"] = None
+            r["ratio"] = r["cpu_ratio"] = None
             continue
         r["added_p50_c1_ms"] = (r["c1"]["p50_us"] - base["c1"]["p50_us"]) / 1e3
         r["added_p99_c1_ms"] = (r["c1"]["p99_us"] - base["c1"]["p99_us"]) / 1e3
         r["added_p50_cN_ms"] = (r["load"]["p50_us"] - base["load"]["p50_us"]) / 1e3
         r["ratio"] = r["load"]["rps"] / base["load"]["rps"] if base["load"]["rps"] else None
+        r["cpu_ratio"] = (r["cpu_s_per_1k"] / base["cpu_s_per_1k"]
+                          if r["cpu_s_per_1k"] and base["cpu_s_per_1k"] else None)
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -40,7 +42,8 @@ def row(r: dict) -> list[str]:
             *(_fmt(load[k] / 1e3, 3) for k in ("p50_us", "p90_us", "p99_us")),
             _fmt(r["added_p50_c1_ms"], 3), _fmt(r["added_p99_c1_ms"], 3),
             _fmt(r["added_p50_cN_ms"], 3),
-            _fmt(r["ratio"], 3), _fmt(r["cpu_s_per_1k"], 4), _fmt(r["peak_rss_mb"], 1),
+            _fmt(r["ratio"], 3), _fmt(r["cpu_s_per_1k"], 4), _fmt(r["cpu_ratio"], 3),
+            _fmt(r["peak_rss_mb"], 1),
             _fmt(r["ready_s"], 2)]
 
 
