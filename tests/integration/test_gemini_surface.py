@@ -8,19 +8,14 @@ upstream; and errors in Google's shape, raised by the SDK as its own error types
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import anthropic
 import httpx
-import jwt
 import openai
 import pytest
-from aiohttp import web
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from google import genai
 from google.genai import errors, types
 
@@ -30,7 +25,8 @@ from rolegate.providers.http import HttpClient
 from tests.support import gemini_wire
 from tests.support.lifespan import Lifespan
 from tests.support.served import ServedApp
-from tests.support.servers import LocalServer, RecordingUpstream
+from tests.support.google_token import TokenEndpoint
+from tests.support.servers import RecordingUpstream
 
 UPSTREAM_KEY = "AIza-upstream"
 WEATHER = types.FunctionDeclaration(
@@ -39,41 +35,10 @@ WEATHER = types.FunctionDeclaration(
                             properties={"city": types.Schema(type=types.Type.STRING)}))
 
 
-class TokenEndpoint(LocalServer):
-    """Google's OAuth token endpoint for a service account (RFC 7523 JWT bearer grant): the
-    assertion is verified with the account's public key; each grant is counted."""
-
-    def __init__(self, public_key: Any, expires_in: int = 3600) -> None:
-        super().__init__()
-        self.public_key = public_key
-        self.expires_in = expires_in
-        self.granted: list[dict[str, Any]] = []
-        self.app.router.add_post("/token", self._token)
-
-    async def _token(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        assert form["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
-        # google-auth names Google's token endpoint as the audience wherever it posts.
-        claims = jwt.decode(str(form["assertion"]), self.public_key, algorithms=["RS256"],
-                            audience="https://oauth2.googleapis.com/token")
-        self.granted.append(claims)
-        return web.json_response({"access_token": f"ya29.token-{len(self.granted)}",
-                                  "expires_in": self.expires_in, "token_type": "Bearer"})
-
-
 @pytest.fixture
 async def token_endpoint(tmp_path: Path) -> AsyncIterator[tuple[TokenEndpoint, Path]]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    async with TokenEndpoint(key.public_key()) as server:
-        account = tmp_path / "service-account.json"
-        account.write_text(json.dumps({
-            "type": "service_account", "project_id": "proj", "private_key_id": "k1",
-            "private_key": key.private_bytes(serialization.Encoding.PEM,
-                                             serialization.PrivateFormat.PKCS8,
-                                             serialization.NoEncryption()).decode(),
-            "client_email": "gateway@proj.iam.gserviceaccount.com", "client_id": "1",
-            "token_uri": f"{server.url}/token"}))
-        yield server, account
+    async with TokenEndpoint() as server:
+        yield server, server.service_account(tmp_path)
 
 
 def surface_config(upstream_url: str, account: Path) -> dict[str, Any]:

@@ -31,6 +31,10 @@ _HANDLED = frozenset({"model", "contents", "systemInstruction", "generationConfi
 FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP",
                   "function_call": "STOP", "content_filter": "SAFETY"}
 _MODES = {"AUTO": "auto", "NONE": "none", "ANY": "required"}
+# A declaration's JSON Schema, under either name: Google's parser reads a field's snake_case
+# name as its camelCase one (proto3 JSON), and the google-genai SDK sends the snake_case one.
+_JSON_SCHEMA = ("parametersJsonSchema", "parameters_json_schema")
+_DECLARATION = frozenset({"name", "description", "parameters", *_JSON_SCHEMA})
 
 
 def chat_request(body: dict[str, Any], *, is_stream: bool) -> dict[str, Any]:
@@ -180,11 +184,14 @@ def _tools(entry: Any, field: str) -> list[dict[str, Any]]:
         function: dict[str, Any] = {"name": declaration.get("name")}
         if "description" in declaration:
             function["description"] = declaration["description"]
-        if "parametersJsonSchema" in declaration:
-            function["parameters"] = declaration["parametersJsonSchema"]
+        schemas = [name for name in _JSON_SCHEMA if name in declaration]
+        if schemas:
+            function["parameters"] = declaration[schemas[0]]
         elif "parameters" in declaration:
             function["parameters"] = json_schema(declaration["parameters"])
-        extra = set(declaration) - {"name", "description", "parameters", "parametersJsonSchema"}
+        extra = set(declaration) - _DECLARATION
+        if len(schemas) > 1 or (schemas and "parameters" in declaration):
+            extra = {"parameters"}  # two schemas: which one the caller meant is not ours to pick
         if extra:
             raise untranslatable(f"{where}.{sorted(extra)[0]}", OPENAI)
         tools.append({"type": "function", "function": function})
