@@ -44,6 +44,9 @@ policy:
 
 # The same model served by an Anthropic deployment (the mock answers /v1/messages as Anthropic).
 ANTHROPIC_MODELS = MODELS.replace("provider: openai-compatible", "provider: anthropic")
+# And by a Gemini deployment (the mock answers /v1beta/models/<model>:generateContent).
+GEMINI_MODELS = MODELS.replace("provider: openai-compatible", "provider: gemini").replace(
+    "api_base: {upstream}", "api_base: {upstream_root}/v1beta")
 
 
 def jwt_config(jwks_file: str, algorithm: str, *, rule_limits: str = "",
@@ -127,6 +130,7 @@ SURFACES = (
     # name, upstream provider's models, gateway route, wrk script
     ("messages-anthropic", ANTHROPIC_MODELS, MESSAGES_PATH, "messages.lua"),  # passed through
     ("messages-openai", MODELS, MESSAGES_PATH, "messages.lua"),     # Messages <-> chat
+    ("gemini-gemini", GEMINI_MODELS, GEMINI_PATH, "gemini.lua"),    # passed through
     ("gemini-openai", MODELS, GEMINI_PATH, "gemini.lua"),           # Gemini <-> chat
     ("chat-anthropic", ANTHROPIC_MODELS, CHAT_PATH, "chat.lua"),    # chat <-> Messages
 )
