@@ -130,15 +130,17 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     guard = Guard(RolePolicy.compile(settings.policy), decisions, metrics,
                   audit=stores.audit if settings.audit.decisions else None, tracing=tracing)
     rng = rng or random.Random()
+    estimator = TokenEstimator()  # loads its vocabulary on first use only
     routes = RouteTable(_model_route(model, settings.routing, http, clock, rng, metrics,
-                                     settings.egress, tracing) for model in settings.models)
+                                     settings.egress, tracing, estimator)
+                        for model in settings.models)
     dispatcher = Dispatcher(routes, settings.routing.retries, clock=clock, sleep=sleep, rng=rng)
     plan = QuotaPlan(settings.policy, stores.keys.limits_for if stores.keys else None,
                      budgets=settings.budgets)
     reserver = Reserver(settings.models,
                         default_tokens=settings.limits.default_reservation_tokens)
     metering = Metering(plan, limiter, stores.recorder, clock, settings.models, metrics,
-                        reserver=reserver, usage=UsageMeter(TokenEstimator()),
+                        reserver=reserver, usage=UsageMeter(estimator),
                         dimensions=settings.accounting.dimensions)
     proxy = ProxyHandlers(guard, routes, dispatcher, metering,
                           max_body_bytes=settings.server.max_body_bytes,
@@ -343,11 +345,11 @@ def _build_metrics(settings: Settings, registry: CollectorRegistry) -> GatewayMe
 def _model_route(model: ModelConfig, routing: RoutingConfig, http: HttpClient,
                  clock: Callable[[], float], rng: random.Random,
                  metrics: GatewayMetrics | None, egress: EgressConfig,
-                 tracing: Tracing | None) -> ModelRoute:
+                 tracing: Tracing | None, estimator: TokenEstimator) -> ModelRoute:
     deployments = []
     for index, config in enumerate(model.deployments):
         deployment_id = model.deployment_id(index)
-        provider = build_provider(config, http, clock, egress)
+        provider = build_provider(config, http, clock, estimator, egress)
         if metrics is not None:
             provider = MeasuredProvider(provider, metrics.deployment(model.name, deployment_id))
         if tracing is not None:

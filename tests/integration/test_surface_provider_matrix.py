@@ -2,6 +2,8 @@
 that tool, the tool's result sent back is answered in text, whole and streamed, each answer read
 by the surface's own SDK (`openai`, `anthropic`, `google-genai`). The call is passed through
 where the upstream speaks the surface's API and translated (once or twice) where it does not.
+Tokens are counted on the surfaces that count (Anthropic's and Gemini's) for every upstream:
+by the upstream where it speaks that API, else by the gateway's estimate, marked as such.
 
 Adding a provider is one entry in `UPSTREAMS`. The gateway, the upstream and the clients are
 shared by every case of the module."""
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import bpe_openai
 import httpx
 import openai
 import pytest
@@ -22,6 +25,7 @@ import pytest_asyncio
 from google import genai
 from google.genai import types
 
+from rolegate.accounting.estimate import MESSAGE_OVERHEAD, REPLY_PRIMING
 from rolegate.app import build_app
 from rolegate.authn.dev_issuer import DevIssuer
 from rolegate.config.load import validate_settings
@@ -51,6 +55,7 @@ class Upstream:
     text: str
     streamed_text: str
     is_calling_tools: bool = True
+    counts: dict[str, int] = field(default_factory=dict)  # surface -> its own count of QUESTION
 
 
 UPSTREAMS = {
@@ -59,16 +64,19 @@ UPSTREAMS = {
                                   "from upstream", "part0 part1 part2 "),
     "anthropic": Upstream(lambda url, _: {"provider": "anthropic", "api_base": f"{url}/v1",
                                           "api_key": "sk-ant-upstream"},
-                          anthropic_wire.TEXT, anthropic_wire.TEXT),
+                          anthropic_wire.TEXT, anthropic_wire.TEXT,
+                          counts={"anthropic": anthropic_wire.INPUT_TOKENS}),
     "gemini": Upstream(lambda url, _: {"provider": "gemini", "api_base": f"{url}/v1beta",
                                        "api_key": "AIza-upstream"},
-                       gemini_wire.TEXT, gemini_wire.TEXT),
+                       gemini_wire.TEXT, gemini_wire.TEXT,
+                       counts={"gemini": gemini_wire.PROMPT_TOKENS}),
     "vertex": Upstream(lambda url, account: {
         "provider": "vertex", "api_base": f"{url}/v1", "project": "proj",
         "location": "europe-west4", "credentials_file": str(account)},
-        gemini_wire.TEXT, gemini_wire.TEXT),
+        gemini_wire.TEXT, gemini_wire.TEXT, counts={"gemini": gemini_wire.PROMPT_TOKENS}),
     "mock": Upstream(lambda *_: {"provider": "mock"}, f"echo: {QUESTION}", f"echo: {QUESTION}",
-                     is_calling_tools=False),
+                     is_calling_tools=False,  # counts in words, on both surfaces
+                     counts={"anthropic": 3, "gemini": 3}),
 }
 
 
@@ -234,3 +242,38 @@ async def test_a_tool_call_round_trip_on_every_surface_over_every_upstream(
     if provider != "mock":  # the tool's result reached the upstream, in its own API's shape
         assert len(upstream.requests) == seen + 1
         assert RESULT in upstream.requests[-1].body.decode()
+
+
+async def count_anthropic(client: anthropic.AsyncAnthropic, model: str) -> tuple[int, str | None]:
+    raw = await client.messages.with_raw_response.count_tokens(
+        model=model, messages=[{"role": "user", "content": QUESTION}])
+    return (await raw.parse()).input_tokens, raw.headers.get("x-rolegate-token-count")
+
+
+async def count_gemini(client: genai.Client, model: str) -> tuple[int, str | None]:
+    counted = await client.aio.models.count_tokens(model=model, contents=QUESTION)
+    assert counted.sdk_http_response is not None
+    return counted.total_tokens or 0, (counted.sdk_http_response.headers or {}).get(
+        "x-rolegate-token-count")
+
+
+COUNTERS = {"anthropic": count_anthropic, "gemini": count_gemini}
+# The estimate of QUESTION as one user message, counted here with the vocabulary itself.
+ESTIMATE = (len(bpe_openai.get_encoding("o200k_base").encode(QUESTION))
+            + MESSAGE_OVERHEAD + REPLY_PRIMING)
+
+
+@pytest.mark.parametrize("provider", list(UPSTREAMS))
+@pytest.mark.parametrize("surface", list(COUNTERS))
+async def test_tokens_are_counted_on_every_counting_surface_for_every_upstream(
+        clients, upstream, surface, provider):
+    kind = UPSTREAMS[provider]
+    seen = len(upstream.requests)
+
+    tokens, marker = await COUNTERS[surface](clients[surface], provider)
+
+    if surface in kind.counts:  # the upstream speaks the surface's API: its own count
+        assert (tokens, marker) == (kind.counts[surface], None)
+    else:
+        assert (tokens, marker) == (ESTIMATE, "estimated")
+        assert len(upstream.requests) == seen  # nothing asked of an upstream that cannot count

@@ -4,7 +4,7 @@ whose body is relayed to the caller chunk by chunk."""
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -90,3 +90,10 @@ class Provider(Protocol):
     config: DeploymentConfig
 
     async def open(self, call: UpstreamCall) -> UpstreamReply: ...
+
+
+class PromptCounter(Protocol):
+    """Counts a chat request's prompt tokens offline: the gateway's estimate, for a count asked
+    of a deployment whose API has no counting method (`accounting.estimate.TokenEstimator`)."""
+
+    def prompt_tokens(self, body: Mapping[str, Any]) -> int: ...
