@@ -14,6 +14,7 @@ from rolegate.config.model import DeploymentConfig
 from rolegate.errors import InvalidRequest
 from rolegate.providers.base import UpstreamCall, UpstreamReply
 from rolegate.providers.http import HttpClient, post
+from rolegate.providers.overflow import classified, is_anthropic_overflow
 from rolegate.providers.translating import translated, translated_stream
 from rolegate.translate.chat_to_messages import chat_reply, messages_request, openai_error
 from rolegate.translate.chat_stream import ChatStream
@@ -61,5 +62,6 @@ class AnthropicProvider:
         if call.headers:
             headers = {**headers, **{name: value for name, value in call.headers
                                      if name in _PASSED}}
-        return await post(self._client, f"{self._base}/{call.operation}", call, headers,
-                          self.config, self._egress)
+        return await classified(await post(self._client, f"{self._base}/{call.operation}",
+                                           call, headers, self.config, self._egress),
+                                is_anthropic_overflow)

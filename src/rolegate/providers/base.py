@@ -61,6 +61,9 @@ class UpstreamReply:
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     retry_after: float | None = None
     usage: dict[str, Any] | None = None
+    # The upstream said the prompt does not fit the model's context window: read by the
+    # provider, which knows its API's error (`overflow.py`), for the context-window fallbacks.
+    is_context_overflow: bool = False
     # Most replies get two or three listeners: the list is made by the first.
     _listeners: list[EndListener] | None = field(default=None, init=False, repr=False)
     _is_ended: bool = field(default=False, init=False, repr=False)

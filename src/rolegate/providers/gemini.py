@@ -20,6 +20,7 @@ from rolegate.config.model import DeploymentConfig
 from rolegate.errors import InvalidRequest
 from rolegate.providers.base import UpstreamCall, UpstreamReply
 from rolegate.providers.http import HttpClient, post
+from rolegate.providers.overflow import classified, is_google_overflow
 from rolegate.providers.translating import translated, translated_stream
 from rolegate.translate.chat_from_gemini_stream import GeminiChatStream
 from rolegate.translate.chat_to_gemini import chat_reply, gemini_request, openai_error
@@ -112,8 +113,9 @@ class GeminiProvider:
             method = "streamGenerateContent?alt=sse"
         sent = UpstreamCall(call.operation, body, None, call.is_stream, call.request_id,
                             time_left=call.time_left, traceparent=call.traceparent)
-        return await post(self._client, self._endpoint.url(model, method), sent,
-                          await self._endpoint.headers(), self.config, self._egress)
+        return await classified(await post(self._client, self._endpoint.url(model, method),
+                                           sent, await self._endpoint.headers(), self.config,
+                                           self._egress), is_google_overflow)
 
 
 def _native_body(call: UpstreamCall, model: str) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def replaced(reply: UpstreamReply, body: bytes) -> UpstreamReply:
     async def chunks() -> AsyncIterator[bytes]:
         yield body
     return UpstreamReply(reply.status, JSON, chunks(), reply.close, reply.headers,
-                         reply.retry_after)
+                         reply.retry_after, is_context_overflow=reply.is_context_overflow)
 
 
 def parsed(body: bytes) -> dict[str, Any] | None:
