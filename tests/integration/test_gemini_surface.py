@@ -8,6 +8,8 @@ upstream; and errors in Google's shape, raised by the SDK as its own error types
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -276,16 +278,78 @@ def _raw(served: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=served)
 
 
+def _texts(elements: list[dict[str, Any]]) -> str:
+    return "".join(part.get("text", "") for element in elements
+                   for part in element["candidates"][0]["content"]["parts"])
+
+
+@pytest.mark.parametrize("query", ["", "?alt=json"], ids=["no-alt", "alt-json"])
+@pytest.mark.parametrize(("model", "text"), [("gemini", gemini_wire.TEXT),
+                                             ("gpt-4o", "part0 part1 part2 "),
+                                             ("echo", "echo: hello there")],
+                         ids=["gemini-upstream", "openai-upstream", "mock"])
+async def test_a_stream_without_alt_sse_is_one_json_array(served, dev_issuer, upstream, query,
+                                                          model, text):
+    token = dev_issuer.mint(subject="svc", roles=("user",))
+    async with _raw(served) as client:
+        response = await client.post(f"/v1beta/models/{model}:streamGenerateContent{query}",
+                                     headers={"x-goog-api-key": token},
+                                     json={"contents": [{"parts": [{"text": "hello there"}]}]})
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    elements = json.loads(response.content)
+    assert isinstance(elements, list) and len(elements) > 1
+    assert _texts(elements) == text
+    assert elements[-1]["candidates"][0]["finishReason"] == "STOP"
+    assert "usageMetadata" in elements[-1]
+    if model == "gemini":  # upstream, the stream is asked for as events
+        assert upstream.requests[-1].query == "alt=sse"
+
+
+async def test_each_element_of_a_json_array_stream_is_sent_as_it_comes(served, dev_issuer,
+                                                                       upstream):
+    upstream.pacer = asyncio.Queue()  # the upstream holds every event after the first
+    token = dev_issuer.mint(subject="svc", roles=("user",))
+    async with _raw(served) as client, client.stream(
+            "POST", "/v1beta/models/gpt-4o:streamGenerateContent",
+            headers={"x-goog-api-key": token},
+            json={"contents": [{"parts": [{"text": "hello"}]}]}) as response:
+        chunks = response.aiter_raw()
+        first = await anext(chunks)
+        assert first.startswith(b"[")  # the first element, before the upstream sent more
+        assert _texts([json.loads(first[1:])]) == "part0 "
+        for _ in range(upstream.stream_chunks):
+            upstream.pacer.put_nowait(None)
+        rest = b"".join([chunk async for chunk in chunks])
+
+    assert _texts(json.loads(first + rest)) == "part0 part1 part2 "
+
+
+async def test_a_json_array_stream_cut_by_the_upstream_ends_with_an_error_element(
+        served, dev_issuer, upstream):
+    upstream.break_after = 2
+    token = dev_issuer.mint(subject="svc", roles=("user",))
+    async with _raw(served) as client:
+        response = await client.post("/v1beta/models/gpt-4o:streamGenerateContent",
+                                     headers={"x-goog-api-key": token},
+                                     json={"contents": [{"parts": [{"text": "hello"}]}]})
+
+    elements = json.loads(response.content)
+    assert _texts(elements[:-1]) == "part0 part1 "
+    assert elements[-1]["error"]["code"] >= 500
+
+
 @pytest.mark.parametrize(("headers", "url", "status", "google_status"), [
     ({}, "/v1beta/models/echo:generateContent", 401, "UNAUTHENTICATED"),
     ({}, "/v1beta/models/echo:generateContent?key=TOKEN", 401, "UNAUTHENTICATED"),
     ({"x-goog-api-key": "TOKEN"}, "/v1beta/models/nope:generateContent", 403,
      "PERMISSION_DENIED"),
     ({"x-goog-api-key": "TOKEN"}, "/v1beta/models/echo:GenerateContent", 404, "NOT_FOUND"),
-    ({"x-goog-api-key": "TOKEN"}, "/v1beta/models/echo:streamGenerateContent", 400,
+    ({"x-goog-api-key": "TOKEN"}, "/v1beta/models/echo:streamGenerateContent?alt=media", 400,
      "INVALID_ARGUMENT"),
 ], ids=["no-credential", "key-in-url-refused", "ungranted-model", "method-case-variant",
-        "stream-without-alt-sse"])
+        "stream-in-an-unknown-form"])
 async def test_errors_are_google_shaped(served, dev_issuer, upstream, headers, url, status,
                                         google_status):
     token = dev_issuer.mint(subject="svc", roles=("small",))
