@@ -243,14 +243,22 @@ def finish_reason(candidate: dict[str, Any], has_calls: bool) -> str | None:
     return FINISH_REASONS.get(str(reason), "stop")
 
 
-def chat_usage(metadata: Any) -> dict[str, int]:
-    """OpenAI's usage for Gemini's `usageMetadata`: thinking tokens are output tokens."""
+def chat_usage(metadata: Any) -> dict[str, Any]:
+    """OpenAI's usage for Gemini's `usageMetadata`: thinking tokens are output tokens (and
+    OpenAI's reasoning tokens), cached prompt tokens OpenAI's `cached_tokens`."""
     metadata = metadata if isinstance(metadata, dict) else {}
     prompt = _count(metadata.get("promptTokenCount"))
-    output = _count(metadata.get("candidatesTokenCount")) + _count(
-        metadata.get("thoughtsTokenCount"))
-    return {"prompt_tokens": prompt, "completion_tokens": output,
-            "total_tokens": _count(metadata.get("totalTokenCount")) or prompt + output}
+    thoughts = _count(metadata.get("thoughtsTokenCount"))
+    output = _count(metadata.get("candidatesTokenCount")) + thoughts
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": output,
+                             "total_tokens": _count(metadata.get("totalTokenCount"))
+                             or prompt + output}
+    cached = _count(metadata.get("cachedContentTokenCount"))
+    if cached:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    if thoughts:
+        usage["completion_tokens_details"] = {"reasoning_tokens": thoughts}
+    return usage
 
 
 def _count(value: Any) -> int:
