@@ -249,7 +249,21 @@ def _compile(specs: tuple[RouteSpec, ...]) -> tuple[dict[str, dict[str, Route]],
     return exact, list(templates.values())
 
 
+def _by_first_segment(templates: list[_Template]) -> dict[str, tuple[_Template, ...]]:
+    """The templates by the first segment of their path, in table order: a path is tried only
+    against those naming its own first segment (each template's prefix names one whole)."""
+    grouped: dict[str, list[_Template]] = {}
+    for template in templates:
+        segments = template.prefix.split("/")
+        if len(segments) < 3 or segments[0] or not segments[1]:
+            raise ValueError(f"route template {template.prefix!r}: its prefix must name a "
+                             "whole first segment, `/segment/...`")
+        grouped.setdefault(segments[1], []).append(template)
+    return {segment: tuple(group) for segment, group in grouped.items()}
+
+
 _EXACT, _TEMPLATES = _compile(ROUTES)
+_TEMPLATES_BY_SEGMENT = _by_first_segment(_TEMPLATES)
 
 
 def resolve(method: str, path: str) -> Route:
@@ -261,9 +275,11 @@ def resolve(method: str, path: str) -> Route:
         if route is None:
             raise _not_allowed(method, path, methods)
         return route
-    if "//" in path or any(part in (".", "..") for part in path.split("/")):
+    # A `.` or `..` segment follows a `/`: only then are the segments read one by one.
+    if "//" in path or ("/." in path and any(part in (".", "..") for part in path.split("/"))):
         raise NotFound(f"No route matches {path}.", code="unknown_route")
-    for template in _TEMPLATES:
+    end = path.find("/", 1)
+    for template in _TEMPLATES_BY_SEGMENT.get(path[1:end] if end > 0 else "", ()):
         value = template.match(path)
         if value is None:
             continue

@@ -60,9 +60,11 @@ def gemini_operation(method: str, body: dict[str, Any], model: str,
 
 
 def _alt(query_string: bytes) -> str | None:
+    if not query_string:
+        return None
     try:
         pairs = parse_qsl(query_string.decode("ascii"), keep_blank_values=True,
-                          strict_parsing=bool(query_string))
+                          strict_parsing=True)
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("The query string cannot be read.", code="invalid_query") from None
     names = [name for name, _ in pairs]
