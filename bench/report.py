@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import json
+import statistics
 import shutil
 from pathlib import Path
 
 COLUMNS = ["mode", "req/s", "p50 ms", "p90 ms", "p99 ms", "+p50 c=1 ms", "+p99 c=1 ms",
            "+p50 c=N ms", "ratio", "CPU s/1k", "CPU ratio", "RSS MB", "ready s"]
 STREAM_COLUMNS = ["mode", "TTFB p50 ms", "TTFB p99 ms", "total p50 ms", "total p99 ms", "errors"]
+
+
+def merge_rounds(rounds: list[list[dict]]) -> list[dict]:
+    """One result per mode from several rounds (each a list in the same mode order): the round
+    of median req/s, with the median CPU s/1k of all rounds; every round's req/s and CPU s/1k
+    kept under `rounds`. A mode that failed in any round is that failure."""
+    merged = []
+    for runs in zip(*rounds, strict=True):
+        failed = [run for run in runs if run["status"] != "ok"]
+        if failed or len(runs) == 1:
+            merged.append(failed[0] if failed else runs[0])
+            continue
+        by_rps = sorted(runs, key=lambda run: run["load"]["rps"])
+        cpus = [run["cpu_s_per_1k"] for run in runs if run["cpu_s_per_1k"] is not None]
+        merged.append({**by_rps[len(by_rps) // 2],
+                       "cpu_s_per_1k": statistics.median(cpus) if cpus else None,
+                       "rounds": [{"rps": run["load"]["rps"], "cpu_s_per_1k": run["cpu_s_per_1k"]}
+                                  for run in runs]})
+    return merged
 
 
 def add_comparisons(results: list[dict]) -> None:
