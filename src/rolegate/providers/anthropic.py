@@ -49,7 +49,8 @@ class AnthropicProvider:
                                               traceparent=call.traceparent))
         result = await translated(reply, is_stream=call.is_stream,
                                   success=lambda value: chat_reply(value, model=model),
-                                  failure=openai_error)
+                                  failure=lambda value: openai_error(
+                                      value, is_context_overflow=reply.is_context_overflow))
         if result is reply:  # a started stream: translated event by event
             options = call.body.get("stream_options")
             result.chunks = translated_stream(reply.chunks, ChatStream(

@@ -97,7 +97,9 @@ class GeminiProvider:
                                               call.request_id, time_left=call.time_left,
                                               traceparent=call.traceparent),
                                  model, gemini_request(call.body))
-        result = await translated(reply, is_stream=call.is_stream, failure=openai_error,
+        result = await translated(reply, is_stream=call.is_stream,
+                                  failure=lambda value: openai_error(
+                                      value, is_context_overflow=reply.is_context_overflow),
                                   success=lambda value: chat_reply(
                                       value, model=model, request_id=call.request_id))
         if result is reply:  # a started stream: translated event by event

@@ -18,8 +18,7 @@ from typing import Any
 
 from rolegate.providers.base import UpstreamReply
 from rolegate.providers.translating import parsed, read_whole, replaced
-
-CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
+from rolegate.translate.chat_to_messages import CONTEXT_LENGTH_EXCEEDED
 OverflowTest = Callable[[dict[str, Any]], bool]  # the parsed error body -> an overflow?
 
 

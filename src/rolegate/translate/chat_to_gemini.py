@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from rolegate.translate.chat_to_messages import CONTEXT_LENGTH_EXCEEDED
 from rolegate.translate.untranslatable import untranslatable
 
 GEMINI = "Gemini"
@@ -265,11 +266,13 @@ def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def openai_error(body: dict[str, Any]) -> dict[str, Any]:
-    """A Google error body `{"error": {"code", "message", "status"}}` in OpenAI's shape."""
+def openai_error(body: dict[str, Any], *, is_context_overflow: bool = False) -> dict[str, Any]:
+    """A Google error body `{"error": {"code", "message", "status"}}` in OpenAI's shape; a
+    prompt too long for the model (as its provider read it) with OpenAI's code."""
     error = body.get("error")
     error = error if isinstance(error, dict) else {}
     status = str(error.get("status", ""))
     return {"error": {"message": str(error.get("message", "")),
                       "type": _GOOGLE_TYPES.get(status, "api_error"), "param": None,
-                      "code": status.lower() or None}}
+                      "code": CONTEXT_LENGTH_EXCEEDED if is_context_overflow
+                      else status.lower() or None}}

@@ -2,7 +2,8 @@
 speaks: each provider reads its own API's "prompt too long" 400 (OpenAI's
 `context_length_exceeded` code, Anthropic's `prompt is too long` message, Google's
 `INVALID_ARGUMENT` token-limit message), so the call is served by the larger model even when
-it was translated on the way; any other 400 is the caller's answer, never a fallback."""
+it was translated on the way; any other 400 is the caller's answer, never a fallback. An OpenAI
+caller left with the 400 reads OpenAI's code for it, whichever API the upstream spoke."""
 
 from __future__ import annotations
 
@@ -93,3 +94,23 @@ async def test_another_400_of_the_first_deployment_is_the_callers_answer(
 
     assert response.status_code == 400
     assert len(small.requests) == 1 and large.requests == []
+
+
+@pytest.mark.parametrize("provider", list(PROVIDERS))
+async def test_without_a_permitted_fallback_an_openai_caller_reads_openais_code(
+        upstreams, routing_settings, client_for, auth_for, provider):
+    small, large = await upstreams("small", "large")
+    small.default = Fault.error(400, PROVIDERS[provider][1])
+    models = [{"name": "small", **PROVIDERS[provider][0](small),
+               "context_window_fallbacks": ["large"]},
+              {"name": "large", **deployment(large)}]
+    policy = [{"name": "small-only", "when": {"roles": ["user"]},
+               "allow": {"routes": ["inference"], "models": ["small"]}}]
+    client = client_for(routing_settings(models, policy=policy))
+    path, body = SURFACES["openai"]("small")
+
+    response = await client.post(path, json=body, headers=auth_for("user"))
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "context_length_exceeded"
+    assert large.requests == []
