@@ -2,7 +2,7 @@
 `generateContent` (as for a Gemini deployment) and back to chat (as for a Gemini caller on an
 OpenAI deployment) is the request it was, in chat's longer spellings (a user message's text as
 a part; two user messages in a row one message, as Gemini's turns alternate). The same for a
-reply, Gemini's way and back.
+reply, Gemini's way and back, and for a request through Anthropic's Messages and back.
 
 Set ROLEGATE_HYPOTHESIS_EXAMPLES to run more examples (default 150 per property).
 """
@@ -16,6 +16,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rolegate.translate import chat_to_messages, messages_to_chat
 from rolegate.translate.chat_to_gemini import chat_reply, gemini_request
 from rolegate.translate.gemini_to_chat import chat_request, gemini_reply
 
@@ -79,8 +80,9 @@ def chat_requests(draw: st.DrawFn) -> dict[str, Any]:
     return body
 
 
-def _as_gemini_says_it(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """User messages as parts, one after another as one."""
+def _alternating(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with two user messages in a row made one, as both APIs want turns to
+    alternate."""
     said: list[dict[str, Any]] = []
     for message in messages:
         if message["role"] == "user" and said and said[-1]["role"] == "user":
@@ -95,7 +97,7 @@ def _as_gemini_says_it(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def test_a_chat_request_survives_gemini_and_back(chat):
     back = chat_request({**gemini_request(chat), "model": chat["model"]}, is_stream=False)
 
-    assert back == {**chat, "messages": _as_gemini_says_it(chat["messages"])}
+    assert back == {**chat, "messages": _alternating(chat["messages"])}
 
 
 @st.composite
@@ -128,3 +130,28 @@ def test_a_chat_reply_survives_gemini_and_back(completion):
     back = chat_reply(gemini_reply(completion, model="m"), model="m", request_id="r")
 
     assert back == completion
+
+
+url_image = st.builds(lambda name: {"type": "image_url", "image_url": {
+    "url": f"https://images.example/{name}.png"}}, st.from_regex(r"[a-z]{1,8}", fullmatch=True))
+
+
+@st.composite
+def anthropic_expressible(draw: st.DrawFn) -> dict[str, Any]:
+    """A chat request in what Messages can say too: no seed, penalties, n or response format;
+    images by URL as well; a tool's output any text; a user message only after another kind."""
+    chat = draw(chat_requests())
+    for name in ("seed", "presence_penalty", "frequency_penalty", "n", "response_format"):
+        chat.pop(name, None)
+    chat["max_tokens"] = chat.get("max_tokens", 1024)
+    if draw(st.booleans()):
+        chat["user"] = draw(plain)
+    first = next(i for i, m in enumerate(chat["messages"]) if m["role"] == "user")
+    chat["messages"][first]["content"].append(draw(url_image))
+    return {**chat, "messages": _alternating(chat["messages"])}
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(anthropic_expressible())
+def test_a_chat_request_survives_anthropic_messages_and_back(chat):
+    assert messages_to_chat.chat_request(chat_to_messages.messages_request(chat)) == chat
