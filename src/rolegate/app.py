@@ -57,6 +57,7 @@ from rolegate.keys.material import KeyHasher, is_api_key
 from rolegate.keys.store import KeyStore
 from rolegate.limits.limiter import Limiter
 from rolegate.mcp.handlers import McpHandlers, McpServer, resource_url
+from rolegate.mcp.tool_limits import ToolLimits
 from rolegate.limits.memory import MemoryLimiter
 from rolegate.limits.quota import QuotaPlan
 from rolegate.limits.reservation import Reserver
@@ -155,7 +156,8 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     mcp = McpHandlers(mcp_servers, guard, http, recorder=stores.recorder, clock=clock,
                       issuers=[issuer.config.issuer for issuer in issuers],
                       max_body_bytes=settings.server.max_body_bytes,
-                      body_timeout=settings.server.body_timeout)
+                      body_timeout=settings.server.body_timeout,
+                      limits=ToolLimits(plan, limiter, clock, metrics))
     handlers[Operation.MCP] = mcp.serve
     for server in mcp_servers:
         public[PROTECTED_RESOURCE_PREFIX + MCP_PREFIX + server.config.name] = mcp.metadata(server)

@@ -395,6 +395,13 @@ def per_claim(per: str) -> str | None:
     return per[len(CLAIMS_PREFIX):] if per.startswith(CLAIMS_PREFIX) else None
 
 
+def refuse_budget(per: str) -> str:
+    if per == "budget":
+        raise ValueError("per: budget is for `budgets:`; a rule's shared counter is "
+                         "`per: rule`")
+    return per
+
+
 class RuleLimitConfig(LimitConfig):
     """A rule's limits, counted per principal (default), per claim value, per group, or shared
     by every caller the rule grants."""
@@ -406,10 +413,7 @@ class RuleLimitConfig(LimitConfig):
     @field_validator("per")
     @classmethod
     def _not_budget(cls, value: str) -> str:
-        if value == "budget":
-            raise ValueError("per: budget is for `budgets:`; a rule's shared counter is "
-                             "`per: rule`")
-        return value
+        return refuse_budget(value)
 
 
 class BudgetConfig(LimitConfig):
@@ -430,6 +434,25 @@ class BudgetConfig(LimitConfig):
         return value
 
 
+class ToolLimitConfig(Frozen):
+    """Limits on the MCP tool calls a rule grants: each tool of each server has its own
+    counter, per principal by default (`per` as for a rule's limits)."""
+
+    rpm: int = Field(gt=0, description="Calls of one tool in any 60-second window.")
+    per: str = Field("principal", pattern=PER_PATTERN,
+                     description="What the limit counts on: principal, rule, groups or "
+                     "claims.<dotted.path>, each tool apart.")
+    per_end_user: bool = Field(False, description="Count each end user of a principal apart.")
+
+    @field_validator("per")
+    @classmethod
+    def _not_budget(cls, value: str) -> str:
+        return refuse_budget(value)
+
+    def as_limits(self) -> LimitConfig:
+        return LimitConfig(rpm=self.rpm, per_end_user=self.per_end_user)
+
+
 class McpGrantConfig(Frozen):
     """What a rule grants on MCP servers (route group `mcp`): name globs per kind."""
 
@@ -440,6 +463,8 @@ class McpGrantConfig(Frozen):
     arguments: dict[str, Strings] = Field(default_factory=dict, description="Argument name -> "
                                           "globs: a `tools/call` this rule grants must pass "
                                           "each as a string matching one of them.")
+    limits: ToolLimitConfig | None = Field(None, description="Calls per minute of each tool "
+                                           "this rule grants, counted per principal (`per`).")
 
 
 class AllowConfig(Frozen):

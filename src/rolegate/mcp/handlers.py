@@ -10,6 +10,8 @@ One request, after the front door authenticated the caller and granted route gro
 3. the JSON-RPC message is read once (`messages.py`); headers disagreeing with it are 400;
 4. a call naming a tool, resource or prompt is decided like any request (logged, counted,
    audited by the `Guard`); a denied one is answered with a JSON-RPC error and never sent on;
+   a tool call over its rule's per-tool limit (`tool_limits.py`) is answered 429 with a
+   JSON-RPC error and `Retry-After`, and never sent on either;
 5. the message goes to the server with rolegate's own credential (never the caller's token);
    list results come back filtered to what the caller may use, marked private to caches;
 6. one usage record per tool call.
@@ -33,16 +35,21 @@ from rolegate.authn.principal import Principal
 from rolegate.authz.model import Action, Decision, McpTarget
 from rolegate.config.model import McpServerConfig
 from rolegate.errors import (
-    MethodNotAllowed, NotFound, PermissionDenied, Unauthenticated,
+    MethodNotAllowed, NotFound, PermissionDenied, RateLimited, Unauthenticated,
     UpstreamError, UpstreamTimeout,
 )
+from rolegate.limits.limiter import NO_LEASE, Lease
 from rolegate.mcp.messages import LISTS, Message, check_headers, error_reply, read_message
+from rolegate.mcp.tool_limits import ToolLimits
 from rolegate.providers.http import HttpClient
 from rolegate.server.asgi import Request, Response, json_response
 from rolegate.server.guard import Guard
 
 FORBIDDEN = -32003  # JSON-RPC error for a call the policy refuses
 METHOD_NOT_FOUND = -32601
+# A tool call over its limit: from JSON-RPC's server-defined range (-32000 to -32099), chosen
+# to echo HTTP 429, which the response also carries.
+RATE_LIMITED = -32029
 MAX_SESSIONS = 10_000
 # Request headers sent on to the server; nothing else of the caller's (no Authorization).
 FORWARDED = (b"mcp-session-id", b"mcp-protocol-version", b"mcp-method", b"mcp-name",
@@ -68,9 +75,10 @@ def resource_url(base_url: str, name: str) -> str:
 class McpHandlers:
     def __init__(self, servers: list[McpServer], guard: Guard, http: HttpClient, *,
                  issuers: list[str], recorder: Recorder | None, clock: Callable[[], float],
-                 max_body_bytes: int, body_timeout: float) -> None:
+                 max_body_bytes: int, body_timeout: float, limits: ToolLimits) -> None:
         self._servers = {server.config.name: server for server in servers}
         self._guard = guard
+        self._limits = limits
         self._http = http
         self._issuers = issuers
         self._recorder = recorder
@@ -129,12 +137,19 @@ class McpHandlers:
                 return _reply(error_reply(message.id, FORBIDDEN, decision.reason, {
                     "code": decision.code, "server": server.config.name,
                     message.kind: message.name}))
+        if message.method != "tools/call" or decision is None:
+            return await self._send(request, server, message.encoded, message=message, who=who)
+        try:
+            lease = await self._limits.acquire(decision.rule, who, server.config.name,
+                                               message.name or "")
+        except RateLimited as refusal:
+            self._record(request, who, server, message, decision, refusal.status, 0.0)
+            return _limited(message, server, refusal)
         started = time.perf_counter()
         response = await self._send(request, server, message.encoded, message=message, who=who)
-        if message.method == "tools/call" and decision is not None:
-            self._record(request, who, server, message, decision, response.status,
-                         (time.perf_counter() - started) * 1000)
-        return response
+        self._record(request, who, server, message, decision, response.status,
+                     (time.perf_counter() - started) * 1000)
+        return _with_lease(response, lease)
 
     def _admit(self, request: Request, who: Principal, server: McpServer) -> None:
         action = _server_action(server, request.path)
@@ -235,6 +250,22 @@ def _server_action(server: McpServer, path: str | None = None) -> Action:
 
 def _reply(body: bytes) -> Response:
     return Response(body=body, headers=list(NOT_CACHEABLE))
+
+
+def _limited(message: Message, server: McpServer, refusal: RateLimited) -> Response:
+    """429 (the HTTP meaning an intermediary owes the client) carrying the JSON-RPC error the
+    MCP client shows, with `Retry-After` and the `x-ratelimit-*` headers."""
+    body = error_reply(message.id, RATE_LIMITED, refusal.message, {
+        "code": refusal.code, "retry_after": max(1, round(refusal.retry_after)),
+        "server": server.config.name, "tool": message.name})
+    return Response(status=refusal.status, body=body,
+                    headers=[*NOT_CACHEABLE, *refusal.headers()])
+
+
+def _with_lease(response: Response, lease: Lease) -> Response:
+    if lease is not NO_LEASE:
+        response.headers.extend(lease.headers())
+    return response
 
 
 def _json_reply(payload: bytes, content_type: str, identifier: Any) -> dict[str, Any] | None:
