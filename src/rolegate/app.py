@@ -56,6 +56,7 @@ from rolegate.explain import explain, explain_key
 from rolegate.keys.material import KeyHasher, is_api_key
 from rolegate.keys.store import KeyStore
 from rolegate.limits.limiter import Limiter
+from rolegate.mcp.credentials import ServerCredential
 from rolegate.mcp.handlers import McpHandlers, McpServer, resource_url
 from rolegate.mcp.tool_limits import ToolLimits
 from rolegate.limits.memory import MemoryLimiter
@@ -100,8 +101,7 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     http = http or HttpClient(settings.egress)
     fetch = fetch or http_fetcher(http)
     paths = settings.claim_paths
-    mcp_servers = [McpServer(server, resource_url(public_base_url(settings), server.name))
-                   for server in settings.mcp.servers]
+    mcp_servers = _mcp_servers(settings, http, clock)
     resources = tuple(server.resource for server in mcp_servers)
     issuers = [TrustedIssuer.build(_accepting(config, resources), fetch, clock, paths)
                for config in settings.auth.issuers]
@@ -372,6 +372,15 @@ def _trusted_dev(dev: DevIssuer, clock: Callable[[], float],
     if audience is not None:
         config = config.model_copy(update={"audiences": (audience,)})
     return TrustedIssuer.build(config, local, clock, paths)
+
+
+def _mcp_servers(settings: Settings, http: HttpClient,
+                 clock: Callable[[], float]) -> list[McpServer]:
+    base = public_base_url(settings)
+    limit = settings.server.max_auth_header_bytes
+    return [McpServer(server, resource_url(base, server.name),
+                      ServerCredential(server, http, clock, max_header_bytes=limit))
+            for server in settings.mcp.servers]
 
 
 def _accepting(config: IssuerConfig, resources: tuple[str, ...]) -> IssuerConfig:

@@ -612,6 +612,20 @@ class TracingConfig(Frozen):
     export_timeout: float = Field(10.0, gt=0, description="Seconds one export may take.")
 
 
+class McpServerAuthConfig(Frozen):
+    """How rolegate signs in to an MCP server with a bearer token: as itself with OAuth 2.0
+    client credentials (RFC 6749 §4.4), or acting for the caller with a token obtained by token
+    exchange (RFC 8693) from the caller's validated token, which goes to `token_url` only."""
+
+    type: Literal["client_credentials", "token_exchange"]
+    token_url: str = Field(pattern=r"^https?://", description="The token endpoint.")
+    client_id: str = Field(min_length=1, description="rolegate's client id there.")
+    client_secret: SecretStr = Field(description="Use ${env:NAME}.")
+    scope: str | None = Field(None, description="The scope asked for (space-separated).")
+    audience: str | None = Field(None, description="token_exchange: the `audience` asked for, "
+                                 "besides `resource` (the server's URL).")
+
+
 class McpServerConfig(Frozen):
     """An MCP server proxied at `/mcp/{name}` (Streamable HTTP)."""
 
@@ -621,6 +635,15 @@ class McpServerConfig(Frozen):
                                     "to the server as its own credential, values as "
                                     "`${env:NAME}`; the caller's token is never forwarded.")
     timeout: float = Field(30.0, gt=0, description="Seconds one upstream request may take.")
+    auth: McpServerAuthConfig | None = Field(None, description="A bearer token for the server "
+                                             "from a token endpoint (its `Authorization`).")
+
+    @model_validator(mode="after")
+    def _one_authorization(self) -> McpServerConfig:
+        if self.auth is not None and any(name.lower() == "authorization"
+                                         for name in self.headers):
+            raise ValueError("set headers.Authorization or auth, not both")
+        return self
 
 
 class McpConfig(Frozen):

@@ -39,6 +39,7 @@ from rolegate.errors import (
     UpstreamError, UpstreamTimeout,
 )
 from rolegate.limits.limiter import NO_LEASE, Lease
+from rolegate.mcp.credentials import ServerCredential
 from rolegate.mcp.messages import LISTS, Message, check_headers, error_reply, read_message
 from rolegate.mcp.tool_limits import ToolLimits
 from rolegate.providers.http import HttpClient
@@ -61,6 +62,7 @@ NOT_CACHEABLE = [(b"cache-control", b"private, no-store"), (b"vary", b"authoriza
 class McpServer:
     config: McpServerConfig
     resource: str  # the URL clients reach it at: the audience its tokens must name
+    credential: ServerCredential  # what rolegate presents to it, never the caller's token
 
     @property
     def metadata_url(self) -> str:
@@ -115,7 +117,7 @@ class McpHandlers:
         self._admit(request, who, server)
         if request.method == "DELETE":
             self._check_session(request, who)
-            return await self._send(request, server, b"", method="DELETE")
+            return await self._send(request, server, who, b"", method="DELETE")
         if request.method != "POST":
             raise MethodNotAllowed(f"{request.method} is not served on {request.path}; use "
                                    "POST (responses are JSON, not a standing stream).",
@@ -138,7 +140,7 @@ class McpHandlers:
                     "code": decision.code, "server": server.config.name,
                     message.kind: message.name}))
         if message.method != "tools/call" or decision is None:
-            return await self._send(request, server, message.encoded, message=message, who=who)
+            return await self._send(request, server, who, message.encoded, message=message)
         try:
             lease = await self._limits.acquire(decision.rule, who, server.config.name,
                                                message.name or "")
@@ -146,7 +148,7 @@ class McpHandlers:
             self._record(request, who, server, message, decision, refusal.status, 0.0)
             return _limited(message, server, refusal)
         started = time.perf_counter()
-        response = await self._send(request, server, message.encoded, message=message, who=who)
+        response = await self._send(request, server, who, message.encoded, message=message)
         self._record(request, who, server, message, decision, response.status,
                      (time.perf_counter() - started) * 1000)
         return _with_lease(response, lease)
@@ -169,12 +171,12 @@ class McpHandlers:
         if owner != (who.issuer, who.subject):
             raise NotFound("No such MCP session.", code="unknown_mcp_session")
 
-    async def _send(self, request: Request, server: McpServer, body: bytes, *,
-                    method: str = "POST", message: Message | None = None,
-                    who: Principal | None = None) -> Response:
+    async def _send(self, request: Request, server: McpServer, who: Principal, body: bytes, *,
+                    method: str = "POST", message: Message | None = None) -> Response:
         headers = {name.decode(): value.decode("latin-1") for name in FORWARDED
                    if (value := request.headers.get(name)) is not None}
-        headers.update(server.config.headers)  # rolegate's credential, never the caller's
+        # rolegate's credential, never the caller's
+        headers.update(await server.credential.headers(request, who))
         headers["content-type"] = "application/json"
         headers["accept"] = "application/json, text/event-stream"
         url = server.config.url
@@ -193,8 +195,7 @@ class McpHandlers:
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"MCP server {server.config.name!r} cannot be reached: "
                                 f"{type(exc).__name__}.", code="mcp_server_unavailable") from None
-        if session is not None and who is not None and message is not None \
-                and message.method == "initialize":
+        if session is not None and message is not None and message.method == "initialize":
             self._remember(session, who)
         out: list[tuple[bytes, bytes]] = list(NOT_CACHEABLE)
         if session is not None:
@@ -214,13 +215,13 @@ class McpHandlers:
         if len(self._sessions) > MAX_SESSIONS:
             self._sessions.popitem(last=False)
 
-    def _filter(self, request: Request, who: Principal | None, server: McpServer, method: str,
+    def _filter(self, request: Request, who: Principal, server: McpServer, method: str,
                 result: dict[str, Any]) -> None:
         """Keeps the items the caller may use; the list is the caller's own, so no cache may
         share it (`cacheScope: private`)."""
         field, kind, key = LISTS[method]
         items = result.get(field)
-        if not isinstance(items, list) or who is None:
+        if not isinstance(items, list):
             return
         policy = self._guard.policy
         result[field] = [item for item in items if isinstance(item, dict)
