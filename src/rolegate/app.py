@@ -50,14 +50,15 @@ from rolegate.config.launch import LaunchOptions
 from rolegate.config.defaults import DEFAULT_ADMIN_ROLE
 from rolegate.config.load import read_pepper
 from rolegate.config.model import (
-    EgressConfig, IssuerConfig, ModelConfig, RoutingConfig, Settings,
+    EgressConfig, ModelConfig, RoutingConfig, Settings,
 )
 from rolegate.explain import explain, explain_key
 from rolegate.keys.material import KeyHasher, is_api_key
 from rolegate.keys.store import KeyStore
 from rolegate.limits.limiter import Limiter
 from rolegate.mcp.credentials import ServerCredential
-from rolegate.mcp.handlers import McpHandlers, McpServer, resource_url
+from rolegate.mcp.handlers import McpHandlers, McpServer
+from rolegate.mcp.resources import accepting, public_base_url, resource_url
 from rolegate.mcp.tool_limits import ToolLimits
 from rolegate.limits.memory import MemoryLimiter
 from rolegate.limits.quota import QuotaPlan
@@ -103,7 +104,7 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     paths = settings.claim_paths
     mcp_servers = _mcp_servers(settings, http, clock)
     resources = tuple(server.resource for server in mcp_servers)
-    issuers = [TrustedIssuer.build(_accepting(config, resources), fetch, clock, paths)
+    issuers = [TrustedIssuer.build(accepting(config, resources), fetch, clock, paths)
                for config in settings.auth.issuers]
     public = {HEALTH_LIVE: health()}
     if settings.auth.dev_issuer.enabled:
@@ -368,7 +369,7 @@ def _trusted_dev(dev: DevIssuer, clock: Callable[[], float],
 
     async def local(url: str) -> bytes:  # served from memory: no request to ourselves
         return document
-    config = _accepting(dev.issuer_config(), resources)
+    config = accepting(dev.issuer_config(), resources)
     if audience is not None:
         config = config.model_copy(update={"audiences": (audience,)})
     return TrustedIssuer.build(config, local, clock, paths)
@@ -383,14 +384,6 @@ def _mcp_servers(settings: Settings, http: HttpClient,
             for server in settings.mcp.servers]
 
 
-def _accepting(config: IssuerConfig, resources: tuple[str, ...]) -> IssuerConfig:
-    """An issuer also accepted for the MCP servers' resources (RFC 8707): such a token is
-    good on its server only (the gateway refuses it elsewhere, the handler on other servers)."""
-    if not resources:
-        return config
-    return config.model_copy(update={"audiences": (*config.audiences, *resources)})
-
-
 def _new_dev_issuer(settings: Settings) -> DevIssuer:
     return DevIssuer.generate(dev_issuer_url(settings), settings.auth.dev_issuer.audience,
                               settings.auth.dev_issuer.token_ttl)
@@ -398,12 +391,6 @@ def _new_dev_issuer(settings: Settings) -> DevIssuer:
 
 def dev_issuer_url(settings: Settings) -> str:
     return f"{public_base_url(settings)}/dev"
-
-
-def public_base_url(settings: Settings) -> str:
-    server = settings.server
-    base = server.public_base_url or f"http://{server.host}:{server.port}"
-    return base.rstrip("/")
 
 
 RECENT_DENIALS = 500  # the console's Decisions page: the last 401s and 403s, in memory

@@ -15,6 +15,7 @@ from rich.table import Table
 from rolegate.authn.dev_issuer import STATE_FILE, DevIssuer
 from rolegate.cli import data, keys
 from rolegate.cli.audit import audit_cli
+from rolegate.cli.mcp_target import mcp_target
 from rolegate.cli.options import (
     DEFAULT_STATE_DIR, ConfigOption, JsonOption, StateDirOption, err, out, print_json,
     settings_for, split,
@@ -162,9 +163,19 @@ def dev_token(
 @cli.command()
 def explain(
     token: Annotated[str, typer.Option(help="The bearer token; '-' reads it from stdin.")],
-    route: Annotated[str, typer.Option(help="Route group (inference, info, admin) or a path.")],
+    route: Annotated[str | None, typer.Option(
+        help="Route group (inference, info, admin) or a path; `mcp` with --mcp-server.")] = None,
     config: ConfigOption = None,
     model: Annotated[str | None, typer.Option(help="The model asked for.")] = None,
+    mcp_server: Annotated[str | None, typer.Option(
+        help="An MCP server of `mcp.servers`: explain a request to it.")] = None,
+    tool: Annotated[str | None, typer.Option(help="With --mcp-server: the tool called.")] = None,
+    resource: Annotated[str | None, typer.Option(
+        help="With --mcp-server: the resource URI read.")] = None,
+    prompt: Annotated[str | None, typer.Option(
+        help="With --mcp-server: the prompt asked for.")] = None,
+    arguments: Annotated[str | None, typer.Option(
+        help="With --tool: the call's arguments, a JSON object.")] = None,
     jwks: Annotated[Path | None, typer.Option(
         help="A JWKS file to verify with instead of fetching the issuer's keys.",
         exists=True, dir_okay=False, readable=True)] = None,
@@ -174,6 +185,12 @@ def explain(
     from rolegate.explain import explain as run_explain
     from rolegate.cli.render import render_explanation
 
+    target = mcp_target(mcp_server, tool, resource, prompt, arguments)
+    if route is None and target is None:
+        err.print("[red]Give --route, or --mcp-server (with --tool, --resource or "
+                  "--prompt).[/red]")
+        raise typer.Exit(2)
+    route = route or "mcp"
     settings = settings_for(config)
     issuers = list(settings.auth.issuers)
     if settings.auth.dev_issuer.enabled and (state_dir / STATE_FILE).exists():
@@ -185,7 +202,7 @@ def explain(
             report = data.explain_key(settings, token, route, model)
         else:
             report = asyncio.run(run_explain(settings, issuers, token, route, model,
-                                             _fetcher(jwks, state_dir)))
+                                             _fetcher(jwks, state_dir), mcp=target))
     except GatewayError as error:  # e.g. a --route that no request could take
         err.print(f"[red]{error.message}[/red]")
         raise typer.Exit(2) from None

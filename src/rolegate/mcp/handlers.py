@@ -70,10 +70,6 @@ class McpServer:
         return f"{base}/.well-known/oauth-protected-resource/mcp/{path}"
 
 
-def resource_url(base_url: str, name: str) -> str:
-    return f"{base_url.rstrip('/')}/mcp/{name}"
-
-
 class McpHandlers:
     def __init__(self, servers: list[McpServer], guard: Guard, http: HttpClient, *,
                  issuers: list[str], recorder: Recorder | None, clock: Callable[[], float],
