@@ -59,6 +59,7 @@ from rolegate.limits.limiter import Limiter
 from rolegate.mcp.credentials import ServerCredential
 from rolegate.mcp.handlers import McpHandlers, McpServer
 from rolegate.mcp.resources import accepting, public_base_url, resource_url
+from rolegate.mcp.sessions import SessionBinder
 from rolegate.mcp.tool_limits import ToolLimits
 from rolegate.limits.memory import MemoryLimiter
 from rolegate.limits.quota import QuotaPlan
@@ -96,9 +97,10 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
               clock: Callable[[], float] = time.time, fetch: Fetch | None = None,
               dev_issuer: DevIssuer | None = None,
               sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-              rng: random.Random | None = None) -> Gateway:
+              rng: random.Random | None = None, mcp_session_key: bytes | None = None) -> Gateway:
     """The ASGI app for `settings`. Tests pass `clock`, `fetch`, `dev_issuer`, `sleep` (retry
-    back-off) and `rng` (jitter, tie-breaks) in."""
+    back-off) and `rng` (jitter, tie-breaks) in; the workers of one `serve`, the key binding MCP
+    sessions (None: `mcp.session_secret`, or a random key of this process)."""
     http = http or HttpClient(settings.egress)
     fetch = fetch or http_fetcher(http)
     paths = settings.claim_paths
@@ -158,7 +160,8 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
                       issuers=[issuer.config.issuer for issuer in issuers],
                       max_body_bytes=settings.server.max_body_bytes,
                       body_timeout=settings.server.body_timeout,
-                      limits=ToolLimits(plan, limiter, clock, metrics))
+                      limits=ToolLimits(plan, limiter, clock, metrics),
+                      sessions=SessionBinder(_session_key(settings, mcp_session_key)))
     handlers[Operation.MCP] = mcp.serve
     for server in mcp_servers:
         public[PROTECTED_RESOURCE_PREFIX + MCP_PREFIX + server.config.name] = mcp.metadata(server)
@@ -331,7 +334,9 @@ def create_app_from_env() -> Gateway:
     if settings.auth.dev_issuer.enabled:
         assert options.state_dir is not None, "from_environ always names a state directory"
         dev_issuer = DevIssuer.load(options.state_dir)
-    return build_app(settings, dev_issuer=dev_issuer)
+    key = options.mcp_session_key
+    return build_app(settings, dev_issuer=dev_issuer,
+                     mcp_session_key=bytes.fromhex(key) if key else None)
 
 
 def _build_metrics(settings: Settings, registry: CollectorRegistry) -> GatewayMetrics | None:
@@ -373,6 +378,13 @@ def _trusted_dev(dev: DevIssuer, clock: Callable[[], float],
     if audience is not None:
         config = config.model_copy(update={"audiences": (audience,)})
     return TrustedIssuer.build(config, local, clock, paths)
+
+
+def _session_key(settings: Settings, given: bytes | None) -> bytes:
+    secret = settings.mcp.session_secret
+    if secret is not None:
+        return secret.get_secret_value().encode()
+    return given or secrets.token_bytes(32)
 
 
 def _mcp_servers(settings: Settings, http: HttpClient,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sys
 from importlib.metadata import version
 from pathlib import Path
@@ -91,7 +92,8 @@ def _serve(settings: Settings, config: Path | None, host: str | None, port: int 
         if workers == 1:
             app: object = build_app(settings, dev_issuer=dev_issuer)
         else:  # each worker builds its own app from the same options and the key saved above
-            LaunchOptions(config, host, port, state_dir).export()
+            LaunchOptions(config, host, port, state_dir,
+                          mcp_session_key=secrets.token_hex(32)).export()
             app = "rolegate.app:create_app_from_env"
     except ConfigError as exc:  # a secret file the configuration names cannot be read
         serving.fail(str(exc))

@@ -2,7 +2,8 @@
 
 Each worker is a fresh interpreter started by uvicorn, which imports an app factory; the parent
 passes the command-line options through the environment (the only channel uvicorn leaves), and
-the development issuer's key through the state directory, so every worker trusts the same key.
+the development issuer's key through the state directory, so every worker trusts the same key,
+and one key binding MCP sessions to their callers (`mcp/sessions.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ _CONFIG = "ROLEGATE_SERVE_CONFIG"
 _HOST = "ROLEGATE_SERVE_HOST"
 _PORT = "ROLEGATE_SERVE_PORT"
 _STATE_DIR = "ROLEGATE_SERVE_STATE_DIR"
+_MCP_SESSION_KEY = "ROLEGATE_SERVE_MCP_SESSION_KEY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,9 @@ class LaunchOptions:
     host: str | None
     port: int | None
     state_dir: Path | None
+    # The key binding MCP sessions to their callers, one per `serve` (hex): every worker signs
+    # and checks with it, so a session opened on one worker is good on the others.
+    mcp_session_key: str | None = None
 
     def settings(self) -> Settings:
         """The settings these options describe; raises `ConfigError`. Without a configured
@@ -51,6 +56,7 @@ class LaunchOptions:
         target[_HOST] = self.host or ""
         target[_PORT] = "" if self.port is None else str(self.port)
         target[_STATE_DIR] = str(self.state_dir.resolve()) if self.state_dir else ""
+        target[_MCP_SESSION_KEY] = self.mcp_session_key or ""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> LaunchOptions:
@@ -58,4 +64,5 @@ class LaunchOptions:
         config, port = source.get(_CONFIG), source.get(_PORT)
         return cls(config=Path(config) if config else None, host=source.get(_HOST) or None,
                    port=int(port) if port else None,
-                   state_dir=Path(source.get(_STATE_DIR) or ".rolegate"))
+                   state_dir=Path(source.get(_STATE_DIR) or ".rolegate"),
+                   mcp_session_key=source.get(_MCP_SESSION_KEY) or None)

@@ -648,6 +648,10 @@ class McpServerConfig(Frozen):
 
 class McpConfig(Frozen):
     servers: tuple[McpServerConfig, ...] = ()
+    session_secret: SecretStr | None = Field(
+        None, description="Signs the binding of each MCP session id to the caller who opened "
+        "it (use ${env:NAME}); set it when several replicas serve one client. None: a random "
+        "key per `rolegate serve`, shared by its workers.")
 
 
 class Settings(Frozen):

@@ -20,7 +20,6 @@ One request, after the front door authenticated the caller and granted route gro
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +39,7 @@ from rolegate.errors import (
 )
 from rolegate.limits.limiter import NO_LEASE, Lease
 from rolegate.mcp.credentials import ServerCredential
+from rolegate.mcp.sessions import SessionBinder
 from rolegate.mcp.messages import LISTS, Message, check_headers, error_reply, read_message
 from rolegate.mcp.tool_limits import ToolLimits
 from rolegate.providers.http import HttpClient
@@ -51,10 +51,10 @@ METHOD_NOT_FOUND = -32601
 # A tool call over its limit: from JSON-RPC's server-defined range (-32000 to -32099), chosen
 # to echo HTTP 429, which the response also carries.
 RATE_LIMITED = -32029
-MAX_SESSIONS = 10_000
 # Request headers sent on to the server; nothing else of the caller's (no Authorization).
-FORWARDED = (b"mcp-session-id", b"mcp-protocol-version", b"mcp-method", b"mcp-name",
-             b"last-event-id", b"traceparent", b"tracestate")
+# The session id is sent on as the server's own (`sessions.py`).
+FORWARDED = (b"mcp-protocol-version", b"mcp-method", b"mcp-name", b"last-event-id",
+             b"traceparent", b"tracestate")
 NOT_CACHEABLE = [(b"cache-control", b"private, no-store"), (b"vary", b"authorization")]
 
 
@@ -73,7 +73,8 @@ class McpServer:
 class McpHandlers:
     def __init__(self, servers: list[McpServer], guard: Guard, http: HttpClient, *,
                  issuers: list[str], recorder: Recorder | None, clock: Callable[[], float],
-                 max_body_bytes: int, body_timeout: float, limits: ToolLimits) -> None:
+                 max_body_bytes: int, body_timeout: float, limits: ToolLimits,
+                 sessions: SessionBinder) -> None:
         self._servers = {server.config.name: server for server in servers}
         self._guard = guard
         self._limits = limits
@@ -83,8 +84,7 @@ class McpHandlers:
         self._clock = clock
         self._max_body_bytes = max_body_bytes
         self._body_timeout = body_timeout
-        # session id -> (issuer, subject) of the caller it was opened for (2025-11-25)
-        self._sessions: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._sessions = sessions
 
     def metadata(self, server: McpServer) -> Callable[[], Response]:
         """The server's RFC 9728 document: its resource, the issuers that mint its tokens and
@@ -112,8 +112,8 @@ class McpHandlers:
             raise error
         self._admit(request, who, server)
         if request.method == "DELETE":
-            self._check_session(request, who)
-            return await self._send(request, server, who, b"", method="DELETE")
+            session = self._session(request, who, server)
+            return await self._send(request, server, who, session, b"", method="DELETE")
         if request.method != "POST":
             raise MethodNotAllowed(f"{request.method} is not served on {request.path}; use "
                                    "POST (responses are JSON, not a standing stream).",
@@ -121,7 +121,7 @@ class McpHandlers:
         raw = await request.body(self._max_body_bytes, self._body_timeout)
         message = read_message(raw)
         check_headers(message, request.headers)
-        self._check_session(request, who)
+        session = self._session(request, who, server)
         if message.method is not None and not message.is_known:
             return _reply(error_reply(message.id, METHOD_NOT_FOUND,
                                       f"Method {message.method!r} is not served here."))
@@ -136,7 +136,8 @@ class McpHandlers:
                     "code": decision.code, "server": server.config.name,
                     message.kind: message.name}))
         if message.method != "tools/call" or decision is None:
-            return await self._send(request, server, who, message.encoded, message=message)
+            return await self._send(request, server, who, session, message.encoded,
+                                    message=message)
         try:
             lease = await self._limits.acquire(decision.rule, who, server.config.name,
                                                message.name or "")
@@ -144,7 +145,8 @@ class McpHandlers:
             self._record(request, who, server, message, decision, refusal.status, 0.0)
             return _limited(message, server, refusal)
         started = time.perf_counter()
-        response = await self._send(request, server, who, message.encoded, message=message)
+        response = await self._send(request, server, who, session, message.encoded,
+                                    message=message)
         self._record(request, who, server, message, decision, response.status,
                      (time.perf_counter() - started) * 1000)
         return _with_lease(response, lease)
@@ -157,20 +159,21 @@ class McpHandlers:
             error.scope = " ".join(self._guard.policy.scopes_granting(action)) or None
             raise error
 
-    def _check_session(self, request: Request, who: Principal) -> None:
-        """A session (2025-11-25) is its opener's: another caller presenting its id is told it
-        does not exist."""
-        session = request.headers.get(b"mcp-session-id")
-        if session is None:
-            return
-        owner = self._sessions.get(session.decode("latin-1"))
-        if owner != (who.issuer, who.subject):
-            raise NotFound("No such MCP session.", code="unknown_mcp_session")
+    def _session(self, request: Request, who: Principal, server: McpServer) -> str | None:
+        """The server's id of the session (2025-11-25) the caller presents: its opener's
+        only; another caller presenting it is told it does not exist (`sessions.py`)."""
+        presented = request.headers.get(b"mcp-session-id")
+        if presented is None:
+            return None
+        return self._sessions.server_id(server.config.name, who, presented.decode("latin-1"))
 
-    async def _send(self, request: Request, server: McpServer, who: Principal, body: bytes, *,
-                    method: str = "POST", message: Message | None = None) -> Response:
+    async def _send(self, request: Request, server: McpServer, who: Principal,
+                    session_id: str | None, body: bytes, *, method: str = "POST",
+                    message: Message | None = None) -> Response:
         headers = {name.decode(): value.decode("latin-1") for name in FORWARDED
                    if (value := request.headers.get(name)) is not None}
+        if session_id is not None:
+            headers["mcp-session-id"] = session_id
         # rolegate's credential, never the caller's
         headers.update(await server.credential.headers(request, who))
         headers["content-type"] = "application/json"
@@ -191,11 +194,10 @@ class McpHandlers:
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"MCP server {server.config.name!r} cannot be reached: "
                                 f"{type(exc).__name__}.", code="mcp_server_unavailable") from None
-        if session is not None and message is not None and message.method == "initialize":
-            self._remember(session, who)
         out: list[tuple[bytes, bytes]] = list(NOT_CACHEABLE)
         if session is not None:
-            out.append((b"mcp-session-id", session.encode("latin-1")))
+            bound = self._sessions.bind(server.config.name, who, session)
+            out.append((b"mcp-session-id", bound.encode("latin-1")))
         if not payload or message is None:
             return Response(status=status, body=payload, headers=out)
         reply = _json_reply(payload, content_type, message.id)
@@ -205,11 +207,6 @@ class McpHandlers:
         if message.method in LISTS and isinstance(reply.get("result"), dict):
             self._filter(request, who, server, message.method, reply["result"])
         return Response(status=status, body=orjson.dumps(reply), headers=out)
-
-    def _remember(self, session: str, who: Principal) -> None:
-        self._sessions[session] = (who.issuer, who.subject)
-        if len(self._sessions) > MAX_SESSIONS:
-            self._sessions.popitem(last=False)
 
     def _filter(self, request: Request, who: Principal, server: McpServer, method: str,
                 result: dict[str, Any]) -> None:
