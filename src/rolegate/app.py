@@ -59,6 +59,7 @@ from rolegate.limits.limiter import Limiter
 from rolegate.mcp.credentials import ServerCredential
 from rolegate.mcp.handlers import McpHandlers, McpServer
 from rolegate.mcp.resources import accepting, public_base_url, resource_url
+from rolegate.mcp.pins import ToolPins
 from rolegate.mcp.sessions import SessionBinder
 from rolegate.mcp.tool_limits import ToolLimits
 from rolegate.limits.memory import MemoryLimiter
@@ -161,7 +162,8 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
                       max_body_bytes=settings.server.max_body_bytes,
                       body_timeout=settings.server.body_timeout,
                       limits=ToolLimits(plan, limiter, clock, metrics),
-                      sessions=SessionBinder(_session_key(settings, mcp_session_key)))
+                      sessions=SessionBinder(_session_key(settings, mcp_session_key)),
+                      pins=ToolPins())
     handlers[Operation.MCP] = mcp.serve
     for server in mcp_servers:
         public[PROTECTED_RESOURCE_PREFIX + MCP_PREFIX + server.config.name] = mcp.metadata(server)

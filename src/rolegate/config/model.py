@@ -637,6 +637,10 @@ class McpServerConfig(Frozen):
     timeout: float = Field(30.0, gt=0, description="Seconds one upstream request may take.")
     auth: McpServerAuthConfig | None = Field(None, description="A bearer token for the server "
                                              "from a token endpoint (its `Authorization`).")
+    on_tool_change: Literal["log", "hide"] = Field(
+        "log", description="When the server changes a tool's definition after rolegate first "
+        "saw it: `log` a warning, or also `hide` the tool (left out of lists, calls refused) "
+        "until restart.")
 
     @model_validator(mode="after")
     def _one_authorization(self) -> McpServerConfig:

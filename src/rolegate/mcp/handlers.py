@@ -14,7 +14,8 @@ One request, after the front door authenticated the caller and granted route gro
    JSON-RPC error and `Retry-After`, and never sent on either;
 5. the message goes to the server with rolegate's own credential (never the caller's token);
    list results come back filtered to what the caller may use, marked private to caches;
-6. one usage record per tool call.
+6. one usage record per tool call; each tool's definition is pinned when first listed, and a
+   changed one logged (and with `on_tool_change: hide` withheld, `pins.py`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from rolegate.errors import (
 )
 from rolegate.limits.limiter import NO_LEASE, Lease
 from rolegate.mcp.credentials import ServerCredential
+from rolegate.mcp.pins import ToolPins
 from rolegate.mcp.sessions import SessionBinder
 from rolegate.mcp.messages import LISTS, Message, check_headers, error_reply, read_message
 from rolegate.mcp.tool_limits import ToolLimits
@@ -74,7 +76,7 @@ class McpHandlers:
     def __init__(self, servers: list[McpServer], guard: Guard, http: HttpClient, *,
                  issuers: list[str], recorder: Recorder | None, clock: Callable[[], float],
                  max_body_bytes: int, body_timeout: float, limits: ToolLimits,
-                 sessions: SessionBinder) -> None:
+                 sessions: SessionBinder, pins: ToolPins) -> None:
         self._servers = {server.config.name: server for server in servers}
         self._guard = guard
         self._limits = limits
@@ -85,6 +87,7 @@ class McpHandlers:
         self._max_body_bytes = max_body_bytes
         self._body_timeout = body_timeout
         self._sessions = sessions
+        self._pins = pins
 
     def metadata(self, server: McpServer) -> Callable[[], Response]:
         """The server's RFC 9728 document: its resource, the issuers that mint its tokens and
@@ -135,6 +138,12 @@ class McpHandlers:
                 return _reply(error_reply(message.id, FORBIDDEN, decision.reason, {
                     "code": decision.code, "server": server.config.name,
                     message.kind: message.name}))
+            if self._is_hidden(server, message):
+                return _reply(error_reply(message.id, FORBIDDEN, (
+                    f"The definition of tool {message.name!r} changed since rolegate first "
+                    "saw it; it is withheld until reviewed."), {
+                    "code": "tool_definition_changed", "server": server.config.name,
+                    "tool": message.name}))
         if message.method != "tools/call" or decision is None:
             return await self._send(request, server, who, session, message.encoded,
                                     message=message)
@@ -150,6 +159,10 @@ class McpHandlers:
         self._record(request, who, server, message, decision, response.status,
                      (time.perf_counter() - started) * 1000)
         return _with_lease(response, lease)
+
+    def _is_hidden(self, server: McpServer, message: Message) -> bool:
+        return (server.config.on_tool_change == "hide" and message.kind == "tool"
+                and self._pins.has_changed(server.config.name, message.name or ""))
 
     def _admit(self, request: Request, who: Principal, server: McpServer) -> None:
         action = _server_action(server, request.path)
@@ -217,6 +230,11 @@ class McpHandlers:
         if not isinstance(items, list):
             return
         policy = self._guard.policy
+        if kind == "tool":
+            changed = self._pins.check(server.config.name, items)
+            if server.config.on_tool_change == "hide":
+                items = [item for item in items
+                         if not (isinstance(item, dict) and item.get("name") in changed)]
         result[field] = [item for item in items if isinstance(item, dict)
                          and isinstance(item.get(key), str)
                          and policy.decide(who, Action(RouteGroup.MCP, request.path, mcp=McpTarget(
