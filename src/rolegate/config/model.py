@@ -634,7 +634,8 @@ class McpServerConfig(Frozen):
     headers: dict[str, str] = Field(default_factory=dict, description="Headers rolegate sends "
                                     "to the server as its own credential, values as "
                                     "`${env:NAME}`; the caller's token is never forwarded.")
-    timeout: float = Field(30.0, gt=0, description="Seconds one upstream request may take.")
+    timeout: float = Field(30.0, gt=0, description="Seconds the server may take to connect, to "
+                           "answer, and between two parts of a stream.")
     auth: McpServerAuthConfig | None = Field(None, description="A bearer token for the server "
                                              "from a token endpoint (its `Authorization`).")
     on_tool_change: Literal["log", "hide"] = Field(

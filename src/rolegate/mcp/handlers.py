@@ -13,15 +13,18 @@ One request, after the front door authenticated the caller and granted route gro
    a tool call over its rule's per-tool limit (`tool_limits.py`) is answered 429 with a
    JSON-RPC error and `Retry-After`, and never sent on either;
 5. the message goes to the server with rolegate's own credential (never the caller's token);
-   list results come back filtered to what the caller may use, marked private to caches;
+   what comes back passes the caller's `Screen`: list results filtered to what the caller may
+   use, marked private to caches; an SSE reply (progress, then the response) and the standing
+   GET stream are relayed event by event as they arrive, each message screened (`events.py`);
 6. one usage record per tool call; each tool's definition is pinned when first listed, and a
    changed one logged (and with `on_tool_change: hide` withheld, `pins.py`).
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,11 +45,15 @@ from rolegate.limits.limiter import NO_LEASE, Lease
 from rolegate.mcp.credentials import ServerCredential
 from rolegate.mcp.pins import ToolPins
 from rolegate.mcp.sessions import SessionBinder
-from rolegate.mcp.messages import LISTS, Message, check_headers, error_reply, read_message
+from rolegate.mcp.events import ScreenedEvents
+from rolegate.mcp.messages import Message, check_headers, error_reply, read_message
+from rolegate.mcp.screen import Screen
 from rolegate.mcp.tool_limits import ToolLimits
 from rolegate.providers.http import HttpClient
 from rolegate.server.asgi import Request, Response, json_response
 from rolegate.server.guard import Guard
+
+log = logging.getLogger("rolegate.mcp")
 
 FORBIDDEN = -32003  # JSON-RPC error for a call the policy refuses
 METHOD_NOT_FOUND = -32601
@@ -57,6 +64,10 @@ RATE_LIMITED = -32029
 # The session id is sent on as the server's own (`sessions.py`).
 FORWARDED = (b"mcp-protocol-version", b"mcp-method", b"mcp-name", b"last-event-id",
              b"traceparent", b"tracestate")
+ACCEPT = {"POST": "application/json, text/event-stream", "GET": "text/event-stream",
+          "DELETE": "application/json"}
+SSE = b"text/event-stream"
+UPSTREAM_FAILED = -32000  # a stream the server broke off: JSON-RPC's generic server error
 NOT_CACHEABLE = [(b"cache-control", b"private, no-store"), (b"vary", b"authorization")]
 
 
@@ -117,10 +128,12 @@ class McpHandlers:
         if request.method == "DELETE":
             session = self._session(request, who, server)
             return await self._send(request, server, who, session, b"", method="DELETE")
+        if request.method == "GET":  # the server's standing stream (2025-11-25), screened
+            session = self._session(request, who, server)
+            return await self._send(request, server, who, session, b"", method="GET")
         if request.method != "POST":
-            raise MethodNotAllowed(f"{request.method} is not served on {request.path}; use "
-                                   "POST (responses are JSON, not a standing stream).",
-                                   allow=("POST", "DELETE"))
+            raise MethodNotAllowed(f"{request.method} is not served on {request.path}.",
+                                   allow=("POST", "GET", "DELETE"))
         raw = await request.body(self._max_body_bytes, self._body_timeout)
         message = read_message(raw)
         check_headers(message, request.headers)
@@ -189,58 +202,46 @@ class McpHandlers:
             headers["mcp-session-id"] = session_id
         # rolegate's credential, never the caller's
         headers.update(await server.credential.headers(request, who))
-        headers["content-type"] = "application/json"
-        headers["accept"] = "application/json, text/event-stream"
-        url = server.config.url
-        try:
-            async with self._http.session.request(
-                    method, url, data=body, headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=server.config.timeout),
-                    **self._http.egress_options(url)) as upstream:
-                payload = await upstream.read()
-                status = upstream.status
-                content_type = upstream.headers.get("content-type", "")
-                session = upstream.headers.get("mcp-session-id")
-        except TimeoutError:
-            raise UpstreamTimeout(f"MCP server {server.config.name!r} did not answer within "
-                                  f"{server.config.timeout:g} seconds.") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"MCP server {server.config.name!r} cannot be reached: "
-                                f"{type(exc).__name__}.", code="mcp_server_unavailable") from None
+        if method == "POST":
+            headers["content-type"] = "application/json"
+        headers["accept"] = ACCEPT[method]
+        upstream = await self._open(server, method, body, headers)
         out: list[tuple[bytes, bytes]] = list(NOT_CACHEABLE)
-        if session is not None:
+        if (session := upstream.headers.get("mcp-session-id")) is not None:
             bound = self._sessions.bind(server.config.name, who, session)
             out.append((b"mcp-session-id", bound.encode("latin-1")))
+        screen = Screen(self._guard.policy, self._pins, server.config, who, request.path,
+                        message)
+        if upstream.content_type == "text/event-stream":
+            return Response(status=upstream.status, headers=out, content_type=SSE,
+                            stream=SseRelay(upstream, ScreenedEvents(screen), server, message))
+        try:
+            payload = await upstream.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _unreachable(server, exc) from None
+        finally:
+            upstream.release()
         if not payload or message is None:
-            return Response(status=status, body=payload, headers=out)
-        reply = _json_reply(payload, content_type, message.id)
+            return Response(status=upstream.status, body=payload, headers=out)
+        reply = _json_reply(payload)
         if reply is None:
             raise UpstreamError(f"MCP server {server.config.name!r} answered with no JSON-RPC "
                                 "response.", code="upstream_error")
-        if message.method in LISTS and isinstance(reply.get("result"), dict):
-            self._filter(request, who, server, message.method, reply["result"])
-        return Response(status=status, body=orjson.dumps(reply), headers=out)
+        return Response(status=upstream.status, body=orjson.dumps(screen.message(reply)),
+                        headers=out)
 
-    def _filter(self, request: Request, who: Principal, server: McpServer, method: str,
-                result: dict[str, Any]) -> None:
-        """Keeps the items the caller may use; the list is the caller's own, so no cache may
-        share it (`cacheScope: private`)."""
-        field, kind, key = LISTS[method]
-        items = result.get(field)
-        if not isinstance(items, list):
-            return
-        policy = self._guard.policy
-        if kind == "tool":
-            changed = self._pins.check(server.config.name, items)
-            if server.config.on_tool_change == "hide":
-                items = [item for item in items
-                         if not (isinstance(item, dict) and item.get("name") in changed)]
-        result[field] = [item for item in items if isinstance(item, dict)
-                         and isinstance(item.get(key), str)
-                         and policy.decide(who, Action(RouteGroup.MCP, request.path, mcp=McpTarget(
-                             server.config.name, kind, item[key]))).allowed]
-        if "cacheScope" in result or "ttlMs" in result:
-            result["cacheScope"] = "private"
+    async def _open(self, server: McpServer, method: str, body: bytes,
+                    headers: dict[str, str]) -> aiohttp.ClientResponse:
+        url = server.config.url
+        # Bounded between reads, not in total: a stream may run for as long as it delivers.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=server.config.timeout,
+                                        sock_read=server.config.timeout)
+        try:
+            return await self._http.session.request(method, url, data=body, headers=headers,
+                                                    timeout=timeout,
+                                                    **self._http.egress_options(url))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _unreachable(server, exc) from None
 
     def _record(self, request: Request, who: Principal, server: McpServer, message: Message,
                 decision: Decision, status: int, latency_ms: float) -> None:
@@ -280,27 +281,50 @@ def _with_lease(response: Response, lease: Lease) -> Response:
     return response
 
 
-def _json_reply(payload: bytes, content_type: str, identifier: Any) -> dict[str, Any] | None:
-    """The JSON-RPC response in a JSON body, or the one answering `identifier` among the
-    events of an SSE body."""
-    if not content_type.startswith("text/event-stream"):
+def _json_reply(payload: bytes) -> dict[str, Any] | None:
+    try:
+        value = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _unreachable(server: McpServer, exc: BaseException) -> UpstreamError | UpstreamTimeout:
+    if isinstance(exc, TimeoutError):
+        return UpstreamTimeout(f"MCP server {server.config.name!r} did not answer within "
+                               f"{server.config.timeout:g} seconds.")
+    return UpstreamError(f"MCP server {server.config.name!r} cannot be reached: "
+                         f"{type(exc).__name__}.", code="mcp_server_unavailable")
+
+
+class SseRelay:
+    """The server's SSE stream, screened, as it arrives (a `Stream`: closing it releases the
+    server's connection, iterated or not). The status is sent by then, so a server failing
+    mid-stream ends it with a JSON-RPC error answering the request (C6)."""
+
+    def __init__(self, upstream: aiohttp.ClientResponse, events: ScreenedEvents,
+                 server: McpServer, message: Message | None) -> None:
+        self._upstream = upstream
+        self._events = events
+        self._server = server
+        self._message = message
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
         try:
-            value = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return None
-        return value if isinstance(value, dict) else None
-    for event in payload.split(b"\n\n"):
-        data = b"\n".join(line[5:].lstrip() for line in event.splitlines()
-                          if line.startswith(b"data:"))
-        if not data:
-            continue
-        try:
-            value = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(value, dict) and "method" not in value and value.get("id") == identifier:
-            return value
-    return None
+            async for chunk in self._upstream.content.iter_any():
+                if screened := self._events.feed(chunk):
+                    yield screened
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("MCP server %r broke off a stream: %s", self._server.config.name,
+                        type(exc).__name__)
+            message = self._message
+            if message is not None and message.is_request:
+                error = _unreachable(self._server, exc)
+                yield (b"data: " + error_reply(message.id, UPSTREAM_FAILED, error.message)
+                       + b"\n\n")
 
-
-
+    async def aclose(self) -> None:
+        self._upstream.release()
