@@ -169,7 +169,7 @@ async def test_every_message_of_a_stream_is_screened_for_the_caller(streaming_se
     assert response.headers["cache-control"] == "private, no-store"
     kinds = [message.get("method") or "response" for message in messages]
     expected = ["notifications/resources/updated", "notifications/tools/list_changed"]
-    assert kinds == (expected + ["response"] if method == "POST" else expected)
+    assert kinds == ([*expected, "response"] if method == "POST" else expected)
     assert messages[0]["params"]["uri"] == "docs://readme"
     assert "passwd" not in text and "not json" not in text
     assert "id: 2" in text and ": keep-alive" in text
