@@ -61,6 +61,7 @@ from rolegate.mcp.handlers import McpHandlers, McpServer
 from rolegate.mcp.resources import accepting, public_base_url, resource_url
 from rolegate.mcp.pins import ToolPins
 from rolegate.mcp.sessions import SessionBinder
+from rolegate.mcp.stdio import StdioServer
 from rolegate.mcp.tool_limits import ToolLimits
 from rolegate.limits.memory import MemoryLimiter
 from rolegate.limits.quota import QuotaPlan
@@ -105,7 +106,8 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     http = http or HttpClient(settings.egress)
     fetch = fetch or http_fetcher(http)
     paths = settings.claim_paths
-    mcp_servers = _mcp_servers(settings, http, clock)
+    mcp_servers = _mcp_servers(settings, http, clock, sleep)
+    children = [server.stdio for server in mcp_servers if server.stdio is not None]
     resources = tuple(server.resource for server in mcp_servers)
     issuers = [TrustedIssuer.build(accepting(config, resources), fetch, clock, paths)
                for config in settings.auth.issuers]
@@ -179,7 +181,8 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     observer = RequestObserver(metrics, AccessLog(is_enabled=settings.logging.access), decisions)
     authenticator = Authenticator(JwtVerifier(issuers, clock), keys=stores.keys,
                                   max_header_bytes=settings.server.max_auth_header_bytes)
-    on_shutdown = [*stores.on_shutdown, limiter.close, http.close]
+    on_shutdown = [*stores.on_shutdown, *(child.stop for child in children), limiter.close,
+                   http.close]
     if tracing is not None:
         on_shutdown.append(_closing(tracing))
     return Gateway(authenticator=authenticator, guard=guard, handlers=handlers, public=public,
@@ -187,8 +190,9 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
                    sessions=console.sessions,
                    resource_metadata={MCP_PREFIX + server.config.name: server.metadata_url
                                       for server in mcp_servers},
-                   resource_audiences=frozenset(resources), on_startup=[*stores.on_startup,
-                               background(*(cache.warm_until_loaded for cache in caches))],
+                   resource_audiences=frozenset(resources), on_startup=[
+                       *stores.on_startup, *(child.start for child in children),
+                       background(*(cache.warm_until_loaded for cache in caches))],
                    on_shutdown=on_shutdown)
 
 
@@ -389,12 +393,13 @@ def _session_key(settings: Settings, given: bytes | None) -> bytes:
     return given or secrets.token_bytes(32)
 
 
-def _mcp_servers(settings: Settings, http: HttpClient,
-                 clock: Callable[[], float]) -> list[McpServer]:
+def _mcp_servers(settings: Settings, http: HttpClient, clock: Callable[[], float],
+                 sleep: Callable[[float], Awaitable[None]]) -> list[McpServer]:
     base = public_base_url(settings)
     limit = settings.server.max_auth_header_bytes
     return [McpServer(server, resource_url(base, server.name),
-                      ServerCredential(server, http, clock, max_header_bytes=limit))
+                      ServerCredential(server, http, clock, max_header_bytes=limit),
+                      StdioServer(server, sleep=sleep) if server.command else None)
             for server in settings.mcp.servers]
 
 

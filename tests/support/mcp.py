@@ -148,7 +148,8 @@ class Session:
         response = await self.post({"jsonrpc": "2.0", "id": 0, "method": "initialize",
                                     "params": INIT})
         assert response.status_code == 200, response.text
-        self.headers["mcp-session-id"] = response.headers["mcp-session-id"]
+        if "mcp-session-id" in response.headers:  # a stdio server behind rolegate has none
+            self.headers["mcp-session-id"] = response.headers["mcp-session-id"]
         await self.post({"jsonrpc": "2.0", "method": "notifications/initialized"})
         return self
 

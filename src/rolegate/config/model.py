@@ -627,10 +627,18 @@ class McpServerAuthConfig(Frozen):
 
 
 class McpServerConfig(Frozen):
-    """An MCP server proxied at `/mcp/{name}` (Streamable HTTP)."""
+    """An MCP server proxied at `/mcp/{name}`: reached over Streamable HTTP (`url`), or run by
+    rolegate as a child process speaking stdio (`command`)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    url: str = Field(pattern=r"^https?://", description="The server's Streamable HTTP endpoint.")
+    url: str | None = Field(None, pattern=r"^https?://",
+                            description="The server's Streamable HTTP endpoint.")
+    command: tuple[str, ...] | None = Field(
+        None, min_length=1, description="argv of a stdio server rolegate starts, restarts "
+        "when it exits, and stops on shutdown.")
+    env: dict[str, str] = Field(default_factory=dict, description="The stdio server's "
+                                "environment (values as `${env:NAME}`), besides PATH, HOME, "
+                                "USER, LANG and the like.")
     headers: dict[str, str] = Field(default_factory=dict, description="Headers rolegate sends "
                                     "to the server as its own credential, values as "
                                     "`${env:NAME}`; the caller's token is never forwarded.")
@@ -644,7 +652,13 @@ class McpServerConfig(Frozen):
         "until restart.")
 
     @model_validator(mode="after")
-    def _one_authorization(self) -> McpServerConfig:
+    def _one_transport(self) -> McpServerConfig:
+        if (self.url is None) == (self.command is None):
+            raise ValueError("set exactly one of url (Streamable HTTP) or command (stdio)")
+        if self.command is not None and (self.headers or self.auth is not None):
+            raise ValueError("headers and auth are for a server reached by url")
+        if self.url is not None and self.env:
+            raise ValueError("env is for a server started with command")
         if self.auth is not None and any(name.lower() == "authorization"
                                          for name in self.headers):
             raise ValueError("set headers.Authorization or auth, not both")

@@ -30,7 +30,7 @@ class ServerCredential:
         auth = config.auth
         if auth is not None and auth.type == "client_credentials":
             self._own = ClientCredentials(auth, http, clock)
-        elif auth is not None:
+        elif auth is not None and config.url is not None:  # auth needs a url (config/model.py)
             self._exchange = TokenExchange(auth, resource=config.url, client=http, clock=clock)
 
     async def headers(self, request: Request, who: Principal) -> dict[str, str]:

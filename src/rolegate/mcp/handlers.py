@@ -48,6 +48,7 @@ from rolegate.mcp.sessions import SessionBinder
 from rolegate.mcp.events import ScreenedEvents
 from rolegate.mcp.messages import Message, check_headers, error_reply, read_message
 from rolegate.mcp.screen import Screen
+from rolegate.mcp.stdio import StdioServer
 from rolegate.mcp.tool_limits import ToolLimits
 from rolegate.providers.http import HttpClient
 from rolegate.server.asgi import Request, Response, json_response
@@ -76,6 +77,7 @@ class McpServer:
     config: McpServerConfig
     resource: str  # the URL clients reach it at: the audience its tokens must name
     credential: ServerCredential  # what rolegate presents to it, never the caller's token
+    stdio: StdioServer | None = None  # the child process, for a server started with `command`
 
     @property
     def metadata_url(self) -> str:
@@ -114,6 +116,38 @@ class McpHandlers:
         return respond
 
     async def serve(self, request: Request, route: Route, who: Principal) -> Response:
+        server = self._server_for(route, who)
+        self._admit(request, who, server)
+        if request.method in ("GET", "DELETE") and server.stdio is None:
+            # GET: the server's standing stream (2025-11-25), screened; DELETE: end a session
+            session = self._session(request, who, server)
+            return await self._send(request, server, who, session, b"", method=request.method)
+        if request.method != "POST":
+            raise MethodNotAllowed(f"{request.method} is not served on {request.path}.",
+                                   allow=("POST",) if server.stdio else ("POST", "GET", "DELETE"))
+        raw = await request.body(self._max_body_bytes, self._body_timeout)
+        message = read_message(raw)
+        check_headers(message, request.headers)
+        session = self._session(request, who, server)
+        decision, refusal = self._decide(request, who, server, message)
+        if refusal is not None:
+            return refusal
+        if message.method != "tools/call" or decision is None:
+            return await self._forward(request, server, who, session, message)
+        try:
+            lease = await self._limits.acquire(decision.rule, who, server.config.name,
+                                               message.name or "")
+        except RateLimited as limited:
+            self._record(request, who, server, message, decision, limited.status, 0.0)
+            return _limited(message, server, limited)
+        started = time.perf_counter()
+        response = await self._forward(request, server, who, session, message)
+        self._record(request, who, server, message, decision, response.status,
+                     (time.perf_counter() - started) * 1000)
+        return _with_lease(response, lease)
+
+    def _server_for(self, route: Route, who: Principal) -> McpServer:
+        """The server the path names (404), if the token is for it (401, RFC 8707)."""
         server = self._servers.get(route.resource or "")
         if server is None:
             raise NotFound(f"No MCP server is named {route.resource!r}.",
@@ -124,54 +158,47 @@ class McpHandlers:
                                     code="invalid_audience")
             error.resource_metadata = server.metadata_url
             raise error
-        self._admit(request, who, server)
-        if request.method == "DELETE":
-            session = self._session(request, who, server)
-            return await self._send(request, server, who, session, b"", method="DELETE")
-        if request.method == "GET":  # the server's standing stream (2025-11-25), screened
-            session = self._session(request, who, server)
-            return await self._send(request, server, who, session, b"", method="GET")
-        if request.method != "POST":
-            raise MethodNotAllowed(f"{request.method} is not served on {request.path}.",
-                                   allow=("POST", "GET", "DELETE"))
-        raw = await request.body(self._max_body_bytes, self._body_timeout)
-        message = read_message(raw)
-        check_headers(message, request.headers)
-        session = self._session(request, who, server)
+        return server
+
+    def _decide(self, request: Request, who: Principal, server: McpServer,
+                message: Message) -> tuple[Decision | None, Response | None]:
+        """The decision on what `message` names (None when it names nothing), and the
+        JSON-RPC error answering it instead of the server, if any."""
         if message.method is not None and not message.is_known:
-            return _reply(error_reply(message.id, METHOD_NOT_FOUND,
-                                      f"Method {message.method!r} is not served here."))
-        decision = None
-        if message.kind is not None and message.name is not None:
-            decision = self._guard.decide(request, who, Action(
-                RouteGroup.MCP, request.path,
-                mcp=McpTarget(server.config.name, message.kind, message.name,
-                              message.arguments if message.kind == "tool" else None)))
-            if not decision.allowed:
-                return _reply(error_reply(message.id, FORBIDDEN, decision.reason, {
-                    "code": decision.code, "server": server.config.name,
-                    message.kind: message.name}))
-            if self._is_hidden(server, message):
-                return _reply(error_reply(message.id, FORBIDDEN, (
-                    f"The definition of tool {message.name!r} changed since rolegate first "
-                    "saw it; it is withheld until reviewed."), {
-                    "code": "tool_definition_changed", "server": server.config.name,
-                    "tool": message.name}))
-        if message.method != "tools/call" or decision is None:
+            return None, _reply(error_reply(message.id, METHOD_NOT_FOUND,
+                                            f"Method {message.method!r} is not served here."))
+        if message.kind is None or message.name is None:
+            return None, None
+        decision = self._guard.decide(request, who, Action(
+            RouteGroup.MCP, request.path,
+            mcp=McpTarget(server.config.name, message.kind, message.name,
+                          message.arguments if message.kind == "tool" else None)))
+        if not decision.allowed:
+            return decision, _reply(error_reply(message.id, FORBIDDEN, decision.reason, {
+                "code": decision.code, "server": server.config.name,
+                message.kind: message.name}))
+        if self._is_hidden(server, message):
+            return decision, _reply(error_reply(message.id, FORBIDDEN, (
+                f"The definition of tool {message.name!r} changed since rolegate first saw "
+                "it; it is withheld until reviewed."), {
+                "code": "tool_definition_changed", "server": server.config.name,
+                "tool": message.name}))
+        return decision, None
+
+    async def _forward(self, request: Request, server: McpServer, who: Principal,
+                       session: str | None, message: Message) -> Response:
+        if server.stdio is None:
             return await self._send(request, server, who, session, message.encoded,
                                     message=message)
-        try:
-            lease = await self._limits.acquire(decision.rule, who, server.config.name,
-                                               message.name or "")
-        except RateLimited as refusal:
-            self._record(request, who, server, message, decision, refusal.status, 0.0)
-            return _limited(message, server, refusal)
-        started = time.perf_counter()
-        response = await self._send(request, server, who, session, message.encoded,
-                                    message=message)
-        self._record(request, who, server, message, decision, response.status,
-                     (time.perf_counter() - started) * 1000)
-        return _with_lease(response, lease)
+        if not message.is_request:  # notifications (initialized, cancelled) stop here
+            return Response(status=202, headers=list(NOT_CACHEABLE))
+        if message.method == "initialize":  # rolegate is the process's one client
+            reply = {"jsonrpc": "2.0", "id": message.id, "result": server.stdio.initialized}
+        else:
+            reply = await server.stdio.request(message.body)
+        screen = Screen(self._guard.policy, self._pins, server.config, who, request.path,
+                        message)
+        return Response(body=orjson.dumps(screen.message(reply)), headers=list(NOT_CACHEABLE))
 
     def _is_hidden(self, server: McpServer, message: Message) -> bool:
         return (server.config.on_tool_change == "hide" and message.kind == "tool"
@@ -232,7 +259,7 @@ class McpHandlers:
 
     async def _open(self, server: McpServer, method: str, body: bytes,
                     headers: dict[str, str]) -> aiohttp.ClientResponse:
-        url = server.config.url
+        url = server.config.url or ""  # a stdio server is never sent to (`_forward`)
         # Bounded between reads, not in total: a stream may run for as long as it delivers.
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=server.config.timeout,
                                         sock_read=server.config.timeout)
