@@ -4,17 +4,13 @@ endpoint only; the server never sees it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
-from rolegate.app import build_app
-from rolegate.authn.dev_issuer import DevIssuer
 from rolegate.config.load import ConfigError
-from rolegate.providers.http import HttpClient
-from tests.support.mcp import BASE, Served, Session, Upstream, config, token
+from tests.support.mcp import Served, Session, Upstream, config, token
 from tests.support.token_endpoint import ACCESS_TOKEN, EXCHANGE, TokenEndpoint
 
 
@@ -33,31 +29,15 @@ def with_auth(url: str, auth: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
-@pytest.fixture
-async def gateway_with(settings_from: Callable[..., Any], dev_issuer: DevIssuer
-                       ) -> AsyncIterator[Callable[[dict[str, Any]], httpx.AsyncClient]]:
-    http = HttpClient()
-    clients: list[httpx.AsyncClient] = []
-
-    def make(settings: dict[str, Any]) -> httpx.AsyncClient:
-        app = build_app(settings_from(settings), dev_issuer=dev_issuer, http=http)
-        clients.append(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE))
-        return clients[-1]
-    yield make
-    for client in clients:
-        await client.aclose()
-    await http.close()
-
-
 def authorizations(recorded: Upstream) -> list[str]:
     return [headers.get("authorization", "") for _, headers in recorded.seen]
 
 
 async def test_the_server_sees_a_token_exchanged_for_the_caller_never_the_callers_own(
-        gateway_with, dev_issuer, mcp_upstream, token_endpoint):
+        mcp_gateway_for, dev_issuer, mcp_upstream, token_endpoint):
     recorded, url = mcp_upstream
     endpoint, token_url = token_endpoint
-    gateway = gateway_with(with_auth(url, {"type": "token_exchange", "token_url": token_url,
+    gateway = mcp_gateway_for(with_auth(url, {"type": "token_exchange", "token_url": token_url,
                                            "scope": "issues.read"}))
     ana_token, bob_token = token(dev_issuer), token(dev_issuer, subject="bob")
     ana = await Session(gateway, ana_token).open()
@@ -78,10 +58,10 @@ async def test_the_server_sees_a_token_exchanged_for_the_caller_never_the_caller
 
 
 async def test_the_server_sees_rolegates_own_client_credentials_token(
-        gateway_with, dev_issuer, mcp_upstream, token_endpoint):
+        mcp_gateway_for, dev_issuer, mcp_upstream, token_endpoint):
     recorded, url = mcp_upstream
     endpoint, token_url = token_endpoint
-    gateway = gateway_with(with_auth(url, {"type": "client_credentials",
+    gateway = mcp_gateway_for(with_auth(url, {"type": "client_credentials",
                                            "token_url": token_url}))
     caller = token(dev_issuer)
     session = await Session(gateway, caller).open()
@@ -94,10 +74,10 @@ async def test_the_server_sees_rolegates_own_client_credentials_token(
 
 
 async def test_a_refused_exchange_is_a_502_and_nothing_reaches_the_server(
-        gateway_with, dev_issuer, mcp_upstream, token_endpoint):
+        mcp_gateway_for, dev_issuer, mcp_upstream, token_endpoint):
     recorded, url = mcp_upstream
     _, token_url = token_endpoint
-    gateway = gateway_with(with_auth(url, {"type": "token_exchange", "token_url": token_url,
+    gateway = mcp_gateway_for(with_auth(url, {"type": "token_exchange", "token_url": token_url,
                                            "client_secret": "wrong"}))
 
     response = await Session(gateway, token(dev_issuer)).post(

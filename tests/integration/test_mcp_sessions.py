@@ -4,36 +4,22 @@ else's; the server's own id never reaches the client."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import Callable
 
 import httpx
 import pytest
 
-from rolegate.app import build_app
-from rolegate.authn.dev_issuer import DevIssuer
-from rolegate.providers.http import HttpClient
-from tests.support.mcp import BASE, Session, Upstream, config, token
+from tests.support.mcp import Session, Upstream, config, token
 
 KEY = b"k" * 32
 
 
 @pytest.fixture
-async def workers(mcp_upstream: tuple[Upstream, str], settings_from: Callable[..., Any],
-                  dev_issuer: DevIssuer) -> AsyncIterator[Callable[[bytes],
-                                                                   httpx.AsyncClient]]:
-    http = HttpClient()
-    clients: list[httpx.AsyncClient] = []
-
+def workers(mcp_upstream: tuple[Upstream, str], mcp_gateway_for: Callable[..., httpx.AsyncClient]
+            ) -> Callable[[bytes], httpx.AsyncClient]:
     def worker(key: bytes) -> httpx.AsyncClient:
-        app = build_app(settings_from(config(mcp_upstream[1])), dev_issuer=dev_issuer,
-                        http=http, mcp_session_key=key)
-        clients.append(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE))
-        return clients[-1]
-    yield worker
-    for client in clients:
-        await client.aclose()
-    await http.close()
+        return mcp_gateway_for(config(mcp_upstream[1]), mcp_session_key=key)
+    return worker
 
 
 def on(client: httpx.AsyncClient, opened: Session, caller: str) -> Session:

@@ -6,19 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
 
 from tests.integration.test_usage_accounting import usage_rows
 from tests.support.mcp import Session, config, token
-from tests.support.storage import REDIS_URL
-
-
-@pytest.fixture(params=["memory", "redis"])
-def limits_backend(request: pytest.FixtureRequest) -> dict[str, Any]:
-    if request.param == "memory":
-        return {"backend": "memory"}
-    return {"backend": "redis", "url": REDIS_URL,
-            "prefix": request.getfixturevalue("redis_prefix")}
 
 
 def limited_config(url: str, limits: dict[str, Any], database: dict[str, Any]) -> dict[str, Any]:

@@ -4,18 +4,19 @@ JSON-RPC sessions through the gateway."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-import uvicorn
 from mcp.server.mcpserver import MCPServer
 
+from rolegate.app import build_app
 from rolegate.authn.dev_issuer import DevIssuer
+from rolegate.providers.http import HttpClient
 from tests.support.gateways import bearer
+from tests.support.served import ServedApp
 
 BASE = "http://rolegate.test"
 RESOURCE = f"{BASE}/mcp/forge"
@@ -81,24 +82,12 @@ class Upstream:
         await self.app(scope, replay, send)
 
 
-class Served:
+class Served(ServedApp):
+    """An MCP app on loopback, its lifespan run: the SDK's server starts its session manager
+    there."""
+
     def __init__(self, app: Any) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> str:
-        self.task = asyncio.ensure_future(self.server.serve())
-        while not self.server.started:
-            if self.task.done():
-                self.task.result()
-            await asyncio.sleep(0.01)
-        return f"http://127.0.0.1:{self.server.servers[0].sockets[0].getsockname()[1]}"
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        assert self.task is not None
-        await self.task
+        super().__init__(app, lifespan="on")
 
 
 def config(url: str) -> dict[str, Any]:
@@ -121,6 +110,24 @@ def config(url: str) -> dict[str, Any]:
                                                   "arguments": {"repository": ["acme/*"]}}}},
         ],
     }
+
+
+@pytest.fixture
+async def mcp_gateway_for(settings_from: Callable[..., Any], dev_issuer: DevIssuer
+                          ) -> AsyncIterator[Callable[..., httpx.AsyncClient]]:
+    """`mcp_gateway_for(settings_dict, **build_app_options)`: an in-process client of the app
+    built from the settings (several apps sharing options stand for several workers)."""
+    http = HttpClient()
+    clients: list[httpx.AsyncClient] = []
+
+    def make(settings: dict[str, Any], **options: Any) -> httpx.AsyncClient:
+        app = build_app(settings_from(settings), dev_issuer=dev_issuer, http=http, **options)
+        clients.append(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE))
+        return clients[-1]
+    yield make
+    for client in clients:
+        await client.aclose()
+    await http.close()
 
 
 @pytest.fixture

@@ -12,10 +12,11 @@ import uvicorn
 class ServedApp:
     """`async with ServedApp(app) as url:` -> `http://127.0.0.1:<port>`."""
 
-    def __init__(self, app: Any, http: Any = "auto") -> None:
-        """`http`: uvicorn's HTTP protocol (rolegate serves with `protocol.bounded_protocol`)."""
+    def __init__(self, app: Any, http: Any = "auto", lifespan: str = "off") -> None:
+        """`http`: uvicorn's HTTP protocol (rolegate serves with `protocol.bounded_protocol`);
+        `lifespan`: "on" for an app that starts work at start-up."""
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                lifespan="off", http=http)
+                                lifespan=lifespan, http=http)
         self.server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
 
