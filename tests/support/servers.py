@@ -13,7 +13,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from tests.support import anthropic_wire
+from tests.support import anthropic_wire, bedrock_wire
 from tests.support.keys import KeyPair, jwks
 
 
@@ -126,7 +126,8 @@ class Recorded:
 @dataclass
 class RecordingUpstream(LocalServer):
     """An OpenAI-compatible upstream that records every request it receives; on
-    `…/messages` and `…/messages/count_tokens` it speaks Anthropic's API (`anthropic_wire`).
+    `…/messages` and `…/messages/count_tokens` it speaks Anthropic's API (`anthropic_wire`), on
+    `/model/…` Amazon Bedrock's (`bedrock_wire`).
     A chat request with `tools` is answered by a call of the first tool."""
 
     requests: list[Recorded] = field(default_factory=list)
@@ -144,6 +145,8 @@ class RecordingUpstream(LocalServer):
         body = await request.read()
         self.requests.append(Recorded(request.method, request.path, request.query_string,
                                       dict(request.headers), body))
+        if request.path.startswith("/model/"):
+            return await bedrock_wire.answer(request, body)
         payload = json.loads(body) if body else {}
         if request.path.endswith(("/messages", "/messages/count_tokens")):
             return await anthropic_wire.answer(request, payload)

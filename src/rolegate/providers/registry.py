@@ -6,7 +6,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable
 
-from rolegate.config.egress import egress_for
+from rolegate.config.egress import Egress, egress_for
 from rolegate.config.load import ConfigError
 from rolegate.config.model import DeploymentConfig, EgressConfig
 from rolegate.providers.anthropic import AnthropicProvider
@@ -34,6 +34,18 @@ def build_provider(config: DeploymentConfig, client: HttpClient, clock: Callable
     token = ClientCredentials(config.auth, client, clock) if config.auth is not None else None
     if config.provider == "anthropic":
         return AnthropicProvider(config, client, egress)
+    if config.provider == "bedrock":
+        return MessagesOverChat(_bedrock(config, client, egress))
     if config.provider == "azure":
         return MessagesOverChat(AzureProvider(config, client, token, egress))
     return MessagesOverChat(OpenAIProvider(config, client, token, egress))
+
+
+def _bedrock(config: DeploymentConfig, client: HttpClient, egress: Egress | None) -> Provider:
+    # botocore is an optional extra: imported only when a deployment needs it.
+    try:
+        from rolegate.providers.bedrock import bedrock_provider
+    except ImportError:
+        raise ConfigError(f"deployment {config.id or config.model or 'bedrock'}", [
+            "provider bedrock needs botocore: pip install 'rolegate[bedrock]'"]) from None
+    return bedrock_provider(config, client, egress)
