@@ -3,7 +3,8 @@
 - the SigV4 signature is recomputed with botocore from the known test credentials and compared;
   an absent, malformed or wrong one is refused with 403, as AWS refuses it;
 - the request is validated against botocore's own `bedrock-runtime` service model
-  (`ParamValidator`); an invalid one gets AWS's 400 `ValidationException`;
+  (`ParamValidator`, and the enums it leaves to the service); an invalid one gets AWS's 400
+  `ValidationException`;
 - a ConverseStream reply is framed in the AWS event-stream format (`encode_frame`, checked by
   botocore's decoder in the tests), each frame written in two pieces so the gateway must decode
   across chunk boundaries.
@@ -91,6 +92,9 @@ def validation_refusal(operation: str, model_id: str, payload: dict[str, Any],
                               else {"modelId": model_id, **payload})
     try:
         validate_parameters(params, shape)
+        enum_problems = _enum_problems(params, shape, "input")
+        if enum_problems:
+            raise ParamValidationError(report="; ".join(enum_problems))
         for message in payload.get("messages") or ():  # blobs travel base64 in the JSON
             for block in message.get("content") or ():
                 if "image" in block:
@@ -98,6 +102,19 @@ def validation_refusal(operation: str, model_id: str, payload: dict[str, Any],
     except (ParamValidationError, binascii.Error) as exc:
         return _error(400, "ValidationException", str(exc))
     return None
+
+
+def _enum_problems(value: Any, shape: Any, path: str) -> list[str]:
+    """Values outside an enum, which botocore's `ParamValidator` leaves to the service."""
+    if shape.type_name == "structure" and isinstance(value, dict):
+        return [problem for name, item in value.items() if name in shape.members
+                for problem in _enum_problems(item, shape.members[name], f"{path}.{name}")]
+    if shape.type_name == "list" and isinstance(value, list):
+        return [problem for index, item in enumerate(value)
+                for problem in _enum_problems(item, shape.member, f"{path}[{index}]")]
+    if shape.type_name == "string" and shape.enum and value not in shape.enum:
+        return [f"{path}: {value!r} is not one of {', '.join(shape.enum)}"]
+    return []
 
 
 async def answer(request: web.Request, body: bytes) -> web.StreamResponse:

@@ -49,7 +49,7 @@ OPERATIONS = {"chat/completions": "chat", "completions": "text_completion",
               "embeddings": "embeddings", "responses": "chat", "messages": "chat"}
 # gen_ai.provider.name for each provider kind (the conventions' well-known values).
 PROVIDERS = {"openai": "openai", "azure": "azure.ai.openai", "openai-compatible": "openai",
-             "anthropic": "anthropic", "mock": "rolegate.mock"}
+             "anthropic": "anthropic", "bedrock": "aws.bedrock", "mock": "rolegate.mock"}
 _SPAN = "rolegate.span"
 _SPAN_ID = (1 << 64) - 1
 

@@ -182,7 +182,7 @@ def test_unknown_keys_are_reported_with_their_paths():
 
 def test_several_schema_problems_are_reported_together():
     data = base()
-    data["models"][0]["provider"] = "bedrock"
+    data["models"][0]["provider"] = "no-such-provider"
     del data["auth"]["issuers"][0]["audiences"]
     data["server"] = {"port": 70000}
     problems = problems_of(data)
