@@ -94,7 +94,7 @@ def _issuer(url: str, suffix: str, report: Report) -> list[dict[str, Any]]:
         report.mapped("JWT_PUBLIC_KEY_URL", f"Entra ID tenant {tenant} (preset entra): issuers "
                       "entra-v2 (login.microsoftonline.com/…/v2.0) and entra-v1 "
                       "(sts.windows.net, the v1 tokens client credentials get by default)")
-        if tenant in ("common", "organizations", "consumers"):
+        if tenant in ("common", "organizations", "consumers") or "{" in tenant:
             report.note("JWT_PUBLIC_KEY_URL", f"tenant {tenant!r} is not one tenant: replace it "
                         "with your tenant id, or the issuers never match a token")
         return [{"name": f"entra-v2{suffix}", "preset": "entra",
