@@ -12,15 +12,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
+import httpx
 import openai
 import pytest
+from botocore.session import Session
 
-from rolegate.app import build_app
 from rolegate.authn.dev_issuer import DevIssuer
+from rolegate.providers.base import UpstreamCall
+from rolegate.providers.bedrock import BedrockProvider
 from rolegate.providers.http import HttpClient
 from tests.support import bedrock_wire
-from tests.support.lifespan import Lifespan
-from tests.support.served import ServedApp
+from tests.support.served import served_gateway
 from tests.support.servers import RecordingUpstream
 
 HELLO: list[Any] = [{"role": "user", "content": "hello there"}]
@@ -56,15 +58,9 @@ def bedrock_config(upstream_url: str) -> dict[str, Any]:
 @pytest.fixture
 async def served(settings_from, dev_issuer: DevIssuer, upstream: RecordingUpstream
                  ) -> AsyncIterator[str]:
-    http = HttpClient()
-    app = build_app(settings_from(bedrock_config(upstream.url)), http=http,
-                    dev_issuer=dev_issuer)
-    lifespan = Lifespan(app)
-    await lifespan.startup()
-    async with ServedApp(app) as url:
+    async with served_gateway(settings_from(bedrock_config(upstream.url)),
+                              dev_issuer=dev_issuer) as url:
         yield url
-    await lifespan.shutdown()
-    await http.close()
 
 
 @pytest.fixture
@@ -243,3 +239,42 @@ async def test_an_untranslatable_field_is_refused_naming_it_before_the_upstream(
     assert refused.value.body["param"] == field  # type: ignore[index]
     assert refused.value.body["code"] == "untranslatable_field"  # type: ignore[index]
     assert upstream.requests == []
+
+
+async def test_the_mock_refuses_an_unsigned_or_missigned_request_as_aws_does(upstream):
+    url = f"{upstream.url}/model/amazon.nova-pro-v1:0/converse"
+    body = {"messages": [{"role": "user", "content": [{"text": "hi"}]}]}
+    async with httpx.AsyncClient() as raw:
+        unsigned = await raw.post(url, json=body)
+        forged = await raw.post(url, json=body, headers={
+            "authorization": f"AWS4-HMAC-SHA256 Credential={bedrock_wire.ACCESS_KEY}/20250101/"
+                             f"{bedrock_wire.REGION}/bedrock/aws4_request, "
+                             f"SignedHeaders=host;x-amz-date, Signature={'0' * 64}",
+            "x-amz-date": "20250101T000000Z"})
+
+    assert (unsigned.status_code, forged.status_code) == (403, 403)
+    assert "signature" in forged.json()["message"]
+
+
+async def test_credentials_come_from_the_shared_credentials_file_of_the_chain(
+        settings_from, upstream, tmp_path):
+    credentials = tmp_path / "credentials"
+    credentials.write_text(f"[team]\naws_access_key_id = {bedrock_wire.ACCESS_KEY}\n"
+                           f"aws_secret_access_key = {bedrock_wire.SECRET_KEY}\n")
+    session = Session(profile="team")
+    session.set_config_variable("credentials_file", str(credentials))
+    session.set_config_variable("config_file", str(tmp_path / "no-config"))
+    config = settings_from({"models": [{"name": "nova", "provider": "bedrock",
+                                        "api_base": upstream.url, "model": "amazon.nova-pro-v1:0",
+                                        "region": bedrock_wire.REGION, "aws_profile": "team"}],
+                            "auth": {"dev_issuer": {"enabled": True}}}).models[0].deployments[0]
+    http = HttpClient()
+    provider = BedrockProvider(config, http, None, session)
+
+    reply = await provider.open(UpstreamCall("chat/completions", {
+        "model": "amazon.nova-pro-v1:0", "messages": HELLO}, None, False, "req-1"))
+    body = json.loads(b"".join([chunk async for chunk in reply.chunks]))
+    await reply.end()
+    await http.close()
+
+    assert reply.status == 200 and body["choices"][0]["message"]["content"] == bedrock_wire.TEXT

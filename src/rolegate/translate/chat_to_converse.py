@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from rolegate.translate.chat_to_messages import chat_usage
+from rolegate.translate.chat_turns import append_turn, listed, text_of
 from rolegate.translate.untranslatable import untranslatable
 
 BEDROCK = "Amazon Bedrock Converse"
@@ -39,7 +40,7 @@ def converse_request(body: dict[str, Any]) -> dict[str, Any]:
         raise untranslatable("n", BEDROCK, "one choice only")
     system: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
-    for index, message in enumerate(_list(body.get("messages"), "messages")):
+    for index, message in enumerate(listed(body.get("messages"), "messages", BEDROCK)):
         _add(message, f"messages[{index}]", system, messages)
     result: dict[str, Any] = {"messages": messages}
     if system:
@@ -58,53 +59,32 @@ def converse_request(body: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _list(value: Any, field: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise untranslatable(field, BEDROCK, "expected a list")
-    return value
-
 
 def _add(message: Any, field: str, system: list[dict[str, Any]],
          messages: list[dict[str, Any]]) -> None:
     role = message.get("role") if isinstance(message, dict) else None
     if role in ("system", "developer"):
-        system.append({"text": _text(message.get("content"), f"{field}.content")})
+        system.append({"text": text_of(message.get("content"), f"{field}.content", BEDROCK)})
     elif role == "user":
-        _append(messages, "user", _user_blocks(message.get("content"), f"{field}.content"))
+        append_turn(messages, "user", _user_blocks(message.get("content"), f"{field}.content"))
     elif role == "assistant":
-        _append(messages, "assistant", _assistant_blocks(message, field))
+        append_turn(messages, "assistant", _assistant_blocks(message, field))
     elif role == "tool":
-        _append(messages, "user", [{"toolResult": {
+        append_turn(messages, "user", [{"toolResult": {
             "toolUseId": message.get("tool_call_id"),
-            "content": [{"text": _text(message.get("content"), f"{field}.content")}]}}])
+            "content": [{"text": text_of(message.get("content"), f"{field}.content",
+                                         BEDROCK)}]}}])
     else:
         raise untranslatable(f"{field}.role", BEDROCK)
 
 
-def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
-    """Consecutive turns of one role are merged: Converse wants them alternating."""
-    if messages and messages[-1]["role"] == role:
-        messages[-1]["content"] += blocks
-    else:
-        messages.append({"role": role, "content": blocks})
-
-
-def _text(content: Any, field: str) -> str:
-    if isinstance(content, str):
-        return content
-    parts = []
-    for index, part in enumerate(_list(content, field)):
-        if not isinstance(part, dict) or part.get("type") != "text":
-            raise untranslatable(f"{field}[{index}]", BEDROCK, "only text parts")
-        parts.append(str(part.get("text", "")))
-    return "\n".join(parts)
 
 
 def _user_blocks(content: Any, field: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"text": content}]
     blocks = []
-    for index, part in enumerate(_list(content, field)):
+    for index, part in enumerate(listed(content, field, BEDROCK)):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
             blocks.append({"text": str(part.get("text", ""))})
@@ -128,7 +108,7 @@ def _assistant_blocks(message: dict[str, Any], field: str) -> list[dict[str, Any
     blocks: list[dict[str, Any]] = []
     content = message.get("content")
     if content:
-        blocks.append({"text": _text(content, f"{field}.content")})
+        blocks.append({"text": text_of(content, f"{field}.content", BEDROCK)})
     for index, call in enumerate(message.get("tool_calls") or ()):
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict):
@@ -144,8 +124,9 @@ def _assistant_blocks(message: dict[str, Any], field: str) -> list[dict[str, Any
 
 
 def _tool_config(body: dict[str, Any]) -> dict[str, Any]:
+    tools = listed(body["tools"], "tools", BEDROCK)
     config: dict[str, Any] = {"tools": [_tool(tool, f"tools[{i}]")
-                                        for i, tool in enumerate(_list(body["tools"], "tools"))]}
+                                        for i, tool in enumerate(tools)]}
     choice = body.get("tool_choice", "auto")
     if choice == "auto":
         config["toolChoice"] = {"auto": {}}
