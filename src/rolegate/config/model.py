@@ -75,7 +75,9 @@ _DEPLOYMENT_KEYS = ("id", "provider", "api_base", "api_key", "auth", "model", "d
                     "api_version", "weight", "rpm", "tpm", "timeout", "connect_timeout",
                     "first_byte_timeout", "stream_idle_timeout", "include_stream_usage",
                     "proxy", "ca_bundle_file", "client_cert_file", "client_key_file",
-                    "project", "location", "credentials_file")
+                    "project", "location", "credentials_file", "region",
+                    "aws_profile", "aws_access_key_id", "aws_secret_access_key",
+                    "aws_session_token")
 
 
 def _proxy_url(value: str | None) -> str | None:
@@ -121,11 +123,12 @@ class DeploymentConfig(Frozen):
                            description="Name shown in `x-rolegate-deployment`; defaults to "
                            "`<model>` or `<model>-<n>`. Never a URL or key.")
     provider: Literal["openai", "azure", "openai-compatible", "anthropic", "gemini", "vertex",
-                      "mock"]
+                      "bedrock", "mock"]
     api_base: str | None = Field(None, description="Upstream base URL (openai, anthropic: up "
                                  "to /v1; gemini: up to /v1beta, its default Google's; vertex: "
                                  "up to /v1, default `https://{location}-aiplatform."
-                                 "googleapis.com/v1`).")
+                                 "googleapis.com/v1`; bedrock: default "
+                                 "https://bedrock-runtime.<region>.amazonaws.com).")
     api_key: SecretStr | None = Field(None, description="Upstream credential; use ${ENV}.")
     auth: UpstreamAuthConfig | None = Field(None, description="Token-based upstream sign-in.")
     model: str | None = Field(None, description="Upstream model name; defaults to the model's.")
@@ -159,6 +162,17 @@ class DeploymentConfig(Frozen):
     client_cert_file: str | None = Field(
         None, description="PEM client certificate (mTLS), with its key unless `client_key_file`.")
     client_key_file: str | None = Field(None, description="PEM private key of `client_cert_file`.")
+    region: str | None = Field(None, pattern=r"^[a-z0-9-]+$", description="bedrock: the AWS "
+                               "region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's).")
+    aws_profile: str | None = Field(None, min_length=1, description="bedrock: the profile of "
+                                    "the shared AWS config and credentials files to sign with "
+                                    "(default: the standard credential chain).")
+    aws_access_key_id: SecretStr | None = Field(None, description="bedrock: a static access "
+                                                "key instead of the credential chain; use ${ENV}.")
+    aws_secret_access_key: SecretStr | None = Field(None, description="bedrock: its secret; "
+                                                    "use ${ENV}.")
+    aws_session_token: SecretStr | None = Field(None, description="bedrock: the session token "
+                                                "of temporary static credentials; use ${ENV}.")
 
     @model_validator(mode="after")
     def _provider_fields(self) -> DeploymentConfig:
@@ -171,6 +185,19 @@ class DeploymentConfig(Frozen):
         if self.provider == "anthropic" and self.auth is not None:
             problems.append("provider anthropic signs in with api_key, not auth")
         problems += self._google_problems()
+        if self.provider == "bedrock" and (self.api_key is not None or self.auth is not None):
+            problems.append("provider bedrock signs its requests with AWS credentials (SigV4, "
+                            "the standard credential chain or aws_profile), not api_key or auth")
+        aws = ("region", "aws_profile", "aws_access_key_id", "aws_secret_access_key",
+               "aws_session_token")
+        if self.provider != "bedrock" and any(getattr(self, name) for name in aws):
+            problems.append(f"{', '.join(aws)} are for provider bedrock")
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            problems.append("give aws_access_key_id and aws_secret_access_key together")
+        if self.aws_session_token is not None and self.aws_access_key_id is None:
+            problems.append("aws_session_token needs aws_access_key_id")
+        if self.aws_access_key_id is not None and self.aws_profile is not None:
+            problems.append("give aws_profile or static AWS keys, not both")
         if self.api_key is not None and self.auth is not None:
             problems.append("give api_key or auth, not both")
         if self.client_key_file is not None and self.client_cert_file is None:

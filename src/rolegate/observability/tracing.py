@@ -52,7 +52,7 @@ OPERATIONS = {"chat/completions": "chat", "completions": "text_completion",
 # gen_ai.provider.name for each provider kind (the conventions' well-known values).
 PROVIDERS = {"openai": "openai", "azure": "azure.ai.openai", "openai-compatible": "openai",
              "anthropic": "anthropic", "gemini": "gcp.gemini", "vertex": "gcp.vertex_ai",
-             "mock": "rolegate.mock"}
+             "bedrock": "aws.bedrock", "mock": "rolegate.mock"}
 _SPAN = "rolegate.span"
 _SPAN_ID = (1 << 64) - 1
 
