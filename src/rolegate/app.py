@@ -220,6 +220,7 @@ def _handler_table(proxy: ProxyHandlers, admin: AdminHandlers, key_admin: KeyAdm
                                           for operation in INFERENCE_OPERATIONS}
     handlers.update({
         Operation.MODELS_LIST: proxy.list_models, Operation.MODELS_GET: proxy.get_model,
+        Operation.GEMINI_MODELS_LIST: proxy.list_gemini_models,
         Operation.ADMIN_POLICY: admin.policy, Operation.ADMIN_UNKNOWN: admin.not_found,
         Operation.ADMIN_OPENAPI: admin.static(json_response(
             openapi_document(dimensions)).body),

@@ -1,4 +1,5 @@
-"""The `rolegate` command: serve | check | dev-token | explain | keys | usage | db | audit."""
+"""The `rolegate` command: serve | check | dev-token | explain | keys | usage | db | audit |
+import."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from rich.table import Table
 from rolegate.authn.dev_issuer import STATE_FILE, DevIssuer
 from rolegate.cli import data, keys
 from rolegate.cli.audit import audit_cli
+from rolegate.cli.importing import import_cli
 from rolegate.cli.mcp_target import mcp_target
 from rolegate.cli.options import (
     DEFAULT_STATE_DIR, ConfigOption, JsonOption, StateDirOption, err, out, print_json,
@@ -48,6 +50,7 @@ data.keys_cli.command("update")(keys.keys_update)
 cli.add_typer(data.keys_cli, name="keys")
 cli.add_typer(data.db_cli, name="db")
 cli.add_typer(audit_cli, name="audit")
+cli.add_typer(import_cli, name="import")
 cli.command("usage")(data.usage)
 
 

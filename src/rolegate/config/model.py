@@ -74,7 +74,10 @@ STRATEGIES = ("weighted-round-robin", "least-in-flight", "latency")
 _DEPLOYMENT_KEYS = ("id", "provider", "api_base", "api_key", "auth", "model", "deployment",
                     "api_version", "weight", "rpm", "tpm", "timeout", "connect_timeout",
                     "first_byte_timeout", "stream_idle_timeout", "include_stream_usage",
-                    "proxy", "ca_bundle_file", "client_cert_file", "client_key_file")
+                    "proxy", "ca_bundle_file", "client_cert_file", "client_key_file",
+                    "project", "location", "credentials_file", "region",
+                    "aws_profile", "aws_access_key_id", "aws_secret_access_key",
+                    "aws_session_token")
 
 
 def _proxy_url(value: str | None) -> str | None:
@@ -119,14 +122,25 @@ class DeploymentConfig(Frozen):
     id: str | None = Field(None, min_length=1, max_length=128,
                            description="Name shown in `x-rolegate-deployment`; defaults to "
                            "`<model>` or `<model>-<n>`. Never a URL or key.")
-    provider: Literal["openai", "azure", "openai-compatible", "anthropic", "mock"]
+    provider: Literal["openai", "azure", "openai-compatible", "anthropic", "gemini", "vertex",
+                      "bedrock", "mock"]
     api_base: str | None = Field(None, description="Upstream base URL (openai, anthropic: up "
-                                 "to /v1).")
+                                 "to /v1; gemini: up to /v1beta, its default Google's; vertex: "
+                                 "up to /v1, default `https://{location}-aiplatform."
+                                 "googleapis.com/v1`; bedrock: default "
+                                 "https://bedrock-runtime.<region>.amazonaws.com).")
     api_key: SecretStr | None = Field(None, description="Upstream credential; use ${ENV}.")
     auth: UpstreamAuthConfig | None = Field(None, description="Token-based upstream sign-in.")
     model: str | None = Field(None, description="Upstream model name; defaults to the model's.")
     deployment: str | None = Field(None, description="Azure deployment name.")
     api_version: str | None = Field(None, description="Azure `api-version` query parameter.")
+    project: str | None = Field(None, min_length=1, description="Vertex AI: the Google Cloud "
+                                "project id.")
+    location: str | None = Field(None, pattern=r"^[a-z0-9-]+$", description="Vertex AI: the "
+                                 "region (`us-central1`), or `global`.")
+    credentials_file: str | None = Field(
+        None, description="Vertex AI: a service-account JSON key file; default: Google's "
+        "application default credentials.")
     weight: float = Field(1.0, gt=0, description="Share of traffic under weighted round-robin.")
     rpm: int | None = Field(None, gt=0, description="Requests per minute this deployment takes.")
     tpm: int | None = Field(None, gt=0, description="Tokens per minute this deployment takes.")
@@ -148,6 +162,17 @@ class DeploymentConfig(Frozen):
     client_cert_file: str | None = Field(
         None, description="PEM client certificate (mTLS), with its key unless `client_key_file`.")
     client_key_file: str | None = Field(None, description="PEM private key of `client_cert_file`.")
+    region: str | None = Field(None, pattern=r"^[a-z0-9-]+$", description="bedrock: the AWS "
+                               "region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's).")
+    aws_profile: str | None = Field(None, min_length=1, description="bedrock: the profile of "
+                                    "the shared AWS config and credentials files to sign with "
+                                    "(default: the standard credential chain).")
+    aws_access_key_id: SecretStr | None = Field(None, description="bedrock: a static access "
+                                                "key instead of the credential chain; use ${ENV}.")
+    aws_secret_access_key: SecretStr | None = Field(None, description="bedrock: its secret; "
+                                                    "use ${ENV}.")
+    aws_session_token: SecretStr | None = Field(None, description="bedrock: the session token "
+                                                "of temporary static credentials; use ${ENV}.")
 
     @model_validator(mode="after")
     def _provider_fields(self) -> DeploymentConfig:
@@ -159,6 +184,20 @@ class DeploymentConfig(Frozen):
             problems.append("provider azure needs deployment and api_version")
         if self.provider == "anthropic" and self.auth is not None:
             problems.append("provider anthropic signs in with api_key, not auth")
+        problems += self._google_problems()
+        if self.provider == "bedrock" and (self.api_key is not None or self.auth is not None):
+            problems.append("provider bedrock signs its requests with AWS credentials (SigV4, "
+                            "the standard credential chain or aws_profile), not api_key or auth")
+        aws = ("region", "aws_profile", "aws_access_key_id", "aws_secret_access_key",
+               "aws_session_token")
+        if self.provider != "bedrock" and any(getattr(self, name) for name in aws):
+            problems.append(f"{', '.join(aws)} are for provider bedrock")
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            problems.append("give aws_access_key_id and aws_secret_access_key together")
+        if self.aws_session_token is not None and self.aws_access_key_id is None:
+            problems.append("aws_session_token needs aws_access_key_id")
+        if self.aws_access_key_id is not None and self.aws_profile is not None:
+            problems.append("give aws_profile or static AWS keys, not both")
         if self.api_key is not None and self.auth is not None:
             problems.append("give api_key or auth, not both")
         if self.client_key_file is not None and self.client_cert_file is None:
@@ -166,6 +205,21 @@ class DeploymentConfig(Frozen):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _google_problems(self) -> list[str]:
+        if self.provider == "gemini" and (self.api_key is None or self.auth is not None):
+            return ["provider gemini signs in with api_key (Google AI Studio's key), not auth"]
+        if self.provider == "vertex":
+            problems = [] if self.project and self.location else [
+                "provider vertex needs project and location"]
+            if self.api_key is not None or self.auth is not None:
+                problems.append("provider vertex signs in with Google credentials "
+                                "(credentials_file, or application default credentials), "
+                                "not api_key or auth")
+            return problems
+        if self.project or self.location or self.credentials_file:
+            return ["project, location and credentials_file are for provider vertex"]
+        return []
 
 
 class ModelConfig(Frozen):
