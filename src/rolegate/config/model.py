@@ -752,6 +752,8 @@ class Settings(Frozen):
     def claim_paths(self) -> tuple[str, ...]:
         """The claim paths the limits and usage dimensions read: extracted once per token."""
         pers = [rule.allow.limits.per for rule in self.policy if rule.allow.limits is not None]
+        pers += [rule.allow.mcp.limits.per for rule in self.policy
+                 if rule.allow.mcp is not None and rule.allow.mcp.limits is not None]
         pers += [budget.per for budget in self.budgets]
         paths = [path for per in pers if (path := per_claim(per)) is not None]
         paths += [name for name in self.accounting.dimensions if name != "groups"]
