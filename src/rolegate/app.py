@@ -260,7 +260,8 @@ def _build_stores(settings: Settings, clock: Callable[[], float]) -> _Stores:
         stores.recorder = Recorder(stores.usage, flush_interval=accounting.flush_interval,
                                    batch_size=accounting.batch_size, clock=clock,
                                    dead_letter_dir=None if dead_letters is None
-                                   else Path(dead_letters), spool=spool)
+                                   else Path(dead_letters), spool=spool,
+                                   is_write_ahead=accounting.write_ahead)
         stores.on_startup.append(stores.recorder.start)
         stores.on_shutdown.append(stores.recorder.stop)
     if settings.audit.enabled:

@@ -23,6 +23,10 @@ A failed write means one of two things (`accounting/store.py` tells them apart):
   the table refuses it too, appended to `dead_letter_dir/usage-dead-letters.jsonl`), logged
   once at WARNING and counted in `dead_lettered`. One bad record never blocks those behind it.
 
+With `is_write_ahead` (`accounting.write_ahead`), `record` appends each record to the spool
+itself, before the response ends, and the flusher writes the spool: a process killed outright
+(SIGKILL, the OOM killer) loses no record either, at the cost of one file append per request.
+
 `pending`, `spooled`, `dropped`, `failed_writes` and `dead_lettered` are exported as metrics;
 `readiness()` says why the database is not taking records.
 """
@@ -54,13 +58,15 @@ class Recorder:
 
     def __init__(self, store: UsageStore, *, flush_interval: float, batch_size: int,
                  max_pending: int = MAX_PENDING, dead_letter_dir: Path | None = None,
-                 spool: Spool | None = None, clock: Callable[[], float] = time.time) -> None:
+                 spool: Spool | None = None, is_write_ahead: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._flush_interval = flush_interval
         self._batch_size = batch_size
         self._max_pending = max_pending
         self._dead_letter_dir = dead_letter_dir
         self._spool = spool
+        self._is_write_ahead = is_write_ahead and spool is not None
         self._clock = clock
         self._queue: asyncio.Queue[UsageRecord] = asyncio.Queue()
         self._failed: list[UsageRecord] = []
@@ -96,6 +102,13 @@ class Recorder:
                 f"in memory, {self.spooled} spooled on disk")
 
     def record(self, record: UsageRecord) -> None:
+        if self._is_write_ahead and not self._is_spool_full:
+            assert self._spool is not None
+            try:
+                self._spool.append((record,), is_synced=False)
+                return
+            except (SpoolFull, OSError) as exc:
+                self._refuse_new(exc)  # this one waits in memory
         if self._queue.qsize() + len(self._failed) >= self._max_pending:
             self.dropped += 1
             return
@@ -170,13 +183,16 @@ class Recorder:
             await asyncio.to_thread(self._spool.append, waiting)
         except (SpoolFull, OSError) as exc:
             self._failed = waiting
-            if not self._is_spool_full:
-                log.error("usage records cannot be spooled (%s): paid requests are refused "
-                          "until the database takes them", exc)
-            self._is_spool_full = True
+            self._refuse_new(exc)
             return
         self._failed = []
         self._is_spool_full = False
+
+    def _refuse_new(self, exc: Exception) -> None:
+        if not self._is_spool_full:
+            log.error("usage records cannot be spooled (%s): paid requests are refused until "
+                      "the database takes them", exc)
+        self._is_spool_full = True
 
     async def _write(self, batch: list[UsageRecord]) -> None:
         """Write `batch`, splitting the parts the database refuses until each refused record

@@ -6,7 +6,9 @@ once spooled survives the process being killed and the machine losing power. A s
 closed once it holds `segment_bytes`; `oldest()` reads the oldest closed-or-open segment whole
 and `remove()` deletes it once its records are in the database, so records are replayed in the
 order they were spooled. A half-written last line (the process died in the middle of an append,
-before the batch was acknowledged) is skipped with a warning.
+before the batch was acknowledged) is skipped with a warning. With `accounting.write_ahead`
+every record is appended as its request ends, without fsync (`is_synced=False`): it outlives
+the process being killed, not the machine losing power.
 
 The spool is bounded: an append that would take it past `max_bytes` raises `SpoolFull` and
 writes nothing. The recorder then keeps those records in memory and the gateway refuses new
@@ -28,6 +30,7 @@ import fcntl
 import json
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict
 from itertools import count
@@ -59,6 +62,9 @@ class Spool:
         self._segments: dict[Path, list[int]] = {}  # oldest first: [bytes, records]
         self._appending: Path | None = None  # the newest segment, while it takes appends
         self._next = count(1)
+        # Appends come from the event loop (`accounting.write_ahead`) while the flusher reads
+        # and removes segments in a thread.
+        self._guard = threading.Lock()
         # Totals kept as they change (read from the event loop while a thread appends).
         self.records = 0  # the spool's depth
         self.bytes = 0
@@ -93,10 +99,16 @@ class Spool:
             os.close(self._lock)  # closing the descriptor releases the lock
             self._lock = -1
 
-    def append(self, records: Sequence[UsageRecord]) -> None:
-        """Add `records` after everything spooled, on disk (fsync'd) when this returns; raises
-        `SpoolFull`, or `OSError` (then nothing of the batch stays in the spool)."""
+    def append(self, records: Sequence[UsageRecord], *, is_synced: bool = True) -> None:
+        """Add `records` after everything spooled, in the file (and, `is_synced`, on disk:
+        fsync'd) when this returns; raises `SpoolFull`, or `OSError` (then nothing of the
+        batch stays in the spool). Without `is_synced` the records outlive the process (the
+        kernel holds them) but not the machine."""
         data = b"".join(spooled_line(record) for record in records)
+        with self._guard:
+            self._append(data, len(records), is_synced)
+
+    def _append(self, data: bytes, count: int, is_synced: bool) -> None:
         if self.bytes + len(data) > self.max_bytes:
             raise SpoolFull(f"the usage spool holds {self.bytes} of {self.max_bytes} bytes")
         segment = self._appending
@@ -106,36 +118,40 @@ class Spool:
         descriptor = os.open(segment, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(descriptor, data)
-            os.fsync(descriptor)
+            if is_synced:
+                os.fsync(descriptor)
         except OSError:
             os.ftruncate(descriptor, size)  # no half batch for the next append to follow
             raise
         finally:
             os.close(descriptor)
         if segment not in self._segments:
-            _sync_directory(segment.parent)  # the new file's name is durable too
+            if is_synced:
+                _sync_directory(segment.parent)  # the new file's name is durable too
             self._segments[segment] = [0, 0]
         self._segments[segment][0] += len(data)
-        self._segments[segment][1] += len(records)
+        self._segments[segment][1] += count
         self.bytes += len(data)
-        self.records += len(records)
+        self.records += count
 
     def oldest(self) -> tuple[Path, list[UsageRecord]] | None:
         """The oldest segment and its records (None: the spool is empty). Appends after this
         go to a new segment, so removing this one never removes them."""
-        if not self._segments:
-            return None
-        segment = next(iter(self._segments))
-        if segment == self._appending:
-            self._appending = None
-        return segment, read_segment(segment)
+        with self._guard:
+            if not self._segments:
+                return None
+            segment = next(iter(self._segments))
+            if segment == self._appending:
+                self._appending = None
+        return segment, read_segment(segment)  # no longer appended to: read unguarded
 
     def remove(self, segment: Path) -> None:
         """Forget `segment`, whose records are now in the database."""
         segment.unlink(missing_ok=True)
-        size, records = self._segments.pop(segment)
-        self.bytes -= size
-        self.records -= records
+        with self._guard:
+            size, records = self._segments.pop(segment)
+            self.bytes -= size
+            self.records -= records
 
     def _adopt(self, slot: Path) -> None:
         for segment in sorted(slot.glob(f"{_PREFIX}*{_SUFFIX}")):

@@ -547,6 +547,10 @@ class AccountingConfig(Frozen):
     spool_max_bytes: int = Field(
         256 << 20, gt=0, description="The spool's bound: once full, paid requests get 503 "
         "`usage_unrecorded` until the database takes records again.")
+    write_ahead: bool = Field(
+        False, description="Append each usage record to the spool before its response ends "
+        "(one file write per request, no fsync), so a process killed outright loses none; "
+        "otherwise a crash loses the records of the last `flush_interval`. Needs a spool.")
     dimensions: Strings = Field(
         (), description="Claims recorded with each usage record, for `usage --by <name>`: "
         "dotted claim paths (`tid`, `department`), or `groups` (the caller's groups).")
