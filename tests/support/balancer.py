@@ -66,6 +66,7 @@ class Balancer:
         self.port = free_port()
         self.config = workdir / "haproxy.cfg"
         self.config.write_text(haproxy_config(self.port, replicas))
+        self.log = workdir / "haproxy.log"
         self._binary = haproxy_path()
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -74,12 +75,13 @@ class Balancer:
         return f"http://127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> Self:
-        self._process = subprocess.Popen([self._binary, "-db", "-f", str(self.config)],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        with self.log.open("wb") as log:  # the child keeps its own copy of the descriptor
+            self._process = subprocess.Popen([self._binary, "-db", "-f", str(self.config)],
+                                             stdout=log, stderr=subprocess.STDOUT)
         async with httpx.AsyncClient() as client:
             for _ in range(100):
                 if self._process.poll() is not None:
-                    raise RuntimeError(f"haproxy exited: {self._process.stderr}")
+                    raise RuntimeError(f"haproxy exited:\n{self.log.read_text()}")
                 try:
                     if (await client.get(f"{self.url}/health/live")).status_code == 200:
                         return self
