@@ -1,6 +1,6 @@
-"""HAProxy in front of gateway replicas, as `docs/deployment.md` configures it: health checks
-on `/health/ready`, each replica also listed unchecked as a backup, and retries of connection
-failures only (a request that reached a replica is never sent twice).
+"""HAProxy in front of gateway replicas, configured by docs/deployment.md's own snippet: health
+checks on `/health/ready`, each replica also listed unchecked as a backup, and retries of
+connection failures only (a request that reached a replica is never sent twice).
 
 >>> async with Balancer([8001, 8002, 8003], workdir) as balancer: balancer.url
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,33 +23,25 @@ from tests.support.process import free_port
 HAPROXY = "/usr/sbin/haproxy"
 
 
+DEPLOYMENT_DOC = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
+# The replicas' addresses in the documented configs, in order.
+DOCUMENTED_REPLICAS = ("10.0.0.11:8080", "10.0.0.12:8080", "10.0.0.13:8080")
+
+
+def documented_config(language: str) -> str:
+    """The ```haproxy or ```nginx block of docs/deployment.md."""
+    found = re.search(rf"```{language}\n(.*?)```", DEPLOYMENT_DOC.read_text(), re.DOTALL)
+    assert found is not None, f"docs/deployment.md has no {language} block"
+    return found.group(1)
+
+
 def haproxy_config(port: int, replicas: list[int]) -> str:
-    checked = "\n".join(f"  server r{index} 127.0.0.1:{replica} check"
-                        for index, replica in enumerate(replicas))
-    backups = "\n".join(f"  server r{index}-unchecked 127.0.0.1:{replica} backup"
-                        for index, replica in enumerate(replicas))
-    return f"""global
-  maxconn 2000
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 30s
-  timeout server 30s
-  retries 3
-  option redispatch 1
-  retry-on conn-failure
-frontend gateway
-  bind 127.0.0.1:{port}
-  default_backend replicas
-backend replicas
-  balance roundrobin
-  option httpchk GET /health/ready
-  http-check expect status 200
-  default-server inter 300ms fall 2 rise 2
-  option allbackups
-{checked}
-{backups}
-"""
+    """docs/deployment.md's HAProxy config, listening on `port` in front of `replicas`."""
+    assert len(replicas) == len(DOCUMENTED_REPLICAS)
+    config = documented_config("haproxy").replace("bind :8080", f"bind 127.0.0.1:{port}")
+    for documented, replica in zip(DOCUMENTED_REPLICAS, replicas, strict=True):
+        config = config.replace(documented, f"127.0.0.1:{replica}")
+    return config
 
 
 def haproxy_path() -> str:
