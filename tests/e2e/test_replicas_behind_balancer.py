@@ -47,7 +47,9 @@ from tests.support.process import GatewayProcess
 from tests.support.servers import LocalIdp, RecordingUpstream
 from tests.support.storage import PEPPER, _execute
 
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+IS_SOAK = os.environ.get("LB_SOAK") == "1"
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module"),
+              pytest.mark.timeout(1200 if IS_SOAK else 60)]
 
 AUDIENCE = "rolegate-e2e"
 KEY = KeyPair.rsa("balanced-key")
@@ -56,7 +58,6 @@ ENV = {"RG_PEPPER": PEPPER}
 REPLICAS = 3
 CACHE_TTL = 1.0
 RPM = 30
-IS_SOAK = os.environ.get("LB_SOAK") == "1"
 LOAD = 4000 if IS_SOAK else 240  # requests per load phase
 KILLS = 3 if IS_SOAK else 1
 CONCURRENCY = 24

@@ -107,8 +107,9 @@ class Recorder:
             try:
                 self._spool.append((record,), is_synced=False)
                 return
-            except (SpoolFull, OSError) as exc:
-                self._refuse_new(exc)  # this one waits in memory
+            except (SpoolFull, OSError) as exc:  # this one waits in memory, as without a spool
+                log.error("usage record of request %s kept in memory: the spool refused it "
+                          "(%s)", json.dumps(record.request_id), exc)
         if self._queue.qsize() + len(self._failed) >= self._max_pending:
             self.dropped += 1
             return
@@ -172,7 +173,8 @@ class Recorder:
             finally:
                 self._failed = kept  # what the failed write left is still in the segment
             await asyncio.to_thread(spool.remove, segment)
-            log.info("%d spooled usage records written", len(records))
+            if self.last_error is not None:  # not each write-ahead flush: after an outage
+                log.info("%d spooled usage records written", len(records))
 
     async def _spool_waiting(self) -> None:
         """Move what waits in memory to the spool, in order (nothing happens without one)."""
@@ -183,16 +185,13 @@ class Recorder:
             await asyncio.to_thread(self._spool.append, waiting)
         except (SpoolFull, OSError) as exc:
             self._failed = waiting
-            self._refuse_new(exc)
+            if not self._is_spool_full:
+                log.error("usage records cannot be spooled (%s): paid requests are refused "
+                          "until the database takes them", exc)
+            self._is_spool_full = True
             return
         self._failed = []
         self._is_spool_full = False
-
-    def _refuse_new(self, exc: Exception) -> None:
-        if not self._is_spool_full:
-            log.error("usage records cannot be spooled (%s): paid requests are refused until "
-                      "the database takes them", exc)
-        self._is_spool_full = True
 
     async def _write(self, batch: list[UsageRecord]) -> None:
         """Write `batch`, splitting the parts the database refuses until each refused record

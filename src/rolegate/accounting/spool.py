@@ -70,10 +70,6 @@ class Spool:
         self.records = 0  # the spool's depth
         self.bytes = 0
 
-    @property
-    def is_empty(self) -> bool:
-        return not self._segments
-
     def open(self) -> None:
         """Take a slot and adopt what free slots hold (see the module's docstring)."""
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -105,6 +101,8 @@ class Spool:
         fsync'd) when this returns; raises `SpoolFull`, or `OSError` (then nothing of the
         batch stays in the spool). Without `is_synced` the records outlive the process (the
         kernel holds them) but not the machine."""
+        if not records:
+            return
         data = b"".join(spooled_line(record) for record in records)
         with self._guard:
             self._append(data, len(records), is_synced)
