@@ -26,7 +26,6 @@ import itertools
 import os
 import random
 import secrets
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,7 @@ from tests.e2e.calls import bearer, chat, config_yaml, error_code, eventually, u
 from tests.support.balancer import Balancer, haproxy_path
 from tests.support.keys import KeyPair, claims
 from tests.support.outage import PrivateRedis, TcpLink
-from tests.support.process import GatewayProcess
+from tests.support.process import GatewayProcess, rolegate_command
 from tests.support.servers import LocalIdp, RecordingUpstream
 from tests.support.storage import PEPPER, _execute
 
@@ -90,14 +89,9 @@ def cluster_config(idp: LocalIdp, upstream: RecordingUpstream, redis: PrivateRed
         accounting={"flush_interval": 0.2, "write_ahead": True})
 
 
-async def rolegate(config: Path, *args: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rolegate", *args, "--config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **ENV}, cwd=config.parent)
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()
-    return out.decode().strip()
+async def rolegate(config_path: Path, *args: str) -> str:
+    """Run a `rolegate` command against the config; its standard output."""
+    return await rolegate_command(config_path, *args, env=ENV)
 
 
 @dataclass

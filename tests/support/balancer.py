@@ -8,20 +8,15 @@ connection failures only (a request that reached a replica is never sent twice).
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Self
 
 import httpx
-import pytest
 
+from tests.support.binaries import system_program
 from tests.support.process import free_port
-
-HAPROXY = "/usr/sbin/haproxy"
-
 
 DEPLOYMENT_DOC = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
 # The replicas' addresses in the documented configs, in order.
@@ -46,12 +41,7 @@ def haproxy_config(port: int, replicas: list[int]) -> str:
 
 def haproxy_path() -> str:
     """HAProxy's binary; skips the test when it is missing, fails it when REQUIRE_LB=1 (CI)."""
-    path = shutil.which("haproxy") or (HAPROXY if os.path.exists(HAPROXY) else None)
-    if path is None:
-        if os.environ.get("REQUIRE_LB") == "1":
-            pytest.fail("haproxy is not installed (REQUIRE_LB=1): apt-get install haproxy")
-        pytest.skip("haproxy is not installed (apt-get install haproxy)")
-    return path
+    return system_program("haproxy", required_by="REQUIRE_LB")
 
 
 class Balancer:

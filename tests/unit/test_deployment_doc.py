@@ -4,25 +4,15 @@ of three replicas in tests/e2e/test_replicas_behind_balancer.py.)"""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 
 from tests.support.balancer import documented_config, haproxy_path
-
-NGINX = "/usr/sbin/nginx"
-
+from tests.support.binaries import system_program
 
 def nginx_path() -> str:
-    path = shutil.which("nginx") or (NGINX if os.path.exists(NGINX) else None)
-    if path is None:
-        if os.environ.get("REQUIRE_LB") == "1":
-            pytest.fail("nginx is not installed (REQUIRE_LB=1): apt-get install nginx")
-        pytest.skip("nginx is not installed (apt-get install nginx)")
-    return path
+    return system_program("nginx", required_by="REQUIRE_LB")
 
 
 def test_the_documented_haproxy_config_passes_haproxy_check(tmp_path: Path):
