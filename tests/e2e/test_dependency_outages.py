@@ -94,6 +94,7 @@ async def test_usage_written_while_postgres_is_cut_off_is_spooled_and_lands_once
                 return (await client.get("/health/ready")).status_code == 503
             assert await eventually(unready, within=10)
             readiness = (await client.get("/health/ready")).json()
+            metrics_down = (await client.get("/metrics")).text
             spooled = list((tmp_path / "state" / "usage-spool").rglob("*.jsonl"))
             during += [await send(client, credential, f"late-{i}") for i in range(5)]
 
@@ -111,8 +112,50 @@ async def test_usage_written_while_postgres_is_cut_off_is_spooled_and_lands_once
     assert spooled, "the records waited on disk"
     expected = {response.headers["x-request-id"] for response in before + during}
     assert sorted(stored) == sorted(expected)  # each record once: none lost, none doubled
+    assert "rolegate_usage_database_up 0.0" in metrics_down
+    assert "rolegate_usage_records_spooled 0.0" not in metrics_down
     assert "rolegate_usage_records_spooled 0.0" in metrics
+    assert "rolegate_usage_database_up 1.0" in metrics
     assert "Traceback" not in gateway.log()
+
+
+async def test_a_full_spool_refuses_requests_with_503_until_postgres_takes_the_records(
+        tmp_path: Path, idp: LocalIdp, upstream: RecordingUpstream, schema: str) -> None:
+    """Past `spool_max_bytes`, a request whose usage could not be kept is refused before it
+    reaches the upstream, rather than served unbilled."""
+    async with TcpLink(POSTGRES_PORT) as link:
+        database = {"url": postgres_url(link.port), "schema": schema, "migrate_on_start": True}
+        config = gateway_config(idp, upstream, database=database, accounting={
+            "flush_interval": 0.1, "spool_max_bytes": 2000})  # four or so records
+        async with (
+            GatewayProcess(config, tmp_path, ready_path="/health/ready") as gateway,
+            httpx.AsyncClient(base_url=gateway.url, timeout=10) as client,
+        ):
+            credential = token(idp.issuer)
+            link.cut()
+            responses: list[httpx.Response] = []
+
+            async def refused() -> bool:
+                responses.append(await send(client, credential, f"cut-{len(responses)}"))
+                return responses[-1].status_code == 503
+            assert await eventually(refused, within=15, every=0.05)
+            forwarded_while_full = len(upstream.requests)
+            again = await send(client, credential, "while-full")
+            forwarded_after_refusal = len(upstream.requests)
+            link.restore()
+
+            async def served() -> bool:
+                responses.append(await send(client, credential, f"back-{len(responses)}"))
+                return responses[-1].status_code == 200
+            assert await eventually(served, within=15)
+        stored = await stored_request_ids(schema)
+
+    assert again.status_code == 503 and error_code(again) == "usage_unrecorded"
+    assert forwarded_after_refusal == forwarded_while_full  # the refused one never left
+    statuses = {response.headers["x-request-id"]: response.status_code
+                for response in [*responses, again]}
+    assert set(statuses.values()) == {200, 503}
+    assert sorted(stored) == sorted(rid for rid, status in statuses.items() if status == 200)
 
 
 async def test_redis_stopped_then_started_gets_503_then_serves_again_without_a_restart(
