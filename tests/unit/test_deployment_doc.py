@@ -1,6 +1,7 @@
 """docs/deployment.md's HAProxy and nginx configurations are valid as written: HAProxy's own
-check (`haproxy -c`) and nginx's (`nginx -t`) accept them. (The HAProxy one also runs in front
-of three replicas in tests/e2e/test_replicas_behind_balancer.py.)"""
+check (`haproxy -c`) and nginx's (`nginx -t`) accept them. (Both also run: HAProxy in front of
+three replicas in tests/e2e/test_replicas_behind_balancer.py, nginx in front of a gateway in
+tests/e2e/test_nginx_front.py.)"""
 
 from __future__ import annotations
 
