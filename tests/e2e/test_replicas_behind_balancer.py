@@ -145,25 +145,31 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory, idp: LocalIdp,
         config = workdir / "rolegate.yaml"
         config.write_text(text_)
         await rolegate(config, "db", "upgrade")
+        admin = await rolegate(config, "keys", "create", "--name", "admin", "--owner", "e2e",
+                               "--roles", "admin")
         replicas = []
+        for index in range(REPLICAS):
+            (workdir / f"r{index}").mkdir()
+            replicas.append(GatewayProcess(text_, workdir / f"r{index}", env=ENV,
+                                           ready_path="/health/ready"))
         try:
-            for index in range(REPLICAS):
-                (workdir / f"r{index}").mkdir()
-                replicas.append(await GatewayProcess(
-                    text_, workdir / f"r{index}", env=ENV,
-                    ready_path="/health/ready").__aenter__())
+            await asyncio.gather(*(replica.__aenter__() for replica in replicas))
             async with Balancer([replica.port for replica in replicas], workdir) as balancer:
                 token = KEY.sign(claims(idp.issuer, AUDIENCE, roles=["llm.user"],
                                         exp_in=3600))
                 cluster = Cluster(balancer, replicas, redis, link, schema, config, token)
-                for role in ("svc", "limited", "admin"):
-                    cluster.keys[role] = await rolegate(config, "keys", "create", "--name",
-                                                        role, "--owner", "e2e", "--roles", role)
+                cluster.keys["admin"] = admin
+                for role in ("svc", "limited"):  # through the admin API: no process to start
+                    created = await cluster.client.post(
+                        f"{balancer.url}/admin/keys", headers=bearer(admin),
+                        json={"name": role, "owner": "e2e", "roles": [role]})
+                    cluster.keys[role] = created.json()["key"]
                 yield cluster
                 await cluster.client.aclose()
         finally:
             for replica in replicas:
-                await replica.__aexit__()
+                if replica.process is not None:
+                    await replica.__aexit__()
             await _execute(DatabaseConfig.model_validate(
                 {"url": f"postgresql+asyncpg://postgres@127.0.0.1:{POSTGRES_PORT}/test"}),
                 f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
