@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from rolegate.accounting.estimate import TokenEstimator
 from rolegate.accounting.recorder import Recorder
+from rolegate.accounting.spool import Spool
 from rolegate.accounting.store import UsageStore
 from rolegate.admin.keys import KeyAdmin
 from rolegate.admin.openapi import openapi_document
@@ -121,6 +122,8 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     checks = {f"issuer {cache.name}": _keys_loaded(cache) for cache in caches}
     if stores.database is not None:
         checks["database"] = stores.database.check
+    if stores.recorder is not None:
+        checks["usage records"] = stores.recorder.readiness
     limiter = _build_limiter(settings)
     if isinstance(limiter, RedisLimiter):
         checks["rate limits"] = limiter.readiness
@@ -265,10 +268,13 @@ def _build_stores(settings: Settings, clock: Callable[[], float]) -> _Stores:
     if settings.accounting.enabled:
         accounting = settings.accounting
         dead_letters = accounting.dead_letter_dir
+        spool = None if accounting.spool_dir is None else Spool(
+            Path(accounting.spool_dir), max_bytes=accounting.spool_max_bytes)
         stores.recorder = Recorder(stores.usage, flush_interval=accounting.flush_interval,
                                    batch_size=accounting.batch_size, clock=clock,
                                    dead_letter_dir=None if dead_letters is None
-                                   else Path(dead_letters))
+                                   else Path(dead_letters), spool=spool,
+                                   is_write_ahead=accounting.write_ahead)
         stores.on_startup.append(stores.recorder.start)
         stores.on_shutdown.append(stores.recorder.stop)
     if settings.audit.enabled:

@@ -1,6 +1,9 @@
 """`UsageStore`: usage records in the database: written in batches, read as grouped totals; the
 records the database refuses are set aside in `usage_dead_letters`.
 
+A record whose `record_id` is already stored is skipped, not written again: replaying the spool
+after a crash may offer the database records it had already committed.
+
 Writing meets the driver's exceptions here and says what they mean for the records:
 `RecordsRefused` (the data itself is refused, SQLSTATE classes 22 and 23, or cannot be turned
 into a row: trying again cannot help) or `StoreUnavailable` (anything else: the database is
@@ -14,7 +17,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, select
+from sqlalchemy import Insert, and_, case, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -93,17 +97,27 @@ class UsageStore:
             rows = [record.row() for record in records]
             async with self._engine.begin() as connection:
                 if not any(record.dimensions for record in records):
-                    await connection.execute(insert(usage), rows)
+                    await connection.execute(self._insert_new(), rows)
                     return
-                ids = (await connection.execute(
-                    insert(usage).returning(usage.c.id, sort_by_parameter_order=True), rows,
-                )).scalars().all()
-                dimensions = [{"record_id": record_id, "name": name, "value": value}
-                              for record_id, record in zip(ids, records, strict=True)
+                # Only the rows written come back: a skipped record's dimensions are there.
+                result = await connection.execute(
+                    self._insert_new().returning(usage.c.record_id, usage.c.id), rows)
+                written: dict[str, int] = {row[0]: row[1] for row in result}
+                dimensions = [{"record_id": written[record.record_id], "name": name,
+                               "value": value}
+                              for record in records if record.record_id in written
                               for name, value in record.dimensions]
-                await connection.execute(insert(usage_dimensions), dimensions)
+                if dimensions:
+                    await connection.execute(insert(usage_dimensions), dimensions)
         except (SQLAlchemyError, OSError, *_ROW_ERRORS) as exc:
             raise classify(exc) from None
+
+    def _insert_new(self) -> Insert:
+        """INSERT … ON CONFLICT (record_id) DO NOTHING, in the engine's dialect."""
+        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        statement: Insert = dialect.insert(usage).on_conflict_do_nothing(
+            index_elements=[usage.c.record_id])
+        return statement
 
     async def set_aside(self, record: UsageRecord, reason: str, now: float) -> None:
         """Keep a refused record in `usage_dead_letters`, as JSON text (ASCII: a NUL or a lone

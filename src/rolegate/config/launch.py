@@ -22,6 +22,7 @@ _HOST = "ROLEGATE_SERVE_HOST"
 _PORT = "ROLEGATE_SERVE_PORT"
 _STATE_DIR = "ROLEGATE_SERVE_STATE_DIR"
 _MCP_SESSION_KEY = "ROLEGATE_SERVE_MCP_SESSION_KEY"
+SPOOL_DIR = "usage-spool"  # in the state directory, unless accounting.spool_dir says where
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,7 @@ class LaunchOptions:
 
     def settings(self) -> Settings:
         """The settings these options describe; raises `ConfigError`. Without a configured
-        database, the SQLite file lives in the state directory."""
+        database, the SQLite file lives in the state directory; so does the usage spool."""
         settings = load_settings(self.config) if self.config else embedded_settings()
         overrides = {key: value for key, value in (("host", self.host), ("port", self.port))
                      if value is not None}
@@ -47,6 +48,9 @@ class LaunchOptions:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             url = sqlite_url((self.state_dir / DATABASE_FILE).resolve())
             updates["database"] = settings.database.model_copy(update={"url": url})
+        if settings.accounting.spool_dir is None and self.state_dir is not None:
+            spool = str((self.state_dir / SPOOL_DIR).resolve())
+            updates["accounting"] = settings.accounting.model_copy(update={"spool_dir": spool})
         return settings.model_copy(update=updates)
 
     def export(self, environ: MutableMapping[str, str] | None = None) -> None:

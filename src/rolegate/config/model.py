@@ -618,6 +618,18 @@ class AccountingConfig(Frozen):
     dead_letter_dir: str | None = Field(
         None, description="Where a usage record is appended (usage-dead-letters.jsonl) when "
         "the database refuses it even in the usage_dead_letters table; unset: the error log.")
+    spool_dir: str | None = Field(
+        None, description="Where usage records wait on disk (fsync'd JSON lines) while the "
+        "database cannot take them, replayed in order when it can, and at the next start "
+        "after a crash. Each process takes its own slot under it. Unset: `usage-spool` in "
+        "`rolegate serve`'s state directory; with no state directory, records wait in memory.")
+    spool_max_bytes: int = Field(
+        256 << 20, gt=0, description="The spool's bound: once full, paid requests get 503 "
+        "`usage_unrecorded` until the database takes records again.")
+    write_ahead: bool = Field(
+        False, description="Append each usage record to the spool before its response ends "
+        "(one file write per request, no fsync), so a process killed outright loses none; "
+        "otherwise a crash loses the records of the last `flush_interval`. Needs a spool.")
     dimensions: Strings = Field(
         (), description="Claims recorded with each usage record, for `usage --by <name>`: "
         "dotted claim paths (`tid`, `department`), or `groups` (the caller's groups).")
