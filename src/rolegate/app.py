@@ -42,6 +42,7 @@ from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
 from rolegate.authz.model import Action
 from rolegate.authz.policy import RolePolicy
 from rolegate.console.dev_authorize import DevAuthorizer
+from rolegate.console.overview import OverviewPage
 from rolegate.console.pages import ConsolePages, Renderer, stylesheet
 from rolegate.console.session import SessionCookies
 from rolegate.console.usage import UsagePages
@@ -63,6 +64,7 @@ from rolegate.limits.reservation import Reserver
 from rolegate.limits.redis import RedisLimiter
 from rolegate.observability.collectors import KeySetCollector, UsageRecorderCollector
 from rolegate.observability.logging import AccessLog, DecisionLog, configure_process_logging
+from rolegate.observability.matches import RuleMatches
 from rolegate.observability.metrics import EXPOSITION_TYPE, GatewayMetrics, exposition
 from rolegate.observability.requests import RequestObserver
 from rolegate.observability.upstream import MeasuredProvider
@@ -125,7 +127,9 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     registry = CollectorRegistry()
     metrics = _build_metrics(settings, registry)
     decisions = DecisionLog(is_enabled=settings.logging.decisions, clock=clock,
-                            keep_denials=RECENT_DENIALS if settings.console.enabled else 0)
+                            keep_denials=RECENT_DENIALS if settings.console.enabled else 0,
+                            matches=RuleMatches(capacity=RECENT_MATCHES, clock=clock)
+                            if settings.console.enabled else None)
     tracing = _build_tracing(settings)
     guard = Guard(RolePolicy.compile(settings.policy), decisions, metrics,
                   audit=stores.audit if settings.audit.decisions else None, tracing=tracing)
@@ -396,6 +400,7 @@ def public_base_url(settings: Settings) -> str:
 
 
 RECENT_DENIALS = 500  # the console's Decisions page: the last 401s and 403s, in memory
+RECENT_MATCHES = 2000  # the console's Policy page: (rule, principal) pairs last granted
 
 
 @dataclass
@@ -469,11 +474,14 @@ def _build_console(settings: Settings, dev: DevIssuer | None, *, fetch: Fetch,
                          explainer=explainer, can_change=can_change, clock=clock,
                          denials=decisions.denials)
     usage = UsagePages(stores.usage, clock, pages.page)
+    overview = OverviewPage(stores.usage, decisions.denials, clock, pages.page)
+    matches = decisions.matches
     handlers: dict[Operation, Handler] = {
-        Operation.CONSOLE_HOME: pages.home, Operation.CONSOLE_KEYS: pages.keys,
+        Operation.CONSOLE_HOME: overview.show, Operation.CONSOLE_KEYS: pages.keys,
         Operation.CONSOLE_DECISIONS: pages.decisions,
         Operation.CONSOLE_USAGE: usage.report, Operation.CONSOLE_USAGE_CSV: usage.download,
-        Operation.CONSOLE_POLICY: pages.shown("policy.html", page="policy",
+        Operation.CONSOLE_POLICY: pages.shown("policy.html", page="policy", live=lambda: {
+                                              "matches": matches.by_rule() if matches else {}},
                                               issuers=[*settings.auth.issuers,
                                                        *([dev.issuer_config()] if dev else [])],
                                               models=settings.models, rules=settings.policy),

@@ -92,15 +92,13 @@ class ConsolePages:
         return self._renderer.page(template, who=who, csrf=session.csrf if session else "",
                                    can_change=self._can_change(who), **values)
 
-    def shown(self, template: str, **values: Any) -> Callable[[Request, Route, Principal],
-                                                              Awaitable[Response]]:
-        """A handler showing `template` with `values` (fixed at start-up: the policy page)."""
+    def shown(self, template: str, live: Callable[[], dict[str, Any]] | None = None,
+              **values: Any) -> Callable[[Request, Route, Principal], Awaitable[Response]]:
+        """A handler showing `template` with `values` (fixed at start-up: the policy page) and
+        what `live` returns when it is shown."""
         async def respond(request: Request, route: Route, who: Principal) -> Response:
-            return self.page(request, who, template, **values)
+            return self.page(request, who, template, **values, **(live() if live else {}))
         return respond
-
-    async def home(self, request: Request, route: Route, who: Principal) -> Response:
-        return self.page(request, who, "home.html", page="home")
 
     async def keys(self, request: Request, route: Route, who: Principal,
                    created: tuple[str, ApiKey] | None = None) -> Response:
