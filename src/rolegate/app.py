@@ -28,9 +28,8 @@ from rolegate.admin.usage import UsageAdmin
 from rolegate.audit.log import AuditLog
 from rolegate.audit.store import AuditStore
 from rolegate.api.routes import (
-    CONSOLE, CONSOLE_CALLBACK, CONSOLE_SIGN_IN, CONSOLE_STYLE, DEV_AUTHORIZE, DEV_JWKS,
-    HEALTH_LIVE, HEALTH_READY, INFERENCE_OPERATIONS, MCP_PREFIX, PROTECTED_RESOURCE_PREFIX,
-    Operation, RouteGroup,
+    DEV_AUTHORIZE, DEV_JWKS, HEALTH_LIVE, HEALTH_READY, INFERENCE_OPERATIONS, MCP_PREFIX,
+    PROTECTED_RESOURCE_PREFIX, ConsolePaths, Operation, RouteGroup, Router,
 )
 from rolegate.authn.apikeys import ApiKeyVerifier
 from rolegate.authn.authenticator import Authenticator
@@ -43,11 +42,11 @@ from rolegate.authz.model import Action
 from rolegate.authz.policy import RolePolicy
 from rolegate.console.dev_authorize import DevAuthorizer
 from rolegate.console.overview import OverviewPage
-from rolegate.console.pages import ConsolePages, Renderer, stylesheet
+from rolegate.console.pages import ConsolePages, Renderer, static_file
 from rolegate.console.session import SessionCookies
 from rolegate.console.usage import UsagePages
 from rolegate.console.signin import CodeExchange, OidcSignIn, TokenEndpoint
-from rolegate.config.launch import LaunchOptions
+from rolegate.config.launch import LaunchOptions, shared_session_secret
 from rolegate.config.defaults import DEFAULT_ADMIN_ROLE
 from rolegate.config.load import read_pepper
 from rolegate.config.model import (
@@ -95,9 +94,11 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
               clock: Callable[[], float] = time.time, fetch: Fetch | None = None,
               dev_issuer: DevIssuer | None = None,
               sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-              rng: random.Random | None = None) -> Gateway:
+              rng: random.Random | None = None,
+              session_secret: bytes | None = None) -> Gateway:
     """The ASGI app for `settings`. Tests pass `clock`, `fetch`, `dev_issuer`, `sleep` (retry
-    back-off) and `rng` (jitter, tie-breaks) in."""
+    back-off) and `rng` (jitter, tie-breaks) in; `serve --workers N` passes the console's
+    `session_secret` its workers share when none is configured."""
     http = http or HttpClient(settings.egress)
     fetch = fetch or http_fetcher(http)
     paths = settings.claim_paths
@@ -152,7 +153,7 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     usage_admin = UsageAdmin(stores.usage, clock, dimensions=settings.accounting.dimensions)
     console = _build_console(settings, dev_issuer if settings.auth.dev_issuer.enabled else None,
                              fetch=fetch, http=http, clock=clock, policy=guard.policy,
-                             stores=stores, decisions=decisions)
+                             stores=stores, decisions=decisions, secret=session_secret)
     public.update(console.public)
     handlers = _handler_table(proxy, admin, key_admin, usage_admin,
                               settings.accounting.dimensions)
@@ -180,7 +181,7 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
         on_shutdown.append(_closing(tracing))
     return Gateway(authenticator=authenticator, guard=guard, handlers=handlers, public=public,
                    observer=observer, tracing=tracing, forms=console.forms,
-                   sessions=console.sessions,
+                   sessions=console.sessions, router=Router(settings.console.path),
                    resource_metadata={MCP_PREFIX + server.config.name: server.metadata_url
                                       for server in mcp_servers},
                    resource_audiences=frozenset(resources), on_startup=[*stores.on_startup,
@@ -332,7 +333,8 @@ def create_app_from_env() -> Gateway:
     if settings.auth.dev_issuer.enabled:
         assert options.state_dir is not None, "from_environ always names a state directory"
         dev_issuer = DevIssuer.load(options.state_dir)
-    return build_app(settings, dev_issuer=dev_issuer)
+    return build_app(settings, dev_issuer=dev_issuer,
+                     session_secret=shared_session_secret(options.state_dir))
 
 
 def _build_metrics(settings: Settings, registry: CollectorRegistry) -> GatewayMetrics | None:
@@ -415,7 +417,8 @@ class _Console:
 
 def _build_console(settings: Settings, dev: DevIssuer | None, *, fetch: Fetch,
                    http: HttpClient, clock: Callable[[], float], policy: RolePolicy,
-                   stores: _Stores, decisions: DecisionLog) -> _Console:
+                   stores: _Stores, decisions: DecisionLog,
+                   secret: bytes | None = None) -> _Console:
     """The console, signing in with `console.issuer` or, unset, the development issuer when it
     is on; with neither (or `console.enabled: false`) its routes answer 404."""
     config = settings.console
@@ -423,17 +426,18 @@ def _build_console(settings: Settings, dev: DevIssuer | None, *, fetch: Fetch,
     is_on = config.enabled and (issuer is not None or (config.issuer is None and dev is not None))
     base = (settings.server.public_base_url
             or f"http://{settings.server.host}:{settings.server.port}").rstrip("/")
-    renderer = Renderer(CONSOLE)
+    paths = ConsolePaths.at(config.path)
+    renderer = Renderer(paths.home)
     cookies = None
     public: dict[str, PublicHandler] = {}
     forms: dict[str, PublicForm] = {}
     if is_on:
         secret = (config.session_secret.get_secret_value().encode() if config.session_secret
-                  else secrets.token_bytes(32))
-        cookies = SessionCookies(secret, prefix=CONSOLE, is_secure=not _is_loopback_http(base),
-                                 clock=clock, idle=config.idle_timeout,
-                                 absolute=config.absolute_timeout)
-        redirect_uri = f"{base}{CONSOLE_CALLBACK}"
+                  else secret or secrets.token_bytes(32))
+        cookies = SessionCookies(secret, prefix=paths.home,
+                                 is_secure=not _is_loopback_http(base), clock=clock,
+                                 idle=config.idle_timeout, absolute=config.absolute_timeout)
+        redirect_uri = f"{base}{paths.callback}"
         exchange: CodeExchange
         if issuer is not None:  # an OIDC issuer of auth.issuers; config checks its endpoints
             trusted = TrustedIssuer.build(issuer.model_copy(
@@ -447,15 +451,16 @@ def _build_console(settings: Settings, dev: DevIssuer | None, *, fetch: Fetch,
             trusted = _trusted_dev(dev, clock, (), audience=config.client_id)
             exchange = dev_authorizer = DevAuthorizer(
                 dev, renderer, client_id=config.client_id, redirect_uri=redirect_uri,
-                default_roles=(DEFAULT_ADMIN_ROLE,), clock=clock)
+                default_roles=(DEFAULT_ADMIN_ROLE,), secret=secret, clock=clock)
             authorize = f"{base}{DEV_AUTHORIZE}"
             forms[DEV_AUTHORIZE] = dev_authorizer.authorize
         sign_in = OidcSignIn(cookies, JwtVerifier([trusted], clock), exchange,
                              authorization_url=authorize, client_id=config.client_id,
                              redirect_uri=redirect_uri, secret=secret, clock=clock)
-        forms[CONSOLE_SIGN_IN] = sign_in.start
-        forms[CONSOLE_CALLBACK] = sign_in.finish
-        public[CONSOLE_STYLE] = stylesheet
+        forms[paths.sign_in] = sign_in.start
+        forms[paths.callback] = sign_in.finish
+        public[paths.style] = static_file("console.css", b"text/css; charset=utf-8")
+        public[paths.script] = static_file("console.js", b"text/javascript; charset=utf-8")
 
     async def explainer(credential: str, route: str, model: str | None) -> dict[str, Any]:
         if is_api_key(credential):
@@ -468,7 +473,7 @@ def _build_console(settings: Settings, dev: DevIssuer | None, *, fetch: Fetch,
         return report.to_dict()
 
     def can_change(who: Principal) -> bool:
-        return policy.decide(who, Action(RouteGroup.ADMIN, f"{CONSOLE}/keys")).allowed
+        return policy.decide(who, Action(RouteGroup.ADMIN, f"{paths.home}/keys")).allowed
 
     pages = ConsolePages(renderer, cookies, keys=stores.key_store, audit=stores.audit,
                          explainer=explainer, can_change=can_change, clock=clock,
@@ -486,6 +491,7 @@ def _build_console(settings: Settings, dev: DevIssuer | None, *, fetch: Fetch,
                                                        *([dev.issuer_config()] if dev else [])],
                                               models=settings.models, rules=settings.policy),
         Operation.CONSOLE_KEYS_CREATE: pages.create_key,
+        Operation.CONSOLE_KEYS_EDIT: pages.edit_key, Operation.CONSOLE_KEYS_UPDATE: pages.update_key,
         Operation.CONSOLE_KEYS_REVOKE: pages.revoke_key, Operation.CONSOLE_EXPLAIN: pages.explain,
         Operation.CONSOLE_SIGN_OUT: pages.sign_out}
     return _Console(handlers, public, forms, cookies)

@@ -19,7 +19,7 @@ from rolegate.cli.options import (
     DEFAULT_STATE_DIR, ConfigOption, JsonOption, StateDirOption, err, out, print_json,
     settings_for, split,
 )
-from rolegate.config.launch import LaunchOptions
+from rolegate.config.launch import LaunchOptions, share_session_secret
 from rolegate.config.load import ConfigError, load_settings, read_pepper
 from rolegate.config.model import LoggingConfig, Settings
 from rolegate.errors import GatewayError
@@ -91,6 +91,8 @@ def _serve(settings: Settings, config: Path | None, host: str | None, port: int 
             app: object = build_app(settings, dev_issuer=dev_issuer)
         else:  # each worker builds its own app from the same options and the key saved above
             LaunchOptions(config, host, port, state_dir).export()
+            if settings.console.enabled and settings.console.session_secret is None:
+                share_session_secret(state_dir)
             app = "rolegate.app:create_app_from_env"
     except ConfigError as exc:  # a secret file the configuration names cannot be read
         serving.fail(str(exc))

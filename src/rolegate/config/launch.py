@@ -3,11 +3,14 @@
 Each worker is a fresh interpreter started by uvicorn, which imports an app factory; the parent
 passes the command-line options through the environment (the only channel uvicorn leaves), and
 the development issuer's key through the state directory, so every worker trusts the same key.
+Without a configured `console.session_secret`, the console's session secret goes the same way
+(`share_session_secret`), so a browser signed in at one worker is signed in at all of them.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,23 @@ _CONFIG = "ROLEGATE_SERVE_CONFIG"
 _HOST = "ROLEGATE_SERVE_HOST"
 _PORT = "ROLEGATE_SERVE_PORT"
 _STATE_DIR = "ROLEGATE_SERVE_STATE_DIR"
+SESSION_SECRET_FILE = "console-session.key"
+
+
+def share_session_secret(state_dir: Path) -> None:
+    """A fresh random session secret, written where the workers read it (owner-only)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / SESSION_SECRET_FILE
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(secrets.token_bytes(32))
+
+
+def shared_session_secret(state_dir: Path | None) -> bytes | None:
+    """The secret `share_session_secret` wrote (None: there is none)."""
+    path = None if state_dir is None else state_dir / SESSION_SECRET_FILE
+    return path.read_bytes() if path is not None and path.exists() else None
 
 
 @dataclass(frozen=True, slots=True)

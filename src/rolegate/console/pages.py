@@ -8,6 +8,7 @@ names and claims shown are text, never markup; every page forbids framing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from importlib.resources import files
@@ -15,6 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from rolegate.admin.schemas import KeyUpdate, parse_body
 from rolegate.api.routes import Route
 from rolegate.audit.log import AuditLog
 from rolegate.authn.principal import Principal
@@ -25,10 +27,11 @@ from rolegate.keys.store import KeyStore
 from rolegate.server.asgi import Request, Response
 
 HTML = b"text/html; charset=utf-8"
-# No script, no framing (clickjacking), forms only to ourselves, nothing from elsewhere.
+# Script and style only from our own files (no inline script, so markup that slipped into a
+# page could not run), no framing (clickjacking), forms only to ourselves, nothing from elsewhere.
 SECURITY_HEADERS = [
-    (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self' data:; "
-     b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    (b"content-security-policy", b"default-src 'none'; script-src 'self'; style-src 'self'; "
+     b"img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -59,11 +62,15 @@ def _utc(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def stylesheet() -> Response:
-    css = files("rolegate.console").joinpath("static/console.css").read_bytes()
-    return Response(body=css, content_type=b"text/css; charset=utf-8",
-                    headers=[(b"cache-control", b"max-age=3600"),
-                             (b"x-content-type-options", b"nosniff")])
+def static_file(name: str, content_type: bytes) -> Callable[[], Response]:
+    """A public handler serving `console/static/<name>` (read once, at start-up)."""
+    body = files("rolegate.console").joinpath(f"static/{name}").read_bytes()
+
+    def serve() -> Response:
+        return Response(body=body, content_type=content_type,
+                        headers=[(b"cache-control", b"max-age=3600"),
+                                 (b"x-content-type-options", b"nosniff")])
+    return serve
 
 
 class ConsolePages:
@@ -119,6 +126,28 @@ class ConsolePages:
         await self._audited("key.create", who, record)
         return await self.keys(request, route, who, created=(plaintext, record))
 
+    async def edit_key(self, request: Request, route: Route, who: Principal) -> Response:
+        """A key's models and limits, as a form (for a viewer, read-only)."""
+        key = await self._key(request, route)
+        return self.page(request, who, "key_edit.html", page="keys", key=key,
+                         limits=key.limits.model_dump() if key.limits else {})
+
+    async def update_key(self, request: Request, route: Route, who: Principal) -> Response:
+        """Changes a key's models and limits, validated as the admin API's PATCH is."""
+        key = await self._key(request, route)
+        changes = key_changes(await read_form(request))
+        updated = await self._store(request).update(key.id, changes)
+        assert updated is not None  # found just above; keys are revoked, never deleted
+        await self._audited("key.update", who, updated, changed=sorted(changes))
+        return redirect(f"{self._renderer.prefix}/keys/{key.id}")
+
+    async def _key(self, request: Request, route: Route) -> ApiKey:
+        assert route.resource is not None
+        key = await self._store(request).get(route.resource)
+        if key is None:
+            raise NotFound(f"No API key has the id {route.resource!r}.", code="key_not_found")
+        return key
+
     async def revoke_key(self, request: Request, route: Route, who: Principal) -> Response:
         store = self._store(request)
         assert route.resource is not None
@@ -165,7 +194,34 @@ class ConsolePages:
                            code="keys_disabled")
         return self._keys
 
-    async def _audited(self, kind: str, who: Principal, key: ApiKey) -> None:
-        if self._audit is not None:
-            await self._audit.commit(kind, {"issuer": who.issuer, "subject": who.subject},
-                                     {"key": key.public_view(), "via": "console"})
+    async def _audited(self, kind: str, who: Principal, key: ApiKey,
+                       changed: list[str] | None = None) -> None:
+        if self._audit is None:
+            return
+        data: dict[str, Any] = {"key": key.public_view(), "via": "console"}
+        if changed is not None:
+            data["changed"] = changed
+        await self._audit.commit(kind, {"issuer": who.issuer, "subject": who.subject}, data)
+
+
+LIMIT_FIELDS = {"rpm": int, "tpm": int, "daily_tokens": int, "monthly_budget_usd": float}
+
+
+def key_changes(form: dict[str, str]) -> dict[str, Any]:
+    """The edit form as the admin API's `KeyUpdate` (models, limits), validated by it: the same
+    bounds, the same 400s. Empty models: as the policy allows; no limit set: unlimited."""
+    models = form.get("models", "").split()
+    limits: dict[str, Any] = {}
+    for name, kind in LIMIT_FIELDS.items():
+        text = form.get(name, "").strip()
+        if not text:
+            continue
+        try:
+            limits[name] = kind(text)
+        except ValueError:
+            raise InvalidRequest(f"{name}: {text!r} is not a number.", code="invalid_body",
+                                 param=name) from None
+    if limits and form.get("per_end_user") == "on":
+        limits["per_end_user"] = True
+    body = {"models": models or None, "limits": limits or None}
+    return parse_body(KeyUpdate, json.dumps(body).encode()).changes()

@@ -90,7 +90,10 @@ async def test_names_are_shown_as_text_and_pages_cannot_be_framed(browser):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     assert page.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
-    assert "script-src" not in page.headers["content-security-policy"]  # default-src 'none'
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "unsafe-inline" not in policy
+    assert re.findall(r"<script[^>]*>", page.text) == [
+        '<script src="/console/console.js" defer>']  # our own file, nothing inline
 
 
 async def test_explain_shows_the_decision_the_gateway_takes(browser, dev_issuer):
@@ -107,11 +110,14 @@ async def test_explain_shows_the_decision_the_gateway_takes(browser, dev_issuer)
     assert token not in allowed.text  # the credential is not shown back
 
 
-async def test_the_stylesheet_is_served_without_a_session(browser):
-    response = await browser.client.get("/console/console.css")
+async def test_the_stylesheet_and_script_are_served_without_a_session(browser):
+    style = await browser.client.get("/console/console.css")
+    script = await browser.client.get("/console/console.js")
 
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/css")
+    assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "navigator.clipboard" in script.text and "select()" in script.text
 
 
 async def test_decisions_lists_recent_refusals_with_their_reasons(browser, dev_issuer):
