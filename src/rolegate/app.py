@@ -491,7 +491,8 @@ def _build_console(settings: Settings, dev: DevIssuer | None, *, fetch: Fetch,
                                                        *([dev.issuer_config()] if dev else [])],
                                               models=settings.models, rules=settings.policy),
         Operation.CONSOLE_KEYS_CREATE: pages.create_key,
-        Operation.CONSOLE_KEYS_EDIT: pages.edit_key, Operation.CONSOLE_KEYS_UPDATE: pages.update_key,
+        Operation.CONSOLE_KEYS_EDIT: pages.edit_key,
+        Operation.CONSOLE_KEYS_UPDATE: pages.update_key,
         Operation.CONSOLE_KEYS_REVOKE: pages.revoke_key, Operation.CONSOLE_EXPLAIN: pages.explain,
         Operation.CONSOLE_SIGN_OUT: pages.sign_out}
     return _Console(handlers, public, forms, cookies)
