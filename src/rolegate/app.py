@@ -42,7 +42,7 @@ from rolegate.authz.model import Action
 from rolegate.authz.policy import RolePolicy
 from rolegate.console.dev_authorize import DevAuthorizer
 from rolegate.console.overview import OverviewPage
-from rolegate.console.pages import ConsolePages, Renderer, static_file
+from rolegate.console.pages import ConsolePages, Question, Renderer, static_file
 from rolegate.console.session import SessionCookies
 from rolegate.console.usage import UsagePages
 from rolegate.console.signin import CodeExchange, OidcSignIn, TokenEndpoint
@@ -52,7 +52,7 @@ from rolegate.config.load import read_pepper
 from rolegate.config.model import (
     EgressConfig, IssuerConfig, ModelConfig, RoutingConfig, Settings,
 )
-from rolegate.explain import explain, explain_key
+from rolegate.explain import explain, explain_claims, explain_key, explain_key_id
 from rolegate.keys.material import KeyHasher, is_api_key
 from rolegate.keys.store import KeyStore
 from rolegate.limits.limiter import Limiter
@@ -462,12 +462,20 @@ def _build_console(settings: Settings, dev: DevIssuer | None, *, fetch: Fetch,
         public[paths.style] = static_file("console.css", b"text/css; charset=utf-8")
         public[paths.script] = static_file("console.js", b"text/javascript; charset=utf-8")
 
-    async def explainer(credential: str, route: str, model: str | None) -> dict[str, Any]:
-        if is_api_key(credential):
+    configs = list(settings.auth.issuers) + ([dev.issuer_config()] if dev else [])
+
+    async def explainer(question: Question) -> dict[str, Any]:
+        route, model = question.route, question.model
+        if question.key_id is not None:
+            report = await explain_key_id(settings, stores.key_store, question.key_id, route,
+                                          model, clock)
+        elif question.claims is not None:
+            report = await explain_claims(settings, configs, question.claims, route, model,
+                                          clock)
+        elif is_api_key(credential := question.credential or ""):
             report = await explain_key(settings, stores.key_store, credential, route, model,
                                        clock)
         else:
-            configs = list(settings.auth.issuers) + ([dev.issuer_config()] if dev else [])
             report = await explain(settings, configs, credential, route, model,
                                    _dev_fetch(dev, fetch), clock)
         return report.to_dict()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from importlib.metadata import version
 from pathlib import Path
@@ -163,8 +164,14 @@ def dev_token(
 
 @cli.command()
 def explain(
-    token: Annotated[str, typer.Option(help="The bearer token; '-' reads it from stdin.")],
     route: Annotated[str, typer.Option(help="Route group (inference, info, admin) or a path.")],
+    token: Annotated[str | None, typer.Option(
+        help="The bearer token or API key; '-' reads it from stdin.")] = None,
+    key_id: Annotated[str | None, typer.Option(
+        help="Or: the id of a virtual API key (looked up in the database).")] = None,
+    claims: Annotated[str | None, typer.Option(
+        help="Or: a token's claims as a JSON object ('-' reads it from stdin): what the "
+        "policy decides for a valid token carrying them; nothing is verified.")] = None,
     config: ConfigOption = None,
     model: Annotated[str | None, typer.Option(help="The model asked for.")] = None,
     jwks: Annotated[Path | None, typer.Option(
@@ -172,22 +179,36 @@ def explain(
         exists=True, dir_okay=False, readable=True)] = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR, as_json: JsonOption = False,
 ) -> None:
-    """Explain the decision for a token or API key: verification, principal, every rule."""
+    """Explain the decision for a token, an API key (or its id) or a set of claims:
+    verification, principal, every rule."""
     from rolegate.explain import explain as run_explain
+    from rolegate.explain import explain_claims
     from rolegate.cli.render import render_explanation
 
+    given = [name for name, value in (("--token", token), ("--key-id", key_id),
+                                      ("--claims", claims)) if value is not None]
+    if len(given) != 1:
+        err.print("Give one of --token, --key-id and --claims.")
+        raise typer.Exit(2)
     settings = settings_for(config)
     issuers = list(settings.auth.issuers)
     if settings.auth.dev_issuer.enabled and (state_dir / STATE_FILE).exists():
         issuers.append(DevIssuer.load(state_dir).issuer_config())
-    if token == "-":
-        token = sys.stdin.read().strip()
     try:
-        if is_api_key(token):
-            report = data.explain_key(settings, token, route, model)
+        if key_id is not None:
+            report = data.explain_key_id(settings, key_id, route, model)
+        elif claims is not None:
+            report = asyncio.run(explain_claims(settings, issuers, read_claims(claims), route,
+                                                model))
         else:
-            report = asyncio.run(run_explain(settings, issuers, token, route, model,
-                                             _fetcher(jwks, state_dir)))
+            assert token is not None
+            if token == "-":
+                token = sys.stdin.read().strip()
+            if is_api_key(token):
+                report = data.explain_key(settings, token, route, model)
+            else:
+                report = asyncio.run(run_explain(settings, issuers, token, route, model,
+                                                 _fetcher(jwks, state_dir)))
     except GatewayError as error:  # e.g. a --route that no request could take
         err.print(f"[red]{error.message}[/red]")
         raise typer.Exit(2) from None
@@ -196,6 +217,21 @@ def explain(
     else:
         render_explanation(out, report)
     raise typer.Exit(0 if report.allowed else 1)
+
+
+def read_claims(text: str) -> dict[str, Any]:
+    """`--claims`: a JSON object (from stdin for '-'); anything else ends the command."""
+    if text == "-":
+        text = sys.stdin.read()
+    try:
+        claims = json.loads(text)
+    except ValueError as exc:
+        err.print(f"--claims is not JSON: {exc}")
+        raise typer.Exit(2) from None
+    if not isinstance(claims, dict):
+        err.print("--claims must be a JSON object, such as {\"iss\": ..., \"roles\": [...]}.")
+        raise typer.Exit(2)
+    return claims
 
 
 def _fetcher(jwks: Path | None, state_dir: Path):  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
@@ -39,7 +40,46 @@ SECURITY_HEADERS = [
 ]
 MAX_NAME = 200
 
-Explainer = Callable[[str, str, str | None], Awaitable[dict[str, Any]]]
+MAX_CLAIMS = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """What the Explain page asks about: one of a credential (a token or an API key), an API
+    key's id or a set of claims; a route and, optionally, a model."""
+
+    route: str
+    model: str | None
+    credential: str | None = None
+    key_id: str | None = None
+    claims: dict[str, Any] | None = None
+
+    @classmethod
+    def read(cls, form: dict[str, str]) -> Question:
+        credential, key_id, claims = (form.get(name, "").strip()
+                                      for name in ("credential", "key_id", "claims"))
+        if sum(1 for given in (credential, key_id, claims) if given) != 1:
+            raise InvalidRequest("Give one of a token or API key, an API key id and a set of "
+                                 "claims to explain.", code="invalid_body")
+        route = form.get("route", "").strip() or "/v1/chat/completions"
+        model = form.get("model", "").strip() or None
+        if not claims:
+            return cls(route, model, credential=credential or None, key_id=key_id or None)
+        if len(claims) > MAX_CLAIMS:
+            raise InvalidRequest("The claims are too long (at most 16 KiB).",
+                                 code="invalid_body", param="claims")
+        try:
+            document = json.loads(claims)
+        except ValueError as exc:
+            raise InvalidRequest(f"The claims are not JSON: {exc}", code="invalid_body",
+                                 param="claims") from None
+        if not isinstance(document, dict):
+            raise InvalidRequest("The claims must be a JSON object.", code="invalid_body",
+                                 param="claims")
+        return cls(route, model, claims=document)
+
+
+Explainer = Callable[[Question], Awaitable[dict[str, Any]]]
 CanChange = Callable[[Principal], bool]
 
 
@@ -162,15 +202,11 @@ class ConsolePages:
             return self.page(request, who, "explain.html", page="explain", form={}, report=None)
         self._on(request)
         form = await read_form(request)
-        credential = form.get("credential", "").strip()
-        if not credential:
-            raise InvalidRequest("Paste a token or an API key to explain.", code="invalid_body")
-        report = await self._explainer(credential, form.get("route", "").strip() or
-                                       "/v1/chat/completions",
-                                       form.get("model", "").strip() or None)
-        shown = {name: form.get(name, "") for name in ("route", "model")}
+        question = Question.read(form)
+        report = await self._explainer(question)
+        shown = {name: form.get(name, "") for name in ("route", "model", "key_id", "claims")}
         return self.page(request, who, "explain.html", page="explain", form=shown,
-                          report=report)
+                         report=report)
 
     async def decisions(self, request: Request, route: Route, who: Principal) -> Response:
         """The recent 401s and 403s, newest first; `?code=` keeps those with that code."""
