@@ -486,7 +486,8 @@ def _build_console(settings: Settings, dev: DevIssuer | None, *, fetch: Fetch,
     pages = ConsolePages(renderer, cookies, keys=stores.key_store, audit=stores.audit,
                          explainer=explainer, can_change=can_change, clock=clock,
                          denials=decisions.denials)
-    usage = UsagePages(stores.usage, clock, pages.page)
+    usage = UsagePages(stores.usage, clock, pages.page,
+                       dimensions=settings.accounting.dimensions)
     overview = OverviewPage(stores.usage, decisions.denials, clock, pages.page)
     matches = decisions.matches
     handlers: dict[Operation, Handler] = {

@@ -171,3 +171,33 @@ async def test_policy_shows_issuers_models_and_rules_as_tables(browser):
     assert "<td>dev</td>" in page.text and "<td>echo</td>" in page.text
     assert "<td>viewers</td>" in page.text and "roles: viewer" in page.text
     assert "<td>admin, console</td>" in page.text
+
+
+async def test_usage_groups_and_charts_by_a_configured_dimension(open_browser, dev_issuer):
+    browser = await open_browser(accounting={"flush_interval": 0.05,
+                                             "dimensions": ["department"]})
+    await browser.sign_in()
+    chat = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
+    for department in ("sales", "sales", '<script>x</script>"onload="'):
+        token = dev_issuer.mint(roles=("rolegate.user",), extra={"department": department})
+        assert (await browser.client.post("/v1/chat/completions", json=chat, headers={
+            "Authorization": f"Bearer {token}"})).status_code == 200
+
+    for _ in range(100):  # the recorder writes usage in the background, every 50 ms
+        page = await browser.client.get("/console/usage", params={"by": "department"})
+        if "<td>sales</td><td>2</td>" in page.text:
+            break
+        await asyncio.sleep(0.02)
+    download = await browser.client.get("/console/usage.csv", params={"by": "department"})
+
+    assert page.status_code == 200 and "<td>sales</td><td>2</td>" in page.text
+    assert '<option selected>department</option>' in page.text
+    assert '<th scope="col">department</th>' in page.text
+    assert '<title id="usage-tokens-title">Tokens by department</title>' in page.text
+    legend = page.text[page.text.index('<ul class="legend">'):]
+    assert "sales" in legend[:legend.index("</ul>")]
+    assert "<script>x" not in page.text and '"onload="' not in page.text
+    assert "&lt;script&gt;x&lt;/script&gt;&#34;onload=&#34;" in page.text
+    lines = download.text.splitlines()
+    assert lines[0].startswith("department,requests")
+    assert any(line.startswith("sales,2,") for line in lines)
