@@ -30,10 +30,10 @@ def problems_of(page: str) -> list[str]:
             by_id[element.attrs["id"]] = element
     labelled = {element.attrs.get("for") for element in elements if element.tag == "label"}
     for element in elements:
-        if element.tag in CONTROLS and element.attrs.get("type") not in UNLABELLED_INPUTS:
-            if not (element.attrs.get("id") in labelled or "aria-label" in element.attrs
-                    or "label" in element.ancestors):
-                found.append(f"<{element.tag} name={element.attrs.get('name')!r}> has no label")
+        if _needs_label(element) and not (element.attrs.get("id") in labelled
+                                          or "aria-label" in element.attrs
+                                          or "label" in element.ancestors):
+            found.append(f"<{element.tag} name={element.attrs.get('name')!r}> has no label")
         if element.tag == "button" and not (element.content or element.attrs.get("aria-label")):
             found.append("a button without a name")
         if element.tag == "svg":
@@ -47,6 +47,10 @@ def problems_of(page: str) -> list[str]:
     if not any(element.tag == "html" and element.attrs.get("lang") for element in elements):
         found.append("the page names no language")
     return found
+
+
+def _needs_label(element: Element) -> bool:
+    return element.tag in CONTROLS and element.attrs.get("type") not in UNLABELLED_INPUTS
 
 
 def _svg_problems(svg: Element, by_id: dict[str, Element]) -> list[str]:
