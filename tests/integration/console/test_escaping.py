@@ -11,7 +11,8 @@ from tests.integration.console.test_key_edit import new_key
 from tests.support.markup import parse_page
 
 PAYLOAD = '<script>alert(1)</script><svg onload=alert(2)>"onload="alert(3)'
-ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;&lt;svg onload=alert(2)&gt;&#34;onload=&#34;alert(3)"
+ESCAPED = ("&lt;script&gt;alert(1)&lt;/script&gt;&lt;svg onload=alert(2)&gt;"
+           "&#34;onload=&#34;alert(3)")
 
 
 def assert_inert(page: str) -> None:
