@@ -56,7 +56,7 @@ async def test_claims_and_models_as_markup_are_text_in_policy_decisions_and_char
     decisions = (await browser.client.get("/console/decisions")).text
     overview = (await browser.client.get("/console", params={"window": "hour"})).text
 
-    for name, page in (("policy", policy), ("decisions", decisions), ("overview", overview)):
+    for page in (policy, decisions, overview):
         assert_inert(page)
     denials = overview[overview.index('id="denials-caption"'):]
     assert f"</svg> {ESCAPED}</li>" in denials  # the legend
