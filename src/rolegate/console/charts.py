@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 WIDTH, HEIGHT = 640, 240
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 28
+LEFT, RIGHT, TOP, BOTTOM = 56, 36, 12, 28  # room for the axes' labels
 # Dark enough for 3:1 against white (WCAG 1.4.11, graphical objects); told apart by dashes too.
 COLOURS = ("#0b4fa3", "#b3400b", "#0a6b2d", "#8a2a6b", "#444444", "#5a3d99")
 DASHES = ("", "6 3", "2 3", "8 3 2 3", "4 4", "1 2")
-Y_TICKS = 4
+Y_TICKS = 5  # the top is 1, 2, 2.5 or 5 times a power of ten: round steps
 X_TICKS = 6
 
 
