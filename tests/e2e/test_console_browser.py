@@ -14,6 +14,7 @@ Skipped when Chromium or its driver is missing, unless `REQUIRE_BROWSER=1` (set 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -223,8 +224,8 @@ async def test_screenshots_of_every_page_at_laptop_and_phone_size(driver, tmp_pa
             lambda page: page.find_element(By.ID, "copy-status").text != "")
         saved = [save(driver, folder, "keys-created", LAPTOP)]
         driver.get(f"{gateway.url}/console/explain")
-        shown(driver, By.ID, "claims").send_keys(
-            '{"iss": "%s/dev", "sub": "dana", "roles": ["analyst"]}' % gateway.url)
+        shown(driver, By.ID, "claims").send_keys(json.dumps(
+            {"iss": f"{gateway.url}/dev", "sub": "dana", "roles": ["analyst"]}))
         shown(driver, By.ID, "model").send_keys("gpt-4o")
         shown(driver, By.CSS_SELECTOR, "form.create button[type=submit]").click()
         shown(driver, By.ID, "verdict")
