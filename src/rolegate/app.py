@@ -440,8 +440,10 @@ def _build_console(settings: Settings, dev: DevIssuer | None, *, fetch: Fetch,
         redirect_uri = f"{base}{paths.callback}"
         exchange: CodeExchange
         if issuer is not None:  # an OIDC issuer of auth.issuers; config checks its endpoints
+            # An ID token: for the console's client id, and of whatever `typ` the issuer gives
+            # ID tokens (`token_types` names the access tokens' type, such as at+jwt).
             trusted = TrustedIssuer.build(issuer.model_copy(
-                update={"audiences": (config.client_id,)}), fetch, clock)
+                update={"audiences": (config.client_id,), "token_types": None}), fetch, clock)
             secret_value = config.client_secret.get_secret_value() if config.client_secret \
                 else None
             exchange = TokenEndpoint(http, str(config.token_url), config.client_id, secret_value)

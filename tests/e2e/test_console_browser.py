@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,17 +28,11 @@ import pytest
 from rolegate.accounting.records import UsageRecord
 from rolegate.accounting.store import UsageStore
 from rolegate.authn.dev_issuer import DevIssuer
+from tests.support.browser import chromium, shown
 from tests.support.process import GatewayProcess
 from tests.support.storage import PEPPER
 
 pytestmark = pytest.mark.e2e
-
-CHROMIUM = shutil.which("chromium")
-DRIVER = shutil.which("chromedriver")
-# Flags that let Chromium run headless in a container, offline and quietly.
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1280,900")
 
 
 def config(database: Path) -> str:
@@ -61,40 +54,8 @@ accounting: {{flush_interval: 0.05}}
 
 @pytest.fixture
 def driver(tmp_path: Path) -> Iterator[Any]:
-    if CHROMIUM is None or DRIVER is None:
-        message = "chromium and chromium-driver are not installed (apt-get install them)"
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (*FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(DRIVER), options=options)
-    browser.set_page_load_timeout(20)
-    try:
+    with chromium(tmp_path / "profile") as browser:
         yield browser
-    finally:
-        browser.quit()
-
-
-def shown(driver: Any, by: str, value: str) -> Any:
-    """The element once the page that has it has loaded: a click that navigates returns
-    before the next document is there, and an element of the old one is gone with it."""
-    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
-    from selenium.webdriver.support.wait import WebDriverWait
-
-    def ready(page: Any) -> Any:
-        if page.execute_script("return document.readyState") != "complete":
-            return False
-        element = page.find_element(by, value)
-        element.is_displayed()  # raises on an element of a document that was replaced
-        return element
-    return WebDriverWait(driver, 10, ignored_exceptions=(
-        StaleElementReferenceException, WebDriverException)).until(ready)
 
 
 @pytest.mark.timeout(120)
