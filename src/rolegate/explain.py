@@ -141,9 +141,7 @@ async def explain_key(settings: Settings, store: KeyRecords | None, key: str, ro
     report.action = _action(route, model)
     report.step("credential", True, f"a virtual API key ({hint(key)})")
     if store is None:
-        report.step("key", False, "virtual API keys are not enabled (keys.enabled)")
-        report.summary = "401: virtual API keys are not enabled"
-        return report
+        return _keys_off(report)
     try:
         report.principal = await ApiKeyVerifier(store, clock, cache_ttl=0).verify(key)
     except GatewayError as error:
@@ -164,9 +162,7 @@ async def explain_key_id(settings: Settings, store: KeysById | None, key_id: str
     report.action = _action(route, model)
     report.step("credential", True, f"the virtual API key with id {key_id!r}, looked up by id")
     if store is None:
-        report.step("key", False, "virtual API keys are not enabled (keys.enabled)")
-        report.summary = "401: virtual API keys are not enabled"
-        return report
+        return _keys_off(report)
     record = await store.get(key_id)
     problem = ("not known" if record is None else "revoked" if record.is_revoked
                else "expired" if record.is_expired(clock()) else None)
@@ -203,6 +199,12 @@ async def explain_claims(settings: Settings, issuers: list[IssuerConfig],
     report.principal = ClaimMapping.for_issuer(issuer.config,
                                                settings.claim_paths).to_principal(claims)
     _decide(report, settings)
+    return report
+
+
+def _keys_off(report: Explanation) -> Explanation:
+    report.step("key", False, "virtual API keys are not enabled (keys.enabled)")
+    report.summary = "401: virtual API keys are not enabled"
     return report
 
 

@@ -3,6 +3,7 @@ client that signs in through the development issuer's authorize page."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -69,6 +70,16 @@ class Browser:
         done = await self.client.get(local(back.headers["location"]))
         assert (done.status_code, done.headers["location"]) == (303, self.prefix), done.text
         return self.csrf(await self.client.get(f"{self.prefix}/keys"))
+
+    async def until_shown(self, path: str, text: str, **params: str) -> httpx.Response:
+        """`path` once it shows `text`: the recorder writes usage in the background, every
+        50 ms."""
+        for _ in range(100):
+            page = await self.client.get(path, params=params)
+            if text in page.text:
+                return page
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{path} never showed {text!r}")
 
     @staticmethod
     def csrf(page: httpx.Response) -> str:

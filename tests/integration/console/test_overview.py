@@ -3,10 +3,7 @@ period) and the Policy page's recent matches: numbers from real requests, names 
 
 from __future__ import annotations
 
-import asyncio
 import re
-
-import httpx
 
 from tests.integration.console.conftest import Browser
 
@@ -20,16 +17,6 @@ def table_of(page: str, title: str) -> str:
     return found.group(0)
 
 
-async def until_recorded(client: httpx.AsyncClient, text: str) -> str:
-    """The overview once the recorder (every 50 ms, in the background) has written `text`."""
-    for _ in range(100):
-        page = (await client.get("/console", params={"window": "hour"})).text
-        if text in page:
-            return page
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{text!r} never shown")
-
-
 async def test_the_overview_charts_requests_and_denials_per_model(browser: Browser, dev_issuer):
     await browser.sign_in()
     user = {"Authorization": f"Bearer {dev_issuer.mint(roles=('rolegate.user',))}"}
@@ -39,7 +26,8 @@ async def test_the_overview_charts_requests_and_denials_per_model(browser: Brows
         assert reply.status_code == 200
     await browser.client.get("/v1/models", headers={"Authorization": "Bearer nonsense"})
 
-    page = await until_recorded(browser.client, "<th scope=\"col\">echo</th>")
+    page = (await browser.until_shown("/console", '<th scope="col">echo</th>',
+                                      window="hour")).text
 
     requests = table_of(page, "Requests")
     assert re.search("<td>3</td>", requests), requests

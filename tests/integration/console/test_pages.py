@@ -3,7 +3,6 @@ names shown as text, framing forbidden, and the explain page's report."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 from tests.integration.console.conftest import Browser, local
@@ -147,11 +146,7 @@ async def test_usage_shows_totals_and_downloads_them_as_csv(browser, dev_issuer)
         assert (await browser.client.post("/v1/chat/completions", json=chat,
                                           headers=caller)).status_code == 200
 
-    for _ in range(100):  # the recorder writes usage in the background, every 50 ms
-        page = await browser.client.get("/console/usage", params={"by": "model"})
-        if "<td>echo</td><td>2</td>" in page.text:
-            break
-        await asyncio.sleep(0.02)
+    page = await browser.until_shown("/console/usage", "<td>echo</td><td>2</td>", by="model")
     download = await browser.client.get("/console/usage.csv", params={"by": "principal"})
 
     assert page.status_code == 200 and "<td>echo</td><td>2</td>" in page.text
@@ -183,11 +178,8 @@ async def test_usage_groups_and_charts_by_a_configured_dimension(open_browser, d
         assert (await browser.client.post("/v1/chat/completions", json=chat, headers={
             "Authorization": f"Bearer {token}"})).status_code == 200
 
-    for _ in range(100):  # the recorder writes usage in the background, every 50 ms
-        page = await browser.client.get("/console/usage", params={"by": "department"})
-        if "<td>sales</td><td>2</td>" in page.text:
-            break
-        await asyncio.sleep(0.02)
+    page = await browser.until_shown("/console/usage", "<td>sales</td><td>2</td>",
+                                     by="department")
     download = await browser.client.get("/console/usage.csv", params={"by": "department"})
 
     assert page.status_code == 200 and "<td>sales</td><td>2</td>" in page.text
