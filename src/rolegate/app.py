@@ -24,6 +24,7 @@ from rolegate.accounting.store import UsageStore
 from rolegate.admin.keys import KeyAdmin
 from rolegate.admin.openapi import openapi_document
 from rolegate.admin.routes import AdminHandlers
+from rolegate.admin.schemas import key_changes
 from rolegate.admin.usage import UsageAdmin
 from rolegate.audit.log import AuditLog
 from rolegate.audit.store import AuditStore
@@ -46,17 +47,23 @@ from rolegate.console.pages import ConsolePages, Question, Renderer, static_file
 from rolegate.console.session import SessionCookies
 from rolegate.console.usage import UsagePages
 from rolegate.console.signin import CodeExchange, OidcSignIn, TokenEndpoint
-from rolegate.config.launch import LaunchOptions, shared_session_secret
+from rolegate.config.launch import LaunchOptions
 from rolegate.config.defaults import DEFAULT_ADMIN_ROLE
 from rolegate.config.load import read_pepper
 from rolegate.config.model import (
-    EgressConfig, IssuerConfig, ModelConfig, RoutingConfig, Settings,
+    EgressConfig, ModelConfig, RoutingConfig, Settings,
 )
 from rolegate.explain import explain, explain_claims, explain_key, explain_key_id
 from rolegate.keys.material import KeyHasher, is_api_key
 from rolegate.keys.store import KeyStore
 from rolegate.limits.limiter import Limiter
-from rolegate.mcp.handlers import McpHandlers, McpServer, resource_url
+from rolegate.mcp.credentials import ServerCredential
+from rolegate.mcp.handlers import McpHandlers, McpServer
+from rolegate.mcp.resources import accepting, public_base_url, resource_url
+from rolegate.mcp.pins import ToolPins
+from rolegate.mcp.sessions import SessionBinder
+from rolegate.mcp.stdio import StdioServer
+from rolegate.mcp.tool_limits import ToolLimits
 from rolegate.limits.memory import MemoryLimiter
 from rolegate.limits.quota import QuotaPlan
 from rolegate.limits.reservation import Reserver
@@ -94,18 +101,19 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
               clock: Callable[[], float] = time.time, fetch: Fetch | None = None,
               dev_issuer: DevIssuer | None = None,
               sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-              rng: random.Random | None = None,
+              rng: random.Random | None = None, mcp_session_key: bytes | None = None,
               session_secret: bytes | None = None) -> Gateway:
     """The ASGI app for `settings`. Tests pass `clock`, `fetch`, `dev_issuer`, `sleep` (retry
-    back-off) and `rng` (jitter, tie-breaks) in; `serve --workers N` passes the console's
-    `session_secret` its workers share when none is configured."""
+    back-off) and `rng` (jitter, tie-breaks) in; the workers of one `serve`, the key binding MCP
+    sessions (None: `mcp.session_secret`, or a random key of this process) and the console's
+    `session_secret` (None: `console.session_secret`, or a random one of this process)."""
     http = http or HttpClient(settings.egress)
     fetch = fetch or http_fetcher(http)
     paths = settings.claim_paths
-    mcp_servers = [McpServer(server, resource_url(public_base_url(settings), server.name))
-                   for server in settings.mcp.servers]
+    mcp_servers = _mcp_servers(settings, http, clock, sleep)
+    children = [server.stdio for server in mcp_servers if server.stdio is not None]
     resources = tuple(server.resource for server in mcp_servers)
-    issuers = [TrustedIssuer.build(_accepting(config, resources), fetch, clock, paths)
+    issuers = [TrustedIssuer.build(accepting(config, resources), fetch, clock, paths)
                for config in settings.auth.issuers]
     public = {HEALTH_LIVE: health()}
     if settings.auth.dev_issuer.enabled:
@@ -160,7 +168,10 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     mcp = McpHandlers(mcp_servers, guard, http, recorder=stores.recorder, clock=clock,
                       issuers=[issuer.config.issuer for issuer in issuers],
                       max_body_bytes=settings.server.max_body_bytes,
-                      body_timeout=settings.server.body_timeout)
+                      body_timeout=settings.server.body_timeout,
+                      limits=ToolLimits(plan, limiter, clock, metrics),
+                      sessions=SessionBinder(_session_key(settings, mcp_session_key)),
+                      pins=ToolPins())
     handlers[Operation.MCP] = mcp.serve
     for server in mcp_servers:
         public[PROTECTED_RESOURCE_PREFIX + MCP_PREFIX + server.config.name] = mcp.metadata(server)
@@ -176,7 +187,8 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     observer = RequestObserver(metrics, AccessLog(is_enabled=settings.logging.access), decisions)
     authenticator = Authenticator(JwtVerifier(issuers, clock), keys=stores.keys,
                                   max_header_bytes=settings.server.max_auth_header_bytes)
-    on_shutdown = [*stores.on_shutdown, limiter.close, http.close]
+    on_shutdown = [*stores.on_shutdown, *(child.stop for child in children), limiter.close,
+                   http.close]
     if tracing is not None:
         on_shutdown.append(_closing(tracing))
     return Gateway(authenticator=authenticator, guard=guard, handlers=handlers, public=public,
@@ -184,8 +196,9 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
                    sessions=console.sessions, router=Router(settings.console.path),
                    resource_metadata={MCP_PREFIX + server.config.name: server.metadata_url
                                       for server in mcp_servers},
-                   resource_audiences=frozenset(resources), on_startup=[*stores.on_startup,
-                               background(*(cache.warm_until_loaded for cache in caches))],
+                   resource_audiences=frozenset(resources), on_startup=[
+                       *stores.on_startup, *(child.start for child in children),
+                       background(*(cache.warm_until_loaded for cache in caches))],
                    on_shutdown=on_shutdown)
 
 
@@ -213,6 +226,7 @@ def _handler_table(proxy: ProxyHandlers, admin: AdminHandlers, key_admin: KeyAdm
                                           for operation in INFERENCE_OPERATIONS}
     handlers.update({
         Operation.MODELS_LIST: proxy.list_models, Operation.MODELS_GET: proxy.get_model,
+        Operation.GEMINI_MODELS_LIST: proxy.list_gemini_models,
         Operation.ADMIN_POLICY: admin.policy, Operation.ADMIN_UNKNOWN: admin.not_found,
         Operation.ADMIN_OPENAPI: admin.static(json_response(
             openapi_document(dimensions)).body),
@@ -333,8 +347,10 @@ def create_app_from_env() -> Gateway:
     if settings.auth.dev_issuer.enabled:
         assert options.state_dir is not None, "from_environ always names a state directory"
         dev_issuer = DevIssuer.load(options.state_dir)
+    mcp_key, console_key = options.mcp_session_key, options.console_session_key
     return build_app(settings, dev_issuer=dev_issuer,
-                     session_secret=shared_session_secret(options.state_dir))
+                     mcp_session_key=bytes.fromhex(mcp_key) if mcp_key else None,
+                     session_secret=bytes.fromhex(console_key) if console_key else None)
 
 
 def _build_metrics(settings: Settings, registry: CollectorRegistry) -> GatewayMetrics | None:
@@ -372,18 +388,27 @@ def _trusted_dev(dev: DevIssuer, clock: Callable[[], float],
 
     async def local(url: str) -> bytes:  # served from memory: no request to ourselves
         return document
-    config = _accepting(dev.issuer_config(), resources)
+    config = accepting(dev.issuer_config(), resources)
     if audience is not None:
         config = config.model_copy(update={"audiences": (audience,)})
     return TrustedIssuer.build(config, local, clock, paths)
 
 
-def _accepting(config: IssuerConfig, resources: tuple[str, ...]) -> IssuerConfig:
-    """An issuer also accepted for the MCP servers' resources (RFC 8707): such a token is
-    good on its server only (the gateway refuses it elsewhere, the handler on other servers)."""
-    if not resources:
-        return config
-    return config.model_copy(update={"audiences": (*config.audiences, *resources)})
+def _session_key(settings: Settings, given: bytes | None) -> bytes:
+    secret = settings.mcp.session_secret
+    if secret is not None:
+        return secret.get_secret_value().encode()
+    return given or secrets.token_bytes(32)
+
+
+def _mcp_servers(settings: Settings, http: HttpClient, clock: Callable[[], float],
+                 sleep: Callable[[float], Awaitable[None]]) -> list[McpServer]:
+    base = public_base_url(settings)
+    limit = settings.server.max_auth_header_bytes
+    return [McpServer(server, resource_url(base, server.name),
+                      ServerCredential(server, http, clock, max_header_bytes=limit),
+                      StdioServer(server, sleep=sleep) if server.command else None)
+            for server in settings.mcp.servers]
 
 
 def _new_dev_issuer(settings: Settings) -> DevIssuer:
@@ -393,12 +418,6 @@ def _new_dev_issuer(settings: Settings) -> DevIssuer:
 
 def dev_issuer_url(settings: Settings) -> str:
     return f"{public_base_url(settings)}/dev"
-
-
-def public_base_url(settings: Settings) -> str:
-    server = settings.server
-    base = server.public_base_url or f"http://{server.host}:{server.port}"
-    return base.rstrip("/")
 
 
 RECENT_DENIALS = 500  # the console's Decisions page: the last 401s and 403s, in memory
@@ -486,7 +505,8 @@ def _build_console(settings: Settings, dev: DevIssuer | None, *, fetch: Fetch,
         return policy.decide(who, Action(RouteGroup.ADMIN, f"{paths.home}/keys")).allowed
 
     pages = ConsolePages(renderer, cookies, keys=stores.key_store, audit=stores.audit,
-                         explainer=explainer, can_change=can_change, clock=clock,
+                         explainer=explainer, can_change=can_change,
+                         key_changes=key_changes, clock=clock,
                          denials=decisions.denials)
     usage = UsagePages(stores.usage, clock, pages.page,
                        dimensions=settings.accounting.dimensions)

@@ -3,7 +3,8 @@
 Every error a caller can see is a `GatewayError`. Its class decides the status and the OpenAI
 `type`; its `code` is stable and machine-readable. `render()` turns it into the OpenAI-shaped
 body `{"error": {"message", "type", "param", "code"}}` (or, for callers of the Anthropic API,
-`anthropic_error_body`: the status is the same, only the shape differs) and the headers that go
+`anthropic_error_body`, and for the Gemini API's `google_error_body`: the status is the same,
+only the shape differs) and the headers that go
 with it (RFC 6750 §3: `WWW-Authenticate` on 401 and 403, `Retry-After` on 429).
 """
 
@@ -158,6 +159,26 @@ def anthropic_error_body(error: GatewayError) -> bytes:
     "message"}}`, the status and headers unchanged."""
     return orjson.dumps({"type": "error", "error": {
         "type": ANTHROPIC_TYPES.get(error.status, "api_error"), "message": error.message}})
+
+
+# Google's canonical status name for each HTTP status the gateway answers with (google.rpc.Code,
+# as its JSON errors spell it); a status it names none for is INTERNAL.
+GOOGLE_STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+                   404: "NOT_FOUND", 405: "INVALID_ARGUMENT", 408: "DEADLINE_EXCEEDED",
+                   409: "ABORTED", 413: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED",
+                   499: "CANCELLED", 501: "UNIMPLEMENTED", 502: "UNAVAILABLE",
+                   503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+
+
+def google_error_body(error: GatewayError) -> bytes:
+    """The Google-shaped JSON body for `error` (the Gemini API's): `{"error": {"code",
+    "message", "status", "details"}}`, the gateway's `code` as the `ErrorInfo` reason; the
+    status and headers unchanged."""
+    return orjson.dumps({"error": {
+        "code": error.status, "message": error.message,
+        "status": GOOGLE_STATUSES.get(error.status, "INTERNAL"),
+        "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                     "reason": error.code or "", "domain": "rolegate"}]}})
 
 
 def internal_error() -> GatewayError:

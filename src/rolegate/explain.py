@@ -1,4 +1,5 @@
-"""`explain`: why a token or a virtual API key gets the answer it gets, step by step.
+"""`explain`: why a token or a virtual API key gets the answer it gets, step by step, for a
+route and model or for an MCP server's tool, resource or prompt (`McpTarget`).
 
 Runs the gateway's own verifiers and policy (not a re-implementation), and records each step, so
 "why am I getting 403?" has an answer that matches what the gateway does.
@@ -13,19 +14,20 @@ from typing import Any, Protocol
 
 import jwt
 
-from rolegate.api.routes import resolve
+from rolegate.api.routes import RouteGroup, resolve
 from rolegate.authn.apikeys import ApiKeyVerifier, KeyRecords, principal_of
 from rolegate.authn.claims import ClaimMapping
 from rolegate.authn.jwks import Fetch
 from rolegate.authn.principal import Principal
 from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
-from rolegate.authz.model import Action
+from rolegate.authz.model import Action, McpTarget
 from rolegate.authz.policy import RolePolicy
 from rolegate.config.model import IssuerConfig, Settings, per_claim
 from rolegate.errors import GatewayError, ModelNotFound, NotFound
 from rolegate.keys.material import hint
 from rolegate.keys.records import ApiKey
 from rolegate.limits.quota import QuotaPlan
+from rolegate.mcp.resources import accepting, mcp_resources, public_base_url, resource_url
 
 
 class KeysById(Protocol):
@@ -80,22 +82,34 @@ class Explanation:
                 "end_user": who.end_user, "key_id": who.key_id},
             "action": None if self.action is None else {
                 "route": str(self.action.route), "path": self.action.path,
-                "model": self.action.model},
+                "model": self.action.model, **_mcp_dict(self.action.mcp)},
             "rules": [{"name": rule.name, "unmet": rule.unmet, "grants_route": rule.grants_route,
                        "grants_model": rule.grants_model, "grants": rule.is_granting}
                       for rule in self.rules],
         }
 
 
+def _mcp_dict(target: McpTarget | None) -> dict[str, Any]:
+    """The MCP part of an action, for an action naming an MCP server (else nothing)."""
+    if target is None:
+        return {}
+    return {"mcp": {"server": target.server, "kind": target.kind, "name": target.name,
+                    "arguments": None if target.arguments is None else dict(target.arguments)}}
+
+
 async def explain(settings: Settings, issuers: list[IssuerConfig], token: str, route: str,
                   model: str | None, fetch: Fetch,
-                  clock: Callable[[], float] = time.time) -> Explanation:
+                  clock: Callable[[], float] = time.time, *,
+                  mcp: McpTarget | None = None) -> Explanation:
+    """With `mcp`, the request is one to that MCP server naming that tool (or resource or
+    prompt), and its token must name the server's resource as audience, as the gateway asks."""
     report = Explanation()
-    report.action = _action(route, model)
+    report.action = _action(route, model, mcp)
     if not _read_token(report, token):
         return report
-    trusted = [TrustedIssuer.build(config, fetch, clock, settings.claim_paths)
-               for config in issuers]
+    resources = mcp_resources(settings)
+    trusted = [TrustedIssuer.build(accepting(config, resources), fetch, clock,
+                                   settings.claim_paths) for config in issuers]
     issuer = _matching_issuer(report, trusted)
     try:
         report.principal = await JwtVerifier(trusted, clock).verify(token)
@@ -109,8 +123,29 @@ async def explain(settings: Settings, issuers: list[IssuerConfig], token: str, r
             report.principal = ClaimMapping.for_issuer(
                 issuer.config, settings.claim_paths).to_principal(report.claims)
     if report.principal is not None:
+        if mcp is not None:
+            _check_server(report, settings, mcp)
         _decide(report, settings)
     return report
+
+
+def _check_server(report: Explanation, settings: Settings, target: McpTarget) -> None:
+    """The gateway's MCP steps before the policy: the server exists, and the token is for it
+    (RFC 8707), not for the LLM API or another server."""
+    if target.server not in {server.name for server in settings.mcp.servers}:
+        raise NotFound(f"No MCP server is named {target.server!r} (configured: "
+                       f"{', '.join(s.name for s in settings.mcp.servers) or 'none'}).")
+    assert report.principal is not None
+    resource = resource_url(public_base_url(settings), target.server)
+    is_for_server = resource in report.principal.audiences
+    report.step("audience", is_for_server,
+                f"the token names {resource}" if is_for_server else
+                f"the token's aud {sorted(report.principal.audiences)} does not name "
+                f"{resource}; the gateway answers 401 invalid_audience")
+    if not is_for_server and report.is_verified:
+        report.is_verified = False
+        report.status = 401
+        report.summary = f"401 invalid_audience: the token is not for {resource}"
 
 
 def _audience_detail(error: GatewayError, claims: dict[str, Any],
@@ -220,7 +255,9 @@ def _key_detail(who: Principal) -> str:
             + ("" if models is None else f"; limited to models {list(models)}"))
 
 
-def _action(route: str, model: str | None) -> Action:
+def _action(route: str, model: str | None, mcp: McpTarget | None = None) -> Action:
+    if mcp is not None:
+        return Action(RouteGroup.MCP, f"/mcp/{mcp.server}", mcp=mcp)
     if not route.startswith("/"):
         return Action(route, f"<{route}>", model)
     for method in ("POST", "GET"):
@@ -264,6 +301,10 @@ def _count_limits(report: Explanation, settings: Settings) -> None:
         return
     who = report.principal
     plan = QuotaPlan(settings.policy, budgets=settings.budgets)
+    target = report.action.mcp if report.action is not None else None
+    if target is not None:
+        _count_tool_limit(report, plan, who, target)
+        return
     for counted in plan.counted(report.rule):
         set_limits = counted.limits.model_dump(exclude_none=True,
                                                exclude={"per", "per_end_user", "name"})
@@ -271,6 +312,18 @@ def _count_limits(report: Explanation, settings: Settings) -> None:
         kind = "rule" if counted.namespace == "r" else "budget"
         report.step(f"limits ({kind} {counted.name})", True,
                     f"{limits} per {counted.per}{_counted_values(counted.per, who)}; counters "
+                    + ", ".join(counted.bases(who)))
+
+
+def _count_tool_limit(report: Explanation, plan: QuotaPlan, who: Principal,
+                      target: McpTarget) -> None:
+    if target.kind != "tool" or target.name is None:
+        return
+    counted = plan.tool_counted(report.rule, target.server, target.name)
+    if counted is not None:
+        report.step(f"limits (tool {target.name} by rule {report.rule})", True,
+                    f"rpm {counted.limits.rpm} per {counted.per}"
+                    f"{_counted_values(counted.per, who)}; counters "
                     + ", ".join(counted.bases(who)))
 
 
@@ -291,7 +344,7 @@ def _evaluate(report: Explanation, policy: RolePolicy) -> None:
     for rule in policy.rules:
         report.rules.append(RuleVerdict(rule.name, rule.unmet_conditions(report.principal),
                                         rule.grants_route(report.action),
-                                        rule.grants_model(report.action.model)))
+                                        rule.grants_target(report.action)))
     decision = policy.decide(report.principal, report.action)
     if not report.is_verified and not report.is_assumed:
         report.summary += " (the policy below was evaluated on unverified claims)"

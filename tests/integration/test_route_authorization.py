@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from rolegate.api.routes import (
-    ANTHROPIC_OPERATIONS, ANY_METHOD, ROUTES, Operation, RouteGroup, RouteSpec,
+    ANTHROPIC_OPERATIONS, ANY_METHOD, GEMINI_OPERATIONS, ROUTES, Operation, RouteGroup, RouteSpec,
 )
 from rolegate.authn.dev_issuer import DevIssuer
 from tests.support.gateways import bearer
@@ -35,7 +35,10 @@ INFERENCE_OK = (200, None)
 # the model; Azure paths name it in the path instead.
 SUCCESS: dict[Operation, tuple[int, str | None]] = {
     **{operation: INFERENCE_OK for operation in Operation if "." not in operation},
-    Operation.MODELS_LIST: (200, None), Operation.MODELS_GET: (200, None),
+    Operation.MODELS_LIST: (200, None), Operation.GEMINI_MODELS_LIST: (200, None),
+    Operation.MODELS_GET: (200, None),
+    # Authorized, then refused by the deployment: an OpenAI-compatible upstream counts no tokens.
+    Operation.COUNT_TOKENS: (400, "unsupported_operation"),
     Operation.ADMIN_POLICY: (200, None), Operation.ADMIN_OPENAPI: (200, None),
     Operation.ADMIN_USAGE: (200, None), Operation.ADMIN_METRICS: (200, None),
     Operation.ADMIN_KEYS_LIST: (200, None), Operation.ADMIN_KEYS_CREATE: (201, None),
@@ -108,6 +111,12 @@ class Call:
         return f"{self.method} {self.path} ({self.spec.operation})"
 
 
+GEMINI_CONTENT = {"role": "user", "parts": [{"text": "hi"}]}
+GEMINI_BODY = {"contents": [GEMINI_CONTENT]}
+GEMINI_BODIES = {Operation.EMBED_CONTENT: {"content": GEMINI_CONTENT},
+                 Operation.BATCH_EMBED_CONTENTS: {"requests": [{"content": GEMINI_CONTENT}]}}
+
+
 def calls(key_id: str) -> list[Call]:
     """One call per route of the table (two for a route taking any method)."""
     made = []
@@ -120,6 +129,9 @@ def calls(key_id: str) -> list[Call]:
             body = CHAT_BODY if is_azure else {**CHAT_BODY, "model": "gpt-4o"}
         if spec.operation in ANTHROPIC_OPERATIONS:
             body = ANTHROPIC_BODY
+        if spec.operation in GEMINI_OPERATIONS:  # the model is the path's; streams are SSE
+            body = GEMINI_BODIES.get(spec.operation, GEMINI_BODY)
+            path += "?alt=sse" if spec.operation == Operation.STREAM_GENERATE_CONTENT else ""
         methods = ("GET", "DELETE") if spec.method == ANY_METHOD else (spec.method,)
         made += [Call(spec, method, path, body) for method in methods]
     return made
@@ -165,6 +177,8 @@ def _code(response: httpx.Response) -> str | None:
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict) and body.get("type") == "error":  # Anthropic's shape
         return error.get("type")
+    if isinstance(error, dict) and "status" in error:  # Google's: the code is the reason
+        return str(error["details"][0]["reason"])
     return error.get("code") if isinstance(error, dict) else None
 
 

@@ -1,7 +1,8 @@
 """One principal, one model, the same outcome whichever API it calls: allowed or denied alike on
-`/v1/chat/completions` and `/v1/messages`, limited on one counter shared by both, and recorded
-with the same usage (each deployment kind: the mock, an OpenAI-compatible upstream, an
-Anthropic upstream; the call translated where the upstream speaks the other API)."""
+`/v1/chat/completions`, `/v1/messages` and `/v1beta/models/{model}:generateContent`, limited on
+one counter shared by all, and recorded with the same usage (each deployment kind: the mock, an
+OpenAI-compatible upstream, an Anthropic upstream, a Gemini upstream, a Bedrock upstream; the
+call translated where the upstream speaks another API)."""
 
 from __future__ import annotations
 
@@ -13,18 +14,23 @@ import pytest
 
 from rolegate.authn.dev_issuer import DevIssuer
 from tests.integration.test_usage_accounting import usage_rows
+from tests.support import bedrock_wire
 from tests.support.gateways import bearer
 from tests.support.servers import RecordingUpstream
 
 PROMPT = [{"role": "user", "content": "hello there"}]
 # How each surface says the same thing: the body, and where its error names what went wrong.
 SURFACES = {
-    "openai": ("/v1/chat/completions", lambda model: {"model": model, "messages": PROMPT}),
-    "anthropic": ("/v1/messages", lambda model: {"model": model, "max_tokens": 32,
+    "openai": lambda model: ("/v1/chat/completions", {"model": model, "messages": PROMPT}),
+    "anthropic": lambda model: ("/v1/messages", {"model": model, "max_tokens": 32,
                                                  "messages": PROMPT}),
+    "gemini": lambda model: (f"/v1beta/models/{model}:generateContent", {"contents": [
+        {"role": "user", "parts": [{"text": "hello there"}]}]}),
 }
 ERROR_KIND = {"permission_error": "denied", "rate_limit_error": "limited",
-              "not_found_error": "unknown", "invalid_request_error": "unknown"}
+              "not_found_error": "unknown", "invalid_request_error": "unknown",
+              "PERMISSION_DENIED": "denied", "RESOURCE_EXHAUSTED": "limited",
+              "NOT_FOUND": "unknown"}
 
 
 def config(upstream_url: str, database_url: str) -> dict[str, Any]:
@@ -34,13 +40,20 @@ def config(upstream_url: str, database_url: str) -> dict[str, Any]:
             {"name": "gpt-4o", "provider": "openai-compatible", "api_base": f"{upstream_url}/v1"},
             {"name": "claude", "provider": "anthropic", "api_base": f"{upstream_url}/v1",
              "api_key": "sk-ant"},
+            {"name": "gemini", "provider": "gemini", "api_base": f"{upstream_url}/v1beta",
+             "api_key": "AIza-upstream"},
+            {"name": "nova", "provider": "bedrock", "api_base": upstream_url,
+             "model": "amazon.nova-lite-v1:0", "region": bedrock_wire.REGION,
+             "aws_access_key_id": bedrock_wire.ACCESS_KEY,
+             "aws_secret_access_key": bedrock_wire.SECRET_KEY},
         ],
         "auth": {"dev_issuer": {"enabled": True}},
         "database": {"url": database_url},
         "accounting": {"flush_interval": 0.05},
         "policy": [
             {"name": "users", "when": {"roles": ["user"]},
-             "allow": {"routes": ["inference"], "models": ["echo", "gpt-4o", "claude"]}},
+             "allow": {"routes": ["inference"],
+                       "models": ["echo", "gpt-4o", "claude", "gemini", "nova"]}},
             {"name": "small", "when": {"roles": ["small"]},
              "allow": {"routes": ["inference"], "models": ["echo"]}},
             {"name": "metered", "when": {"roles": ["metered"]},
@@ -65,6 +78,9 @@ def outcome(response: Any) -> tuple[int, str]:
     body = response.json()
     if body.get("type") == "error":  # Anthropic's shape
         return response.status_code, ERROR_KIND[body["error"]["type"]]
+    if "status" in body["error"]:  # Google's shape
+        assert body["error"]["code"] == response.status_code
+        return response.status_code, ERROR_KIND[body["error"]["status"]]
     code = body["error"]["code"]
     kind = {"model_not_allowed": "denied", "insufficient_scope": "denied",
             "model_not_found": "unknown"}.get(code, "limited" if response.status_code == 429
@@ -73,21 +89,27 @@ def outcome(response: Any) -> tuple[int, str]:
 
 
 async def call(gateway: Any, surface: str, model: str, token: str) -> tuple[int, str]:
-    path, body = SURFACES[surface]
-    return outcome(await gateway.post(path, json=body(model), headers=bearer(token)))
+    path, body = SURFACES[surface](model)
+    return outcome(await gateway.post(path, json=body, headers=bearer(token)))
 
 
 @pytest.mark.parametrize(("roles", "model", "expected"), [
     (("user",), "echo", (200, "ok")),
     (("user",), "gpt-4o", (200, "ok")),
     (("user",), "claude", (200, "ok")),
+    (("user",), "gemini", (200, "ok")),
+    (("user",), "nova", (200, "ok")),
     (("small",), "echo", (200, "ok")),
     (("small",), "gpt-4o", (403, "denied")),
     (("small",), "claude", (403, "denied")),
+    (("small",), "gemini", (403, "denied")),
+    (("small",), "nova", (403, "denied")),
     (("reporting.reader",), "echo", (403, "denied")),
     (("user",), "no-such-model", (403, "denied")),
-], ids=["user-mock", "user-openai-upstream", "user-anthropic-upstream", "small-mock",
-        "small-openai-upstream-denied", "small-anthropic-upstream-denied", "no-grant-denied",
+], ids=["user-mock", "user-openai-upstream", "user-anthropic-upstream",
+        "user-gemini-upstream", "user-bedrock-upstream", "small-mock",
+        "small-openai-upstream-denied", "small-anthropic-upstream-denied",
+        "small-gemini-upstream-denied", "small-bedrock-upstream-denied", "no-grant-denied",
         "unknown-model-denied-before-lookup"])
 async def test_a_principal_gets_the_same_decision_on_every_surface(gateway, dev_issuer: DevIssuer,
                                                                    upstream, roles, model,
@@ -101,22 +123,23 @@ async def test_a_principal_gets_the_same_decision_on_every_surface(gateway, dev_
         reached[surface] = len(upstream.requests) - seen
 
     assert outcomes == {surface: expected for surface in SURFACES}
-    assert reached["openai"] == reached["anthropic"]
+    assert reached["openai"] == reached["anthropic"] == reached["gemini"]
     if expected[0] != 200:
-        assert reached == {"openai": 0, "anthropic": 0}
+        assert reached == {"openai": 0, "anthropic": 0, "gemini": 0}
 
 
 async def test_limits_are_spent_on_one_counter_whichever_surface_spends_them(gateway,
                                                                              dev_issuer, upstream):
     token = dev_issuer.mint(subject="svc", roles=("metered",))
-    spent = [await call(gateway, "openai", "gpt-4o", token),
+    spent = [await call(gateway, "gemini", "gpt-4o", token),
              await call(gateway, "anthropic", "gpt-4o", token)]
     seen = len(upstream.requests)
     refused = [await call(gateway, "anthropic", "gpt-4o", token),
-               await call(gateway, "openai", "gpt-4o", token)]
+               await call(gateway, "openai", "gpt-4o", token),
+               await call(gateway, "gemini", "gpt-4o", token)]
 
     assert spent == [(200, "ok"), (200, "ok")]
-    assert refused == [(429, "limited"), (429, "limited")]
+    assert refused == [(429, "limited")] * 3
     assert len(upstream.requests) == seen
 
 
@@ -133,15 +156,16 @@ COMPARED = ("issuer", "subject", "rule", "model", "provider", "deployment", "sta
             "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "estimated")
 
 
-@pytest.mark.parametrize("model", ["echo", "gpt-4o", "claude"])
+@pytest.mark.parametrize("model", ["echo", "gpt-4o", "claude", "gemini", "nova"])
 async def test_usage_records_are_equal_across_surfaces(gateway, dev_issuer, model):
     token = dev_issuer.mint(subject="svc", roles=("user",))
-    assert await call(gateway, "openai", model, token) == (200, "ok")
-    assert await call(gateway, "anthropic", model, token) == (200, "ok")
+    for surface in SURFACES:
+        assert await call(gateway, surface, model, token) == (200, "ok")
 
-    rows = await _rows(gateway.database, 2)
+    rows = await _rows(gateway.database, 3)
 
-    assert [row["operation"] for row in rows] == ["chat/completions", "messages"]
-    chat, messages = ({name: row[name] for name in COMPARED} for row in rows)
-    assert chat == messages
+    assert [row["operation"] for row in rows] == ["chat/completions", "messages",
+                                                  "generateContent"]
+    chat, messages, gemini = ({name: row[name] for name in COMPARED} for row in rows)
+    assert chat == messages == gemini
     assert chat["total_tokens"] > 0 and chat["estimated"] is False

@@ -52,6 +52,10 @@ const RESOURCES = {
   'api://other': 'models.read chat.invoke',
 };
 const DEFAULT_RESOURCE = 'api://rolegate';
+// MCP servers behind a rolegate on loopback: each is its own resource (RFC 8707), named by
+// the URL clients reach it at, e.g. http://127.0.0.1:8901/mcp/forge.
+const MCP_RESOURCE = /^http:\/\/127\.0\.0\.1:\d{1,5}\/mcp\/[A-Za-z0-9_-]{1,64}$/;
+const MCP_SCOPE = 'models.read chat.invoke';
 
 const ALL_SCOPES = [...new Set(Object.values(RESOURCES).join(' ').split(' '))];
 
@@ -202,7 +206,8 @@ function buildConfiguration(jwks, consoleRedirect) {
         defaultResource: () => DEFAULT_RESOURCE,
         useGrantedResource: () => true,
         getResourceServerInfo(ctx, resourceIndicator, client) {
-          const scope = RESOURCES[resourceIndicator];
+          const scope = RESOURCES[resourceIndicator]
+            ?? (MCP_RESOURCE.test(resourceIndicator) ? MCP_SCOPE : undefined);
           if (scope === undefined) {
             throw new errors.InvalidTarget();
           }

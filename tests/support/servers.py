@@ -13,7 +13,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from tests.support import anthropic_wire
+from tests.support import anthropic_wire, bedrock_wire, gemini_wire
 from tests.support.keys import KeyPair, jwks
 
 
@@ -126,7 +126,9 @@ class Recorded:
 @dataclass
 class RecordingUpstream(LocalServer):
     """An OpenAI-compatible upstream that records every request it receives; on
-    `…/messages` and `…/messages/count_tokens` it speaks Anthropic's API (`anthropic_wire`).
+    `…/messages` and `…/messages/count_tokens` it speaks Anthropic's API (`anthropic_wire`), on
+    `…/models/{model}:{method}` Google's Gemini API (`gemini_wire`), on `/model/…` Amazon
+    Bedrock's (`bedrock_wire`).
     A chat request with `tools` is answered by a call of the first tool."""
 
     requests: list[Recorded] = field(default_factory=list)
@@ -144,9 +146,13 @@ class RecordingUpstream(LocalServer):
         body = await request.read()
         self.requests.append(Recorded(request.method, request.path, request.query_string,
                                       dict(request.headers), body))
+        if request.path.startswith("/model/"):
+            return await bedrock_wire.answer(request, body)
         payload = json.loads(body) if body else {}
         if request.path.endswith(("/messages", "/messages/count_tokens")):
             return await anthropic_wire.answer(request, payload)
+        if gemini_wire.method_of(request.path) is not None:
+            return await gemini_wire.answer(request, payload)
         # Embeddings have no stream in OpenAI's API: `"stream": true` there is ignored.
         if (payload.get("stream") and not self.is_ignoring_stream
                 and not request.path.endswith("/embeddings")):

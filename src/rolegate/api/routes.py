@@ -11,7 +11,9 @@ Paths are matched exactly after rejecting empty or dot segments, so `/v1//chat/c
 `/v1/./models` are not found rather than treated as something else. A template names at most one
 parameter: `{model}` (at the end of a path it may hold `/`, as model names do), `{key_id}` or
 `{server}` (one segment) or `{rest}` (anything, for the admin paths that answer 404 to an
-authorized caller).
+authorized caller). The Gemini API's `/v1beta/models/{model}:generateContent` names the method
+after a colon: its model holds neither `/` nor `:`, and the method is matched exactly (case
+too), so `a:generateContent:streamGenerateContent` is not found rather than read two ways.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Surface(StrEnum):
 
     OPENAI = "openai"
     ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
 
 
 class Operation(StrEnum):
@@ -56,6 +59,13 @@ class Operation(StrEnum):
     IMAGES_VARIATIONS = "images/variations"
     MESSAGES = "messages"  # the Anthropic Messages API (its path too: /v1/messages)
     MESSAGES_COUNT_TOKENS = "messages/count_tokens"
+    # The Gemini API's methods (its path: /v1beta/models/{model}:<method>)
+    GENERATE_CONTENT = "generateContent"
+    STREAM_GENERATE_CONTENT = "streamGenerateContent"
+    COUNT_TOKENS = "countTokens"
+    EMBED_CONTENT = "embedContent"
+    BATCH_EMBED_CONTENTS = "batchEmbedContents"
+    GEMINI_MODELS_LIST = "gemini.models.list"
     MODELS_LIST = "models.list"
     MODELS_GET = "models.get"
     ADMIN_POLICY = "admin.policy"
@@ -91,6 +101,11 @@ AZURE_OPERATIONS = (Operation.CHAT_COMPLETIONS, Operation.COMPLETIONS, Operation
                     Operation.AUDIO_TRANSLATIONS, Operation.IMAGES_GENERATIONS)
 # Operations of the Anthropic API: errors on their paths are rendered in its shape.
 ANTHROPIC_OPERATIONS = (Operation.MESSAGES, Operation.MESSAGES_COUNT_TOKENS)
+# Methods of the Gemini API, on its own paths only (GEMINI_PREFIX); errors there are in its shape.
+GEMINI_OPERATIONS = (Operation.GENERATE_CONTENT, Operation.STREAM_GENERATE_CONTENT,
+                     Operation.COUNT_TOKENS, Operation.EMBED_CONTENT,
+                     Operation.BATCH_EMBED_CONTENTS)
+GEMINI_PREFIX = "/v1beta/"
 # Routes whose handler adds a per-model decision to the group's: the model is in the body or
 # the path, and only that decision is logged when the group is granted.
 MODEL_OPERATIONS = frozenset({*INFERENCE_OPERATIONS, Operation.MODELS_GET})
@@ -161,12 +176,16 @@ def _api_table() -> list[RouteSpec]:
     specs = []
     for prefix in ("/v1/", "/"):
         specs += [RouteSpec("POST", prefix + op, RouteGroup.INFERENCE, op)
-                  for op in INFERENCE_OPERATIONS]
+                  for op in INFERENCE_OPERATIONS if op not in GEMINI_OPERATIONS]
         specs.append(RouteSpec("GET", prefix + "models", RouteGroup.INFO, Operation.MODELS_LIST))
         specs.append(RouteSpec("GET", prefix + "models/{model}", RouteGroup.INFO,
                                Operation.MODELS_GET))
     specs += [RouteSpec("POST", f"/openai/deployments/{{model}}/{op}", RouteGroup.INFERENCE, op)
               for op in AZURE_OPERATIONS]
+    specs += [RouteSpec("POST", f"{GEMINI_PREFIX}models/{{model}}:{op}", RouteGroup.INFERENCE, op)
+              for op in GEMINI_OPERATIONS]
+    specs.append(RouteSpec("GET", f"{GEMINI_PREFIX}models", RouteGroup.INFO,
+                           Operation.GEMINI_MODELS_LIST))
     admin = RouteGroup.ADMIN
     specs += [
         RouteSpec("GET", "/admin/policy", admin, Operation.ADMIN_POLICY),
@@ -223,6 +242,8 @@ _ANTHROPIC_PATHS = frozenset(spec.path for spec in ROUTES
 def surface_of(path: str) -> Surface:
     """The API whose error shape a request on `path` is answered in: known before the caller
     is authenticated, so a 401 is already in the shape its client reads."""
+    if path.startswith(GEMINI_PREFIX):
+        return Surface.GEMINI
     return Surface.ANTHROPIC if path in _ANTHROPIC_PATHS else Surface.OPENAI
 
 
@@ -243,6 +264,8 @@ class _Template:
         if self.parameter == "rest":
             return value
         if not value or ("/" in value and (self.suffix or self.parameter != "model")):
+            return None
+        if ":" in value and self.suffix.startswith(":"):  # `{model}:method`: one colon, the last
             return None
         return value
 

@@ -1,7 +1,8 @@
 """`Authenticator`: finds the credential in a request and turns it into a `Principal`.
 
 `Authorization: Bearer <token>` carries a JWT or a virtual API key (`rg-...`). Clients built for
-Azure OpenAI and Anthropic send their credential as `api-key:` or `x-api-key:` instead
+Azure OpenAI, Anthropic and Gemini send their credential as `api-key:`, `x-api-key:` or
+`x-goog-api-key:` instead (never `?key=`: credentials in URLs are refused, below)
 (`AzureOpenAI(api_key=token)`); without an Authorization header that value is read the same way:
 a virtual API key when it has the key's form, otherwise a JWT, verified exactly as a bearer
 token is (same issuers, audiences and policy), so the header is a different envelope, never a

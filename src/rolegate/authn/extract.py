@@ -67,11 +67,12 @@ def _plain_name(name: bytes) -> bytes:
     return "".join(c for c in text if c.isascii() and c.isalnum()).encode()
 
 
-API_KEY_HEADERS = (b"api-key", b"x-api-key")
+API_KEY_HEADERS = (b"api-key", b"x-api-key", b"x-goog-api-key")
 
 
 def api_key_header(headers: Mapping[bytes, bytes], *, max_bytes: int) -> str | None:
-    """The value of an `api-key` / `x-api-key` header (Azure / Anthropic clients), if sent."""
+    """The value of an `api-key` / `x-api-key` / `x-goog-api-key` header (Azure / Anthropic /
+    Google Gemini clients), if sent; the first of them, in that order."""
     for name in API_KEY_HEADERS:
         value = headers.get(name)
         if value is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from fnmatch import fnmatchcase
+from importlib.util import find_spec
 
 from rolegate.api.routes import (
     DEV_AUTHORIZE, HEALTH_LIVE, HEALTH_READY, DEV_JWKS, ConsolePaths, RouteGroup, Router,
@@ -34,6 +35,7 @@ def cross_reference_problems(settings: Settings) -> list[Problem]:
                                 [model.deployment_id(index) for model in settings.models
                                  for index in range(len(model.deployments))])
     problems += _fallback_problems(settings)
+    problems += _bedrock_problems(settings)
     issuer_names = {issuer.name for issuer in settings.auth.issuers}
     if settings.auth.dev_issuer.enabled:
         issuer_names.add("dev")
@@ -136,6 +138,18 @@ def _fallback_problems(settings: Settings) -> list[Problem]:
                     problems.append(Problem(("models", index, key, item), f"unknown model "
                                             f"{name!r} (known: {', '.join(names)})", label=label))
     return problems
+
+
+def _bedrock_problems(settings: Settings) -> list[Problem]:
+    """The bedrock provider signs with botocore, an optional extra: say so before serving."""
+    if find_spec("botocore") is not None:
+        return []
+    return [Problem(("models", index, "deployments", item, "provider"),
+                    "provider bedrock needs botocore: pip install 'rolegate[bedrock]'",
+                    label=f"models[{index}] ({model.name}).provider")
+            for index, model in enumerate(settings.models)
+            for item, deployment in enumerate(model.deployments)
+            if deployment.provider == "bedrock"]
 
 
 def _metrics_path_problems(settings: Settings) -> list[Problem]:

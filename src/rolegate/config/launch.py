@@ -2,15 +2,15 @@
 
 Each worker is a fresh interpreter started by uvicorn, which imports an app factory; the parent
 passes the command-line options through the environment (the only channel uvicorn leaves), and
-the development issuer's key through the state directory, so every worker trusts the same key.
-Without a configured `console.session_secret`, the console's session secret goes the same way
-(`share_session_secret`), so a browser signed in at one worker is signed in at all of them.
+the development issuer's key through the state directory, so every worker trusts the same key,
+one key binding MCP sessions to their callers (`mcp/sessions.py`), and, when none is
+configured (`console.session_secret`), one signing the console's sessions, so a browser signed
+in at one worker is signed in at all of them.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,23 +23,8 @@ _CONFIG = "ROLEGATE_SERVE_CONFIG"
 _HOST = "ROLEGATE_SERVE_HOST"
 _PORT = "ROLEGATE_SERVE_PORT"
 _STATE_DIR = "ROLEGATE_SERVE_STATE_DIR"
-SESSION_SECRET_FILE = "console-session.key"
-
-
-def share_session_secret(state_dir: Path) -> None:
-    """A fresh random session secret, written where the workers read it (owner-only)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / SESSION_SECRET_FILE
-    path.unlink(missing_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(secrets.token_bytes(32))
-
-
-def shared_session_secret(state_dir: Path | None) -> bytes | None:
-    """The secret `share_session_secret` wrote (None: there is none)."""
-    path = None if state_dir is None else state_dir / SESSION_SECRET_FILE
-    return path.read_bytes() if path is not None and path.exists() else None
+_MCP_SESSION_KEY = "ROLEGATE_SERVE_MCP_SESSION_KEY"
+_CONSOLE_SESSION_KEY = "ROLEGATE_SERVE_CONSOLE_SESSION_KEY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +35,11 @@ class LaunchOptions:
     host: str | None
     port: int | None
     state_dir: Path | None
+    # The key binding MCP sessions to their callers, one per `serve` (hex): every worker signs
+    # and checks with it, so a session opened on one worker is good on the others.
+    mcp_session_key: str | None = None
+    # The console's session secret when none is configured, one per `serve` (hex), likewise.
+    console_session_key: str | None = None
 
     def settings(self) -> Settings:
         """The settings these options describe; raises `ConfigError`. Without a configured
@@ -71,6 +61,8 @@ class LaunchOptions:
         target[_HOST] = self.host or ""
         target[_PORT] = "" if self.port is None else str(self.port)
         target[_STATE_DIR] = str(self.state_dir.resolve()) if self.state_dir else ""
+        target[_MCP_SESSION_KEY] = self.mcp_session_key or ""
+        target[_CONSOLE_SESSION_KEY] = self.console_session_key or ""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> LaunchOptions:
@@ -78,4 +70,6 @@ class LaunchOptions:
         config, port = source.get(_CONFIG), source.get(_PORT)
         return cls(config=Path(config) if config else None, host=source.get(_HOST) or None,
                    port=int(port) if port else None,
-                   state_dir=Path(source.get(_STATE_DIR) or ".rolegate"))
+                   state_dir=Path(source.get(_STATE_DIR) or ".rolegate"),
+                   mcp_session_key=source.get(_MCP_SESSION_KEY) or None,
+                   console_session_key=source.get(_CONSOLE_SESSION_KEY) or None)

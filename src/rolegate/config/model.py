@@ -74,7 +74,10 @@ STRATEGIES = ("weighted-round-robin", "least-in-flight", "latency")
 _DEPLOYMENT_KEYS = ("id", "provider", "api_base", "api_key", "auth", "model", "deployment",
                     "api_version", "weight", "rpm", "tpm", "timeout", "connect_timeout",
                     "first_byte_timeout", "stream_idle_timeout", "include_stream_usage",
-                    "proxy", "ca_bundle_file", "client_cert_file", "client_key_file")
+                    "proxy", "ca_bundle_file", "client_cert_file", "client_key_file",
+                    "project", "location", "credentials_file", "region",
+                    "aws_profile", "aws_access_key_id", "aws_secret_access_key",
+                    "aws_session_token")
 
 
 def _proxy_url(value: str | None) -> str | None:
@@ -119,14 +122,25 @@ class DeploymentConfig(Frozen):
     id: str | None = Field(None, min_length=1, max_length=128,
                            description="Name shown in `x-rolegate-deployment`; defaults to "
                            "`<model>` or `<model>-<n>`. Never a URL or key.")
-    provider: Literal["openai", "azure", "openai-compatible", "anthropic", "mock"]
+    provider: Literal["openai", "azure", "openai-compatible", "anthropic", "gemini", "vertex",
+                      "bedrock", "mock"]
     api_base: str | None = Field(None, description="Upstream base URL (openai, anthropic: up "
-                                 "to /v1).")
+                                 "to /v1; gemini: up to /v1beta, its default Google's; vertex: "
+                                 "up to /v1, default `https://{location}-aiplatform."
+                                 "googleapis.com/v1`; bedrock: default "
+                                 "https://bedrock-runtime.<region>.amazonaws.com).")
     api_key: SecretStr | None = Field(None, description="Upstream credential; use ${ENV}.")
     auth: UpstreamAuthConfig | None = Field(None, description="Token-based upstream sign-in.")
     model: str | None = Field(None, description="Upstream model name; defaults to the model's.")
     deployment: str | None = Field(None, description="Azure deployment name.")
     api_version: str | None = Field(None, description="Azure `api-version` query parameter.")
+    project: str | None = Field(None, min_length=1, description="Vertex AI: the Google Cloud "
+                                "project id.")
+    location: str | None = Field(None, pattern=r"^[a-z0-9-]+$", description="Vertex AI: the "
+                                 "region (`us-central1`), or `global`.")
+    credentials_file: str | None = Field(
+        None, description="Vertex AI: a service-account JSON key file; default: Google's "
+        "application default credentials.")
     weight: float = Field(1.0, gt=0, description="Share of traffic under weighted round-robin.")
     rpm: int | None = Field(None, gt=0, description="Requests per minute this deployment takes.")
     tpm: int | None = Field(None, gt=0, description="Tokens per minute this deployment takes.")
@@ -148,6 +162,17 @@ class DeploymentConfig(Frozen):
     client_cert_file: str | None = Field(
         None, description="PEM client certificate (mTLS), with its key unless `client_key_file`.")
     client_key_file: str | None = Field(None, description="PEM private key of `client_cert_file`.")
+    region: str | None = Field(None, pattern=r"^[a-z0-9-]+$", description="bedrock: the AWS "
+                               "region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's).")
+    aws_profile: str | None = Field(None, min_length=1, description="bedrock: the profile of "
+                                    "the shared AWS config and credentials files to sign with "
+                                    "(default: the standard credential chain).")
+    aws_access_key_id: SecretStr | None = Field(None, description="bedrock: a static access "
+                                                "key instead of the credential chain; use ${ENV}.")
+    aws_secret_access_key: SecretStr | None = Field(None, description="bedrock: its secret; "
+                                                    "use ${ENV}.")
+    aws_session_token: SecretStr | None = Field(None, description="bedrock: the session token "
+                                                "of temporary static credentials; use ${ENV}.")
 
     @model_validator(mode="after")
     def _provider_fields(self) -> DeploymentConfig:
@@ -159,6 +184,20 @@ class DeploymentConfig(Frozen):
             problems.append("provider azure needs deployment and api_version")
         if self.provider == "anthropic" and self.auth is not None:
             problems.append("provider anthropic signs in with api_key, not auth")
+        problems += self._google_problems()
+        if self.provider == "bedrock" and (self.api_key is not None or self.auth is not None):
+            problems.append("provider bedrock signs its requests with AWS credentials (SigV4, "
+                            "the standard credential chain or aws_profile), not api_key or auth")
+        aws = ("region", "aws_profile", "aws_access_key_id", "aws_secret_access_key",
+               "aws_session_token")
+        if self.provider != "bedrock" and any(getattr(self, name) for name in aws):
+            problems.append(f"{', '.join(aws)} are for provider bedrock")
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            problems.append("give aws_access_key_id and aws_secret_access_key together")
+        if self.aws_session_token is not None and self.aws_access_key_id is None:
+            problems.append("aws_session_token needs aws_access_key_id")
+        if self.aws_access_key_id is not None and self.aws_profile is not None:
+            problems.append("give aws_profile or static AWS keys, not both")
         if self.api_key is not None and self.auth is not None:
             problems.append("give api_key or auth, not both")
         if self.client_key_file is not None and self.client_cert_file is None:
@@ -166,6 +205,21 @@ class DeploymentConfig(Frozen):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _google_problems(self) -> list[str]:
+        if self.provider == "gemini" and (self.api_key is None or self.auth is not None):
+            return ["provider gemini signs in with api_key (Google AI Studio's key), not auth"]
+        if self.provider == "vertex":
+            problems = [] if self.project and self.location else [
+                "provider vertex needs project and location"]
+            if self.api_key is not None or self.auth is not None:
+                problems.append("provider vertex signs in with Google credentials "
+                                "(credentials_file, or application default credentials), "
+                                "not api_key or auth")
+            return problems
+        if self.project or self.location or self.credentials_file:
+            return ["project, location and credentials_file are for provider vertex"]
+        return []
 
 
 class ModelConfig(Frozen):
@@ -399,6 +453,13 @@ def per_claim(per: str) -> str | None:
     return per[len(CLAIMS_PREFIX):] if per.startswith(CLAIMS_PREFIX) else None
 
 
+def refuse_budget(per: str) -> str:
+    if per == "budget":
+        raise ValueError("per: budget is for `budgets:`; a rule's shared counter is "
+                         "`per: rule`")
+    return per
+
+
 class RuleLimitConfig(LimitConfig):
     """A rule's limits, counted per principal (default), per claim value, per group, or shared
     by every caller the rule grants."""
@@ -410,10 +471,7 @@ class RuleLimitConfig(LimitConfig):
     @field_validator("per")
     @classmethod
     def _not_budget(cls, value: str) -> str:
-        if value == "budget":
-            raise ValueError("per: budget is for `budgets:`; a rule's shared counter is "
-                             "`per: rule`")
-        return value
+        return refuse_budget(value)
 
 
 class BudgetConfig(LimitConfig):
@@ -434,6 +492,25 @@ class BudgetConfig(LimitConfig):
         return value
 
 
+class ToolLimitConfig(Frozen):
+    """Limits on the MCP tool calls a rule grants: each tool of each server has its own
+    counter, per principal by default (`per` as for a rule's limits)."""
+
+    rpm: int = Field(gt=0, description="Calls of one tool in any 60-second window.")
+    per: str = Field("principal", pattern=PER_PATTERN,
+                     description="What the limit counts on: principal, rule, groups or "
+                     "claims.<dotted.path>, each tool apart.")
+    per_end_user: bool = Field(False, description="Count each end user of a principal apart.")
+
+    @field_validator("per")
+    @classmethod
+    def _not_budget(cls, value: str) -> str:
+        return refuse_budget(value)
+
+    def as_limits(self) -> LimitConfig:
+        return LimitConfig(rpm=self.rpm, per_end_user=self.per_end_user)
+
+
 class McpGrantConfig(Frozen):
     """What a rule grants on MCP servers (route group `mcp`): name globs per kind."""
 
@@ -444,6 +521,8 @@ class McpGrantConfig(Frozen):
     arguments: dict[str, Strings] = Field(default_factory=dict, description="Argument name -> "
                                           "globs: a `tools/call` this rule grants must pass "
                                           "each as a string matching one of them.")
+    limits: ToolLimitConfig | None = Field(None, description="Calls per minute of each tool "
+                                           "this rule grants, counted per principal (`per`).")
 
 
 class AllowConfig(Frozen):
@@ -591,19 +670,65 @@ class TracingConfig(Frozen):
     export_timeout: float = Field(10.0, gt=0, description="Seconds one export may take.")
 
 
+class McpServerAuthConfig(Frozen):
+    """How rolegate signs in to an MCP server with a bearer token: as itself with OAuth 2.0
+    client credentials (RFC 6749 §4.4), or acting for the caller with a token obtained by token
+    exchange (RFC 8693) from the caller's validated token, which goes to `token_url` only."""
+
+    type: Literal["client_credentials", "token_exchange"]
+    token_url: str = Field(pattern=r"^https?://", description="The token endpoint.")
+    client_id: str = Field(min_length=1, description="rolegate's client id there.")
+    client_secret: SecretStr = Field(description="Use ${env:NAME}.")
+    scope: str | None = Field(None, description="The scope asked for (space-separated).")
+    audience: str | None = Field(None, description="token_exchange: the `audience` asked for, "
+                                 "besides `resource` (the server's URL).")
+
+
 class McpServerConfig(Frozen):
-    """An MCP server proxied at `/mcp/{name}` (Streamable HTTP)."""
+    """An MCP server proxied at `/mcp/{name}`: reached over Streamable HTTP (`url`), or run by
+    rolegate as a child process speaking stdio (`command`)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    url: str = Field(pattern=r"^https?://", description="The server's Streamable HTTP endpoint.")
+    url: str | None = Field(None, pattern=r"^https?://",
+                            description="The server's Streamable HTTP endpoint.")
+    command: tuple[str, ...] | None = Field(
+        None, min_length=1, description="argv of a stdio server rolegate starts, restarts "
+        "when it exits, and stops on shutdown.")
+    env: dict[str, str] = Field(default_factory=dict, description="The stdio server's "
+                                "environment (values as `${env:NAME}`), besides PATH, HOME, "
+                                "USER, LANG and the like.")
     headers: dict[str, str] = Field(default_factory=dict, description="Headers rolegate sends "
                                     "to the server as its own credential, values as "
                                     "`${env:NAME}`; the caller's token is never forwarded.")
-    timeout: float = Field(30.0, gt=0, description="Seconds one upstream request may take.")
+    timeout: float = Field(30.0, gt=0, description="Seconds the server may take to connect, to "
+                           "answer, and between two parts of a stream.")
+    auth: McpServerAuthConfig | None = Field(None, description="A bearer token for the server "
+                                             "from a token endpoint (its `Authorization`).")
+    on_tool_change: Literal["log", "hide"] = Field(
+        "log", description="When the server changes a tool's definition after rolegate first "
+        "saw it: `log` a warning, or also `hide` the tool (left out of lists, calls refused) "
+        "until restart.")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if (self.url is None) == (self.command is None):
+            raise ValueError("set exactly one of url (Streamable HTTP) or command (stdio)")
+        if self.command is not None and (self.headers or self.auth is not None):
+            raise ValueError("headers and auth are for a server reached by url")
+        if self.url is not None and self.env:
+            raise ValueError("env is for a server started with command")
+        if self.auth is not None and any(name.lower() == "authorization"
+                                         for name in self.headers):
+            raise ValueError("set headers.Authorization or auth, not both")
+        return self
 
 
 class McpConfig(Frozen):
     servers: tuple[McpServerConfig, ...] = ()
+    session_secret: SecretStr | None = Field(
+        None, description="Signs the binding of each MCP session id to the caller who opened "
+        "it (use ${env:NAME}); set it when several replicas serve one client. None: a random "
+        "key per `rolegate serve`, shared by its workers.")
 
 
 class Settings(Frozen):
@@ -631,6 +756,8 @@ class Settings(Frozen):
     def claim_paths(self) -> tuple[str, ...]:
         """The claim paths the limits and usage dimensions read: extracted once per token."""
         pers = [rule.allow.limits.per for rule in self.policy if rule.allow.limits is not None]
+        pers += [rule.allow.mcp.limits.per for rule in self.policy
+                 if rule.allow.mcp is not None and rule.allow.mcp.limits is not None]
         pers += [budget.per for budget in self.budgets]
         paths = [path for per in pers if (path := per_claim(per)) is not None]
         paths += [name for name in self.accounting.dimensions if name != "groups"]

@@ -17,7 +17,6 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from rolegate.admin.schemas import KeyUpdate, parse_body
 from rolegate.api.routes import Route
 from rolegate.audit.log import AuditLog
 from rolegate.authn.principal import Principal
@@ -80,6 +79,8 @@ class Question:
 
 
 Explainer = Callable[[Question], Awaitable[dict[str, Any]]]
+# A key's changes as the admin API's PATCH body, validated by it (`admin.schemas.key_changes`).
+KeyChanges = Callable[[dict[str, Any]], dict[str, Any]]
 CanChange = Callable[[Principal], bool]
 
 
@@ -116,7 +117,7 @@ def static_file(name: str, content_type: bytes) -> Callable[[], Response]:
 class ConsolePages:
     def __init__(self, renderer: Renderer, cookies: SessionCookies | None, *,
                  keys: KeyStore | None, audit: AuditLog | None, explainer: Explainer,
-                 can_change: CanChange, clock: Callable[[], float],
+                 can_change: CanChange, key_changes: KeyChanges, clock: Callable[[], float],
                  denials: Iterable[dict[str, Any]] = ()) -> None:
         self._renderer = renderer
         self._cookies = cookies
@@ -124,6 +125,7 @@ class ConsolePages:
         self._audit = audit
         self._explainer = explainer
         self._can_change = can_change
+        self._key_changes = key_changes
         self._clock = clock
         self._denials = denials
 
@@ -175,7 +177,7 @@ class ConsolePages:
     async def update_key(self, request: Request, route: Route, who: Principal) -> Response:
         """Changes a key's models and limits, validated as the admin API's PATCH is."""
         key = await self._key(request, route)
-        changes = key_changes(await read_form(request))
+        changes = self._key_changes(key_update(await read_form(request)))
         updated = await self._store(request).update(key.id, changes)
         assert updated is not None  # found just above; keys are revoked, never deleted
         await self._audited("key.update", who, updated, changed=sorted(changes))
@@ -243,9 +245,9 @@ class ConsolePages:
 LIMIT_FIELDS = {"rpm": int, "tpm": int, "daily_tokens": int, "monthly_budget_usd": float}
 
 
-def key_changes(form: dict[str, str]) -> dict[str, Any]:
-    """The edit form as the admin API's `KeyUpdate` (models, limits), validated by it: the same
-    bounds, the same 400s. Empty models: as the policy allows; no limit set: unlimited."""
+def key_update(form: dict[str, str]) -> dict[str, Any]:
+    """The edit form as the admin API's PATCH body (models, limits), to be validated by it: the
+    same bounds, the same 400s. Empty models: as the policy allows; no limit set: unlimited."""
     models = form.get("models", "").split()
     limits: dict[str, Any] = {}
     for name, kind in LIMIT_FIELDS.items():
@@ -259,5 +261,4 @@ def key_changes(form: dict[str, str]) -> dict[str, Any]:
                                  param=name) from None
     if limits and form.get("per_end_user") == "on":
         limits["per_end_user"] = True
-    body = {"models": models or None, "limits": limits or None}
-    return parse_body(KeyUpdate, json.dumps(body).encode()).changes()
+    return {"models": models or None, "limits": limits or None}

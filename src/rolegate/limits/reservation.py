@@ -26,7 +26,8 @@ from rolegate.limits.quota import Quota
 BYTES_PER_TOKEN = 4
 MAX_CHOICES = 128
 _OUTPUT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
-_TEXT_OPERATIONS = frozenset({"chat/completions", "completions", "responses", "messages"})
+_TEXT_OPERATIONS = frozenset({"chat/completions", "completions", "responses", "messages",
+                              "generateContent"})
 
 
 class Reserver:
@@ -48,13 +49,14 @@ class Reserver:
     def _output_tokens(self, operation: str, body: Mapping[str, Any]) -> int:
         if operation not in _TEXT_OPERATIONS:
             return 0
-        output = self._default_tokens
-        for name in _OUTPUT_FIELDS:
-            stated = body.get(name)
-            if _is_count(stated):
-                output = stated
-                break
-        choices = body.get("n")
+        config = body.get("generationConfig")  # Gemini's names, one level down
+        if isinstance(config, Mapping):
+            stated, choices = config.get("maxOutputTokens"), config.get("candidateCount")
+        else:
+            stated = next((body.get(name) for name in _OUTPUT_FIELDS
+                           if _is_count(body.get(name))), None)
+            choices = body.get("n")
+        output = stated if _is_count(stated) else self._default_tokens
         return (min(choices, MAX_CHOICES) if _is_count(choices) else 1) * output
 
 

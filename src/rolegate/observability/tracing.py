@@ -46,10 +46,13 @@ from rolegate.providers.base import Provider, UpstreamCall, UpstreamReply
 
 # gen_ai.operation.name for each OpenAI operation (GenAI semantic conventions); others as named.
 OPERATIONS = {"chat/completions": "chat", "completions": "text_completion",
-              "embeddings": "embeddings", "responses": "chat", "messages": "chat"}
+              "embeddings": "embeddings", "responses": "chat", "messages": "chat",
+              "generateContent": "generate_content", "embedContent": "embeddings",
+              "batchEmbedContents": "embeddings"}
 # gen_ai.provider.name for each provider kind (the conventions' well-known values).
 PROVIDERS = {"openai": "openai", "azure": "azure.ai.openai", "openai-compatible": "openai",
-             "anthropic": "anthropic", "mock": "rolegate.mock"}
+             "anthropic": "anthropic", "gemini": "gcp.gemini", "vertex": "gcp.vertex_ai",
+             "bedrock": "aws.bedrock", "mock": "rolegate.mock"}
 _SPAN = "rolegate.span"
 _SPAN_ID = (1 << 64) - 1
 

@@ -1,5 +1,7 @@
 """The built-in `mock` model: deterministic completions, embeddings and SSE streams with usage,
-answered in-process, so everything runs without a cloud account.
+answered in-process, so everything runs without a cloud account. It speaks OpenAI's API (and
+counts tokens for Anthropic's and Gemini's); the registry wraps it so that the Anthropic and
+Gemini surfaces are served by translation, as on any OpenAI-speaking upstream.
 
 The reply echoes the last user message; token counts are word counts, so tests can predict them.
 """
@@ -28,6 +30,8 @@ class MockProvider:
             return _json_reply(self._embeddings(call.body))
         if call.operation == "messages/count_tokens":  # as its replies count: in words
             return _json_reply({"input_tokens": len(_prompt_text(call.body).split())})
+        if call.operation == "countTokens":  # Gemini's: every text part of the contents
+            return _json_reply({"totalTokens": len(_parts_text(call.body).split())})
         if call.operation not in ("chat/completions", "completions", "responses"):
             raise InvalidRequest(f"The mock model does not serve {call.operation}.",
                                  code="unsupported_operation")
@@ -86,10 +90,23 @@ def _prompt_text(body: dict[str, Any]) -> str:
         for message in reversed(messages):
             if isinstance(message, dict) and message.get("role") == "user":
                 content = message.get("content")
+                if isinstance(content, list):  # parts: their text
+                    return " ".join(str(part.get("text", "")) for part in content
+                                    if isinstance(part, dict) and part.get("type") == "text")
                 return content if isinstance(content, str) else ""
     for key in ("prompt", "input"):
         if isinstance(body.get(key), str):
             return str(body[key])
+    return ""
+
+
+def _parts_text(value: Any) -> str:
+    """The text parts anywhere in a Gemini request, joined by spaces."""
+    if isinstance(value, dict):
+        text = value.get("text")
+        return text if isinstance(text, str) else " ".join(map(_parts_text, value.values()))
+    if isinstance(value, list):
+        return " ".join(map(_parts_text, value))
     return ""
 
 

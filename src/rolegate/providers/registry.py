@@ -6,23 +6,26 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable
 
-from rolegate.config.egress import egress_for
+from rolegate.config.egress import Egress, egress_for
 from rolegate.config.load import ConfigError
 from rolegate.config.model import DeploymentConfig, EgressConfig
 from rolegate.providers.anthropic import AnthropicProvider
 from rolegate.providers.azure import AzureProvider
 from rolegate.providers.base import Provider
 from rolegate.providers.client_credentials import ClientCredentials
+from rolegate.providers.gemini import GeminiProvider, StudioEndpoint
+from rolegate.providers.gemini_over_chat import GeminiOverChat
 from rolegate.providers.http import HttpClient
 from rolegate.providers.mock import MockProvider
 from rolegate.providers.openai import OpenAIProvider
 from rolegate.providers.translating import MessagesOverChat
+from rolegate.providers.vertex import GoogleToken, VertexEndpoint, load_credentials
 
 
 def build_provider(config: DeploymentConfig, client: HttpClient, clock: Callable[[], float],
                    egress_config: EgressConfig | None = None) -> Provider:
     if config.provider == "mock":
-        return MessagesOverChat(MockProvider(config))
+        return MessagesOverChat(GeminiOverChat(MockProvider(config)))
     egress = egress_for(config, egress_config or EgressConfig())
     if egress is not None and egress.has_tls_material:
         try:  # at start-up: a CA bundle or certificate that cannot be read stops the gateway
@@ -33,7 +36,24 @@ def build_provider(config: DeploymentConfig, client: HttpClient, clock: Callable
                 f"{egress.client_cert_file=}, {egress.client_key_file=}): {exc}"]) from None
     token = ClientCredentials(config.auth, client, clock) if config.auth is not None else None
     if config.provider == "anthropic":
-        return AnthropicProvider(config, client, egress)
+        return GeminiOverChat(AnthropicProvider(config, client, egress))
+    if config.provider == "gemini":
+        return MessagesOverChat(GeminiProvider(config, client, StudioEndpoint(config), egress))
+    if config.provider == "vertex":
+        endpoint = VertexEndpoint(config, GoogleToken(load_credentials(config)))
+        return MessagesOverChat(GeminiProvider(config, client, endpoint, egress))
+    if config.provider == "bedrock":
+        return MessagesOverChat(GeminiOverChat(_bedrock(config, client, egress)))
     if config.provider == "azure":
-        return MessagesOverChat(AzureProvider(config, client, token, egress))
-    return MessagesOverChat(OpenAIProvider(config, client, token, egress))
+        return MessagesOverChat(GeminiOverChat(AzureProvider(config, client, token, egress)))
+    return MessagesOverChat(GeminiOverChat(OpenAIProvider(config, client, token, egress)))
+
+
+def _bedrock(config: DeploymentConfig, client: HttpClient, egress: Egress | None) -> Provider:
+    # botocore is an optional extra: imported only when a deployment needs it.
+    try:
+        from rolegate.providers.bedrock import bedrock_provider
+    except ImportError:
+        raise ConfigError(f"deployment {config.id or config.model or 'bedrock'}", [
+            "provider bedrock needs botocore: pip install 'rolegate[bedrock]'"]) from None
+    return bedrock_provider(config, client, egress)

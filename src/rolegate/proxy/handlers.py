@@ -1,18 +1,19 @@
-"""The inference handlers, OpenAI's API and Anthropic's Messages API alike. Thin: read what is
-needed, decide on the model, forward.
+"""The inference handlers, OpenAI's API, Anthropic's Messages API and the Gemini API alike.
+Thin: read what is needed, decide on the model, forward.
 
 The front door has authorized the route's group before a handler runs; these add only the
 decision on the model the request names."""
 
 from __future__ import annotations
 
-from rolegate.api.routes import ANTHROPIC_OPERATIONS, FORM_OPERATIONS, Route
+from rolegate.api.routes import ANTHROPIC_OPERATIONS, FORM_OPERATIONS, GEMINI_OPERATIONS, Route
 from rolegate.authn.principal import Principal
 from rolegate.authz.model import Action
 from rolegate.errors import InvalidRequest
 from rolegate.proxy.metering import Metering
 from rolegate.proxy.streaming import response_for
 from rolegate.reading import body as bodies
+from rolegate.reading.gemini import gemini_operation
 from rolegate.routing.dispatcher import Dispatcher, Trail
 from rolegate.routing.request import STREAM_OPERATIONS, ClientRequest
 from rolegate.routing.table import RouteTable
@@ -67,6 +68,11 @@ class ProxyHandlers:
             raise InvalidRequest(f"{route.operation} takes a JSON body.", code="invalid_body")
         body = bodies.parse_form(raw, content_type) if is_form else bodies.parse_object(raw)
         inspected = bodies.inspect(body, route.model)
+        if route.operation in GEMINI_OPERATIONS:
+            operation, is_gemini_stream = gemini_operation(route.operation, body,
+                                                           inspected.model, request.query_string)
+            return ClientRequest(operation, inspected.model, body, raw, is_gemini_stream,
+                                 request.request_id, who.end_user)
         is_stream = inspected.is_stream and route.operation in STREAM_OPERATIONS
         return ClientRequest(route.operation, inspected.model, body, raw, is_stream,
                              request.request_id, who.end_user,
@@ -78,6 +84,16 @@ class ProxyHandlers:
         names = self._guard.policy.allowed_models(who, route.group, request.path,
                                                   self._routes.model_names)
         return json_response({"object": "list", "data": [_model_card(n) for n in names]})
+
+    async def list_gemini_models(self, request: Request, route: Route,
+                                 who: Principal) -> Response:
+        """The Gemini API's `models.list`: the models the caller is granted, in its shape
+        (one page: the gateway's model list is short)."""
+        names = self._guard.policy.allowed_models(who, route.group, request.path,
+                                                  self._routes.model_names)
+        return json_response({"models": [
+            {"name": f"models/{name}", "displayName": name,
+             "supportedGenerationMethods": list(GEMINI_OPERATIONS)} for name in names]})
 
     async def get_model(self, request: Request, route: Route, who: Principal) -> Response:
         assert route.model is not None

@@ -22,10 +22,12 @@ from typing import Any
 
 import orjson
 
-from rolegate.errors import GatewayError, anthropic_error_body, error_body, internal_error
+from rolegate.errors import (
+    GatewayError, anthropic_error_body, error_body, google_error_body, internal_error,
+)
 from rolegate.providers.base import UpstreamReply
 from rolegate.routing.dispatcher import Forwarded
-from rolegate.routing.request import MESSAGES, USAGE_STREAM_OPERATIONS
+from rolegate.routing.request import GENERATE_CONTENT, MESSAGES, USAGE_STREAM_OPERATIONS
 from rolegate.server.asgi import Response
 
 log = logging.getLogger("rolegate.proxy")
@@ -55,6 +57,8 @@ def usage_tap(operation: str, *, is_stripping: bool) -> UsageTap:
         return SseUsageTap(is_stripping=is_stripping)
     if operation == MESSAGES:
         return MessagesUsageTap()
+    if operation == GENERATE_CONTENT:
+        return GeminiUsageTap()
     return ResponsesUsageTap()
 
 
@@ -106,6 +110,8 @@ def _error_event(error: GatewayError, tap: UsageTap | None) -> bytes:
     `error` event)."""
     if isinstance(tap, MessagesUsageTap):
         return b"event: error\ndata: " + anthropic_error_body(error) + b"\n\n"
+    if isinstance(tap, GeminiUsageTap):
+        return b"data: " + google_error_body(error) + b"\n\n"
     return b"data: " + error_body(error) + b"\n\n"
 
 
@@ -208,6 +214,21 @@ class MessagesUsageTap(UsageTap):
         if isinstance(usage, dict):
             counts = {name: count for name, count in usage.items() if isinstance(count, int)}
             self.usage = {**(self.usage or {}), **counts}
+        return True
+
+
+class GeminiUsageTap(UsageTap):
+    """Gemini's stream: every event carries the `usageMetadata` so far; the last wins. Every
+    event goes on."""
+
+    __slots__ = ()
+
+    def _keeps(self, event: bytes) -> bool:
+        if b'"usageMetadata"' in event:
+            value = _event_data(event)
+            usage = value.get("usageMetadata") if value is not None else None
+            if isinstance(usage, dict):
+                self.usage = usage
         return True
 
 

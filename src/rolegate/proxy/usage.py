@@ -23,7 +23,8 @@ from rolegate.accounting.records import TokenUsage
 
 # Operations whose replies are priced in tokens: only these are estimated when usage is missing.
 TOKEN_OPERATIONS = frozenset({"chat/completions", "completions", "responses", "embeddings",
-                              "messages"})
+                              "messages", "generateContent", "embedContent",
+                              "batchEmbedContents"})
 
 
 def token_usage(usage: Mapping[str, Any] | None) -> TokenUsage:
@@ -35,7 +36,11 @@ def token_usage(usage: Mapping[str, Any] | None) -> TokenUsage:
               + _count(usage, "cache_read_input_tokens")
               + _count(usage, "cache_creation_input_tokens"))
     completion = _count(usage, "completion_tokens", "output_tokens")
-    total = _count(usage, "total_tokens") or prompt + completion
+    if "promptTokenCount" in usage or "totalTokenCount" in usage:  # Gemini's usageMetadata
+        prompt = _count(usage, "promptTokenCount")
+        # Thinking tokens are billed as output, and left out of `candidatesTokenCount`.
+        completion = _count(usage, "candidatesTokenCount") + _count(usage, "thoughtsTokenCount")
+    total = _count(usage, "total_tokens", "totalTokenCount") or prompt + completion
     return TokenUsage(prompt, completion, total)
 
 

@@ -14,6 +14,8 @@ USAGE_STREAM_OPERATIONS = ("chat/completions", "completions")  # usage on a chun
 RESPONSES = "responses"  # the Responses API: usage in the closing event
 MESSAGES = "messages"  # the Anthropic Messages API: usage in `message_start` / `message_delta`
 ANTHROPIC_OPERATIONS = (MESSAGES, "messages/count_tokens")
+GENERATE_CONTENT = "generateContent"  # the Gemini API (streamed too): usage on every event
+GEMINI_OPERATIONS = (GENERATE_CONTENT, "countTokens", "embedContent", "batchEmbedContents")
 # The operations whose API has `stream`: on any other (embeddings, speech, …) a caller's
 # `"stream": true` is not a stream, and the reply is read whole and metered from its body.
 STREAM_OPERATIONS = frozenset({*USAGE_STREAM_OPERATIONS, RESPONSES, MESSAGES,
@@ -57,6 +59,8 @@ class ClientRequest:
                                 content_type, time_left)
         extra: dict[str, Any] = {}
         end_user = self.end_user
+        if self.operation in GEMINI_OPERATIONS:
+            end_user = None  # Gemini's request has no field for it: not sent, only recorded
         if end_user is not None and self.operation in ANTHROPIC_OPERATIONS:
             # Anthropic's body has no `user`: the end user goes in `metadata.user_id`.
             metadata = self.body.get("metadata")

@@ -9,7 +9,7 @@
    the route's group; the group is authorized here (403), before any handler runs, so a handler
    cannot forget it. Inference handlers add only the per-model decision;
 4. any `GatewayError` is rendered as JSON in the shape of the caller's API (OpenAI's, or
-   Anthropic's on its paths: `_renderer`); anything else is a logged 500 that
+   Anthropic's or Google's on their paths: `_renderer`); anything else is a logged 500 that
    shows the caller nothing of it;
 5. whatever the outcome, one access-log line and the request metrics (`observability/`), and,
    with tracing on, the request's span (`observability/tracing.py`).
@@ -26,10 +26,11 @@ from rolegate.api.routes import (
     DEFAULT_ROUTER, Operation, Route, RouteGroup, Router, Surface, surface_of,
 )
 from rolegate.authn.authenticator import Authenticator
+from rolegate.authn.extract import API_KEY_HEADERS
 from rolegate.authn.principal import Principal
 from rolegate.errors import (
     GatewayError, MethodNotAllowed, NotFound, Unauthenticated, anthropic_error_body, error_body,
-    internal_error,
+    google_error_body, internal_error,
 )
 from rolegate.observability.requests import RequestObserver, accepted_request_id
 from rolegate.server.asgi import (
@@ -220,9 +221,13 @@ class Gateway:
                 return
 
 
+_RENDERERS = {Surface.OPENAI: error_body, Surface.ANTHROPIC: anthropic_error_body,
+              Surface.GEMINI: google_error_body}
+
+
 def _renderer(path: str) -> Callable[[GatewayError], bytes]:
     """The one choice of error shape: by the API the path belongs to (see `surface_of`)."""
-    return anthropic_error_body if surface_of(path) is Surface.ANTHROPIC else error_body
+    return _RENDERERS[surface_of(path)]
 
 
 def _is_under(path: str, prefix: str) -> bool:
@@ -231,7 +236,7 @@ def _is_under(path: str, prefix: str) -> bool:
 
 def _has_credential(request: Request) -> bool:
     headers = request.headers
-    return any(name in headers for name in (b"authorization", b"api-key", b"x-api-key"))
+    return any(name in headers for name in (b"authorization", *API_KEY_HEADERS))
 
 
 def _is_route(router: Router, path: str) -> bool:

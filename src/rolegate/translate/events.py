@@ -4,6 +4,9 @@ whole SSE events (a chunk may end mid-event; the rest waits for the next one).""
 from __future__ import annotations
 
 import re
+from typing import Any
+
+import orjson
 
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
 
@@ -27,3 +30,15 @@ class EventTranslator:
 
     def _event(self, event: bytes) -> list[bytes]:
         raise NotImplementedError
+
+
+def event_data(event: bytes) -> dict[str, Any] | None:
+    """The JSON object on an event's first `data:` line, if there is one."""
+    for line in event.splitlines():
+        if line.startswith(b"data:"):
+            try:
+                value = orjson.loads(line[5:])
+            except orjson.JSONDecodeError:
+                return None
+            return value if isinstance(value, dict) else None
+    return None

@@ -74,15 +74,16 @@ def test_wrong_method_is_405_naming_the_right_one(method, path):
 
 def group_by_path(path: str, method: str = "GET") -> str:
     """An oracle written apart from the table: admin paths are `admin`, the model listing and
-    retrieval `info`, MCP servers `mcp`, console pages `console` except the forms that change
-    keys (`admin`), the rest (OpenAI and Azure inference) `inference`."""
+    retrieval `info` (Gemini's listing too, its methods are inference), MCP servers `mcp`,
+    console pages `console` except the forms that change keys (`admin`), the rest (OpenAI,
+    Azure and Gemini inference) `inference`."""
     if path.startswith("/admin/"):
         return "admin"
     if path.startswith("/mcp/"):
         return "mcp"
     if path == "/console" or path.startswith("/console/"):
         return "admin" if path.startswith("/console/keys") and method == "POST" else "console"
-    if path.removeprefix("/v1").startswith("/models"):
+    if path.removeprefix("/v1").startswith("/models") or path == "/v1beta/models":
         return "info"
     return "inference"
 

@@ -14,6 +14,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from rolegate.config.load import ConfigError, load_settings, parse_settings, validate_settings
+from rolegate.providers.http import HttpClient
+from rolegate.providers.registry import build_provider
 from rolegate.config.model import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -182,7 +184,7 @@ def test_unknown_keys_are_reported_with_their_paths():
 
 def test_several_schema_problems_are_reported_together():
     data = base()
-    data["models"][0]["provider"] = "bedrock"
+    data["models"][0]["provider"] = "no-such-provider"
     del data["auth"]["issuers"][0]["audiences"]
     data["server"] = {"port": 70000}
     problems = problems_of(data)
@@ -252,6 +254,14 @@ def test_out_of_range_issuer_settings_are_refused(field, value):
         "type": "entra_client_credentials", "client_id": "a", "client_secret": "s",
         "token_url": "https://login/token"}},
      "provider anthropic signs in with api_key, not auth"),
+    ({"name": "m", "provider": "gemini"}, "provider gemini signs in with api_key"),
+    ({"name": "m", "provider": "vertex", "project": "p"},
+     "provider vertex needs project and location"),
+    ({"name": "m", "provider": "vertex", "project": "p", "location": "us-central1",
+      "api_key": "k"}, "not api_key or auth"),
+    ({"name": "m", "provider": "vertex", "project": "p", "location": "../evil"},
+     "should match pattern"),
+    ({"name": "m", "provider": "mock", "project": "p"}, "are for provider vertex"),
 ])
 def test_model_problems_name_the_missing_field(model, fragment):
     data = base()
@@ -418,7 +428,7 @@ def test_a_duplicate_key_is_found_inside_an_aliased_block_once():
         "test.yaml:1:23: base.name: duplicate key (first given on line 1); give each key once"]
 
 
-def test_a_litellm_config_is_recognised_and_pointed_to_the_readme():
+def test_a_litellm_config_is_recognised_and_pointed_to_the_importer():
     problems = problems_of_text("""\
         model_list:
           - model_name: gpt-4o
@@ -428,7 +438,7 @@ def test_a_litellm_config_is_recognised_and_pointed_to_the_readme():
     assert len(problems) == 1
     assert problems[0].startswith("test.yaml:1:1: model_list: this is a LiteLLM proxy config "
                                   "(model_list, general_settings); rolegate's format differs")
-    assert 'README section "Configuration"' in problems[0]
+    assert "`rolegate import litellm FILE`" in problems[0]
 
 
 def test_a_yaml_syntax_error_names_its_line_and_column():
@@ -496,3 +506,14 @@ def test_a_broken_list_item_keeps_the_indexes_and_lines_of_the_ones_after_it():
         "test.yaml:6:73: policy[2] (r).allow.models: 'nope' matches no model (known: m)",
     ]
     assert any(p.startswith("test.yaml:5:5: policy[1].name: Field required") for p in problems)
+
+
+def test_a_vertex_deployment_whose_key_file_cannot_be_read_is_a_start_up_error(tmp_path):
+    data = base()
+    data["models"].append({"name": "v", "provider": "vertex", "project": "p",
+                           "location": "us-central1",
+                           "credentials_file": str(tmp_path / "missing.json")})
+    settings = validate_settings(data, source="test")
+    deployment = settings.models[-1].deployments[0]
+    with pytest.raises(ConfigError, match="cannot load Google credentials"):
+        build_provider(deployment, HttpClient(), lambda: 0.0)
