@@ -193,10 +193,13 @@ COST_DECIMALS = 6  # what a usage report gives a cost to (USD)
 
 
 def _bucket(every: int) -> Any:
-    """The time bucket of a record, as a whole number of `every` seconds since the epoch: the
-    time cast to an integer first (PostgreSQL rounds, SQLite truncates: under a second apart),
-    then divided as integers, which both databases do alike."""
-    return (cast(usage.c.ts, BigInteger) // every).label("bucket")
+    """The time bucket of a record, as a whole number of `every` seconds since the epoch. The
+    time's floor, written so both databases agree: casting to an integer truncates in SQLite
+    but rounds in PostgreSQL, so one is taken off where the cast went above the time; then
+    integer division, which both do alike."""
+    whole = cast(usage.c.ts, BigInteger)
+    floor = whole - case((whole > usage.c.ts, 1), else_=0)
+    return (floor // every).label("bucket")
 
 
 def _totals_row(query: UsageQuery, row: Any) -> dict[str, Any]:

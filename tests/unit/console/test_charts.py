@@ -29,3 +29,26 @@ def test_a_line_spans_the_plot_and_its_peak_reaches_a_round_top():
 ], ids=["none", "one", "median-of-four", "p95-of-hundred"])
 def test_percentiles_are_nearest_rank(values, fraction, expected):
     assert percentile(values, fraction) == expected
+
+
+def test_usage_buckets_are_hours_then_days_and_never_too_many():
+    from rolegate.console.usage import MAX_BUCKETS, bucket_width
+
+    assert bucket_width(86400) == 3600
+    assert bucket_width(7 * 86400) == 86400
+    assert 365 * 86400 / bucket_width(365 * 86400) <= MAX_BUCKETS
+    assert 3650 * 86400 / bucket_width(3650 * 86400) <= MAX_BUCKETS
+
+
+def test_the_usage_chart_draws_the_biggest_groups_and_sums_the_rest():
+    from rolegate.console.usage import CHARTED, OTHER, usage_chart
+
+    rows = [{"bucket": 0, "model": f"m{n}", "total_tokens": n * 10, "requests": 1}
+            for n in range(1, CHARTED + 3)]
+
+    chart = usage_chart("c", "Tokens", "tokens", "model", [0.0, 3600.0], 3600, rows)
+
+    names = [line.name for line in chart.lines]
+    assert names[-1] == OTHER and len(names) == CHARTED + 1
+    assert "m1" not in names and "m2" not in names  # the two smallest, summed
+    assert chart.lines[-1].cells == ("30", "0")
