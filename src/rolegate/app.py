@@ -43,7 +43,7 @@ from rolegate.authz.model import Action
 from rolegate.authz.policy import RolePolicy
 from rolegate.console.dev_authorize import DevAuthorizer
 from rolegate.console.overview import OverviewPage
-from rolegate.console.pages import ConsolePages, Question, Renderer, static_file
+from rolegate.console.pages import ConsolePages, Explainer, Question, Renderer, static_file
 from rolegate.console.session import SessionCookies
 from rolegate.console.usage import UsagePages
 from rolegate.console.signin import CodeExchange, OidcSignIn, TokenEndpoint
@@ -51,7 +51,7 @@ from rolegate.config.launch import LaunchOptions
 from rolegate.config.defaults import DEFAULT_ADMIN_ROLE
 from rolegate.config.load import read_pepper
 from rolegate.config.model import (
-    EgressConfig, ModelConfig, RoutingConfig, Settings,
+    EgressConfig, IssuerConfig, ModelConfig, RoutingConfig, Settings,
 )
 from rolegate.explain import explain, explain_claims, explain_key, explain_key_id
 from rolegate.keys.material import KeyHasher, is_api_key
@@ -443,76 +443,29 @@ def _build_console(settings: Settings, dev: DevIssuer | None, *, fetch: Fetch,
     config = settings.console
     issuer = next((i for i in settings.auth.issuers if i.name == config.issuer), None)
     is_on = config.enabled and (issuer is not None or (config.issuer is None and dev is not None))
-    base = (settings.server.public_base_url
-            or f"http://{settings.server.host}:{settings.server.port}").rstrip("/")
     paths = ConsolePaths.at(config.path)
     renderer = Renderer(paths.home)
-    cookies = None
-    public: dict[str, PublicHandler] = {}
-    forms: dict[str, PublicForm] = {}
+    console = _Console({}, {}, {}, None)
     if is_on:
-        secret = (config.session_secret.get_secret_value().encode() if config.session_secret
-                  else secret or secrets.token_bytes(32))
-        cookies = SessionCookies(secret, prefix=paths.home,
-                                 is_secure=not _is_loopback_http(base), clock=clock,
-                                 idle=config.idle_timeout, absolute=config.absolute_timeout)
-        redirect_uri = f"{base}{paths.callback}"
-        exchange: CodeExchange
-        if issuer is not None:  # an OIDC issuer of auth.issuers; config checks its endpoints
-            # An ID token: for the console's client id, and of whatever `typ` the issuer gives
-            # ID tokens (`token_types` names the access tokens' type, such as at+jwt).
-            trusted = TrustedIssuer.build(issuer.model_copy(
-                update={"audiences": (config.client_id,), "token_types": None}), fetch, clock)
-            secret_value = config.client_secret.get_secret_value() if config.client_secret \
-                else None
-            exchange = TokenEndpoint(http, str(config.token_url), config.client_id, secret_value)
-            authorize = str(config.authorization_url)
-        else:
-            assert dev is not None
-            trusted = _trusted_dev(dev, clock, (), audience=config.client_id)
-            exchange = dev_authorizer = DevAuthorizer(
-                dev, renderer, client_id=config.client_id, redirect_uri=redirect_uri,
-                default_roles=(DEFAULT_ADMIN_ROLE,), secret=secret, clock=clock)
-            authorize = f"{base}{DEV_AUTHORIZE}"
-            forms[DEV_AUTHORIZE] = dev_authorizer.authorize
-        sign_in = OidcSignIn(cookies, JwtVerifier([trusted], clock), exchange,
-                             authorization_url=authorize, client_id=config.client_id,
-                             redirect_uri=redirect_uri, secret=secret, clock=clock)
-        forms[paths.sign_in] = sign_in.start
-        forms[paths.callback] = sign_in.finish
-        public[paths.style] = static_file("console.css", b"text/css; charset=utf-8")
-        public[paths.script] = static_file("console.js", b"text/javascript; charset=utf-8")
-
-    configs = list(settings.auth.issuers) + ([dev.issuer_config()] if dev else [])
-
-    async def explainer(question: Question) -> dict[str, Any]:
-        route, model = question.route, question.model
-        if question.key_id is not None:
-            report = await explain_key_id(settings, stores.key_store, question.key_id, route,
-                                          model, clock)
-        elif question.claims is not None:
-            report = await explain_claims(settings, configs, question.claims, route, model,
-                                          clock)
-        elif is_api_key(credential := question.credential or ""):
-            report = await explain_key(settings, stores.key_store, credential, route, model,
-                                       clock)
-        else:
-            report = await explain(settings, configs, credential, route, model,
-                                   _dev_fetch(dev, fetch), clock)
-        return report.to_dict()
+        console = _console_sign_in(settings, issuer, dev, renderer, fetch=fetch, http=http,
+                                   clock=clock, secret=(
+                                       config.session_secret.get_secret_value().encode()
+                                       if config.session_secret
+                                       else secret or secrets.token_bytes(32)))
 
     def can_change(who: Principal) -> bool:
         return policy.decide(who, Action(RouteGroup.ADMIN, f"{paths.home}/keys")).allowed
 
-    pages = ConsolePages(renderer, cookies, keys=stores.key_store, audit=stores.audit,
-                         explainer=explainer, can_change=can_change,
-                         key_changes=key_changes, clock=clock,
+    pages = ConsolePages(renderer, console.sessions, keys=stores.key_store,
+                         audit=stores.audit, explainer=_console_explainer(
+                             settings, dev, stores.key_store, fetch, clock),
+                         can_change=can_change, key_changes=key_changes, clock=clock,
                          denials=decisions.denials)
     usage = UsagePages(stores.usage, clock, pages.page,
                        dimensions=settings.accounting.dimensions)
     overview = OverviewPage(stores.usage, decisions.denials, clock, pages.page)
     matches = decisions.matches
-    handlers: dict[Operation, Handler] = {
+    console.handlers.update({
         Operation.CONSOLE_HOME: overview.show, Operation.CONSOLE_KEYS: pages.keys,
         Operation.CONSOLE_DECISIONS: pages.decisions,
         Operation.CONSOLE_USAGE: usage.report, Operation.CONSOLE_USAGE_CSV: usage.download,
@@ -525,8 +478,73 @@ def _build_console(settings: Settings, dev: DevIssuer | None, *, fetch: Fetch,
         Operation.CONSOLE_KEYS_EDIT: pages.edit_key,
         Operation.CONSOLE_KEYS_UPDATE: pages.update_key,
         Operation.CONSOLE_KEYS_REVOKE: pages.revoke_key, Operation.CONSOLE_EXPLAIN: pages.explain,
-        Operation.CONSOLE_SIGN_OUT: pages.sign_out}
-    return _Console(handlers, public, forms, cookies)
+        Operation.CONSOLE_SIGN_OUT: pages.sign_out})
+    return console
+
+
+def _console_sign_in(settings: Settings, issuer: IssuerConfig | None, dev: DevIssuer | None,
+                     renderer: Renderer, *, fetch: Fetch, http: HttpClient,
+                     clock: Callable[[], float], secret: bytes) -> _Console:
+    """The console's sessions, and its public paths: sign-in (with `issuer` or, None, the
+    development issuer), its stylesheet and script."""
+    config = settings.console
+    paths = ConsolePaths.at(config.path)
+    base = public_base_url(settings)
+    cookies = SessionCookies(secret, prefix=paths.home, is_secure=not _is_loopback_http(base),
+                             clock=clock, idle=config.idle_timeout,
+                             absolute=config.absolute_timeout)
+    redirect_uri = f"{base}{paths.callback}"
+    forms: dict[str, PublicForm] = {}
+    exchange: CodeExchange
+    if issuer is not None:  # an OIDC issuer of auth.issuers; config checks its endpoints
+        # An ID token: for the console's client id, and of whatever `typ` the issuer gives
+        # ID tokens (`token_types` names the access tokens' type, such as at+jwt).
+        trusted = TrustedIssuer.build(issuer.model_copy(
+            update={"audiences": (config.client_id,), "token_types": None}), fetch, clock)
+        client_secret = config.client_secret.get_secret_value() if config.client_secret \
+            else None
+        exchange = TokenEndpoint(http, str(config.token_url), config.client_id, client_secret)
+        authorize = str(config.authorization_url)
+    else:
+        assert dev is not None
+        trusted = _trusted_dev(dev, clock, (), audience=config.client_id)
+        exchange = dev_authorizer = DevAuthorizer(
+            dev, renderer, client_id=config.client_id, redirect_uri=redirect_uri,
+            default_roles=(DEFAULT_ADMIN_ROLE,), secret=secret, clock=clock)
+        authorize = f"{base}{DEV_AUTHORIZE}"
+        forms[DEV_AUTHORIZE] = dev_authorizer.authorize
+    sign_in = OidcSignIn(cookies, JwtVerifier([trusted], clock), exchange,
+                         authorization_url=authorize, client_id=config.client_id,
+                         redirect_uri=redirect_uri, secret=secret, clock=clock)
+    forms[paths.sign_in] = sign_in.start
+    forms[paths.callback] = sign_in.finish
+    public: dict[str, PublicHandler] = {
+        paths.style: static_file("console.css", b"text/css; charset=utf-8"),
+        paths.script: static_file("console.js", b"text/javascript; charset=utf-8")}
+    return _Console({}, public, forms, cookies)
+
+
+def _console_explainer(settings: Settings, dev: DevIssuer | None, keys: KeyStore | None,
+                       fetch: Fetch, clock: Callable[[], float]) -> Explainer:
+    """The Explain page's reports: `rolegate explain`'s, from the gateway's own issuers (the
+    development issuer's key set read from memory) and key store."""
+    configs = list(settings.auth.issuers) + ([dev.issuer_config()] if dev else [])
+    dev_fetch = _dev_fetch(dev, fetch)
+
+    async def explainer(question: Question) -> dict[str, Any]:
+        route, model = question.route, question.model
+        if question.key_id is not None:
+            report = await explain_key_id(settings, keys, question.key_id, route, model, clock)
+        elif question.claims is not None:
+            report = await explain_claims(settings, configs, question.claims, route, model,
+                                          clock)
+        elif is_api_key(credential := question.credential or ""):
+            report = await explain_key(settings, keys, credential, route, model, clock)
+        else:
+            report = await explain(settings, configs, credential, route, model, dev_fetch,
+                                   clock)
+        return report.to_dict()
+    return explainer
 
 
 def _is_loopback_http(base: str) -> bool:
