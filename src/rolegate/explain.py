@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 
 from rolegate.api.routes import RouteGroup, resolve
-from rolegate.authn.apikeys import ApiKeyVerifier, KeyRecords
+from rolegate.authn.apikeys import ApiKeyVerifier, KeyRecords, principal_of
 from rolegate.authn.claims import ClaimMapping
 from rolegate.authn.jwks import Fetch
 from rolegate.authn.principal import Principal
@@ -25,8 +25,15 @@ from rolegate.authz.policy import RolePolicy
 from rolegate.config.model import IssuerConfig, Settings, per_claim
 from rolegate.errors import GatewayError, ModelNotFound, NotFound
 from rolegate.keys.material import hint
+from rolegate.keys.records import ApiKey
 from rolegate.limits.quota import QuotaPlan
 from rolegate.mcp.resources import accepting, mcp_resources, public_base_url, resource_url
+
+
+class KeysById(Protocol):
+    """Where a key's record is read by its id: `keys.store.KeyStore`."""
+
+    async def get(self, key_id: str) -> ApiKey | None: ...
 
 
 @dataclass
@@ -48,6 +55,9 @@ class Explanation:
     claims: dict[str, Any] = field(default_factory=dict)
     principal: Principal | None = None
     is_verified: bool = False
+    # Claims given as they are (`explain_claims`): the decision a valid token carrying them
+    # would get, though nothing was verified.
+    is_assumed: bool = False
     action: Action | None = None
     rules: list[RuleVerdict] = field(default_factory=list)
     allowed: bool = False
@@ -115,9 +125,7 @@ async def explain(settings: Settings, issuers: list[IssuerConfig], token: str, r
     if report.principal is not None:
         if mcp is not None:
             _check_server(report, settings, mcp)
-        _evaluate(report, RolePolicy.compile(settings.policy))
-        _look_up_model(report, settings)
-        _count_limits(report, settings)
+        _decide(report, settings)
     return report
 
 
@@ -168,9 +176,7 @@ async def explain_key(settings: Settings, store: KeyRecords | None, key: str, ro
     report.action = _action(route, model)
     report.step("credential", True, f"a virtual API key ({hint(key)})")
     if store is None:
-        report.step("key", False, "virtual API keys are not enabled (keys.enabled)")
-        report.summary = "401: virtual API keys are not enabled"
-        return report
+        return _keys_off(report)
     try:
         report.principal = await ApiKeyVerifier(store, clock, cache_ttl=0).verify(key)
     except GatewayError as error:
@@ -178,14 +184,75 @@ async def explain_key(settings: Settings, store: KeyRecords | None, key: str, ro
         report.status, report.summary = error.status, f"{error.status}: {error.message}"
         return report
     report.is_verified = True
-    models = report.principal.allowed_models
-    report.step("key", True, f"key {report.principal.key_id} of {report.principal.subject!r}: "
-                "known, not revoked, not expired"
-                + ("" if models is None else f"; limited to models {list(models)}"))
+    report.step("key", True, _key_detail(report.principal))
+    _decide(report, settings)
+    return report
+
+
+async def explain_key_id(settings: Settings, store: KeysById | None, key_id: str, route: str,
+                         model: str | None,
+                         clock: Callable[[], float] = time.time) -> Explanation:
+    """As `explain_key`, for the key with id `key_id` (its plaintext is never stored)."""
+    report = Explanation()
+    report.action = _action(route, model)
+    report.step("credential", True, f"the virtual API key with id {key_id!r}, looked up by id")
+    if store is None:
+        return _keys_off(report)
+    record = await store.get(key_id)
+    problem = ("not known" if record is None else "revoked" if record.is_revoked
+               else "expired" if record.is_expired(clock()) else None)
+    if record is None or problem is not None:
+        report.step("key", False, f"the key is {problem}")
+        report.summary = f"401: the API key is {problem}"
+        return report
+    report.principal = principal_of(record)
+    report.is_verified = True
+    report.step("key", True, _key_detail(report.principal))
+    _decide(report, settings)
+    return report
+
+
+async def explain_claims(settings: Settings, issuers: list[IssuerConfig],
+                         claims: dict[str, Any], route: str, model: str | None,
+                         clock: Callable[[], float] = time.time) -> Explanation:
+    """What the policy decides for a valid token of the issuer named by `claims["iss"]`
+    carrying `claims`: nothing is verified (no signature, audience or time); the principal is
+    read from the claims by that issuer's mapping, as for a token."""
+    report = Explanation(claims=claims, is_assumed=True)
+    report.action = _action(route, model)
+    report.step("claims", True, "given as they are: not verified (no signature, audience "
+                "or expiry checked)")
+
+    async def unused(url: str) -> bytes:  # nothing is verified, so no key is fetched
+        raise AssertionError(url)
+    trusted = [TrustedIssuer.build(config, unused, clock, settings.claim_paths)
+               for config in issuers]
+    issuer = _matching_issuer(report, trusted)
+    if issuer is None:
+        report.summary = f"401: iss {claims.get('iss')!r} matches no configured issuer"
+        return report
+    report.principal = ClaimMapping.for_issuer(issuer.config,
+                                               settings.claim_paths).to_principal(claims)
+    _decide(report, settings)
+    return report
+
+
+def _keys_off(report: Explanation) -> Explanation:
+    report.step("key", False, "virtual API keys are not enabled (keys.enabled)")
+    report.summary = "401: virtual API keys are not enabled"
+    return report
+
+
+def _decide(report: Explanation, settings: Settings) -> None:
     _evaluate(report, RolePolicy.compile(settings.policy))
     _look_up_model(report, settings)
     _count_limits(report, settings)
-    return report
+
+
+def _key_detail(who: Principal) -> str:
+    models = who.allowed_models
+    return (f"key {who.key_id} of {who.subject!r}: known, not revoked, not expired"
+            + ("" if models is None else f"; limited to models {list(models)}"))
 
 
 def _action(route: str, model: str | None, mcp: McpTarget | None = None) -> Action:
@@ -279,7 +346,7 @@ def _evaluate(report: Explanation, policy: RolePolicy) -> None:
                                         rule.grants_route(report.action),
                                         rule.grants_target(report.action)))
     decision = policy.decide(report.principal, report.action)
-    if not report.is_verified:
+    if not report.is_verified and not report.is_assumed:
         report.summary += " (the policy below was evaluated on unverified claims)"
         return
     report.allowed = decision.allowed
@@ -287,3 +354,5 @@ def _evaluate(report: Explanation, policy: RolePolicy) -> None:
     report.status = 200 if decision.allowed else 403
     report.summary = (f"ALLOW: {decision.reason}" if decision.allowed
                       else f"403 {decision.code}: {decision.reason}")
+    if report.is_assumed:
+        report.summary += " (for a valid token carrying these claims; none was verified)"

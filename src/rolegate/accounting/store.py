@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Insert, and_, case, func, insert, select
+from sqlalchemy import BigInteger, Insert, and_, case, cast, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -44,6 +44,7 @@ class UsageQuery:
     since: float | None = None
     until: float | None = None
     filters: tuple[tuple[str, str], ...] = ()
+    every: int | None = None  # seconds: totals also per time bucket (its start, `bucket`)
 
 
 class StoreError(Exception):
@@ -147,6 +148,8 @@ class UsageStore:
                 usage_dimensions.c.record_id == usage.c.id,
                 usage_dimensions.c.name == query.by))
             keys = [usage_dimensions.c.value]
+        if query.every is not None:
+            keys.insert(0, _bucket(query.every))
         statement = select(
             *keys, func.count().label("requests"),
             func.coalesce(func.sum(usage.c.prompt_tokens), 0).label("prompt_tokens"),
@@ -164,7 +167,30 @@ class UsageStore:
             statement = statement.where(usage.c[name] == value)
         async with self._engine.connect() as connection:
             rows = (await connection.execute(statement)).mappings().all()
-        return [_totals_row(query.by, row) for row in rows]
+        return [_totals_row(query, row) for row in rows]
+
+    async def activity(self, since: float, every: int) -> list[dict[str, Any]]:
+        """Per time bucket of `every` seconds since `since`, and per model: requests, errors
+        (status 400 or more) and the count of latencies (`latencies` gives them)."""
+        bucket = _bucket(every)
+        statement = select(
+            bucket, usage.c.model, func.count().label("requests"),
+            func.coalesce(func.sum(case((usage.c.status >= 400, 1), else_=0)), 0)
+            .label("errors"),
+        ).where(usage.c.ts >= since).group_by(bucket, usage.c.model).order_by(bucket)
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(statement)).mappings().all()
+        return [{"bucket": int(row["bucket"]) * every, "model": str(row["model"]),
+                 "requests": int(row["requests"]), "errors": int(row["errors"])}
+                for row in rows]
+
+    async def latencies(self, since: float, *, limit: int) -> list[tuple[float, str, float]]:
+        """(ts, model, latency_ms) of the newest `limit` requests since `since`."""
+        statement = (select(usage.c.ts, usage.c.model, usage.c.latency_ms)
+                     .where(usage.c.ts >= since).order_by(usage.c.ts.desc()).limit(limit))
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(statement)).all()
+        return [(float(ts), str(model), float(latency)) for ts, model, latency in rows]
 
     async def count(self) -> int:
         async with self._engine.connect() as connection:
@@ -180,9 +206,22 @@ def columns_of(by: str) -> tuple[str, ...]:
 COST_DECIMALS = 6  # what a usage report gives a cost to (USD)
 
 
-def _totals_row(by: str, row: Any) -> dict[str, Any]:
+def _bucket(every: int) -> Any:
+    """The time bucket of a record, as a whole number of `every` seconds since the epoch. The
+    time's floor, written so both databases agree: casting to an integer truncates in SQLite
+    but rounds in PostgreSQL, so one is taken off where the cast went above the time; then
+    integer division, which both do alike."""
+    whole = cast(usage.c.ts, BigInteger)
+    floor = whole - case((whole > usage.c.ts, 1), else_=0)
+    return (floor // every).label("bucket")
+
+
+def _totals_row(query: UsageQuery, row: Any) -> dict[str, Any]:
     # Plain str keys and Python numbers: drivers return Decimal sums and str subclasses.
-    totals: dict[str, Any] = {name: row[name] for name in columns_of(by)}
+    totals: dict[str, Any] = {}
+    if query.every is not None:
+        totals["bucket"] = int(row["bucket"]) * query.every
+    totals.update({name: row[name] for name in columns_of(query.by)})
     for name in ("requests", "prompt_tokens", "completion_tokens", "total_tokens",
                  "estimated_requests"):
         totals[name] = int(row[name])

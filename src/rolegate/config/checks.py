@@ -9,7 +9,10 @@ from collections import Counter
 from fnmatch import fnmatchcase
 from importlib.util import find_spec
 
-from rolegate.api.routes import PUBLIC_PATHS, RouteGroup, resolve
+from rolegate.api.routes import (
+    DEV_AUTHORIZE, HEALTH_LIVE, HEALTH_READY, DEV_JWKS, ConsolePaths, RouteGroup, Router,
+    taken_segments,
+)
 from rolegate.config.model import Settings
 from rolegate.config.problem import Problem
 from rolegate.errors import MethodNotAllowed, NotFound
@@ -105,6 +108,10 @@ def _key_problems(settings: Settings, issuer_names: set[str]) -> list[Problem]:
 def _console_problems(settings: Settings) -> list[Problem]:
     """The console signs in with an issuer of auth.issuers, whose endpoints it must know."""
     console = settings.console
+    segment = console.path.split("/")[1]
+    if segment in taken_segments():
+        return [Problem(("console", "path"), f"{console.path!r} would share /{segment} with the "
+                        "gateway's own routes (choose another, such as /console)")]
     if not console.enabled or console.issuer is None:
         return []
     names = [issuer.name for issuer in settings.auth.issuers]
@@ -150,10 +157,12 @@ def _metrics_path_problems(settings: Settings) -> list[Problem]:
     metrics = settings.server.metrics
     if not (metrics.enabled and metrics.public):
         return []
+    public = (HEALTH_LIVE, HEALTH_READY, DEV_JWKS, DEV_AUTHORIZE,
+              *ConsolePaths.at(settings.console.path).public)
     try:
-        resolve("GET", metrics.path)
+        Router(settings.console.path).resolve("GET", metrics.path)
     except NotFound:
-        is_taken = metrics.path in PUBLIC_PATHS
+        is_taken = metrics.path in public
     except MethodNotAllowed:
         is_taken = True
     else:

@@ -3,7 +3,9 @@
 Each worker is a fresh interpreter started by uvicorn, which imports an app factory; the parent
 passes the command-line options through the environment (the only channel uvicorn leaves), and
 the development issuer's key through the state directory, so every worker trusts the same key,
-and one key binding MCP sessions to their callers (`mcp/sessions.py`).
+one key binding MCP sessions to their callers (`mcp/sessions.py`), and, when none is
+configured (`console.session_secret`), one signing the console's sessions, so a browser signed
+in at one worker is signed in at all of them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ _PORT = "ROLEGATE_SERVE_PORT"
 _STATE_DIR = "ROLEGATE_SERVE_STATE_DIR"
 _MCP_SESSION_KEY = "ROLEGATE_SERVE_MCP_SESSION_KEY"
 SPOOL_DIR = "usage-spool"  # in the state directory, unless accounting.spool_dir says where
+_CONSOLE_SESSION_KEY = "ROLEGATE_SERVE_CONSOLE_SESSION_KEY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,8 @@ class LaunchOptions:
     # The key binding MCP sessions to their callers, one per `serve` (hex): every worker signs
     # and checks with it, so a session opened on one worker is good on the others.
     mcp_session_key: str | None = None
+    # The console's session secret when none is configured, one per `serve` (hex), likewise.
+    console_session_key: str | None = None
 
     def settings(self) -> Settings:
         """The settings these options describe; raises `ConfigError`. Without a configured
@@ -61,6 +66,7 @@ class LaunchOptions:
         target[_PORT] = "" if self.port is None else str(self.port)
         target[_STATE_DIR] = str(self.state_dir.resolve()) if self.state_dir else ""
         target[_MCP_SESSION_KEY] = self.mcp_session_key or ""
+        target[_CONSOLE_SESSION_KEY] = self.console_session_key or ""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> LaunchOptions:
@@ -69,4 +75,5 @@ class LaunchOptions:
         return cls(config=Path(config) if config else None, host=source.get(_HOST) or None,
                    port=int(port) if port else None,
                    state_dir=Path(source.get(_STATE_DIR) or ".rolegate"),
-                   mcp_session_key=source.get(_MCP_SESSION_KEY) or None)
+                   mcp_session_key=source.get(_MCP_SESSION_KEY) or None,
+                   console_session_key=source.get(_CONSOLE_SESSION_KEY) or None)

@@ -379,6 +379,9 @@ class ConsoleConfig(Frozen):
     """The admin console: server-rendered pages at `/console`, signed in with OpenID Connect."""
 
     enabled: bool = Field(True, description="Serve the console (it needs an issuer to sign in).")
+    path: str = Field("/console", pattern=r"^(/[A-Za-z0-9._~-]+)+$", description="Where the "
+                      "console is served: an absolute path without a trailing slash, whose first "
+                      "segment no other route uses (not /v1, /admin, /mcp, ...).")
     issuer: str | None = Field(
         None, description="Name of the auth.issuers entry to sign in with; None: the "
         "development issuer, when it is on.")
@@ -387,8 +390,9 @@ class ConsoleConfig(Frozen):
     authorization_url: str | None = Field(None, description="The issuer's authorize endpoint.")
     token_url: str | None = Field(None, description="The issuer's token endpoint.")
     session_secret: SecretStr | None = Field(
-        None, description="Signs session cookies (use ${env:NAME}); None: a random one per "
-        "process, so sessions end on restart and need one worker.")
+        None, description="Signs session cookies (use ${env:NAME}; at least 32 characters); "
+        "None: a random one made when `serve` starts, shared with its workers through the "
+        "state directory, so sessions end on restart. Set it when replicas share sessions.")
     idle_timeout: int = Field(1800, gt=0, description="Seconds a session lives unused.")
     absolute_timeout: int = Field(28800, gt=0, description="Seconds a session lives at most.")
 
