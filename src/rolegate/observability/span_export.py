@@ -19,7 +19,7 @@ from typing import Protocol
 import urllib3
 
 from rolegate.observability.otlp import OtlpEncoder
-from rolegate.observability.spans import Span
+from rolegate.observability.spans import Trace
 
 log = logging.getLogger("rolegate.tracing")
 
@@ -76,14 +76,14 @@ class SpanExport:
     """>>> export = SpanExport(OtlpEncoder(...), OtlpHttpSender(...)); export.put(spans)"""
 
     def __init__(self, encoder: OtlpEncoder, sender: BatchSender, *,
-                 batch_traces: int = 128, max_queued_traces: int = 2048,
+                 batch_traces: int = 512, max_queued_traces: int = 4096,
                  interval: float = 5.0) -> None:
         self._encoder = encoder
         self._sender = sender
         self._batch = batch_traces
         self._max_queued = max_queued_traces
         self._interval = interval
-        self._queue: deque[list[Span]] = deque()
+        self._queue: deque[Trace] = deque()
         self._wake = threading.Event()
         self._is_closing = False
         self.dropped = 0  # traces dropped because the queue was full
@@ -92,13 +92,13 @@ class SpanExport:
                                         daemon=True)
         self._thread.start()
 
-    def put(self, spans: list[Span]) -> None:
-        """Queue one trace's finished spans (the request path: never blocks)."""
+    def put(self, trace: Trace) -> None:
+        """Queue one ended trace (the request path: never blocks)."""
         queued = len(self._queue)
         if queued >= self._max_queued:
             self.dropped += 1
             return
-        self._queue.append(spans)
+        self._queue.append(trace)
         if queued + 1 == self._batch:
             self._wake.set()
 
@@ -119,9 +119,7 @@ class SpanExport:
     def _export_queued(self) -> None:
         queue = self._queue
         while queue:
-            batch: list[Span] = []
-            for _ in range(min(self._batch, len(queue))):
-                batch += queue.popleft()
+            batch = [queue.popleft() for _ in range(min(self._batch, len(queue)))]
             self._sender.send(self._encoder.encode(batch))
         if self.dropped != self._reported_dropped:
             log.warning("%d traces dropped since the last export: the export queue was full "

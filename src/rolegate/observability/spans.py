@@ -1,21 +1,29 @@
-"""`Span`: one recorded span as plain data, and the W3C trace context it continues.
+"""The recorded form of a trace: plain tuples, and the W3C trace context a trace continues.
 
 The tracing hot path records these and nothing else: no SDK span object, lock, context or
-span processor per span. A span is written once by the event loop while it is open and read
-once, after it has ended, by the exporter's thread (`span_export.py`).
+span processor per span. A request's span (`RequestSpan`) is mutable while the request runs;
+when it and its children have ended it becomes a `Trace` of tuples of strings, numbers and
+flat dicts, which the garbage collector stops tracking (`gc.is_tracked`), so the traces waiting
+in the export queue add nothing to its collections.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from opentelemetry.trace.span import TraceState
 
 INTERNAL, SERVER, CLIENT = 1, 2, 3  # SpanKind, numbered as in the OTLP protobuf
 # OTLP SpanFlags: whether the parent was remote is known (always, here), and if it was.
 HAS_IS_REMOTE, IS_REMOTE = 0x100, 0x200
+
+# One ended span: name, kind, span id, parent span id (0: none), OTLP flags, start and end
+# (ns since the epoch), attributes, whether its status is ERROR.
+SpanRecord: TypeAlias = tuple[str, int, int, int, int, int, int, dict[str, Any], bool]
+# One trace's ended spans: trace id, W3C tracestate ("" when none), the spans.
+Trace: TypeAlias = tuple[int, str, tuple[SpanRecord, ...]]
 
 # W3C Trace Context §3.2: version-traceid-parentid-flags. A longer header is only valid for a
 # version after 00, as the OpenTelemetry propagator reads it.
@@ -25,36 +33,44 @@ _TRACEPARENT_MAX = 512
 _TRACESTATE_MAX = 512
 
 
-class Span:
-    """A span being recorded, then handed to the exporter once `end` is set.
+class RequestSpan:
+    """A request's SERVER span while it is recorded, with its ended children.
 
-    >>> Span("rolegate.authorize", INTERNAL, trace_id, span_id, parent_id, "", HAS_IS_REMOTE,
-    ...      time.time_ns(), {"rolegate.decision": "allow"})
+    >>> RequestSpan("POST", trace_id, span_id, 0, "", HAS_IS_REMOTE, time.time_ns(), {})
     """
 
-    __slots__ = ("attributes", "end", "finished", "flags", "is_error", "kind", "name",
+    __slots__ = ("attributes", "children", "end", "flags", "is_error", "name", "open",
                  "parent_id", "span_id", "start", "trace_id", "trace_state")
 
-    def __init__(self, name: str, kind: int, trace_id: int, span_id: int, parent_id: int,
+    def __init__(self, name: str, trace_id: int, span_id: int, parent_id: int,
                  trace_state: str, flags: int, start: int, attributes: dict[str, Any]) -> None:
         self.name = name
-        self.kind = kind
         self.trace_id = trace_id
         self.span_id = span_id
-        self.parent_id = parent_id  # 0: a root span
+        self.parent_id = parent_id  # 0: a new trace
         self.trace_state = trace_state
         self.flags = flags
         self.start = start
         self.end = 0  # 0 while open
         self.attributes = attributes
         self.is_error = False
-        # A request's span collects its children as they end, and is exported with them.
-        self.finished: list[Span] = []
+        self.children: list[SpanRecord] = []
+        self.open = 0  # children started and not ended (an upstream reply still streaming)
 
-    @property
-    def traceparent(self) -> str:
-        """This span as the parent of a sampled request (W3C Trace Context §3.2)."""
-        return f"00-{self.trace_id:032x}-{self.span_id:016x}-01"
+    def child(self, name: str, kind: int, span_id: int, start: int, end: int,
+              attributes: dict[str, Any], is_error: bool) -> None:
+        self.children.append((name, kind, span_id, self.span_id, HAS_IS_REMOTE, start, end,
+                              attributes, is_error))
+
+    def trace(self) -> Trace:
+        """The ended trace: its children, in the order they ended, then this span."""
+        return (self.trace_id, self.trace_state, (
+            *self.children, (self.name, SERVER, self.span_id, self.parent_id, self.flags,
+                             self.start, self.end, self.attributes, self.is_error)))
+
+    def traceparent(self, span_id: int) -> str:
+        """The context of child `span_id` of this sampled trace (W3C Trace Context §3.2)."""
+        return f"00-{self.trace_id:032x}-{span_id:016x}-01"
 
 
 @dataclass(frozen=True, slots=True)

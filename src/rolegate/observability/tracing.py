@@ -42,7 +42,7 @@ from rolegate.observability.otlp import OtlpEncoder
 from rolegate.observability.requests import Request
 from rolegate.observability.span_export import OtlpHttpSender, SpanExport
 from rolegate.observability.spans import (
-    CLIENT, HAS_IS_REMOTE, INTERNAL, IS_REMOTE, SERVER, Span, remote_parent,
+    CLIENT, HAS_IS_REMOTE, INTERNAL, IS_REMOTE, RequestSpan, remote_parent,
 )
 from rolegate.providers.base import Provider, UpstreamCall, UpstreamReply
 
@@ -54,6 +54,9 @@ PROVIDERS = {"openai": "openai", "azure": "azure.ai.openai", "openai-compatible"
              "anthropic": "anthropic", "mock": "rolegate.mock"}
 _SPAN = "rolegate.span"
 _SCOPE = "rolegate"  # the instrumentation scope's name
+# Request state -> the request span's attribute, when set.
+_STATE_ATTRIBUTES = (("model", "gen_ai.request.model"), ("deployment", "rolegate.deployment"),
+                     ("attempts", "rolegate.attempts"), ("code", "rolegate.error_code"))
 
 
 class Tracing:
@@ -68,8 +71,8 @@ class Tracing:
         self._bits = rng.getrandbits
         # The current request's span when it is sampled, or the traceparent its upstream
         # attempts pass on when it is not.
-        self._current: ContextVar[Span | str | None] = ContextVar("rolegate_trace",
-                                                                 default=None)
+        self._current: ContextVar[RequestSpan | str | None] = ContextVar("rolegate_trace",
+                                                                        default=None)
 
     @classmethod
     def export(cls, config: TracingConfig) -> Tracing:
@@ -77,10 +80,10 @@ class Tracing:
         # OTEL_RESOURCE_ATTRIBUTES, as its exporter would send them.
         resource = Resource.create({"service.name": config.service_name})
         encoder = OtlpEncoder(dict(resource.attributes), scope=_SCOPE,
-                              resource_schema_url=resource.schema_url)
+                              resource_schema_url=resource.schema_url,
+                              uncached=frozenset({"rolegate.request_id"}))
         sender = OtlpHttpSender(config.endpoint, config.headers, timeout=config.export_timeout)
-        return cls(SpanExport(encoder, sender),
-                   sample_ratio=config.sample_ratio)
+        return cls(SpanExport(encoder, sender), sample_ratio=config.sample_ratio)
 
     def close(self) -> None:
         """Export what is still queued, then stop (lifespan shutdown; blocking)."""
@@ -96,25 +99,25 @@ class Tracing:
             parent = remote_parent(traceparent, headers.get(b"tracestate"))
             if parent is not None and not parent.is_sampled:
                 return self._current.set(parent.traceparent)  # passed on as it came
+        attributes = {"http.request.method": request.method, "url.path": request.path,
+                      "rolegate.request_id": request.request_id}
         if parent is None:  # a new trace (a malformed traceparent is read as none)
             trace_id = self._trace_id()
             if self._random() >= self._sample_ratio:
                 return self._current.set(f"00-{trace_id:032x}-{self._span_id():016x}-00")
-            span = Span(request.method, SERVER, trace_id, self._span_id(), 0, "",
-                        HAS_IS_REMOTE, time_ns(), {})
+            span = RequestSpan(request.method, trace_id, self._span_id(), 0, "",
+                               HAS_IS_REMOTE, time_ns(), attributes)
         else:
-            span = Span(request.method, SERVER, parent.trace_id, self._span_id(),
-                        parent.span_id, parent.trace_state, HAS_IS_REMOTE | IS_REMOTE,
-                        time_ns(), {})
-        span.attributes.update({"http.request.method": request.method, "url.path": request.path,
-                                "rolegate.request_id": request.request_id})
+            span = RequestSpan(request.method, parent.trace_id, self._span_id(),
+                               parent.span_id, parent.trace_state, HAS_IS_REMOTE | IS_REMOTE,
+                               time_ns(), attributes)
         request.state[_SPAN] = span
         return self._current.set(span)
 
     def finish(self, request: Request, status: int, token: object) -> None:
-        state = request.state
-        span: Span | None = state.get(_SPAN)
         self._current.reset(token)  # type: ignore[arg-type]
+        state = request.state
+        span: RequestSpan | None = state.get(_SPAN)
         if span is None:
             return
         attributes = span.attributes
@@ -123,21 +126,19 @@ class Tracing:
         if who is not None:
             attributes["rolegate.issuer"] = who.issuer
             attributes["rolegate.subject"] = who.subject
-        for name, key in (("model", "gen_ai.request.model"), ("deployment",
-                          "rolegate.deployment"), ("attempts", "rolegate.attempts"),
-                          ("code", "rolegate.error_code")):
-            if state.get(name) is not None:
-                attributes[key] = state[name]
+        for name, key in _STATE_ATTRIBUTES:
+            value = state.get(name)
+            if value is not None:
+                attributes[key] = value
         reply: UpstreamReply | None = state.get("reply")
         if reply is not None:  # its usage is known now, even a stream's
             attributes.update(_usage_attributes(reply.usage))
         if state.get("route_group") not in (None, "public"):  # a path the route table knows
             span.name = f"{request.method} {request.path}"
-        if status >= 500:
-            span.is_error = True
+        span.is_error = status >= 500
         span.end = time_ns()
-        span.finished.append(span)
-        self._export.put(span.finished)
+        if not span.open:  # otherwise the last attempt to end hands the trace over
+            self._export.put(span.trace())
 
     def is_recording(self, request: Request) -> bool:
         """Whether `request` is sampled: only then does it get child spans."""
@@ -150,7 +151,7 @@ class Tracing:
     def decided(self, request: Request, who: Principal, action: Action,
                 decision: Decision) -> None:
         """A span for one authorization decision; the request's span takes its outcome."""
-        span: Span | None = request.state.get(_SPAN)
+        span: RequestSpan | None = request.state.get(_SPAN)
         if span is None:
             return
         attributes = {"rolegate.route": action.route,
@@ -159,7 +160,8 @@ class Tracing:
             attributes["rolegate.rule"] = decision.rule
         if action.model is not None:
             attributes["gen_ai.request.model"] = action.model
-        self.ended(self.child(span, "rolegate.authorize", INTERNAL, attributes), span)
+        now = time_ns()
+        span.child("rolegate.authorize", INTERNAL, self._span_id(), now, now, attributes, False)
         if not span.end:
             span.attributes.update(attributes)
 
@@ -168,37 +170,40 @@ class Tracing:
         """`provider`, with a span per attempt whose context goes upstream."""
         return _TracedProvider(self, provider, model, deployment, upstream_model)
 
-    def current(self) -> Span | str | None:
+    def current(self) -> RequestSpan | str | None:
         """The current request's span, or the traceparent its attempts pass on when it is
         not sampled (None outside a request)."""
         return self._current.get()
 
-    def child(self, parent: Span | None, name: str, kind: int,
-              attributes: dict[str, Any]) -> Span:
-        """A span beneath `parent`, or a new trace's root when there is none (a call made
-        outside any request)."""
-        if parent is None:
-            return Span(name, kind, self._trace_id(), self._span_id(), 0, "", HAS_IS_REMOTE,
-                        time_ns(), attributes)
-        return Span(name, kind, parent.trace_id, self._span_id(), parent.span_id,
-                    parent.trace_state, HAS_IS_REMOTE, time_ns(), attributes)
-
-    def ended(self, span: Span, root: Span | None = None) -> None:
-        """End `span`: it is exported with its request's span, or alone once that has ended."""
-        span.end = time_ns()
-        if root is not None and not root.end:
-            root.finished.append(span)
-        else:
-            self._export.put([span])
-
-    def attempt(self, parent: Span | None, call: UpstreamCall, config: DeploymentConfig,
-                deployment: str, upstream_model: str) -> tuple[Span, UpstreamCall]:
+    def attempt(self, request_span: RequestSpan | None, call: UpstreamCall,
+                config: DeploymentConfig, deployment: str, upstream_model: str) -> _Attempt:
+        """A CLIENT span for one upstream attempt, open until `ended`. Outside any request
+        it starts a trace of its own."""
         operation = OPERATIONS.get(call.operation, call.operation)
-        span = self.child(parent, f"{operation} {upstream_model}", CLIENT, {
-            "gen_ai.operation.name": operation, "gen_ai.request.model": upstream_model,
-            "gen_ai.provider.name": PROVIDERS.get(config.provider, config.provider),
-            "rolegate.deployment": deployment})
-        return span, _with_traceparent(call, span.traceparent)
+        if request_span is None:
+            request_span = RequestSpan("", self._trace_id(), 0, 0, "", HAS_IS_REMOTE, 0, {})
+        else:
+            request_span.open += 1
+        return _Attempt(request_span, f"{operation} {upstream_model}", self._span_id(),
+                        time_ns(), {"gen_ai.operation.name": operation,
+                                    "gen_ai.request.model": upstream_model,
+                                    "gen_ai.provider.name": PROVIDERS.get(config.provider,
+                                                                          config.provider),
+                                    "rolegate.deployment": deployment})
+
+    def ended(self, attempt: _Attempt) -> None:
+        request_span = attempt.request_span
+        end = time_ns()
+        if not request_span.span_id:  # an attempt outside any request: a trace of its own
+            self._export.put((request_span.trace_id, "", ((
+                attempt.name, CLIENT, attempt.span_id, 0, HAS_IS_REMOTE, attempt.start, end,
+                attempt.attributes, attempt.is_error),)))
+            return
+        request_span.child(attempt.name, CLIENT, attempt.span_id, attempt.start, end,
+                           attempt.attributes, attempt.is_error)
+        request_span.open -= 1
+        if request_span.end and not request_span.open:  # the request ended first
+            self._export.put(request_span.trace())
 
     def _trace_id(self) -> int:
         trace_id = self._bits(128)
@@ -213,21 +218,40 @@ class Tracing:
         return span_id
 
 
-class _Authenticating:
-    __slots__ = ("_request_span", "_span", "_tracing")
+class _Attempt:
+    """An upstream attempt's CLIENT span while it is open."""
 
-    def __init__(self, tracing: Tracing, request_span: Span) -> None:
+    __slots__ = ("attributes", "is_error", "name", "request_span", "span_id", "start")
+
+    def __init__(self, request_span: RequestSpan, name: str, span_id: int, start: int,
+                 attributes: dict[str, Any]) -> None:
+        self.request_span = request_span
+        self.name = name
+        self.span_id = span_id
+        self.start = start
+        self.attributes = attributes
+        self.is_error = False
+
+    @property
+    def traceparent(self) -> str:
+        return self.request_span.traceparent(self.span_id)
+
+
+class _Authenticating:
+    __slots__ = ("_request_span", "_start", "_tracing")
+
+    def __init__(self, tracing: Tracing, request_span: RequestSpan) -> None:
         self._tracing = tracing
         self._request_span = request_span
 
     def __enter__(self) -> None:
-        self._span = self._tracing.child(self._request_span, "rolegate.authenticate",
-                                         INTERNAL, {})
+        self._start = time_ns()
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         # A failed authentication is the request's outcome, told by the request's span.
-        self._tracing.ended(self._span, self._request_span)
+        self._request_span.child("rolegate.authenticate", INTERNAL, self._tracing._span_id(),
+                                 self._start, time_ns(), {}, False)
 
 
 class _TracedProvider:
@@ -241,35 +265,50 @@ class _TracedProvider:
         self._upstream_model = upstream_model
 
     async def open(self, call: UpstreamCall) -> UpstreamReply:
-        current = self._tracing.current()
+        tracing = self._tracing
+        current = tracing.current()
         if isinstance(current, str):  # the trace goes on upstream, unrecorded
             return await self._provider.open(_with_traceparent(call, current))
-        request_span = current
-        span, call = self._tracing.attempt(request_span, call, self.config, self._deployment,
-                                           self._upstream_model)
+        attempt = tracing.attempt(current, call, self.config, self._deployment,
+                                  self._upstream_model)
         try:
-            reply = await self._provider.open(call)
+            reply = await self._provider.open(_with_traceparent(call, attempt.traceparent))
         except BaseException as error:
-            span.attributes["error.type"] = type(error).__name__
-            span.is_error = True
-            self._tracing.ended(span, request_span)
+            attempt.attributes["error.type"] = type(error).__name__
+            attempt.is_error = True
+            tracing.ended(attempt)
             raise
-
-        def ended() -> None:
-            attributes = _reply_attributes(reply, self._upstream_model)
-            span.attributes.update(attributes)
-            if reply.status >= 400:
-                span.is_error = True
-            elif request_span is not None and not request_span.end:
-                # the request's span tells what served it
-                request_span.attributes.update({
-                    **attributes, "gen_ai.operation.name": OPERATIONS.get(
-                        call.operation, call.operation),
-                    "gen_ai.provider.name": PROVIDERS.get(self.config.provider,
-                                                          self.config.provider)})
-            self._tracing.ended(span, request_span)
-        reply.on_end(ended)
+        reply.on_end(_AttemptEnd(tracing, attempt, reply, self.config.provider,
+                                 self._upstream_model))
         return reply
+
+
+class _AttemptEnd:
+    """Ends an attempt's span when its reply ends; the request's span tells what served it."""
+
+    __slots__ = ("_attempt", "_provider", "_reply", "_tracing", "_upstream_model")
+
+    def __init__(self, tracing: Tracing, attempt: _Attempt, reply: UpstreamReply,
+                 provider: str, upstream_model: str) -> None:
+        self._tracing = tracing
+        self._attempt = attempt
+        self._reply = reply
+        self._provider = provider
+        self._upstream_model = upstream_model
+
+    def __call__(self) -> None:
+        attempt, reply = self._attempt, self._reply
+        self._reply = None  # type: ignore[assignment]  # no cycle through the reply's listeners
+        attributes = _reply_attributes(reply, self._upstream_model)
+        attempt.attributes.update(attributes)
+        request_span = attempt.request_span
+        if reply.status >= 400:
+            attempt.is_error = True
+        elif not request_span.end:
+            attributes["gen_ai.operation.name"] = attempt.attributes["gen_ai.operation.name"]
+            attributes["gen_ai.provider.name"] = PROVIDERS.get(self._provider, self._provider)
+            request_span.attributes.update(attributes)
+        self._tracing.ended(attempt)
 
 
 def _with_traceparent(call: UpstreamCall, traceparent: str | None) -> UpstreamCall:
