@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
@@ -49,8 +49,7 @@ class OtlpEncoder:
             schema_url=resource_schema_url)
         self._resource = envelope.SerializeToString()  # fields 1 and 3; 2 is added per batch
         self._scope = ScopeSpans(scope=InstrumentationScope(name=scope)).SerializeToString()
-        self._attributes: dict[tuple[str, Any], bytes] = {}
-        self._uncached = uncached
+        self._attributes = _EncodedAttributes(uncached)
         self._names: dict[str, bytes] = {}
         # Span.status then Span.flags, by `flags | is_error` (the flags' low bit is never set).
         self._tails = {flags | is_error: _STATUS[is_error] + _FLAGS_TAG + _FIXED32(flags)
@@ -60,7 +59,7 @@ class OtlpEncoder:
     def encode(self, traces: Iterable[Trace]) -> bytes:
         # One loop, no call per span: this runs for every span the gateway records.
         scope_spans = [self._scope]
-        names, tails, cached = self._names, self._tails, self._attributes.get
+        names, tails, encoded = self._names, self._tails, self._attributes
         for trace_id, trace_state, spans in traces:
             head = b"\x0a\x10" + trace_id.to_bytes(16, "big")
             if trace_state:
@@ -73,10 +72,7 @@ class OtlpEncoder:
                 parts = [head, _IDS(0x12, 8, span_id, 0x22, 8, parent_id) if parent_id
                          else _ID(0x12, 8, span_id), name_field, _KINDS[kind],
                          _TIMES(0x39, start, 0x41, end)]
-                found = [cached(item) for item in attributes.items()]
-                parts += (cast("list[bytes]", found) if None not in found else  # all cached
-                          [known or self._attribute(item)
-                           for known, item in zip(found, attributes.items(), strict=True)])
+                parts += map(encoded.__getitem__, attributes.items())
                 parts.append(tails[flags | is_error])
                 body = b"".join(parts)
                 size = len(body)
@@ -93,12 +89,20 @@ class OtlpEncoder:
         self._names[name] = field
         return field
 
-    def _attribute(self, item: tuple[str, Any]) -> bytes:
+class _EncodedAttributes(dict[tuple[str, Any], bytes]):
+    """(key, value) -> Span.attributes (field 9) holding that KeyValue, encoded when first
+    asked for; not kept for `uncached` keys, nor beyond `_MOST_CACHED` entries."""
+
+    def __init__(self, uncached: frozenset[str]) -> None:
+        super().__init__()
+        self._uncached = uncached
+
+    def __missing__(self, item: tuple[str, Any]) -> bytes:
         encoded = _key_value(*item)
         if item[0] not in self._uncached:
-            if len(self._attributes) >= _MOST_CACHED:
-                self._attributes.clear()
-            self._attributes[item] = encoded
+            if len(self) >= _MOST_CACHED:
+                self.clear()
+            self[item] = encoded
         return encoded
 
 

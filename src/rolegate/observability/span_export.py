@@ -102,6 +102,11 @@ class SpanExport:
         if queued + 1 == self._batch:
             self._wake.set()
 
+    @property
+    def queued(self) -> int:
+        """Traces waiting for the export thread."""
+        return len(self._queue)
+
     def close(self, timeout: float = 30.0) -> None:
         """Export what is queued, then stop the thread (blocking: call it off the loop)."""
         self._is_closing = True
