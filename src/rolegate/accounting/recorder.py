@@ -23,7 +23,6 @@ A failed write means one of two things (`accounting/store.py` tells them apart):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -34,10 +33,10 @@ from rolegate.accounting.records import UsageRecord
 from rolegate.accounting.store import (
     RecordsRefused, StoreUnavailable, UsageStore, dead_letter_json,
 )
+from rolegate.tasks import BatchFlusher
 
 log = logging.getLogger("rolegate.accounting")
 MAX_PENDING = 100_000
-STOP_ATTEMPTS = 3
 DEAD_LETTER_FILE = "usage-dead-letters.jsonl"
 
 
@@ -48,16 +47,13 @@ class Recorder:
                  max_pending: int = MAX_PENDING, dead_letter_dir: Path | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self._store = store
-        self._flush_interval = flush_interval
         self._batch_size = batch_size
         self._max_pending = max_pending
         self._dead_letter_dir = dead_letter_dir
         self._clock = clock
         self._queue: asyncio.Queue[UsageRecord] = asyncio.Queue()
         self._failed: list[UsageRecord] = []
-        self._wake = asyncio.Event()
-        self._is_stopping = False
-        self._task: asyncio.Task[None] | None = None
+        self._flusher = BatchFlusher(self.flush, interval=flush_interval)
         self.dropped = 0
         self.failed_writes = 0
         self.dead_lettered = 0
@@ -73,23 +69,15 @@ class Recorder:
             return
         self._queue.put_nowait(record)
         if self._queue.qsize() >= self._batch_size:
-            self._wake.set()
+            self._flusher.wake()
 
     async def start(self) -> None:
-        if self._task is None:
-            self._is_stopping = False
-            self._task = asyncio.ensure_future(self._run())
+        await self._flusher.start()
 
     async def stop(self) -> None:
         """Let the flusher finish its write, then write everything still queued."""
-        self._is_stopping = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
-        for _ in range(STOP_ATTEMPTS):
-            if await self.flush():
-                return
+        if await self._flusher.stop():
+            return
         log.error("%d usage records could not be written at shutdown",
                   self._queue.qsize() + len(self._failed))
 
@@ -157,13 +145,6 @@ class Recorder:
         # The last place left: the record itself, in the log, rather than losing it.
         log.error("usage record set aside nowhere else: %s", line.rstrip())
         return "the log"
-
-    async def _run(self) -> None:
-        while not self._is_stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._flush_interval)
-            self._wake.clear()
-            await self.flush()
 
     def _take(self, count: int) -> list[UsageRecord]:
         taken: list[UsageRecord] = []
