@@ -57,8 +57,18 @@ class OtlpEncoder:
                        for is_error in (False, True)}
 
     def encode(self, traces: Iterable[Trace]) -> bytes:
+        return self.payload([self.encode_spans(traces)])
+
+    def payload(self, spans: Iterable[bytes]) -> bytes:
+        """The ExportTraceServiceRequest holding the spans of `encode_spans` fragments."""
+        scope = b"".join((self._scope, *spans))
+        resource_spans = b"".join((self._resource, b"\x12", _varint(len(scope)), scope))
+        return b"".join((b"\x0a", _varint(len(resource_spans)), resource_spans))
+
+    def encode_spans(self, traces: Iterable[Trace]) -> bytes:
+        """The spans of `traces`, as ScopeSpans.spans fields (a fragment for `payload`)."""
         # One loop, no call per span: this runs for every span the gateway records.
-        scope_spans = [self._scope]
+        scope_spans: list[bytes] = []
         names, tails, encoded = self._names, self._tails, self._attributes
         for trace_id, trace_state, spans in traces:
             head = b"\x0a\x10" + trace_id.to_bytes(16, "big")
@@ -77,9 +87,7 @@ class OtlpEncoder:
                 body = b"".join(parts)
                 size = len(body)
                 scope_spans += (b"\x12", _SMALL[size] if size < 0x80 else _varint(size), body)
-        scope = b"".join(scope_spans)
-        resource_spans = b"".join((self._resource, b"\x12", _varint(len(scope)), scope))
-        return b"".join((b"\x0a", _varint(len(resource_spans)), resource_spans))
+        return b"".join(scope_spans)
 
     def _name(self, name: str) -> bytes:
         text = name.encode()

@@ -1,10 +1,13 @@
 """`SpanExport`: finished traces queued by the event loop, exported in batches by a thread.
 
-The request path only appends a trace's spans to a bounded queue (a `deque`, whose append is
-atomic): it never waits on the exporter. When the queue is full the trace is dropped and
-counted, and the count is logged by the exporter's thread. Encoding and the HTTP request run on
-that thread, every `interval` seconds or as soon as a batch is full, as the SDK's
-`BatchSpanProcessor` does; `close` exports what is still queued.
+The request path only appends a trace to a bounded queue (a `deque`, whose append is atomic):
+it never waits on the exporter. When the queue is full the trace is dropped and counted, and
+the count is logged by the exporter's thread. That thread encodes what is queued every
+`encode_every` traces, so a trace lives for a few requests only (one kept longer is promoted
+to the garbage collector's oldest generation and makes its full collections, which walk the
+whole heap, more frequent); the encoded bytes wait, untracked, until `batch_traces` of them
+or `interval` seconds, then go in one request, as the SDK's `BatchSpanProcessor` batches.
+`close` exports what is still queued.
 """
 
 from __future__ import annotations
@@ -77,13 +80,18 @@ class SpanExport:
 
     def __init__(self, encoder: OtlpEncoder, sender: BatchSender, *,
                  batch_traces: int = 512, max_queued_traces: int = 4096,
-                 interval: float = 5.0) -> None:
+                 encode_every: int = 32, interval: float = 5.0) -> None:
         self._encoder = encoder
         self._sender = sender
         self._batch = batch_traces
         self._max_queued = max_queued_traces
+        self._encode_every = encode_every
         self._interval = interval
         self._queue: deque[Trace] = deque()
+        # The export thread's own: ScopeSpans.spans fragments waiting to be sent, and how many
+        # traces they hold.
+        self._encoded: list[bytes] = []
+        self._encoded_traces = 0
         self._wake = threading.Event()
         self._is_closing = False
         self.dropped = 0  # traces dropped because the queue was full
@@ -99,7 +107,7 @@ class SpanExport:
             self.dropped += 1
             return
         self._queue.append(trace)
-        if queued + 1 == self._batch:
+        if queued + 1 == self._encode_every:
             self._wake.set()
 
     @property
@@ -114,18 +122,35 @@ class SpanExport:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        due = time.monotonic() + self._interval
         while not self._is_closing:
-            self._wake.wait(self._interval)
+            self._wake.wait(max(due - time.monotonic(), 0))
             self._wake.clear()
-            self._export_queued()
-        self._export_queued()
+            is_due = time.monotonic() >= due
+            self._export_queued(is_due)
+            if is_due:
+                due = time.monotonic() + self._interval
+        self._export_queued(True)
         self._sender.close()
 
-    def _export_queued(self) -> None:
+    def _export_queued(self, is_due: bool) -> None:
+        """Encode every queued trace, sending each full batch; when `is_due`, send what is
+        encoded even if the batch is not full."""
         queue = self._queue
         while queue:
-            batch = [queue.popleft() for _ in range(min(self._batch, len(queue)))]
-            self._sender.send(self._encoder.encode(batch))
+            room = self._batch - self._encoded_traces
+            traces = [queue.popleft() for _ in range(min(room, len(queue)))]
+            self._encoded.append(self._encoder.encode_spans(traces))
+            self._encoded_traces += len(traces)
+            if self._encoded_traces >= self._batch:
+                self._send()
+        if is_due:
+            self._send()
+
+    def _send(self) -> None:
+        if self._encoded:
+            self._sender.send(self._encoder.payload(self._encoded))
+            self._encoded, self._encoded_traces = [], 0
         if self.dropped != self._reported_dropped:
             log.warning("%d traces dropped since the last export: the export queue was full "
                         "(%d traces)", self.dropped - self._reported_dropped, self._max_queued)

@@ -2,9 +2,8 @@
 
 The tracing hot path records these and nothing else: no SDK span object, lock, context or
 span processor per span. A request's span (`RequestSpan`) is mutable while the request runs;
-when it and its children have ended it becomes a `Trace` of tuples of strings, numbers and
-flat dicts, which the garbage collector stops tracking (`gc.is_tracked`), so the traces waiting
-in the export queue add nothing to its collections.
+when it and its children have ended it becomes a `Trace`, tuples of strings, numbers and flat
+dicts, which the exporter's thread encodes within a few requests (`span_export.py`).
 """
 
 from __future__ import annotations
@@ -39,8 +38,8 @@ class RequestSpan:
     >>> RequestSpan("POST", trace_id, span_id, 0, "", HAS_IS_REMOTE, time.time_ns(), {})
     """
 
-    __slots__ = ("attributes", "children", "end", "flags", "is_error", "name", "open",
-                 "parent_id", "span_id", "start", "trace_id", "trace_state")
+    __slots__ = ("__weakref__", "attributes", "children", "end", "flags", "is_error", "name",
+                 "open", "parent_id", "span_id", "start", "trace_id", "trace_state")
 
     def __init__(self, name: str, trace_id: int, span_id: int, parent_id: int,
                  trace_state: str, flags: int, start: int, attributes: dict[str, Any]) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from contextvars import ContextVar
+from weakref import ReferenceType, ref
 from time import time_ns
 from types import TracebackType
 from typing import Any
@@ -70,9 +71,12 @@ class Tracing:
         self._random = rng.random
         self._bits = rng.getrandbits
         # The current request's span when it is sampled, or the traceparent its upstream
-        # attempts pass on when it is not.
-        self._current: ContextVar[RequestSpan | str | None] = ContextVar("rolegate_trace",
-                                                                        default=None)
+        # attempts pass on when it is not. The span is held weakly: every timer or task made
+        # during the request keeps a copy of its context, some for as long as a keep-alive
+        # timeout, and a strong reference would keep each trace alive with them (into the
+        # collector's oldest generation, making its full collections more frequent).
+        self._current: ContextVar[ReferenceType[RequestSpan] | str | None] = ContextVar(
+            "rolegate_trace", default=None)
 
     @classmethod
     def export(cls, config: TracingConfig) -> Tracing:
@@ -112,7 +116,7 @@ class Tracing:
                                parent.span_id, parent.trace_state, HAS_IS_REMOTE | IS_REMOTE,
                                time_ns(), attributes)
         request.state[_SPAN] = span
-        return self._current.set(span)
+        return self._current.set(ref(span))
 
     def finish(self, request: Request, status: int, token: object) -> None:
         self._current.reset(token)  # type: ignore[arg-type]
@@ -173,7 +177,10 @@ class Tracing:
     def current(self) -> RequestSpan | str | None:
         """The current request's span, or the traceparent its attempts pass on when it is
         not sampled (None outside a request)."""
-        return self._current.get()
+        current = self._current.get()
+        if current is None or isinstance(current, str):
+            return current
+        return current()
 
     def attempt(self, request_span: RequestSpan | None, call: UpstreamCall,
                 config: DeploymentConfig, deployment: str, upstream_model: str) -> _Attempt:

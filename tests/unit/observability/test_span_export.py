@@ -59,8 +59,8 @@ def test_closing_exports_every_queued_trace_in_batches():
 def test_a_full_queue_drops_traces_and_counts_them_without_blocking():
     sender = HeldSender()  # the thread is held in its first export
     export = SpanExport(OtlpEncoder({}, scope="rolegate"), sender, batch_traces=1,
-                        max_queued_traces=2, interval=60.0)
-    export.put(trace(0))  # a full batch: taken by the thread, which then waits in `send`
+                        max_queued_traces=2, encode_every=1, interval=60.0)
+    export.put(trace(0))  # taken by the thread, which then waits in `send`
     deadline = time.monotonic() + 10
     while export.queued and time.monotonic() < deadline:
         time.sleep(0.001)
