@@ -38,8 +38,8 @@ class RequestSpan:
     >>> RequestSpan("POST", trace_id, span_id, 0, "", HAS_IS_REMOTE, time.time_ns(), {})
     """
 
-    __slots__ = ("__weakref__", "attributes", "children", "end", "flags", "is_error", "name",
-                 "open", "parent_id", "span_id", "start", "trace_id", "trace_state")
+    __slots__ = ("attributes", "children", "end", "flags", "is_error", "name", "open",
+                 "parent_id", "span_id", "start", "trace_id", "trace_state")
 
     def __init__(self, name: str, trace_id: int, span_id: int, parent_id: int,
                  trace_state: str, flags: int, start: int, attributes: dict[str, Any]) -> None:

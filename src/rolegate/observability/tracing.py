@@ -26,10 +26,9 @@ one. An unsampled request gets no span at all: what is left is passing the conte
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Mapping
-from contextvars import ContextVar
-from weakref import ReferenceType, ref
 from time import time_ns
 from types import TracebackType
 from typing import Any
@@ -70,13 +69,14 @@ class Tracing:
         rng = rng or random.Random()
         self._random = rng.random
         self._bits = rng.getrandbits
-        # The current request's span when it is sampled, or the traceparent its upstream
-        # attempts pass on when it is not. The span is held weakly: every timer or task made
-        # during the request keeps a copy of its context, some for as long as a keep-alive
-        # timeout, and a strong reference would keep each trace alive with them (into the
-        # collector's oldest generation, making its full collections more frequent).
-        self._current: ContextVar[ReferenceType[RequestSpan] | str | None] = ContextVar(
-            "rolegate_trace", default=None)
+        # Each request's task -> its span when it is sampled, or the traceparent its upstream
+        # attempts pass on when it is not. Not a context variable: every timer or task made
+        # during a request keeps a copy of its context, some for as long as a keep-alive
+        # timeout, and setting a variable per request would keep its context's nodes alive
+        # with them (into the collector's oldest generation, making its full collections,
+        # which walk the whole heap, more frequent).
+        self._current: dict[asyncio.Task[Any] | None, RequestSpan | str] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def export(cls, config: TracingConfig) -> Tracing:
@@ -102,13 +102,13 @@ class Tracing:
         if traceparent is not None:
             parent = remote_parent(traceparent, headers.get(b"tracestate"))
             if parent is not None and not parent.is_sampled:
-                return self._current.set(parent.traceparent)  # passed on as it came
+                return self._set_current(parent.traceparent)  # passed on as it came
         attributes = {"http.request.method": request.method, "url.path": request.path,
                       "rolegate.request_id": request.request_id}
         if parent is None:  # a new trace (a malformed traceparent is read as none)
             trace_id = self._trace_id()
             if self._random() >= self._sample_ratio:
-                return self._current.set(f"00-{trace_id:032x}-{self._span_id():016x}-00")
+                return self._set_current(f"00-{trace_id:032x}-{self._span_id():016x}-00")
             span = RequestSpan(request.method, trace_id, self._span_id(), 0, "",
                                HAS_IS_REMOTE, time_ns(), attributes)
         else:
@@ -116,10 +116,10 @@ class Tracing:
                                parent.span_id, parent.trace_state, HAS_IS_REMOTE | IS_REMOTE,
                                time_ns(), attributes)
         request.state[_SPAN] = span
-        return self._current.set(ref(span))
+        return self._set_current(span)
 
     def finish(self, request: Request, status: int, token: object) -> None:
-        self._current.reset(token)  # type: ignore[arg-type]
+        self._current.pop(token, None)  # type: ignore[call-overload]
         state = request.state
         span: RequestSpan | None = state.get(_SPAN)
         if span is None:
@@ -177,10 +177,7 @@ class Tracing:
     def current(self) -> RequestSpan | str | None:
         """The current request's span, or the traceparent its attempts pass on when it is
         not sampled (None outside a request)."""
-        current = self._current.get()
-        if current is None or isinstance(current, str):
-            return current
-        return current()
+        return self._current.get(self._task())
 
     def attempt(self, request_span: RequestSpan | None, call: UpstreamCall,
                 config: DeploymentConfig, deployment: str, upstream_model: str) -> _Attempt:
@@ -211,6 +208,19 @@ class Tracing:
         request_span.open -= 1
         if request_span.end and not request_span.open:  # the request ended first
             self._export.put(request_span.trace())
+
+    def _set_current(self, current: RequestSpan | str) -> object:
+        task = self._task()
+        self._current[task] = current
+        return task
+
+    def _task(self) -> asyncio.Task[Any] | None:
+        # The loop passed in: without it, Python 3.11's lookup of the running loop makes a
+        # getpid() system call each time.
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            loop = self._loop = asyncio.get_running_loop()
+        return asyncio.current_task(loop)
 
     def _trace_id(self) -> int:
         trace_id = self._bits(128)
