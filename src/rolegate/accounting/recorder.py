@@ -34,7 +34,6 @@ itself, before the response ends, and the flusher writes the spool: a process ki
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -46,10 +45,10 @@ from rolegate.accounting.spool import Spool, SpoolFull
 from rolegate.accounting.store import (
     RecordsRefused, StoreUnavailable, UsageStore, dead_letter_json,
 )
+from rolegate.tasks import BatchFlusher
 
 log = logging.getLogger("rolegate.accounting")
 MAX_PENDING = 100_000
-STOP_ATTEMPTS = 3
 DEAD_LETTER_FILE = "usage-dead-letters.jsonl"
 
 
@@ -61,7 +60,6 @@ class Recorder:
                  spool: Spool | None = None, is_write_ahead: bool = False,
                  clock: Callable[[], float] = time.time) -> None:
         self._store = store
-        self._flush_interval = flush_interval
         self._batch_size = batch_size
         self._max_pending = max_pending
         self._dead_letter_dir = dead_letter_dir
@@ -70,9 +68,7 @@ class Recorder:
         self._clock = clock
         self._queue: asyncio.Queue[UsageRecord] = asyncio.Queue()
         self._failed: list[UsageRecord] = []
-        self._wake = asyncio.Event()
-        self._is_stopping = False
-        self._task: asyncio.Task[None] | None = None
+        self._flusher = BatchFlusher(self.flush, interval=flush_interval)
         self.dropped = 0
         self.failed_writes = 0
         self.dead_lettered = 0
@@ -115,26 +111,16 @@ class Recorder:
             return
         self._queue.put_nowait(record)
         if self._queue.qsize() >= self._batch_size:
-            self._wake.set()
+            self._flusher.wake()
 
     async def start(self) -> None:
         if self._spool is not None and self._spool.slot is None:
             await asyncio.to_thread(self._spool.open)
-        if self._task is None:
-            self._is_stopping = False
-            self._task = asyncio.ensure_future(self._run())
+        await self._flusher.start()
 
     async def stop(self) -> None:
         """Let the flusher finish its write, then write everything still queued."""
-        self._is_stopping = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
-        for _ in range(STOP_ATTEMPTS):
-            if await self.flush():
-                break
-        else:
+        if not await self._flusher.stop():
             where = "are spooled" if self._spool is not None and not self.pending else \
                 "could not be written"
             log.error("%d usage records %s at shutdown", self.pending + self.spooled, where)
@@ -242,13 +228,6 @@ class Recorder:
         # The last place left: the record itself, in the log, rather than losing it.
         log.error("usage record set aside nowhere else: %s", line.rstrip())
         return "the log"
-
-    async def _run(self) -> None:
-        while not self._is_stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._flush_interval)
-            self._wake.clear()
-            await self.flush()
 
     def _take(self, count: int) -> list[UsageRecord]:
         taken: list[UsageRecord] = []

@@ -202,7 +202,7 @@ class Gateway:
         tracing = self._tracing
         if tracing is None or not tracing.is_recording(request):
             return await self._authenticator.authenticate(request.headers, request.query_string)
-        with tracing.authenticating():
+        with tracing.authenticating(request):
             return await self._authenticator.authenticate(request.headers, request.query_string)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
