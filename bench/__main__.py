@@ -56,6 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # Modes measured against another gateway mode rather than `direct`: run beside it.
 GATEWAY_BASELINES = {"stream": "direct-stream", "jwt-rs256-otel": "jwt-rs256",
                      "jwt-rs256-otel-1pct": "jwt-rs256",
+                     "limits+usage+write-ahead": "limits+usage",
                      **{surface[0]: "jwt-rs256" for surface in SURFACES}}
 
 

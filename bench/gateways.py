@@ -96,6 +96,23 @@ register("apikey", gateway_mode("apikey", APIKEY, api_key_token()))
 register("limits+usage", gateway_mode("limits+usage", LIMITS_USAGE,
                                       jwt_token("RS256", "limits-rs256.json"),
                                       is_using_redis=True))
+# limits+usage with each usage record appended to the spool before its response ends
+# (`accounting.write_ahead`): its ratio to limits+usage, run beside it, is what that costs.
+WRITE_AHEAD = jwt_config("write-ahead-rs256.json", "RS256",
+                         rule_limits=", limits: {rpm: 100000000, tpm: 100000000}", extra="""
+accounting:
+  enabled: true
+  write_ahead: true
+  spool_dir: {workdir}/spool
+limits:
+  backend: redis
+  url: {redis_url}
+database:
+  url: sqlite+aiosqlite:///{workdir}/usage.db
+""")
+register("limits+usage+write-ahead", gateway_mode(
+    "limits+usage+write-ahead", WRITE_AHEAD, jwt_token("RS256", "write-ahead-rs256.json"),
+    is_using_redis=True, baseline="limits+usage"))
 # jwt-rs256 with every request traced (sampled at 1.0) and exported over OTLP/HTTP to the mock
 # upstream's /v1/traces sink: its ratio to jwt-rs256, run beside it, is what tracing costs.
 OTEL_RS256 = jwt_config("otel-rs256.json", "RS256") + """

@@ -16,7 +16,7 @@ from tests.support.clock import FakeClock
 from tests.support.fetch import FakeKeySource
 from tests.support.keys import KeyPair
 
-pytest_plugins = ["tests.support.storage"]
+pytest_plugins = ["tests.support.storage", "tests.support.mcp"]
 
 
 @pytest.fixture(scope="session")

@@ -20,17 +20,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from rolegate.accounting.estimate import TokenEstimator
 from rolegate.accounting.recorder import Recorder
+from rolegate.accounting.spool import Spool
 from rolegate.accounting.store import UsageStore
 from rolegate.admin.keys import KeyAdmin
 from rolegate.admin.openapi import openapi_document
 from rolegate.admin.routes import AdminHandlers
+from rolegate.admin.schemas import key_changes
 from rolegate.admin.usage import UsageAdmin
 from rolegate.audit.log import AuditLog
 from rolegate.audit.store import AuditStore
 from rolegate.api.routes import (
-    CONSOLE, CONSOLE_CALLBACK, CONSOLE_SIGN_IN, CONSOLE_STYLE, DEV_AUTHORIZE, DEV_JWKS,
-    HEALTH_LIVE, HEALTH_READY, INFERENCE_OPERATIONS, MCP_PREFIX, PROTECTED_RESOURCE_PREFIX,
-    Operation, RouteGroup,
+    DEV_AUTHORIZE, DEV_JWKS, HEALTH_LIVE, HEALTH_READY, INFERENCE_OPERATIONS, MCP_PREFIX,
+    PROTECTED_RESOURCE_PREFIX, ConsolePaths, Operation, RouteGroup, Router,
 )
 from rolegate.authn.apikeys import ApiKeyVerifier
 from rolegate.authn.authenticator import Authenticator
@@ -42,7 +43,8 @@ from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
 from rolegate.authz.model import Action
 from rolegate.authz.policy import RolePolicy
 from rolegate.console.dev_authorize import DevAuthorizer
-from rolegate.console.pages import ConsolePages, Renderer, stylesheet
+from rolegate.console.overview import OverviewPage
+from rolegate.console.pages import ConsolePages, Explainer, Question, Renderer, static_file
 from rolegate.console.session import SessionCookies
 from rolegate.console.usage import UsagePages
 from rolegate.console.signin import CodeExchange, OidcSignIn, TokenEndpoint
@@ -52,17 +54,24 @@ from rolegate.config.load import read_pepper
 from rolegate.config.model import (
     EgressConfig, IssuerConfig, ModelConfig, RoutingConfig, Settings,
 )
-from rolegate.explain import explain, explain_key
+from rolegate.explain import explain, explain_claims, explain_key, explain_key_id
 from rolegate.keys.material import KeyHasher, is_api_key
 from rolegate.keys.store import KeyStore
 from rolegate.limits.limiter import Limiter
-from rolegate.mcp.handlers import McpHandlers, McpServer, resource_url
+from rolegate.mcp.credentials import ServerCredential
+from rolegate.mcp.handlers import McpHandlers, McpServer
+from rolegate.mcp.resources import accepting, public_base_url, resource_url
+from rolegate.mcp.pins import ToolPins
+from rolegate.mcp.sessions import SessionBinder
+from rolegate.mcp.stdio import StdioServer
+from rolegate.mcp.tool_limits import ToolLimits
 from rolegate.limits.memory import MemoryLimiter
 from rolegate.limits.quota import QuotaPlan
 from rolegate.limits.reservation import Reserver
 from rolegate.limits.redis import RedisLimiter
 from rolegate.observability.collectors import KeySetCollector, UsageRecorderCollector
 from rolegate.observability.logging import AccessLog, DecisionLog, configure_process_logging
+from rolegate.observability.matches import RuleMatches
 from rolegate.observability.metrics import EXPOSITION_TYPE, GatewayMetrics, exposition
 from rolegate.observability.requests import RequestObserver
 from rolegate.observability.upstream import MeasuredProvider
@@ -93,16 +102,19 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
               clock: Callable[[], float] = time.time, fetch: Fetch | None = None,
               dev_issuer: DevIssuer | None = None,
               sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-              rng: random.Random | None = None) -> Gateway:
+              rng: random.Random | None = None, mcp_session_key: bytes | None = None,
+              session_secret: bytes | None = None) -> Gateway:
     """The ASGI app for `settings`. Tests pass `clock`, `fetch`, `dev_issuer`, `sleep` (retry
-    back-off) and `rng` (jitter, tie-breaks) in."""
+    back-off) and `rng` (jitter, tie-breaks) in; the workers of one `serve`, the key binding MCP
+    sessions (None: `mcp.session_secret`, or a random key of this process) and the console's
+    `session_secret` (None: `console.session_secret`, or a random one of this process)."""
     http = http or HttpClient(settings.egress)
     fetch = fetch or http_fetcher(http)
     paths = settings.claim_paths
-    mcp_servers = [McpServer(server, resource_url(public_base_url(settings), server.name))
-                   for server in settings.mcp.servers]
+    mcp_servers = _mcp_servers(settings, http, clock, sleep)
+    children = [server.stdio for server in mcp_servers if server.stdio is not None]
     resources = tuple(server.resource for server in mcp_servers)
-    issuers = [TrustedIssuer.build(_accepting(config, resources), fetch, clock, paths)
+    issuers = [TrustedIssuer.build(accepting(config, resources), fetch, clock, paths)
                for config in settings.auth.issuers]
     public = {HEALTH_LIVE: health()}
     if settings.auth.dev_issuer.enabled:
@@ -114,6 +126,8 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     checks = {f"issuer {cache.name}": _keys_loaded(cache) for cache in caches}
     if stores.database is not None:
         checks["database"] = stores.database.check
+    if stores.recorder is not None:
+        checks["usage records"] = stores.recorder.readiness
     limiter = _build_limiter(settings)
     if isinstance(limiter, RedisLimiter):
         checks["rate limits"] = limiter.readiness
@@ -125,7 +139,9 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     registry = CollectorRegistry()
     metrics = _build_metrics(settings, registry)
     decisions = DecisionLog(is_enabled=settings.logging.decisions, clock=clock,
-                            keep_denials=RECENT_DENIALS if settings.console.enabled else 0)
+                            keep_denials=RECENT_DENIALS if settings.console.enabled else 0,
+                            matches=RuleMatches(capacity=RECENT_MATCHES, clock=clock)
+                            if settings.console.enabled else None)
     tracing = _build_tracing(settings)
     guard = Guard(RolePolicy.compile(settings.policy), decisions, metrics,
                   audit=stores.audit if settings.audit.decisions else None, tracing=tracing)
@@ -150,14 +166,17 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     usage_admin = UsageAdmin(stores.usage, clock, dimensions=settings.accounting.dimensions)
     console = _build_console(settings, dev_issuer if settings.auth.dev_issuer.enabled else None,
                              fetch=fetch, http=http, clock=clock, policy=guard.policy,
-                             stores=stores, decisions=decisions)
+                             stores=stores, decisions=decisions, secret=session_secret)
     public.update(console.public)
     handlers = _handler_table(proxy, admin, key_admin, usage_admin,
                               settings.accounting.dimensions)
     mcp = McpHandlers(mcp_servers, guard, http, recorder=stores.recorder, clock=clock,
                       issuers=[issuer.config.issuer for issuer in issuers],
                       max_body_bytes=settings.server.max_body_bytes,
-                      body_timeout=settings.server.body_timeout)
+                      body_timeout=settings.server.body_timeout,
+                      limits=ToolLimits(plan, limiter, clock, metrics),
+                      sessions=SessionBinder(_session_key(settings, mcp_session_key)),
+                      pins=ToolPins())
     handlers[Operation.MCP] = mcp.serve
     for server in mcp_servers:
         public[PROTECTED_RESOURCE_PREFIX + MCP_PREFIX + server.config.name] = mcp.metadata(server)
@@ -173,16 +192,18 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     observer = RequestObserver(metrics, AccessLog(is_enabled=settings.logging.access), decisions)
     authenticator = Authenticator(JwtVerifier(issuers, clock), keys=stores.keys,
                                   max_header_bytes=settings.server.max_auth_header_bytes)
-    on_shutdown = [*stores.on_shutdown, limiter.close, http.close]
+    on_shutdown = [*stores.on_shutdown, *(child.stop for child in children), limiter.close,
+                   http.close]
     if tracing is not None:
         on_shutdown.append(_closing(tracing))
     return Gateway(authenticator=authenticator, guard=guard, handlers=handlers, public=public,
                    observer=observer, tracing=tracing, forms=console.forms,
-                   sessions=console.sessions,
+                   sessions=console.sessions, router=Router(settings.console.path),
                    resource_metadata={MCP_PREFIX + server.config.name: server.metadata_url
                                       for server in mcp_servers},
-                   resource_audiences=frozenset(resources), on_startup=[*stores.on_startup,
-                               background(*(cache.warm_until_loaded for cache in caches))],
+                   resource_audiences=frozenset(resources), on_startup=[
+                       *stores.on_startup, *(child.start for child in children),
+                       background(*(cache.warm_until_loaded for cache in caches))],
                    on_shutdown=on_shutdown)
 
 
@@ -255,10 +276,13 @@ def _build_stores(settings: Settings, clock: Callable[[], float]) -> _Stores:
     if settings.accounting.enabled:
         accounting = settings.accounting
         dead_letters = accounting.dead_letter_dir
+        spool = None if accounting.spool_dir is None else Spool(
+            Path(accounting.spool_dir), max_bytes=accounting.spool_max_bytes)
         stores.recorder = Recorder(stores.usage, flush_interval=accounting.flush_interval,
                                    batch_size=accounting.batch_size, clock=clock,
                                    dead_letter_dir=None if dead_letters is None
-                                   else Path(dead_letters))
+                                   else Path(dead_letters), spool=spool,
+                                   is_write_ahead=accounting.write_ahead)
         stores.on_startup.append(stores.recorder.start)
         stores.on_shutdown.append(stores.recorder.stop)
     if settings.audit.enabled:
@@ -331,7 +355,10 @@ def create_app_from_env() -> Gateway:
     if settings.auth.dev_issuer.enabled:
         assert options.state_dir is not None, "from_environ always names a state directory"
         dev_issuer = DevIssuer.load(options.state_dir)
-    return build_app(settings, dev_issuer=dev_issuer)
+    mcp_key, console_key = options.mcp_session_key, options.console_session_key
+    return build_app(settings, dev_issuer=dev_issuer,
+                     mcp_session_key=bytes.fromhex(mcp_key) if mcp_key else None,
+                     session_secret=bytes.fromhex(console_key) if console_key else None)
 
 
 def _build_metrics(settings: Settings, registry: CollectorRegistry) -> GatewayMetrics | None:
@@ -369,18 +396,27 @@ def _trusted_dev(dev: DevIssuer, clock: Callable[[], float],
 
     async def local(url: str) -> bytes:  # served from memory: no request to ourselves
         return document
-    config = _accepting(dev.issuer_config(), resources)
+    config = accepting(dev.issuer_config(), resources)
     if audience is not None:
         config = config.model_copy(update={"audiences": (audience,)})
     return TrustedIssuer.build(config, local, clock, paths)
 
 
-def _accepting(config: IssuerConfig, resources: tuple[str, ...]) -> IssuerConfig:
-    """An issuer also accepted for the MCP servers' resources (RFC 8707): such a token is
-    good on its server only (the gateway refuses it elsewhere, the handler on other servers)."""
-    if not resources:
-        return config
-    return config.model_copy(update={"audiences": (*config.audiences, *resources)})
+def _session_key(settings: Settings, given: bytes | None) -> bytes:
+    secret = settings.mcp.session_secret
+    if secret is not None:
+        return secret.get_secret_value().encode()
+    return given or secrets.token_bytes(32)
+
+
+def _mcp_servers(settings: Settings, http: HttpClient, clock: Callable[[], float],
+                 sleep: Callable[[float], Awaitable[None]]) -> list[McpServer]:
+    base = public_base_url(settings)
+    limit = settings.server.max_auth_header_bytes
+    return [McpServer(server, resource_url(base, server.name),
+                      ServerCredential(server, http, clock, max_header_bytes=limit),
+                      StdioServer(server, sleep=sleep) if server.command else None)
+            for server in settings.mcp.servers]
 
 
 def _new_dev_issuer(settings: Settings) -> DevIssuer:
@@ -392,13 +428,8 @@ def dev_issuer_url(settings: Settings) -> str:
     return f"{public_base_url(settings)}/dev"
 
 
-def public_base_url(settings: Settings) -> str:
-    server = settings.server
-    base = server.public_base_url or f"http://{server.host}:{server.port}"
-    return base.rstrip("/")
-
-
 RECENT_DENIALS = 500  # the console's Decisions page: the last 401s and 403s, in memory
+RECENT_MATCHES = 2000  # the console's Policy page: (rule, principal) pairs last granted
 
 
 @dataclass
@@ -413,77 +444,115 @@ class _Console:
 
 def _build_console(settings: Settings, dev: DevIssuer | None, *, fetch: Fetch,
                    http: HttpClient, clock: Callable[[], float], policy: RolePolicy,
-                   stores: _Stores, decisions: DecisionLog) -> _Console:
+                   stores: _Stores, decisions: DecisionLog,
+                   secret: bytes | None = None) -> _Console:
     """The console, signing in with `console.issuer` or, unset, the development issuer when it
     is on; with neither (or `console.enabled: false`) its routes answer 404."""
     config = settings.console
     issuer = next((i for i in settings.auth.issuers if i.name == config.issuer), None)
     is_on = config.enabled and (issuer is not None or (config.issuer is None and dev is not None))
-    base = (settings.server.public_base_url
-            or f"http://{settings.server.host}:{settings.server.port}").rstrip("/")
-    renderer = Renderer(CONSOLE)
-    cookies = None
-    public: dict[str, PublicHandler] = {}
-    forms: dict[str, PublicForm] = {}
+    paths = ConsolePaths.at(config.path)
+    renderer = Renderer(paths.home)
+    console = _Console({}, {}, {}, None)
     if is_on:
-        secret = (config.session_secret.get_secret_value().encode() if config.session_secret
-                  else secrets.token_bytes(32))
-        cookies = SessionCookies(secret, prefix=CONSOLE, is_secure=not _is_loopback_http(base),
-                                 clock=clock, idle=config.idle_timeout,
-                                 absolute=config.absolute_timeout)
-        redirect_uri = f"{base}{CONSOLE_CALLBACK}"
-        exchange: CodeExchange
-        if issuer is not None:  # an OIDC issuer of auth.issuers; config checks its endpoints
-            trusted = TrustedIssuer.build(issuer.model_copy(
-                update={"audiences": (config.client_id,)}), fetch, clock)
-            secret_value = config.client_secret.get_secret_value() if config.client_secret \
-                else None
-            exchange = TokenEndpoint(http, str(config.token_url), config.client_id, secret_value)
-            authorize = str(config.authorization_url)
-        else:
-            assert dev is not None
-            trusted = _trusted_dev(dev, clock, (), audience=config.client_id)
-            exchange = dev_authorizer = DevAuthorizer(
-                dev, renderer, client_id=config.client_id, redirect_uri=redirect_uri,
-                default_roles=(DEFAULT_ADMIN_ROLE,), clock=clock)
-            authorize = f"{base}{DEV_AUTHORIZE}"
-            forms[DEV_AUTHORIZE] = dev_authorizer.authorize
-        sign_in = OidcSignIn(cookies, JwtVerifier([trusted], clock), exchange,
-                             authorization_url=authorize, client_id=config.client_id,
-                             redirect_uri=redirect_uri, secret=secret, clock=clock)
-        forms[CONSOLE_SIGN_IN] = sign_in.start
-        forms[CONSOLE_CALLBACK] = sign_in.finish
-        public[CONSOLE_STYLE] = stylesheet
-
-    async def explainer(credential: str, route: str, model: str | None) -> dict[str, Any]:
-        if is_api_key(credential):
-            report = await explain_key(settings, stores.key_store, credential, route, model,
-                                       clock)
-        else:
-            configs = list(settings.auth.issuers) + ([dev.issuer_config()] if dev else [])
-            report = await explain(settings, configs, credential, route, model,
-                                   _dev_fetch(dev, fetch), clock)
-        return report.to_dict()
+        console = _console_sign_in(settings, issuer, dev, renderer, fetch=fetch, http=http,
+                                   clock=clock, secret=(
+                                       config.session_secret.get_secret_value().encode()
+                                       if config.session_secret
+                                       else secret or secrets.token_bytes(32)))
 
     def can_change(who: Principal) -> bool:
-        return policy.decide(who, Action(RouteGroup.ADMIN, f"{CONSOLE}/keys")).allowed
+        return policy.decide(who, Action(RouteGroup.ADMIN, f"{paths.home}/keys")).allowed
 
-    pages = ConsolePages(renderer, cookies, keys=stores.key_store, audit=stores.audit,
-                         explainer=explainer, can_change=can_change, clock=clock,
+    pages = ConsolePages(renderer, console.sessions, keys=stores.key_store,
+                         audit=stores.audit, explainer=_console_explainer(
+                             settings, dev, stores.key_store, fetch, clock),
+                         can_change=can_change, key_changes=key_changes, clock=clock,
                          denials=decisions.denials)
-    usage = UsagePages(stores.usage, clock, pages.page)
-    handlers: dict[Operation, Handler] = {
-        Operation.CONSOLE_HOME: pages.home, Operation.CONSOLE_KEYS: pages.keys,
+    usage = UsagePages(stores.usage, clock, pages.page,
+                       dimensions=settings.accounting.dimensions)
+    overview = OverviewPage(stores.usage, decisions.denials, clock, pages.page)
+    matches = decisions.matches
+    console.handlers.update({
+        Operation.CONSOLE_HOME: overview.show, Operation.CONSOLE_KEYS: pages.keys,
         Operation.CONSOLE_DECISIONS: pages.decisions,
         Operation.CONSOLE_USAGE: usage.report, Operation.CONSOLE_USAGE_CSV: usage.download,
-        Operation.CONSOLE_POLICY: pages.shown("policy.html", page="policy",
+        Operation.CONSOLE_POLICY: pages.shown("policy.html", page="policy", live=lambda: {
+                                              "matches": matches.by_rule() if matches else {}},
                                               issuers=[*settings.auth.issuers,
                                                        *([dev.issuer_config()] if dev else [])],
                                               models=settings.models, rules=settings.policy),
         Operation.CONSOLE_KEYS_CREATE: pages.create_key,
+        Operation.CONSOLE_KEYS_EDIT: pages.edit_key,
+        Operation.CONSOLE_KEYS_UPDATE: pages.update_key,
         Operation.CONSOLE_KEYS_REVOKE: pages.revoke_key, Operation.CONSOLE_EXPLAIN: pages.explain,
-        Operation.CONSOLE_SIGN_OUT: pages.sign_out}
-    return _Console(handlers, public, forms, cookies)
+        Operation.CONSOLE_SIGN_OUT: pages.sign_out})
+    return console
+
+
+def _console_sign_in(settings: Settings, issuer: IssuerConfig | None, dev: DevIssuer | None,
+                     renderer: Renderer, *, fetch: Fetch, http: HttpClient,
+                     clock: Callable[[], float], secret: bytes) -> _Console:
+    """The console's sessions, and its public paths: sign-in (with `issuer` or, None, the
+    development issuer), its stylesheet and script."""
+    config = settings.console
+    paths = ConsolePaths.at(config.path)
+    base = public_base_url(settings)
+    cookies = SessionCookies(secret, prefix=paths.home, is_secure=not _is_loopback_http(base),
+                             clock=clock, idle=config.idle_timeout,
+                             absolute=config.absolute_timeout)
+    redirect_uri = f"{base}{paths.callback}"
+    forms: dict[str, PublicForm] = {}
+    exchange: CodeExchange
+    if issuer is not None:  # an OIDC issuer of auth.issuers; config checks its endpoints
+        # An ID token: for the console's client id, and of whatever `typ` the issuer gives
+        # ID tokens (`token_types` names the access tokens' type, such as at+jwt).
+        trusted = TrustedIssuer.build(issuer.model_copy(
+            update={"audiences": (config.client_id,), "token_types": None}), fetch, clock)
+        client_secret = config.client_secret.get_secret_value() if config.client_secret \
+            else None
+        exchange = TokenEndpoint(http, str(config.token_url), config.client_id, client_secret)
+        authorize = str(config.authorization_url)
+    else:
+        assert dev is not None
+        trusted = _trusted_dev(dev, clock, (), audience=config.client_id)
+        exchange = dev_authorizer = DevAuthorizer(
+            dev, renderer, client_id=config.client_id, redirect_uri=redirect_uri,
+            default_roles=(DEFAULT_ADMIN_ROLE,), secret=secret, clock=clock)
+        authorize = f"{base}{DEV_AUTHORIZE}"
+        forms[DEV_AUTHORIZE] = dev_authorizer.authorize
+    sign_in = OidcSignIn(cookies, JwtVerifier([trusted], clock), exchange,
+                         authorization_url=authorize, client_id=config.client_id,
+                         redirect_uri=redirect_uri, secret=secret, clock=clock)
+    forms[paths.sign_in] = sign_in.start
+    forms[paths.callback] = sign_in.finish
+    public: dict[str, PublicHandler] = {
+        paths.style: static_file("console.css", b"text/css; charset=utf-8"),
+        paths.script: static_file("console.js", b"text/javascript; charset=utf-8")}
+    return _Console({}, public, forms, cookies)
+
+
+def _console_explainer(settings: Settings, dev: DevIssuer | None, keys: KeyStore | None,
+                       fetch: Fetch, clock: Callable[[], float]) -> Explainer:
+    """The Explain page's reports: `rolegate explain`'s, from the gateway's own issuers (the
+    development issuer's key set read from memory) and key store."""
+    configs = list(settings.auth.issuers) + ([dev.issuer_config()] if dev else [])
+    dev_fetch = _dev_fetch(dev, fetch)
+
+    async def explainer(question: Question) -> dict[str, Any]:
+        route, model = question.route, question.model
+        if question.key_id is not None:
+            report = await explain_key_id(settings, keys, question.key_id, route, model, clock)
+        elif question.claims is not None:
+            report = await explain_claims(settings, configs, question.claims, route, model,
+                                          clock)
+        elif is_api_key(credential := question.credential or ""):
+            report = await explain_key(settings, keys, credential, route, model, clock)
+        else:
+            report = await explain(settings, configs, credential, route, model, dev_fetch,
+                                   clock)
+        return report.to_dict()
+    return explainer
 
 
 def _is_loopback_http(base: str) -> bool:

@@ -1,4 +1,5 @@
-"""`explain`: why a token or a virtual API key gets the answer it gets, step by step.
+"""`explain`: why a token or a virtual API key gets the answer it gets, step by step, for a
+route and model or for an MCP server's tool, resource or prompt (`McpTarget`).
 
 Runs the gateway's own verifiers and policy (not a re-implementation), and records each step, so
 "why am I getting 403?" has an answer that matches what the gateway does.
@@ -9,22 +10,30 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 
-from rolegate.api.routes import resolve
-from rolegate.authn.apikeys import ApiKeyVerifier, KeyRecords
+from rolegate.api.routes import RouteGroup, resolve
+from rolegate.authn.apikeys import ApiKeyVerifier, KeyRecords, principal_of
 from rolegate.authn.claims import ClaimMapping
 from rolegate.authn.jwks import Fetch
 from rolegate.authn.principal import Principal
 from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
-from rolegate.authz.model import Action
+from rolegate.authz.model import Action, McpTarget
 from rolegate.authz.policy import RolePolicy
 from rolegate.config.model import IssuerConfig, Settings, per_claim
 from rolegate.errors import GatewayError, ModelNotFound, NotFound
 from rolegate.keys.material import hint
+from rolegate.keys.records import ApiKey
 from rolegate.limits.quota import QuotaPlan
+from rolegate.mcp.resources import accepting, mcp_resources, public_base_url, resource_url
+
+
+class KeysById(Protocol):
+    """Where a key's record is read by its id: `keys.store.KeyStore`."""
+
+    async def get(self, key_id: str) -> ApiKey | None: ...
 
 
 @dataclass
@@ -46,6 +55,9 @@ class Explanation:
     claims: dict[str, Any] = field(default_factory=dict)
     principal: Principal | None = None
     is_verified: bool = False
+    # Claims given as they are (`explain_claims`): the decision a valid token carrying them
+    # would get, though nothing was verified.
+    is_assumed: bool = False
     action: Action | None = None
     rules: list[RuleVerdict] = field(default_factory=list)
     allowed: bool = False
@@ -70,22 +82,34 @@ class Explanation:
                 "end_user": who.end_user, "key_id": who.key_id},
             "action": None if self.action is None else {
                 "route": str(self.action.route), "path": self.action.path,
-                "model": self.action.model},
+                "model": self.action.model, **_mcp_dict(self.action.mcp)},
             "rules": [{"name": rule.name, "unmet": rule.unmet, "grants_route": rule.grants_route,
                        "grants_model": rule.grants_model, "grants": rule.is_granting}
                       for rule in self.rules],
         }
 
 
+def _mcp_dict(target: McpTarget | None) -> dict[str, Any]:
+    """The MCP part of an action, for an action naming an MCP server (else nothing)."""
+    if target is None:
+        return {}
+    return {"mcp": {"server": target.server, "kind": target.kind, "name": target.name,
+                    "arguments": None if target.arguments is None else dict(target.arguments)}}
+
+
 async def explain(settings: Settings, issuers: list[IssuerConfig], token: str, route: str,
                   model: str | None, fetch: Fetch,
-                  clock: Callable[[], float] = time.time) -> Explanation:
+                  clock: Callable[[], float] = time.time, *,
+                  mcp: McpTarget | None = None) -> Explanation:
+    """With `mcp`, the request is one to that MCP server naming that tool (or resource or
+    prompt), and its token must name the server's resource as audience, as the gateway asks."""
     report = Explanation()
-    report.action = _action(route, model)
+    report.action = _action(route, model, mcp)
     if not _read_token(report, token):
         return report
-    trusted = [TrustedIssuer.build(config, fetch, clock, settings.claim_paths)
-               for config in issuers]
+    resources = mcp_resources(settings)
+    trusted = [TrustedIssuer.build(accepting(config, resources), fetch, clock,
+                                   settings.claim_paths) for config in issuers]
     issuer = _matching_issuer(report, trusted)
     try:
         report.principal = await JwtVerifier(trusted, clock).verify(token)
@@ -99,10 +123,29 @@ async def explain(settings: Settings, issuers: list[IssuerConfig], token: str, r
             report.principal = ClaimMapping.for_issuer(
                 issuer.config, settings.claim_paths).to_principal(report.claims)
     if report.principal is not None:
-        _evaluate(report, RolePolicy.compile(settings.policy))
-        _look_up_model(report, settings)
-        _count_limits(report, settings)
+        if mcp is not None:
+            _check_server(report, settings, mcp)
+        _decide(report, settings)
     return report
+
+
+def _check_server(report: Explanation, settings: Settings, target: McpTarget) -> None:
+    """The gateway's MCP steps before the policy: the server exists, and the token is for it
+    (RFC 8707), not for the LLM API or another server."""
+    if target.server not in {server.name for server in settings.mcp.servers}:
+        raise NotFound(f"No MCP server is named {target.server!r} (configured: "
+                       f"{', '.join(s.name for s in settings.mcp.servers) or 'none'}).")
+    assert report.principal is not None
+    resource = resource_url(public_base_url(settings), target.server)
+    is_for_server = resource in report.principal.audiences
+    report.step("audience", is_for_server,
+                f"the token names {resource}" if is_for_server else
+                f"the token's aud {sorted(report.principal.audiences)} does not name "
+                f"{resource}; the gateway answers 401 invalid_audience")
+    if not is_for_server and report.is_verified:
+        report.is_verified = False
+        report.status = 401
+        report.summary = f"401 invalid_audience: the token is not for {resource}"
 
 
 def _audience_detail(error: GatewayError, claims: dict[str, Any],
@@ -133,9 +176,7 @@ async def explain_key(settings: Settings, store: KeyRecords | None, key: str, ro
     report.action = _action(route, model)
     report.step("credential", True, f"a virtual API key ({hint(key)})")
     if store is None:
-        report.step("key", False, "virtual API keys are not enabled (keys.enabled)")
-        report.summary = "401: virtual API keys are not enabled"
-        return report
+        return _keys_off(report)
     try:
         report.principal = await ApiKeyVerifier(store, clock, cache_ttl=0).verify(key)
     except GatewayError as error:
@@ -143,17 +184,80 @@ async def explain_key(settings: Settings, store: KeyRecords | None, key: str, ro
         report.status, report.summary = error.status, f"{error.status}: {error.message}"
         return report
     report.is_verified = True
-    models = report.principal.allowed_models
-    report.step("key", True, f"key {report.principal.key_id} of {report.principal.subject!r}: "
-                "known, not revoked, not expired"
-                + ("" if models is None else f"; limited to models {list(models)}"))
-    _evaluate(report, RolePolicy.compile(settings.policy))
-    _look_up_model(report, settings)
-    _count_limits(report, settings)
+    report.step("key", True, _key_detail(report.principal))
+    _decide(report, settings)
     return report
 
 
-def _action(route: str, model: str | None) -> Action:
+async def explain_key_id(settings: Settings, store: KeysById | None, key_id: str, route: str,
+                         model: str | None,
+                         clock: Callable[[], float] = time.time) -> Explanation:
+    """As `explain_key`, for the key with id `key_id` (its plaintext is never stored)."""
+    report = Explanation()
+    report.action = _action(route, model)
+    report.step("credential", True, f"the virtual API key with id {key_id!r}, looked up by id")
+    if store is None:
+        return _keys_off(report)
+    record = await store.get(key_id)
+    problem = ("not known" if record is None else "revoked" if record.is_revoked
+               else "expired" if record.is_expired(clock()) else None)
+    if record is None or problem is not None:
+        report.step("key", False, f"the key is {problem}")
+        report.summary = f"401: the API key is {problem}"
+        return report
+    report.principal = principal_of(record)
+    report.is_verified = True
+    report.step("key", True, _key_detail(report.principal))
+    _decide(report, settings)
+    return report
+
+
+async def explain_claims(settings: Settings, issuers: list[IssuerConfig],
+                         claims: dict[str, Any], route: str, model: str | None,
+                         clock: Callable[[], float] = time.time) -> Explanation:
+    """What the policy decides for a valid token of the issuer named by `claims["iss"]`
+    carrying `claims`: nothing is verified (no signature, audience or time); the principal is
+    read from the claims by that issuer's mapping, as for a token."""
+    report = Explanation(claims=claims, is_assumed=True)
+    report.action = _action(route, model)
+    report.step("claims", True, "given as they are: not verified (no signature, audience "
+                "or expiry checked)")
+
+    async def unused(url: str) -> bytes:  # nothing is verified, so no key is fetched
+        raise AssertionError(url)
+    trusted = [TrustedIssuer.build(config, unused, clock, settings.claim_paths)
+               for config in issuers]
+    issuer = _matching_issuer(report, trusted)
+    if issuer is None:
+        report.summary = f"401: iss {claims.get('iss')!r} matches no configured issuer"
+        return report
+    report.principal = ClaimMapping.for_issuer(issuer.config,
+                                               settings.claim_paths).to_principal(claims)
+    _decide(report, settings)
+    return report
+
+
+def _keys_off(report: Explanation) -> Explanation:
+    report.step("key", False, "virtual API keys are not enabled (keys.enabled)")
+    report.summary = "401: virtual API keys are not enabled"
+    return report
+
+
+def _decide(report: Explanation, settings: Settings) -> None:
+    _evaluate(report, RolePolicy.compile(settings.policy))
+    _look_up_model(report, settings)
+    _count_limits(report, settings)
+
+
+def _key_detail(who: Principal) -> str:
+    models = who.allowed_models
+    return (f"key {who.key_id} of {who.subject!r}: known, not revoked, not expired"
+            + ("" if models is None else f"; limited to models {list(models)}"))
+
+
+def _action(route: str, model: str | None, mcp: McpTarget | None = None) -> Action:
+    if mcp is not None:
+        return Action(RouteGroup.MCP, f"/mcp/{mcp.server}", mcp=mcp)
     if not route.startswith("/"):
         return Action(route, f"<{route}>", model)
     for method in ("POST", "GET"):
@@ -197,6 +301,10 @@ def _count_limits(report: Explanation, settings: Settings) -> None:
         return
     who = report.principal
     plan = QuotaPlan(settings.policy, budgets=settings.budgets)
+    target = report.action.mcp if report.action is not None else None
+    if target is not None:
+        _count_tool_limit(report, plan, who, target)
+        return
     for counted in plan.counted(report.rule):
         set_limits = counted.limits.model_dump(exclude_none=True,
                                                exclude={"per", "per_end_user", "name"})
@@ -204,6 +312,18 @@ def _count_limits(report: Explanation, settings: Settings) -> None:
         kind = "rule" if counted.namespace == "r" else "budget"
         report.step(f"limits ({kind} {counted.name})", True,
                     f"{limits} per {counted.per}{_counted_values(counted.per, who)}; counters "
+                    + ", ".join(counted.bases(who)))
+
+
+def _count_tool_limit(report: Explanation, plan: QuotaPlan, who: Principal,
+                      target: McpTarget) -> None:
+    if target.kind != "tool" or target.name is None:
+        return
+    counted = plan.tool_counted(report.rule, target.server, target.name)
+    if counted is not None:
+        report.step(f"limits (tool {target.name} by rule {report.rule})", True,
+                    f"rpm {counted.limits.rpm} per {counted.per}"
+                    f"{_counted_values(counted.per, who)}; counters "
                     + ", ".join(counted.bases(who)))
 
 
@@ -224,9 +344,9 @@ def _evaluate(report: Explanation, policy: RolePolicy) -> None:
     for rule in policy.rules:
         report.rules.append(RuleVerdict(rule.name, rule.unmet_conditions(report.principal),
                                         rule.grants_route(report.action),
-                                        rule.grants_model(report.action.model)))
+                                        rule.grants_target(report.action)))
     decision = policy.decide(report.principal, report.action)
-    if not report.is_verified:
+    if not report.is_verified and not report.is_assumed:
         report.summary += " (the policy below was evaluated on unverified claims)"
         return
     report.allowed = decision.allowed
@@ -234,3 +354,5 @@ def _evaluate(report: Explanation, policy: RolePolicy) -> None:
     report.status = 200 if decision.allowed else 403
     report.summary = (f"ALLOW: {decision.reason}" if decision.allowed
                       else f"403 {decision.code}: {decision.reason}")
+    if report.is_assumed:
+        report.summary += " (for a valid token carrying these claims; none was verified)"

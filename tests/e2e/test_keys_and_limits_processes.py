@@ -9,14 +9,13 @@ import os
 import secrets
 import signal
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.process import GatewayProcess
+from tests.support.process import GatewayProcess, rolegate_command
 from tests.support.storage import PEPPER, POSTGRES_URL, REDIS_URL
 
 pytestmark = pytest.mark.e2e
@@ -45,13 +44,7 @@ policy:
 
 async def rolegate(config_path: Path, *args: str) -> str:
     """Run a `rolegate` command against the config; its standard output."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rolegate", *args, "--config", str(config_path),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **ENV}, cwd=config_path.parent)
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()
-    return out.decode().strip()
+    return await rolegate_command(config_path, *args, env=ENV)
 
 
 def bearer(key: str) -> dict[str, str]:

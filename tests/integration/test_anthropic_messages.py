@@ -14,12 +14,9 @@ import httpx
 import openai
 import pytest
 
-from rolegate.app import build_app
 from rolegate.authn.dev_issuer import DevIssuer
-from rolegate.providers.http import HttpClient
 from tests.support import anthropic_wire
-from tests.support.lifespan import Lifespan
-from tests.support.served import ServedApp
+from tests.support.served import served_gateway
 from tests.support.servers import RecordingUpstream
 
 UPSTREAM_KEY = "sk-ant-upstream"
@@ -50,15 +47,9 @@ def surface_config(upstream_url: str) -> dict[str, Any]:
 @pytest.fixture
 async def served(settings_from, dev_issuer: DevIssuer, upstream: RecordingUpstream
                  ) -> AsyncIterator[str]:
-    http = HttpClient()
-    app = build_app(settings_from(surface_config(upstream.url)), http=http,
-                    dev_issuer=dev_issuer)
-    lifespan = Lifespan(app)
-    await lifespan.startup()
-    async with ServedApp(app) as url:
+    async with served_gateway(settings_from(surface_config(upstream.url)),
+                              dev_issuer=dev_issuer) as url:
         yield url
-    await lifespan.shutdown()
-    await http.close()
 
 
 @pytest.fixture

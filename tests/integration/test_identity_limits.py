@@ -7,20 +7,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
 
 from rolegate.authn.dev_issuer import DevIssuer
 from rolegate.limits.redis import SETTLE_DELAY
 from tests.support.gateways import CHAT, bearer
 from tests.support.storage import REDIS_URL
-
-
-@pytest.fixture(params=["memory", "redis"])
-def limits_backend(request: pytest.FixtureRequest) -> dict[str, Any]:
-    if request.param == "memory":
-        return {"backend": "memory"}
-    return {"backend": "redis", "url": REDIS_URL,
-            "prefix": request.getfixturevalue("redis_prefix")}
 
 
 def identity_config(upstream_url: str, rules: list[dict[str, Any]], **extra: Any

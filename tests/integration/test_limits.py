@@ -7,19 +7,9 @@ import asyncio
 import json
 from typing import Any
 
-import pytest
 
 from tests.integration.test_usage_accounting import _settled_rows
 from tests.support.gateways import CHAT, bearer, keyed_config
-from tests.support.storage import REDIS_URL
-
-
-@pytest.fixture(params=["memory", "redis"])
-def limits_backend(request: pytest.FixtureRequest) -> dict[str, Any]:
-    if request.param == "memory":
-        return {"backend": "memory"}
-    return {"backend": "redis", "url": REDIS_URL,
-            "prefix": request.getfixturevalue("redis_prefix")}
 
 
 async def make_key(gateway: Any, admin: dict[str, str], **fields: Any) -> str:

@@ -52,6 +52,7 @@ SUCCESS: dict[Operation, tuple[int, str | None]] = {
     Operation.CONSOLE_EXPLAIN: (200, None), Operation.CONSOLE_SIGN_OUT: (200, None),
     Operation.CONSOLE_DECISIONS: (200, None), Operation.CONSOLE_USAGE: (200, None),
     Operation.CONSOLE_USAGE_CSV: (200, None), Operation.CONSOLE_POLICY: (200, None),
+    Operation.CONSOLE_KEYS_EDIT: (200, None), Operation.CONSOLE_KEYS_UPDATE: (303, None),
 }
 # A console page asked for with no credential at all sends the browser to sign in.
 CONSOLE_WITHOUT_CREDENTIAL = (303, None)
@@ -59,6 +60,7 @@ BODIES: dict[Operation, dict[str, Any]] = {
     Operation.ADMIN_KEYS_CREATE: {"name": "made-by-the-walk", "owner": "ops"},
     Operation.ADMIN_KEYS_UPDATE: {"name": "renamed-by-the-walk"},
     Operation.CONSOLE_KEYS_CREATE: {"name": "made-in-the-console", "owner": "ops"},
+    Operation.CONSOLE_KEYS_UPDATE: {"rpm": "10"},
     Operation.CONSOLE_EXPLAIN: {"credential": "rg-not-a-key", "route": "/v1/models"},
 }
 # Anthropic's API answers in its own error shape: a `type` where OpenAI's has a `code`.

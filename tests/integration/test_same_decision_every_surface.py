@@ -1,8 +1,8 @@
 """One principal, one model, the same outcome whichever API it calls: allowed or denied alike on
 `/v1/chat/completions`, `/v1/messages` and `/v1beta/models/{model}:generateContent`, limited on
 one counter shared by all, and recorded with the same usage (each deployment kind: the mock, an
-OpenAI-compatible upstream, an Anthropic upstream, a Gemini upstream; the call translated where
-the upstream speaks another API)."""
+OpenAI-compatible upstream, an Anthropic upstream, a Gemini upstream, a Bedrock upstream; the
+call translated where the upstream speaks another API)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 
 from rolegate.authn.dev_issuer import DevIssuer
 from tests.integration.test_usage_accounting import usage_rows
+from tests.support import bedrock_wire
 from tests.support.gateways import bearer
 from tests.support.servers import RecordingUpstream
 
@@ -41,13 +42,18 @@ def config(upstream_url: str, database_url: str) -> dict[str, Any]:
              "api_key": "sk-ant"},
             {"name": "gemini", "provider": "gemini", "api_base": f"{upstream_url}/v1beta",
              "api_key": "AIza-upstream"},
+            {"name": "nova", "provider": "bedrock", "api_base": upstream_url,
+             "model": "amazon.nova-lite-v1:0", "region": bedrock_wire.REGION,
+             "aws_access_key_id": bedrock_wire.ACCESS_KEY,
+             "aws_secret_access_key": bedrock_wire.SECRET_KEY},
         ],
         "auth": {"dev_issuer": {"enabled": True}},
         "database": {"url": database_url},
         "accounting": {"flush_interval": 0.05},
         "policy": [
             {"name": "users", "when": {"roles": ["user"]},
-             "allow": {"routes": ["inference"], "models": ["echo", "gpt-4o", "claude", "gemini"]}},
+             "allow": {"routes": ["inference"],
+                       "models": ["echo", "gpt-4o", "claude", "gemini", "nova"]}},
             {"name": "small", "when": {"roles": ["small"]},
              "allow": {"routes": ["inference"], "models": ["echo"]}},
             {"name": "metered", "when": {"roles": ["metered"]},
@@ -92,15 +98,18 @@ async def call(gateway: Any, surface: str, model: str, token: str) -> tuple[int,
     (("user",), "gpt-4o", (200, "ok")),
     (("user",), "claude", (200, "ok")),
     (("user",), "gemini", (200, "ok")),
+    (("user",), "nova", (200, "ok")),
     (("small",), "echo", (200, "ok")),
     (("small",), "gpt-4o", (403, "denied")),
     (("small",), "claude", (403, "denied")),
     (("small",), "gemini", (403, "denied")),
+    (("small",), "nova", (403, "denied")),
     (("reporting.reader",), "echo", (403, "denied")),
     (("user",), "no-such-model", (403, "denied")),
 ], ids=["user-mock", "user-openai-upstream", "user-anthropic-upstream",
-        "user-gemini-upstream", "small-mock", "small-openai-upstream-denied",
-        "small-anthropic-upstream-denied", "small-gemini-upstream-denied", "no-grant-denied",
+        "user-gemini-upstream", "user-bedrock-upstream", "small-mock",
+        "small-openai-upstream-denied", "small-anthropic-upstream-denied",
+        "small-gemini-upstream-denied", "small-bedrock-upstream-denied", "no-grant-denied",
         "unknown-model-denied-before-lookup"])
 async def test_a_principal_gets_the_same_decision_on_every_surface(gateway, dev_issuer: DevIssuer,
                                                                    upstream, roles, model,
@@ -147,7 +156,7 @@ COMPARED = ("issuer", "subject", "rule", "model", "provider", "deployment", "sta
             "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "estimated")
 
 
-@pytest.mark.parametrize("model", ["echo", "gpt-4o", "claude", "gemini"])
+@pytest.mark.parametrize("model", ["echo", "gpt-4o", "claude", "gemini", "nova"])
 async def test_usage_records_are_equal_across_surfaces(gateway, dev_issuer, model):
     token = dev_issuer.mint(subject="svc", roles=("user",))
     for surface in SURFACES:

@@ -231,3 +231,23 @@ async def test_a_malformed_traceparent_starts_a_new_trace_under_the_sample_ratio
     sent = upstream.requests[0].headers["traceparent"]
     assert "not-a-trace" not in sent and not is_sampled(sent)
     assert len(sent.split("-")[1]) == 32 and len(sent.split("-")[2]) == 16
+
+
+async def test_a_streamed_reply_is_traced_when_its_stream_ends(settings_from, upstream, receiver,
+                                                                dev_issuer):
+    """The attempt's span ends with the stream, once the body has been relayed, and is
+    exported in the request's trace."""
+    analyst = bearer(dev_issuer.mint(subject="alice", roles=("analyst",)))
+
+    [response] = await serve(settings_from(traced_config(upstream.url, receiver)), dev_issuer,
+                             [("/v1/chat/completions", {**CHAT, "stream": True}, analyst)])
+
+    assert response.status_code == 200 and b"data:" in response.content
+    [request] = [span for span in receiver.spans if span.kind == SERVER]
+    [attempt] = [span for span in receiver.spans if span.kind == CLIENT]
+    assert attempt.parent_span_id == request.span_id
+    assert attempt.trace_id == request.trace_id
+    assert request.attributes["rolegate.attempts"] == 1
+    assert attempt.attributes["http.response.status_code"] == 200  # set when the stream ended
+    assert attempt.attributes["gen_ai.response.model"] == "gpt-4o-2024-08-06"
+    assert not attempt.is_error

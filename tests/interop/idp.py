@@ -70,12 +70,15 @@ def run_provider(
     keys_path: str | os.PathLike[str] | None = None,
     *,
     timeout: float = READY_TIMEOUT,
+    console_redirect: str | None = None,
 ) -> Iterator[str]:
     """Run provider.mjs and yield its issuer URL (``http://127.0.0.1:PORT``).
 
     ``port=0`` lets the provider pick a free port. ``keys_path`` is a JWK Set
     file as written by :func:`write_rsa_jwks`; without it the provider
-    generates a key. The process is terminated when the block exits.
+    generates a key. With ``console_redirect`` it also signs people in for
+    rolegate's console, redirecting back to that URI (see provider.mjs). The
+    process is terminated when the block exits.
     """
     if not node_available():
         raise ProviderError("node is not installed")
@@ -85,6 +88,8 @@ def run_provider(
     cmd = ["node", str(PROVIDER_SCRIPT), "--port", str(port)]
     if keys_path is not None:
         cmd += ["--keys", os.path.abspath(keys_path)]
+    if console_redirect is not None:
+        cmd += ["--console-redirect", console_redirect]
 
     stderr_file = _TempText()
     proc = subprocess.Popen(

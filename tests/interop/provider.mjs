@@ -5,7 +5,12 @@
 // resource indicators `api://rolegate` and `api://other`.
 //
 // Usage:
-//   node tests/interop/provider.mjs --port PORT [--keys KEYFILE]
+//   node tests/interop/provider.mjs --port PORT [--keys KEYFILE] [--console-redirect URL]
+//
+// With --console-redirect, the provider also signs people in for rolegate's console: the
+// confidential client `rolegate-console` (authorization code + PKCE, redirect URI URL) and
+// oidc-provider's development login and consent pages (any login, any password). The ID token
+// carries the account's `roles` (see ACCOUNT_ROLES).
 //
 // KEYFILE is a JSON Web Key Set with private RSA keys ({"keys": [...]}).
 // Without --keys a fresh RSA 2048 key is generated at start. --port 0 picks a
@@ -30,6 +35,7 @@ console.info = (...args) => console.error(...args);
 const EXPECTED_WARNINGS = [
   'oidc-provider WARNING: Unsupported runtime',
   'oidc-provider WARNING: a quick start development-only in-memory adapter',
+  'oidc-provider WARNING: a quick start development-only feature devInteractions',
 ];
 const warn = console.warn.bind(console);
 console.warn = (...args) => {
@@ -46,6 +52,10 @@ const RESOURCES = {
   'api://other': 'models.read chat.invoke',
 };
 const DEFAULT_RESOURCE = 'api://rolegate';
+// MCP servers behind a rolegate on loopback: each is its own resource (RFC 8707), named by
+// the URL clients reach it at, e.g. http://127.0.0.1:8901/mcp/forge.
+const MCP_RESOURCE = /^http:\/\/127\.0\.0\.1:\d{1,5}\/mcp\/[A-Za-z0-9_-]{1,64}$/;
+const MCP_SCOPE = 'models.read chat.invoke';
 
 const ALL_SCOPES = [...new Set(Object.values(RESOURCES).join(' ').split(' '))];
 
@@ -81,8 +91,25 @@ const CLIENTS = [
   },
 ];
 
+// Roles in the ID tokens of console sign-ins, by login; any other login has none.
+const ACCOUNT_ROLES = {
+  'ops-admin': ['Console.Admin'],
+  viewer: ['Console.Viewer'],
+};
+
+function consoleClient(redirectUri) {
+  return {
+    client_id: 'rolegate-console',
+    client_secret: 'rolegate-console-secret',
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    redirect_uris: [redirectUri],
+    token_endpoint_auth_method: 'client_secret_post',
+  };
+}
+
 function usage(message) {
-  process.stderr.write(`${message}\nusage: node provider.mjs --port PORT [--keys KEYFILE]\n`);
+  process.stderr.write(`${message}\nusage: node provider.mjs --port PORT [--keys KEYFILE] [--console-redirect URL]\n`);
   process.exit(2);
 }
 
@@ -94,6 +121,7 @@ function parseCli(argv) {
       options: {
         port: { type: 'string', default: '0' },
         keys: { type: 'string' },
+        'console-redirect': { type: 'string' },
       },
       strict: true,
     }));
@@ -104,7 +132,7 @@ function parseCli(argv) {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     usage(`invalid --port: ${values.port}`);
   }
-  return { port, keys: values.keys };
+  return { port, keys: values.keys, consoleRedirect: values['console-redirect'] };
 }
 
 function loadJwks(path) {
@@ -135,9 +163,18 @@ function clientScope(client) {
   return new Set((client?.scope || '').split(' ').filter(Boolean));
 }
 
-function buildConfiguration(jwks) {
+function buildConfiguration(jwks, consoleRedirect) {
   return {
-    clients: CLIENTS,
+    clients: consoleRedirect ? [...CLIENTS, consoleClient(consoleRedirect)] : CLIENTS,
+    // Console sign-ins: the account's roles go in the ID token itself (not only userinfo).
+    async findAccount(ctx, sub) {
+      return {
+        accountId: sub,
+        async claims() { return { sub, roles: ACCOUNT_ROLES[sub] ?? [] }; },
+      };
+    },
+    claims: { openid: ['sub'], profile: ['roles'] },
+    conformIdTokenClaims: false,
     jwks,
     // Resource server scopes must be known to the provider so that client
     // `scope` metadata validates and requests outside it are refused.
@@ -161,7 +198,7 @@ function buildConfiguration(jwks) {
     },
     features: {
       clientCredentials: { enabled: true },
-      devInteractions: { enabled: false },
+      devInteractions: { enabled: Boolean(consoleRedirect) },
       introspection: { enabled: true },
       revocation: { enabled: true },
       resourceIndicators: {
@@ -169,7 +206,8 @@ function buildConfiguration(jwks) {
         defaultResource: () => DEFAULT_RESOURCE,
         useGrantedResource: () => true,
         getResourceServerInfo(ctx, resourceIndicator, client) {
-          const scope = RESOURCES[resourceIndicator];
+          const scope = RESOURCES[resourceIndicator]
+            ?? (MCP_RESOURCE.test(resourceIndicator) ? MCP_SCOPE : undefined);
           if (scope === undefined) {
             throw new errors.InvalidTarget();
           }
@@ -200,8 +238,8 @@ function buildConfiguration(jwks) {
     cookies: {
       keys: [crypto.randomBytes(32).toString('base64url')],
     },
-    // Unused (no interactive flows), set so the provider has no defaults to
-    // warn about.
+    // The development interactions' own pages when --console-redirect is given; otherwise
+    // unused (no interactive flows), set so the provider has no defaults to warn about.
     interactions: {
       url: (ctx, interaction) => `/interaction/${interaction.uid}`,
     },
@@ -213,7 +251,7 @@ function buildConfiguration(jwks) {
 }
 
 async function main() {
-  const { port, keys } = parseCli(process.argv.slice(2));
+  const { port, keys, consoleRedirect } = parseCli(process.argv.slice(2));
   const jwks = keys ? loadJwks(keys) : generateJwks();
 
   // Listen first so that --port 0 works: the issuer must carry the real port.
@@ -228,7 +266,7 @@ async function main() {
   });
   const issuer = `http://${HOST}:${server.address().port}`;
 
-  const provider = new Provider(issuer, buildConfiguration(jwks));
+  const provider = new Provider(issuer, buildConfiguration(jwks, consoleRedirect));
   provider.on('server_error', (ctx, err) => {
     process.stderr.write(`server_error: ${err?.stack || err}\n`);
   });

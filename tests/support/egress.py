@@ -7,21 +7,19 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
-import os
-import shutil
 import socket
 import ssl
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.support.binaries import system_program
 from tests.support.faulty import FaultyUpstream
 
 
@@ -111,14 +109,7 @@ class TlsUpstream(FaultyUpstream):
 
 def tinyproxy_or_skip() -> str:
     """tinyproxy's path; skips when it is not installed, unless REQUIRE_EGRESS=1 (CI)."""
-    path = shutil.which("tinyproxy") or next(
-        (candidate for candidate in ("/usr/bin/tinyproxy", "/usr/sbin/tinyproxy")
-         if os.access(candidate, os.X_OK)), None)
-    if path is None:
-        if os.environ.get("REQUIRE_EGRESS") == "1":
-            pytest.fail("tinyproxy is required (REQUIRE_EGRESS=1): apt-get install tinyproxy")
-        pytest.skip("tinyproxy is not installed (apt-get install tinyproxy)")
-    return path
+    return system_program("tinyproxy", required_by="REQUIRE_EGRESS")
 
 
 class Tinyproxy:

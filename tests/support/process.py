@@ -109,3 +109,15 @@ class GatewayProcess:
             await asyncio.sleep(0.05)
         self.process.kill()
         self.process.wait()
+
+
+async def rolegate_command(config: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run `rolegate ARGS --config CONFIG` (in the config's directory); its standard output.
+    A non-zero exit fails the test with its standard error."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rolegate", *args, "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})}, cwd=config.parent)
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    return out.decode().strip()

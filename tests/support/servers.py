@@ -13,7 +13,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from tests.support import anthropic_wire, gemini_wire
+from tests.support import anthropic_wire, bedrock_wire, gemini_wire
 from tests.support.keys import KeyPair, jwks
 
 
@@ -127,7 +127,8 @@ class Recorded:
 class RecordingUpstream(LocalServer):
     """An OpenAI-compatible upstream that records every request it receives; on
     `…/messages` and `…/messages/count_tokens` it speaks Anthropic's API (`anthropic_wire`), on
-`…/models/{model}:{method}` Google's Gemini API (`gemini_wire`).
+    `…/models/{model}:{method}` Google's Gemini API (`gemini_wire`), on `/model/…` Amazon
+    Bedrock's (`bedrock_wire`).
     A chat request with `tools` is answered by a call of the first tool (streamed: its name,
     then its arguments in two pieces)."""
 
@@ -146,6 +147,8 @@ class RecordingUpstream(LocalServer):
         body = await request.read()
         self.requests.append(Recorded(request.method, request.path, request.query_string,
                                       dict(request.headers), body))
+        if request.path.startswith("/model/"):
+            return await bedrock_wire.answer(request, body)
         payload = json.loads(body) if body else {}
         if request.path.endswith(("/messages", "/messages/count_tokens")):
             return await anthropic_wire.answer(request, payload)

@@ -97,6 +97,15 @@ async def redis_prefix() -> AsyncIterator[str]:
         await client.aclose()
 
 
+@pytest.fixture(params=["memory", "redis"])
+def limits_backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Where limit counters live: this process, or the real Redis under a prefix of its own."""
+    if request.param == "memory":
+        return {"backend": "memory"}
+    return {"backend": "redis", "url": REDIS_URL,
+            "prefix": request.getfixturevalue("redis_prefix")}
+
+
 @pytest.fixture
 def dev_issuer() -> DevIssuer:
     return DevIssuer.generate(DEV_ISSUER, "rolegate")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -46,6 +47,10 @@ class UsageRecord:
     # The caller's configured claims (`accounting.dimensions`): (name, value) pairs, values
     # already bounded by `dimension_values`; stored in `usage_dimensions`.
     dimensions: tuple[tuple[str, str], ...] = ()
+    # Made here, never taken from the request (a caller chooses its `x-request-id`): the
+    # database keeps one row per id, so a record written twice (replayed from the spool after
+    # a crash) is counted once.
+    record_id: str = field(default_factory=lambda: secrets.token_hex(16))
 
     def row(self) -> dict[str, Any]:
         # Read field by field: `dataclasses.asdict` deep-copies every value, which cost more
@@ -59,7 +64,7 @@ class UsageRecord:
         return row
 
 
-_FIELDS = tuple(field.name for field in fields(UsageRecord) if field.name != "dimensions")
+_FIELDS = tuple(column.name for column in fields(UsageRecord) if column.name != "dimensions")
 # Identities come from tokens and configuration, whose values no column bounds: one longer than
 # its column is stored shortened but still distinct, so the record lands (a refused record would
 # go unpaid) and each identity keeps its own totals.

@@ -1,6 +1,9 @@
 """`UsageStore`: usage records in the database: written in batches, read as grouped totals; the
 records the database refuses are set aside in `usage_dead_letters`.
 
+A record whose `record_id` is already stored is skipped, not written again: replaying the spool
+after a crash may offer the database records it had already committed.
+
 Writing meets the driver's exceptions here and says what they mean for the records:
 `RecordsRefused` (the data itself is refused, SQLSTATE classes 22 and 23, or cannot be turned
 into a row: trying again cannot help) or `StoreUnavailable` (anything else: the database is
@@ -14,7 +17,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, select
+from sqlalchemy import BigInteger, Insert, and_, case, cast, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -40,6 +44,7 @@ class UsageQuery:
     since: float | None = None
     until: float | None = None
     filters: tuple[tuple[str, str], ...] = ()
+    every: int | None = None  # seconds: totals also per time bucket (its start, `bucket`)
 
 
 class StoreError(Exception):
@@ -93,17 +98,27 @@ class UsageStore:
             rows = [record.row() for record in records]
             async with self._engine.begin() as connection:
                 if not any(record.dimensions for record in records):
-                    await connection.execute(insert(usage), rows)
+                    await connection.execute(self._insert_new(), rows)
                     return
-                ids = (await connection.execute(
-                    insert(usage).returning(usage.c.id, sort_by_parameter_order=True), rows,
-                )).scalars().all()
-                dimensions = [{"record_id": record_id, "name": name, "value": value}
-                              for record_id, record in zip(ids, records, strict=True)
+                # Only the rows written come back: a skipped record's dimensions are there.
+                result = await connection.execute(
+                    self._insert_new().returning(usage.c.record_id, usage.c.id), rows)
+                written: dict[str, int] = {row[0]: row[1] for row in result}
+                dimensions = [{"record_id": written[record.record_id], "name": name,
+                               "value": value}
+                              for record in records if record.record_id in written
                               for name, value in record.dimensions]
-                await connection.execute(insert(usage_dimensions), dimensions)
+                if dimensions:
+                    await connection.execute(insert(usage_dimensions), dimensions)
         except (SQLAlchemyError, OSError, *_ROW_ERRORS) as exc:
             raise classify(exc) from None
+
+    def _insert_new(self) -> Insert:
+        """INSERT … ON CONFLICT (record_id) DO NOTHING, in the engine's dialect."""
+        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        statement: Insert = dialect.insert(usage).on_conflict_do_nothing(
+            index_elements=[usage.c.record_id])
+        return statement
 
     async def set_aside(self, record: UsageRecord, reason: str, now: float) -> None:
         """Keep a refused record in `usage_dead_letters`, as JSON text (ASCII: a NUL or a lone
@@ -133,6 +148,8 @@ class UsageStore:
                 usage_dimensions.c.record_id == usage.c.id,
                 usage_dimensions.c.name == query.by))
             keys = [usage_dimensions.c.value]
+        if query.every is not None:
+            keys.insert(0, _bucket(query.every))
         statement = select(
             *keys, func.count().label("requests"),
             func.coalesce(func.sum(usage.c.prompt_tokens), 0).label("prompt_tokens"),
@@ -150,7 +167,30 @@ class UsageStore:
             statement = statement.where(usage.c[name] == value)
         async with self._engine.connect() as connection:
             rows = (await connection.execute(statement)).mappings().all()
-        return [_totals_row(query.by, row) for row in rows]
+        return [_totals_row(query, row) for row in rows]
+
+    async def activity(self, since: float, every: int) -> list[dict[str, Any]]:
+        """Per time bucket of `every` seconds since `since`, and per model: requests, errors
+        (status 400 or more) and the count of latencies (`latencies` gives them)."""
+        bucket = _bucket(every)
+        statement = select(
+            bucket, usage.c.model, func.count().label("requests"),
+            func.coalesce(func.sum(case((usage.c.status >= 400, 1), else_=0)), 0)
+            .label("errors"),
+        ).where(usage.c.ts >= since).group_by(bucket, usage.c.model).order_by(bucket)
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(statement)).mappings().all()
+        return [{"bucket": int(row["bucket"]) * every, "model": str(row["model"]),
+                 "requests": int(row["requests"]), "errors": int(row["errors"])}
+                for row in rows]
+
+    async def latencies(self, since: float, *, limit: int) -> list[tuple[float, str, float]]:
+        """(ts, model, latency_ms) of the newest `limit` requests since `since`."""
+        statement = (select(usage.c.ts, usage.c.model, usage.c.latency_ms)
+                     .where(usage.c.ts >= since).order_by(usage.c.ts.desc()).limit(limit))
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(statement)).all()
+        return [(float(ts), str(model), float(latency)) for ts, model, latency in rows]
 
     async def count(self) -> int:
         async with self._engine.connect() as connection:
@@ -166,9 +206,22 @@ def columns_of(by: str) -> tuple[str, ...]:
 COST_DECIMALS = 6  # what a usage report gives a cost to (USD)
 
 
-def _totals_row(by: str, row: Any) -> dict[str, Any]:
+def _bucket(every: int) -> Any:
+    """The time bucket of a record, as a whole number of `every` seconds since the epoch. The
+    time's floor, written so both databases agree: casting to an integer truncates in SQLite
+    but rounds in PostgreSQL, so one is taken off where the cast went above the time; then
+    integer division, which both do alike."""
+    whole = cast(usage.c.ts, BigInteger)
+    floor = whole - case((whole > usage.c.ts, 1), else_=0)
+    return (floor // every).label("bucket")
+
+
+def _totals_row(query: UsageQuery, row: Any) -> dict[str, Any]:
     # Plain str keys and Python numbers: drivers return Decimal sums and str subclasses.
-    totals: dict[str, Any] = {name: row[name] for name in columns_of(by)}
+    totals: dict[str, Any] = {}
+    if query.every is not None:
+        totals["bucket"] = int(row["bucket"]) * query.every
+    totals.update({name: row[name] for name in columns_of(query.by)})
     for name in ("requests", "prompt_tokens", "completion_tokens", "total_tokens",
                  "estimated_requests"):
         totals[name] = int(row[name])

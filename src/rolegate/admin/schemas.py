@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import parse_qsl
 
+import orjson
 from pydantic import (
     AfterValidator, AwareDatetime, BeforeValidator, BaseModel, ConfigDict, Field, ValidationError,
     field_validator, model_validator,
@@ -154,6 +155,12 @@ class KeyUpdate(Body):
         if isinstance(changes.get("limits"), KeyLimits):
             changes["limits"] = changes["limits"].config()
         return changes
+
+
+def key_changes(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` (as a PATCH would send it) validated as `KeyUpdate`: the changes, or
+    `InvalidRequest` naming the first bad field. The console's key form is checked with it."""
+    return parse_body(KeyUpdate, orjson.dumps(body)).changes()
 
 
 class Query(BaseModel):

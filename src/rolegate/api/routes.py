@@ -82,6 +82,8 @@ class Operation(StrEnum):
     CONSOLE_HOME = "console.home"
     CONSOLE_KEYS = "console.keys"
     CONSOLE_KEYS_CREATE = "console.keys.create"
+    CONSOLE_KEYS_EDIT = "console.keys.edit"
+    CONSOLE_KEYS_UPDATE = "console.keys.update"
     CONSOLE_KEYS_REVOKE = "console.keys.revoke"
     CONSOLE_EXPLAIN = "console.explain"
     CONSOLE_DECISIONS = "console.decisions"
@@ -114,12 +116,30 @@ HEALTH_LIVE = "/health/live"
 HEALTH_READY = "/health/ready"
 DEV_JWKS = "/dev/jwks.json"
 DEV_AUTHORIZE = "/dev/authorize"  # the development issuer's sign-in page (console only)
-CONSOLE = "/console"
-CONSOLE_SIGN_IN = "/console/login"  # sign-in starts and ends before a session exists
-CONSOLE_CALLBACK = "/console/callback"
-CONSOLE_STYLE = "/console/console.css"
-PUBLIC_PATHS = (HEALTH_LIVE, HEALTH_READY, DEV_JWKS, DEV_AUTHORIZE, CONSOLE_SIGN_IN,
-                CONSOLE_CALLBACK, CONSOLE_STYLE)
+CONSOLE = "/console"  # where the console is by default (`console.path`)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsolePaths:
+    """The console's public paths under its prefix: sign-in starts and ends before a session
+    exists, and the stylesheet and script are the same for everyone."""
+
+    home: str
+    sign_in: str
+    callback: str
+    style: str
+    script: str
+
+    @classmethod
+    def at(cls, prefix: str) -> ConsolePaths:
+        return cls(prefix, f"{prefix}/login", f"{prefix}/callback", f"{prefix}/console.css",
+                   f"{prefix}/console.js")
+
+    @property
+    def public(self) -> tuple[str, ...]:
+        return (self.sign_in, self.callback, self.style, self.script)
+
+
 MCP_PREFIX = "/mcp/"
 # RFC 9728 Protected Resource Metadata of `/mcp/{server}`: public, one exact path per server.
 PROTECTED_RESOURCE_PREFIX = "/.well-known/oauth-protected-resource"
@@ -148,7 +168,11 @@ class Route:
     resource: str | None = None  # the id a path names (`/admin/keys/{key_id}`, `{server}`)
 
 
-def _table() -> tuple[RouteSpec, ...]:
+def _table(console_path: str = CONSOLE) -> tuple[RouteSpec, ...]:
+    return (*_api_table(), *_console_table(console_path))
+
+
+def _api_table() -> list[RouteSpec]:
     specs = []
     for prefix in ("/v1/", "/"):
         specs += [RouteSpec("POST", prefix + op, RouteGroup.INFERENCE, op)
@@ -178,26 +202,39 @@ def _table() -> tuple[RouteSpec, ...]:
         RouteSpec(ANY_METHOD, "/admin/{rest}", admin, Operation.ADMIN_UNKNOWN),
         RouteSpec(ANY_METHOD, MCP_PREFIX + "{server}", RouteGroup.MCP, Operation.MCP),
     ]
-    # The console: pages are group `console`; what changes anything is group `admin`.
-    console = RouteGroup.CONSOLE
-    specs += [
-        RouteSpec("GET", CONSOLE, console, Operation.CONSOLE_HOME),
-        RouteSpec("GET", f"{CONSOLE}/keys", console, Operation.CONSOLE_KEYS),
-        RouteSpec("POST", f"{CONSOLE}/keys", admin, Operation.CONSOLE_KEYS_CREATE),
-        RouteSpec("POST", f"{CONSOLE}/keys/{{key_id}}/revoke", admin,
+    return specs
+
+
+def taken_segments() -> frozenset[str]:
+    """The first path segments of every route and public path but the console's: the
+    console's own path may not begin with one, or it would shadow them or they it."""
+    paths = [spec.path for spec in _api_table()]
+    paths += [HEALTH_LIVE, DEV_JWKS, PROTECTED_RESOURCE_PREFIX]
+    return frozenset(path.split("/")[1] for path in paths)
+
+
+def _console_table(prefix: str) -> list[RouteSpec]:
+    """The console's pages: group `console`; what changes anything is group `admin`."""
+    console, admin = RouteGroup.CONSOLE, RouteGroup.ADMIN
+    return [
+        RouteSpec("GET", prefix, console, Operation.CONSOLE_HOME),
+        RouteSpec("GET", f"{prefix}/keys", console, Operation.CONSOLE_KEYS),
+        RouteSpec("POST", f"{prefix}/keys", admin, Operation.CONSOLE_KEYS_CREATE),
+        RouteSpec("GET", f"{prefix}/keys/{{key_id}}", console, Operation.CONSOLE_KEYS_EDIT),
+        RouteSpec("POST", f"{prefix}/keys/{{key_id}}", admin, Operation.CONSOLE_KEYS_UPDATE),
+        RouteSpec("POST", f"{prefix}/keys/{{key_id}}/revoke", admin,
                   Operation.CONSOLE_KEYS_REVOKE),
-        RouteSpec("GET", f"{CONSOLE}/explain", console, Operation.CONSOLE_EXPLAIN),
-        RouteSpec("POST", f"{CONSOLE}/explain", console, Operation.CONSOLE_EXPLAIN),
-        RouteSpec("GET", f"{CONSOLE}/decisions", console, Operation.CONSOLE_DECISIONS),
-        RouteSpec("GET", f"{CONSOLE}/usage", console, Operation.CONSOLE_USAGE),
-        RouteSpec("GET", f"{CONSOLE}/usage.csv", console, Operation.CONSOLE_USAGE_CSV),
-        RouteSpec("GET", f"{CONSOLE}/policy", console, Operation.CONSOLE_POLICY),
-        RouteSpec("POST", f"{CONSOLE}/logout", console, Operation.CONSOLE_SIGN_OUT),
+        RouteSpec("GET", f"{prefix}/explain", console, Operation.CONSOLE_EXPLAIN),
+        RouteSpec("POST", f"{prefix}/explain", console, Operation.CONSOLE_EXPLAIN),
+        RouteSpec("GET", f"{prefix}/decisions", console, Operation.CONSOLE_DECISIONS),
+        RouteSpec("GET", f"{prefix}/usage", console, Operation.CONSOLE_USAGE),
+        RouteSpec("GET", f"{prefix}/usage.csv", console, Operation.CONSOLE_USAGE_CSV),
+        RouteSpec("GET", f"{prefix}/policy", console, Operation.CONSOLE_POLICY),
+        RouteSpec("POST", f"{prefix}/logout", console, Operation.CONSOLE_SIGN_OUT),
     ]
-    return tuple(specs)
 
 
-ROUTES = _table()
+ROUTES = _table()  # with the console at its default path
 _ANTHROPIC_PATHS = frozenset(spec.path for spec in ROUTES
                              if spec.operation in ANTHROPIC_OPERATIONS)
 
@@ -262,34 +299,51 @@ def _by_first_segment(templates: list[_Template]) -> dict[str, tuple[_Template, 
     return {segment: tuple(group) for segment, group in grouped.items()}
 
 
-_EXACT, _TEMPLATES = _compile(ROUTES)
-_TEMPLATES_BY_SEGMENT = _by_first_segment(_TEMPLATES)
+class Router:
+    """The route table compiled for lookups, with the console at `console_path`.
+
+    >>> Router("/ui").resolve("GET", "/ui/keys").operation
+    <Operation.CONSOLE_KEYS: 'console.keys'>
+    """
+
+    def __init__(self, console_path: str = CONSOLE) -> None:
+        self.specs = _table(console_path)
+        self._exact, templates = _compile(self.specs)
+        self._templates = _by_first_segment(templates)
+
+    def resolve(self, method: str, path: str) -> Route:
+        """The route for `method` and `path`: `NotFound` (404) when no path matches,
+        `MethodNotAllowed` (405) when the path does but not with this method."""
+        methods = self._exact.get(path)
+        if methods is not None:
+            route = methods.get(method)
+            if route is None:
+                raise _not_allowed(method, path, methods)
+            return route
+        # A `.` or `..` segment follows a `/`: only then are the segments read one by one.
+        if "//" in path or ("/." in path
+                            and any(part in (".", "..") for part in path.split("/"))):
+            raise NotFound(f"No route matches {path}.", code="unknown_route")
+        end = path.find("/", 1)
+        for template in self._templates.get(path[1:end] if end > 0 else "", ()):
+            value = template.match(path)
+            if value is None:
+                continue
+            spec = template.methods.get(method) or template.methods.get(ANY_METHOD)
+            if spec is None:
+                raise _not_allowed(method, path, template.methods)
+            return Route(spec.group, spec.operation, method,
+                         model=value if template.parameter == "model" else None,
+                         resource=value if template.parameter in ("key_id", "server") else None)
+        raise NotFound(f"No route matches {path}.", code="unknown_route")
+
+
+DEFAULT_ROUTER = Router()
 
 
 def resolve(method: str, path: str) -> Route:
-    """The route for `method` and `path`: `NotFound` (404) when no path matches,
-    `MethodNotAllowed` (405) when the path does but not with this method."""
-    methods = _EXACT.get(path)
-    if methods is not None:
-        route = methods.get(method)
-        if route is None:
-            raise _not_allowed(method, path, methods)
-        return route
-    # A `.` or `..` segment follows a `/`: only then are the segments read one by one.
-    if "//" in path or ("/." in path and any(part in (".", "..") for part in path.split("/"))):
-        raise NotFound(f"No route matches {path}.", code="unknown_route")
-    end = path.find("/", 1)
-    for template in _TEMPLATES_BY_SEGMENT.get(path[1:end] if end > 0 else "", ()):
-        value = template.match(path)
-        if value is None:
-            continue
-        spec = template.methods.get(method) or template.methods.get(ANY_METHOD)
-        if spec is None:
-            raise _not_allowed(method, path, template.methods)
-        return Route(spec.group, spec.operation, method,
-                     model=value if template.parameter == "model" else None,
-                     resource=value if template.parameter in ("key_id", "server") else None)
-    raise NotFound(f"No route matches {path}.", code="unknown_route")
+    """`Router.resolve` of the table with the console at its default path."""
+    return DEFAULT_ROUTER.resolve(method, path)
 
 
 def _not_allowed(method: str, path: str, methods: Iterable[str]) -> MethodNotAllowed:

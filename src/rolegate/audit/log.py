@@ -12,7 +12,6 @@ wake-up. With a mirror file, each written entry is also appended there as one JS
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -23,9 +22,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from rolegate.audit.chain import AuditEntry, AuditEvent
 from rolegate.audit.store import AuditStore
+from rolegate.tasks import BatchFlusher
 
 log = logging.getLogger("rolegate.audit")
-STOP_ATTEMPTS = 3
 MAX_PENDING = 100_000
 
 _Pending = tuple[AuditEvent, "asyncio.Future[AuditEntry] | None"]
@@ -38,16 +37,13 @@ class AuditLog:
                  mirror: Path | None = None, max_pending: int = MAX_PENDING,
                  clock: Callable[[], float] = time.time) -> None:
         self._store = store
-        self._flush_interval = flush_interval
         self._batch_size = batch_size
         self._mirror = mirror
         self._max_pending = max_pending
         self._clock = clock
         self._pending: list[_Pending] = []
-        self._wake = asyncio.Event()
         self._writing = asyncio.Lock()  # one append at a time: each reads the head it follows
-        self._is_stopping = False
-        self._task: asyncio.Task[None] | None = None
+        self._flusher = BatchFlusher(self.flush, interval=flush_interval)
         self.failed_writes = 0
         self.dropped = 0
 
@@ -68,33 +64,25 @@ class AuditLog:
             return
         self._pending.append((AuditEvent(self._clock(), kind, actor, data), None))
         if len(self._pending) >= self._batch_size:
-            self._wake.set()
+            self._flusher.wake()
 
     async def commit(self, kind: str, actor: dict[str, Any] | None,
                      data: dict[str, Any]) -> AuditEntry:
         """Queue an entry and wait until it is written."""
         written: asyncio.Future[AuditEntry] = asyncio.get_running_loop().create_future()
         self._pending.append((AuditEvent(self._clock(), kind, actor, data), written))
-        if self._task is None:  # no writer running (a command, a test): write now
+        if not self._flusher.is_running:  # no writer running (a command, a test): write now
             await self.flush()
         else:
-            self._wake.set()
+            self._flusher.wake()
         return await written
 
     async def start(self) -> None:
-        if self._task is None:
-            self._is_stopping = False
-            self._task = asyncio.ensure_future(self._run())
+        await self._flusher.start()
 
     async def stop(self) -> None:
-        self._is_stopping = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
-        for _ in range(STOP_ATTEMPTS):
-            if await self.flush():
-                return
+        if await self._flusher.stop():
+            return
         log.error("%d audit entries could not be written at shutdown", len(self._pending))
 
     async def flush(self) -> bool:
@@ -129,10 +117,3 @@ class AuditLog:
         except OSError as exc:
             log.error("the audit mirror %s could not be written (%s)", self._mirror,
                       type(exc).__name__)
-
-    async def _run(self) -> None:
-        while not self._is_stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._flush_interval)
-            self._wake.clear()
-            await self.flush()

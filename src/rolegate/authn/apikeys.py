@@ -51,7 +51,8 @@ class _Lookup:
     principal: Principal | None  # the record's, built once: the policy remembers its decisions
 
 
-def _principal(record: ApiKey) -> Principal:
+def principal_of(record: ApiKey) -> Principal:
+    """The principal a key's record stands for (the one its plaintext resolves to)."""
     return Principal(issuer=API_KEY_ISSUER, subject=record.owner, key_id=record.id,
                      roles=frozenset(record.roles), scopes=frozenset(record.scopes),
                      allowed_models=record.models)
@@ -119,7 +120,7 @@ class ApiKeyVerifier:
             raise ServiceUnavailable("API keys cannot be checked right now.",
                                      code="key_store_unavailable") from None
         lookup = self._lookups[digest] = _Lookup(
-            record, self._clock(), None if record is None else _principal(record))
+            record, self._clock(), None if record is None else principal_of(record))
         self._lookups.move_to_end(digest)
         if len(self._lookups) > MAX_CACHED:
             self._lookups.popitem(last=False)

@@ -1,12 +1,15 @@
-"""The `rolegate` command: serve | check | dev-token | explain | keys | usage | db | audit."""
+"""The `rolegate` command: serve | check | dev-token | explain | keys | usage | db | audit |
+import."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import secrets
 import sys
 from importlib.metadata import version
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -15,15 +18,22 @@ from rich.table import Table
 from rolegate.authn.dev_issuer import STATE_FILE, DevIssuer
 from rolegate.cli import data, keys
 from rolegate.cli.audit import audit_cli
+from rolegate.cli.importing import import_cli
+from rolegate.cli.mcp_target import mcp_target
 from rolegate.cli.options import (
     DEFAULT_STATE_DIR, ConfigOption, JsonOption, StateDirOption, err, out, print_json,
     settings_for, split,
 )
 from rolegate.config.launch import LaunchOptions
 from rolegate.config.load import ConfigError, load_settings, read_pepper
-from rolegate.config.model import LoggingConfig, Settings
+from rolegate.config.model import IssuerConfig, LoggingConfig, Settings
 from rolegate.errors import GatewayError
 from rolegate.keys.material import is_api_key
+
+if TYPE_CHECKING:  # imported by the commands that use them, so `rolegate --help` stays quick
+    from rolegate.authn.jwks import Fetch
+    from rolegate.authz.model import McpTarget
+    from rolegate.explain import Explanation
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="rolegate: an OpenAI-compatible LLM gateway with strict JWT auth.")
@@ -46,6 +56,7 @@ data.keys_cli.command("update")(keys.keys_update)
 cli.add_typer(data.keys_cli, name="keys")
 cli.add_typer(data.db_cli, name="db")
 cli.add_typer(audit_cli, name="audit")
+cli.add_typer(import_cli, name="import")
 cli.command("usage")(data.usage)
 
 
@@ -90,7 +101,8 @@ def _serve(settings: Settings, config: Path | None, host: str | None, port: int 
         if workers == 1:
             app: object = build_app(settings, dev_issuer=dev_issuer)
         else:  # each worker builds its own app from the same options and the key saved above
-            LaunchOptions(config, host, port, state_dir).export()
+            LaunchOptions(config, host, port, state_dir, mcp_session_key=secrets.token_hex(32),
+                          console_session_key=secrets.token_hex(32)).export()
             app = "rolegate.app:create_app_from_env"
     except ConfigError as exc:  # a secret file the configuration names cannot be read
         serving.fail(str(exc))
@@ -161,31 +173,52 @@ def dev_token(
 
 @cli.command()
 def explain(
-    token: Annotated[str, typer.Option(help="The bearer token; '-' reads it from stdin.")],
-    route: Annotated[str, typer.Option(help="Route group (inference, info, admin) or a path.")],
+    route: Annotated[str | None, typer.Option(
+        help="Route group (inference, info, admin) or a path; `mcp` with --mcp-server.")] = None,
+    token: Annotated[str | None, typer.Option(
+        help="The bearer token or API key; '-' reads it from stdin.")] = None,
+    key_id: Annotated[str | None, typer.Option(
+        help="Or: the id of a virtual API key (looked up in the database).")] = None,
+    claims: Annotated[str | None, typer.Option(
+        help="Or: a token's claims as a JSON object ('-' reads it from stdin): what the "
+        "policy decides for a valid token carrying them; nothing is verified.")] = None,
     config: ConfigOption = None,
     model: Annotated[str | None, typer.Option(help="The model asked for.")] = None,
+    mcp_server: Annotated[str | None, typer.Option(
+        help="An MCP server of `mcp.servers`: explain a request to it.")] = None,
+    tool: Annotated[str | None, typer.Option(help="With --mcp-server: the tool called.")] = None,
+    resource: Annotated[str | None, typer.Option(
+        help="With --mcp-server: the resource URI read.")] = None,
+    prompt: Annotated[str | None, typer.Option(
+        help="With --mcp-server: the prompt asked for.")] = None,
+    arguments: Annotated[str | None, typer.Option(
+        help="With --tool: the call's arguments, a JSON object.")] = None,
     jwks: Annotated[Path | None, typer.Option(
         help="A JWKS file to verify with instead of fetching the issuer's keys.",
         exists=True, dir_okay=False, readable=True)] = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR, as_json: JsonOption = False,
 ) -> None:
-    """Explain the decision for a token or API key: verification, principal, every rule."""
-    from rolegate.explain import explain as run_explain
+    """Explain the decision for a token, an API key (or its id) or a set of claims:
+    verification, principal, every rule."""
     from rolegate.cli.render import render_explanation
 
+    given = [name for name, value in (("--token", token), ("--key-id", key_id),
+                                      ("--claims", claims)) if value is not None]
+    if len(given) != 1:
+        err.print("Give one of --token, --key-id and --claims.")
+        raise typer.Exit(2)
+    target = mcp_target(mcp_server, tool, resource, prompt, arguments)
+    if route is None and target is None:
+        err.print("[red]Give --route, or --mcp-server (with --tool, --resource or "
+                  "--prompt).[/red]")
+        raise typer.Exit(2)
     settings = settings_for(config)
     issuers = list(settings.auth.issuers)
     if settings.auth.dev_issuer.enabled and (state_dir / STATE_FILE).exists():
         issuers.append(DevIssuer.load(state_dir).issuer_config())
-    if token == "-":
-        token = sys.stdin.read().strip()
     try:
-        if is_api_key(token):
-            report = data.explain_key(settings, token, route, model)
-        else:
-            report = asyncio.run(run_explain(settings, issuers, token, route, model,
-                                             _fetcher(jwks, state_dir)))
+        report = _explanation(settings, issuers, token, key_id, claims, route or "mcp", model,
+                              target, _fetcher(jwks, state_dir))
     except GatewayError as error:  # e.g. a --route that no request could take
         err.print(f"[red]{error.message}[/red]")
         raise typer.Exit(2) from None
@@ -194,6 +227,40 @@ def explain(
     else:
         render_explanation(out, report)
     raise typer.Exit(0 if report.allowed else 1)
+
+
+def _explanation(settings: Settings, issuers: list[IssuerConfig], token: str | None,
+                 key_id: str | None, claims: str | None, route: str, model: str | None,
+                 target: McpTarget | None, fetch: Fetch) -> Explanation:
+    """The report for whichever of `token`, `key_id` and `claims` is given."""
+    from rolegate.explain import explain as run_explain
+    from rolegate.explain import explain_claims
+
+    if key_id is not None:
+        return data.explain_key_id(settings, key_id, route, model)
+    if claims is not None:
+        return asyncio.run(explain_claims(settings, issuers, read_claims(claims), route, model))
+    assert token is not None
+    if token == "-":
+        token = sys.stdin.read().strip()
+    if is_api_key(token):
+        return data.explain_key(settings, token, route, model)
+    return asyncio.run(run_explain(settings, issuers, token, route, model, fetch, mcp=target))
+
+
+def read_claims(text: str) -> dict[str, Any]:
+    """`--claims`: a JSON object (from stdin for '-'); anything else ends the command."""
+    if text == "-":
+        text = sys.stdin.read()
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        err.print(f"--claims is not JSON: {exc}")
+        raise typer.Exit(2) from None
+    if not isinstance(document, dict):
+        err.print("--claims must be a JSON object, such as {\"iss\": ..., \"roles\": [...]}.")
+        raise typer.Exit(2)
+    return document
 
 
 def _fetcher(jwks: Path | None, state_dir: Path):  # type: ignore[no-untyped-def]

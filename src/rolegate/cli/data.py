@@ -94,6 +94,17 @@ def explain_key(settings: Settings, key: str, route: str, model: str | None) -> 
         settings, _key_store(settings, database), key, route, model))
 
 
+def explain_key_id(settings: Settings, key_id: str, route: str,
+                   model: str | None) -> Explanation:
+    """`rolegate explain --key-id`: the key's record read from the configured database."""
+    from rolegate.explain import explain_key_id as run_explain_key_id
+
+    if not settings.keys.enabled or settings.database.url is None:
+        return asyncio.run(run_explain_key_id(settings, None, key_id, route, model))
+    return _run(settings, lambda database: run_explain_key_id(
+        settings, _key_store(settings, database), key_id, route, model))
+
+
 def usd(amount: float) -> str:
     """A cost for people: cents for whole amounts, up to micro-dollars for small ones
     (12.50, 0.0025, 0.000012; 0 for nothing)."""

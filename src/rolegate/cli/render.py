@@ -25,7 +25,7 @@ def render_explanation(console: Console, report: Explanation) -> None:
         console.print(principal)
     if report.action is not None and report.rules:
         rules = Table(title=f"rules for {report.action.describe()}")
-        for column in ("rule", "caller matches", "grants route", "grants model", "result"):
+        for column in ("rule", "caller matches", "grants route", "grants target", "result"):
             rules.add_column(column)
         for rule in report.rules:
             rules.add_row(rule.name, "yes" if not rule.unmet else "no: " + "; ".join(rule.unmet),

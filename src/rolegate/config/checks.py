@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from collections import Counter
 from fnmatch import fnmatchcase
+from importlib.util import find_spec
 
-from rolegate.api.routes import PUBLIC_PATHS, RouteGroup, resolve
+from rolegate.api.routes import (
+    DEV_AUTHORIZE, HEALTH_LIVE, HEALTH_READY, DEV_JWKS, ConsolePaths, RouteGroup, Router,
+    taken_segments,
+)
 from rolegate.config.model import Settings
 from rolegate.config.problem import Problem
 from rolegate.errors import MethodNotAllowed, NotFound
@@ -31,6 +35,7 @@ def cross_reference_problems(settings: Settings) -> list[Problem]:
                                 [model.deployment_id(index) for model in settings.models
                                  for index in range(len(model.deployments))])
     problems += _fallback_problems(settings)
+    problems += _bedrock_problems(settings)
     issuer_names = {issuer.name for issuer in settings.auth.issuers}
     if settings.auth.dev_issuer.enabled:
         issuer_names.add("dev")
@@ -103,6 +108,10 @@ def _key_problems(settings: Settings, issuer_names: set[str]) -> list[Problem]:
 def _console_problems(settings: Settings) -> list[Problem]:
     """The console signs in with an issuer of auth.issuers, whose endpoints it must know."""
     console = settings.console
+    segment = console.path.split("/")[1]
+    if segment in taken_segments():
+        return [Problem(("console", "path"), f"{console.path!r} would share /{segment} with the "
+                        "gateway's own routes (choose another, such as /console)")]
     if not console.enabled or console.issuer is None:
         return []
     names = [issuer.name for issuer in settings.auth.issuers]
@@ -131,15 +140,29 @@ def _fallback_problems(settings: Settings) -> list[Problem]:
     return problems
 
 
+def _bedrock_problems(settings: Settings) -> list[Problem]:
+    """The bedrock provider signs with botocore, an optional extra: say so before serving."""
+    if find_spec("botocore") is not None:
+        return []
+    return [Problem(("models", index, "deployments", item, "provider"),
+                    "provider bedrock needs botocore: pip install 'rolegate[bedrock]'",
+                    label=f"models[{index}] ({model.name}).provider")
+            for index, model in enumerate(settings.models)
+            for item, deployment in enumerate(model.deployments)
+            if deployment.provider == "bedrock"]
+
+
 def _metrics_path_problems(settings: Settings) -> list[Problem]:
     """Public paths answer before authentication, so one must never stand in for a route."""
     metrics = settings.server.metrics
     if not (metrics.enabled and metrics.public):
         return []
+    public = (HEALTH_LIVE, HEALTH_READY, DEV_JWKS, DEV_AUTHORIZE,
+              *ConsolePaths.at(settings.console.path).public)
     try:
-        resolve("GET", metrics.path)
+        Router(settings.console.path).resolve("GET", metrics.path)
     except NotFound:
-        is_taken = metrics.path in PUBLIC_PATHS
+        is_taken = metrics.path in public
     except MethodNotAllowed:
         is_taken = True
     else:

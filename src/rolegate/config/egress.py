@@ -148,7 +148,10 @@ def egress_for(deployment: DeploymentConfig, config: EgressConfig) -> Egress | N
 def _proxy_url(deployment: DeploymentConfig, config: EgressConfig) -> str | None:
     if deployment.proxy is not None:
         return deployment.proxy
-    return None if deployment.api_base is None else proxy_for_url(deployment.api_base, config)
+    url = deployment.api_base
+    if url is None and deployment.provider == "bedrock":  # its AWS endpoint is https
+        url = f"https://bedrock-runtime.{deployment.region or 'us-east-1'}.amazonaws.com"
+    return None if url is None else proxy_for_url(url, config)
 
 
 def proxy_for_url(url: str, config: EgressConfig) -> str | None:

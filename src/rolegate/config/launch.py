@@ -2,7 +2,10 @@
 
 Each worker is a fresh interpreter started by uvicorn, which imports an app factory; the parent
 passes the command-line options through the environment (the only channel uvicorn leaves), and
-the development issuer's key through the state directory, so every worker trusts the same key.
+the development issuer's key through the state directory, so every worker trusts the same key,
+one key binding MCP sessions to their callers (`mcp/sessions.py`), and, when none is
+configured (`console.session_secret`), one signing the console's sessions, so a browser signed
+in at one worker is signed in at all of them.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ _CONFIG = "ROLEGATE_SERVE_CONFIG"
 _HOST = "ROLEGATE_SERVE_HOST"
 _PORT = "ROLEGATE_SERVE_PORT"
 _STATE_DIR = "ROLEGATE_SERVE_STATE_DIR"
+_MCP_SESSION_KEY = "ROLEGATE_SERVE_MCP_SESSION_KEY"
+SPOOL_DIR = "usage-spool"  # in the state directory, unless accounting.spool_dir says where
+_CONSOLE_SESSION_KEY = "ROLEGATE_SERVE_CONSOLE_SESSION_KEY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +36,15 @@ class LaunchOptions:
     host: str | None
     port: int | None
     state_dir: Path | None
+    # The key binding MCP sessions to their callers, one per `serve` (hex): every worker signs
+    # and checks with it, so a session opened on one worker is good on the others.
+    mcp_session_key: str | None = None
+    # The console's session secret when none is configured, one per `serve` (hex), likewise.
+    console_session_key: str | None = None
 
     def settings(self) -> Settings:
         """The settings these options describe; raises `ConfigError`. Without a configured
-        database, the SQLite file lives in the state directory."""
+        database, the SQLite file lives in the state directory; so does the usage spool."""
         settings = load_settings(self.config) if self.config else embedded_settings()
         overrides = {key: value for key, value in (("host", self.host), ("port", self.port))
                      if value is not None}
@@ -42,6 +53,9 @@ class LaunchOptions:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             url = sqlite_url((self.state_dir / DATABASE_FILE).resolve())
             updates["database"] = settings.database.model_copy(update={"url": url})
+        if settings.accounting.spool_dir is None and self.state_dir is not None:
+            spool = str((self.state_dir / SPOOL_DIR).resolve())
+            updates["accounting"] = settings.accounting.model_copy(update={"spool_dir": spool})
         return settings.model_copy(update=updates)
 
     def export(self, environ: MutableMapping[str, str] | None = None) -> None:
@@ -51,6 +65,8 @@ class LaunchOptions:
         target[_HOST] = self.host or ""
         target[_PORT] = "" if self.port is None else str(self.port)
         target[_STATE_DIR] = str(self.state_dir.resolve()) if self.state_dir else ""
+        target[_MCP_SESSION_KEY] = self.mcp_session_key or ""
+        target[_CONSOLE_SESSION_KEY] = self.console_session_key or ""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> LaunchOptions:
@@ -58,4 +74,6 @@ class LaunchOptions:
         config, port = source.get(_CONFIG), source.get(_PORT)
         return cls(config=Path(config) if config else None, host=source.get(_HOST) or None,
                    port=int(port) if port else None,
-                   state_dir=Path(source.get(_STATE_DIR) or ".rolegate"))
+                   state_dir=Path(source.get(_STATE_DIR) or ".rolegate"),
+                   mcp_session_key=source.get(_MCP_SESSION_KEY) or None,
+                   console_session_key=source.get(_CONSOLE_SESSION_KEY) or None)

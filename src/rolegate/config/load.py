@@ -88,8 +88,8 @@ def parse_settings(text: str, *, source: str, environ: Mapping[str, str],
     litellm = [key for key in LITELLM_KEYS if key in raw]
     if litellm:
         problem = Problem((litellm[0],), f"this is a LiteLLM proxy config ({', '.join(litellm)}); "
-                          "rolegate's format differs: see the README section \"Configuration\" "
-                          "for models, auth.issuers and policy")
+                          "rolegate's format differs: `rolegate import litellm FILE` writes "
+                          "one from it (README \"Moving from LiteLLM\")")
         raise _config_error(source, [problem], document)
     problems = list(document.duplicates)
     data = _interpolate(raw, environ, loc=(), problems=problems)

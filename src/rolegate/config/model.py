@@ -75,7 +75,9 @@ _DEPLOYMENT_KEYS = ("id", "provider", "api_base", "api_key", "auth", "model", "d
                     "api_version", "weight", "rpm", "tpm", "timeout", "connect_timeout",
                     "first_byte_timeout", "stream_idle_timeout", "include_stream_usage",
                     "proxy", "ca_bundle_file", "client_cert_file", "client_key_file",
-                    "project", "location", "credentials_file")
+                    "project", "location", "credentials_file", "region",
+                    "aws_profile", "aws_access_key_id", "aws_secret_access_key",
+                    "aws_session_token")
 
 
 def _proxy_url(value: str | None) -> str | None:
@@ -121,11 +123,12 @@ class DeploymentConfig(Frozen):
                            description="Name shown in `x-rolegate-deployment`; defaults to "
                            "`<model>` or `<model>-<n>`. Never a URL or key.")
     provider: Literal["openai", "azure", "openai-compatible", "anthropic", "gemini", "vertex",
-                      "mock"]
+                      "bedrock", "mock"]
     api_base: str | None = Field(None, description="Upstream base URL (openai, anthropic: up "
                                  "to /v1; gemini: up to /v1beta, its default Google's; vertex: "
                                  "up to /v1, default `https://{location}-aiplatform."
-                                 "googleapis.com/v1`).")
+                                 "googleapis.com/v1`; bedrock: default "
+                                 "https://bedrock-runtime.<region>.amazonaws.com).")
     api_key: SecretStr | None = Field(None, description="Upstream credential; use ${ENV}.")
     auth: UpstreamAuthConfig | None = Field(None, description="Token-based upstream sign-in.")
     model: str | None = Field(None, description="Upstream model name; defaults to the model's.")
@@ -159,6 +162,17 @@ class DeploymentConfig(Frozen):
     client_cert_file: str | None = Field(
         None, description="PEM client certificate (mTLS), with its key unless `client_key_file`.")
     client_key_file: str | None = Field(None, description="PEM private key of `client_cert_file`.")
+    region: str | None = Field(None, pattern=r"^[a-z0-9-]+$", description="bedrock: the AWS "
+                               "region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's).")
+    aws_profile: str | None = Field(None, min_length=1, description="bedrock: the profile of "
+                                    "the shared AWS config and credentials files to sign with "
+                                    "(default: the standard credential chain).")
+    aws_access_key_id: SecretStr | None = Field(None, description="bedrock: a static access "
+                                                "key instead of the credential chain; use ${ENV}.")
+    aws_secret_access_key: SecretStr | None = Field(None, description="bedrock: its secret; "
+                                                    "use ${ENV}.")
+    aws_session_token: SecretStr | None = Field(None, description="bedrock: the session token "
+                                                "of temporary static credentials; use ${ENV}.")
 
     @model_validator(mode="after")
     def _provider_fields(self) -> DeploymentConfig:
@@ -171,6 +185,19 @@ class DeploymentConfig(Frozen):
         if self.provider == "anthropic" and self.auth is not None:
             problems.append("provider anthropic signs in with api_key, not auth")
         problems += self._google_problems()
+        if self.provider == "bedrock" and (self.api_key is not None or self.auth is not None):
+            problems.append("provider bedrock signs its requests with AWS credentials (SigV4, "
+                            "the standard credential chain or aws_profile), not api_key or auth")
+        aws = ("region", "aws_profile", "aws_access_key_id", "aws_secret_access_key",
+               "aws_session_token")
+        if self.provider != "bedrock" and any(getattr(self, name) for name in aws):
+            problems.append(f"{', '.join(aws)} are for provider bedrock")
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            problems.append("give aws_access_key_id and aws_secret_access_key together")
+        if self.aws_session_token is not None and self.aws_access_key_id is None:
+            problems.append("aws_session_token needs aws_access_key_id")
+        if self.aws_access_key_id is not None and self.aws_profile is not None:
+            problems.append("give aws_profile or static AWS keys, not both")
         if self.api_key is not None and self.auth is not None:
             problems.append("give api_key or auth, not both")
         if self.client_key_file is not None and self.client_cert_file is None:
@@ -352,6 +379,9 @@ class ConsoleConfig(Frozen):
     """The admin console: server-rendered pages at `/console`, signed in with OpenID Connect."""
 
     enabled: bool = Field(True, description="Serve the console (it needs an issuer to sign in).")
+    path: str = Field("/console", pattern=r"^(/[A-Za-z0-9._~-]+)+$", description="Where the "
+                      "console is served: an absolute path without a trailing slash, whose first "
+                      "segment no other route uses (not /v1, /admin, /mcp, ...).")
     issuer: str | None = Field(
         None, description="Name of the auth.issuers entry to sign in with; None: the "
         "development issuer, when it is on.")
@@ -360,8 +390,9 @@ class ConsoleConfig(Frozen):
     authorization_url: str | None = Field(None, description="The issuer's authorize endpoint.")
     token_url: str | None = Field(None, description="The issuer's token endpoint.")
     session_secret: SecretStr | None = Field(
-        None, description="Signs session cookies (use ${env:NAME}); None: a random one per "
-        "process, so sessions end on restart and need one worker.")
+        None, description="Signs session cookies (use ${env:NAME}; at least 32 characters); "
+        "None: a random one made when `serve` starts, shared with its workers through the "
+        "state directory, so sessions end on restart. Set it when replicas share sessions.")
     idle_timeout: int = Field(1800, gt=0, description="Seconds a session lives unused.")
     absolute_timeout: int = Field(28800, gt=0, description="Seconds a session lives at most.")
 
@@ -422,6 +453,13 @@ def per_claim(per: str) -> str | None:
     return per[len(CLAIMS_PREFIX):] if per.startswith(CLAIMS_PREFIX) else None
 
 
+def refuse_budget(per: str) -> str:
+    if per == "budget":
+        raise ValueError("per: budget is for `budgets:`; a rule's shared counter is "
+                         "`per: rule`")
+    return per
+
+
 class RuleLimitConfig(LimitConfig):
     """A rule's limits, counted per principal (default), per claim value, per group, or shared
     by every caller the rule grants."""
@@ -433,10 +471,7 @@ class RuleLimitConfig(LimitConfig):
     @field_validator("per")
     @classmethod
     def _not_budget(cls, value: str) -> str:
-        if value == "budget":
-            raise ValueError("per: budget is for `budgets:`; a rule's shared counter is "
-                             "`per: rule`")
-        return value
+        return refuse_budget(value)
 
 
 class BudgetConfig(LimitConfig):
@@ -457,6 +492,25 @@ class BudgetConfig(LimitConfig):
         return value
 
 
+class ToolLimitConfig(Frozen):
+    """Limits on the MCP tool calls a rule grants: each tool of each server has its own
+    counter, per principal by default (`per` as for a rule's limits)."""
+
+    rpm: int = Field(gt=0, description="Calls of one tool in any 60-second window.")
+    per: str = Field("principal", pattern=PER_PATTERN,
+                     description="What the limit counts on: principal, rule, groups or "
+                     "claims.<dotted.path>, each tool apart.")
+    per_end_user: bool = Field(False, description="Count each end user of a principal apart.")
+
+    @field_validator("per")
+    @classmethod
+    def _not_budget(cls, value: str) -> str:
+        return refuse_budget(value)
+
+    def as_limits(self) -> LimitConfig:
+        return LimitConfig(rpm=self.rpm, per_end_user=self.per_end_user)
+
+
 class McpGrantConfig(Frozen):
     """What a rule grants on MCP servers (route group `mcp`): name globs per kind."""
 
@@ -467,6 +521,8 @@ class McpGrantConfig(Frozen):
     arguments: dict[str, Strings] = Field(default_factory=dict, description="Argument name -> "
                                           "globs: a `tools/call` this rule grants must pass "
                                           "each as a string matching one of them.")
+    limits: ToolLimitConfig | None = Field(None, description="Calls per minute of each tool "
+                                           "this rule grants, counted per principal (`per`).")
 
 
 class AllowConfig(Frozen):
@@ -566,6 +622,18 @@ class AccountingConfig(Frozen):
     dead_letter_dir: str | None = Field(
         None, description="Where a usage record is appended (usage-dead-letters.jsonl) when "
         "the database refuses it even in the usage_dead_letters table; unset: the error log.")
+    spool_dir: str | None = Field(
+        None, description="Where usage records wait on disk (fsync'd JSON lines) while the "
+        "database cannot take them, replayed in order when it can, and at the next start "
+        "after a crash. Each process takes its own slot under it. Unset: `usage-spool` in "
+        "`rolegate serve`'s state directory; with no state directory, records wait in memory.")
+    spool_max_bytes: int = Field(
+        256 << 20, gt=0, description="The spool's bound: once full, paid requests get 503 "
+        "`usage_unrecorded` until the database takes records again.")
+    write_ahead: bool = Field(
+        False, description="Append each usage record to the spool before its response ends "
+        "(one file write per request, no fsync), so a process killed outright loses none; "
+        "otherwise a crash loses the records of the last `flush_interval`. Needs a spool.")
     dimensions: Strings = Field(
         (), description="Claims recorded with each usage record, for `usage --by <name>`: "
         "dotted claim paths (`tid`, `department`), or `groups` (the caller's groups).")
@@ -614,19 +682,65 @@ class TracingConfig(Frozen):
     export_timeout: float = Field(10.0, gt=0, description="Seconds one export may take.")
 
 
+class McpServerAuthConfig(Frozen):
+    """How rolegate signs in to an MCP server with a bearer token: as itself with OAuth 2.0
+    client credentials (RFC 6749 §4.4), or acting for the caller with a token obtained by token
+    exchange (RFC 8693) from the caller's validated token, which goes to `token_url` only."""
+
+    type: Literal["client_credentials", "token_exchange"]
+    token_url: str = Field(pattern=r"^https?://", description="The token endpoint.")
+    client_id: str = Field(min_length=1, description="rolegate's client id there.")
+    client_secret: SecretStr = Field(description="Use ${env:NAME}.")
+    scope: str | None = Field(None, description="The scope asked for (space-separated).")
+    audience: str | None = Field(None, description="token_exchange: the `audience` asked for, "
+                                 "besides `resource` (the server's URL).")
+
+
 class McpServerConfig(Frozen):
-    """An MCP server proxied at `/mcp/{name}` (Streamable HTTP)."""
+    """An MCP server proxied at `/mcp/{name}`: reached over Streamable HTTP (`url`), or run by
+    rolegate as a child process speaking stdio (`command`)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    url: str = Field(pattern=r"^https?://", description="The server's Streamable HTTP endpoint.")
+    url: str | None = Field(None, pattern=r"^https?://",
+                            description="The server's Streamable HTTP endpoint.")
+    command: tuple[str, ...] | None = Field(
+        None, min_length=1, description="argv of a stdio server rolegate starts, restarts "
+        "when it exits, and stops on shutdown.")
+    env: dict[str, str] = Field(default_factory=dict, description="The stdio server's "
+                                "environment (values as `${env:NAME}`), besides PATH, HOME, "
+                                "USER, LANG and the like.")
     headers: dict[str, str] = Field(default_factory=dict, description="Headers rolegate sends "
                                     "to the server as its own credential, values as "
                                     "`${env:NAME}`; the caller's token is never forwarded.")
-    timeout: float = Field(30.0, gt=0, description="Seconds one upstream request may take.")
+    timeout: float = Field(30.0, gt=0, description="Seconds the server may take to connect, to "
+                           "answer, and between two parts of a stream.")
+    auth: McpServerAuthConfig | None = Field(None, description="A bearer token for the server "
+                                             "from a token endpoint (its `Authorization`).")
+    on_tool_change: Literal["log", "hide"] = Field(
+        "log", description="When the server changes a tool's definition after rolegate first "
+        "saw it: `log` a warning, or also `hide` the tool (left out of lists, calls refused) "
+        "until restart.")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if (self.url is None) == (self.command is None):
+            raise ValueError("set exactly one of url (Streamable HTTP) or command (stdio)")
+        if self.command is not None and (self.headers or self.auth is not None):
+            raise ValueError("headers and auth are for a server reached by url")
+        if self.url is not None and self.env:
+            raise ValueError("env is for a server started with command")
+        if self.auth is not None and any(name.lower() == "authorization"
+                                         for name in self.headers):
+            raise ValueError("set headers.Authorization or auth, not both")
+        return self
 
 
 class McpConfig(Frozen):
     servers: tuple[McpServerConfig, ...] = ()
+    session_secret: SecretStr | None = Field(
+        None, description="Signs the binding of each MCP session id to the caller who opened "
+        "it (use ${env:NAME}); set it when several replicas serve one client. None: a random "
+        "key per `rolegate serve`, shared by its workers.")
 
 
 class Settings(Frozen):
@@ -654,6 +768,8 @@ class Settings(Frozen):
     def claim_paths(self) -> tuple[str, ...]:
         """The claim paths the limits and usage dimensions read: extracted once per token."""
         pers = [rule.allow.limits.per for rule in self.policy if rule.allow.limits is not None]
+        pers += [rule.allow.mcp.limits.per for rule in self.policy
+                 if rule.allow.mcp is not None and rule.allow.mcp.limits is not None]
         pers += [budget.per for budget in self.budgets]
         paths = [path for per in pers if (path := per_claim(per)) is not None]
         paths += [name for name in self.accounting.dimensions if name != "groups"]

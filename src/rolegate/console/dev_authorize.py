@@ -4,7 +4,12 @@
 development issuer) and sends the browser back to the console's callback with a one-time code;
 `exchange` turns that code into an ID token signed by the development issuer. Only the
 console's own client id and callback are accepted, the PKCE verifier must match the challenge
-(S256) and a code is good once, for a minute. It exists only while the development issuer is on.
+(S256) and a code is good for a minute. It exists only while the development issuer is on.
+
+The code is the grant itself, signed with the console's session secret, so any worker of
+`serve --workers N` can redeem it; each worker redeems a code once (a copy replayed at another
+worker within its minute still needs the PKCE verifier, which only the browser that started
+the sign-in holds, in its signed cookie).
 """
 
 from __future__ import annotations
@@ -12,12 +17,12 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from rolegate.authn.dev_issuer import DevIssuer
 from rolegate.console.pages import Renderer
-from rolegate.console.session import read_form, redirect
+from rolegate.console.session import Signer, read_form, redirect
 from rolegate.console.signin import pkce_challenge
 from rolegate.errors import InvalidRequest, Unauthenticated
 from rolegate.server.asgi import Request, Response
@@ -26,18 +31,9 @@ CODE_TTL = 60.0
 FIELDS = ("client_id", "redirect_uri", "state", "nonce", "code_challenge")
 
 
-@dataclass(frozen=True, slots=True)
-class _Grant:
-    subject: str
-    roles: tuple[str, ...]
-    nonce: str
-    challenge: str
-    expires: float
-
-
 class DevAuthorizer:
     def __init__(self, issuer: DevIssuer, renderer: Renderer, *, client_id: str,
-                 redirect_uri: str, default_roles: tuple[str, ...],
+                 redirect_uri: str, default_roles: tuple[str, ...], secret: bytes,
                  clock: Callable[[], float]) -> None:
         self._issuer = issuer
         self._renderer = renderer
@@ -45,7 +41,8 @@ class DevAuthorizer:
         self._redirect_uri = redirect_uri
         self._default_roles = default_roles
         self._clock = clock
-        self._grants: dict[str, _Grant] = {}
+        self._signer = Signer(secret, "dev-authorization-code")
+        self._redeemed: dict[str, float] = {}  # code -> when it expires
 
     async def authorize(self, request: Request) -> Response:
         if request.method == "GET":
@@ -58,25 +55,29 @@ class DevAuthorizer:
         form = await read_form(request)
         params = {name: form.get(name, "") for name in FIELDS}
         self._check(params, "S256")
-        subject = form.get("subject", "").strip() or "dev-user"
-        code = secrets.token_urlsafe(24)
-        now = self._clock()
-        self._grants = {c: g for c, g in self._grants.items() if g.expires > now}
-        self._grants[code] = _Grant(subject, tuple(form.get("roles", "").split()),
-                                    params["nonce"], params["code_challenge"], now + CODE_TTL)
+        code = self._signer.sign({
+            "subject": form.get("subject", "").strip() or "dev-user",
+            "roles": form.get("roles", "").split(), "nonce": params["nonce"],
+            "challenge": params["code_challenge"], "expires": self._clock() + CODE_TTL,
+            "id": secrets.token_urlsafe(12)})
         query = urlencode({"code": code, "state": params["state"]})
         return redirect(f"{self._redirect_uri}?{query}")
 
     async def exchange(self, code: str, code_verifier: str, redirect_uri: str) -> str:
-        grant = self._grants.pop(code, None)
-        if grant is None or grant.expires <= self._clock():
+        now = self._clock()
+        self._redeemed = {used: until for used, until in self._redeemed.items() if until > now}
+        grant = self._signer.unsign(code)
+        if grant is None or code in self._redeemed or not _is_grant(grant) \
+                or grant["expires"] <= now:
             raise Unauthenticated("The authorization code is unknown, used or expired.",
                                   code="invalid_grant")
-        if not hmac.compare_digest(pkce_challenge(code_verifier), grant.challenge):
+        self._redeemed[code] = grant["expires"]
+        if not hmac.compare_digest(pkce_challenge(code_verifier), grant["challenge"]):
             raise Unauthenticated("The PKCE verifier does not match the code's challenge.",
                                   code="invalid_grant")
-        return self._issuer.mint(subject=grant.subject, roles=grant.roles, now=self._clock(),
-                                 extra={"aud": self._client_id, "nonce": grant.nonce})
+        return self._issuer.mint(subject=grant["subject"], roles=tuple(grant["roles"]),
+                                 now=now, extra={"aud": self._client_id,
+                                                 "nonce": grant["nonce"]})
 
     def _check(self, params: dict[str, str], method: str | None) -> None:
         if params["client_id"] != self._client_id or params["redirect_uri"] != self._redirect_uri:
@@ -84,3 +85,11 @@ class DevAuthorizer:
         if method != "S256" or not params["code_challenge"] or not params["state"]:
             raise InvalidRequest("PKCE (S256), state and nonce are required.",
                                  code="invalid_request")
+
+
+def _is_grant(grant: dict[str, Any]) -> bool:
+    """A document this class signed has these fields; checked so a change of shape between
+    versions is refused rather than a KeyError."""
+    return (isinstance(grant.get("subject"), str) and isinstance(grant.get("roles"), list)
+            and isinstance(grant.get("nonce"), str) and isinstance(grant.get("challenge"), str)
+            and isinstance(grant.get("expires"), (int, float)))

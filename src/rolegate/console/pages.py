@@ -8,7 +8,9 @@ names and claims shown are text, never markup; every page forbids framing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
@@ -25,10 +27,11 @@ from rolegate.keys.store import KeyStore
 from rolegate.server.asgi import Request, Response
 
 HTML = b"text/html; charset=utf-8"
-# No script, no framing (clickjacking), forms only to ourselves, nothing from elsewhere.
+# Script and style only from our own files (no inline script, so markup that slipped into a
+# page could not run), no framing (clickjacking), forms only to ourselves, nothing from elsewhere.
 SECURITY_HEADERS = [
-    (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self' data:; "
-     b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    (b"content-security-policy", b"default-src 'none'; script-src 'self'; style-src 'self'; "
+     b"img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -36,7 +39,48 @@ SECURITY_HEADERS = [
 ]
 MAX_NAME = 200
 
-Explainer = Callable[[str, str, str | None], Awaitable[dict[str, Any]]]
+MAX_CLAIMS = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """What the Explain page asks about: one of a credential (a token or an API key), an API
+    key's id or a set of claims; a route and, optionally, a model."""
+
+    route: str
+    model: str | None
+    credential: str | None = None
+    key_id: str | None = None
+    claims: dict[str, Any] | None = None
+
+    @classmethod
+    def read(cls, form: dict[str, str]) -> Question:
+        credential, key_id, claims = (form.get(name, "").strip()
+                                      for name in ("credential", "key_id", "claims"))
+        if sum(1 for given in (credential, key_id, claims) if given) != 1:
+            raise InvalidRequest("Give one of a token or API key, an API key id and a set of "
+                                 "claims to explain.", code="invalid_body")
+        route = form.get("route", "").strip() or "/v1/chat/completions"
+        model = form.get("model", "").strip() or None
+        if not claims:
+            return cls(route, model, credential=credential or None, key_id=key_id or None)
+        if len(claims) > MAX_CLAIMS:
+            raise InvalidRequest("The claims are too long (at most 16 KiB).",
+                                 code="invalid_body", param="claims")
+        try:
+            document = json.loads(claims)
+        except ValueError as exc:
+            raise InvalidRequest(f"The claims are not JSON: {exc}", code="invalid_body",
+                                 param="claims") from None
+        if not isinstance(document, dict):
+            raise InvalidRequest("The claims must be a JSON object.", code="invalid_body",
+                                 param="claims")
+        return cls(route, model, claims=document)
+
+
+Explainer = Callable[[Question], Awaitable[dict[str, Any]]]
+# A key's changes as the admin API's PATCH body, validated by it (`admin.schemas.key_changes`).
+KeyChanges = Callable[[dict[str, Any]], dict[str, Any]]
 CanChange = Callable[[Principal], bool]
 
 
@@ -59,17 +103,21 @@ def _utc(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def stylesheet() -> Response:
-    css = files("rolegate.console").joinpath("static/console.css").read_bytes()
-    return Response(body=css, content_type=b"text/css; charset=utf-8",
-                    headers=[(b"cache-control", b"max-age=3600"),
-                             (b"x-content-type-options", b"nosniff")])
+def static_file(name: str, content_type: bytes) -> Callable[[], Response]:
+    """A public handler serving `console/static/<name>` (read once, at start-up)."""
+    body = files("rolegate.console").joinpath(f"static/{name}").read_bytes()
+
+    def serve() -> Response:
+        return Response(body=body, content_type=content_type,
+                        headers=[(b"cache-control", b"max-age=3600"),
+                                 (b"x-content-type-options", b"nosniff")])
+    return serve
 
 
 class ConsolePages:
     def __init__(self, renderer: Renderer, cookies: SessionCookies | None, *,
                  keys: KeyStore | None, audit: AuditLog | None, explainer: Explainer,
-                 can_change: CanChange, clock: Callable[[], float],
+                 can_change: CanChange, key_changes: KeyChanges, clock: Callable[[], float],
                  denials: Iterable[dict[str, Any]] = ()) -> None:
         self._renderer = renderer
         self._cookies = cookies
@@ -77,6 +125,7 @@ class ConsolePages:
         self._audit = audit
         self._explainer = explainer
         self._can_change = can_change
+        self._key_changes = key_changes
         self._clock = clock
         self._denials = denials
 
@@ -92,15 +141,13 @@ class ConsolePages:
         return self._renderer.page(template, who=who, csrf=session.csrf if session else "",
                                    can_change=self._can_change(who), **values)
 
-    def shown(self, template: str, **values: Any) -> Callable[[Request, Route, Principal],
-                                                              Awaitable[Response]]:
-        """A handler showing `template` with `values` (fixed at start-up: the policy page)."""
+    def shown(self, template: str, live: Callable[[], dict[str, Any]] | None = None,
+              **values: Any) -> Callable[[Request, Route, Principal], Awaitable[Response]]:
+        """A handler showing `template` with `values` (fixed at start-up: the policy page) and
+        what `live` returns when it is shown."""
         async def respond(request: Request, route: Route, who: Principal) -> Response:
-            return self.page(request, who, template, **values)
+            return self.page(request, who, template, **values, **(live() if live else {}))
         return respond
-
-    async def home(self, request: Request, route: Route, who: Principal) -> Response:
-        return self.page(request, who, "home.html", page="home")
 
     async def keys(self, request: Request, route: Route, who: Principal,
                    created: tuple[str, ApiKey] | None = None) -> Response:
@@ -121,6 +168,28 @@ class ConsolePages:
         await self._audited("key.create", who, record)
         return await self.keys(request, route, who, created=(plaintext, record))
 
+    async def edit_key(self, request: Request, route: Route, who: Principal) -> Response:
+        """A key's models and limits, as a form (for a viewer, read-only)."""
+        key = await self._key(request, route)
+        return self.page(request, who, "key_edit.html", page="keys", key=key,
+                         limits=key.limits.model_dump() if key.limits else {})
+
+    async def update_key(self, request: Request, route: Route, who: Principal) -> Response:
+        """Changes a key's models and limits, validated as the admin API's PATCH is."""
+        key = await self._key(request, route)
+        changes = self._key_changes(key_update(await read_form(request)))
+        updated = await self._store(request).update(key.id, changes)
+        assert updated is not None  # found just above; keys are revoked, never deleted
+        await self._audited("key.update", who, updated, changed=sorted(changes))
+        return redirect(f"{self._renderer.prefix}/keys/{key.id}")
+
+    async def _key(self, request: Request, route: Route) -> ApiKey:
+        assert route.resource is not None
+        key = await self._store(request).get(route.resource)
+        if key is None:
+            raise NotFound(f"No API key has the id {route.resource!r}.", code="key_not_found")
+        return key
+
     async def revoke_key(self, request: Request, route: Route, who: Principal) -> Response:
         store = self._store(request)
         assert route.resource is not None
@@ -135,15 +204,11 @@ class ConsolePages:
             return self.page(request, who, "explain.html", page="explain", form={}, report=None)
         self._on(request)
         form = await read_form(request)
-        credential = form.get("credential", "").strip()
-        if not credential:
-            raise InvalidRequest("Paste a token or an API key to explain.", code="invalid_body")
-        report = await self._explainer(credential, form.get("route", "").strip() or
-                                       "/v1/chat/completions",
-                                       form.get("model", "").strip() or None)
-        shown = {name: form.get(name, "") for name in ("route", "model")}
+        question = Question.read(form)
+        report = await self._explainer(question)
+        shown = {name: form.get(name, "") for name in ("route", "model", "key_id", "claims")}
         return self.page(request, who, "explain.html", page="explain", form=shown,
-                          report=report)
+                         report=report)
 
     async def decisions(self, request: Request, route: Route, who: Principal) -> Response:
         """The recent 401s and 403s, newest first; `?code=` keeps those with that code."""
@@ -167,7 +232,33 @@ class ConsolePages:
                            code="keys_disabled")
         return self._keys
 
-    async def _audited(self, kind: str, who: Principal, key: ApiKey) -> None:
-        if self._audit is not None:
-            await self._audit.commit(kind, {"issuer": who.issuer, "subject": who.subject},
-                                     {"key": key.public_view(), "via": "console"})
+    async def _audited(self, kind: str, who: Principal, key: ApiKey,
+                       changed: list[str] | None = None) -> None:
+        if self._audit is None:
+            return
+        data: dict[str, Any] = {"key": key.public_view(), "via": "console"}
+        if changed is not None:
+            data["changed"] = changed
+        await self._audit.commit(kind, {"issuer": who.issuer, "subject": who.subject}, data)
+
+
+LIMIT_FIELDS = {"rpm": int, "tpm": int, "daily_tokens": int, "monthly_budget_usd": float}
+
+
+def key_update(form: dict[str, str]) -> dict[str, Any]:
+    """The edit form as the admin API's PATCH body (models, limits), to be validated by it: the
+    same bounds, the same 400s. Empty models: as the policy allows; no limit set: unlimited."""
+    models = form.get("models", "").split()
+    limits: dict[str, Any] = {}
+    for name, kind in LIMIT_FIELDS.items():
+        text = form.get(name, "").strip()
+        if not text:
+            continue
+        try:
+            limits[name] = kind(text)
+        except ValueError:
+            raise InvalidRequest(f"{name}: {text!r} is not a number.", code="invalid_body",
+                                 param=name) from None
+    if limits and form.get("per_end_user") == "on":
+        limits["per_end_user"] = True
+    return {"models": models or None, "limits": limits or None}

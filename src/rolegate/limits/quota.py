@@ -86,8 +86,8 @@ class Counted:
         if self.per == "principal":
             if self.namespace == "r":  # the same counters as before `per` existed
                 return [counter_base("r", (self.name, who.issuer, who.subject, end_user))]
-            return [counter_base("b", (self.name, "principal", who.issuer, who.subject,
-                                       end_user))]
+            return [counter_base(self.namespace, (self.name, "principal", who.issuer,
+                                                  who.subject, end_user))]
         values: tuple[str | None, ...]
         if self.per == "groups":
             values = tuple(sorted(who.groups)) or (None,)
@@ -108,6 +108,7 @@ class QuotaPlan:
     def __init__(self, rules: Iterable[RuleConfig],
                  key_limits: Callable[[str], LimitConfig | None] | None = None,
                  budgets: Iterable[BudgetConfig] = ()) -> None:
+        rules = tuple(rules)
         named = {budget.name: Counted(budget, "b", budget.name, budget.per)
                  for budget in budgets if not budget.is_empty}
         self._by_rule: dict[str, tuple[Counted, ...]] = {}
@@ -119,10 +120,29 @@ class QuotaPlan:
             if counted:
                 self._by_rule[rule.name] = tuple(counted)
         self._key_limits = key_limits
+        self._tools = {rule.name: rule.allow.mcp.limits for rule in rules
+                       if rule.allow.mcp is not None and rule.allow.mcp.limits is not None}
 
     @property
     def is_empty(self) -> bool:
         return not self._by_rule and self._key_limits is None
+
+    def tool_counted(self, rule: str | None, server: str, tool: str) -> Counted | None:
+        """The limit a call of `tool` on `server` granted by `rule` counts on: its own counter
+        per tool (namespace `t`), whatever the rule's other limits."""
+        limits = self._tools.get(rule) if rule is not None else None
+        if limits is None:
+            return None
+        name = orjson.dumps([rule, server, tool]).decode()
+        return Counted(limits.as_limits(), "t", name, limits.per)
+
+    def tool_quotas(self, rule: str | None, who: Principal, server: str, tool: str,
+                    now: float) -> list[Quota]:
+        counted = self.tool_counted(rule, server, tool)
+        if counted is None:
+            return []
+        return [quota for base in counted.bases(who)
+                for quota in quotas_of(counted.limits, base, now)]
 
     def counted(self, rule: str | None) -> tuple[Counted, ...]:
         """The limits and budgets a request granted by `rule` counts on."""

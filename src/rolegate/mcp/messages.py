@@ -35,7 +35,7 @@ LISTS = {"tools/list": ("tools", "tool", "name"),
 MEMBERS = frozenset({"jsonrpc", "id", "method", "params"})
 PLAIN = frozenset({"initialize", "ping", "server/discover", "resources/templates/list",
                    "completion/complete", "logging/setLevel", "resources/subscribe",
-                   "resources/unsubscribe"})
+                   "resources/unsubscribe", "subscriptions/listen"})
 
 
 @dataclass(frozen=True, slots=True)

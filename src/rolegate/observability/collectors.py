@@ -41,7 +41,8 @@ class KeySetCollector(Collector):
 
 
 class UsageRecorderCollector(Collector):
-    """`rolegate_usage_records_pending`, `rolegate_usage_records_dropped_total`,
+    """`rolegate_usage_records_pending`, `rolegate_usage_records_spooled`,
+    `rolegate_usage_database_up`, `rolegate_usage_records_dropped_total`,
     `rolegate_usage_write_failures_total`, `rolegate_usage_records_dead_lettered_total`."""
 
     def __init__(self, recorder: Recorder) -> None:
@@ -51,6 +52,12 @@ class UsageRecorderCollector(Collector):
         recorder = self._recorder
         yield GaugeMetricFamily("rolegate_usage_records_pending", "Usage records waiting to be "
                                 "written.", value=recorder.pending)
+        yield GaugeMetricFamily("rolegate_usage_records_spooled", "Usage records waiting on "
+                                "disk for the database (the spool's depth).",
+                                value=recorder.spooled)
+        yield GaugeMetricFamily("rolegate_usage_database_up", "1 when the last write of usage "
+                                "records succeeded, 0 when it failed.",
+                                value=0 if recorder.last_error else 1)
         yield CounterMetricFamily("rolegate_usage_records_dropped", "Usage records dropped "
                                   "because too many were waiting.", value=recorder.dropped)
         yield CounterMetricFamily("rolegate_usage_write_failures", "Batch writes of usage "

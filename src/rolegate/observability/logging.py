@@ -19,6 +19,7 @@ import orjson
 
 from rolegate.authn.principal import Principal
 from rolegate.authz.model import Action, Decision
+from rolegate.observability.matches import RuleMatches
 
 
 class _LineLogger:
@@ -79,13 +80,15 @@ class _LineLogger:
 class DecisionLog:
     """Writes each decision to the `rolegate.decision` logger as one JSON object, and keeps the
     last `keep_denials` denials (401 and 403, with the time) in memory for the console, whether
-    or not the log is on."""
+    or not the log is on; with `matches`, it counts which principals each rule granted."""
 
     def __init__(self, *, is_enabled: bool = True, keep_denials: int = 0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 matches: RuleMatches | None = None) -> None:
         self._lines = _LineLogger("rolegate.decision")
         self._is_enabled = is_enabled
         self.denials: deque[dict[str, Any]] = deque(maxlen=keep_denials)
+        self.matches = matches
         self._clock = clock
 
     def _is_writing(self) -> bool:
@@ -96,6 +99,8 @@ class DecisionLog:
             self.denials.append({**line, "at": self._clock()})
 
     def record(self, request_id: str, who: Principal, action: Action, decision: Decision) -> None:
+        if decision.allowed and decision.rule is not None and self.matches is not None:
+            self.matches.record(decision.rule, who)
         if decision.allowed and not self._is_writing():
             return
         line = {

@@ -1,8 +1,9 @@
 """`Tracing`: OpenTelemetry spans for every request, exported over OTLP/HTTP.
 
-Built by `app.py` only when `tracing.enabled`; this is the only module that imports
-OpenTelemetry (the `otel` extra), so the gateway runs without it when tracing is off, and the
-code on the request path then pays one `is None` test per step.
+Built by `app.py` only when `tracing.enabled`; it and the modules it uses (`spans.py`,
+`otlp.py`, `span_export.py`) are the only ones that import OpenTelemetry (the `otel` extra), so
+the gateway runs without it when tracing is off, and the code on the request path then pays
+one `is None` test per step.
 
 One trace per request (continuing the caller's W3C `traceparent`, W3C Trace Context §3):
 
@@ -15,33 +16,34 @@ One trace per request (continuing the caller's W3C `traceparent`, W3C Trace Cont
 - one CLIENT span per upstream attempt, `chat gpt-4o-mini` (operation and upstream model), whose
   context goes upstream as the attempt's `traceparent`.
 
-Spans are batched and exported off the event loop by the SDK's `BatchSpanProcessor`. A request
-whose trace is not sampled (`sample_ratio`, or the caller's `traceparent` flag) gets its server
-span only, never recorded, and no child spans: what is left is passing the context upstream.
+Spans are recorded as plain `Span`s (the SDK's per-span objects, locks, contexts and span
+processors cost about 25 us a span, more than a tenth of a request) and handed over, one trace
+at a time when the request's span ends, to `SpanExport`, whose thread encodes and sends them in
+batches. Whether a trace is sampled is decided once, when the request starts: a caller's
+`traceparent` decides for the trace it continues (parent-based), `sample_ratio` for a new
+one. An unsampled request gets no span at all: what is left is passing the context upstream.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
+from time import time_ns
+from types import TracebackType
 from typing import Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
-from opentelemetry.trace import SpanKind, Status, StatusCode
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from rolegate.authn.principal import Principal
 from rolegate.authz.model import Action, Decision
 from rolegate.config.model import DeploymentConfig, TracingConfig
+from rolegate.observability.otlp import OtlpEncoder
 from rolegate.observability.requests import Request
+from rolegate.observability.span_export import OtlpHttpSender, SpanExport
+from rolegate.observability.spans import (
+    CLIENT, HAS_IS_REMOTE, INTERNAL, IS_REMOTE, RequestSpan, remote_parent,
+)
 from rolegate.providers.base import Provider, UpstreamCall, UpstreamReply
 
 # gen_ai.operation.name for each OpenAI operation (GenAI semantic conventions); others as named.
@@ -52,43 +54,47 @@ OPERATIONS = {"chat/completions": "chat", "completions": "text_completion",
 # gen_ai.provider.name for each provider kind (the conventions' well-known values).
 PROVIDERS = {"openai": "openai", "azure": "azure.ai.openai", "openai-compatible": "openai",
              "anthropic": "anthropic", "gemini": "gcp.gemini", "vertex": "gcp.vertex_ai",
-             "mock": "rolegate.mock"}
+             "bedrock": "aws.bedrock", "mock": "rolegate.mock"}
 _SPAN = "rolegate.span"
-_SPAN_ID = (1 << 64) - 1
+_SCOPE = "rolegate"  # the instrumentation scope's name
+# Request state -> the request span's attribute, when set.
+_STATE_ATTRIBUTES = (("model", "gen_ai.request.model"), ("deployment", "rolegate.deployment"),
+                     ("attempts", "rolegate.attempts"), ("code", "rolegate.error_code"))
 
 
 class Tracing:
-    """>>> tracing = Tracing.export(settings.tracing)   # or Tracing(provider) in a test"""
+    """>>> tracing = Tracing.export(settings.tracing)   # or Tracing(SpanExport(...)) in a test"""
 
-    def __init__(self, provider: TracerProvider, *, sample_ratio: float = 1.0,
+    def __init__(self, export: SpanExport, *, sample_ratio: float = 1.0,
                  rng: random.Random | None = None) -> None:
-        self._provider = provider
-        self._tracer = provider.get_tracer("rolegate")
-        self._propagator = TraceContextTextMapPropagator()
+        self._export = export
         self._sample_ratio = sample_ratio
-        self._rng = rng or random.Random()
-        # An unsampled request's traceparent for its upstream attempts. Such a request gets no
-        # span object at all: deciding here, before the SDK, keeps the 1 - sample_ratio
-        # share of requests at a few microseconds each.
-        self._unsampled: ContextVar[str | None] = ContextVar("rolegate_unsampled",
-                                                             default=None)
+        rng = rng or random.Random()
+        self._random = rng.random
+        self._bits = rng.getrandbits
+        # Each request's task -> its span when it is sampled, or the traceparent its upstream
+        # attempts pass on when it is not. Not a context variable: every timer or task made
+        # during a request keeps a copy of its context, some for as long as a keep-alive
+        # timeout, and setting a variable per request would keep its context's nodes alive
+        # with them (into the collector's oldest generation, making its full collections,
+        # which walk the whole heap, more frequent).
+        self._current: dict[asyncio.Task[Any] | None, RequestSpan | str] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
-    def export(cls, config: TracingConfig, exporter: SpanExporter | None = None) -> Tracing:
-        # New traces are sampled in `start` (sample_ratio); what reaches the SDK is recorded.
-        provider = TracerProvider(
-            sampler=ParentBased(ALWAYS_ON),
-            resource=Resource.create({"service.name": config.service_name}),
-            shutdown_on_exit=False)
-        exporter = exporter or OTLPSpanExporter(endpoint=config.endpoint,
-                                                headers=dict(config.headers),
-                                                timeout=config.export_timeout)
-        provider.add_span_processor(BatchSpanProcessor(exporter))
-        return cls(provider, sample_ratio=config.sample_ratio)
+    def export(cls, config: TracingConfig) -> Tracing:
+        # The SDK's resource: `service.name`, the `telemetry.sdk.*` attributes and
+        # OTEL_RESOURCE_ATTRIBUTES, as its exporter would send them.
+        resource = Resource.create({"service.name": config.service_name})
+        encoder = OtlpEncoder(dict(resource.attributes), scope=_SCOPE,
+                              resource_schema_url=resource.schema_url,
+                              uncached=frozenset({"rolegate.request_id"}))
+        sender = OtlpHttpSender(config.endpoint, config.headers, timeout=config.export_timeout)
+        return cls(SpanExport(encoder, sender), sample_ratio=config.sample_ratio)
 
     def close(self) -> None:
-        """Export what is still queued, then stop (lifespan shutdown)."""
-        self._provider.shutdown()
+        """Export what is still queued, then stop (lifespan shutdown; blocking)."""
+        self._export.close()
 
     def start(self, request: Request, headers: Mapping[bytes, bytes]) -> object:
         """The request's span, current until `finish`; returned as a token for `finish`. An
@@ -97,68 +103,62 @@ class Tracing:
         traceparent = headers.get(b"traceparent")
         parent = None
         if traceparent is not None:
-            carrier = {"traceparent": traceparent.decode("latin-1")}
-            state = headers.get(b"tracestate")
-            if state is not None:
-                carrier["tracestate"] = state.decode("latin-1")
-            parent = self._propagator.extract(carrier)
-            context = trace.get_current_span(parent).get_span_context()
-            if not context.is_valid:  # malformed: a new trace, as without the header
-                parent = None
-            elif not context.trace_flags.sampled:
-                return self._unsampled.set(carrier["traceparent"])  # passed on as it came
-        if parent is None and self._rng.random() >= self._sample_ratio:
-            ids = self._rng.getrandbits(192) | 1 << 64 | 1  # neither id may be all zeros
-            return self._unsampled.set(f"00-{ids >> 64:032x}-{ids & _SPAN_ID:016x}-00")
-        span = self._tracer.start_span(request.method, context=parent,
-                                       kind=SpanKind.SERVER, attributes={
-                                           "http.request.method": request.method,
-                                           "url.path": request.path,
-                                           "rolegate.request_id": request.request_id})
+            parent = remote_parent(traceparent, headers.get(b"tracestate"))
+            if parent is not None and not parent.is_sampled:
+                return self._set_current(parent.traceparent)  # passed on as it came
+        attributes = {"http.request.method": request.method, "url.path": request.path,
+                      "rolegate.request_id": request.request_id}
+        if parent is None:  # a new trace (a malformed traceparent is read as none)
+            trace_id = self._trace_id()
+            if self._random() >= self._sample_ratio:
+                return self._set_current(f"00-{trace_id:032x}-{self._span_id():016x}-00")
+            span = RequestSpan(request.method, trace_id, self._span_id(), 0, "",
+                               HAS_IS_REMOTE, time_ns(), attributes)
+        else:
+            span = RequestSpan(request.method, parent.trace_id, self._span_id(),
+                               parent.span_id, parent.trace_state, HAS_IS_REMOTE | IS_REMOTE,
+                               time_ns(), attributes)
         request.state[_SPAN] = span
-        return otel_context.attach(trace.set_span_in_context(span, parent))
+        return self._set_current(span)
 
     def finish(self, request: Request, status: int, token: object) -> None:
+        self._current.pop(token, None)  # type: ignore[call-overload]
         state = request.state
-        span = state.get(_SPAN)
+        span: RequestSpan | None = state.get(_SPAN)
         if span is None:
-            self._unsampled.reset(token)  # type: ignore[arg-type]
             return
-        attributes: dict[str, Any] = {"http.response.status_code": status}
+        attributes = span.attributes
+        attributes["http.response.status_code"] = status
         who: Principal | None = state.get("principal")
         if who is not None:
-            attributes.update({"rolegate.issuer": who.issuer, "rolegate.subject": who.subject})
-        for name, key in (("model", "gen_ai.request.model"), ("deployment",
-                          "rolegate.deployment"), ("attempts", "rolegate.attempts"),
-                          ("code", "rolegate.error_code")):
-            if state.get(name) is not None:
-                attributes[key] = state[name]
+            attributes["rolegate.issuer"] = who.issuer
+            attributes["rolegate.subject"] = who.subject
+        for name, key in _STATE_ATTRIBUTES:
+            value = state.get(name)
+            if value is not None:
+                attributes[key] = value
         reply: UpstreamReply | None = state.get("reply")
         if reply is not None:  # its usage is known now, even a stream's
             attributes.update(_usage_attributes(reply.usage))
-        span.set_attributes(attributes)
         if state.get("route_group") not in (None, "public"):  # a path the route table knows
-            span.update_name(f"{request.method} {request.path}")
-        if status >= 500:
-            span.set_status(Status(StatusCode.ERROR))
-        span.end()
-        otel_context.detach(token)  # type: ignore[arg-type]
+            span.name = f"{request.method} {request.path}"
+        span.is_error = status >= 500
+        span.end = time_ns()
+        if not span.open:  # otherwise the last attempt to end hands the trace over
+            self._export.put(span.trace())
 
     def is_recording(self, request: Request) -> bool:
         """Whether `request` is sampled: only then does it get child spans."""
         return _SPAN in request.state
 
-    @contextmanager
-    def authenticating(self) -> Iterator[None]:
-        with self._tracer.start_as_current_span("rolegate.authenticate",
-                                                record_exception=False,
-                                                set_status_on_exception=False):
-            yield
+    def authenticating(self, request: Request) -> _Authenticating:
+        """A span around authenticating `request` (a sampled one): `with` it."""
+        return _Authenticating(self, request.state[_SPAN])
 
     def decided(self, request: Request, who: Principal, action: Action,
                 decision: Decision) -> None:
         """A span for one authorization decision; the request's span takes its outcome."""
-        span = request.state.get(_SPAN)
+        span: RequestSpan | None = request.state.get(_SPAN)
         if span is None:
             return
         attributes = {"rolegate.route": action.route,
@@ -167,31 +167,111 @@ class Tracing:
             attributes["rolegate.rule"] = decision.rule
         if action.model is not None:
             attributes["gen_ai.request.model"] = action.model
-        self._tracer.start_span("rolegate.authorize", attributes=attributes).end()
-        span.set_attributes(attributes)
+        now = time_ns()
+        span.child("rolegate.authorize", INTERNAL, self._span_id(), now, now, attributes, False)
+        if not span.end:
+            span.attributes.update(attributes)
 
     def traced(self, provider: Provider, model: str, deployment: str,
                upstream_model: str) -> Provider:
         """`provider`, with a span per attempt whose context goes upstream."""
         return _TracedProvider(self, provider, model, deployment, upstream_model)
 
-    def unsampled(self) -> str | None:
-        """The traceparent for the current request's attempts when it is not sampled."""
-        return self._unsampled.get()
+    def current(self) -> RequestSpan | str | None:
+        """The current request's span, or the traceparent its attempts pass on when it is
+        not sampled (None outside a request)."""
+        return self._current.get(self._task())
 
-    def attempt(self, call: UpstreamCall, config: DeploymentConfig, deployment: str,
-                upstream_model: str) -> tuple[trace.Span, UpstreamCall]:
+    def attempt(self, request_span: RequestSpan | None, call: UpstreamCall,
+                config: DeploymentConfig, deployment: str, upstream_model: str) -> _Attempt:
+        """A CLIENT span for one upstream attempt, open until `ended`. Outside any request
+        it starts a trace of its own."""
         operation = OPERATIONS.get(call.operation, call.operation)
-        span = self._tracer.start_span(f"{operation} {upstream_model}", kind=SpanKind.CLIENT,
-                                       attributes={
-                                           "gen_ai.operation.name": operation,
-                                           "gen_ai.request.model": upstream_model,
-                                           "gen_ai.provider.name": PROVIDERS.get(
-                                               config.provider, config.provider),
-                                           "rolegate.deployment": deployment})
-        carrier: dict[str, str] = {}
-        self._propagator.inject(carrier, context=trace.set_span_in_context(span))
-        return span, _with_traceparent(call, carrier.get("traceparent"))
+        if request_span is None:
+            request_span = RequestSpan("", self._trace_id(), 0, 0, "", HAS_IS_REMOTE, 0, {})
+        else:
+            request_span.open += 1
+        return _Attempt(request_span, f"{operation} {upstream_model}", self._span_id(),
+                        time_ns(), {"gen_ai.operation.name": operation,
+                                    "gen_ai.request.model": upstream_model,
+                                    "gen_ai.provider.name": PROVIDERS.get(config.provider,
+                                                                          config.provider),
+                                    "rolegate.deployment": deployment})
+
+    def ended(self, attempt: _Attempt) -> None:
+        request_span = attempt.request_span
+        end = time_ns()
+        if not request_span.span_id:  # an attempt outside any request: a trace of its own
+            self._export.put((request_span.trace_id, "", ((
+                attempt.name, CLIENT, attempt.span_id, 0, HAS_IS_REMOTE, attempt.start, end,
+                attempt.attributes, attempt.is_error),)))
+            return
+        request_span.child(attempt.name, CLIENT, attempt.span_id, attempt.start, end,
+                           attempt.attributes, attempt.is_error)
+        request_span.open -= 1
+        if request_span.end and not request_span.open:  # the request ended first
+            self._export.put(request_span.trace())
+
+    def _set_current(self, current: RequestSpan | str) -> object:
+        task = self._task()
+        self._current[task] = current
+        return task
+
+    def _task(self) -> asyncio.Task[Any] | None:
+        # The loop passed in: without it, Python 3.11's lookup of the running loop makes a
+        # getpid() system call each time.
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            loop = self._loop = asyncio.get_running_loop()
+        return asyncio.current_task(loop)
+
+    def _trace_id(self) -> int:
+        trace_id = self._bits(128)
+        while not trace_id:  # neither id may be all zeros (W3C Trace Context §3.2.2)
+            trace_id = self._bits(128)
+        return trace_id
+
+    def _span_id(self) -> int:
+        span_id = self._bits(64)
+        while not span_id:
+            span_id = self._bits(64)
+        return span_id
+
+
+class _Attempt:
+    """An upstream attempt's CLIENT span while it is open."""
+
+    __slots__ = ("attributes", "is_error", "name", "request_span", "span_id", "start")
+
+    def __init__(self, request_span: RequestSpan, name: str, span_id: int, start: int,
+                 attributes: dict[str, Any]) -> None:
+        self.request_span = request_span
+        self.name = name
+        self.span_id = span_id
+        self.start = start
+        self.attributes = attributes
+        self.is_error = False
+
+    @property
+    def traceparent(self) -> str:
+        return self.request_span.traceparent(self.span_id)
+
+
+class _Authenticating:
+    __slots__ = ("_request_span", "_start", "_tracing")
+
+    def __init__(self, tracing: Tracing, request_span: RequestSpan) -> None:
+        self._tracing = tracing
+        self._request_span = request_span
+
+    def __enter__(self) -> None:
+        self._start = time_ns()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        # A failed authentication is the request's outcome, told by the request's span.
+        self._request_span.child("rolegate.authenticate", INTERNAL, self._tracing._span_id(),
+                                 self._start, time_ns(), {}, False)
 
 
 class _TracedProvider:
@@ -205,34 +285,50 @@ class _TracedProvider:
         self._upstream_model = upstream_model
 
     async def open(self, call: UpstreamCall) -> UpstreamReply:
-        unsampled = self._tracing.unsampled()
-        if unsampled is not None:  # the trace goes on upstream, unrecorded
-            return await self._provider.open(_with_traceparent(call, unsampled))
-        request_span = trace.get_current_span()
-        span, call = self._tracing.attempt(call, self.config, self._deployment,
-                                           self._upstream_model)
+        tracing = self._tracing
+        current = tracing.current()
+        if isinstance(current, str):  # the trace goes on upstream, unrecorded
+            return await self._provider.open(_with_traceparent(call, current))
+        attempt = tracing.attempt(current, call, self.config, self._deployment,
+                                  self._upstream_model)
         try:
-            reply = await self._provider.open(call)
+            reply = await self._provider.open(_with_traceparent(call, attempt.traceparent))
         except BaseException as error:
-            span.set_attribute("error.type", type(error).__name__)
-            span.set_status(Status(StatusCode.ERROR))
-            span.end()
+            attempt.attributes["error.type"] = type(error).__name__
+            attempt.is_error = True
+            tracing.ended(attempt)
             raise
-
-        def ended() -> None:
-            attributes = _reply_attributes(reply, self._upstream_model)
-            span.set_attributes(attributes)
-            if reply.status >= 400:
-                span.set_status(Status(StatusCode.ERROR))
-            else:  # the request's span tells what served it
-                request_span.set_attributes({
-                    **attributes, "gen_ai.operation.name": OPERATIONS.get(
-                        call.operation, call.operation),
-                    "gen_ai.provider.name": PROVIDERS.get(self.config.provider,
-                                                          self.config.provider)})
-            span.end()
-        reply.on_end(ended)
+        reply.on_end(_AttemptEnd(tracing, attempt, reply, self.config.provider,
+                                 self._upstream_model))
         return reply
+
+
+class _AttemptEnd:
+    """Ends an attempt's span when its reply ends; the request's span tells what served it."""
+
+    __slots__ = ("_attempt", "_provider", "_reply", "_tracing", "_upstream_model")
+
+    def __init__(self, tracing: Tracing, attempt: _Attempt, reply: UpstreamReply,
+                 provider: str, upstream_model: str) -> None:
+        self._tracing = tracing
+        self._attempt = attempt
+        self._reply = reply
+        self._provider = provider
+        self._upstream_model = upstream_model
+
+    def __call__(self) -> None:
+        attempt, reply = self._attempt, self._reply
+        self._reply = None  # type: ignore[assignment]  # no cycle through the reply's listeners
+        attributes = _reply_attributes(reply, self._upstream_model)
+        attempt.attributes.update(attributes)
+        request_span = attempt.request_span
+        if reply.status >= 400:
+            attempt.is_error = True
+        elif not request_span.end:
+            attributes["gen_ai.operation.name"] = attempt.attributes["gen_ai.operation.name"]
+            attributes["gen_ai.provider.name"] = PROVIDERS.get(self._provider, self._provider)
+            request_span.attributes.update(attributes)
+        self._tracing.ended(attempt)
 
 
 def _with_traceparent(call: UpstreamCall, traceparent: str | None) -> UpstreamCall:

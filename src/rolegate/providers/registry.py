@@ -6,7 +6,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable
 
-from rolegate.config.egress import egress_for
+from rolegate.config.egress import Egress, egress_for
 from rolegate.config.load import ConfigError
 from rolegate.config.model import DeploymentConfig, EgressConfig
 from rolegate.providers.anthropic import AnthropicProvider
@@ -46,8 +46,21 @@ def build_provider(config: DeploymentConfig, client: HttpClient, clock: Callable
     if config.provider == "vertex":
         endpoint = VertexEndpoint(config, GoogleToken(load_credentials(config)))
         return MessagesOverChat(GeminiProvider(config, client, endpoint, egress), counter)
+    if config.provider == "bedrock":
+        return MessagesOverChat(GeminiOverChat(_bedrock(config, client, egress), counter),
+                                counter)
     if config.provider == "azure":
         return MessagesOverChat(GeminiOverChat(AzureProvider(config, client, token, egress),
                                                counter), counter)
     return MessagesOverChat(GeminiOverChat(OpenAIProvider(config, client, token, egress),
                                            counter), counter)
+
+
+def _bedrock(config: DeploymentConfig, client: HttpClient, egress: Egress | None) -> Provider:
+    # botocore is an optional extra: imported only when a deployment needs it.
+    try:
+        from rolegate.providers.bedrock import bedrock_provider
+    except ImportError:
+        raise ConfigError(f"deployment {config.id or config.model or 'bedrock'}", [
+            "provider bedrock needs botocore: pip install 'rolegate[bedrock]'"]) from None
+    return bedrock_provider(config, client, egress)

@@ -64,12 +64,19 @@ def parsed(body: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def has_error_object(value: dict[str, Any]) -> bool:
+    """Whether a JSON body is an error in OpenAI's or Anthropic's shape (`{"error": {…}}`)."""
+    return isinstance(value.get("error"), dict)
+
+
 async def translated(reply: UpstreamReply, *, is_stream: bool,
                      success: Callable[[dict[str, Any]], dict[str, Any]],
-                     failure: Callable[[dict[str, Any]], dict[str, Any]]) -> UpstreamReply:
+                     failure: Callable[[dict[str, Any]], dict[str, Any]],
+                     is_error: Callable[[dict[str, Any]], bool] = has_error_object
+                     ) -> UpstreamReply:
     """A reply read whole, translated: `success` for a 200 JSON body, `failure` for an error
-    body in the upstream's shape; anything else (a 5xx page) as it came, for routing to judge.
-    A started stream is left to the caller."""
+    body in the upstream's shape (`is_error`); anything else (a 5xx page) as it came, for
+    routing to judge. A started stream is left to the caller."""
     if is_stream and reply.status == 200 and not reply.content_type.startswith(JSON):
         return reply
     try:
@@ -82,7 +89,7 @@ async def translated(reply: UpstreamReply, *, is_stream: bool,
         return replaced(reply, body)
     if reply.status == 200:
         return replaced(reply, orjson.dumps(success(value)))
-    if isinstance(value.get("error"), dict):
+    if is_error(value):
         return replaced(reply, orjson.dumps(failure(value)))
     return replaced(reply, body)
 

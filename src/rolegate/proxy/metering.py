@@ -28,7 +28,7 @@ from rolegate.accounting.records import TokenUsage, UsageRecord, dimension_value
 from rolegate.authn.principal import Principal
 from rolegate.authz.model import Decision
 from rolegate.config.model import ModelConfig
-from rolegate.errors import GatewayError, RateLimited
+from rolegate.errors import GatewayError, RateLimited, ServiceUnavailable
 from rolegate.limits.limiter import NO_LEASE, Lease, Limiter, Reservation
 from rolegate.limits.quota import Quota, QuotaPlan
 from rolegate.limits.reservation import Reserver
@@ -44,6 +44,11 @@ log = logging.getLogger("rolegate.metering")
 
 class UsageSink(Protocol):
     def record(self, record: UsageRecord) -> None: ...
+
+    @property
+    def is_accepting(self) -> bool:
+        """False while a new record could not be kept (the usage spool is full)."""
+        ...
 
 
 class Metering:
@@ -67,7 +72,11 @@ class Metering:
     async def lease(self, rule: str | None, who: Principal, call: ClientRequest, model: str,
                     now: float) -> Lease:
         """The limits of `rule` (and of the caller's key) acquired for `call` served by
-        `model`, with its reservation; RateLimited when one is spent."""
+        `model`, with its reservation; RateLimited when one is spent. While its usage could
+        not be recorded, no request is served: ServiceUnavailable."""
+        if self.recorder is not None and not self.recorder.is_accepting:
+            raise ServiceUnavailable("Usage cannot be recorded right now; try again later.",
+                                     code="usage_unrecorded")
         if self._plan.is_empty:
             return NO_LEASE
         quotas = self._plan.quotas(rule, who, now)

@@ -22,7 +22,9 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from rolegate.api.routes import Operation, Route, RouteGroup, Surface, resolve, surface_of
+from rolegate.api.routes import (
+    DEFAULT_ROUTER, Operation, Route, RouteGroup, Router, Surface, surface_of,
+)
 from rolegate.authn.authenticator import Authenticator
 from rolegate.authn.extract import API_KEY_HEADERS
 from rolegate.authn.principal import Principal
@@ -85,16 +87,18 @@ class Gateway:
                  resource_metadata: Mapping[str, str] | None = None,
                  resource_audiences: frozenset[str] = frozenset(),
                  forms: Mapping[str, PublicForm] | None = None,
-                 sessions: Sessions | None = None) -> None:
+                 sessions: Sessions | None = None,
+                 router: Router = DEFAULT_ROUTER) -> None:
         missing = [operation.value for operation in Operation if operation not in handlers]
         if missing:
             raise ValueError(f"No handler serves the operations {', '.join(missing)}.")
         forms = dict(forms or {})
-        shadowing = [path for path in [*public, *forms] if _is_route(path)]
+        shadowing = [path for path in [*public, *forms] if _is_route(router, path)]
         if shadowing:
             raise ValueError(f"Public paths {', '.join(shadowing)} would answer a route's "
                              "requests without authentication.")
         self._authenticator = authenticator
+        self._router = router
         self._guard = guard
         self._observer = observer
         self._tracing = tracing
@@ -182,7 +186,7 @@ class Gateway:
                 error.resource_metadata = self._resource_metadata.get(request.path)
                 raise
         request.state["principal"] = who
-        route = resolve(request.method, request.path)
+        route = self._router.resolve(request.method, request.path)
         if route.group is not RouteGroup.MCP and who.audiences \
                 and who.audiences <= self._resource_audiences:
             raise Unauthenticated("The token is meant for an MCP server, not this API (`aud`).",
@@ -198,7 +202,7 @@ class Gateway:
         tracing = self._tracing
         if tracing is None or not tracing.is_recording(request):
             return await self._authenticator.authenticate(request.headers, request.query_string)
-        with tracing.authenticating():
+        with tracing.authenticating(request):
             return await self._authenticator.authenticate(request.headers, request.query_string)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -235,9 +239,9 @@ def _has_credential(request: Request) -> bool:
     return any(name in headers for name in (b"authorization", *API_KEY_HEADERS))
 
 
-def _is_route(path: str) -> bool:
+def _is_route(router: Router, path: str) -> bool:
     try:
-        resolve("GET", path)
+        router.resolve("GET", path)
     except MethodNotAllowed:
         return True
     except NotFound:

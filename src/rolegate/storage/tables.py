@@ -55,7 +55,11 @@ usage = Table(
     Column("status", Integer, nullable=False),
     Column("latency_ms", Float, nullable=False),
     Column("estimated", Boolean, nullable=False, server_default=false()),
+    # Made by the gateway for each record (never taken from the request): a record written
+    # twice (replayed from the spool after a crash) is kept once. NULL on older rows.
+    Column("record_id", String(32), nullable=True),
     Index("ix_usage_ts", "ts"),
+    Index("ux_usage_record_id", "record_id", unique=True),
     Index("ix_usage_day", "day"),
     Index("ix_usage_principal", "issuer", "subject"),
 )

@@ -19,28 +19,53 @@ from rolegate.translate.chat_to_messages import FINISH_REASONS, chat_usage, open
 from rolegate.translate.events import EventTranslator
 
 
+class ChatChunks:
+    """The `chat.completion.chunk` events of one translated stream, whatever it is translated
+    from, and its ending: the usage chunk when asked for, then `[DONE]`, once."""
+
+    def __init__(self, *, model: str, request_id: str, is_usage_sent: bool) -> None:
+        self._base = {"id": f"chatcmpl-{request_id}", "object": "chat.completion.chunk",
+                      "created": 0, "model": model}
+        self._is_usage_sent = is_usage_sent
+        self.is_finished = False
+
+    def chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return data({**self._base, "choices": [{"index": 0, "delta": delta,
+                                                "finish_reason": finish}]})
+
+    def tool_call(self, index: int, *, arguments: str, call_id: object = None,
+                  name: object = None) -> bytes:
+        """A tool call's first chunk (with its id and name) or one of its argument deltas."""
+        function: dict[str, Any] = {"arguments": arguments}
+        call: dict[str, Any] = {"index": index, "function": function}
+        if name is not None:
+            call.update(id=call_id, type="function")
+            function["name"] = name
+        return self.chunk({"tool_calls": [call]})
+
+    def ending(self, usage: dict[str, Any]) -> bytes:
+        if self.is_finished:
+            return b""
+        self.is_finished = True
+        out = []
+        if self._is_usage_sent:
+            out.append(data({**self._base, "choices": [], "usage": usage}))
+        out.append(b"data: [DONE]\n\n")
+        return b"".join(out)
+
+
 class ChatStream(EventTranslator):
     """State across one translated stream: which content block is which tool call, usage."""
 
     def __init__(self, *, model: str, request_id: str, is_usage_sent: bool) -> None:
         super().__init__()
-        self._base = {"id": f"chatcmpl-{request_id}", "object": "chat.completion.chunk",
-                      "created": 0, "model": model}
-        self._is_usage_sent = is_usage_sent
+        self._out = ChatChunks(model=model, request_id=request_id, is_usage_sent=is_usage_sent)
         self._tools: dict[int, int] = {}  # content block index -> tool call index
         self._usage: dict[str, Any] = {}
-        self._is_finished = False
 
     def finish(self) -> bytes:
         """The usage chunk (when asked for) and `[DONE]`, once."""
-        if self._is_finished:
-            return b""
-        self._is_finished = True
-        out = []
-        if self._is_usage_sent:
-            out.append(_data({**self._base, "choices": [], "usage": chat_usage(self._usage)}))
-        out.append(b"data: [DONE]\n\n")
-        return b"".join(out)
+        return self._out.ending(chat_usage(self._usage))
 
     def _event(self, event: bytes) -> list[bytes]:
         for line in event.splitlines():
@@ -57,7 +82,7 @@ class ChatStream(EventTranslator):
         if kind == "message_start":
             message = value.get("message") or {}
             self._count(message.get("usage"))
-            return [self._chunk({"role": "assistant", "content": ""})]
+            return [self._out.chunk({"role": "assistant", "content": ""})]
         if kind == "content_block_start":
             return self._block_start(value)
         if kind == "content_block_delta":
@@ -65,12 +90,12 @@ class ChatStream(EventTranslator):
         if kind == "message_delta":
             self._count(value.get("usage"))
             reason = (value.get("delta") or {}).get("stop_reason")
-            return [self._chunk({}, FINISH_REASONS.get(str(reason), "stop"))]
+            return [self._out.chunk({}, FINISH_REASONS.get(str(reason), "stop"))]
         if kind == "message_stop":
             return [self.finish()]
         if kind == "error":
-            self._is_finished = True  # the stream ends on its error, as OpenAI's does
-            return [_data(openai_error(value))]
+            self._out.is_finished = True  # the stream ends on its error, as OpenAI's does
+            return [data(openai_error(value))]
         return []  # ping, content_block_stop
 
     def _block_start(self, value: dict[str, Any]) -> list[bytes]:
@@ -78,19 +103,16 @@ class ChatStream(EventTranslator):
         if block.get("type") != "tool_use":
             return []
         index = self._tools.setdefault(int(value.get("index", 0)), len(self._tools))
-        return [self._chunk({"tool_calls": [{"index": index, "id": block.get("id"),
-                                             "type": "function", "function": {
-                                                 "name": block.get("name"),
-                                                 "arguments": ""}}]})]
+        return [self._out.tool_call(index, arguments="", call_id=block.get("id"),
+                                    name=block.get("name"))]
 
     def _block_delta(self, value: dict[str, Any]) -> list[bytes]:
         delta = value.get("delta") or {}
         if delta.get("type") == "text_delta":
-            return [self._chunk({"content": delta.get("text", "")})]
+            return [self._out.chunk({"content": delta.get("text", "")})]
         if delta.get("type") == "input_json_delta":
             index = self._tools.get(int(value.get("index", 0)), 0)
-            return [self._chunk({"tool_calls": [{"index": index, "function": {
-                "arguments": delta.get("partial_json", "")}}]})]
+            return [self._out.tool_call(index, arguments=delta.get("partial_json", ""))]
         return []
 
     def _count(self, usage: Any) -> None:
@@ -98,10 +120,7 @@ class ChatStream(EventTranslator):
             self._usage.update({name: count for name, count in usage.items()
                                 if isinstance(count, int)})
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return _data({**self._base, "choices": [{"index": 0, "delta": delta,
-                                                 "finish_reason": finish}]})
 
 
-def _data(value: dict[str, Any]) -> bytes:
+def data(value: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(value) + b"\n\n"

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from rolegate.translate.chat_turns import append_turn, listed, text_of
 from rolegate.translate.untranslatable import untranslatable
 
 ANTHROPIC = "Anthropic Messages"
@@ -34,7 +35,7 @@ def messages_request(body: dict[str, Any]) -> dict[str, Any]:
         raise untranslatable("n", ANTHROPIC, "one choice only")
     system: list[str] = []
     messages: list[dict[str, Any]] = []
-    for index, message in enumerate(_list(body.get("messages"), "messages")):
+    for index, message in enumerate(listed(body.get("messages"), "messages", ANTHROPIC)):
         _add(message, f"messages[{index}]", system, messages)
     result: dict[str, Any] = {"model": body.get("model"), "messages": messages,
                               "max_tokens": body.get("max_completion_tokens",
@@ -49,7 +50,7 @@ def messages_request(body: dict[str, Any]) -> dict[str, Any]:
         result["stop_sequences"] = [stop] if isinstance(stop, str) else stop
     if "tools" in body:
         result["tools"] = [_tool(tool, f"tools[{i}]")
-                           for i, tool in enumerate(_list(body["tools"], "tools"))]
+                           for i, tool in enumerate(listed(body["tools"], "tools", ANTHROPIC))]
     if "tool_choice" in body:
         result["tool_choice"] = _tool_choice(body["tool_choice"])
     if isinstance(body.get("user"), str):
@@ -57,54 +58,30 @@ def messages_request(body: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _list(value: Any, field: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise untranslatable(field, ANTHROPIC, "expected a list")
-    return value
-
 
 def _add(message: Any, field: str, system: list[str], messages: list[dict[str, Any]]) -> None:
     role = message.get("role") if isinstance(message, dict) else None
     if role in ("system", "developer"):
-        system.append(_text(message.get("content"), f"{field}.content"))
+        system.append(text_of(message.get("content"), f"{field}.content", ANTHROPIC))
     elif role == "user":
-        _append(messages, "user", _user_blocks(message.get("content"), f"{field}.content"))
+        append_turn(messages, "user", _user_blocks(message.get("content"), f"{field}.content"))
     elif role == "assistant":
-        _append(messages, "assistant", _assistant_blocks(message, field))
+        append_turn(messages, "assistant", _assistant_blocks(message, field))
     elif role == "tool":
-        _append(messages, "user", [{"type": "tool_result",
-                                    "tool_use_id": message.get("tool_call_id"),
-                                    "content": _text(message.get("content"),
-                                                     f"{field}.content")}])
+        append_turn(messages, "user", [{
+            "type": "tool_result", "tool_use_id": message.get("tool_call_id"),
+            "content": text_of(message.get("content"), f"{field}.content", ANTHROPIC)}])
     else:
         raise untranslatable(f"{field}.role", ANTHROPIC)
 
 
-def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
-    """Consecutive turns of one role are merged: Anthropic wants them alternating (tool
-    results of one assistant turn go back in one user turn)."""
-    if messages and messages[-1]["role"] == role:
-        messages[-1]["content"] += blocks
-    else:
-        messages.append({"role": role, "content": blocks})
-
-
-def _text(content: Any, field: str) -> str:
-    if isinstance(content, str):
-        return content
-    parts = []
-    for index, part in enumerate(_list(content, field)):
-        if not isinstance(part, dict) or part.get("type") != "text":
-            raise untranslatable(f"{field}[{index}]", ANTHROPIC, "only text parts")
-        parts.append(str(part.get("text", "")))
-    return "\n".join(parts)
 
 
 def _user_blocks(content: Any, field: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
     blocks = []
-    for index, part in enumerate(_list(content, field)):
+    for index, part in enumerate(listed(content, field, ANTHROPIC)):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
             blocks.append({"type": "text", "text": part.get("text", "")})
@@ -127,7 +104,7 @@ def _assistant_blocks(message: dict[str, Any], field: str) -> list[dict[str, Any
     blocks: list[dict[str, Any]] = []
     content = message.get("content")
     if content:
-        blocks.append({"type": "text", "text": _text(content, f"{field}.content")})
+        blocks.append({"type": "text", "text": text_of(content, f"{field}.content", ANTHROPIC)})
     for index, call in enumerate(message.get("tool_calls") or ()):
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict):

@@ -3,6 +3,7 @@ client that signs in through the development issuer's authorize page."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -46,12 +47,13 @@ def local(url: str) -> str:
 @dataclass
 class Browser:
     client: httpx.AsyncClient
+    prefix: str = "/console"  # console.path
 
     async def authorize(self, roles: str = "rolegate.admin", subject: str = "ops",
                         **tamper: str) -> tuple[dict[str, str], httpx.Response]:
         """Starts a sign-in and submits the development issuer's form: the authorize request's
         parameters and the issuer's redirect back to the callback."""
-        start = await self.client.get("/console/login")
+        start = await self.client.get(f"{self.prefix}/login")
         assert start.status_code == 303, start.text
         params = dict(parse_qsl(urlsplit(start.headers["location"]).query))
         form = await self.client.get(local(start.headers["location"]))
@@ -66,8 +68,18 @@ class Browser:
         """Signs in; the CSRF token of the new session."""
         _, back = await self.authorize(roles, subject)
         done = await self.client.get(local(back.headers["location"]))
-        assert (done.status_code, done.headers["location"]) == (303, "/console"), done.text
-        return self.csrf(await self.client.get("/console/keys"))
+        assert (done.status_code, done.headers["location"]) == (303, self.prefix), done.text
+        return self.csrf(await self.client.get(f"{self.prefix}/keys"))
+
+    async def until_shown(self, path: str, text: str, **params: str) -> httpx.Response:
+        """`path` once it shows `text`: the recorder writes usage in the background, every
+        50 ms."""
+        for _ in range(100):
+            page = await self.client.get(path, params=params)
+            if text in page.text:
+                return page
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{path} never showed {text!r}")
 
     @staticmethod
     def csrf(page: httpx.Response) -> str:
@@ -90,7 +102,8 @@ async def open_browser(gateway_for: Callable[..., Awaitable[httpx.AsyncClient]],
                        console_settings: Callable[..., Any]
                        ) -> Callable[..., Awaitable[Browser]]:
     async def make(**extra: Any) -> Browser:
-        return Browser(await gateway_for(console_settings(**extra)))
+        settings = console_settings(**extra)
+        return Browser(await gateway_for(settings), settings.console.path)
     return make
 
 

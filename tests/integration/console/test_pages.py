@@ -3,7 +3,6 @@ names shown as text, framing forbidden, and the explain page's report."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 from tests.integration.console.conftest import Browser, local
@@ -90,7 +89,10 @@ async def test_names_are_shown_as_text_and_pages_cannot_be_framed(browser):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     assert page.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
-    assert "script-src" not in page.headers["content-security-policy"]  # default-src 'none'
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "unsafe-inline" not in policy
+    assert re.findall(r"<script[^>]*>", page.text) == [
+        '<script src="/console/console.js" defer>']  # our own file, nothing inline
 
 
 async def test_explain_shows_the_decision_the_gateway_takes(browser, dev_issuer):
@@ -107,11 +109,14 @@ async def test_explain_shows_the_decision_the_gateway_takes(browser, dev_issuer)
     assert token not in allowed.text  # the credential is not shown back
 
 
-async def test_the_stylesheet_is_served_without_a_session(browser):
-    response = await browser.client.get("/console/console.css")
+async def test_the_stylesheet_and_script_are_served_without_a_session(browser):
+    style = await browser.client.get("/console/console.css")
+    script = await browser.client.get("/console/console.js")
 
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/css")
+    assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "navigator.clipboard" in script.text and "select()" in script.text
 
 
 async def test_decisions_lists_recent_refusals_with_their_reasons(browser, dev_issuer):
@@ -141,11 +146,7 @@ async def test_usage_shows_totals_and_downloads_them_as_csv(browser, dev_issuer)
         assert (await browser.client.post("/v1/chat/completions", json=chat,
                                           headers=caller)).status_code == 200
 
-    for _ in range(100):  # the recorder writes usage in the background, every 50 ms
-        page = await browser.client.get("/console/usage", params={"by": "model"})
-        if "<td>echo</td><td>2</td>" in page.text:
-            break
-        await asyncio.sleep(0.02)
+    page = await browser.until_shown("/console/usage", "<td>echo</td><td>2</td>", by="model")
     download = await browser.client.get("/console/usage.csv", params={"by": "principal"})
 
     assert page.status_code == 200 and "<td>echo</td><td>2</td>" in page.text
@@ -165,3 +166,30 @@ async def test_policy_shows_issuers_models_and_rules_as_tables(browser):
     assert "<td>dev</td>" in page.text and "<td>echo</td>" in page.text
     assert "<td>viewers</td>" in page.text and "roles: viewer" in page.text
     assert "<td>admin, console</td>" in page.text
+
+
+async def test_usage_groups_and_charts_by_a_configured_dimension(open_browser, dev_issuer):
+    browser = await open_browser(accounting={"flush_interval": 0.05,
+                                             "dimensions": ["department"]})
+    await browser.sign_in()
+    chat = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
+    for department in ("sales", "sales", '<script>x</script>"onload="'):
+        token = dev_issuer.mint(roles=("rolegate.user",), extra={"department": department})
+        assert (await browser.client.post("/v1/chat/completions", json=chat, headers={
+            "Authorization": f"Bearer {token}"})).status_code == 200
+
+    page = await browser.until_shown("/console/usage", "<td>sales</td><td>2</td>",
+                                     by="department")
+    download = await browser.client.get("/console/usage.csv", params={"by": "department"})
+
+    assert page.status_code == 200 and "<td>sales</td><td>2</td>" in page.text
+    assert '<option selected>department</option>' in page.text
+    assert '<th scope="col">department</th>' in page.text
+    assert '<title id="usage-tokens-title">Tokens by department</title>' in page.text
+    legend = page.text[page.text.index('<ul class="legend">'):]
+    assert "sales" in legend[:legend.index("</ul>")]
+    assert "<script>x" not in page.text and '"onload="' not in page.text
+    assert "&lt;script&gt;x&lt;/script&gt;&#34;onload=&#34;" in page.text
+    lines = download.text.splitlines()
+    assert lines[0].startswith("department,requests")
+    assert any(line.startswith("sales,2,") for line in lines)

@@ -205,3 +205,19 @@ async def test_a_console_turned_off_answers_404_even_to_an_admin(open_browser, d
     assert (await browser.client.get("/console/login")).status_code == 401
     response = await browser.client.get("/console/keys", headers=admin)
     assert (response.status_code, response.json()["error"]["code"]) == (404, "unknown_route")
+
+
+async def test_the_console_signs_in_and_serves_at_its_configured_path(open_browser):
+    browser = await open_browser(console={"path": "/ops/console"})
+
+    csrf = await browser.sign_in()
+
+    keys = await browser.client.get("/ops/console/keys")
+    old = await browser.client.get("/console/keys")
+    assert keys.status_code == 200 and csrf in keys.text
+    assert 'href="/ops/console/console.css"' in keys.text
+    assert 'action="/ops/console/keys"' in keys.text
+    cookie = next(value for name, value in keys.headers.multi_items() if name == "set-cookie")
+    assert "Path=/ops/console;" in cookie
+    assert old.status_code == 401  # not the console any more: a path needing a credential
+    assert (await browser.client.get("/ops/console/console.js")).status_code == 200

@@ -10,9 +10,9 @@ from rolegate.config.launch import LaunchOptions
 def test_options_round_trip_through_the_environment(tmp_path: Path) -> None:
     config = tmp_path / "rolegate.yaml"
     environ: dict[str, str] = {}
-    LaunchOptions(config, "0.0.0.0", 9000, tmp_path / "state").export(environ)
+    LaunchOptions(config, "0.0.0.0", 9000, tmp_path / "state", "ab" * 32).export(environ)
     assert LaunchOptions.from_environ(environ) == LaunchOptions(
-        config.resolve(), "0.0.0.0", 9000, (tmp_path / "state").resolve())
+        config.resolve(), "0.0.0.0", 9000, (tmp_path / "state").resolve(), "ab" * 32)
 
 
 def test_no_config_and_no_overrides_mean_embedded_defaults(tmp_path: Path) -> None:

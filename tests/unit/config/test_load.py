@@ -185,7 +185,7 @@ def test_unknown_keys_are_reported_with_their_paths():
 
 def test_several_schema_problems_are_reported_together():
     data = base()
-    data["models"][0]["provider"] = "bedrock"
+    data["models"][0]["provider"] = "no-such-provider"
     del data["auth"]["issuers"][0]["audiences"]
     data["server"] = {"port": 70000}
     problems = problems_of(data)
@@ -429,7 +429,7 @@ def test_a_duplicate_key_is_found_inside_an_aliased_block_once():
         "test.yaml:1:23: base.name: duplicate key (first given on line 1); give each key once"]
 
 
-def test_a_litellm_config_is_recognised_and_pointed_to_the_readme():
+def test_a_litellm_config_is_recognised_and_pointed_to_the_importer():
     problems = problems_of_text("""\
         model_list:
           - model_name: gpt-4o
@@ -439,7 +439,7 @@ def test_a_litellm_config_is_recognised_and_pointed_to_the_readme():
     assert len(problems) == 1
     assert problems[0].startswith("test.yaml:1:1: model_list: this is a LiteLLM proxy config "
                                   "(model_list, general_settings); rolegate's format differs")
-    assert 'README section "Configuration"' in problems[0]
+    assert "`rolegate import litellm FILE`" in problems[0]
 
 
 def test_a_yaml_syntax_error_names_its_line_and_column():

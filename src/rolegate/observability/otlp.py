@@ -1,0 +1,163 @@
+"""`OtlpEncoder`: recorded spans -> one OTLP `ExportTraceServiceRequest`, protobuf bytes.
+
+The message a batch makes is the one the OpenTelemetry SDK's OTLP exporter makes for the same
+spans (`tests/unit/observability/test_otlp.py` decodes both and compares them). The envelope
+(resource, instrumentation scope) is built once with `opentelemetry-proto`'s classes; each span
+is written in the protobuf wire format directly (protobuf encoding §"Message Structure"),
+because building it from message objects costs 60-150 us a span here, more than the whole
+request it describes. An attribute's key-value message is cached: most (key, value) pairs
+repeat from request to request (model, rule, issuer, status).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from typing import Any
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
+
+from rolegate.observability.spans import HAS_IS_REMOTE, IS_REMOTE, Trace
+
+_ID = struct.Struct(">BBQ").pack  # Span.span_id
+_IDS = struct.Struct(">BBQBBQ").pack  # Span.span_id, Span.parent_span_id
+_TIMES = struct.Struct("<BQBQ").pack  # start_time_unix_nano, end_time_unix_nano (fixed64)
+_KINDS = {kind: bytes((0x30, kind)) for kind in range(1, 6)}  # Span.kind
+_SMALL = tuple(bytes((number,)) for number in range(0x80))  # one-byte varints
+_FIXED32 = struct.Struct("<I").pack
+_DOUBLE = struct.Struct("<d").pack
+_MOST_CACHED = 8192
+# Span.status for each outcome: unset (an empty message, as the SDK sends it) or code ERROR.
+_STATUS = {False: b"\x7a\x00", True: b"\x7a\x02\x18\x02"}
+_FLAGS_TAG = b"\x85\x01"  # field 16, fixed32
+
+
+class OtlpEncoder:
+    """>>> OtlpEncoder({"service.name": "rolegate"}, scope="rolegate").encode(traces)
+
+    Attribute values are cached by (key, value): a key that takes both `True` and `1`
+    would see one encoded as the other, so an attribute key keeps one type of value."""
+
+    def __init__(self, resource: dict[str, Any], *, scope: str, resource_schema_url: str = "",
+                 uncached: frozenset[str] = frozenset()) -> None:
+        """`uncached`: attribute keys whose values seldom repeat (a request id)."""
+        envelope = ResourceSpans(
+            resource=Resource(attributes=[KeyValue(key=key, value=_any_value(value))
+                                          for key, value in resource.items()]),
+            schema_url=resource_schema_url)
+        self._resource = envelope.SerializeToString()  # fields 1 and 3; 2 is added per batch
+        self._scope = ScopeSpans(scope=InstrumentationScope(name=scope)).SerializeToString()
+        self._attributes = _EncodedAttributes(uncached)
+        self._names: dict[str, bytes] = {}
+        # Span.status then Span.flags, by `flags | is_error` (the flags' low bit is never set).
+        self._tails = {flags | is_error: _STATUS[is_error] + _FLAGS_TAG + _FIXED32(flags)
+                       for flags in (HAS_IS_REMOTE, HAS_IS_REMOTE | IS_REMOTE)
+                       for is_error in (False, True)}
+
+    def encode(self, traces: Iterable[Trace]) -> bytes:
+        return self.payload([self.encode_spans(traces)])
+
+    def payload(self, spans: Iterable[bytes]) -> bytes:
+        """The ExportTraceServiceRequest holding the spans of `encode_spans` fragments."""
+        scope = b"".join((self._scope, *spans))
+        resource_spans = b"".join((self._resource, b"\x12", _varint(len(scope)), scope))
+        return b"".join((b"\x0a", _varint(len(resource_spans)), resource_spans))
+
+    def encode_spans(self, traces: Iterable[Trace]) -> bytes:
+        """The spans of `traces`, as ScopeSpans.spans fields (a fragment for `payload`)."""
+        # One loop, no call per span: this runs for every span the gateway records.
+        scope_spans: list[bytes] = []
+        names, tails, encoded = self._names, self._tails, self._attributes
+        for trace_id, trace_state, spans in traces:
+            head = b"\x0a\x10" + trace_id.to_bytes(16, "big")
+            if trace_state:
+                state = trace_state.encode()
+                head = b"".join((head, b"\x1a", _varint(len(state)), state))
+            for name, kind, span_id, parent_id, flags, start, end, attributes, is_error in spans:
+                name_field = names.get(name)
+                if name_field is None:
+                    name_field = self._name(name)
+                parts = [head, _IDS(0x12, 8, span_id, 0x22, 8, parent_id) if parent_id
+                         else _ID(0x12, 8, span_id), name_field, _KINDS[kind],
+                         _TIMES(0x39, start, 0x41, end)]
+                parts += map(encoded.__getitem__, attributes.items())
+                parts.append(tails[flags | is_error])
+                body = b"".join(parts)
+                size = len(body)
+                scope_spans += (b"\x12", _SMALL[size] if size < 0x80 else _varint(size), body)
+        return b"".join(scope_spans)
+
+    def _name(self, name: str) -> bytes:
+        text = name.encode()
+        field = b"".join((b"\x2a", _varint(len(text)), text))
+        if len(self._names) >= _MOST_CACHED:
+            self._names.clear()
+        self._names[name] = field
+        return field
+
+class _EncodedAttributes(dict[tuple[str, Any], bytes]):
+    """(key, value) -> Span.attributes (field 9) holding that KeyValue, encoded when first
+    asked for; not kept for `uncached` keys, nor beyond `_MOST_CACHED` entries."""
+
+    def __init__(self, uncached: frozenset[str]) -> None:
+        super().__init__()
+        self._uncached = uncached
+
+    def __missing__(self, item: tuple[str, Any]) -> bytes:
+        encoded = _key_value(*item)
+        if item[0] not in self._uncached:
+            if len(self) >= _MOST_CACHED:
+                self.clear()
+            self[item] = encoded
+        return encoded
+
+
+def _key_value(key: str, value: Any) -> bytes:
+    """Span.attributes (field 9) holding one KeyValue, or nothing for a value of a type an
+    attribute cannot have (the SDK drops those too)."""
+    encoded_value = _value(value)
+    if encoded_value is None:
+        return b""
+    name = key.encode()
+    message = b"".join((b"\x0a", _varint(len(name)), name,
+                        b"\x12", _varint(len(encoded_value)), encoded_value))
+    return b"".join((b"\x4a", _varint(len(message)), message))
+
+
+def _value(value: Any) -> bytes | None:
+    """An AnyValue message: its one field set (a oneof is written even when zero)."""
+    if isinstance(value, bool):
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, str):
+        text = value.encode()
+        return b"".join((b"\x0a", _varint(len(text)), text))
+    if isinstance(value, int):
+        return b"\x18" + _varint(value & 0xFFFF_FFFF_FFFF_FFFF)  # int64: two's complement
+    if isinstance(value, float):
+        return b"\x21" + _DOUBLE(value)
+    return None
+
+
+def _varint(number: int) -> bytes:
+    if number < 0x80:
+        return bytes((number,))
+    out = bytearray()
+    while number >= 0x80:
+        out.append(number & 0x7F | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+def _any_value(value: Any) -> AnyValue:
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, str):
+        return AnyValue(string_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    return AnyValue(string_value=str(value))

@@ -1,0 +1,107 @@
+"""The recorded form of a trace: plain tuples, and the W3C trace context a trace continues.
+
+The tracing hot path records these and nothing else: no SDK span object, lock, context or
+span processor per span. A request's span (`RequestSpan`) is mutable while the request runs;
+when it and its children have ended it becomes a `Trace`, tuples of strings, numbers and flat
+dicts, which the exporter's thread encodes within a few requests (`span_export.py`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from opentelemetry.trace.span import TraceState
+
+INTERNAL, SERVER, CLIENT = 1, 2, 3  # SpanKind, numbered as in the OTLP protobuf
+# OTLP SpanFlags: whether the parent was remote is known (always, here), and if it was.
+HAS_IS_REMOTE, IS_REMOTE = 0x100, 0x200
+
+# One ended span: name, kind, span id, parent span id (0: none), OTLP flags, start and end
+# (ns since the epoch), attributes, whether its status is ERROR.
+SpanRecord: TypeAlias = tuple[str, int, int, int, int, int, int, dict[str, Any], bool]
+# One trace's ended spans: trace id, W3C tracestate ("" when none), the spans.
+Trace: TypeAlias = tuple[int, str, tuple[SpanRecord, ...]]
+
+# W3C Trace Context §3.2: version-traceid-parentid-flags. A longer header is only valid for a
+# version after 00, as the OpenTelemetry propagator reads it.
+_TRACEPARENT = re.compile(
+    r"^[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:(-.*)|[ \t]*)$")
+_TRACEPARENT_MAX = 512
+_TRACESTATE_MAX = 512
+
+
+class RequestSpan:
+    """A request's SERVER span while it is recorded, with its ended children.
+
+    >>> RequestSpan("POST", trace_id, span_id, 0, "", HAS_IS_REMOTE, time.time_ns(), {})
+    """
+
+    __slots__ = ("attributes", "children", "end", "flags", "is_error", "name", "open",
+                 "parent_id", "span_id", "start", "trace_id", "trace_state")
+
+    def __init__(self, name: str, trace_id: int, span_id: int, parent_id: int,
+                 trace_state: str, flags: int, start: int, attributes: dict[str, Any]) -> None:
+        self.name = name
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.parent_id = parent_id  # 0: a new trace
+        self.trace_state = trace_state
+        self.flags = flags
+        self.start = start
+        self.end = 0  # 0 while open
+        self.attributes = attributes
+        self.is_error = False
+        self.children: list[SpanRecord] = []
+        self.open = 0  # children started and not ended (an upstream reply still streaming)
+
+    def child(self, name: str, kind: int, span_id: int, start: int, end: int,
+              attributes: dict[str, Any], is_error: bool) -> None:
+        self.children.append((name, kind, span_id, self.span_id, HAS_IS_REMOTE, start, end,
+                              attributes, is_error))
+
+    def trace(self) -> Trace:
+        """The ended trace: its children, in the order they ended, then this span."""
+        return (self.trace_id, self.trace_state, (
+            *self.children, (self.name, SERVER, self.span_id, self.parent_id, self.flags,
+                             self.start, self.end, self.attributes, self.is_error)))
+
+    def traceparent(self, span_id: int) -> str:
+        """The context of child `span_id` of this sampled trace (W3C Trace Context §3.2)."""
+        return f"00-{self.trace_id:032x}-{span_id:016x}-01"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteParent:
+    """The caller's span, from its `traceparent` (and `tracestate`) headers."""
+
+    traceparent: str
+    trace_id: int
+    span_id: int
+    is_sampled: bool
+    trace_state: str
+
+
+def remote_parent(traceparent: bytes, tracestate: bytes | None) -> RemoteParent | None:
+    """The caller's span, or None for a header that is malformed (read as the OpenTelemetry
+    propagator reads it: then a new trace starts, as without the header)."""
+    text = traceparent.decode("latin-1")
+    match = _TRACEPARENT.match(text) if len(text) <= _TRACEPARENT_MAX else None
+    if match is None:
+        return None
+    version, trace_id, span_id, flags, rest = match.groups()
+    if trace_id == "0" * 32 or span_id == "0" * 16 or version == "ff" \
+            or (version == "00" and rest):
+        return None
+    return RemoteParent(text, int(trace_id, 16), int(span_id, 16), bool(int(flags, 16) & 1),
+                        _trace_state(tracestate))
+
+
+def _trace_state(header: bytes | None) -> str:
+    """The caller's `tracestate`, as OpenTelemetry's `TraceState` keeps it (W3C Trace Context
+    §3.3: invalid or duplicate members drop the whole header)."""
+    if header is None or len(header) > _TRACESTATE_MAX:
+        return ""
+    state = TraceState.from_header([header.decode("latin-1")])
+    return ",".join(f"{key}={value}" for key, value in state.items())
