@@ -30,7 +30,7 @@ from rolegate.app import build_app
 from rolegate.authn.dev_issuer import DevIssuer
 from rolegate.config.load import validate_settings
 from rolegate.providers.http import HttpClient
-from tests.support import anthropic_wire, gemini_wire
+from tests.support import anthropic_wire, bedrock_wire, gemini_wire
 from tests.support.google_token import TokenEndpoint
 from tests.support.lifespan import Lifespan
 from tests.support.served import ServedApp
@@ -74,6 +74,11 @@ UPSTREAMS = {
         "provider": "vertex", "api_base": f"{url}/v1", "project": "proj",
         "location": "europe-west4", "credentials_file": str(account)},
         gemini_wire.TEXT, gemini_wire.TEXT, counts={"gemini": gemini_wire.PROMPT_TOKENS}),
+    "bedrock": Upstream(lambda url, _: {
+        "provider": "bedrock", "api_base": url, "model": "amazon.nova-lite-v1:0",
+        "region": bedrock_wire.REGION, "aws_access_key_id": bedrock_wire.ACCESS_KEY,
+        "aws_secret_access_key": bedrock_wire.SECRET_KEY},
+        bedrock_wire.TEXT, bedrock_wire.TEXT),
     "mock": Upstream(lambda *_: {"provider": "mock"}, f"echo: {QUESTION}", f"echo: {QUESTION}",
                      is_calling_tools=False,  # counts in words, on both surfaces
                      counts={"anthropic": 3, "gemini": 3}),

@@ -5,10 +5,11 @@ whichever API the caller speaks.
 
     reply = await classified(reply, is_anthropic_overflow)   # 400s only: read whole
 
-OpenAI's error says so with a code. Anthropic's and Google's have none for it: their only
-signal is the message, whose wording is the documented one (Anthropic: `prompt is too long:
-N tokens > M maximum`; Gemini: `The input token count (N) exceeds the maximum number of
-tokens allowed (M).`).
+OpenAI's error says so with a code. Anthropic's, Google's and Bedrock's have none for it: their
+only signal is the message, whose wording is the documented one (Anthropic: `prompt is too
+long: N tokens > M maximum`; Gemini: `The input token count (N) exceeds the maximum number of
+tokens allowed (M).`; Bedrock: `Input is too long for requested model.`, or Anthropic's
+wording for its models).
 """
 
 from __future__ import annotations
@@ -57,3 +58,8 @@ def is_google_overflow(body: dict[str, Any]) -> bool:
     message = str(error.get("message", ""))
     return (error.get("status") == "INVALID_ARGUMENT"
             and "exceeds the maximum number of tokens" in message)
+
+
+def is_bedrock_overflow(body: dict[str, Any]) -> bool:
+    message = str(body.get("message", body.get("Message", ""))).lower()
+    return "input is too long" in message or "prompt is too long" in message

@@ -1,9 +1,10 @@
 """Context-window fallbacks whichever API the caller speaks and whichever its first deployment
 speaks: each provider reads its own API's "prompt too long" 400 (OpenAI's
 `context_length_exceeded` code, Anthropic's `prompt is too long` message, Google's
-`INVALID_ARGUMENT` token-limit message), so the call is served by the larger model even when
-it was translated on the way; any other 400 is the caller's answer, never a fallback. An OpenAI
-caller left with the 400 reads OpenAI's code for it, whichever API the upstream spoke."""
+`INVALID_ARGUMENT` token-limit message, Bedrock's `Input is too long`), so the call is served
+by the larger model even when it was translated on the way; any other 400 is the caller's
+answer, never a fallback. An OpenAI caller left with the 400 reads OpenAI's code for it,
+whichever API the upstream spoke."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.integration.routing.conftest import deployment
+from tests.support import bedrock_wire
 from tests.support.faulty import Fault, FaultyUpstream, openai_error
 
 PROMPT = "a very long prompt"
@@ -53,6 +55,13 @@ PROVIDERS: dict[str, tuple[Any, dict[str, Any], dict[str, Any]]] = {
         google_error("The input token count (1200000) exceeds the maximum number of tokens "
                      "allowed (1048576)."),
         google_error('Invalid JSON payload received. Unknown name "temprature"')),
+    "bedrock": (
+        lambda server: {"id": server.name, "provider": "bedrock", "api_base": server.url,
+                        "model": "amazon.nova-lite-v1:0", "region": bedrock_wire.REGION,
+                        "aws_access_key_id": bedrock_wire.ACCESS_KEY,
+                        "aws_secret_access_key": bedrock_wire.SECRET_KEY},
+        {"message": "Input is too long for requested model."},
+        {"message": "The provided model identifier is invalid."}),
 }
 
 
