@@ -1,9 +1,10 @@
 """The rolegate modes. Each is one `register(...)` call: a name, a config, a token factory.
 
-Every mode but `limits+usage` turns usage accounting off (`accounting.enabled: false`; it is on
-by default, writing to SQLite next to the config), so the JWT modes measure authentication,
-authorization and forwarding, and `limits+usage` shows what accounting plus Redis-backed rate
-limits add on top of `jwt-rs256`.
+Every mode but `limits+usage` and `production` turns usage accounting off
+(`accounting.enabled: false`; it is on by default, writing to SQLite next to the config), so the
+JWT modes measure authentication, authorization and forwarding, and `limits+usage` (SQLite) and
+`production` (PostgreSQL) show what accounting plus Redis-backed rate limits add on top of
+`jwt-rs256`.
 """
 
 from __future__ import annotations
@@ -79,6 +80,22 @@ database:
   url: sqlite+aiosqlite:///{workdir}/usage.db
 """)
 
+# The shape of a production deployment: jwt-rs256 plus the same Redis limits and usage records
+# written to PostgreSQL (a throw-away schema of the local server's `test` database, migrated at
+# start-up and dropped afterwards). Its ratio to jwt-rs256 is what limits and accounting cost.
+PRODUCTION = jwt_config("production-rs256.json", "RS256",
+                        rule_limits=", limits: {rpm: 100000000, tpm: 100000000}", extra="""
+accounting:
+  enabled: true
+limits:
+  backend: redis
+  url: {redis_url}
+database:
+  url: {postgres_url}
+  schema: {postgres_schema}
+  migrate_on_start: true
+""")
+
 register("jwt-rs256", gateway_mode("jwt-rs256", RS256, jwt_token("RS256", "rs256.json")))
 # The same without the decision log: the difference is what logging costs per request.
 QUIET_RS256 = jwt_config("quiet-rs256.json", "RS256") + QUIET
@@ -89,6 +106,9 @@ register("apikey", gateway_mode("apikey", APIKEY, api_key_token()))
 register("limits+usage", gateway_mode("limits+usage", LIMITS_USAGE,
                                       jwt_token("RS256", "limits-rs256.json"),
                                       is_using_redis=True))
+register("production", gateway_mode("production", PRODUCTION,
+                                    jwt_token("RS256", "production-rs256.json"),
+                                    is_using_redis=True, is_using_postgres=True))
 # jwt-rs256 with every request traced (sampled at 1.0) and exported over OTLP/HTTP to the mock
 # upstream's /v1/traces sink: its ratio to jwt-rs256, run beside it, is what tracing costs.
 OTEL_RS256 = jwt_config("otel-rs256.json", "RS256") + """

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
 from sqlalchemy.exc import SQLAlchemyError
 
 from rolegate.accounting.estimate import TokenEstimator
@@ -38,6 +39,7 @@ from rolegate.authn.dev_issuer import DevIssuer
 from rolegate.authn.fetch import http_fetcher
 from rolegate.authn.jwks import Fetch, JwksCache
 from rolegate.authn.principal import Principal
+from rolegate.authn.shared_replay import SharedReplay
 from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
 from rolegate.authz.model import Action
 from rolegate.authz.policy import RolePolicy
@@ -102,7 +104,11 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     mcp_servers = [McpServer(server, resource_url(public_base_url(settings), server.name))
                    for server in settings.mcp.servers]
     resources = tuple(server.resource for server in mcp_servers)
-    issuers = [TrustedIssuer.build(_accepting(config, resources), fetch, clock, paths)
+    shared_replay = _build_shared_replay(settings, clock)
+    replay_set = None if shared_replay is None else (
+        lambda config: shared_replay.for_issuer(config.issuer))
+    issuers = [TrustedIssuer.build(_accepting(config, resources), fetch, clock, paths,
+                                   replay_set)
                for config in settings.auth.issuers]
     public = {HEALTH_LIVE: health()}
     if settings.auth.dev_issuer.enabled:
@@ -172,6 +178,8 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     authenticator = Authenticator(JwtVerifier(issuers, clock), keys=stores.keys,
                                   max_header_bytes=settings.server.max_auth_header_bytes)
     on_shutdown = [*stores.on_shutdown, limiter.close, http.close]
+    if shared_replay is not None:
+        on_shutdown.append(shared_replay.close)
     if tracing is not None:
         on_shutdown.append(_closing(tracing))
     return Gateway(authenticator=authenticator, guard=guard, handlers=handlers, public=public,
@@ -307,6 +315,19 @@ def _keys_loaded(cache: JwksCache) -> Check:
             return "signing keys not fetched yet"
         return f"signing keys unavailable: {cache.last_error}"
     return check
+
+
+def _build_shared_replay(settings: Settings, clock: Callable[[], float]) -> SharedReplay | None:
+    """With Redis configured for the limits and an issuer with `replay_protection`, the accepted
+    `jti`s are kept there, shared by every process and replica (`authn/shared_replay.py`)."""
+    limits = settings.limits
+    if limits.backend != "redis" or not any(issuer.replay_protection
+                                            for issuer in settings.auth.issuers):
+        return None
+    assert limits.url is not None
+    redis = Redis.from_url(limits.url, socket_connect_timeout=limits.timeout)
+    return SharedReplay(redis, prefix=limits.prefix, timeout=limits.timeout,
+                        is_fail_open=limits.fail_open, clock=clock)
 
 
 def _build_limiter(settings: Settings) -> Limiter:
