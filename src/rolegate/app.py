@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -66,6 +67,9 @@ from rolegate.limits.redis import RedisLimiter
 from rolegate.observability.collectors import KeySetCollector, UsageRecorderCollector
 from rolegate.observability.logging import AccessLog, DecisionLog, configure_process_logging
 from rolegate.observability.metrics import EXPOSITION_TYPE, GatewayMetrics, exposition
+from rolegate.observability.multiprocess import (
+    MIRROR_INTERVAL, StateMirror, marking_dead, multiprocess_exposition,
+)
 from rolegate.observability.requests import RequestObserver
 from rolegate.observability.upstream import MeasuredProvider
 from rolegate.providers.http import HttpClient
@@ -95,9 +99,10 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
               clock: Callable[[], float] = time.time, fetch: Fetch | None = None,
               dev_issuer: DevIssuer | None = None,
               sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-              rng: random.Random | None = None) -> Gateway:
+              rng: random.Random | None = None, metrics_dir: Path | None = None) -> Gateway:
     """The ASGI app for `settings`. Tests pass `clock`, `fetch`, `dev_issuer`, `sleep` (retry
-    back-off) and `rng` (jitter, tie-breaks) in."""
+    back-off) and `rng` (jitter, tie-breaks) in. `metrics_dir`: a worker of several, whose
+    metrics are written there and read from there summed over the workers."""
     http = http or HttpClient(settings.egress)
     fetch = fetch or http_fetcher(http)
     paths = settings.claim_paths
@@ -167,13 +172,23 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
         public[PROTECTED_RESOURCE_PREFIX + MCP_PREFIX + server.config.name] = mcp.metadata(server)
     handlers.update(console.handlers)
     if metrics is not None:
-        scrape = generated(exposition(registry), EXPOSITION_TYPE)
+        collectors: list[Collector] = [KeySetCollector(caches)]
+        if stores.recorder is not None:
+            collectors.append(UsageRecorderCollector(stores.recorder))
+        if metrics_dir is None:
+            for collector in collectors:
+                registry.register(collector)
+            exposed = exposition(registry)
+        else:
+            mirror = StateMirror(collectors)
+            exposed = multiprocess_exposition(metrics_dir, mirror)
+            mirroring = PeriodicTask(mirror.copy, every=MIRROR_INTERVAL)
+            stores.on_startup.append(mirroring.start)
+            stores.on_shutdown += [mirroring.stop, marking_dead(metrics_dir)]
+        scrape = generated(exposed, EXPOSITION_TYPE)
         handlers[Operation.ADMIN_METRICS] = admin.computed(scrape)
         if settings.server.metrics.public:
             public[settings.server.metrics.path] = scrape
-        registry.register(KeySetCollector(caches))
-        if stores.recorder is not None:
-            registry.register(UsageRecorderCollector(stores.recorder))
     observer = RequestObserver(metrics, AccessLog(is_enabled=settings.logging.access), decisions)
     authenticator = Authenticator(JwtVerifier(issuers, clock), keys=stores.keys,
                                   max_header_bytes=settings.server.max_auth_header_bytes)
@@ -349,7 +364,7 @@ def create_app_from_env() -> Gateway:
     if settings.auth.dev_issuer.enabled:
         assert options.state_dir is not None, "from_environ always names a state directory"
         dev_issuer = DevIssuer.load(options.state_dir)
-    return build_app(settings, dev_issuer=dev_issuer)
+    return build_app(settings, dev_issuer=dev_issuer, metrics_dir=options.metrics_dir)
 
 
 def _build_metrics(settings: Settings, registry: CollectorRegistry) -> GatewayMetrics | None:

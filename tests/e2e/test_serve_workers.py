@@ -57,3 +57,57 @@ async def test_every_worker_trusts_the_dev_issuer_and_forwards(
         assert statuses == [200] * 12
         assert len(upstream.requests) == 12
         assert len(worker_pids(gateway.process.pid)) >= 2
+
+
+def metric_value(exposition: str, name: str, **labels: str) -> float | None:
+    """The value of one sample of the Prometheus text `exposition`, or None when absent."""
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    for line in exposition.splitlines():
+        sample, _, value = line.rpartition(" ")
+        if not sample.startswith(name + "{") and sample != name:
+            continue
+        label_text = sample[len(name) + 1:-1] if sample.endswith("}") else ""
+        if ",".join(sorted(label_text.split(","))) == wanted:
+            return float(value)
+    return None
+
+
+def metrics_dir_of(worker: int) -> Path:
+    environ = Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
+    value = next(entry for entry in environ if entry.startswith(b"PROMETHEUS_MULTIPROC_DIR="))
+    return Path(value.split(b"=", 1)[1].decode())
+
+
+async def test_metrics_from_any_worker_count_the_requests_of_every_worker(
+        workdir: Path, upstream: RecordingUpstream) -> None:
+    """Each scrape reaches one worker (a new connection each time); each shows the requests
+    every worker answered. The workers' metric files go when `serve` stops."""
+    sent = 24
+    async with WorkersProcess(CONFIG.format(upstream=upstream.url), workdir) as gateway:
+        assert gateway.process is not None
+        workers = worker_pids(gateway.process.pid)
+        metrics_dir = metrics_dir_of(next(iter(workers)))
+        assert metrics_dir.is_dir()
+        token = DevIssuer.load(workdir / "state").mint()
+        for _ in range(sent):
+            async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
+                response = await client.post(
+                    "/v1/chat/completions", headers={"Authorization": f"Bearer {token}"},
+                    json={"model": "small", "messages": [{"role": "user", "content": "hi"}]})
+                assert response.status_code == 200
+        scrapes = []
+        for _ in range(8):
+            async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
+                scrapes.append((await client.get("/metrics")).text)
+        assert len(upstream.requests) == sent
+    counted = [metric_value(text, "rolegate_requests_total", route_group="inference",
+                            model="small", status="200") for text in scrapes]
+    assert counted == [sent] * len(scrapes)
+    for text in scrapes:  # live gauges combine over workers: one series, no pid label
+        assert metric_value(text, "rolegate_usage_records_pending") is not None
+        assert 'pid="' not in text
+        # each worker loaded the issuer's keys once: the scrape-time counters are summed too
+        fetches = [line for line in text.splitlines()
+                   if line.startswith("rolegate_jwks_fetches_total{") and "success" in line]
+        assert [float(line.rpartition(" ")[2]) for line in fetches] == [2]  # --workers 2
+    assert not metrics_dir.exists()

@@ -20,6 +20,8 @@ _CONFIG = "ROLEGATE_SERVE_CONFIG"
 _HOST = "ROLEGATE_SERVE_HOST"
 _PORT = "ROLEGATE_SERVE_PORT"
 _STATE_DIR = "ROLEGATE_SERVE_STATE_DIR"
+# prometheus-client's own switch to multiprocess mode, read when a worker first imports it
+_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,7 @@ class LaunchOptions:
     host: str | None
     port: int | None
     state_dir: Path | None
+    metrics_dir: Path | None = None  # workers: where each writes its metric values
 
     def settings(self) -> Settings:
         """The settings these options describe; raises `ConfigError`. Without a configured
@@ -51,11 +54,15 @@ class LaunchOptions:
         target[_HOST] = self.host or ""
         target[_PORT] = "" if self.port is None else str(self.port)
         target[_STATE_DIR] = str(self.state_dir.resolve()) if self.state_dir else ""
+        if self.metrics_dir is not None:
+            target[_METRICS_DIR] = str(self.metrics_dir.resolve())
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> LaunchOptions:
         source = os.environ if environ is None else environ
         config, port = source.get(_CONFIG), source.get(_PORT)
+        metrics_dir = source.get(_METRICS_DIR)
         return cls(config=Path(config) if config else None, host=source.get(_HOST) or None,
                    port=int(port) if port else None,
-                   state_dir=Path(source.get(_STATE_DIR) or ".rolegate"))
+                   state_dir=Path(source.get(_STATE_DIR) or ".rolegate"),
+                   metrics_dir=Path(metrics_dir) if metrics_dir else None)
