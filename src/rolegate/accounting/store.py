@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from asyncpg import InterfaceError, PostgresError
 from sqlalchemy import and_, case, func, insert, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -63,15 +64,18 @@ class StoreUnavailable(StoreError):
 # that cannot be encoded): as deterministic as the database refusing it.
 _ROW_ERRORS = (ValueError, TypeError, OverflowError)
 _DATA_SQLSTATE_CLASSES = ("22", "23")  # data exception, integrity constraint violation
+_COPY_COLUMNS = [column.name for column in usage.columns if column.name != "id"]
 
 
 def classify(exc: BaseException) -> StoreError:
     """What a failed write means for its records."""
     if isinstance(exc, _ROW_ERRORS):
         return RecordsRefused(type(exc).__name__)
-    orig = getattr(exc, "orig", None)
+    is_driver_own = isinstance(exc, PostgresError | InterfaceError)  # asyncpg's COPY raises
+    orig = exc if is_driver_own else getattr(exc, "orig", None)
     state = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
-    names = type(exc).__name__ + (f" ({type(orig).__name__})" if orig is not None else "")
+    names = type(exc).__name__ + (f" ({type(orig).__name__})"
+                                  if orig is not None and not is_driver_own else "")
     reason = names + (f", SQLSTATE {state}" if state else "")
     if isinstance(exc, IntegrityError | DataError) or state[:2] in _DATA_SQLSTATE_CLASSES:
         return RecordsRefused(reason)
@@ -83,6 +87,7 @@ def classify(exc: BaseException) -> StoreError:
 class UsageStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._is_asyncpg = engine.dialect.driver == "asyncpg"
 
     async def insert_many(self, records: Sequence[UsageRecord]) -> None:
         """Write the records in one transaction: all or none. `RecordsRefused` or
@@ -91,8 +96,12 @@ class UsageStore:
             return
         try:
             rows = [record.row() for record in records]
+            has_dimensions = any(record.dimensions for record in records)
+            if not has_dimensions and self._is_asyncpg:
+                await self._copy(rows)
+                return
             async with self._engine.begin() as connection:
-                if not any(record.dimensions for record in records):
+                if not has_dimensions:
                     await connection.execute(insert(usage), rows)
                     return
                 ids = (await connection.execute(
@@ -102,8 +111,19 @@ class UsageStore:
                               for record_id, record in zip(ids, records, strict=True)
                               for name, value in record.dimensions]
                 await connection.execute(insert(usage_dimensions), dimensions)
-        except (SQLAlchemyError, OSError, *_ROW_ERRORS) as exc:
+        except (SQLAlchemyError, OSError, PostgresError, InterfaceError, *_ROW_ERRORS) as exc:
             raise classify(exc) from None
+
+    async def _copy(self, rows: list[dict[str, Any]]) -> None:
+        """PostgreSQL: the rows in one COPY (binary), which costs this process a fraction of
+        what a multi-row INSERT does (no statement to render, no parameters to bind); atomic
+        like the INSERT: every row lands or none."""
+        async with self._engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection
+            await driver.copy_records_to_table(
+                usage.name, columns=_COPY_COLUMNS,
+                records=[tuple(row[name] for name in _COPY_COLUMNS) for row in rows])
 
     async def set_aside(self, record: UsageRecord, reason: str, now: float) -> None:
         """Keep a refused record in `usage_dead_letters`, as JSON text (ASCII: a NUL or a lone
