@@ -3,14 +3,18 @@ options, trusting the same development issuer key and forwarding to the same ups
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from pathlib import Path
 
 import httpx
 import pytest
 
 from rolegate.authn.dev_issuer import DevIssuer
+from rolegate.config.model import DatabaseConfig
 from tests.support.process import GatewayProcess
 from tests.support.servers import RecordingUpstream
+from tests.support.storage import POSTGRES_URL, _execute
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -72,6 +76,12 @@ def metric_value(exposition: str, name: str, **labels: str) -> float | None:
     return None
 
 
+def jwks_fetches(exposition: str) -> list[float]:
+    """The values of `rolegate_jwks_fetches_total{outcome="success"}` (one per issuer)."""
+    return [float(line.rpartition(" ")[2]) for line in exposition.splitlines()
+            if line.startswith("rolegate_jwks_fetches_total{") and '"success"' in line]
+
+
 def metrics_dir_of(worker: int) -> Path:
     environ = Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
     value = next(entry for entry in environ if entry.startswith(b"PROMETHEUS_MULTIPROC_DIR="))
@@ -95,11 +105,19 @@ async def test_metrics_from_any_worker_count_the_requests_of_every_worker(
                     "/v1/chat/completions", headers={"Authorization": f"Bearer {token}"},
                     json={"model": "small", "messages": [{"role": "user", "content": "hi"}]})
                 assert response.status_code == 200
-        scrapes = []
-        for _ in range(8):
+        # Scrape-time state (key fetches) reaches the other workers' scrapes within a second:
+        # scrape until it has, then keep every scrape of the next few.
+        deadline = asyncio.get_running_loop().time() + 10
+        scrapes: list[str] = []
+        while len(scrapes) < 8 and asyncio.get_running_loop().time() < deadline:
             async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
-                scrapes.append((await client.get("/metrics")).text)
+                text = (await client.get("/metrics")).text
+            if scrapes or jwks_fetches(text) == [2]:  # --workers 2: one fetch each
+                scrapes.append(text)
+            else:
+                await asyncio.sleep(0.1)
         assert len(upstream.requests) == sent
+    assert len(scrapes) == 8, "the workers' key fetches never showed summed"
     counted = [metric_value(text, "rolegate_requests_total", route_group="inference",
                             model="small", status="200") for text in scrapes]
     assert counted == [sent] * len(scrapes)
@@ -107,7 +125,35 @@ async def test_metrics_from_any_worker_count_the_requests_of_every_worker(
         assert metric_value(text, "rolegate_usage_records_pending") is not None
         assert 'pid="' not in text
         # each worker loaded the issuer's keys once: the scrape-time counters are summed too
-        fetches = [line for line in text.splitlines()
-                   if line.startswith("rolegate_jwks_fetches_total{") and "success" in line]
-        assert [float(line.rpartition(" ")[2]) for line in fetches] == [2]  # --workers 2
+        assert jwks_fetches(text) == [2]
     assert not metrics_dir.exists()
+
+
+async def test_workers_start_on_a_new_postgresql_schema_they_migrate_at_start_up(
+        workdir: Path, upstream: RecordingUpstream) -> None:
+    """`migrate_on_start` with several workers: `serve` migrates once before they start, so
+    they do not race to create the schema (one of them failing stopped the whole serve)."""
+    schema = f"rg_workers_{secrets.token_hex(4)}"
+    config = CONFIG.format(upstream=upstream.url) + f"""
+database:
+  url: {POSTGRES_URL}
+  schema: {schema}
+  migrate_on_start: true
+"""
+    try:
+        async with WorkersProcess(config, workdir, ready_path="/health/ready") as gateway:
+            assert gateway.process is not None
+            token = DevIssuer.load(workdir / "state").mint()
+            for _ in range(6):
+                async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
+                    response = await client.post(
+                        "/v1/chat/completions", headers={"Authorization": f"Bearer {token}"},
+                        json={"model": "small", "messages": [{"role": "user", "content": "x"}]})
+                    assert response.status_code == 200
+            assert gateway.is_running
+            assert len([pid for pid in worker_pids(gateway.process.pid)
+                        if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]) == 2
+        assert "failed to start" not in gateway.log()
+    finally:
+        await _execute(DatabaseConfig(url=POSTGRES_URL),
+                       f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

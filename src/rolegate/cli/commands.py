@@ -84,7 +84,7 @@ def _serve(settings: Settings, config: Path | None, host: str | None, port: int 
     from rolegate.app import build_app
     from rolegate.cli import serving
 
-    serving.check_schema(settings, config)
+    serving.check_schema(settings, config, workers)
     dev_issuer, lock = serving.claim_state(settings, state_dir)
     try:
         if settings.keys.enabled:  # read here too, so a missing file ends `serve` once, not
