@@ -69,8 +69,12 @@ class ScriptBatch:
         self._sends.discard(task)
         if self._pending and not task.cancelled():
             self._send()
-        else:
-            self._is_sending = False
+            return
+        self._is_sending = False
+        if self._pending:  # the process is stopping: the waiting calls go with it
+            calls, self._pending = self._pending, []
+            for _, _, future in calls:
+                future.cancel()
 
     async def _run(self, calls: list[_Call]) -> None:
         try:
