@@ -78,7 +78,7 @@ class RedisReplaySet:
             raise token_replayed()
 
     def _unavailable(self, exc: BaseException, jti: str, expires: float) -> None:
-        log.error("the replay set's Redis is unavailable: %s", exc or type(exc).__name__)
+        log.error("the replay set's Redis is unavailable: %s", str(exc) or type(exc).__name__)
         if self._fallback is None:
             raise ServiceUnavailable("One-time tokens cannot be checked for replay right now.",
                                      code="replay_check_unavailable")
