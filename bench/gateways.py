@@ -1,9 +1,10 @@
 """The rolegate modes. Each is one `register(...)` call: a name, a config, a token factory.
 
-Every mode but `limits+usage` turns usage accounting off (`accounting.enabled: false`; it is on
-by default, writing to SQLite next to the config), so the JWT modes measure authentication,
-authorization and forwarding, and `limits+usage` shows what accounting plus Redis-backed rate
-limits add on top of `jwt-rs256`.
+Every mode but `limits+usage` and `production` turns usage accounting off
+(`accounting.enabled: false`; it is on by default, writing to SQLite next to the config), so the
+JWT modes measure authentication, authorization and forwarding, and `limits+usage` (SQLite) and
+`production` (PostgreSQL) show what accounting plus Redis-backed rate limits add on top of
+`jwt-rs256`.
 """
 
 from __future__ import annotations
@@ -63,6 +64,19 @@ auth:
 """
 
 
+def limits_and_usage(jwks_file: str, database: str) -> str:
+    """jwt-rs256 with `rpm`/`tpm` limits high enough never to refuse, counted in Redis, and
+    usage accounting to `database`."""
+    return jwt_config(jwks_file, "RS256",
+                      rule_limits=", limits: {rpm: 100000000, tpm: 100000000}", extra="""
+accounting:
+  enabled: true
+limits:
+  backend: redis
+  url: {redis_url}
+""" + database)
+
+
 RS256 = jwt_config("rs256.json", "RS256")
 ES256 = jwt_config("es256.json", "ES256")
 # A key created with `rolegate keys create` before the gateway starts, kept in SQLite.
@@ -75,17 +89,19 @@ database:
 """
 # jwt-rs256 plus request and token limits on the rule, counted in Redis, and usage records
 # written to SQLite in batches: the difference is what accounting and limits cost.
-LIMITS_USAGE = jwt_config("limits-rs256.json", "RS256",
-                          rule_limits=", limits: {rpm: 100000000, tpm: 100000000}", extra="""
-accounting:
-  enabled: true
-limits:
-  backend: redis
-  url: {redis_url}
+LIMITS_USAGE = limits_and_usage("limits-rs256.json", """
 database:
   url: sqlite+aiosqlite:///{workdir}/usage.db
 """)
-
+# The shape of a production deployment: jwt-rs256 plus the same Redis limits and usage records
+# written to PostgreSQL (a throw-away schema of the local server's `test` database, migrated at
+# start-up and dropped afterwards). Its ratio to jwt-rs256 is what limits and accounting cost.
+PRODUCTION = limits_and_usage("production-rs256.json", """
+database:
+  url: {postgres_url}
+  schema: {postgres_schema}
+  migrate_on_start: true
+""")
 register("jwt-rs256", gateway_mode("jwt-rs256", RS256, jwt_token("RS256", "rs256.json")))
 # The same without the decision log: the difference is what logging costs per request.
 QUIET_RS256 = jwt_config("quiet-rs256.json", "RS256") + QUIET
@@ -113,6 +129,9 @@ database:
 register("limits+usage+write-ahead", gateway_mode(
     "limits+usage+write-ahead", WRITE_AHEAD, jwt_token("RS256", "write-ahead-rs256.json"),
     is_using_redis=True, baseline="limits+usage"))
+register("production", gateway_mode("production", PRODUCTION,
+                                    jwt_token("RS256", "production-rs256.json"),
+                                    is_using_redis=True, is_using_postgres=True))
 # jwt-rs256 with every request traced (sampled at 1.0) and exported over OTLP/HTTP to the mock
 # upstream's /v1/traces sink: its ratio to jwt-rs256, run beside it, is what tracing costs.
 OTEL_RS256 = jwt_config("otel-rs256.json", "RS256") + """
