@@ -24,7 +24,6 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-import orjson
 
 from rolegate.errors import (
     GatewayError, anthropic_error_body, error_body, google_error_body, internal_error,
@@ -33,6 +32,7 @@ from rolegate.providers.base import UpstreamReply
 from rolegate.routing.dispatcher import Forwarded
 from rolegate.routing.request import GENERATE_CONTENT, MESSAGES, USAGE_STREAM_OPERATIONS
 from rolegate.server.asgi import Response
+from rolegate.translate.events import event_data
 
 log = logging.getLogger("rolegate.proxy")
 
@@ -216,7 +216,7 @@ class SseUsageTap(UsageTap):
     def _keeps(self, event: bytes) -> bool:
         if any(null in event for null in _NULL_USAGE):
             return True
-        value = _event_data(event)
+        value = event_data(event)
         if value is None or not isinstance(value.get("usage"), dict):
             return True
         self.usage = value["usage"]
@@ -231,7 +231,7 @@ class ResponsesUsageTap(UsageTap):
     __slots__ = ()
 
     def _keeps(self, event: bytes) -> bool:
-        value = _event_data(event)
+        value = event_data(event)
         if value is None:
             return True
         response = value.get("response")
@@ -250,7 +250,7 @@ class MessagesUsageTap(UsageTap):
     __slots__ = ()
 
     def _keeps(self, event: bytes) -> bool:
-        value = _event_data(event)
+        value = event_data(event)
         if value is None:
             return True
         message = value.get("message")
@@ -269,20 +269,8 @@ class GeminiUsageTap(UsageTap):
 
     def _keeps(self, event: bytes) -> bool:
         if b'"usageMetadata"' in event:
-            value = _event_data(event)
+            value = event_data(event)
             usage = value.get("usageMetadata") if value is not None else None
             if isinstance(usage, dict):
                 self.usage = usage
         return True
-
-
-def _event_data(event: bytes) -> dict[str, Any] | None:
-    """The JSON object on an event's `data:` line (one line, as OpenAI sends), if any."""
-    for line in event.splitlines():
-        if line.startswith(b"data:"):
-            try:
-                value = orjson.loads(line[5:])
-            except orjson.JSONDecodeError:
-                return None
-            return value if isinstance(value, dict) else None
-    return None
