@@ -6,6 +6,12 @@ that names one too (`model`, or a `batchEmbedContents` request naming another) i
 the model decided on is the model forwarded. Google's JSON parser takes a field in lowerCamelCase
 and in its proto name alike (`generationConfig`, `generation_config`): top-level names with an
 underscore are refused, so no two spellings of one field reach it.
+
+A body may not point the upstream at content it holds on the gateway's own credential:
+`cachedContent` (a cache made with the deployment's key, perhaps by another tenant) or a part's
+`fileData` (a Files API upload, or on Vertex AI a `gs://` object the gateway's service account
+can read: a caller would read it through the gateway's identity). Both are refused wherever
+they are nested, in either spelling; content is sent inline (`inlineData`).
 """
 
 from __future__ import annotations
@@ -32,6 +38,11 @@ def gemini_operation(method: str, body: dict[str, Any], model: str,
         if "_" in name:
             raise InvalidRequest(f"Send `{name}` in lowerCamelCase, as the Gemini API's JSON "
                                  "names it.", code="invalid_body", param=name)
+    stored = _stored_reference(body, "")
+    if stored is not None:
+        raise InvalidRequest(f"`{stored}` names content the upstream holds for the gateway, "
+                             "which no caller is granted; send the content inline "
+                             "(`inlineData`).", code="stored_content_refused", param=stored)
     if method == BATCH:
         _check_batch(body.get("requests"), model)
     alt = _alt(query_string)
@@ -58,12 +69,38 @@ def _alt(query_string: bytes) -> str | None:
     return pairs[0][1] if pairs else None
 
 
+# Fields naming content held upstream, as Google's parser reads them (either spelling).
+_STORED = frozenset({"cachedcontent", "filedata"})
+
+
+def _stored_reference(value: Any, where: str) -> str | None:
+    """Where in `value` a field names upstream-held content (`contents[0].parts[1].fileData`),
+    or None."""
+    if isinstance(value, dict):
+        for name, inner in value.items():
+            at = f"{where}.{name}" if where else name
+            if name.replace("_", "").lower() in _STORED:
+                return at
+            found = _stored_reference(inner, at)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            found = _stored_reference(inner, f"{where}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
 def _check_batch(requests: Any, model: str) -> None:
     if not isinstance(requests, list):
         raise InvalidRequest("`requests` must be a list.", code="invalid_body",
                              param="requests")
     for index, request in enumerate(requests):
-        named = request.get("model") if isinstance(request, dict) else None
+        if not isinstance(request, dict):  # else dropped on the way: fewer embeddings than sent
+            raise InvalidRequest(f"requests[{index}] must be an object.", code="invalid_body",
+                                 param=f"requests[{index}]")
+        named = request.get("model")
         if named is not None and named != f"models/{model}":
             raise InvalidRequest(f"requests[{index}].model must be `models/{model}`, the "
                                  "model of the path.", code="invalid_body",
