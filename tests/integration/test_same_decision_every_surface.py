@@ -169,3 +169,40 @@ async def test_usage_records_are_equal_across_surfaces(gateway, dev_issuer, mode
     chat, messages, gemini = ({name: row[name] for name in COMPARED} for row in rows)
     assert chat == messages == gemini
     assert chat["total_tokens"] > 0 and chat["estimated"] is False
+
+
+COUNTS = {
+    "anthropic": lambda model: ("/v1/messages/count_tokens", {"model": model,
+                                                              "messages": PROMPT}),
+    "gemini": lambda model: (f"/v1beta/models/{model}:countTokens", {"contents": [
+        {"role": "user", "parts": [{"text": "hello there"}]}]}),
+}
+
+
+async def count(gateway: Any, surface: str, model: str, token: str) -> tuple[int, str]:
+    path, body = COUNTS[surface](model)
+    return outcome(await gateway.post(path, json=body, headers=bearer(token)))
+
+
+async def test_counting_tokens_is_governed_as_a_call_of_the_model_on_both_surfaces(
+        gateway, dev_issuer, upstream):
+    """Anthropic's `count_tokens` and Gemini's `countTokens` alike: authorized against the
+    model's grant, spending a request of the caller's `rpm` (the same counter as a call),
+    and recorded with no tokens charged."""
+    small = dev_issuer.mint(subject="small", roles=("small",))
+    metered = dev_issuer.mint(subject="metered", roles=("metered",))
+
+    denied = {(surface, model): await count(gateway, surface, model, small)
+              for surface in COUNTS for model in ("claude", "gemini")}
+    spent = [await count(gateway, "anthropic", "echo", metered),
+             await count(gateway, "gemini", "echo", metered)]
+    refused = [await count(gateway, surface, "echo", metered) for surface in COUNTS]
+    refused.append(await call(gateway, "openai", "echo", metered))
+    rows = await _rows(gateway.database, 2)
+
+    assert set(denied.values()) == {(403, "denied")} and upstream.requests == []
+    assert spent == [(200, "ok"), (200, "ok")]
+    assert refused == [(429, "limited")] * 3
+    assert [(row["operation"], row["subject"], row["model"], row["total_tokens"])
+            for row in rows] == [("messages/count_tokens", "metered", "echo", 0),
+                                 ("countTokens", "metered", "echo", 0)]
