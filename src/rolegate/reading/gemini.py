@@ -16,6 +16,7 @@ they are nested, in either spelling; content is sent inline (`inlineData`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -38,7 +39,7 @@ def gemini_operation(method: str, body: dict[str, Any], model: str,
         if "_" in name:
             raise InvalidRequest(f"Send `{name}` in lowerCamelCase, as the Gemini API's JSON "
                                  "names it.", code="invalid_body", param=name)
-    stored = _stored_reference(body, "")
+    stored = _stored_reference(body)
     if stored is not None:
         raise InvalidRequest(f"`{stored}` names content the upstream holds for the gateway, "
                              "which no caller is granted; send the content inline "
@@ -69,27 +70,46 @@ def _alt(query_string: bytes) -> str | None:
     return pairs[0][1] if pairs else None
 
 
-# Fields naming content held upstream, as Google's parser reads them (either spelling).
-_STORED = frozenset({"cachedcontent", "filedata"})
-
-
-def _stored_reference(value: Any, where: str) -> str | None:
-    """Where in `value` a field names upstream-held content (`contents[0].parts[1].fileData`),
-    or None."""
-    if isinstance(value, dict):
-        for name, inner in value.items():
-            at = f"{where}.{name}" if where else name
-            if name.replace("_", "").lower() in _STORED:
-                return at
-            found = _stored_reference(inner, at)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for index, inner in enumerate(value):
-            found = _stored_reference(inner, f"{where}[{index}]")
-            if found is not None:
-                return found
+def _stored_reference(body: dict[str, Any]) -> str | None:
+    """Where the body names upstream-held content (`contents[0].parts[1].fileData`), or None.
+    Only where Google reads them: a request's `cachedContent`, a Content's parts; never inside
+    free-form JSON (a function's schema or arguments), which may name anything."""
+    for where, request in _requests(body):
+        for name, value in request.items():
+            if _plain(name) == "cachedcontent":
+                return where + name
+            for at, content in _contents(where + name, _plain(name), value):
+                parts = content.get("parts") if isinstance(content, dict) else None
+                for index, part in enumerate(parts if isinstance(parts, list) else ()):
+                    if isinstance(part, dict):
+                        for key in part:
+                            if _plain(key) == "filedata":
+                                return f"{at}.parts[{index}].{key}"
     return None
+
+
+def _plain(name: str) -> str:
+    """A field's name as Google's parser matches it: either spelling, `file_data` or `fileData`."""
+    return name.replace("_", "").lower()
+
+
+def _requests(body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The body and the requests it holds (countTokens' `generateContentRequest`, a batch's
+    `requests`), each with the prefix naming where it is."""
+    yield "", body
+    for name, value in body.items():
+        if _plain(name) == "generatecontentrequest" and isinstance(value, dict):
+            yield f"{name}.", value
+        elif _plain(name) == "requests" and isinstance(value, list):
+            yield from ((f"{name}[{index}].", request) for index, request in enumerate(value)
+                        if isinstance(request, dict))
+
+
+def _contents(where: str, name: str, value: Any) -> Iterator[tuple[str, Any]]:
+    if name == "contents" and isinstance(value, list):
+        yield from ((f"{where}[{index}]", content) for index, content in enumerate(value))
+    elif name in ("content", "systeminstruction"):
+        yield where, value
 
 
 def _check_batch(requests: Any, model: str) -> None:

@@ -46,6 +46,18 @@ def test_content_held_upstream_is_refused_wherever_it_is_named(method, body, par
     assert (error.code, error.param) == ("stored_content_refused", param)
 
 
+def test_names_inside_free_form_json_are_not_mistaken_for_stored_content():
+    """A function's schema, its call's arguments and its response may name anything."""
+    body = {"contents": [{"role": "model", "parts": [{"functionCall": {
+        "name": "fetch", "args": {"fileData": "gs://b/o", "cachedContent": "x"}}}]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "fetch", "response": {
+            "fileData": {"fileUri": "gs://b/o"}}}}]}],
+        "tools": [{"functionDeclarations": [{"name": "fetch", "parameters": {
+            "type": "OBJECT", "properties": {"fileData": {"type": "STRING"},
+                                             "cachedContent": {"type": "STRING"}}}}]}]}
+    assert gemini_operation("generateContent", body, "gem", b"") == ("generateContent", False)
+
+
 @pytest.mark.parametrize("entries", [[1], ["x"], [None], [{"content": TEXT}, []]],
                          ids=["number", "string", "null", "list-after-object"])
 def test_a_batch_entry_that_is_not_an_object_is_refused_not_dropped(entries):
