@@ -314,3 +314,20 @@ async def test_an_argument_constraint_lets_only_matching_calls_through(gateway, 
     assert allowed["result"]["content"][0]["text"] == "deleted acme/site"
     assert refused["error"]["data"]["code"] == "mcp_not_allowed"
     assert recorded.methods == before
+
+
+@pytest.mark.parametrize("smuggled", ["Repository", "REPOSITORY", "repo\u017fitory"],
+                         ids=["capitalised", "upper-case", "long-s"])
+async def test_an_argument_named_twice_for_a_case_insensitive_server_is_refused(
+        gateway, dev_issuer, upstream, smuggled):
+    """The constraint allows `repository: acme/site`; a Go server decoding into a struct would
+    take the look-alike that follows it."""
+    recorded, _ = upstream
+    session = await Session(gateway, token(dev_issuer, roles=("cleaner",))).open()
+    before = list(recorded.methods)
+
+    response = await session.post({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+        "name": "delete_repo", "arguments": {"repository": "acme/site", smuggled: "evil/prod"}}})
+
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_body")
+    assert recorded.methods == before
