@@ -377,3 +377,25 @@ async def test_content_held_by_the_gateways_credential_is_refused_before_any_ups
                                                                 "stored_content_refused")
     assert f"`{param}`" in error["message"]
     assert upstream.requests == []
+
+
+async def test_a_count_request_inside_count_tokens_reaches_the_upstream_naming_its_model(
+        served, dev_issuer, upstream):
+    """The deployment's model, as in the URL; a body naming another one is refused."""
+    token = dev_issuer.mint(subject="svc", roles=("user",))
+    inner = {"contents": [{"parts": [{"text": "hi"}]}]}
+    async with _raw(served) as client:
+        other = await client.post("/v1beta/models/gemini:countTokens", headers={
+            "x-goog-api-key": token}, json={"generateContentRequest": {
+                **inner, "model": "models/tuned-secret"}})
+        assert upstream.requests == []
+        counted = await client.post("/v1beta/models/gemini:countTokens", headers={
+            "x-goog-api-key": token}, json={"generateContentRequest": {
+                **inner, "model": "models/gemini"}})
+
+    assert other.status_code == 400
+    assert other.json()["error"]["details"][0]["reason"] == "invalid_body"
+    assert counted.status_code == 200
+    assert [(request.path, request.json()) for request in upstream.requests] == [
+        ("/v1beta/models/gemini-upstream:countTokens", {"generateContentRequest": {
+            **inner, "model": "models/gemini-upstream"}})]

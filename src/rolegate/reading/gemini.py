@@ -3,7 +3,8 @@
 
 The Gemini API takes its model from the URL (`/v1beta/models/{model}:generateContent`); a body
 that names one too (`model`, or a `batchEmbedContents` request naming another) is refused, so
-the model decided on is the model forwarded. Google's JSON parser takes a field in lowerCamelCase
+the model decided on is the model forwarded (a `countTokens` call's `generateContentRequest`
+may name only the path's model too). Google's JSON parser takes a field in lowerCamelCase
 and in its proto name alike (`generationConfig`, `generation_config`): top-level names with an
 underscore are refused, so no two spellings of one field reach it.
 
@@ -25,6 +26,7 @@ from rolegate.errors import InvalidRequest
 GENERATE = "generateContent"
 STREAM = "streamGenerateContent"
 BATCH = "batchEmbedContents"
+COUNT = "countTokens"
 
 
 def gemini_operation(method: str, body: dict[str, Any], model: str,
@@ -46,6 +48,9 @@ def gemini_operation(method: str, body: dict[str, Any], model: str,
                              "(`inlineData`).", code="stored_content_refused", param=stored)
     if method == BATCH:
         _check_batch(body.get("requests"), model)
+    inner = body.get("generateContentRequest")
+    if method == COUNT and isinstance(inner, dict):
+        _check_named_model(inner.get("model"), model, "generateContentRequest.model")
     alt = _alt(query_string)
     if method == STREAM:
         if alt != "sse":
@@ -120,8 +125,11 @@ def _check_batch(requests: Any, model: str) -> None:
         if not isinstance(request, dict):  # else dropped on the way: fewer embeddings than sent
             raise InvalidRequest(f"requests[{index}] must be an object.", code="invalid_body",
                                  param=f"requests[{index}]")
-        named = request.get("model")
-        if named is not None and named != f"models/{model}":
-            raise InvalidRequest(f"requests[{index}].model must be `models/{model}`, the "
-                                 "model of the path.", code="invalid_body",
-                                 param=f"requests[{index}].model")
+        _check_named_model(request.get("model"), model, f"requests[{index}].model")
+
+
+def _check_named_model(named: Any, model: str, where: str) -> None:
+    """A request inside the body may name the path's model, and no other."""
+    if named is not None and named != f"models/{model}":
+        raise InvalidRequest(f"{where} must be `models/{model}`, the model of the path.",
+                             code="invalid_body", param=where)

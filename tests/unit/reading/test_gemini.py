@@ -73,3 +73,11 @@ def test_inline_content_and_a_batch_naming_the_paths_model_are_read():
     assert gemini_operation("batchEmbedContents", {"requests": [
         {"model": "models/gem", "content": TEXT}, {"content": TEXT}]}, "gem", b"") \
         == ("batchEmbedContents", False)
+
+
+@pytest.mark.parametrize("named", ["models/secret", "tunedModels/secret", "gem", 5],
+                         ids=["other-model", "tuned-model", "no-prefix", "not-a-string"])
+def test_a_count_request_naming_another_model_inside_is_refused(named):
+    error = refused("countTokens", {"generateContentRequest": {"model": named,
+                                                                "contents": [TEXT]}})
+    assert (error.code, error.param) == ("invalid_body", "generateContentRequest.model")
