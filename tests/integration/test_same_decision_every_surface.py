@@ -206,3 +206,28 @@ async def test_counting_tokens_is_governed_as_a_call_of_the_model_on_both_surfac
     assert [(row["operation"], row["subject"], row["model"], row["total_tokens"])
             for row in rows] == [("messages/count_tokens", "metered", "echo", 0),
                                  ("countTokens", "metered", "echo", 0)]
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/chat/completions", {"model": "gpt-4o", "messages": [{"role": "user", "content": [
+        {"type": "file", "file": {"file_id": "file-of-another-team"}}]}]}),
+    ("/v1/responses", {"model": "gpt-4o", "input": "hr policy?", "tools": [
+        {"type": "file_search", "vector_store_ids": ["vs_hr"]}]}),
+    ("/v1/responses", {"model": "gpt-4o", "input": "go on",
+                       "previous_response_id": "resp_of_another_team"}),
+    ("/v1/messages", {"model": "claude", "max_tokens": 8, "messages": [{"role": "user", "content": [
+        {"type": "document", "source": {"type": "file", "file_id": "file_x"}}]}]}),
+    ("/v1beta/models/gemini:generateContent", {"contents": [{"parts": [
+        {"fileData": {"fileUri": "gs://payroll/2026.csv", "mimeType": "text/csv"}}]}]}),
+], ids=["chat-file", "responses-vector-store", "responses-previous", "messages-file",
+        "gemini-gcs-file"])
+async def test_content_held_for_the_gateways_key_is_refused_on_every_surface(
+        gateway, dev_issuer, upstream, path, body):
+    """Granted a model, not the account's uploads, vector stores, responses or buckets."""
+    token = dev_issuer.mint(subject="svc", roles=("user",))
+
+    response = await gateway.post(path, json=body, headers=bearer(token))
+
+    assert response.status_code == 400
+    assert "names content the upstream holds for the gateway" in response.text
+    assert upstream.requests == []

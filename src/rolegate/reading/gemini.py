@@ -8,16 +8,12 @@ may name only the path's model too). Google's JSON parser takes a field in lower
 and in its proto name alike (`generationConfig`, `generation_config`): top-level names with an
 underscore are refused, so no two spellings of one field reach it.
 
-A body may not point the upstream at content it holds on the gateway's own credential:
-`cachedContent` (a cache made with the deployment's key, perhaps by another tenant) or a part's
-`fileData` (a Files API upload, or on Vertex AI a `gs://` object the gateway's service account
-can read: a caller would read it through the gateway's identity). Both are refused wherever
-they are nested, in either spelling; content is sent inline (`inlineData`).
+Content the upstream holds for the gateway (`cachedContent`, `fileData`) is refused on every
+surface alike, by `stored.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -41,11 +37,6 @@ def gemini_operation(method: str, body: dict[str, Any], model: str,
         if "_" in name:
             raise InvalidRequest(f"Send `{name}` in lowerCamelCase, as the Gemini API's JSON "
                                  "names it.", code="invalid_body", param=name)
-    stored = _stored_reference(body)
-    if stored is not None:
-        raise InvalidRequest(f"`{stored}` names content the upstream holds for the gateway, "
-                             "which no caller is granted; send the content inline "
-                             "(`inlineData`).", code="stored_content_refused", param=stored)
     if method == BATCH:
         _check_batch(body.get("requests"), model)
     inner = body.get("generateContentRequest")
@@ -73,48 +64,6 @@ def _alt(query_string: bytes) -> str | None:
     if set(names) - {"alt"} or len(names) > 1:
         raise InvalidRequest("The only query parameter taken is `alt`.", code="invalid_query")
     return pairs[0][1] if pairs else None
-
-
-def _stored_reference(body: dict[str, Any]) -> str | None:
-    """Where the body names upstream-held content (`contents[0].parts[1].fileData`), or None.
-    Only where Google reads them: a request's `cachedContent`, a Content's parts; never inside
-    free-form JSON (a function's schema or arguments), which may name anything."""
-    for where, request in _requests(body):
-        for name, value in request.items():
-            if _plain(name) == "cachedcontent":
-                return where + name
-            for at, content in _contents(where + name, _plain(name), value):
-                parts = content.get("parts") if isinstance(content, dict) else None
-                for index, part in enumerate(parts if isinstance(parts, list) else ()):
-                    if isinstance(part, dict):
-                        for key in part:
-                            if _plain(key) == "filedata":
-                                return f"{at}.parts[{index}].{key}"
-    return None
-
-
-def _plain(name: str) -> str:
-    """A field's name as Google's parser matches it: either spelling, `file_data` or `fileData`."""
-    return name.replace("_", "").lower()
-
-
-def _requests(body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The body and the requests it holds (countTokens' `generateContentRequest`, a batch's
-    `requests`), each with the prefix naming where it is."""
-    yield "", body
-    for name, value in body.items():
-        if _plain(name) == "generatecontentrequest" and isinstance(value, dict):
-            yield f"{name}.", value
-        elif _plain(name) == "requests" and isinstance(value, list):
-            yield from ((f"{name}[{index}].", request) for index, request in enumerate(value)
-                        if isinstance(request, dict))
-
-
-def _contents(where: str, name: str, value: Any) -> Iterator[tuple[str, Any]]:
-    if name == "contents" and isinstance(value, list):
-        yield from ((f"{where}[{index}]", content) for index, content in enumerate(value))
-    elif name in ("content", "systeminstruction"):
-        yield where, value
 
 
 def _check_batch(requests: Any, model: str) -> None:
