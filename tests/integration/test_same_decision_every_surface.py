@@ -231,3 +231,51 @@ async def test_content_held_for_the_gateways_key_is_refused_on_every_surface(
     assert response.status_code == 400
     assert "names content the upstream holds for the gateway" in response.text
     assert upstream.requests == []
+
+
+# The same call streamed, on each surface (the OpenAI caller asks for its usage chunk).
+STREAMS = {
+    "openai": lambda model: ("/v1/chat/completions", {
+        "model": model, "messages": PROMPT, "stream": True,
+        "stream_options": {"include_usage": True}}),
+    "anthropic": lambda model: ("/v1/messages", {"model": model, "max_tokens": 32,
+                                                 "messages": PROMPT, "stream": True}),
+    "gemini": lambda model: (f"/v1beta/models/{model}:streamGenerateContent?alt=sse", {
+        "contents": [{"role": "user", "parts": [{"text": "hello there"}]}]}),
+}
+
+
+async def stream(gateway: Any, surface: str, model: str, token: str) -> None:
+    path, body = STREAMS[surface](model)
+    response = await gateway.post(path, json=body, headers=bearer(token))
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("model", ["echo", "claude", "gemini", "nova"])
+async def test_streamed_usage_records_are_equal_across_surfaces(gateway, dev_issuer, model):
+    """Deployments that report a stream's usage: each surface charges what they report."""
+    token = dev_issuer.mint(subject="svc", roles=("user",))
+    for surface in STREAMS:
+        await stream(gateway, surface, model, token)
+
+    rows = await _rows(gateway.database, 3)
+
+    assert [(row["operation"], row["is_stream"]) for row in rows] == [
+        ("chat/completions", True), ("messages", True), ("generateContent", True)]
+    chat, messages, gemini = ({name: row[name] for name in COMPARED} for row in rows)
+    assert chat == messages == gemini
+    assert chat["total_tokens"] > 0 and chat["estimated"] is False
+
+
+async def test_a_stream_whose_upstream_reports_no_usage_is_estimated_on_every_surface(
+        gateway, dev_issuer):
+    """Never charged as free: the recording upstream sends no usage in its streams."""
+    token = dev_issuer.mint(subject="svc", roles=("user",))
+    for surface in STREAMS:
+        await stream(gateway, surface, "gpt-4o", token)
+
+    rows = await _rows(gateway.database, 3)
+
+    assert [(row["operation"], row["estimated"]) for row in rows] == [
+        ("chat/completions", True), ("messages", True), ("generateContent", True)]
+    assert all(row["prompt_tokens"] > 0 and row["completion_tokens"] > 0 for row in rows)

@@ -128,6 +128,8 @@ class UsageTap:
     kind of stream says in `_keeps` where its usage is and whether an event goes on."""
 
     __slots__ = ("usage", "relayed", "_pending", "_room")
+    # Only an event holding this is looked at (`_keeps`); Gemini names its usage otherwise.
+    _MARKER = b'"usage"'
 
     def __init__(self) -> None:
         self.usage: dict[str, Any] | None = None
@@ -142,7 +144,7 @@ class UsageTap:
         for match in _EVENT_END.finditer(data):
             event = data[start:match.end()]
             start = match.end()
-            if b'"usage"' not in event or self._keeps(event):
+            if self._MARKER not in event or self._keeps(event):
                 out.append(event)
         self._pending = data[start:]
         kept = b"".join(out) if len(out) != 1 else out[0]
@@ -222,13 +224,13 @@ class GeminiUsageTap(UsageTap):
     event goes on."""
 
     __slots__ = ()
+    _MARKER = b'"usageMetadata"'
 
     def _keeps(self, event: bytes) -> bool:
-        if b'"usageMetadata"' in event:
-            value = _event_data(event)
-            usage = value.get("usageMetadata") if value is not None else None
-            if isinstance(usage, dict):
-                self.usage = usage
+        value = _event_data(event)
+        usage = value.get("usageMetadata") if value is not None else None
+        if isinstance(usage, dict):
+            self.usage = usage
         return True
 
 
