@@ -23,8 +23,8 @@ from typing import Any
 
 from rolegate.errors import InvalidRequest
 
-# The Responses API: a stored response, conversation or prompt template continued from.
-_RESPONSES_STORED = ("previous_response_id", "conversation", "prompt")
+# The Responses API: a stored response or conversation continued from.
+_RESPONSES_STORED = ("previous_response_id", "conversation")
 
 
 def refuse_stored_references(operation: str, body: dict[str, Any]) -> None:
@@ -72,10 +72,12 @@ def _chat(body: dict[str, Any]) -> Iterator[str]:
 
 
 def _responses(body: dict[str, Any]) -> Iterator[str]:
-    """OpenAI Responses: a stored response, conversation or prompt; an item reference; an
-    input file or image by `file_id`; a `file_search` tool's vector stores; a code
-    interpreter's container by id."""
+    """OpenAI Responses: a stored response, conversation or prompt template; an item
+    reference; an input file or image by `file_id`; a `file_search` tool's vector stores; a
+    code interpreter's container by id."""
     yield from (name for name in _RESPONSES_STORED if body.get(name) is not None)
+    if isinstance(body.get("prompt"), dict):  # a stored prompt template, by id
+        yield "prompt"
     for at, item in _items(body.get("input"), "input"):
         if item.get("type") == "item_reference":
             yield f"{at}.id"

@@ -123,9 +123,11 @@ def test_content_held_upstream_is_refused_wherever_the_api_reads_it(operation, b
         "tools": [{"name": "read", "input_schema": {"type": "object", "properties": {
             "file_id": {"type": "string"}, "container": {"type": "string"}}}}]}),
     ("embeddings", {"input": "hi", "file_id": "whatever"}),
+    ("responses", {"input": "hi", "prompt": "hi"}),
 ], ids=["gemini-function-schema-and-args", "gemini-inline-data", "chat-inline-file-and-schema",
         "chat-tool-call-arguments", "responses-inline-file-and-schema",
-        "messages-inline-document-tool-input-and-schema", "other-operation"])
+        "messages-inline-document-tool-input-and-schema", "other-operation",
+        "responses-prompt-as-text"])
 def test_inline_content_and_names_inside_free_form_json_are_read(operation, body):
     """A function's schema, a tool call's arguments and its input may name anything."""
     assert stored_reference(operation, body) is None
