@@ -279,3 +279,22 @@ async def test_a_stream_whose_upstream_reports_no_usage_is_estimated_on_every_su
     assert [(row["operation"], row["estimated"]) for row in rows] == [
         ("chat/completions", True), ("messages", True), ("generateContent", True)]
     assert all(row["prompt_tokens"] > 0 and row["completion_tokens"] > 0 for row in rows)
+
+
+@pytest.mark.parametrize("model", ["echo", "gpt-4o", "gemini"])
+async def test_embeddings_are_charged_on_every_surface(gateway, dev_issuer, model):
+    """Gemini's embed replies carry no usage: the prompt is estimated, never charged as free."""
+    token = dev_issuer.mint(subject="svc", roles=("user",))
+    text = {"parts": [{"text": "hello there"}]}
+    for path, body in [
+            ("/v1/embeddings", {"model": model, "input": "hello there"}),
+            (f"/v1beta/models/{model}:embedContent", {"content": text}),
+            (f"/v1beta/models/{model}:batchEmbedContents", {"requests": [{"content": text}]})]:
+        response = await gateway.post(path, json=body, headers=bearer(token))
+        assert response.status_code == 200, response.text
+
+    rows = await _rows(gateway.database, 3)
+
+    assert [row["operation"] for row in rows] == ["embeddings", "embedContent",
+                                                  "batchEmbedContents"]
+    assert all(row["prompt_tokens"] > 0 for row in rows), rows

@@ -28,8 +28,10 @@ from rolegate.accounting.records import TokenUsage
 ENCODING = "o200k_base"
 MESSAGE_OVERHEAD = 3
 REPLY_PRIMING = 3
-# `contents` and `systemInstruction`: the Gemini API's; `system`: Anthropic's.
-_PROMPT_FIELDS = ("prompt", "input", "instructions", "system", "contents", "systemInstruction")
+# `system`: Anthropic's; `contents`, `systemInstruction` and, to embed, `content` and a batch's
+# `requests`: the Gemini API's.
+_PROMPT_FIELDS = ("prompt", "input", "instructions", "system", "contents", "systemInstruction",
+                  "content", "requests")
 
 
 class TokenEstimator:
@@ -59,7 +61,7 @@ class TokenEstimator:
     def prompt_tokens(self, body: Mapping[str, Any]) -> int:
         """The prompt of a request body: chat `messages`, or `prompt` / `input` /
         `instructions` (completions, embeddings, the Responses API), or Gemini's
-        `contents` and `systemInstruction`."""
+        `contents` and `systemInstruction` (`content` and `requests` to embed)."""
         messages = body.get("messages")
         total = 0
         if isinstance(messages, list):

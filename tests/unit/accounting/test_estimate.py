@@ -53,8 +53,11 @@ def test_the_tokenizer_loads_with_no_network_at_all():
     ({"systemInstruction": {"parts": [{"text": "be brief"}]},
       "contents": [{"role": "user", "parts": [{"text": "hi"}, {"text": "there"}]}]},
      ["be brief", "hi\nthere"], 0),
+    ({"content": {"parts": [{"text": "embed me"}]}}, ["embed me"], 0),
+    ({"requests": [{"model": "models/m", "content": {"parts": [{"text": "one"}]}},
+                   {"content": {"parts": [{"text": "two"}]}}]}, ["one\ntwo"], 0),
 ], ids=["chat", "chat-parts", "responses-text", "responses-items", "completions-list",
-        "gemini-contents"])
+        "gemini-contents", "gemini-embed", "gemini-batch-embed"])
 def test_the_prompt_is_read_from_each_request_shape(body, texts, overhead):
     assert ESTIMATOR.prompt_tokens(body) == sum(ESTIMATOR.count(t) for t in texts) + overhead
 
