@@ -188,7 +188,7 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
                       body_timeout=settings.server.body_timeout,
                       limits=ToolLimits(plan, limiter, clock, metrics),
                       sessions=SessionBinder(_session_key(settings, mcp_session_key)),
-                      pins=ToolPins())
+                      pins=ToolPins(), dimensions_of=metering.dimensions_of)
     handlers[Operation.MCP] = mcp.serve
     for server in mcp_servers:
         public[PROTECTED_RESOURCE_PREFIX + MCP_PREFIX + server.config.name] = mcp.metadata(server)

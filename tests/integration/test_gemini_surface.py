@@ -381,3 +381,50 @@ async def test_a_body_read_two_ways_or_not_translatable_is_refused_naming_the_fi
     assert response.json()["error"]["status"] == "INVALID_ARGUMENT"
     assert f"`{param}`" in response.json()["error"]["message"]
     assert upstream.requests == []
+
+
+@pytest.mark.parametrize("model", ["gemini", "vertex"])
+@pytest.mark.parametrize(("body", "param"), [
+    ({"contents": [{"parts": [{"fileData": {"fileUri": "gs://payroll/2026.csv",
+                                            "mimeType": "text/csv"}}]}]},
+     "contents[0].parts[0].fileData"),
+    ({"contents": [{"parts": [{"text": "hi"}]}], "cachedContent": "cachedContents/other"},
+     "cachedContent"),
+], ids=["gcs-file", "cached-content"])
+async def test_content_held_by_the_gateways_credential_is_refused_before_any_upstream(
+        served, dev_issuer, upstream, model, body, param):
+    """Passed through as it was, the upstream would read it with the gateway's key or service
+    account, which no caller is granted."""
+    token = dev_issuer.mint(subject="svc", roles=("user",))
+    async with _raw(served) as client:
+        response = await client.post(f"/v1beta/models/{model}:generateContent", json=body,
+                                     headers={"x-goog-api-key": token})
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["status"], error["details"][0]["reason"]) == ("INVALID_ARGUMENT",
+                                                                "stored_content_refused")
+    assert f"`{param}`" in error["message"]
+    assert upstream.requests == []
+
+
+async def test_a_count_request_inside_count_tokens_reaches_the_upstream_naming_its_model(
+        served, dev_issuer, upstream):
+    """The deployment's model, as in the URL; a body naming another one is refused."""
+    token = dev_issuer.mint(subject="svc", roles=("user",))
+    inner = {"contents": [{"parts": [{"text": "hi"}]}]}
+    async with _raw(served) as client:
+        other = await client.post("/v1beta/models/gemini:countTokens", headers={
+            "x-goog-api-key": token}, json={"generateContentRequest": {
+                **inner, "model": "models/tuned-secret"}})
+        assert upstream.requests == []
+        counted = await client.post("/v1beta/models/gemini:countTokens", headers={
+            "x-goog-api-key": token}, json={"generateContentRequest": {
+                **inner, "model": "models/gemini"}})
+
+    assert other.status_code == 400
+    assert other.json()["error"]["details"][0]["reason"] == "invalid_body"
+    assert counted.status_code == 200
+    assert [(request.path, request.json()) for request in upstream.requests] == [
+        ("/v1beta/models/gemini-upstream:countTokens", {"generateContentRequest": {
+            **inner, "model": "models/gemini-upstream"}})]

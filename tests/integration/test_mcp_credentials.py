@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from rolegate.config.load import ConfigError
-from tests.support.mcp import Served, Session, Upstream, config, token
+from tests.support.mcp import INIT, Served, Session, Upstream, config, token
 from tests.support.token_endpoint import ACCESS_TOKEN, EXCHANGE, TokenEndpoint
+
+ACCEPT = "application/json, text/event-stream"
 
 
 @pytest.fixture
@@ -95,3 +97,27 @@ def test_a_server_with_both_a_static_authorization_and_auth_is_refused(settings_
 
     with pytest.raises(ConfigError, match=r"headers\.Authorization or auth"):
         settings_from(settings)
+
+
+def exchanging(url: str, token_url: str) -> dict[str, Any]:
+    """A server reached by token exchange."""
+    return with_auth(url, {"type": "token_exchange", "token_url": token_url})
+
+
+async def test_a_jwt_sent_as_x_api_key_is_the_one_exchanged(
+        gateway_for, settings_from, dev_issuer, mcp_upstream, token_endpoint):
+    """The exchange reads the credential the caller was authenticated with, from whichever
+    header carried it."""
+    recorded, url = mcp_upstream
+    endpoint, token_url = token_endpoint
+    gateway = await gateway_for(settings_from(exchanging(url, token_url)))
+    caller = token(dev_issuer)
+
+    response = await gateway.post("/mcp/forge", json={"jsonrpc": "2.0", "id": 1,
+                                                      "method": "initialize", "params": INIT},
+                                  headers={"x-api-key": caller, "accept": ACCEPT})
+
+    assert response.status_code == 200, response.text
+    assert [form["subject_token"] for form in endpoint.forms] == [caller]
+    assert authorizations(recorded) == ["Bearer acting-1"]
+

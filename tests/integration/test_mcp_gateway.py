@@ -19,7 +19,8 @@ from mcp.shared.exceptions import MCPError
 from rolegate.app import build_app
 from rolegate.authn.dev_issuer import DevIssuer
 from rolegate.providers.http import HttpClient
-from tests.integration.test_usage_accounting import usage_rows
+from tests.integration.test_identity_usage import dimension_rows
+from tests.integration.test_usage_accounting import _settled_rows, usage_rows
 from tests.support.gateways import bearer
 from tests.support.mcp import (
     BASE, INIT, METADATA, RESOURCE, Served, Session, Upstream, config, token,
@@ -314,3 +315,39 @@ async def test_an_argument_constraint_lets_only_matching_calls_through(gateway, 
     assert allowed["result"]["content"][0]["text"] == "deleted acme/site"
     assert refused["error"]["data"]["code"] == "mcp_not_allowed"
     assert recorded.methods == before
+
+
+@pytest.mark.parametrize("smuggled", ["Repository", "REPOSITORY", "repo\u017fitory"],
+                         ids=["capitalised", "upper-case", "long-s"])
+async def test_an_argument_named_twice_for_a_case_insensitive_server_is_refused(
+        gateway, dev_issuer, upstream, smuggled):
+    """The constraint allows `repository: acme/site`; a Go server decoding into a struct would
+    take the look-alike that follows it."""
+    recorded, _ = upstream
+    session = await Session(gateway, token(dev_issuer, roles=("cleaner",))).open()
+    before = list(recorded.methods)
+
+    response = await session.post({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+        "name": "delete_repo", "arguments": {"repository": "acme/site", smuggled: "evil/prod"}}})
+
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_body")
+    assert recorded.methods == before
+
+
+async def test_a_tool_calls_usage_record_carries_the_callers_dimensions_as_a_models_does(
+        gateway_for, settings_from, dev_issuer, upstream, tmp_path):
+    """`accounting.dimensions` group MCP usage as they group model usage."""
+    database = {"url": f"sqlite+aiosqlite:///{tmp_path / 'rolegate.db'}"}
+    gateway = await gateway_for(settings_from({
+        **config(upstream[1]), "database": database,
+        "accounting": {"flush_interval": 0.05, "dimensions": ["department", "groups"]}}))
+    caller = dev_issuer.mint(subject="ana", roles=("searcher",), extra={
+        "aud": RESOURCE, "department": "Research", "groups": ["finance", "data"]})
+    session = await Session(gateway, caller).open()
+
+    await session.call("tools/call", {"name": "search_code", "arguments": {"query": "q"}})
+    rows = await _settled_rows(database, 1)
+
+    assert await dimension_rows(database) == [
+        (rows[0]["id"], "department", "Research"), (rows[0]["id"], "groups", "data"),
+        (rows[0]["id"], "groups", "finance")]

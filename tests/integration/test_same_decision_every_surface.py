@@ -169,3 +169,132 @@ async def test_usage_records_are_equal_across_surfaces(gateway, dev_issuer, mode
     chat, messages, gemini = ({name: row[name] for name in COMPARED} for row in rows)
     assert chat == messages == gemini
     assert chat["total_tokens"] > 0 and chat["estimated"] is False
+
+
+COUNTS = {
+    "anthropic": lambda model: ("/v1/messages/count_tokens", {"model": model,
+                                                              "messages": PROMPT}),
+    "gemini": lambda model: (f"/v1beta/models/{model}:countTokens", {"contents": [
+        {"role": "user", "parts": [{"text": "hello there"}]}]}),
+}
+
+
+async def count(gateway: Any, surface: str, model: str, token: str) -> tuple[int, str]:
+    path, body = COUNTS[surface](model)
+    return outcome(await gateway.post(path, json=body, headers=bearer(token)))
+
+
+async def test_counting_tokens_is_governed_as_a_call_of_the_model_on_both_surfaces(
+        gateway, dev_issuer, upstream):
+    """Anthropic's `count_tokens` and Gemini's `countTokens` alike: authorized against the
+    model's grant, spending a request of the caller's `rpm` (the same counter as a call),
+    and recorded with no tokens charged."""
+    small = dev_issuer.mint(subject="small", roles=("small",))
+    metered = dev_issuer.mint(subject="metered", roles=("metered",))
+
+    denied = {(surface, model): await count(gateway, surface, model, small)
+              for surface in COUNTS for model in ("claude", "gemini")}
+    spent = [await count(gateway, "anthropic", "echo", metered),
+             await count(gateway, "gemini", "echo", metered)]
+    refused = [await count(gateway, surface, "echo", metered) for surface in COUNTS]
+    refused.append(await call(gateway, "openai", "echo", metered))
+    rows = await _rows(gateway.database, 2)
+
+    assert set(denied.values()) == {(403, "denied")} and upstream.requests == []
+    assert spent == [(200, "ok"), (200, "ok")]
+    assert refused == [(429, "limited")] * 3
+    assert [(row["operation"], row["subject"], row["model"], row["total_tokens"])
+            for row in rows] == [("messages/count_tokens", "metered", "echo", 0),
+                                 ("countTokens", "metered", "echo", 0)]
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/chat/completions", {"model": "gpt-4o", "messages": [{"role": "user", "content": [
+        {"type": "file", "file": {"file_id": "file-of-another-team"}}]}]}),
+    ("/v1/responses", {"model": "gpt-4o", "input": "hr policy?", "tools": [
+        {"type": "file_search", "vector_store_ids": ["vs_hr"]}]}),
+    ("/v1/responses", {"model": "gpt-4o", "input": "go on",
+                       "previous_response_id": "resp_of_another_team"}),
+    ("/v1/messages", {"model": "claude", "max_tokens": 8, "messages": [{"role": "user", "content": [
+        {"type": "document", "source": {"type": "file", "file_id": "file_x"}}]}]}),
+    ("/v1beta/models/gemini:generateContent", {"contents": [{"parts": [
+        {"fileData": {"fileUri": "gs://payroll/2026.csv", "mimeType": "text/csv"}}]}]}),
+], ids=["chat-file", "responses-vector-store", "responses-previous", "messages-file",
+        "gemini-gcs-file"])
+async def test_content_held_for_the_gateways_key_is_refused_on_every_surface(
+        gateway, dev_issuer, upstream, path, body):
+    """Granted a model, not the account's uploads, vector stores, responses or buckets."""
+    token = dev_issuer.mint(subject="svc", roles=("user",))
+
+    response = await gateway.post(path, json=body, headers=bearer(token))
+
+    assert response.status_code == 400
+    assert "names content the upstream holds for the gateway" in response.text
+    assert upstream.requests == []
+
+
+# The same call streamed, on each surface (the OpenAI caller asks for its usage chunk).
+STREAMS = {
+    "openai": lambda model: ("/v1/chat/completions", {
+        "model": model, "messages": PROMPT, "stream": True,
+        "stream_options": {"include_usage": True}}),
+    "anthropic": lambda model: ("/v1/messages", {"model": model, "max_tokens": 32,
+                                                 "messages": PROMPT, "stream": True}),
+    "gemini": lambda model: (f"/v1beta/models/{model}:streamGenerateContent?alt=sse", {
+        "contents": [{"role": "user", "parts": [{"text": "hello there"}]}]}),
+}
+
+
+async def stream(gateway: Any, surface: str, model: str, token: str) -> None:
+    path, body = STREAMS[surface](model)
+    response = await gateway.post(path, json=body, headers=bearer(token))
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("model", ["echo", "claude", "gemini", "nova"])
+async def test_streamed_usage_records_are_equal_across_surfaces(gateway, dev_issuer, model):
+    """Deployments that report a stream's usage: each surface charges what they report."""
+    token = dev_issuer.mint(subject="svc", roles=("user",))
+    for surface in STREAMS:
+        await stream(gateway, surface, model, token)
+
+    rows = await _rows(gateway.database, 3)
+
+    assert [(row["operation"], row["is_stream"]) for row in rows] == [
+        ("chat/completions", True), ("messages", True), ("generateContent", True)]
+    chat, messages, gemini = ({name: row[name] for name in COMPARED} for row in rows)
+    assert chat == messages == gemini
+    assert chat["total_tokens"] > 0 and chat["estimated"] is False
+
+
+async def test_a_stream_whose_upstream_reports_no_usage_is_estimated_on_every_surface(
+        gateway, dev_issuer):
+    """Never charged as free: the recording upstream sends no usage in its streams."""
+    token = dev_issuer.mint(subject="svc", roles=("user",))
+    for surface in STREAMS:
+        await stream(gateway, surface, "gpt-4o", token)
+
+    rows = await _rows(gateway.database, 3)
+
+    assert [(row["operation"], row["estimated"]) for row in rows] == [
+        ("chat/completions", True), ("messages", True), ("generateContent", True)]
+    assert all(row["prompt_tokens"] > 0 and row["completion_tokens"] > 0 for row in rows)
+
+
+@pytest.mark.parametrize("model", ["echo", "gpt-4o", "gemini"])
+async def test_embeddings_are_charged_on_every_surface(gateway, dev_issuer, model):
+    """Gemini's embed replies carry no usage: the prompt is estimated, never charged as free."""
+    token = dev_issuer.mint(subject="svc", roles=("user",))
+    text = {"parts": [{"text": "hello there"}]}
+    for path, body in [
+            ("/v1/embeddings", {"model": model, "input": "hello there"}),
+            (f"/v1beta/models/{model}:embedContent", {"content": text}),
+            (f"/v1beta/models/{model}:batchEmbedContents", {"requests": [{"content": text}]})]:
+        response = await gateway.post(path, json=body, headers=bearer(token))
+        assert response.status_code == 200, response.text
+
+    rows = await _rows(gateway.database, 3)
+
+    assert [row["operation"] for row in rows] == ["embeddings", "embedContent",
+                                                  "batchEmbedContents"]
+    assert all(row["prompt_tokens"] > 0 for row in rows), rows

@@ -50,7 +50,8 @@ def refusal(request: web.Request, payload: dict[str, Any], method: str) -> web.R
     if method == "batchEmbedContents":
         fields = {"requests": list[dict[str, Any]]}
     if method == "countTokens":
-        fields = {"contents": list[types.Content]}
+        fields = {"contents": list[types.Content],
+                  "generateContentRequest": dict[str, Any]}  # its `model`, `contents`, …
     for name, value in payload.items():
         if name not in fields:
             return error(400, "INVALID_ARGUMENT",

@@ -28,7 +28,10 @@ from rolegate.accounting.records import TokenUsage
 ENCODING = "o200k_base"
 MESSAGE_OVERHEAD = 3
 REPLY_PRIMING = 3
-_PROMPT_FIELDS = ("prompt", "input", "instructions", "system")
+# `system`: Anthropic's; `contents`, `systemInstruction` and, to embed, `content` and a batch's
+# `requests`: the Gemini API's.
+_PROMPT_FIELDS = ("prompt", "input", "instructions", "system", "contents", "systemInstruction",
+                  "content", "requests")
 
 
 class TokenEstimator:
@@ -57,7 +60,8 @@ class TokenEstimator:
 
     def prompt_tokens(self, body: Mapping[str, Any]) -> int:
         """The prompt of a request body: chat `messages`, or `prompt` / `input` /
-        `instructions` (completions, embeddings, the Responses API)."""
+        `instructions` (completions, embeddings, the Responses API), or Gemini's
+        `contents` and `systemInstruction` (`content` and `requests` to embed)."""
         messages = body.get("messages")
         total = 0
         if isinstance(messages, list):
@@ -96,6 +100,6 @@ def _texts(value: object, depth: int = 0) -> Iterator[str | int]:
         for item in value:
             yield from _texts(item, depth + 1)
     elif isinstance(value, Mapping):
-        for name in ("content", "text", "input", "output", "arguments", "name"):
+        for name in ("content", "text", "input", "output", "arguments", "name", "parts"):
             if name in value:
                 yield from _texts(value[name], depth + 1)

@@ -24,6 +24,10 @@ class TokenUsage:
     total_tokens: int = 0
 
 
+# A caller's values of `accounting.dimensions`: (name, value) pairs.
+Dimensions = tuple[tuple[str, str], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class UsageRecord:
     ts: float
@@ -48,7 +52,7 @@ class UsageRecord:
     estimated: bool = False  # tokens counted by the gateway: the upstream's usage never came
     # The caller's configured claims (`accounting.dimensions`): (name, value) pairs, values
     # already bounded by `dimension_values`; stored in `usage_dimensions`.
-    dimensions: tuple[tuple[str, str], ...] = ()
+    dimensions: Dimensions = ()
     # Made here, never taken from the request (a caller chooses its `x-request-id`): the
     # database keeps one row per id, so a record written twice (replayed from the spool after
     # a crash) is counted once.

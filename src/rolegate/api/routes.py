@@ -237,6 +237,9 @@ def _console_table(prefix: str) -> list[RouteSpec]:
 ROUTES = _table()  # with the console at its default path
 _ANTHROPIC_PATHS = frozenset(spec.path for spec in ROUTES
                              if spec.operation in ANTHROPIC_OPERATIONS)
+# Under an Anthropic route's path (`/v1/messages/batches`) a client of that API is calling too:
+# its 404 or 405 is in that API's shape.
+_ANTHROPIC_PREFIXES = tuple(f"{path}/" for path in sorted(_ANTHROPIC_PATHS))
 
 
 def surface_of(path: str) -> Surface:
@@ -244,7 +247,9 @@ def surface_of(path: str) -> Surface:
     is authenticated, so a 401 is already in the shape its client reads."""
     if path.startswith(GEMINI_PREFIX):
         return Surface.GEMINI
-    return Surface.ANTHROPIC if path in _ANTHROPIC_PATHS else Surface.OPENAI
+    if path in _ANTHROPIC_PATHS or path.startswith(_ANTHROPIC_PREFIXES):
+        return Surface.ANTHROPIC
+    return Surface.OPENAI
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,10 +3,10 @@
 `Authorization: Bearer <token>` carries a JWT or a virtual API key (`rg-...`). Clients built for
 Azure OpenAI, Anthropic and Gemini send their credential as `api-key:`, `x-api-key:` or
 `x-goog-api-key:` instead (never `?key=`: credentials in URLs are refused, below)
-(`AzureOpenAI(api_key=token)`); without an Authorization header that value is read the same way:
-a virtual API key when it has the key's form, otherwise a JWT, verified exactly as a bearer
-token is (same issuers, audiences and policy), so the header is a different envelope, never a
-weaker check.
+(`AzureOpenAI(api_key=token)`); that value is read the same way: a virtual API key when it has
+the key's form, otherwise a JWT, verified exactly as a bearer token is (same issuers, audiences
+and policy), so the header is a different envelope, never a weaker check. A request carrying
+two different credentials is refused (`extract.credential`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rolegate.authn.apikeys import ApiKeyVerifier
-from rolegate.authn.extract import api_key_header, bearer_token, has_query_token
+from rolegate.authn.extract import credential, has_query_token
 from rolegate.authn.principal import Principal
 from rolegate.authn.verifier import JwtVerifier
 from rolegate.errors import Unauthenticated
@@ -34,11 +34,7 @@ class Authenticator:
         if has_query_token(query_string):
             raise Unauthenticated("Credentials in the URL are refused; send them in the "
                                   "Authorization header.", code="token_in_query")
-        authorization = headers.get(b"authorization")
-        token = api_key_header(headers, max_bytes=self._max_header_bytes) \
-            if authorization is None else None
-        if not token:
-            token = bearer_token(authorization, max_bytes=self._max_header_bytes)
+        token = credential(headers, max_bytes=self._max_header_bytes)
         if is_api_key(token):
             return await self._verify_key(token)
         return await self._verifier.verify(token)

@@ -1,4 +1,5 @@
-"""Finding the credential in a request: `Authorization: Bearer <token>` (RFC 6750 §2.1).
+"""Finding the credential in a request: `Authorization: Bearer <token>` (RFC 6750 §2.1), or an
+API key header as the Azure, Anthropic and Gemini clients send it.
 
 Only the header is accepted: tokens in query strings (RFC 6750 §2.3) end up in access logs.
 """
@@ -70,9 +71,31 @@ def _plain_name(name: bytes) -> bytes:
 API_KEY_HEADERS = (b"api-key", b"x-api-key", b"x-goog-api-key")
 
 
-def api_key_header(headers: Mapping[bytes, bytes], *, max_bytes: int) -> str | None:
-    """The value of an `api-key` / `x-api-key` / `x-goog-api-key` header (Azure / Anthropic /
-    Google Gemini clients), if sent; the first of them, in that order."""
+def credential(headers: Mapping[bytes, bytes], *, max_bytes: int) -> str:
+    """The request's one credential: `Authorization: Bearer`, or the value of an `api-key` /
+    `x-api-key` / `x-goog-api-key` header (Azure / Anthropic / Google Gemini clients).
+
+    Several of them may be sent only if they carry the same credential: two different ones are
+    refused (401 `ambiguous_credentials`) rather than one chosen by a precedence rule that a
+    proxy, a log pipeline or another gateway in front may not share, so a request never
+    authenticates as one caller while naming another. A key header with an empty value counts
+    as not sent; an empty Authorization header does not (it is a missing bearer token).
+    """
+    authorization = headers.get(b"authorization")
+    found = set() if authorization is None else {bearer_token(authorization,
+                                                              max_bytes=max_bytes)}
+    found.update(key for key in _api_key_values(headers, max_bytes=max_bytes) if key)
+    if len(found) > 1:
+        raise Unauthenticated("The request carries different credentials in its Authorization "
+                              "and API key headers; send one.", code="ambiguous_credentials")
+    if not found:
+        raise Unauthenticated("No credential was sent. Send `Authorization: Bearer <token>`.",
+                              code="missing_token")
+    return found.pop()
+
+
+def _api_key_values(headers: Mapping[bytes, bytes], *, max_bytes: int) -> list[str]:
+    values = []
     for name in API_KEY_HEADERS:
         value = headers.get(name)
         if value is None:
@@ -81,7 +104,7 @@ def api_key_header(headers: Mapping[bytes, bytes], *, max_bytes: int) -> str | N
             raise Unauthenticated(f"The {name.decode()} header is longer than {max_bytes} bytes.",
                                   code="invalid_api_key")
         try:
-            return value.strip().decode("ascii")
+            values.append(value.strip().decode("ascii"))
         except UnicodeDecodeError:
             raise Unauthenticated("The API key is not ASCII.", code="invalid_api_key") from None
-    return None
+    return values

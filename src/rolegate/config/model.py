@@ -379,9 +379,13 @@ class ConsoleConfig(Frozen):
     """The admin console: server-rendered pages at `/console`, signed in with OpenID Connect."""
 
     enabled: bool = Field(True, description="Serve the console (it needs an issuer to sign in).")
-    path: str = Field("/console", pattern=r"^(/[A-Za-z0-9._~-]+)+$", description="Where the "
-                      "console is served: an absolute path without a trailing slash, whose first "
-                      "segment no other route uses (not /v1, /admin, /mcp, ...).")
+    # Segments of letters, digits and `._~-`, but never `.` or `..`: a browser resolves those
+    # away, so the console and its cookie's path would be somewhere other than configured.
+    path: str = Field("/console", pattern=r"^(/([A-Za-z0-9_~-][A-Za-z0-9._~-]*"
+                      r"|\.[A-Za-z0-9_~-][A-Za-z0-9._~-]*|\.\.[A-Za-z0-9._~-]+))+$",
+                      description="Where the console is served: an absolute path without a "
+                      "trailing slash or dot segments, whose first segment no other route uses "
+                      "(not /v1, /admin, /mcp, ...).")
     issuer: str | None = Field(
         None, description="Name of the auth.issuers entry to sign in with; None: the "
         "development issuer, when it is on.")

@@ -3,7 +3,9 @@
 The front door has authenticated the caller (session cookie or bearer credential), checked a
 cookie-authenticated form's CSRF token, and authorized the route's group before any handler
 here runs: `console` to look, `admin` to change. Pages are rendered with autoescaping on, so
-names and claims shown are text, never markup; every page forbids framing.
+names and claims shown are text, never markup; every page forbids framing (and the front
+door adds the same headers to any other response under the console's path:
+`SessionCookies.protect`).
 """
 
 from __future__ import annotations
@@ -20,23 +22,15 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from rolegate.api.routes import Route
 from rolegate.audit.log import AuditLog
 from rolegate.authn.principal import Principal
-from rolegate.console.session import Session, SessionCookies, read_form, redirect
+from rolegate.console.session import (
+    SECURITY_HEADERS, Session, SessionCookies, read_form, redirect,
+)
 from rolegate.errors import InvalidRequest, NotFound
 from rolegate.keys.records import ApiKey
 from rolegate.keys.store import KeyStore
 from rolegate.server.asgi import Request, Response
 
 HTML = b"text/html; charset=utf-8"
-# Script and style only from our own files (no inline script, so markup that slipped into a
-# page could not run), no framing (clickjacking), forms only to ourselves, nothing from elsewhere.
-SECURITY_HEADERS = [
-    (b"content-security-policy", b"default-src 'none'; script-src 'self'; style-src 'self'; "
-     b"img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
-    (b"x-frame-options", b"DENY"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"cache-control", b"no-store"),
-]
 MAX_NAME = 200
 
 MAX_CLAIMS = 16 * 1024

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rolegate.authn.extract import bearer_token
+from rolegate.authn.extract import credential
 from rolegate.authn.principal import Principal
 from rolegate.config.model import McpServerConfig
 from rolegate.providers.client_credentials import ClientCredentials
@@ -38,8 +38,9 @@ class ServerCredential:
         if self._own is not None:
             headers["authorization"] = f"Bearer {await self._own.access_token()}"
         elif self._exchange is not None:
-            caller = bearer_token(request.headers.get(b"authorization"),
-                                  max_bytes=self._max_header_bytes)
+            # The credential the caller was authenticated with, read as the authenticator
+            # reads it (whichever header carried it).
+            caller = credential(request.headers, max_bytes=self._max_header_bytes)
             expiry = who.claims.get("exp")
             token = await self._exchange.access_token(
                 caller, expires_at=float(expiry) if isinstance(expiry, int | float) else None)

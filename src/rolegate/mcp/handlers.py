@@ -16,7 +16,8 @@ One request, after the front door authenticated the caller and granted route gro
    what comes back passes the caller's `Screen`: list results filtered to what the caller may
    use, marked private to caches; an SSE reply (progress, then the response) and the standing
    GET stream are relayed event by event as they arrive, each message screened (`events.py`);
-6. one usage record per tool call; each tool's definition is pinned when first listed, and a
+6. one usage record per tool call (with the caller's `accounting.dimensions`, as a model
+   call's); each tool's definition is pinned when first listed, and a
    changed one logged (and with `on_tool_change: hide` withheld, `pins.py`).
 """
 
@@ -32,7 +33,7 @@ import aiohttp
 import orjson
 
 from rolegate.accounting.recorder import Recorder
-from rolegate.accounting.records import UsageRecord
+from rolegate.accounting.records import Dimensions, UsageRecord
 from rolegate.api.routes import Route, RouteGroup
 from rolegate.authn.principal import Principal
 from rolegate.authz.model import Action, Decision, McpTarget
@@ -89,7 +90,8 @@ class McpHandlers:
     def __init__(self, servers: list[McpServer], guard: Guard, http: HttpClient, *,
                  issuers: list[str], recorder: Recorder | None, clock: Callable[[], float],
                  max_body_bytes: int, body_timeout: float, limits: ToolLimits,
-                 sessions: SessionBinder, pins: ToolPins) -> None:
+                 sessions: SessionBinder, pins: ToolPins,
+                 dimensions_of: Callable[[Principal], Dimensions]) -> None:
         self._servers = {server.config.name: server for server in servers}
         self._guard = guard
         self._limits = limits
@@ -101,6 +103,7 @@ class McpHandlers:
         self._body_timeout = body_timeout
         self._sessions = sessions
         self._pins = pins
+        self._dimensions_of = dimensions_of  # the caller's usage dimensions, as models record
 
     def metadata(self, server: McpServer) -> Callable[[], Response]:
         """The server's RFC 9728 document: its resource, the issuers that mint its tokens and
@@ -280,7 +283,8 @@ class McpHandlers:
             end_user=who.end_user, rule=decision.rule, model=message.name or "",
             provider="mcp", deployment=server.config.name, operation="tools/call",
             is_stream=False, prompt_tokens=0, completion_tokens=0, total_tokens=0,
-            cost_usd=0.0, status=status, latency_ms=latency_ms))
+            cost_usd=0.0, status=status, latency_ms=latency_ms,
+            dimensions=self._dimensions_of(who)))
 
 
 def _server_action(server: McpServer, path: str | None = None) -> Action:

@@ -106,8 +106,16 @@ def read_message(raw: bytes) -> Message:
         raise InvalidRequest(f"params has a key that reads as `{field}` to case-insensitive "
                              "parsers.", code="invalid_body", param=f"params.{field}")
     arguments = params.get("arguments")
+    if not isinstance(arguments, dict):
+        arguments = {}
+    if len({folded(key) for key in arguments}) < len(arguments):
+        # A server decoding arguments case-insensitively (Go's encoding/json into a struct:
+        # the last of `repository`, `Repository` or `repo\u017fitory` wins) could run with a value
+        # other than the one an argument constraint allowed.
+        raise InvalidRequest("params.arguments has two names a case-insensitive parser reads "
+                             "as one.", code="invalid_body", param="params.arguments")
     passed = tuple((key, value if isinstance(value, str) else None)
-                   for key, value in arguments.items()) if isinstance(arguments, dict) else ()
+                   for key, value in arguments.items())
     return Message(body, method, identifier, kind, name, passed)
 
 

@@ -122,9 +122,13 @@ class GeminiProvider:
 
 def _native_body(call: UpstreamCall, model: str) -> dict[str, Any]:
     """A Gemini call's body as the API takes it: the model is in the URL, not the body, and
-    each request of a batch names the deployment's model."""
+    each request inside it (a batch's, countTokens' `generateContentRequest`) names the
+    deployment's model."""
     body = {name: value for name, value in call.body.items() if name != "model"}
     if call.operation == BATCH and isinstance(body.get("requests"), list):
         body["requests"] = [{**request, "model": f"models/{model}"}
                             for request in body["requests"] if isinstance(request, dict)]
+    inner = body.get("generateContentRequest")
+    if call.operation == "countTokens" and isinstance(inner, dict):
+        body["generateContentRequest"] = {**inner, "model": f"models/{model}"}
     return body

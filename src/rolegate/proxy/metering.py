@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from rolegate.accounting.pricing import cost_usd
-from rolegate.accounting.records import TokenUsage, UsageRecord, dimension_values
+from rolegate.accounting.records import Dimensions, TokenUsage, UsageRecord, dimension_values
 from rolegate.authn.principal import Principal
 from rolegate.authz.model import Decision
 from rolegate.config.model import ModelConfig
@@ -95,7 +95,7 @@ class Metering:
                 self.metrics.count_rate_limited(refusal.code)
             raise
 
-    def dimensions_of(self, who: Principal) -> tuple[tuple[str, str], ...]:
+    def dimensions_of(self, who: Principal) -> Dimensions:
         """The caller's values of `accounting.dimensions`, bounded for storage (none when no
         dimension is configured)."""
         pairs: list[tuple[str, str]] = []

@@ -172,6 +172,8 @@ class UsageTap:
     kind of stream says in `_keeps` where its usage is and whether an event goes on."""
 
     __slots__ = ("usage", "relayed", "_pending", "_room")
+    # Only an event holding this is looked at (`_keeps`); Gemini names its usage otherwise.
+    _MARKER = b'"usage"'
 
     def __init__(self) -> None:
         self.usage: dict[str, Any] | None = None
@@ -186,7 +188,7 @@ class UsageTap:
         for match in _EVENT_END.finditer(data):
             event = data[start:match.end()]
             start = match.end()
-            if b'"usage"' not in event or self._keeps(event):
+            if self._MARKER not in event or self._keeps(event):
                 out.append(event)
         self._pending = data[start:]
         kept = b"".join(out) if len(out) != 1 else out[0]
@@ -266,11 +268,11 @@ class GeminiUsageTap(UsageTap):
     event goes on."""
 
     __slots__ = ()
+    _MARKER = b'"usageMetadata"'
 
     def _keeps(self, event: bytes) -> bool:
-        if b'"usageMetadata"' in event:
-            value = event_data(event)
-            usage = value.get("usageMetadata") if value is not None else None
-            if isinstance(usage, dict):
-                self.usage = usage
+        value = event_data(event)
+        usage = value.get("usageMetadata") if value is not None else None
+        if isinstance(usage, dict):
+            self.usage = usage
         return True

@@ -5,9 +5,10 @@
 When a successful reply ends without the upstream's usage (a stream the caller abandoned or the
 upstream cut; an upstream that reports none), `UsageMeter.read` charges an estimate instead: the
 request's prompt and the text that was relayed to the caller (`relayed_text`), counted with the
-`TokenEstimator`, and the record says it was estimated. Estimating runs in a worker thread:
-the first one loads the tokenizer (about a second), and a long prompt takes milliseconds to
-count, neither of which may stall the event loop.
+`TokenEstimator`, and the record says it was estimated. A usage of all zeros is no usage: a
+translated stream opens with zero counts before the upstream has reported any. Estimating runs
+in a worker thread: the first one loads the tokenizer (about a second), and a long prompt takes
+milliseconds to count, neither of which may stall the event loop.
 """
 
 from __future__ import annotations
@@ -66,8 +67,11 @@ class UsageMeter:
     async def read(self, usage: Mapping[str, Any] | None, operation: str,
                    body: Mapping[str, Any], status: int,
                    relayed: Iterable[bytes] | None) -> tuple[TokenUsage, bool]:
-        if usage is not None or status >= 400 or operation not in TOKEN_OPERATIONS:
-            return token_usage(usage), False
+        reported = token_usage(usage)
+        # An all-zero usage is none: a translated stream opens with zero counts before the
+        # upstream reports any (and a prompt is never zero tokens).
+        if reported.total_tokens or status >= 400 or operation not in TOKEN_OPERATIONS:
+            return reported, False
         return await asyncio.to_thread(self._estimate, body, relayed), True
 
     def _estimate(self, body: Mapping[str, Any], relayed: Iterable[bytes] | None) -> TokenUsage:
@@ -113,6 +117,12 @@ def _collect(value: Any, parts: list[str]) -> None:
         _content_text({"text": delta.get("text"), "arguments": delta.get("partial_json")},
                       parts)
         return
+    candidates = value.get("candidates")
+    if isinstance(candidates, list):  # Gemini: an event of a stream, or a reply read whole
+        for candidate in candidates:
+            if isinstance(candidate, dict):
+                _content_text(candidate.get("content"), parts)
+        return
     output = value.get("output")
     if isinstance(output, list):  # a Responses API object read whole
         for item in output:
@@ -134,7 +144,7 @@ def _choice_text(choice: dict[str, Any], parts: list[str]) -> None:
 def _content_text(message: Any, parts: list[str]) -> None:
     if not isinstance(message, dict):
         return
-    for name in ("content", "text", "refusal", "arguments"):
+    for name in ("content", "text", "refusal", "arguments", "parts"):  # `parts`: Gemini's
         value = message.get(name)
         if isinstance(value, str):
             parts.append(value)

@@ -5,9 +5,13 @@ arrive as they come, as Google's API sends them.
 
 The Gemini API takes its model from the URL (`/v1beta/models/{model}:generateContent`); a body
 that names one too (`model`, or a `batchEmbedContents` request naming another) is refused, so
-the model decided on is the model forwarded. Google's JSON parser takes a field in lowerCamelCase
+the model decided on is the model forwarded (a `countTokens` call's `generateContentRequest`
+may name only the path's model too). Google's JSON parser takes a field in lowerCamelCase
 and in its proto name alike (`generationConfig`, `generation_config`): top-level names with an
 underscore are refused, so no two spellings of one field reach it.
+
+Content the upstream holds for the gateway (`cachedContent`, `fileData`) is refused on every
+surface alike, by `stored.py`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from rolegate.errors import InvalidRequest
 GENERATE = "generateContent"
 STREAM = "streamGenerateContent"
 BATCH = "batchEmbedContents"
+COUNT = "countTokens"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,9 @@ def gemini_operation(method: str, body: dict[str, Any], model: str,
                                  "names it.", code="invalid_body", param=name)
     if method == BATCH:
         _check_batch(body.get("requests"), model)
+    inner = body.get("generateContentRequest")
+    if method == COUNT and isinstance(inner, dict):
+        _check_named_model(inner.get("model"), model, "generateContentRequest.model")
     alt = _alt(query_string)
     if method == STREAM:
         if alt not in (None, "json", "sse"):
@@ -78,8 +86,14 @@ def _check_batch(requests: Any, model: str) -> None:
         raise InvalidRequest("`requests` must be a list.", code="invalid_body",
                              param="requests")
     for index, request in enumerate(requests):
-        named = request.get("model") if isinstance(request, dict) else None
-        if named is not None and named != f"models/{model}":
-            raise InvalidRequest(f"requests[{index}].model must be `models/{model}`, the "
-                                 "model of the path.", code="invalid_body",
-                                 param=f"requests[{index}].model")
+        if not isinstance(request, dict):  # else dropped on the way: fewer embeddings than sent
+            raise InvalidRequest(f"requests[{index}] must be an object.", code="invalid_body",
+                                 param=f"requests[{index}]")
+        _check_named_model(request.get("model"), model, f"requests[{index}].model")
+
+
+def _check_named_model(named: Any, model: str, where: str) -> None:
+    """A request inside the body may name the path's model, and no other."""
+    if named is not None and named != f"models/{model}":
+        raise InvalidRequest(f"{where} must be `models/{model}`, the model of the path.",
+                             code="invalid_body", param=where)

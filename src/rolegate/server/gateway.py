@@ -63,6 +63,10 @@ class Sessions(Protocol):
     def sign_in(self, request: Request) -> Response:
         """Where a request with no credential at all is sent."""
 
+    def protect(self, response: Response) -> None:
+        """Adds the console's security headers (no framing, no sniffing, no caching) to any
+        response under `prefix`: a refusal or a download as much as a page."""
+
     def refresh(self, request: Request, response: Response) -> None:
         """Renews the session's idle expiry on the response."""
 Hook = Callable[[], Awaitable[None]]
@@ -134,6 +138,9 @@ class Gateway:
                 return
             status = response.status
             response.headers.append((b"x-request-id", request.request_id.encode()))
+            sessions = self._sessions
+            if sessions is not None and _is_under(request.path, sessions.prefix):
+                sessions.protect(response)
             if response.stream is not None:
                 await send_stream(response, send, receive)
             else:

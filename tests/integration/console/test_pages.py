@@ -95,6 +95,32 @@ async def test_names_are_shown_as_text_and_pages_cannot_be_framed(browser):
         '<script src="/console/console.js" defer>']  # our own file, nothing inline
 
 
+CONSOLE_REQUESTS = [  # (method, path, form): pages, refusals and downloads alike
+    ("GET", "/console", None), ("GET", "/console/nope", None), ("DELETE", "/console/keys", None),
+    ("POST", "/console/keys", {"name": "x"}), ("POST", "/console/logout", {}),
+    ("GET", "/console/keys/no-such-key", None), ("GET", "/console/usage?since=garbage", None),
+    ("GET", "/console/usage.csv", None), ("POST", "/console/explain", {}),
+    ("GET", "/console/login", None), ("GET", "/console/callback?state=x&code=y", None),
+]
+
+
+async def test_every_console_response_forbids_framing_and_sniffing(open_browser, dev_issuer):
+    """Refusals too: a 404 or 403 under the console's path is as framable as a page."""
+    viewer, admin, anonymous = [await open_browser() for _ in range(3)]
+    csrf = {id(viewer): await viewer.sign_in(roles="viewer"), id(admin): await admin.sign_in()}
+    bearer = {"authorization": f"Bearer {dev_issuer.mint(subject='u', roles=('rolegate.user',))}"}
+    seen = []
+    for browser, headers in ((viewer, {}), (admin, {}), (anonymous, {}), (anonymous, bearer)):
+        for method, path, form in CONSOLE_REQUESTS:
+            data = None if form is None else {**form, "csrf": csrf.get(id(browser), "")}
+            response = await browser.client.request(method, path, data=data, headers=headers)
+            seen.append(response.status_code)
+            assert response.headers.get("x-frame-options") == "DENY", (method, path)
+            assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+            assert response.headers["x-content-type-options"] == "nosniff"
+    assert {200, 303, 400, 403, 404, 405} <= set(seen)
+
+
 async def test_explain_shows_the_decision_the_gateway_takes(browser, dev_issuer):
     csrf = await browser.sign_in()
     token = dev_issuer.mint(roles=("rolegate.user",))

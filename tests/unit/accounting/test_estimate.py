@@ -50,7 +50,14 @@ def test_the_tokenizer_loads_with_no_network_at_all():
     ({"input": [{"role": "user", "content": [{"type": "input_text", "text": "hello"}]}]},
      ["hello"], 0),
     ({"prompt": ["one", "two"]}, ["one\ntwo"], 0),
-], ids=["chat", "chat-parts", "responses-text", "responses-items", "completions-list"])
+    ({"systemInstruction": {"parts": [{"text": "be brief"}]},
+      "contents": [{"role": "user", "parts": [{"text": "hi"}, {"text": "there"}]}]},
+     ["be brief", "hi\nthere"], 0),
+    ({"content": {"parts": [{"text": "embed me"}]}}, ["embed me"], 0),
+    ({"requests": [{"model": "models/m", "content": {"parts": [{"text": "one"}]}},
+                   {"content": {"parts": [{"text": "two"}]}}]}, ["one\ntwo"], 0),
+], ids=["chat", "chat-parts", "responses-text", "responses-items", "completions-list",
+        "gemini-contents", "gemini-embed", "gemini-batch-embed"])
 def test_the_prompt_is_read_from_each_request_shape(body, texts, overhead):
     assert ESTIMATOR.prompt_tokens(body) == sum(ESTIMATOR.count(t) for t in texts) + overhead
 
@@ -104,3 +111,28 @@ async def test_the_upstreams_usage_wins_and_only_missing_usage_is_estimated():
     assert estimated == (TokenUsage(prompt, 4, prompt + 4), True)
     assert failed == (TokenUsage(), False)
     assert speech == (TokenUsage(), False)
+
+
+def test_relayed_text_reads_gemini_events_and_a_gemini_reply():
+    events = (b'data: {"candidates":[{"content":{"role":"model","parts":[{"text":"Hel"}]}}]}'
+              b'\r\n\r\ndata: {"candidates":[{"content":{"parts":[{"text":"lo"}]}}]}\r\n\r\n')
+    whole = b'{"candidates": [{"content": {"parts": [{"text": "whole"}]}}]}'
+
+    assert relayed_text([events]) == "Hello"
+    assert relayed_text([whole]) == "whole"
+
+
+@pytest.mark.parametrize("usage", [{"input_tokens": 0, "output_tokens": 0},
+                                   {"promptTokenCount": 0}, {}],
+                         ids=["anthropic-zeros", "gemini-zeros", "empty"])
+async def test_a_usage_of_all_zeros_is_estimated_as_a_missing_one(usage):
+    """A translated stream opens with zero counts: cut before the upstream's usage came, it
+    is charged what it relayed, never nothing."""
+    relayed = [b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+               b'"delta":{"type":"text_delta","text":"Hello, world!"}}\n\n']
+    body = {"messages": [{"role": "user", "content": "hi"}]}
+
+    tokens, is_estimated = await UsageMeter(ESTIMATOR).read(usage, "messages", body, 200,
+                                                            relayed)
+
+    assert is_estimated and tokens.completion_tokens == 4 and tokens.prompt_tokens > 0

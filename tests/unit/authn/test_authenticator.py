@@ -96,10 +96,11 @@ async def test_a_virtual_key_in_a_key_header_is_refused_when_keys_are_not_enable
     assert jwts.seen == []
 
 
-async def test_authorization_wins_over_a_key_header(jwts, keys):
-    await with_keys(jwts, keys).authenticate(*
-        request((b"authorization", f"Bearer {JWT}".encode()), (b"api-key", KEY.encode())))
-    assert (jwts.seen, keys.seen) == ([JWT], [])
+async def test_a_bearer_token_beside_a_different_key_header_is_refused(jwts, keys):
+    error = await refused(with_keys(jwts, keys), request(
+        (b"authorization", f"Bearer {JWT}".encode()), (b"api-key", KEY.encode())))
+    assert error.code == "ambiguous_credentials"
+    assert (jwts.seen, keys.seen) == ([], [])
 
 
 @pytest.mark.parametrize("value", [b"sk-upstream-provider-key", JWT.encode()],

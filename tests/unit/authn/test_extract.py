@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rolegate.authn.extract import api_key_header, bearer_token, has_query_token
+from rolegate.authn.extract import bearer_token, credential, has_query_token
 from rolegate.errors import Unauthenticated
 
 
@@ -74,27 +74,27 @@ def test_credentials_in_the_query_string_are_spotted(query, expected):
     assert has_query_token(query) is expected
 
 
-# --- API keys in `api-key` / `x-api-key` -------------------------------------------------------
+# --- API keys in `api-key` / `x-api-key` / `x-goog-api-key` -----------------------------------
 
-@pytest.mark.parametrize("name", [b"api-key", b"x-api-key"])
+@pytest.mark.parametrize("name", [b"api-key", b"x-api-key", b"x-goog-api-key"])
 def test_an_api_key_header_is_read_and_trimmed(name):
-    assert api_key_header({name: b"  rg-abc  "}, max_bytes=64) == "rg-abc"
+    assert credential({name: b"  rg-abc  "}, max_bytes=64) == "rg-abc"
 
 
-def test_no_api_key_header_is_none():
-    assert api_key_header({b"authorization": b"Bearer a.b.c"}, max_bytes=64) is None
+def test_a_bearer_token_is_the_credential_without_a_key_header():
+    assert credential({b"authorization": b"Bearer a.b.c"}, max_bytes=64) == "a.b.c"
 
 
 def test_an_api_key_header_over_the_limit_is_refused():
     with pytest.raises(Unauthenticated) as caught:
-        api_key_header({b"x-api-key": b"k" * 65}, max_bytes=64)
+        credential({b"x-api-key": b"k" * 65}, max_bytes=64)
     assert caught.value.code == "invalid_api_key"
     assert str(caught.value) == "The x-api-key header is longer than 64 bytes."
 
 
 def test_a_non_ascii_api_key_is_refused():
     with pytest.raises(Unauthenticated) as caught:
-        api_key_header({b"api-key": "rg-clé".encode()}, max_bytes=64)
+        credential({b"api-key": "rg-clé".encode()}, max_bytes=64)
     assert caught.value.code == "invalid_api_key"
     assert str(caught.value) == "The API key is not ASCII."
 
@@ -113,7 +113,7 @@ def test_each_refusal_tells_the_caller_what_to_fix(header, message):
 
 def test_a_header_of_exactly_the_limit_is_read():
     assert bearer_token(b"Bearer " + b"a" * 93, max_bytes=100) == "a" * 93
-    assert api_key_header({b"api-key": b"k" * 64}, max_bytes=64) == "k" * 64
+    assert credential({b"api-key": b"k" * 64}, max_bytes=64) == "k" * 64
 
 
 @pytest.mark.parametrize("query", [b"access_token=YWJj==", b"key=a=b", b"x=1&token=t=="],
@@ -122,6 +122,32 @@ def test_a_credential_whose_value_contains_equals_signs_is_still_spotted(query):
     assert has_query_token(query) is True
 
 
-def test_the_api_key_header_is_read_before_the_x_api_key_header():
-    headers = {b"x-api-key": b"rg-second", b"api-key": b"rg-first"}
-    assert api_key_header(headers, max_bytes=64) == "rg-first"
+@pytest.mark.parametrize("headers", [
+    {b"authorization": b"Bearer rg-one", b"x-api-key": b"rg-two"},
+    {b"authorization": b"Bearer rg-one", b"x-goog-api-key": b"rg-two"},
+    {b"api-key": b"rg-one", b"x-api-key": b"rg-two"},
+    {b"x-api-key": b"rg-one", b"x-goog-api-key": b"rg-two"},
+    {b"authorization": b"Bearer rg-one", b"api-key": b"rg-one", b"x-goog-api-key": b"rg-two"},
+], ids=["bearer-and-x-api-key", "bearer-and-goog", "api-key-and-x-api-key", "x-api-key-and-goog",
+        "three-one-differs"])
+def test_two_different_credentials_are_refused_whichever_headers_carry_them(headers):
+    """No precedence rule picks one: a request naming two callers is nobody's."""
+    with pytest.raises(Unauthenticated) as caught:
+        credential(headers, max_bytes=64)
+    assert caught.value.code == "ambiguous_credentials"
+
+
+@pytest.mark.parametrize("headers", [
+    {b"authorization": b"Bearer rg-one", b"x-api-key": b"rg-one"},
+    {b"x-goog-api-key": b" rg-one ", b"api-key": b"rg-one"},
+    {b"x-api-key": b"", b"x-goog-api-key": b"rg-one"},
+    {b"x-goog-api-key": b"rg-one", b"api-key": b"  "},
+], ids=["bearer-and-same-key", "same-key-twice", "empty-x-api-key", "blank-api-key"])
+def test_the_same_credential_in_several_headers_or_beside_empty_ones_is_read(headers):
+    assert credential(headers, max_bytes=64) == "rg-one"
+
+
+def test_an_empty_authorization_is_a_missing_token_even_beside_a_key_header():
+    with pytest.raises(Unauthenticated) as caught:
+        credential({b"authorization": b"", b"x-api-key": b"rg-one"}, max_bytes=64)
+    assert caught.value.code == "missing_token"

@@ -32,8 +32,10 @@ def test_a_console_path_sharing_a_route_s_first_segment_is_refused(path):
         "(choose another, such as /console)"]
 
 
-@pytest.mark.parametrize("path", ["console", "/ui/", "/", "/a b", "/ui?x=1"],
-                         ids=["relative", "trailing-slash", "root", "space", "query"])
+@pytest.mark.parametrize("path", ["console", "/ui/", "/", "/a b", "/ui?x=1", "/ui/..",
+                                  "/ui/./x", "/..", "/ops/../ui"],
+                         ids=["relative", "trailing-slash", "root", "space", "query",
+                              "dot-dot-last", "dot-segment", "dot-dot-only", "dot-dot-inside"])
 def test_a_console_path_must_be_a_plain_absolute_path(path):
     with pytest.raises(ConfigError) as caught:
         validate_settings(config(path=path), source="test.yaml")
@@ -58,3 +60,8 @@ def test_the_route_table_serves_the_console_at_its_configured_path_only():
     assert router.resolve("POST", "/ops/console/keys/k1").resource == "k1"
     with pytest.raises(Exception, match="No route matches /console/keys"):
         router.resolve("GET", "/console/keys")
+
+
+@pytest.mark.parametrize("path", ["/ui.v2", "/.ops", "/..ops", "/ops/a.b/c~d"])
+def test_a_console_path_with_dots_inside_its_segments_is_taken(path):
+    assert validate_settings(config(path=path), source="test.yaml").console.path == path
