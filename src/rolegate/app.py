@@ -378,8 +378,7 @@ def _model_route(model: ModelConfig, routing: RoutingConfig, http: HttpClient,
         if metrics is not None:
             provider = MeasuredProvider(provider, metrics.deployment(model.name, deployment_id))
         if tracing is not None:
-            provider = tracing.traced(provider, model.name, deployment_id,
-                                      model.upstream_model(index))
+            provider = tracing.traced(provider, deployment_id, model.upstream_model(index))
         deployments.append(Deployment(deployment_id, model.upstream_model(index), provider,
                                       routing.health))
     return ModelRoute(model, deployments, build_selector(model.strategy, rng))
