@@ -10,10 +10,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import bench.gateways  # noqa: F401 - registers the gateway modes
+from bench.gateways import SURFACES  # importing it registers the gateway modes
 from bench.modes import REGISTRY, RunContext
 from bench.procs import free_port, start, stop, wait_ready
-from bench.report import add_comparisons, print_tables, write_json
+from bench.report import add_comparisons, merge_rounds, print_tables, write_json
 from bench.runner import Settings, run_mode
 from bench.wrkrun import WrkError, wrk_version
 
@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=1.0, help="unmeasured wrk seconds (1)")
     p.add_argument("--stream-requests", type=int, default=200,
                    help="sequential streaming requests for the TTFB probe (200; 0 = off)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every mode this many times, alternately in and against the "
+                        "listed order; report each mode's median (1)")
     p.add_argument("--modes", default=",".join(all_modes()),
                    help=f"comma list from: {', '.join(all_modes())}")
     p.add_argument("--gateway-cmd", default=DEFAULT_GATEWAY_CMD,
@@ -53,7 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # Modes measured against another gateway mode rather than `direct`: run beside it.
 GATEWAY_BASELINES = {"stream": "direct-stream", "jwt-rs256-otel": "jwt-rs256",
                      "jwt-rs256-otel-1pct": "jwt-rs256",
-                     "limits+usage+write-ahead": "limits+usage"}
+                     "limits+usage+write-ahead": "limits+usage",
+                     **{surface[0]: "jwt-rs256" for surface in SURFACES}}
 
 
 def with_baselines(names: list[str]) -> list[str]:
@@ -93,19 +97,27 @@ def run(args: argparse.Namespace, workroot: Path) -> list[dict]:
                          args.gateway_cmd, args.compare, args.compare_auth)
         cfg = Settings(args.duration, args.connections, args.threads, args.warmup,
                        args.stream_requests)
-        results = []
-        for name in with_baselines(args.modes):
-            print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-            result = run_mode(name, REGISTRY[name], ctx, cfg)
-            if result["status"] != "ok":
-                print(f"[bench] {name}: {result['status']}: {result['reason']}",
-                      file=sys.stderr, flush=True)
-                if result.get("log_tail"):
-                    print(result["log_tail"], file=sys.stderr)
-            results.append(result)
-        return results
+        names = with_baselines(args.modes)
+        rounds = []
+        for index in range(max(1, args.rounds)):
+            # Every other round in reverse: a machine whose load drifts favours no mode.
+            order = names if index % 2 == 0 else names[::-1]
+            results = {name: _run_one(name, ctx, cfg) for name in order}
+            rounds.append([results[name] for name in names])
+        return merge_rounds(rounds)
     finally:
         stop(upstream)
+
+
+def _run_one(name: str, ctx: RunContext, cfg: Settings) -> dict:
+    print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+    result = run_mode(name, REGISTRY[name], ctx, cfg)
+    if result["status"] != "ok":
+        print(f"[bench] {name}: {result['status']}: {result['reason']}",
+              file=sys.stderr, flush=True)
+        if result.get("log_tail"):
+            print(result["log_tail"], file=sys.stderr)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,9 @@ then reports the mode as skipped with that reason.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -62,6 +64,7 @@ class Mode:
     baseline: str = "direct"    # the mode its added latency and ratio are measured against
     stream_probe: bool = True   # also run the sequential streaming TTFB probe
     services: list[Service] = field(default_factory=list)  # started first, stopped last
+    cleanups: list[Callable[[], None]] = field(default_factory=list)  # run after the mode
 
 
 @dataclass
@@ -71,6 +74,39 @@ class Service:
     name: str
     argv: list[str]
     port: int
+
+
+POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_schema(name: str) -> tuple[str, Callable[[], None]]:
+    """A fresh schema name in the local PostgreSQL (`test` database; the gateway creates it when
+    it migrates at start-up) and the function that drops it; `Unavailable` when PostgreSQL
+    cannot be reached."""
+    schema = f"rolegate_bench_{secrets.token_hex(4)}"
+    try:
+        asyncio.run(_postgres("SELECT 1"))
+    except (OSError, ImportError) as exc:
+        raise Unavailable(f"PostgreSQL at 127.0.0.1:5432 (database test) unreachable for "
+                          f"{name}: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # asyncpg's own errors: refused login, missing database
+        raise Unavailable(f"PostgreSQL at 127.0.0.1:5432 (database test) refused {name}: "
+                          f"{type(exc).__name__}: {exc}") from None
+
+    def drop() -> None:
+        asyncio.run(_postgres(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    return schema, drop
+
+
+async def _postgres(statement: str) -> None:
+    import asyncpg  # a rolegate dependency; imported here so the bench runs without it
+
+    connection = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres",
+                                       database="test", timeout=5)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
 
 
 def redis_service(port: int) -> Service:
@@ -153,14 +189,19 @@ def fill(template: str, values: dict[str, str]) -> str:
 def gateway_mode(name: str, config_yaml_text: str, token_factory: TokenFactory, *,
                  wrk_script: str = "chat.lua", baseline: str = "direct",
                  ready_path: str = "/v1/models", env: dict[str, str] | None = None,
-                 draft: str | None = None, is_using_redis: bool = False) -> ModeFactory:
+                 draft: str | None = None, is_using_redis: bool = False,
+                 path: str = CHAT_PATH, is_using_postgres: bool = False) -> ModeFactory:
     """A mode that runs --gateway-cmd with this config in front of the mock upstream.
 
     The config text may use {port}, {upstream} (…/v1), {upstream_root}, {workdir} and, with
-    `is_using_redis` (a throw-away redis-server is started for the mode), {redis_url}.
+    `is_using_redis` (a throw-away redis-server is started for the mode), {redis_url}; with
+    `is_using_postgres` (a throw-away schema in the local PostgreSQL's `test` database, dropped
+    after the mode), {postgres_url} and {postgres_schema}.
     token_factory runs once the config is written (it may write keys to setup.jwks_dir, served
     by the upstream at {upstream_root}/jwks/<file>, or create API keys with setup.cli) and
     returns the Authorization header value, or None.
+    `path` is the gateway route loaded (chat completions unless the mode is about another API
+    surface); the streaming probe, which speaks chat completions, runs on that route only.
     `draft` names a feature the config relies on that may not exist yet: when the gateway's
     `check` command rejects the config, the mode is skipped with that reason instead of failing.
     """
@@ -175,6 +216,11 @@ def gateway_mode(name: str, config_yaml_text: str, token_factory: TokenFactory, 
             redis = redis_service(free_port())
             services.append(redis)
             values["redis_url"] = f"redis://127.0.0.1:{redis.port}/0"
+        cleanups = []
+        if is_using_postgres:
+            values["postgres_schema"], drop = postgres_schema(name)
+            values["postgres_url"] = POSTGRES_URL
+            cleanups.append(drop)
         config = workdir / "config.yaml"
         argv = resolve_gateway(shlex.split(fill(ctx.gateway_cmd, {
             **values, "config": str(config)})))
@@ -185,9 +231,9 @@ def gateway_mode(name: str, config_yaml_text: str, token_factory: TokenFactory, 
         header = token_factory(GatewaySetup(name, workdir, ctx.jwks_dir, ctx.upstream_root,
                                             config, cli))
         base = f"http://127.0.0.1:{port}"
-        return Mode(name, argv, base + CHAT_PATH, base + ready_path, env=dict(env or {}),
+        return Mode(name, argv, base + path, base + ready_path, env=dict(env or {}),
                     wrk_script=wrk_script, auth=lambda: header, baseline=baseline,
-                    services=services)
+                    stream_probe=path == CHAT_PATH, services=services, cleanups=cleanups)
     return factory
 
 

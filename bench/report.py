@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import json
+import statistics
 import shutil
 from pathlib import Path
 
 COLUMNS = ["mode", "req/s", "p50 ms", "p90 ms", "p99 ms", "+p50 c=1 ms", "+p99 c=1 ms",
-           "+p50 c=N ms", "ratio", "CPU s/1k", "RSS MB", "ready s"]
+           "+p50 c=N ms", "ratio", "CPU s/1k", "CPU ratio", "RSS MB", "ready s"]
 STREAM_COLUMNS = ["mode", "TTFB p50 ms", "TTFB p99 ms", "total p50 ms", "total p99 ms", "errors"]
+
+
+def merge_rounds(rounds: list[list[dict]]) -> list[dict]:
+    """One result per mode from several rounds (each a list in the same mode order): the round
+    of median req/s, with the median CPU s/1k of all rounds; every round's req/s and CPU s/1k
+    kept under `rounds`. A mode that failed in any round is that failure."""
+    merged = []
+    for runs in zip(*rounds, strict=True):
+        failed = [run for run in runs if run["status"] != "ok"]
+        if failed or len(runs) == 1:
+            merged.append(failed[0] if failed else runs[0])
+            continue
+        by_rps = sorted(runs, key=lambda run: run["load"]["rps"])
+        cpus = [run["cpu_s_per_1k"] for run in runs if run["cpu_s_per_1k"] is not None]
+        merged.append({**by_rps[len(by_rps) // 2],
+                       "cpu_s_per_1k": statistics.median(cpus) if cpus else None,
+                       "rounds": [{"rps": run["load"]["rps"], "cpu_s_per_1k": run["cpu_s_per_1k"]}
+                                  for run in runs]})
+    return merged
 
 
 def add_comparisons(results: list[dict]) -> None:
@@ -19,12 +39,14 @@ def add_comparisons(results: list[dict]) -> None:
         base = by_name.get(r["baseline"])
         if base is None:
             r["added_p50_c1_ms"] = r["added_p99_c1_ms"] = r["added_p50_cN_ms"] = None
-            r["ratio"] = None
+            r["ratio"] = r["cpu_ratio"] = None
             continue
         r["added_p50_c1_ms"] = (r["c1"]["p50_us"] - base["c1"]["p50_us"]) / 1e3
         r["added_p99_c1_ms"] = (r["c1"]["p99_us"] - base["c1"]["p99_us"]) / 1e3
         r["added_p50_cN_ms"] = (r["load"]["p50_us"] - base["load"]["p50_us"]) / 1e3
         r["ratio"] = r["load"]["rps"] / base["load"]["rps"] if base["load"]["rps"] else None
+        r["cpu_ratio"] = (r["cpu_s_per_1k"] / base["cpu_s_per_1k"]
+                          if r["cpu_s_per_1k"] and base["cpu_s_per_1k"] else None)
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -40,7 +62,8 @@ def row(r: dict) -> list[str]:
             *(_fmt(load[k] / 1e3, 3) for k in ("p50_us", "p90_us", "p99_us")),
             _fmt(r["added_p50_c1_ms"], 3), _fmt(r["added_p99_c1_ms"], 3),
             _fmt(r["added_p50_cN_ms"], 3),
-            _fmt(r["ratio"], 3), _fmt(r["cpu_s_per_1k"], 4), _fmt(r["peak_rss_mb"], 1),
+            _fmt(r["ratio"], 3), _fmt(r["cpu_s_per_1k"], 4), _fmt(r["cpu_ratio"], 3),
+            _fmt(r["peak_rss_mb"], 1),
             _fmt(r["ready_s"], 2)]
 
 

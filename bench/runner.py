@@ -47,6 +47,8 @@ def run_mode(name: str, factory: ModeFactory, ctx: RunContext, cfg: Settings) ->
     finally:
         for service in reversed(services):
             stop(service)
+        for cleanup in mode.cleanups:
+            cleanup()
 
 
 def _measure(mode: Mode, pid: int, ready_s: float, cfg: Settings) -> dict:

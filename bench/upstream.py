@@ -1,11 +1,15 @@
-"""A minimal OpenAI-compatible mock upstream on raw asyncio protocols (uvloop when present).
+"""A minimal mock upstream (OpenAI-compatible, plus Anthropic's and Gemini's generation
+routes) on raw asyncio protocols (uvloop when present).
 
 It must never be the bottleneck of a benchmark, so it does as little as possible: canned
 responses, HTTP/1.1 keep-alive, Content-Length bodies only. Run it with
 `python -m bench.upstream --port P`; it prints `READY <port>` once listening.
 
-Besides the OpenAI routes it serves `GET /jwks/<name>.json` from `--jwks-dir`, so a benchmark
-can point a gateway's JWKS URL at key sets it generated.
+Besides the OpenAI routes it answers Anthropic's `POST /v1/messages` (JSON or SSE) and
+Gemini's `POST /v1beta/models/<model>:generateContent` as those vendors do, with the same text
+and token counts, so translated and passed-through calls can be compared. It also serves
+`GET /jwks/<name>.json` from `--jwks-dir`, so a benchmark can point a gateway's JWKS URL at key
+sets it generated.
 """
 
 from __future__ import annotations
@@ -47,16 +51,57 @@ def _chunk(delta: dict, finish: str | None = None, usage: dict | None = None) ->
     return chunk
 
 
-def _sse_body() -> bytes:
+def _sse_events() -> list[bytes]:
     """Five content chunks, a usage chunk and [DONE], each event as its own HTTP chunk."""
     words = ["Hello", " from", " the", " mock", "."]
     events = [_chunk({"role": "assistant", "content": words[0]})]
     events += [_chunk({"content": w}) for w in words[1:-1]]
     events.append(_chunk({"content": words[-1]}, finish="stop"))
     events.append(_chunk({}, usage=USAGE))
-    payloads = [b"data: " + _dumps(e) + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
-    chunks = [b"%x\r\n%s\r\n" % (len(p), p) for p in payloads]
-    return b"".join(chunks) + b"0\r\n\r\n"
+    return [b"data: " + _dumps(e) + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
+
+
+def _message() -> bytes:
+    return _dumps({
+        "id": "msg_mock", "type": "message", "role": "assistant", "model": "echo",
+        "content": [{"type": "text", "text": "Hello from the mock."}],
+        "stop_reason": "end_turn", "stop_sequence": None,
+        "usage": {"input_tokens": 10, "output_tokens": 5}})
+
+
+def _message_events() -> list[bytes]:
+    """Anthropic's stream of the same answer: one text block in five deltas."""
+    words = ["Hello", " from", " the", " mock", "."]
+    events = [("message_start", {"type": "message_start", "message": {
+        "id": "msg_mock", "type": "message", "role": "assistant", "model": "echo",
+        "content": [], "stop_reason": None, "stop_sequence": None,
+        "usage": {"input_tokens": 10, "output_tokens": 1}}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "text", "text": ""}})]
+    events += [("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                        "delta": {"type": "text_delta", "text": w}})
+               for w in words]
+    events += [("content_block_stop", {"type": "content_block_stop", "index": 0}),
+               ("message_delta", {"type": "message_delta", "delta": {
+                   "stop_reason": "end_turn", "stop_sequence": None},
+                   "usage": {"output_tokens": 5}}),
+               ("message_stop", {"type": "message_stop"})]
+    return [b"event: %s\ndata: %s\n\n" % (name.encode(), _dumps(e)) for name, e in events]
+
+
+def _generate_content() -> bytes:
+    return _dumps({
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "Hello from the mock."}]},
+                        "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5,
+                          "totalTokenCount": 15},
+        "modelVersion": "echo", "responseId": "mock"})
+
+
+def _chunked_sse(payloads: list[bytes]) -> bytes:
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    return head + b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in payloads) + b"0\r\n\r\n"
 
 
 def _response(status: str, body: bytes, ctype: bytes = b"application/json") -> bytes:
@@ -70,8 +115,10 @@ def _not_found() -> bytes:
 
 
 CHAT = _response("200 OK", _chat_completion())
-STREAM = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-          b"Transfer-Encoding: chunked\r\n\r\n" + _sse_body())
+STREAM = _chunked_sse(_sse_events())
+MESSAGE = _response("200 OK", _message())
+MESSAGE_STREAM = _chunked_sse(_message_events())
+GENERATED = _response("200 OK", _generate_content())
 EMBEDDINGS = _response("200 OK", _dumps({
     "object": "list", "model": "embed",
     "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3, 0.4]}],
@@ -89,12 +136,18 @@ ROUTES = {
     (b"POST", b"/v1/embeddings"): EMBEDDINGS, (b"POST", b"/embeddings"): EMBEDDINGS,
 }
 CHAT_PATHS = (b"/v1/chat/completions", b"/chat/completions")
+MESSAGES_PATH = b"/v1/messages"
+GEMINI_MODELS, GENERATE = b"/v1beta/models/", b":generateContent"
 
 
 def respond(method: bytes, path: bytes, body: bytes, jwks_dir: str | None) -> bytes:
     path = path.split(b"?", 1)[0]
     if method == b"POST" and path in CHAT_PATHS:
         return STREAM if STREAM_RE.search(body) else CHAT
+    if method == b"POST" and path == MESSAGES_PATH:
+        return MESSAGE_STREAM if STREAM_RE.search(body) else MESSAGE
+    if method == b"POST" and path.startswith(GEMINI_MODELS) and path.endswith(GENERATE):
+        return GENERATED
     if method == b"GET" and path.startswith(b"/jwks/") and jwks_dir:
         return _jwks(jwks_dir, path[len(b"/jwks/"):].decode("latin-1"))
     return ROUTES.get((method, path), NOT_FOUND)

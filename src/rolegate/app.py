@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.registry import Collector
+from redis.asyncio import Redis
 from sqlalchemy.exc import SQLAlchemyError
 
 from rolegate.accounting.estimate import TokenEstimator
@@ -39,6 +41,7 @@ from rolegate.authn.dev_issuer import DevIssuer
 from rolegate.authn.fetch import http_fetcher
 from rolegate.authn.jwks import Fetch, JwksCache
 from rolegate.authn.principal import Principal
+from rolegate.authn.shared_replay import SharedReplay
 from rolegate.authn.verifier import JwtVerifier, TrustedIssuer
 from rolegate.authz.model import Action
 from rolegate.authz.policy import RolePolicy
@@ -73,6 +76,9 @@ from rolegate.observability.collectors import KeySetCollector, UsageRecorderColl
 from rolegate.observability.logging import AccessLog, DecisionLog, configure_process_logging
 from rolegate.observability.matches import RuleMatches
 from rolegate.observability.metrics import EXPOSITION_TYPE, GatewayMetrics, exposition
+from rolegate.observability.multiprocess import (
+    MIRROR_INTERVAL, StateMirror, marking_dead, multiprocess_exposition,
+)
 from rolegate.observability.requests import RequestObserver
 from rolegate.observability.upstream import MeasuredProvider
 from rolegate.providers.http import HttpClient
@@ -103,18 +109,24 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
               dev_issuer: DevIssuer | None = None,
               sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
               rng: random.Random | None = None, mcp_session_key: bytes | None = None,
-              session_secret: bytes | None = None) -> Gateway:
+              session_secret: bytes | None = None, metrics_dir: Path | None = None) -> Gateway:
     """The ASGI app for `settings`. Tests pass `clock`, `fetch`, `dev_issuer`, `sleep` (retry
     back-off) and `rng` (jitter, tie-breaks) in; the workers of one `serve`, the key binding MCP
-    sessions (None: `mcp.session_secret`, or a random key of this process) and the console's
-    `session_secret` (None: `console.session_secret`, or a random one of this process)."""
+    sessions (None: `mcp.session_secret`, or a random key of this process), the console's
+    `session_secret` (None: `console.session_secret`, or a random one of this process) and
+    `metrics_dir` (a worker of several, whose metrics are written there and read from there
+    summed over the workers)."""
     http = http or HttpClient(settings.egress)
     fetch = fetch or http_fetcher(http)
     paths = settings.claim_paths
     mcp_servers = _mcp_servers(settings, http, clock, sleep)
     children = [server.stdio for server in mcp_servers if server.stdio is not None]
     resources = tuple(server.resource for server in mcp_servers)
-    issuers = [TrustedIssuer.build(accepting(config, resources), fetch, clock, paths)
+    shared_replay = _build_shared_replay(settings, clock)
+    replay_set = None if shared_replay is None else (
+        lambda config: shared_replay.for_issuer(config.issuer))
+    issuers = [TrustedIssuer.build(accepting(config, resources), fetch, clock, paths,
+                                   replay_set)
                for config in settings.auth.issuers]
     public = {HEALTH_LIVE: health()}
     if settings.auth.dev_issuer.enabled:
@@ -146,15 +158,17 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     guard = Guard(RolePolicy.compile(settings.policy), decisions, metrics,
                   audit=stores.audit if settings.audit.decisions else None, tracing=tracing)
     rng = rng or random.Random()
+    estimator = TokenEstimator()  # loads its vocabulary on first use only
     routes = RouteTable(_model_route(model, settings.routing, http, clock, rng, metrics,
-                                     settings.egress, tracing) for model in settings.models)
+                                     settings.egress, tracing, estimator)
+                        for model in settings.models)
     dispatcher = Dispatcher(routes, settings.routing.retries, clock=clock, sleep=sleep, rng=rng)
     plan = QuotaPlan(settings.policy, stores.keys.limits_for if stores.keys else None,
                      budgets=settings.budgets)
     reserver = Reserver(settings.models,
                         default_tokens=settings.limits.default_reservation_tokens)
     metering = Metering(plan, limiter, stores.recorder, clock, settings.models, metrics,
-                        reserver=reserver, usage=UsageMeter(TokenEstimator()),
+                        reserver=reserver, usage=UsageMeter(estimator),
                         dimensions=settings.accounting.dimensions)
     proxy = ProxyHandlers(guard, routes, dispatcher, metering,
                           max_body_bytes=settings.server.max_body_bytes,
@@ -180,18 +194,30 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
         public[PROTECTED_RESOURCE_PREFIX + MCP_PREFIX + server.config.name] = mcp.metadata(server)
     handlers.update(console.handlers)
     if metrics is not None:
-        scrape = generated(exposition(registry), EXPOSITION_TYPE)
+        collectors: list[Collector] = [KeySetCollector(caches)]
+        if stores.recorder is not None:
+            collectors.append(UsageRecorderCollector(stores.recorder))
+        if metrics_dir is None:
+            for collector in collectors:
+                registry.register(collector)
+            exposed = exposition(registry)
+        else:
+            mirror = StateMirror(collectors)
+            exposed = multiprocess_exposition(metrics_dir, mirror)
+            mirroring = PeriodicTask(mirror.copy, every=MIRROR_INTERVAL)
+            stores.on_startup.append(mirroring.start)
+            stores.on_shutdown += [mirroring.stop, marking_dead(metrics_dir)]
+        scrape = generated(exposed, EXPOSITION_TYPE)
         handlers[Operation.ADMIN_METRICS] = admin.computed(scrape)
         if settings.server.metrics.public:
             public[settings.server.metrics.path] = scrape
-        registry.register(KeySetCollector(caches))
-        if stores.recorder is not None:
-            registry.register(UsageRecorderCollector(stores.recorder))
     observer = RequestObserver(metrics, AccessLog(is_enabled=settings.logging.access), decisions)
     authenticator = Authenticator(JwtVerifier(issuers, clock), keys=stores.keys,
                                   max_header_bytes=settings.server.max_auth_header_bytes)
     on_shutdown = [*stores.on_shutdown, *(child.stop for child in children), limiter.close,
                    http.close]
+    if shared_replay is not None:
+        on_shutdown.append(shared_replay.close)
     if tracing is not None:
         on_shutdown.append(_closing(tracing))
     return Gateway(authenticator=authenticator, guard=guard, handlers=handlers, public=public,
@@ -334,6 +360,19 @@ def _keys_loaded(cache: JwksCache) -> Check:
     return check
 
 
+def _build_shared_replay(settings: Settings, clock: Callable[[], float]) -> SharedReplay | None:
+    """With Redis configured for the limits and an issuer with `replay_protection`, the accepted
+    `jti`s are kept there, shared by every process and replica (`authn/shared_replay.py`)."""
+    limits = settings.limits
+    if limits.backend != "redis" or not any(issuer.replay_protection
+                                            for issuer in settings.auth.issuers):
+        return None
+    assert limits.url is not None
+    redis = Redis.from_url(limits.url, socket_connect_timeout=limits.timeout)
+    return SharedReplay(redis, prefix=limits.prefix, timeout=limits.timeout,
+                        is_fail_open=limits.fail_open, clock=clock)
+
+
 def _build_limiter(settings: Settings) -> Limiter:
     if settings.limits.backend == "redis":
         return RedisLimiter(settings.limits)
@@ -356,7 +395,8 @@ def create_app_from_env() -> Gateway:
     mcp_key, console_key = options.mcp_session_key, options.console_session_key
     return build_app(settings, dev_issuer=dev_issuer,
                      mcp_session_key=bytes.fromhex(mcp_key) if mcp_key else None,
-                     session_secret=bytes.fromhex(console_key) if console_key else None)
+                     session_secret=bytes.fromhex(console_key) if console_key else None,
+                     metrics_dir=options.metrics_dir)
 
 
 def _build_metrics(settings: Settings, registry: CollectorRegistry) -> GatewayMetrics | None:
@@ -370,11 +410,11 @@ def _build_metrics(settings: Settings, registry: CollectorRegistry) -> GatewayMe
 def _model_route(model: ModelConfig, routing: RoutingConfig, http: HttpClient,
                  clock: Callable[[], float], rng: random.Random,
                  metrics: GatewayMetrics | None, egress: EgressConfig,
-                 tracing: Tracing | None) -> ModelRoute:
+                 tracing: Tracing | None, estimator: TokenEstimator) -> ModelRoute:
     deployments = []
     for index, config in enumerate(model.deployments):
         deployment_id = model.deployment_id(index)
-        provider = build_provider(config, http, clock, egress)
+        provider = build_provider(config, http, clock, estimator, egress)
         if metrics is not None:
             provider = MeasuredProvider(provider, metrics.deployment(model.name, deployment_id))
         if tracing is not None:

@@ -8,6 +8,7 @@ upstream; and errors in Google's shape, raised by the SDK as its own error types
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -15,12 +16,8 @@ from typing import Any
 
 import anthropic
 import httpx
-import jwt
 import openai
 import pytest
-from aiohttp import web
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from google import genai
 from google.genai import errors, types
 
@@ -30,7 +27,8 @@ from rolegate.providers.http import HttpClient
 from tests.support import gemini_wire
 from tests.support.lifespan import Lifespan
 from tests.support.served import ServedApp
-from tests.support.servers import LocalServer, RecordingUpstream
+from tests.support.google_token import TokenEndpoint
+from tests.support.servers import RecordingUpstream
 
 UPSTREAM_KEY = "AIza-upstream"
 WEATHER = types.FunctionDeclaration(
@@ -39,41 +37,10 @@ WEATHER = types.FunctionDeclaration(
                             properties={"city": types.Schema(type=types.Type.STRING)}))
 
 
-class TokenEndpoint(LocalServer):
-    """Google's OAuth token endpoint for a service account (RFC 7523 JWT bearer grant): the
-    assertion is verified with the account's public key; each grant is counted."""
-
-    def __init__(self, public_key: Any, expires_in: int = 3600) -> None:
-        super().__init__()
-        self.public_key = public_key
-        self.expires_in = expires_in
-        self.granted: list[dict[str, Any]] = []
-        self.app.router.add_post("/token", self._token)
-
-    async def _token(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        assert form["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
-        # google-auth names Google's token endpoint as the audience wherever it posts.
-        claims = jwt.decode(str(form["assertion"]), self.public_key, algorithms=["RS256"],
-                            audience="https://oauth2.googleapis.com/token")
-        self.granted.append(claims)
-        return web.json_response({"access_token": f"ya29.token-{len(self.granted)}",
-                                  "expires_in": self.expires_in, "token_type": "Bearer"})
-
-
 @pytest.fixture
 async def token_endpoint(tmp_path: Path) -> AsyncIterator[tuple[TokenEndpoint, Path]]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    async with TokenEndpoint(key.public_key()) as server:
-        account = tmp_path / "service-account.json"
-        account.write_text(json.dumps({
-            "type": "service_account", "project_id": "proj", "private_key_id": "k1",
-            "private_key": key.private_bytes(serialization.Encoding.PEM,
-                                             serialization.PrivateFormat.PKCS8,
-                                             serialization.NoEncryption()).decode(),
-            "client_email": "gateway@proj.iam.gserviceaccount.com", "client_id": "1",
-            "token_uri": f"{server.url}/token"}))
-        yield server, account
+    async with TokenEndpoint() as server:
+        yield server, server.service_account(tmp_path)
 
 
 def surface_config(upstream_url: str, account: Path) -> dict[str, Any]:
@@ -311,16 +278,78 @@ def _raw(served: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=served)
 
 
+def _texts(elements: list[dict[str, Any]]) -> str:
+    return "".join(part.get("text", "") for element in elements
+                   for part in element["candidates"][0]["content"]["parts"])
+
+
+@pytest.mark.parametrize("query", ["", "?alt=json"], ids=["no-alt", "alt-json"])
+@pytest.mark.parametrize(("model", "text"), [("gemini", gemini_wire.TEXT),
+                                             ("gpt-4o", "part0 part1 part2 "),
+                                             ("echo", "echo: hello there")],
+                         ids=["gemini-upstream", "openai-upstream", "mock"])
+async def test_a_stream_without_alt_sse_is_one_json_array(served, dev_issuer, upstream, query,
+                                                          model, text):
+    token = dev_issuer.mint(subject="svc", roles=("user",))
+    async with _raw(served) as client:
+        response = await client.post(f"/v1beta/models/{model}:streamGenerateContent{query}",
+                                     headers={"x-goog-api-key": token},
+                                     json={"contents": [{"parts": [{"text": "hello there"}]}]})
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    elements = json.loads(response.content)
+    assert isinstance(elements, list) and len(elements) > 1
+    assert _texts(elements) == text
+    assert elements[-1]["candidates"][0]["finishReason"] == "STOP"
+    assert "usageMetadata" in elements[-1]
+    if model == "gemini":  # upstream, the stream is asked for as events
+        assert upstream.requests[-1].query == "alt=sse"
+
+
+async def test_each_element_of_a_json_array_stream_is_sent_as_it_comes(served, dev_issuer,
+                                                                       upstream):
+    upstream.pacer = asyncio.Queue()  # the upstream holds every event after the first
+    token = dev_issuer.mint(subject="svc", roles=("user",))
+    async with _raw(served) as client, client.stream(
+            "POST", "/v1beta/models/gpt-4o:streamGenerateContent",
+            headers={"x-goog-api-key": token},
+            json={"contents": [{"parts": [{"text": "hello"}]}]}) as response:
+        chunks = response.aiter_raw()
+        first = await anext(chunks)
+        assert first.startswith(b"[")  # the first element, before the upstream sent more
+        assert _texts([json.loads(first[1:])]) == "part0 "
+        for _ in range(upstream.stream_chunks):
+            upstream.pacer.put_nowait(None)
+        rest = b"".join([chunk async for chunk in chunks])
+
+    assert _texts(json.loads(first + rest)) == "part0 part1 part2 "
+
+
+async def test_a_json_array_stream_cut_by_the_upstream_ends_with_an_error_element(
+        served, dev_issuer, upstream):
+    upstream.break_after = 2
+    token = dev_issuer.mint(subject="svc", roles=("user",))
+    async with _raw(served) as client:
+        response = await client.post("/v1beta/models/gpt-4o:streamGenerateContent",
+                                     headers={"x-goog-api-key": token},
+                                     json={"contents": [{"parts": [{"text": "hello"}]}]})
+
+    elements = json.loads(response.content)
+    assert _texts(elements[:-1]) == "part0 part1 "
+    assert elements[-1]["error"]["code"] >= 500
+
+
 @pytest.mark.parametrize(("headers", "url", "status", "google_status"), [
     ({}, "/v1beta/models/echo:generateContent", 401, "UNAUTHENTICATED"),
     ({}, "/v1beta/models/echo:generateContent?key=TOKEN", 401, "UNAUTHENTICATED"),
     ({"x-goog-api-key": "TOKEN"}, "/v1beta/models/nope:generateContent", 403,
      "PERMISSION_DENIED"),
     ({"x-goog-api-key": "TOKEN"}, "/v1beta/models/echo:GenerateContent", 404, "NOT_FOUND"),
-    ({"x-goog-api-key": "TOKEN"}, "/v1beta/models/echo:streamGenerateContent", 400,
+    ({"x-goog-api-key": "TOKEN"}, "/v1beta/models/echo:streamGenerateContent?alt=media", 400,
      "INVALID_ARGUMENT"),
 ], ids=["no-credential", "key-in-url-refused", "ungranted-model", "method-case-variant",
-        "stream-without-alt-sse"])
+        "stream-in-an-unknown-form"])
 async def test_errors_are_google_shaped(served, dev_issuer, upstream, headers, url, status,
                                         google_status):
     token = dev_issuer.mint(subject="svc", roles=("small",))

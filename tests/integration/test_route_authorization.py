@@ -37,8 +37,6 @@ SUCCESS: dict[Operation, tuple[int, str | None]] = {
     **{operation: INFERENCE_OK for operation in Operation if "." not in operation},
     Operation.MODELS_LIST: (200, None), Operation.GEMINI_MODELS_LIST: (200, None),
     Operation.MODELS_GET: (200, None),
-    # Authorized, then refused by the deployment: an OpenAI-compatible upstream counts no tokens.
-    Operation.COUNT_TOKENS: (400, "unsupported_operation"),
     Operation.ADMIN_POLICY: (200, None), Operation.ADMIN_OPENAPI: (200, None),
     Operation.ADMIN_USAGE: (200, None), Operation.ADMIN_METRICS: (200, None),
     Operation.ADMIN_KEYS_LIST: (200, None), Operation.ADMIN_KEYS_CREATE: (201, None),

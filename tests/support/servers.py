@@ -129,7 +129,8 @@ class RecordingUpstream(LocalServer):
     `…/messages` and `…/messages/count_tokens` it speaks Anthropic's API (`anthropic_wire`), on
     `…/models/{model}:{method}` Google's Gemini API (`gemini_wire`), on `/model/…` Amazon
     Bedrock's (`bedrock_wire`).
-    A chat request with `tools` is answered by a call of the first tool."""
+    A chat request with `tools` is answered by a call of the first tool (streamed: its name,
+    then its arguments in two pieces)."""
 
     requests: list[Recorded] = field(default_factory=list)
     stream_chunks: int = 3
@@ -173,6 +174,12 @@ class RecordingUpstream(LocalServer):
     async def _stream(self, request: web.Request, payload: dict[str, Any]) -> web.StreamResponse:
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
+        if payload.get("tools"):
+            for chunk in _tool_call_chunks(payload):
+                await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+            return response
         for index in range(self.stream_chunks):
             if index == self.break_after:
                 assert request.transport is not None
@@ -201,3 +208,20 @@ def _tool_call_completion(payload: dict[str, Any]) -> dict[str, Any]:
                 "role": "assistant", "content": None, "tool_calls": [{
                     "id": "call_1", "type": "function", "function": {
                         "name": name, "arguments": json.dumps(anthropic_wire.TOOL_INPUT)}}]}}]}
+
+
+def _tool_call_chunks(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """`_tool_call_completion` as OpenAI streams it: the call's id and name, then its
+    arguments in pieces, then the finish reason."""
+    name = payload["tools"][0]["function"]["name"]
+    arguments = json.dumps(anthropic_wire.TOOL_INPUT)
+    deltas: list[dict[str, Any]] = [
+        {"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                              "function": {"name": name, "arguments": ""}}]},
+        *({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
+          for piece in (arguments[:5], arguments[5:]))]
+    base = {"id": "chatcmpl-upstream", "object": "chat.completion.chunk", "created": 1,
+            "model": payload.get("model")}
+    return [*({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+              for delta in deltas),
+            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}]

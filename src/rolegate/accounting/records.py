@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import math
 import re
 import secrets
 from collections.abc import Iterable
@@ -79,7 +81,14 @@ def fitted(value: str, length: int) -> str:
 
 
 def utc_day(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d")
+    # Formatted once per day, not per record (math.floor raises for NaN and infinities, as
+    # datetime.fromtimestamp does).
+    return _day_text(math.floor(ts / 86400.0))
+
+
+@functools.lru_cache(maxsize=64)
+def _day_text(day: int) -> str:
+    return datetime.fromtimestamp(day * 86400, tz=UTC).strftime("%Y-%m-%d")
 
 
 _DIMENSION_LENGTH = cast(int, cast(String, usage_dimensions.c.value.type).length)

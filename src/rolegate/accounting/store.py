@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from asyncpg import InterfaceError, PostgresError  # type: ignore[import-untyped]
+from asyncpg import UniqueViolationError
 from sqlalchemy import BigInteger, Insert, and_, case, cast, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
@@ -68,15 +70,18 @@ class StoreUnavailable(StoreError):
 # that cannot be encoded): as deterministic as the database refusing it.
 _ROW_ERRORS = (ValueError, TypeError, OverflowError)
 _DATA_SQLSTATE_CLASSES = ("22", "23")  # data exception, integrity constraint violation
+_COPY_COLUMNS = [column.name for column in usage.columns if column.name != "id"]
 
 
 def classify(exc: BaseException) -> StoreError:
     """What a failed write means for its records."""
     if isinstance(exc, _ROW_ERRORS):
         return RecordsRefused(type(exc).__name__)
-    orig = getattr(exc, "orig", None)
+    is_driver_own = isinstance(exc, PostgresError | InterfaceError)  # asyncpg's COPY raises
+    orig = exc if is_driver_own else getattr(exc, "orig", None)
     state = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
-    names = type(exc).__name__ + (f" ({type(orig).__name__})" if orig is not None else "")
+    names = type(exc).__name__ + (f" ({type(orig).__name__})"
+                                  if orig is not None and not is_driver_own else "")
     reason = names + (f", SQLSTATE {state}" if state else "")
     if isinstance(exc, IntegrityError | DataError) or state[:2] in _DATA_SQLSTATE_CLASSES:
         return RecordsRefused(reason)
@@ -88,6 +93,7 @@ def classify(exc: BaseException) -> StoreError:
 class UsageStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._is_asyncpg = engine.dialect.driver == "asyncpg"
 
     async def insert_many(self, records: Sequence[UsageRecord]) -> None:
         """Write the records in one transaction: all or none. `RecordsRefused` or
@@ -96,8 +102,12 @@ class UsageStore:
             return
         try:
             rows = [record.row() for record in records]
+            has_dimensions = any(record.dimensions for record in records)
+            if not has_dimensions and self._is_asyncpg:
+                await self._copy(rows)
+                return
             async with self._engine.begin() as connection:
-                if not any(record.dimensions for record in records):
+                if not has_dimensions:
                     await connection.execute(self._insert_new(), rows)
                     return
                 # Only the rows written come back: a skipped record's dimensions are there.
@@ -110,7 +120,7 @@ class UsageStore:
                               for name, value in record.dimensions]
                 if dimensions:
                     await connection.execute(insert(usage_dimensions), dimensions)
-        except (SQLAlchemyError, OSError, *_ROW_ERRORS) as exc:
+        except (SQLAlchemyError, OSError, PostgresError, InterfaceError, *_ROW_ERRORS) as exc:
             raise classify(exc) from None
 
     def _insert_new(self) -> Insert:
@@ -119,6 +129,24 @@ class UsageStore:
         statement: Insert = dialect.insert(usage).on_conflict_do_nothing(
             index_elements=[usage.c.record_id])
         return statement
+
+    async def _copy(self, rows: list[dict[str, Any]]) -> None:
+        """PostgreSQL: the rows in one COPY (binary), which costs this process a fraction of
+        what a multi-row INSERT does (no statement to render, no parameters to bind); atomic
+        like the INSERT: every row lands or none. A batch holding a record already stored (a
+        spool replayed after a crash) is refused whole by the unique `record_id`, and written
+        again with the INSERT that skips what is there."""
+        async with self._engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection
+            try:
+                await driver.copy_records_to_table(
+                    usage.name, columns=_COPY_COLUMNS,
+                    records=[tuple(row[name] for name in _COPY_COLUMNS) for row in rows])
+            except UniqueViolationError:
+                await connection.rollback()
+                await connection.execute(self._insert_new(), rows)
+                await connection.commit()
 
     async def set_aside(self, record: UsageRecord, reason: str, now: float) -> None:
         """Keep a refused record in `usage_dead_letters`, as JSON text (ASCII: a NUL or a lone

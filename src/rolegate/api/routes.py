@@ -286,6 +286,19 @@ def _compile(specs: tuple[RouteSpec, ...]) -> tuple[dict[str, dict[str, Route]],
     return exact, list(templates.values())
 
 
+def _by_first_segment(templates: list[_Template]) -> dict[str, tuple[_Template, ...]]:
+    """The templates by the first segment of their path, in table order: a path is tried only
+    against those naming its own first segment (each template's prefix names one whole)."""
+    grouped: dict[str, list[_Template]] = {}
+    for template in templates:
+        segments = template.prefix.split("/")
+        if len(segments) < 3 or segments[0] or not segments[1]:
+            raise ValueError(f"route template {template.prefix!r}: its prefix must name a "
+                             "whole first segment, `/segment/...`")
+        grouped.setdefault(segments[1], []).append(template)
+    return {segment: tuple(group) for segment, group in grouped.items()}
+
+
 class Router:
     """The route table compiled for lookups, with the console at `console_path`.
 
@@ -295,7 +308,8 @@ class Router:
 
     def __init__(self, console_path: str = CONSOLE) -> None:
         self.specs = _table(console_path)
-        self._exact, self._templates = _compile(self.specs)
+        self._exact, templates = _compile(self.specs)
+        self._templates = _by_first_segment(templates)
 
     def resolve(self, method: str, path: str) -> Route:
         """The route for `method` and `path`: `NotFound` (404) when no path matches,
@@ -306,9 +320,12 @@ class Router:
             if route is None:
                 raise _not_allowed(method, path, methods)
             return route
-        if "//" in path or any(part in (".", "..") for part in path.split("/")):
+        # A `.` or `..` segment follows a `/`: only then are the segments read one by one.
+        if "//" in path or ("/." in path
+                            and any(part in (".", "..") for part in path.split("/"))):
             raise NotFound(f"No route matches {path}.", code="unknown_route")
-        for template in self._templates:
+        end = path.find("/", 1)
+        for template in self._templates.get(path[1:end] if end > 0 else "", ()):
             value = template.match(path)
             if value is None:
                 continue

@@ -25,7 +25,7 @@ from jwt.exceptions import (
 from rolegate.authn.claims import ClaimMapping
 from rolegate.authn.jwks import Fetch, JwksCache, SigningKey
 from rolegate.authn.principal import Principal
-from rolegate.authn.replay import ReplayCache, token_replayed
+from rolegate.authn.replay import ReplayCache, ReplaySet, token_replayed
 from rolegate.config.model import TENANT_PLACEHOLDER, IssuerConfig
 from rolegate.errors import Unauthenticated
 
@@ -42,10 +42,10 @@ class TrustedIssuer:
     keys: JwksCache
     mapping: ClaimMapping
     iss_pattern: re.Pattern[str] | None  # templates only: captures the tenant from `iss`
-    replay: ReplayCache | None = None     # with `replay_protection`: jtis already accepted
+    replay: ReplaySet | None = None       # with `replay_protection`: jtis already accepted
 
     @classmethod
-    def compile(cls, config: IssuerConfig, keys: JwksCache, replay: ReplayCache | None = None,
+    def compile(cls, config: IssuerConfig, keys: JwksCache, replay: ReplaySet | None = None,
                 attributes: tuple[str, ...] = ()) -> TrustedIssuer:
         pattern = None
         if config.is_template:
@@ -55,15 +55,19 @@ class TrustedIssuer:
 
     @classmethod
     def build(cls, config: IssuerConfig, fetch: Fetch, clock: Callable[[], float],
-              attributes: tuple[str, ...] = ()) -> TrustedIssuer:
+              attributes: tuple[str, ...] = (),
+              replay_set: Callable[[IssuerConfig], ReplaySet] | None = None) -> TrustedIssuer:
         """The issuer with a key cache of its own, fetching with `fetch`; its principals carry
-        the values of the claim paths in `attributes`."""
+        the values of the claim paths in `attributes`. With `replay_protection`, its accepted
+        `jti`s go to `replay_set(config)` (shared by processes), else to this process's memory."""
         cache = JwksCache(config.name, fetch=fetch, clock=clock, jwks_url=config.jwks_url,
                           discovery_url=config.discovery_url,
                           expected_issuer=None if config.is_template else config.issuer,
                           ttl=config.jwks_ttl, max_stale=config.jwks_max_stale,
                           refreshes_per_minute=config.jwks_refreshes_per_minute)
-        replay = ReplayCache(clock) if config.replay_protection else None
+        replay: ReplaySet | None = None
+        if config.replay_protection:
+            replay = ReplayCache(clock) if replay_set is None else replay_set(config)
         return cls.compile(config, cache, replay, attributes)
 
 
@@ -105,7 +109,7 @@ class JwtVerifier:
         expires = self._check_time(claims, issuer.config.leeway)
         _check_tenant(claims, issuer)
         if issuer.replay is not None:
-            issuer.replay.claim(claims.get("jti"), expires)
+            await issuer.replay.claim_once(claims.get("jti"), expires)
         principal = issuer.mapping.to_principal(claims)
         self._remember(token, _Verified(principal, expires, issuer, kid, alg, key))
         return principal

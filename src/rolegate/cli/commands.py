@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import shutil
 import sys
+import tempfile
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -93,16 +95,19 @@ def _serve(settings: Settings, config: Path | None, host: str | None, port: int 
     from rolegate.app import build_app
     from rolegate.cli import serving
 
-    serving.check_schema(settings, config)
+    serving.check_schema(settings, config, workers)
     dev_issuer, lock = serving.claim_state(settings, state_dir)
     try:
         if settings.keys.enabled:  # read here too, so a missing file ends `serve` once, not
             read_pepper(settings.keys)  # each worker
+        metrics_dir = None
         if workers == 1:
             app: object = build_app(settings, dev_issuer=dev_issuer)
         else:  # each worker builds its own app from the same options and the key saved above
+            metrics_dir = Path(tempfile.mkdtemp(prefix="rolegate-metrics-"))
             LaunchOptions(config, host, port, state_dir, mcp_session_key=secrets.token_hex(32),
-                          console_session_key=secrets.token_hex(32)).export()
+                          console_session_key=secrets.token_hex(32),
+                          metrics_dir=metrics_dir).export()
             app = "rolegate.app:create_app_from_env"
     except ConfigError as exc:  # a secret file the configuration names cannot be read
         serving.fail(str(exc))
@@ -110,6 +115,8 @@ def _serve(settings: Settings, config: Path | None, host: str | None, port: int 
     try:
         serving.run(serving.uvicorn_config(app, settings, workers), announce)
     finally:
+        if metrics_dir is not None:  # the workers' metric files end with this serve
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         if lock is not None:
             lock.release()
 

@@ -154,23 +154,29 @@ def claim_state(settings: Settings, state_dir: Path) -> tuple[DevIssuer | None, 
     return issuer, lock
 
 
-def check_schema(settings: Settings, config: Path | None) -> None:
+def check_schema(settings: Settings, config: Path | None, workers: int = 1) -> None:
     """Refuse to serve on a database whose schema is not the one this version needs, unless
-    the gateway migrates it at start-up (`database.migrate_on_start`)."""
+    the gateway migrates it at start-up (`database.migrate_on_start`). With several workers
+    that migration runs here, once, before they start: workers migrating one database at the
+    same moment would race (both creating the schema, one failing), and each then finds it
+    current."""
     if settings.database.url is None:
         return
     database = Database(settings.database)
-    if database.migrates_on_start:
+    if database.migrates_on_start and workers == 1:
         asyncio.run(database.close())
         return
 
-    async def verify() -> None:
+    async def prepare() -> None:
         try:
-            await database.verify_schema()
+            if database.migrates_on_start:
+                await database.upgrade()
+            else:
+                await database.verify_schema()
         finally:
             await database.close()
     try:
-        asyncio.run(verify())
+        asyncio.run(prepare())
     except SchemaBehind as exc:
         upgrade = "rolegate db upgrade" + (f" --config {shlex.quote(str(config))}"
                                            if config else "")

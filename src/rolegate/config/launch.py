@@ -26,6 +26,8 @@ _STATE_DIR = "ROLEGATE_SERVE_STATE_DIR"
 _MCP_SESSION_KEY = "ROLEGATE_SERVE_MCP_SESSION_KEY"
 SPOOL_DIR = "usage-spool"  # in the state directory, unless accounting.spool_dir says where
 _CONSOLE_SESSION_KEY = "ROLEGATE_SERVE_CONSOLE_SESSION_KEY"
+# prometheus-client's own switch to multiprocess mode, read when a worker first imports it
+_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,7 @@ class LaunchOptions:
     mcp_session_key: str | None = None
     # The console's session secret when none is configured, one per `serve` (hex), likewise.
     console_session_key: str | None = None
+    metrics_dir: Path | None = None  # workers: where each writes its metric values
 
     def settings(self) -> Settings:
         """The settings these options describe; raises `ConfigError`. Without a configured
@@ -67,13 +70,17 @@ class LaunchOptions:
         target[_STATE_DIR] = str(self.state_dir.resolve()) if self.state_dir else ""
         target[_MCP_SESSION_KEY] = self.mcp_session_key or ""
         target[_CONSOLE_SESSION_KEY] = self.console_session_key or ""
+        if self.metrics_dir is not None:
+            target[_METRICS_DIR] = str(self.metrics_dir.resolve())
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> LaunchOptions:
         source = os.environ if environ is None else environ
         config, port = source.get(_CONFIG), source.get(_PORT)
+        metrics_dir = source.get(_METRICS_DIR)
         return cls(config=Path(config) if config else None, host=source.get(_HOST) or None,
                    port=int(port) if port else None,
                    state_dir=Path(source.get(_STATE_DIR) or ".rolegate"),
                    mcp_session_key=source.get(_MCP_SESSION_KEY) or None,
-                   console_session_key=source.get(_CONSOLE_SESSION_KEY) or None)
+                   console_session_key=source.get(_CONSOLE_SESSION_KEY) or None,
+                   metrics_dir=Path(metrics_dir) if metrics_dir else None)

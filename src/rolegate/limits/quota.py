@@ -33,6 +33,7 @@ from rolegate.authn.principal import Principal
 from rolegate.config.model import BudgetConfig, LimitConfig, RuleConfig, per_claim
 
 MINUTE = 60.0
+MAX_REMEMBERED = 10_000  # principals whose quotas of the current minute are kept
 Kind = Literal["requests", "tokens", "cost"]
 
 
@@ -122,6 +123,27 @@ class QuotaPlan:
         self._key_limits = key_limits
         self._tools = {rule.name: rule.allow.mcp.limits for rule in rules
                        if rule.allow.mcp is not None and rule.allow.mcp.limits is not None}
+        # (rule, id(principal)) -> (principal, minute, its quotas of that rule in that minute).
+        # The verifier hands out one `Principal` object per token, and a minute's quotas are the
+        # same for every request in it (a day and a month also start on a minute); holding the
+        # principal keeps its id from being reused while the entry exists (as the policy's memo).
+        self._remembered: dict[tuple[str | None, int],
+                               tuple[Principal, int, tuple[Quota, ...]]] = {}
+
+    def _rule_quotas(self, rule: str | None, who: Principal, now: float) -> tuple[Quota, ...]:
+        minute = int(now // MINUTE)
+        key = (rule, id(who))
+        remembered = self._remembered.get(key)
+        if remembered is not None and remembered[0] is who and remembered[1] == minute:
+            return remembered[2]
+        quotas: list[Quota] = []
+        for counted in self.counted(rule):
+            for base in counted.bases(who):
+                quotas += quotas_of(counted.limits, base, now)
+        if len(self._remembered) >= MAX_REMEMBERED and key not in self._remembered:
+            del self._remembered[next(iter(self._remembered))]  # the oldest entry
+        self._remembered[key] = (who, minute, tuple(quotas))
+        return self._remembered[key][2]
 
     @property
     def is_empty(self) -> bool:
@@ -149,10 +171,7 @@ class QuotaPlan:
         return self._by_rule.get(rule, ()) if rule is not None else ()
 
     def quotas(self, rule: str | None, who: Principal, now: float) -> list[Quota]:
-        quotas = []
-        for counted in self.counted(rule):
-            for base in counted.bases(who):
-                quotas += quotas_of(counted.limits, base, now)
+        quotas = list(self._rule_quotas(rule, who, now))
         if who.key_id is not None and self._key_limits is not None:
             key_limits = self._key_limits(who.key_id)
             if key_limits is not None and not key_limits.is_empty:

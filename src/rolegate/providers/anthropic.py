@@ -14,6 +14,7 @@ from rolegate.config.model import DeploymentConfig
 from rolegate.errors import InvalidRequest
 from rolegate.providers.base import UpstreamCall, UpstreamReply
 from rolegate.providers.http import HttpClient, post
+from rolegate.providers.overflow import classified, is_anthropic_overflow
 from rolegate.providers.translating import translated, translated_stream
 from rolegate.translate.chat_to_messages import chat_reply, messages_request, openai_error
 from rolegate.translate.chat_stream import ChatStream
@@ -48,7 +49,8 @@ class AnthropicProvider:
                                               traceparent=call.traceparent))
         result = await translated(reply, is_stream=call.is_stream,
                                   success=lambda value: chat_reply(value, model=model),
-                                  failure=openai_error)
+                                  failure=lambda value: openai_error(
+                                      value, is_context_overflow=reply.is_context_overflow))
         if result is reply:  # a started stream: translated event by event
             options = call.body.get("stream_options")
             result.chunks = translated_stream(reply.chunks, ChatStream(
@@ -61,5 +63,6 @@ class AnthropicProvider:
         if call.headers:
             headers = {**headers, **{name: value for name, value in call.headers
                                      if name in _PASSED}}
-        return await post(self._client, f"{self._base}/{call.operation}", call, headers,
-                          self.config, self._egress)
+        return await classified(await post(self._client, f"{self._base}/{call.operation}",
+                                           call, headers, self.config, self._egress),
+                                is_anthropic_overflow)

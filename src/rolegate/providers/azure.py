@@ -10,6 +10,7 @@ from rolegate.config.model import DeploymentConfig
 from rolegate.providers.base import UpstreamCall, UpstreamReply
 from rolegate.providers.client_credentials import ClientCredentials
 from rolegate.providers.http import HttpClient, post
+from rolegate.providers.overflow import classified, is_openai_overflow
 
 
 class AzureProvider:
@@ -32,5 +33,5 @@ class AzureProvider:
         if self._token is not None:
             headers = {"authorization": f"Bearer {await self._token.access_token()}"}
         url = f"{self._base}/{call.operation}?{self._query}"
-        return await post(self._client, url, call, headers, self.config,
-                          self._egress)
+        return await classified(await post(self._client, url, call, headers, self.config,
+                                           self._egress), is_openai_overflow)

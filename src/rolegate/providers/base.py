@@ -4,7 +4,7 @@ whose body is relayed to the caller chunk by chunk."""
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -61,6 +61,9 @@ class UpstreamReply:
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     retry_after: float | None = None
     usage: dict[str, Any] | None = None
+    # The upstream said the prompt does not fit the model's context window: read by the
+    # provider, which knows its API's error (`overflow.py`), for the context-window fallbacks.
+    is_context_overflow: bool = False
     # Most replies get two or three listeners: the list is made by the first.
     _listeners: list[EndListener] | None = field(default=None, init=False, repr=False)
     _is_ended: bool = field(default=False, init=False, repr=False)
@@ -90,3 +93,10 @@ class Provider(Protocol):
     config: DeploymentConfig
 
     async def open(self, call: UpstreamCall) -> UpstreamReply: ...
+
+
+class PromptCounter(Protocol):
+    """Counts a chat request's prompt tokens offline: the gateway's estimate, for a count asked
+    of a deployment whose API has no counting method (`accounting.estimate.TokenEstimator`)."""
+
+    def prompt_tokens(self, body: Mapping[str, Any]) -> int: ...

@@ -29,6 +29,7 @@ from rolegate.errors import InvalidRequest
 from rolegate.providers.aws_signing import AwsCredentials, sign
 from rolegate.providers.base import UpstreamCall, UpstreamReply
 from rolegate.providers.http import HttpClient, post
+from rolegate.providers.overflow import classified, is_bedrock_overflow
 from rolegate.providers.translating import read_whole, replaced, translated, translated_stream
 from rolegate.translate.chat_to_converse import chat_reply, converse_request, openai_error
 from rolegate.translate.converse_stream import ConverseChatStream
@@ -71,7 +72,8 @@ class BedrockProvider:
         result = await translated(
             reply, is_stream=call.is_stream, is_error=_is_bedrock_error,
             success=lambda value: chat_reply(value, model=model),
-            failure=lambda value: openai_error(value, status=reply.status))
+            failure=lambda value: openai_error(
+                value, status=reply.status, is_context_overflow=reply.is_context_overflow))
         if result is reply:  # a started stream: translated frame by frame
             options = call.body.get("stream_options")
             result.chunks = translated_stream(reply.chunks, ConverseChatStream(
@@ -111,7 +113,8 @@ class BedrockProvider:
             headers["accept"] = "application/vnd.amazon.eventstream"
         signed = UpstreamCall(call.operation, body, raw, call.is_stream, call.request_id,
                               time_left=call.time_left, traceparent=call.traceparent)
-        return await post(self._client, url, signed, headers, self.config, self._egress)
+        return await classified(await post(self._client, url, signed, headers, self.config,
+                                           self._egress), is_bedrock_overflow)
 
 
 def _static(config: DeploymentConfig) -> Callable[[], Credentials] | None:

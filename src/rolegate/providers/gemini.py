@@ -20,6 +20,7 @@ from rolegate.config.model import DeploymentConfig
 from rolegate.errors import InvalidRequest
 from rolegate.providers.base import UpstreamCall, UpstreamReply
 from rolegate.providers.http import HttpClient, post
+from rolegate.providers.overflow import classified, is_google_overflow
 from rolegate.providers.translating import translated, translated_stream
 from rolegate.translate.chat_from_gemini_stream import GeminiChatStream
 from rolegate.translate.chat_to_gemini import chat_reply, gemini_request, openai_error
@@ -96,7 +97,9 @@ class GeminiProvider:
                                               call.request_id, time_left=call.time_left,
                                               traceparent=call.traceparent),
                                  model, gemini_request(call.body))
-        result = await translated(reply, is_stream=call.is_stream, failure=openai_error,
+        result = await translated(reply, is_stream=call.is_stream,
+                                  failure=lambda value: openai_error(
+                                      value, is_context_overflow=reply.is_context_overflow),
                                   success=lambda value: chat_reply(
                                       value, model=model, request_id=call.request_id))
         if result is reply:  # a started stream: translated event by event
@@ -112,8 +115,9 @@ class GeminiProvider:
             method = "streamGenerateContent?alt=sse"
         sent = UpstreamCall(call.operation, body, None, call.is_stream, call.request_id,
                             time_left=call.time_left, traceparent=call.traceparent)
-        return await post(self._client, self._endpoint.url(model, method), sent,
-                          await self._endpoint.headers(), self.config, self._egress)
+        return await classified(await post(self._client, self._endpoint.url(model, method),
+                                           sent, await self._endpoint.headers(), self.config,
+                                           self._egress), is_google_overflow)
 
 
 def _native_body(call: UpstreamCall, model: str) -> dict[str, Any]:

@@ -1,15 +1,15 @@
 """`GeminiOverChat` wraps a provider that speaks OpenAI's API (chat completions, embeddings) so
 that it also serves Gemini calls, translated (`rolegate.translate.gemini_to_chat`,
-`gemini_stream`, `gemini_embeddings`): the Gemini surface works on every deployment."""
+`gemini_stream`, `gemini_embeddings`): the Gemini surface works on every deployment. Its
+`countTokens` is the gateway's estimate there (but for the mock, which counts in words)."""
 
 from __future__ import annotations
 
 from collections.abc import Coroutine
 from typing import Any
 
-from rolegate.errors import InvalidRequest
-from rolegate.providers.base import Provider, UpstreamCall, UpstreamReply
-from rolegate.providers.translating import translated, translated_stream
+from rolegate.providers.base import PromptCounter, Provider, UpstreamCall, UpstreamReply
+from rolegate.providers.translating import estimated_count, translated, translated_stream
 from rolegate.translate.gemini_embeddings import embeddings_request, gemini_embeddings
 from rolegate.translate.gemini_stream import GeminiStream
 from rolegate.translate.gemini_to_chat import chat_request, gemini_error, gemini_reply
@@ -20,8 +20,9 @@ _EMBEDDINGS = ("embedContent", "batchEmbedContents")
 class GeminiOverChat:
     """An OpenAI-speaking provider that also serves Gemini calls, translated."""
 
-    def __init__(self, inner: Provider) -> None:
+    def __init__(self, inner: Provider, counter: PromptCounter) -> None:
         self._inner = inner
+        self._counter = counter
         self.config = inner.config
 
     def open(self, call: UpstreamCall) -> Coroutine[Any, Any, UpstreamReply]:
@@ -31,8 +32,7 @@ class GeminiOverChat:
         if call.operation in _EMBEDDINGS:
             return self._embed(call)
         if call.operation == "countTokens" and self.config.provider != "mock":
-            raise InvalidRequest("Counting tokens needs a deployment that speaks the Gemini API "
-                                 "(provider gemini or vertex).", code="unsupported_operation")
+            return estimated_count(self._counter, _counted_request(call.body), "totalTokens")
         return self._inner.open(call)
 
     async def _generate(self, call: UpstreamCall) -> UpstreamReply:
@@ -56,3 +56,12 @@ class GeminiOverChat:
         return await translated(reply, is_stream=False, failure=gemini_error,
                                 success=lambda value: gemini_embeddings(
                                     value, operation=call.operation))
+
+
+def _counted_request(body: dict[str, Any]) -> dict[str, Any]:
+    """The chat request whose prompt a `countTokens` body counts: its `contents`, or the whole
+    `generateContentRequest` it may hold instead (with its system instruction and tools)."""
+    request = body.get("generateContentRequest")
+    if isinstance(request, dict) and set(body) <= {"model", "generateContentRequest"}:
+        return chat_request({**request, "model": body.get("model")}, is_stream=False)
+    return chat_request(body, is_stream=False)

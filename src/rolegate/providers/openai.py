@@ -10,6 +10,7 @@ from rolegate.config.model import DeploymentConfig
 from rolegate.providers.base import UpstreamCall, UpstreamReply
 from rolegate.providers.client_credentials import ClientCredentials
 from rolegate.providers.http import HttpClient, post
+from rolegate.providers.overflow import classified, is_openai_overflow
 
 
 class OpenAIProvider:
@@ -29,5 +30,6 @@ class OpenAIProvider:
         headers = self._headers
         if self._token is not None:
             headers = {"authorization": f"Bearer {await self._token.access_token()}"}
-        return await post(self._client, f"{self._base}/{call.operation}", call, headers,
-                          self.config, self._egress)
+        return await classified(await post(self._client, f"{self._base}/{call.operation}",
+                                           call, headers, self.config, self._egress),
+                                is_openai_overflow)

@@ -4,26 +4,48 @@ themselves are pure functions in `rolegate.translate`.
 
 `MessagesOverChat` wraps a provider that speaks OpenAI chat completions (`openai`, `azure`,
 `openai-compatible`, `mock`) so that it also serves Anthropic Messages calls.
+
+A count of tokens asked of a deployment whose API has no counting method is the gateway's own
+estimate (`estimated_count`): the request translated to chat, its prompt counted with the
+packaged BPE vocabulary, the reply marked `x-rolegate-token-count: estimated`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Protocol
 
 import orjson
 
-from rolegate.errors import InvalidRequest
-from rolegate.providers.base import Provider, UpstreamCall, UpstreamReply
+from rolegate.providers.base import PromptCounter, Provider, UpstreamCall, UpstreamReply
 from rolegate.translate.chat_to_messages import anthropic_error
 from rolegate.translate.messages_stream import MessagesStream
 from rolegate.translate.messages_to_chat import chat_request, message_reply
 
 JSON = b"application/json"
+ESTIMATED = [(b"x-rolegate-token-count", b"estimated")]
 
 
 async def read_whole(reply: UpstreamReply) -> bytes:
     return b"".join([chunk async for chunk in reply.chunks])
+
+
+def json_reply(value: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> UpstreamReply:
+    """A 200 answered by the gateway itself, without an upstream."""
+    body = orjson.dumps(value)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body
+    return UpstreamReply(200, JSON, chunks(), headers=headers)
+
+
+async def estimated_count(counter: PromptCounter, chat: dict[str, Any],
+                          field: str) -> UpstreamReply:
+    """`{field: n}`, n the prompt tokens of `chat` as the gateway counts them (in a worker
+    thread: a long prompt takes milliseconds, the first count loads the vocabulary)."""
+    tokens = await asyncio.to_thread(counter.prompt_tokens, chat)
+    return json_reply({field: tokens}, ESTIMATED)
 
 
 def replaced(reply: UpstreamReply, body: bytes) -> UpstreamReply:
@@ -31,7 +53,7 @@ def replaced(reply: UpstreamReply, body: bytes) -> UpstreamReply:
     async def chunks() -> AsyncIterator[bytes]:
         yield body
     return UpstreamReply(reply.status, JSON, chunks(), reply.close, reply.headers,
-                         reply.retry_after)
+                         reply.retry_after, is_context_overflow=reply.is_context_overflow)
 
 
 def parsed(body: bytes) -> dict[str, Any] | None:
@@ -75,8 +97,9 @@ async def translated(reply: UpstreamReply, *, is_stream: bool,
 class MessagesOverChat:
     """An OpenAI-speaking provider that also serves Anthropic Messages calls, translated."""
 
-    def __init__(self, inner: Provider) -> None:
+    def __init__(self, inner: Provider, counter: PromptCounter) -> None:
         self._inner = inner
+        self._counter = counter
         self.config = inner.config
 
     def open(self, call: UpstreamCall) -> Coroutine[Any, Any, UpstreamReply]:
@@ -84,8 +107,7 @@ class MessagesOverChat:
         if call.operation == "messages":
             return self._messages(call)
         if call.operation == "messages/count_tokens" and self.config.provider != "mock":
-            raise InvalidRequest("Counting tokens needs a deployment that speaks the Anthropic "
-                                 "API (provider anthropic).", code="unsupported_operation")
+            return estimated_count(self._counter, chat_request(call.body), "input_tokens")
         return self._inner.open(call)
 
     async def _messages(self, call: UpstreamCall) -> UpstreamReply:

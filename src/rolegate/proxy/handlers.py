@@ -35,7 +35,7 @@ class ProxyHandlers:
         self._body_timeout = body_timeout
 
     async def inference(self, request: Request, route: Route, who: Principal) -> Response:
-        call = await self._read(request, route, who)
+        call, is_json_array = await self._read(request, route, who)
         request.state["model"] = call.model
         decision = self._guard.authorize(request, who,
                                          Action(route.group, request.path, call.model))
@@ -58,9 +58,13 @@ class ProxyHandlers:
             request.state.update(served_model=forwarded.model,
                                  deployment=forwarded.deployment or trail.deployment,
                                  reply=forwarded.reply)
-            return await meter.attach(forwarded, response_for(forwarded, call.operation))
+            return await meter.attach(forwarded, response_for(forwarded, call.operation,
+                                                              is_json_array=is_json_array))
 
-    async def _read(self, request: Request, route: Route, who: Principal) -> ClientRequest:
+    async def _read(self, request: Request, route: Route,
+                    who: Principal) -> tuple[ClientRequest, bool]:
+        """The request to forward, and whether its stream goes to the caller as a JSON array
+        (a Gemini stream asked for without `alt=sse`)."""
         raw = await request.body(self._max_body_bytes, self._body_timeout)
         content_type = request.headers.get(b"content-type", b"").decode("latin-1")
         is_form = bodies.is_form(content_type)
@@ -69,16 +73,16 @@ class ProxyHandlers:
         body = bodies.parse_form(raw, content_type) if is_form else bodies.parse_object(raw)
         inspected = bodies.inspect(body, route.model)
         if route.operation in GEMINI_OPERATIONS:
-            operation, is_gemini_stream = gemini_operation(route.operation, body,
-                                                           inspected.model, request.query_string)
-            return ClientRequest(operation, inspected.model, body, raw, is_gemini_stream,
-                                 request.request_id, who.end_user)
+            gemini = gemini_operation(route.operation, body, inspected.model,
+                                      request.query_string)
+            return ClientRequest(gemini.operation, inspected.model, body, raw, gemini.is_stream,
+                                 request.request_id, who.end_user), gemini.is_json_array
         is_stream = inspected.is_stream and route.operation in STREAM_OPERATIONS
         return ClientRequest(route.operation, inspected.model, body, raw, is_stream,
                              request.request_id, who.end_user,
                              content_type if is_form else bodies.JSON, is_form,
                              _api_headers(request) if route.operation in ANTHROPIC_OPERATIONS
-                             else ())
+                             else ()), False
 
     async def list_models(self, request: Request, route: Route, who: Principal) -> Response:
         names = self._guard.policy.allowed_models(who, route.group, request.path,

@@ -11,6 +11,10 @@ events as they pass (`SseUsageTap`): it keeps the usage the upstream reports on 
 the chunk itself from the caller. A tap also keeps the events it let through (`relayed`, up to
 MAX_RELAYED bytes, not parsed on the way), so a stream that ends without its usage can still be
 charged for what reached the caller.
+
+A Gemini stream asked for without `alt=sse` goes to the caller as Google's API sends it then:
+one JSON array, `[` first, each event's object as it comes (`,` between them), `]` once the
+upstream has ended (`JsonArrayFraming`); an error after the start is its last element.
 """
 
 from __future__ import annotations
@@ -33,21 +37,28 @@ from rolegate.server.asgi import Response
 log = logging.getLogger("rolegate.proxy")
 
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
+JSON = b"application/json"
 _NULL_USAGE = (b'"usage":null', b'"usage": null')
 MAX_RELAYED = 8 << 20  # bytes of relayed events a tap keeps for estimating usage
 
 
-def response_for(forwarded: Forwarded, operation: str) -> Response:
+def response_for(forwarded: Forwarded, operation: str, *,
+                 is_json_array: bool = False) -> Response:
     """The caller's response: a reply read whole as it came (upstream failures were already
-    raised as gateway errors), or a started stream relayed as it comes."""
+    raised as gateway errors), or a started stream relayed as it comes; `is_json_array`: a
+    Gemini stream framed as one JSON array."""
     reply = forwarded.reply
     headers = [*reply.headers, *forwarded.headers]
     if forwarded.body is not None:
-        return Response(status=reply.status, body=forwarded.body,
-                        content_type=reply.content_type, headers=headers)
+        body = forwarded.body
+        if is_json_array and reply.status == 200:  # a stream that came as one object
+            body = b"[" + body + b"]"
+        return Response(status=reply.status, body=body, content_type=reply.content_type,
+                        headers=headers)
     tap = usage_tap(operation, is_stripping=forwarded.is_usage_added)
-    return Response(status=200, content_type=reply.content_type, headers=headers,
-                    stream=Relay(reply, forwarded.first, tap))
+    return Response(status=200, content_type=JSON if is_json_array else reply.content_type,
+                    headers=headers, stream=Relay(reply, forwarded.first, tap,
+                                                  JsonArrayFraming() if is_json_array else None))
 
 
 def usage_tap(operation: str, *, is_stripping: bool) -> UsageTap:
@@ -66,11 +77,13 @@ class Relay:
     """The stream of a started reply. `aclose()` releases the upstream even when the stream was
     never iterated (the caller left before the first chunk was sent)."""
 
-    __slots__ = ("_reply", "_chunks", "tap")
+    __slots__ = ("_reply", "_events", "_chunks", "tap")
 
-    def __init__(self, reply: UpstreamReply, first: bytes, tap: UsageTap | None) -> None:
+    def __init__(self, reply: UpstreamReply, first: bytes, tap: UsageTap | None,
+                 framing: JsonArrayFraming | None = None) -> None:
         self._reply = reply
-        self._chunks = _relay(reply, first, tap)
+        self._events = _relay(reply, first, tap)
+        self._chunks = self._events if framing is None else _framed(self._events, framing)
         self.tap = tap
 
     def __aiter__(self) -> Relay:
@@ -81,7 +94,38 @@ class Relay:
 
     async def aclose(self) -> None:
         await self._chunks.aclose()
+        if self._chunks is not self._events:
+            await self._events.aclose()
         await self._reply.end()
+
+
+class JsonArrayFraming:
+    """Server-sent events re-framed as one JSON array: each event's `data` an element. Whole
+    events only (the usage taps forward nothing else); Gemini's `data` is one line."""
+
+    __slots__ = ("_is_open",)
+
+    def __init__(self) -> None:
+        self._is_open = False
+
+    def feed(self, events: bytes) -> bytes:
+        elements = []
+        for line in events.splitlines():
+            if line.startswith(b"data:"):
+                elements.append((b",\r\n" if self._is_open else b"[") + line[5:].strip())
+                self._is_open = True
+        return b"".join(elements)
+
+    def finish(self) -> bytes:
+        return b"]" if self._is_open else b"[]"
+
+
+async def _framed(events: AsyncIterator[bytes],
+                  framing: JsonArrayFraming) -> AsyncGenerator[bytes, None]:
+    async for chunk in events:
+        if framed := framing.feed(chunk):
+            yield framed
+    yield framing.finish()
 
 
 async def _relay(reply: UpstreamReply, first: bytes,

@@ -1,5 +1,7 @@
 """Reading a Gemini API call: the model is the path's, never the body's, and what the method and
-`alt` say decides whether it streams.
+`alt` say decides whether it streams, and how: `streamGenerateContent?alt=sse` as server-sent
+events, `streamGenerateContent` without `alt` (or `alt=json`) as one JSON array whose elements
+arrive as they come, as Google's API sends them.
 
 The Gemini API takes its model from the URL (`/v1beta/models/{model}:generateContent`); a body
 that names one too (`model`, or a `batchEmbedContents` request naming another) is refused, so
@@ -10,6 +12,7 @@ underscore are refused, so no two spellings of one field reach it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -20,11 +23,20 @@ STREAM = "streamGenerateContent"
 BATCH = "batchEmbedContents"
 
 
+@dataclass(frozen=True, slots=True)
+class GeminiCall:
+    """What a Gemini call asks for: the operation sent on (a stream is `generateContent`
+    streamed), whether it streams, and whether as a JSON array rather than as events."""
+
+    operation: str
+    is_stream: bool = False
+    is_json_array: bool = False
+
+
 def gemini_operation(method: str, body: dict[str, Any], model: str,
-                     query_string: bytes) -> tuple[str, bool]:
-    """The operation sent on for Gemini method `method` (a stream is `generateContent`
-    streamed) and whether it streams; 400 for a body or query the gateway will not read two
-    ways."""
+                     query_string: bytes) -> GeminiCall:
+    """The call Gemini method `method` makes; 400 for a body or query the gateway will not
+    read two ways."""
     if "model" in body:
         raise InvalidRequest("The Gemini API takes the model from the path; remove `model` "
                              "from the body.", code="invalid_body", param="model")
@@ -36,20 +48,23 @@ def gemini_operation(method: str, body: dict[str, Any], model: str,
         _check_batch(body.get("requests"), model)
     alt = _alt(query_string)
     if method == STREAM:
-        if alt != "sse":
-            raise InvalidRequest("streamGenerateContent is served as server-sent events: add "
-                                 "`?alt=sse`.", code="invalid_query", param="alt")
-        return GENERATE, True
+        if alt not in (None, "json", "sse"):
+            raise InvalidRequest("streamGenerateContent streams as server-sent events "
+                                 "(`alt=sse`) or as a JSON array (`alt=json` or none).",
+                                 code="invalid_query", param="alt")
+        return GeminiCall(GENERATE, is_stream=True, is_json_array=alt != "sse")
     if alt not in (None, "json"):
         raise InvalidRequest(f"{method} answers in JSON: `alt` must be `json` or absent.",
                              code="invalid_query", param="alt")
-    return method, False
+    return GeminiCall(method)
 
 
 def _alt(query_string: bytes) -> str | None:
+    if not query_string:
+        return None
     try:
         pairs = parse_qsl(query_string.decode("ascii"), keep_blank_values=True,
-                          strict_parsing=bool(query_string))
+                          strict_parsing=True)
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("The query string cannot be read.", code="invalid_query") from None
     names = [name for name, _ in pairs]

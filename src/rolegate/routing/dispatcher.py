@@ -26,13 +26,11 @@ from rolegate.errors import (
 from rolegate.providers.base import UpstreamCall, UpstreamReply
 from rolegate.routing.deployment import Deployment
 from rolegate.routing.replies import (
-    error_code, is_openai_error, raise_for_upstream_status, usage_of,
+    is_openai_error, raise_for_upstream_status, usage_of,
 )
 from rolegate.routing.request import ClientRequest
 from rolegate.routing.retry import RATE_LIMITED, RETRYABLE_STATUSES, Backoff
 from rolegate.routing.table import ModelRoute, RouteTable
-
-CONTEXT_TOO_LONG = "context_length_exceeded"
 
 Sleep = Callable[[float], Awaitable[None]]
 # Whether a fallback model may serve this request: decided by the rule that grants that model,
@@ -261,7 +259,7 @@ class Dispatcher:
         finally:
             deployment.end(now, reply.usage)
         forwarded = Forwarded(reply, body, headers, route.name, deployment.id, budget.attempts)
-        if reply.status == 400 and error_code(body) == CONTEXT_TOO_LONG:
+        if reply.is_context_overflow:  # as its provider read the upstream's own error
             raise _ContextTooLong(forwarded)
         return forwarded
 

@@ -26,17 +26,6 @@ def raise_for_upstream_status(status: int, body: bytes) -> None:
         raise UpstreamError(f"The upstream failed with status {status}.")
 
 
-def error_code(body: bytes) -> str | None:
-    """The `error.code` of an OpenAI-shaped error body."""
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    error = value.get("error") if isinstance(value, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, str) else None
-
-
 def is_openai_error(body: bytes) -> bool:
     try:
         value = orjson.loads(body)

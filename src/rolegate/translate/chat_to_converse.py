@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from rolegate.translate.chat_to_messages import chat_usage
+from rolegate.translate.chat_to_messages import CONTEXT_LENGTH_EXCEEDED, chat_usage
 from rolegate.translate.chat_turns import append_turn, listed, text_of
 from rolegate.translate.untranslatable import untranslatable
 
@@ -187,11 +187,14 @@ def usage(value: Any) -> dict[str, Any]:
                        "cache_creation_input_tokens": value.get("cacheWriteInputTokens")})
 
 
-def openai_error(body: dict[str, Any], *, status: int) -> dict[str, Any]:
+def openai_error(body: dict[str, Any], *, status: int,
+                 is_context_overflow: bool = False) -> dict[str, Any]:
     """Bedrock's error body (`{"message": …}`, `Message` in some services) in OpenAI's shape;
-    the kind follows the status, which the caller keeps."""
+    the kind follows the status, which the caller keeps; a prompt too long for the model (as
+    its provider read it) with OpenAI's code."""
     message = body.get("message", body.get("Message", ""))
     kind = "rate_limit_error" if status == 429 else ("invalid_request_error" if status < 500
                                                      else "api_error")
     return {"error": {"message": str(message), "type": kind, "param": None,
-                      "code": "upstream_error"}}
+                      "code": CONTEXT_LENGTH_EXCEEDED if is_context_overflow
+                      else "upstream_error"}}

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from rolegate.translate.chat_to_messages import CONTEXT_LENGTH_EXCEEDED
 from rolegate.translate.untranslatable import untranslatable
 
 GEMINI = "Gemini"
@@ -243,25 +244,35 @@ def finish_reason(candidate: dict[str, Any], has_calls: bool) -> str | None:
     return FINISH_REASONS.get(str(reason), "stop")
 
 
-def chat_usage(metadata: Any) -> dict[str, int]:
-    """OpenAI's usage for Gemini's `usageMetadata`: thinking tokens are output tokens."""
+def chat_usage(metadata: Any) -> dict[str, Any]:
+    """OpenAI's usage for Gemini's `usageMetadata`: thinking tokens are output tokens (and
+    OpenAI's reasoning tokens), cached prompt tokens OpenAI's `cached_tokens`."""
     metadata = metadata if isinstance(metadata, dict) else {}
     prompt = _count(metadata.get("promptTokenCount"))
-    output = _count(metadata.get("candidatesTokenCount")) + _count(
-        metadata.get("thoughtsTokenCount"))
-    return {"prompt_tokens": prompt, "completion_tokens": output,
-            "total_tokens": _count(metadata.get("totalTokenCount")) or prompt + output}
+    thoughts = _count(metadata.get("thoughtsTokenCount"))
+    output = _count(metadata.get("candidatesTokenCount")) + thoughts
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": output,
+                             "total_tokens": _count(metadata.get("totalTokenCount"))
+                             or prompt + output}
+    cached = _count(metadata.get("cachedContentTokenCount"))
+    if cached:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    if thoughts:
+        usage["completion_tokens_details"] = {"reasoning_tokens": thoughts}
+    return usage
 
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def openai_error(body: dict[str, Any]) -> dict[str, Any]:
-    """A Google error body `{"error": {"code", "message", "status"}}` in OpenAI's shape."""
+def openai_error(body: dict[str, Any], *, is_context_overflow: bool = False) -> dict[str, Any]:
+    """A Google error body `{"error": {"code", "message", "status"}}` in OpenAI's shape; a
+    prompt too long for the model (as its provider read it) with OpenAI's code."""
     error = body.get("error")
     error = error if isinstance(error, dict) else {}
     status = str(error.get("status", ""))
     return {"error": {"message": str(error.get("message", "")),
                       "type": _GOOGLE_TYPES.get(status, "api_error"), "param": None,
-                      "code": status.lower() or None}}
+                      "code": CONTEXT_LENGTH_EXCEEDED if is_context_overflow
+                      else status.lower() or None}}

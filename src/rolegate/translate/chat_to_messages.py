@@ -16,6 +16,7 @@ from rolegate.translate.chat_turns import append_turn, listed, text_of
 from rolegate.translate.untranslatable import untranslatable
 
 ANTHROPIC = "Anthropic Messages"
+CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"  # OpenAI's code for a prompt too long
 # Anthropic requires `max_tokens`; a chat request that names none gets this many.
 DEFAULT_MAX_TOKENS = 4096
 _RENAMED = {"temperature": "temperature", "top_p": "top_p", "stream": "stream"}
@@ -177,13 +178,14 @@ def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def openai_error(body: dict[str, Any]) -> dict[str, Any]:
+def openai_error(body: dict[str, Any], *, is_context_overflow: bool = False) -> dict[str, Any]:
     """An Anthropic error body `{"type": "error", "error": {"type", "message"}}` in OpenAI's
-    shape."""
+    shape; a prompt too long for the model (as its provider read it) with OpenAI's code."""
     error = body.get("error")
     error = error if isinstance(error, dict) else {}
     return {"error": {"message": error.get("message", ""), "type": error.get("type",
-                      "api_error"), "param": None, "code": None}}
+                      "api_error"), "param": None,
+                      "code": CONTEXT_LENGTH_EXCEEDED if is_context_overflow else None}}
 
 
 def anthropic_error(body: dict[str, Any]) -> dict[str, Any]:

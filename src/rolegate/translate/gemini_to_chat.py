@@ -31,6 +31,10 @@ _HANDLED = frozenset({"model", "contents", "systemInstruction", "generationConfi
 FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP",
                   "function_call": "STOP", "content_filter": "SAFETY"}
 _MODES = {"AUTO": "auto", "NONE": "none", "ANY": "required"}
+# A declaration's JSON Schema, under either name: Google's parser reads a field's snake_case
+# name as its camelCase one (proto3 JSON), and the google-genai SDK sends the snake_case one.
+_JSON_SCHEMA = ("parametersJsonSchema", "parameters_json_schema")
+_DECLARATION = frozenset({"name", "description", "parameters", *_JSON_SCHEMA})
 
 
 def chat_request(body: dict[str, Any], *, is_stream: bool) -> dict[str, Any]:
@@ -134,7 +138,17 @@ def _tool_result(response: Any, field: str, pending: list[tuple[str, str]]) -> d
                              "it answers no earlier functionCall")
     pending.remove(match)
     return {"role": "tool", "tool_call_id": match[0],
-            "content": orjson.dumps(response.get("response", {})).decode()}
+            "content": _tool_output(response.get("response", {}))}
+
+
+def _tool_output(response: Any) -> str:
+    """A function's `response` as a tool message's text: the text itself when it is only
+    `{"output": text}` (the key Gemini's documentation gives a function's output), else its
+    JSON."""
+    if isinstance(response, dict) and set(response) == {"output"} and isinstance(
+            response["output"], str):
+        return response["output"]
+    return orjson.dumps(response).decode()
 
 
 def _user_part(part: Any, field: str) -> dict[str, Any]:
@@ -160,8 +174,12 @@ def _generation(config: Any) -> dict[str, Any]:
         if name in _GENERATION:
             chat[_GENERATION[name]] = value
         elif name == "responseMimeType" and value in ("application/json", "text/plain"):
-            if value == "application/json":
+            if value == "application/json" and "responseJsonSchema" not in config:
                 chat["response_format"] = {"type": "json_object"}
+        elif name == "responseJsonSchema" and config.get("responseMimeType") == (
+                "application/json"):
+            chat["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "response", "schema": value}}
         else:
             raise untranslatable(f"generationConfig.{name}", OPENAI)
     return chat
@@ -180,11 +198,14 @@ def _tools(entry: Any, field: str) -> list[dict[str, Any]]:
         function: dict[str, Any] = {"name": declaration.get("name")}
         if "description" in declaration:
             function["description"] = declaration["description"]
-        if "parametersJsonSchema" in declaration:
-            function["parameters"] = declaration["parametersJsonSchema"]
+        schemas = [name for name in _JSON_SCHEMA if name in declaration]
+        if schemas:
+            function["parameters"] = declaration[schemas[0]]
         elif "parameters" in declaration:
             function["parameters"] = json_schema(declaration["parameters"])
-        extra = set(declaration) - {"name", "description", "parameters", "parametersJsonSchema"}
+        extra = set(declaration) - _DECLARATION
+        if len(schemas) > 1 or (schemas and "parameters" in declaration):
+            extra = {"parameters"}  # two schemas: which one the caller meant is not ours to pick
         if extra:
             raise untranslatable(f"{where}.{sorted(extra)[0]}", OPENAI)
         tools.append({"type": "function", "function": function})
@@ -252,11 +273,25 @@ def function_call(call: dict[str, Any]) -> dict[str, Any]:
 
 
 def usage_metadata(usage: Any) -> dict[str, int]:
-    """Gemini's `usageMetadata` for OpenAI's `usage`."""
+    """Gemini's `usageMetadata` for OpenAI's `usage`. Both count cached prompt tokens in the
+    prompt (Gemini names them `cachedContentTokenCount`); OpenAI counts reasoning in the
+    completion, Gemini apart from it (`thoughtsTokenCount`)."""
     usage = usage if isinstance(usage, dict) else {}
     prompt, output = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
-    return {"promptTokenCount": prompt, "candidatesTokenCount": output,
-            "totalTokenCount": _count(usage.get("total_tokens")) or prompt + output}
+    cached = _detail(usage, "prompt_tokens_details", "cached_tokens")
+    thoughts = min(_detail(usage, "completion_tokens_details", "reasoning_tokens"), output)
+    metadata = {"promptTokenCount": prompt, "candidatesTokenCount": output - thoughts,
+                "totalTokenCount": _count(usage.get("total_tokens")) or prompt + output}
+    if cached:
+        metadata["cachedContentTokenCount"] = cached
+    if thoughts:
+        metadata["thoughtsTokenCount"] = thoughts
+    return metadata
+
+
+def _detail(usage: dict[str, Any], details: str, name: str) -> int:
+    value = usage.get(details)
+    return _count(value.get(name)) if isinstance(value, dict) else 0
 
 
 def _count(value: Any) -> int:

@@ -8,14 +8,15 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
 from rolegate.accounting.recorder import Recorder
 from rolegate.accounting.spool import Spool, spooled_line
 from rolegate.accounting.store import UsageStore
 from rolegate.config.model import DatabaseConfig
 from rolegate.storage.database import Database
-from rolegate.storage.tables import usage, usage_dimensions
+from rolegate.storage.tables import usage, usage_dead_letters, usage_dimensions
 from tests.unit.accounting.test_recorder import record
 
 MIB = 1 << 20
@@ -61,14 +62,17 @@ async def test_records_spooled_while_the_database_is_down_are_written_first_when
     assert list((tmp_path / "spool").rglob("*.jsonl")) == []
 
 
+@pytest.mark.parametrize("has_dimensions", [True, False], ids=["dimensions", "plain"])
 async def test_a_record_replayed_after_it_was_written_is_counted_once(
-        database: dict[str, Any], tmp_path: Path):
+        database: dict[str, Any], tmp_path: Path, has_dimensions: bool):
     """The process died after the database committed a spooled batch but before the segment
-    was removed: the next start replays it, and the store skips ids it holds."""
+    was removed: the next start replays it, and the store skips ids it holds (plain records go
+    by COPY on PostgreSQL, which the duplicate refuses whole: written again, skipping it)."""
     storage = Database(DatabaseConfig.model_validate(database))
     await storage.upgrade()
     store = UsageStore(storage.engine)
-    batch = [dataclasses.replace(record(index), dimensions=(("team", f"t{index}"),))
+    batch = [dataclasses.replace(record(index), dimensions=(("team", f"t{index}"),)
+                                 if has_dimensions else ())
              for index in range(4)]
     await store.insert_many(batch[:2])
     spool = opened(tmp_path / "spool")
@@ -80,10 +84,13 @@ async def test_a_record_replayed_after_it_was_written_is_counted_once(
     async with storage.engine.connect() as connection:
         dimensions = (await connection.execute(
             select(usage_dimensions.c.value).order_by(usage_dimensions.c.value))).scalars().all()
+        set_aside = (await connection.execute(
+            select(func.count()).select_from(usage_dead_letters))).scalar_one()
     await storage.close()
 
     assert ids == ["r0", "r1", "r2", "r3"]
-    assert dimensions == ["t0", "t1", "t2", "t3"]
+    assert dimensions == (["t0", "t1", "t2", "t3"] if has_dimensions else [])
+    assert set_aside == 0  # a record already stored is skipped, not refused
 
 
 async def test_the_next_process_replays_the_spool_a_crashed_one_left(tmp_path: Path):

@@ -171,3 +171,19 @@ def test_one_character_jti_is_accepted(clock):
     replay = ReplayCache(clock)
     replay.claim("j", expires=START + 100)
     assert len(replay) == 1
+
+
+async def test_claim_once_records_a_jti_until_its_expiry_like_claim(clock):
+    """`claim_once`, the form the verifier awaits (shared with the Redis set), is `claim`."""
+    replay = ReplayCache(clock)
+    await replay.claim_once("j", expires=START + 100)
+
+    with pytest.raises(Unauthenticated) as caught:
+        await replay.claim_once("j", expires=START + 100)
+    assert caught.value.code == "token_replayed"
+
+    clock.advance(100.001)
+    await replay.claim_once("j", expires=START + 500)  # its token can no longer be accepted
+    with pytest.raises(Unauthenticated) as missing:
+        await replay.claim_once(None, expires=START + 500)
+    assert missing.value.code == "missing_claim"

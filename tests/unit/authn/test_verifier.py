@@ -910,3 +910,26 @@ async def test_concurrent_requests_with_a_cached_token_whose_key_was_replaced_ar
                                     return_exceptions=True)
 
     assert [getattr(o, "code", repr(o)) for o in outcomes] == ["invalid_signature"] * 2
+
+
+async def test_a_one_time_issuer_keeps_its_jtis_in_the_replay_set_it_is_given(
+        published, rsa_key, clock):
+    """With Redis configured the app hands `build` a replay set per issuer (shared by
+    processes): the accepted jti goes there, with the instant its token is refused anyway."""
+    given: list[tuple[str, object, float]] = []
+
+    class Recording:
+        def __init__(self, config: IssuerConfig) -> None:
+            self.config = config
+
+        async def claim_once(self, jti: object, expires: float) -> None:
+            given.append((self.config.name, jti, expires))
+
+    config = issuer_config(replay_protection=True)
+    verifier = JwtVerifier([TrustedIssuer.build(config, published, clock,
+                                                replay_set=Recording)], clock)
+    signed = good_claims(clock, jti="j-shared")
+
+    await verifier.verify(rsa_key.sign(signed))
+
+    assert given == [(config.name, "j-shared", signed["exp"] + config.leeway)]

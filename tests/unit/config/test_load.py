@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from rolegate.accounting.estimate import TokenEstimator
 from rolegate.config.load import ConfigError, load_settings, parse_settings, validate_settings
 from rolegate.providers.http import HttpClient
 from rolegate.providers.registry import build_provider
@@ -516,4 +517,4 @@ def test_a_vertex_deployment_whose_key_file_cannot_be_read_is_a_start_up_error(t
     settings = validate_settings(data, source="test")
     deployment = settings.models[-1].deployments[0]
     with pytest.raises(ConfigError, match="cannot load Google credentials"):
-        build_provider(deployment, HttpClient(), lambda: 0.0)
+        build_provider(deployment, HttpClient(), lambda: 0.0, TokenEstimator())

@@ -159,3 +159,29 @@ def test_a_claim_value_never_shapes_its_counter_key(value):
     counter = counters(per_plan("claims.team"), "one", with_claims(team=(value,)))[0]
 
     assert re.fullmatch(r"\{r:[0-9a-f]{32}\}:rpm", counter)
+
+
+def test_a_principals_quotas_are_reused_within_a_minute_and_made_anew_in_the_next():
+    """The plan remembers a principal's quotas for the current minute: the same counters again,
+    the next minute's token window (and day, at midnight) once the clock passes it."""
+    rules = plan({"rpm": 5, "tpm": 100, "daily_tokens": 1000})
+    who = Principal(issuer="entra", subject="alice")
+    midnight = 1_750_032_000.0  # 2025-06-16T00:00:00Z
+
+    before = rules.quotas("limited", who, midnight - 1)
+    again = rules.quotas("limited", who, midnight - 0.5)
+    after = rules.quotas("limited", who, midnight)
+
+    assert again == before
+    assert [q.counter.rsplit(":", 1)[-1] for q in before] == ["rpm", "29167199", "2025-06-15"]
+    assert [q.counter.rsplit(":", 1)[-1] for q in after] == ["rpm", "29167200", "2025-06-16"]
+    assert after[1].reset_at == midnight + 60
+
+
+def test_an_equal_principal_of_another_token_gets_the_same_counters():
+    rules = plan({"rpm": 5})
+
+    first = counters(rules, "limited", Principal(issuer="entra", subject="alice"))
+    second = counters(rules, "limited", Principal(issuer="entra", subject="alice"))
+
+    assert first == second

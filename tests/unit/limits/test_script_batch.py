@@ -1,6 +1,7 @@
-"""`ScriptBatch` against the real Redis: the calls of one turn share one pipeline, each still
-gets its own result in order, a flushed script cache is reloaded, a caller that gave up does
-not disturb the others, and a connection failure reaches every caller."""
+"""`ScriptBatch` against the real Redis: the calls of one turn share one round trip, each still
+gets its own result in order, calls made while a batch is out leave together next, a flushed
+script cache is reloaded, a caller that gave up does not disturb the others, and a connection
+failure reaches every caller (and the next batch gets a new connection)."""
 
 from __future__ import annotations
 
@@ -25,21 +26,8 @@ async def redis(redis_prefix):
     await client.aclose()
 
 
-def counting_pipelines(client: Redis) -> list[int]:
-    """Counts the pipelines `client` makes (it stays the real client talking to Redis)."""
-    made: list[int] = []
-    make = client.pipeline
-
-    def pipeline(*args, **kwargs):
-        made.append(1)
-        return make(*args, **kwargs)
-    client.pipeline = pipeline  # type: ignore[method-assign]
-    return made
-
-
-async def test_calls_of_one_turn_share_one_pipeline_and_run_in_order(redis, redis_prefix):
+async def test_calls_of_one_turn_share_one_round_trip_and_run_in_order(redis, redis_prefix):
     await redis.script_load(APPEND)  # else the first batch runs twice: to find it missing, then
-    made = counting_pipelines(redis)
     batch = ScriptBatch(redis, APPEND, timeout=5.0)
     key = f"{redis_prefix}:list"
 
@@ -47,9 +35,23 @@ async def test_calls_of_one_turn_share_one_pipeline_and_run_in_order(redis, redi
 
     assert lengths == list(range(1, 21))
     assert await redis.lrange(key, 0, -1) == [f"v{n}".encode() for n in range(20)]
-    assert len(made) == 1
+    assert batch.round_trips == 1
     await batch.call([key], ["later"])
-    assert len(made) == 2
+    assert batch.round_trips == 2
+
+
+async def test_calls_made_while_a_batch_is_out_leave_together_next(redis, redis_prefix):
+    await redis.script_load(APPEND)
+    batch = ScriptBatch(redis, APPEND, timeout=5.0)
+    key = f"{redis_prefix}:list"
+    first = batch.call([key], ["first"])
+    await asyncio.sleep(0)  # the first batch is written; its reply has not been read yet
+
+    later = [batch.call([key], [f"later{n}"]) for n in range(5)]
+
+    assert await first == 1
+    assert await asyncio.gather(*later) == [2, 3, 4, 5, 6]
+    assert batch.round_trips == 2
 
 
 async def test_a_flushed_script_cache_is_reloaded(redis, redis_prefix):
@@ -57,10 +59,10 @@ async def test_a_flushed_script_cache_is_reloaded(redis, redis_prefix):
     key = f"{redis_prefix}:list"
     assert await batch.call([key], ["a"]) == 1
     await redis.script_flush()
-    made = counting_pipelines(redis)
+    before = batch.round_trips
 
     assert await asyncio.gather(batch.call([key], ["b"]), batch.call([key], ["c"])) == [2, 3]
-    assert len(made) == 2  # the batch found it missing, then ran again once it was loaded
+    assert batch.round_trips - before == 2  # found it missing, then ran again once loaded
 
 
 async def test_a_script_error_reaches_only_its_caller(redis, redis_prefix):
@@ -95,3 +97,21 @@ async def test_an_unreachable_redis_fails_every_call_of_the_batch():
     await client.aclose()
 
     assert all(isinstance(outcome, RedisConnectionError) for outcome in outcomes)
+
+
+async def test_a_batch_that_timed_out_leaves_no_reply_for_the_next(redis, redis_prefix):
+    """A batch past its deadline fails, and its connection goes with the replies still on it:
+    the next batch reads its own replies on a new connection."""
+    slow = "redis.call('RPUSH', KEYS[1], ARGV[1]); local t = redis.call('TIME'); " \
+           "local stop = t[1] * 1000000 + t[2] + tonumber(ARGV[2]); " \
+           "repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] >= stop; return ARGV[1]"
+    batch = ScriptBatch(redis, slow, timeout=0.05)
+    await redis.script_load(slow)
+    key = f"{redis_prefix}:list"
+
+    with pytest.raises(TimeoutError):
+        await batch.call([key], ["a", 200_000])  # busy for 0.2 s on the server
+    await redis.ping()  # answered once the server is done with the slow script
+
+    assert await batch.call([key], ["b", 0]) == b"b"  # not the late reply of "a"
+    assert await redis.lrange(key, 0, -1) == [b"a", b"b"]

@@ -13,6 +13,7 @@ import pytest
 from rolegate.config.model import DeploymentConfig
 from rolegate.errors import InvalidRequest
 from rolegate.providers.base import UpstreamCall, UpstreamReply
+from rolegate.providers.gemini_over_chat import GeminiOverChat
 from rolegate.providers.translating import MessagesOverChat
 from rolegate.proxy.streaming import MessagesUsageTap
 from rolegate.proxy.usage import relayed_text
@@ -38,6 +39,23 @@ class FixedProvider:
         return UpstreamReply(self.status, b"application/json", chunks(), close)
 
 
+class WordCounter:
+    """Counts a chat prompt in words: the estimate's stand-in, whose counts a test can predict."""
+
+    def __init__(self) -> None:
+        self.counted: list[Any] = []
+
+    def prompt_tokens(self, body: Any) -> int:
+        self.counted.append(body)
+        return sum(len(text.split()) for m in body["messages"] for text in (
+            [m["content"]] if isinstance(m["content"], str)
+            else [part["text"] for part in m["content"]]))
+
+
+def over_chat(inner: FixedProvider) -> MessagesOverChat:
+    return MessagesOverChat(inner, WordCounter())
+
+
 def messages_call(**body: Any) -> UpstreamCall:
     return UpstreamCall("messages", {"model": "m", "max_tokens": 5, "messages": [
         {"role": "user", "content": "hi"}], **body}, None, False, "req-1")
@@ -52,7 +70,7 @@ async def read(reply: UpstreamReply) -> tuple[int, Any]:
 async def test_an_upstream_error_reaches_an_anthropic_caller_in_anthropics_shape():
     inner = FixedProvider(400, orjson.dumps({"error": {"message": "bad", "type":
                                                        "invalid_request_error", "code": "x"}}))
-    status, body = await read(await MessagesOverChat(inner).open(messages_call()))
+    status, body = await read(await over_chat(inner).open(messages_call()))
 
     assert (status, body) == (400, {"type": "error", "error": {
         "type": "invalid_request_error", "message": "bad"}})
@@ -62,7 +80,7 @@ async def test_an_upstream_error_reaches_an_anthropic_caller_in_anthropics_shape
 @pytest.mark.parametrize(("status", "body"), [(502, b'{"error": {}}'), (400, b"<html>"),
                                               (404, b'{"detail": "no"}')])
 async def test_what_is_not_an_error_body_of_the_upstream_goes_on_as_it_came(status, body):
-    got = await read(await MessagesOverChat(FixedProvider(status, body)).open(messages_call()))
+    got = await read(await over_chat(FixedProvider(status, body)).open(messages_call()))
     assert got[0] == status and (got[1] == body or orjson.dumps(got[1]) == orjson.dumps(
         orjson.loads(body)))
 
@@ -70,15 +88,43 @@ async def test_what_is_not_an_error_body_of_the_upstream_goes_on_as_it_came(stat
 async def test_other_operations_go_to_the_inner_provider_untouched():
     inner = FixedProvider(200, b"{}")
     call = UpstreamCall("embeddings", {"model": "m", "input": "x"}, b"{}", False, "r")
-    await MessagesOverChat(inner).open(call)
+    await over_chat(inner).open(call)
     assert inner.calls == [call]
 
 
-async def test_counting_tokens_needs_an_anthropic_deployment():
+async def test_tokens_counted_for_an_openai_deployment_are_the_gateways_estimate():
+    inner, counter = FixedProvider(200, b"{}"), WordCounter()
+    reply = await MessagesOverChat(inner, counter).open(UpstreamCall(
+        "messages/count_tokens", {"model": "m", "system": "be brief", "messages": [
+            {"role": "user", "content": "three words here"}]}, None, False, "r"))
+
+    assert await read(reply) == (200, {"input_tokens": 5})
+    assert reply.headers == [(b"x-rolegate-token-count", b"estimated")]
+    assert counter.counted[0]["messages"][0] == {"role": "system", "content": "be brief"}
+    assert inner.calls == []  # nothing to ask the upstream
+
+
+@pytest.mark.parametrize("body", [
+    {"contents": [{"role": "user", "parts": [{"text": "three words here"}]}]},
+    {"generateContentRequest": {"contents": [{"parts": [{"text": "three words here"}]}],
+                                "systemInstruction": {"parts": [{"text": "be brief"}]}}},
+], ids=["contents", "generate-content-request"])
+async def test_gemini_tokens_counted_for_an_openai_deployment_are_the_gateways_estimate(body):
+    inner = FixedProvider(200, b"{}")
+    reply = await GeminiOverChat(inner, WordCounter()).open(UpstreamCall(
+        "countTokens", {"model": "m", **body}, None, False, "r"))
+
+    expected = 5 if "generateContentRequest" in body else 3
+    assert await read(reply) == (200, {"totalTokens": expected})
+    assert reply.headers == [(b"x-rolegate-token-count", b"estimated")] and inner.calls == []
+
+
+async def test_a_count_of_what_cannot_be_translated_is_refused_naming_it():
     with pytest.raises(InvalidRequest) as caught:
-        await MessagesOverChat(FixedProvider(200, b"{}")).open(
-            UpstreamCall("messages/count_tokens", {"model": "m"}, None, False, "r"))
-    assert caught.value.code == "unsupported_operation"
+        await over_chat(FixedProvider(200, b"{}")).open(UpstreamCall(
+            "messages/count_tokens", {"model": "m", "thinking": {}, "messages": []}, None,
+            False, "r"))
+    assert (caught.value.code, caught.value.param) == ("untranslatable_field", "thinking")
 
 
 def test_the_messages_tap_keeps_the_start_counts_and_the_final_output():
