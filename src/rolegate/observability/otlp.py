@@ -156,7 +156,9 @@ def _value(value: Any) -> bytes | None:
 
 def _varint(number: int) -> bytes:
     if number < 0x80:
-        return bytes((number,))
+        return _SMALL[number]
+    if number < 0x4000:  # a span's or a string's length, mostly
+        return bytes((number & 0x7F | 0x80, number >> 7))
     out = bytearray()
     while number >= 0x80:
         out.append(number & 0x7F | 0x80)
