@@ -96,6 +96,7 @@ from rolegate.server.gateway import (
     generated, health, static_json,
 )
 from rolegate.server.guard import Guard
+from rolegate.server.heap import freeze_startup_heap
 from rolegate.storage.database import Database, SchemaBehind, first_line
 from rolegate.tasks import PeriodicTask
 
@@ -383,7 +384,8 @@ def create_app_from_env() -> Gateway:
     """The app of one `rolegate serve --workers N` worker process (uvicorn's app factory).
 
     The parent validated the configuration, wrote the development issuer's key to the state
-    directory and exported its options (`config/launch.py`); every worker builds the same app.
+    directory and exported its options (`config/launch.py`); every worker builds the same app,
+    then freezes its start-up heap (`server/heap.py`).
     """
     options = LaunchOptions.from_environ()
     settings = options.settings()
@@ -393,10 +395,12 @@ def create_app_from_env() -> Gateway:
         assert options.state_dir is not None, "from_environ always names a state directory"
         dev_issuer = DevIssuer.load(options.state_dir)
     mcp_key, console_key = options.mcp_session_key, options.console_session_key
-    return build_app(settings, dev_issuer=dev_issuer,
-                     mcp_session_key=bytes.fromhex(mcp_key) if mcp_key else None,
-                     session_secret=bytes.fromhex(console_key) if console_key else None,
-                     metrics_dir=options.metrics_dir)
+    app = build_app(settings, dev_issuer=dev_issuer,
+                    mcp_session_key=bytes.fromhex(mcp_key) if mcp_key else None,
+                    session_secret=bytes.fromhex(console_key) if console_key else None,
+                    metrics_dir=options.metrics_dir)
+    freeze_startup_heap()  # uvicorn's worker serves with its own server class, not `serve`'s
+    return app
 
 
 def _build_metrics(settings: Settings, registry: CollectorRegistry) -> GatewayMetrics | None:
@@ -418,8 +422,7 @@ def _model_route(model: ModelConfig, routing: RoutingConfig, http: HttpClient,
         if metrics is not None:
             provider = MeasuredProvider(provider, metrics.deployment(model.name, deployment_id))
         if tracing is not None:
-            provider = tracing.traced(provider, model.name, deployment_id,
-                                      model.upstream_model(index))
+            provider = tracing.traced(provider, deployment_id, model.upstream_model(index))
         deployments.append(Deployment(deployment_id, model.upstream_model(index), provider,
                                       routing.health))
     return ModelRoute(model, deployments, build_selector(model.strategy, rng))

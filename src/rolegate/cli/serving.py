@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from rolegate.app import dev_issuer_url
 from rolegate.authn.dev_issuer import DevIssuer
 from rolegate.config.model import Settings
+from rolegate.server.heap import freeze_startup_heap
 from rolegate.server.protocol import bounded_protocol
 from rolegate.server.state_lock import StateLock, StateLocked
 from rolegate.storage.database import Database, SchemaBehind, first_line
@@ -52,7 +53,8 @@ def uvicorn_config(app: Any, settings: Settings, workers: int) -> uvicorn.Config
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, announcing the address it really listens on once it does."""
+    """uvicorn's server, freezing the start-up heap (`server/heap.py`) and announcing the
+    address it really listens on once it does."""
 
     def __init__(self, config: uvicorn.Config, announce: Announce) -> None:
         super().__init__(config)
@@ -60,6 +62,8 @@ class _Server(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        if self.started:  # the app and its lifespan start-up are done: serving from now on
+            freeze_startup_heap()
         if self.started and sockets is None:  # a worker's sockets were announced by its parent
             listeners = [sock for server in self.servers for sock in server.sockets]
             self._announce.listening(listeners[0])

@@ -67,27 +67,40 @@ class OtlpEncoder:
 
     def encode_spans(self, traces: Iterable[Trace]) -> bytes:
         """The spans of `traces`, as ScopeSpans.spans fields (a fragment for `payload`)."""
-        # One loop, no call per span: this runs for every span the gateway records.
         scope_spans: list[bytes] = []
-        names, tails, encoded = self._names, self._tails, self._attributes
         for trace_id, trace_state, spans in traces:
-            head = b"\x0a\x10" + trace_id.to_bytes(16, "big")
-            if trace_state:
-                state = trace_state.encode()
-                head = b"".join((head, b"\x1a", _varint(len(state)), state))
+            head = self.head(trace_id, trace_state)
             for name, kind, span_id, parent_id, flags, start, end, attributes, is_error in spans:
-                name_field = names.get(name)
-                if name_field is None:
-                    name_field = self._name(name)
-                parts = [head, _IDS(0x12, 8, span_id, 0x22, 8, parent_id) if parent_id
-                         else _ID(0x12, 8, span_id), name_field, _KINDS[kind],
-                         _TIMES(0x39, start, 0x41, end)]
-                parts += map(encoded.__getitem__, attributes.items())
-                parts.append(tails[flags | is_error])
-                body = b"".join(parts)
-                size = len(body)
-                scope_spans += (b"\x12", _SMALL[size] if size < 0x80 else _varint(size), body)
+                scope_spans.append(self.span(head, name, kind, span_id, parent_id, flags, start,
+                                             end, self.attributes(attributes), is_error))
         return b"".join(scope_spans)
+
+    def head(self, trace_id: int, trace_state: str) -> bytes:
+        """Span.trace_id and Span.trace_state, the fields every span of one trace begins with."""
+        head = b"\x0a\x10" + trace_id.to_bytes(16, "big")
+        if trace_state:
+            state = trace_state.encode()
+            head = b"".join((head, b"\x1a", _varint(len(state)), state))
+        return head
+
+    def attributes(self, attributes: dict[str, Any]) -> bytes:
+        """Span.attributes fields, one per (key, value), for `span`."""
+        return b"".join(map(self._attributes.__getitem__, attributes.items()))
+
+    def span(self, head: bytes, name: str, kind: int, span_id: int, parent_id: int, flags: int,
+             start: int, end: int, attributes: bytes, is_error: bool) -> bytes:
+        """One ScopeSpans.spans field: a span of the trace `head` begins, with its `attributes`
+        already encoded (`attributes`, or a block kept from an earlier span)."""
+        # No call per field: this runs for every span the gateway records.
+        name_field = self._names.get(name)
+        if name_field is None:
+            name_field = self._name(name)
+        body = b"".join((head, _IDS(0x12, 8, span_id, 0x22, 8, parent_id) if parent_id
+                         else _ID(0x12, 8, span_id), name_field, _KINDS[kind],
+                         _TIMES(0x39, start, 0x41, end), attributes,
+                         self._tails[flags | is_error]))
+        size = len(body)
+        return b"".join((b"\x12", _SMALL[size] if size < 0x80 else _varint(size), body))
 
     def _name(self, name: str) -> bytes:
         text = name.encode()
@@ -96,6 +109,7 @@ class OtlpEncoder:
             self._names.clear()
         self._names[name] = field
         return field
+
 
 class _EncodedAttributes(dict[tuple[str, Any], bytes]):
     """(key, value) -> Span.attributes (field 9) holding that KeyValue, encoded when first
@@ -142,7 +156,9 @@ def _value(value: Any) -> bytes | None:
 
 def _varint(number: int) -> bytes:
     if number < 0x80:
-        return bytes((number,))
+        return _SMALL[number]
+    if number < 0x4000:  # a span's or a string's length, mostly
+        return bytes((number & 0x7F | 0x80, number >> 7))
     out = bytearray()
     while number >= 0x80:
         out.append(number & 0x7F | 0x80)

@@ -1,12 +1,12 @@
-"""`SpanExport`: finished traces queued by the event loop, exported in batches by a thread.
+"""`SpanExport`: finished traces, already encoded, queued by the event loop and sent in
+batches by a thread.
 
-The request path only appends a trace to a bounded queue (a `deque`, whose append is atomic):
-it never waits on the exporter. When the queue is full the trace is dropped and counted, and
-the count is logged by the exporter's thread. That thread encodes what is queued every
-`encode_every` traces, so a trace lives for a few requests only (one kept longer is promoted
-to the garbage collector's oldest generation and makes its full collections, which walk the
-whole heap, more frequent); the encoded bytes wait, untracked, until `batch_traces` of them
-or `interval` seconds, then go in one request, as the SDK's `BatchSpanProcessor` batches.
+The request path only appends a trace's encoded spans (`OtlpEncoder.span` fragments, bytes)
+to a bounded queue (a `deque`, whose append is atomic): it never waits on the exporter. When
+the queue is full the trace is dropped and counted, and the count is logged by the exporter's
+thread. That thread wakes when `batch_traces` are queued, or every `interval` seconds, and
+sends what is queued in one request, as the SDK's `BatchSpanProcessor` batches. Bytes are not
+tracked by the garbage collector, so traces waiting for a batch cost its collections nothing.
 `close` exports what is still queued.
 """
 
@@ -22,7 +22,6 @@ from typing import Protocol
 import urllib3
 
 from rolegate.observability.otlp import OtlpEncoder
-from rolegate.observability.spans import Trace
 
 log = logging.getLogger("rolegate.tracing")
 
@@ -76,22 +75,17 @@ class OtlpHttpSender:
 
 
 class SpanExport:
-    """>>> export = SpanExport(OtlpEncoder(...), OtlpHttpSender(...)); export.put(spans)"""
+    """>>> export = SpanExport(encoder, OtlpHttpSender(...)); export.put(encoder.span(...))"""
 
     def __init__(self, encoder: OtlpEncoder, sender: BatchSender, *,
                  batch_traces: int = 512, max_queued_traces: int = 4096,
-                 encode_every: int = 32, interval: float = 5.0) -> None:
+                 interval: float = 5.0) -> None:
         self._encoder = encoder
         self._sender = sender
         self._batch = batch_traces
         self._max_queued = max_queued_traces
-        self._encode_every = encode_every
         self._interval = interval
-        self._queue: deque[Trace] = deque()
-        # The export thread's own: ScopeSpans.spans fragments waiting to be sent, and how many
-        # traces they hold.
-        self._encoded: list[bytes] = []
-        self._encoded_traces = 0
+        self._queue: deque[bytes] = deque()
         self._wake = threading.Event()
         self._is_closing = False
         self.dropped = 0  # traces dropped because the queue was full
@@ -100,14 +94,14 @@ class SpanExport:
                                         daemon=True)
         self._thread.start()
 
-    def put(self, trace: Trace) -> None:
-        """Queue one ended trace (the request path: never blocks)."""
+    def put(self, spans: bytes) -> None:
+        """Queue one ended trace's encoded spans (the request path: never blocks)."""
         queued = len(self._queue)
         if queued >= self._max_queued:
             self.dropped += 1
             return
-        self._queue.append(trace)
-        if queued + 1 == self._encode_every:
+        self._queue.append(spans)
+        if queued + 1 == self._batch:
             self._wake.set()
 
     @property
@@ -134,23 +128,14 @@ class SpanExport:
         self._sender.close()
 
     def _export_queued(self, is_due: bool) -> None:
-        """Encode every queued trace, sending each full batch; when `is_due`, send what is
-        encoded even if the batch is not full."""
+        """Send every full batch queued; when `is_due`, what is left too."""
         queue = self._queue
-        while queue:
-            room = self._batch - self._encoded_traces
-            traces = [queue.popleft() for _ in range(min(room, len(queue)))]
-            self._encoded.append(self._encoder.encode_spans(traces))
-            self._encoded_traces += len(traces)
-            if self._encoded_traces >= self._batch:
-                self._send()
-        if is_due:
-            self._send()
+        while len(queue) >= self._batch or (is_due and queue):
+            batch = [queue.popleft() for _ in range(min(self._batch, len(queue)))]
+            self._sender.send(self._encoder.payload(batch))
+        self._report_dropped()
 
-    def _send(self) -> None:
-        if self._encoded:
-            self._sender.send(self._encoder.payload(self._encoded))
-            self._encoded, self._encoded_traces = [], 0
+    def _report_dropped(self) -> None:
         if self.dropped != self._reported_dropped:
             log.warning("%d traces dropped since the last export: the export queue was full "
                         "(%d traces)", self.dropped - self._reported_dropped, self._max_queued)

@@ -2,8 +2,9 @@
 
 The tracing hot path records these and nothing else: no SDK span object, lock, context or
 span processor per span. A request's span (`RequestSpan`) is mutable while the request runs;
-when it and its children have ended it becomes a `Trace`, tuples of strings, numbers and flat
-dicts, which the exporter's thread encodes within a few requests (`span_export.py`).
+each child is encoded as it ends (`OtlpEncoder.span`), and the request's own span when it and
+its children have ended. A `Trace` is the same spans as plain tuples, which `OtlpEncoder`
+encodes too (its tests compare that with the SDK's encoding).
 """
 
 from __future__ import annotations
@@ -35,37 +36,29 @@ _TRACESTATE_MAX = 512
 class RequestSpan:
     """A request's SERVER span while it is recorded, with its ended children.
 
-    >>> RequestSpan("POST", trace_id, span_id, 0, "", HAS_IS_REMOTE, time.time_ns(), {})
+    >>> RequestSpan("POST", trace_id, span_id, 0, head, HAS_IS_REMOTE, time.time_ns(), {})
+
+    `head` is what each of the trace's encoded spans begins with (`OtlpEncoder.head`: the
+    trace id and the caller's `tracestate`).
     """
 
-    __slots__ = ("attributes", "children", "end", "flags", "is_error", "name", "open",
-                 "parent_id", "span_id", "start", "trace_id", "trace_state")
+    __slots__ = ("attributes", "children", "end", "flags", "head", "is_error", "name", "open",
+                 "parent_id", "span_id", "start", "trace_id")
 
-    def __init__(self, name: str, trace_id: int, span_id: int, parent_id: int,
-                 trace_state: str, flags: int, start: int, attributes: dict[str, Any]) -> None:
+    def __init__(self, name: str, trace_id: int, span_id: int, parent_id: int, head: bytes,
+                 flags: int, start: int, attributes: dict[str, Any]) -> None:
         self.name = name
         self.trace_id = trace_id
         self.span_id = span_id
         self.parent_id = parent_id  # 0: a new trace
-        self.trace_state = trace_state
+        self.head = head
         self.flags = flags
         self.start = start
         self.end = 0  # 0 while open
         self.attributes = attributes
         self.is_error = False
-        self.children: list[SpanRecord] = []
+        self.children: list[bytes] = []  # encoded, in the order they ended
         self.open = 0  # children started and not ended (an upstream reply still streaming)
-
-    def child(self, name: str, kind: int, span_id: int, start: int, end: int,
-              attributes: dict[str, Any], is_error: bool) -> None:
-        self.children.append((name, kind, span_id, self.span_id, HAS_IS_REMOTE, start, end,
-                              attributes, is_error))
-
-    def trace(self) -> Trace:
-        """The ended trace: its children, in the order they ended, then this span."""
-        return (self.trace_id, self.trace_state, (
-            *self.children, (self.name, SERVER, self.span_id, self.parent_id, self.flags,
-                             self.start, self.end, self.attributes, self.is_error)))
 
     def traceparent(self, span_id: int) -> str:
         """The context of child `span_id` of this sampled trace (W3C Trace Context §3.2)."""

@@ -16,12 +16,15 @@ One trace per request (continuing the caller's W3C `traceparent`, W3C Trace Cont
 - one CLIENT span per upstream attempt, `chat gpt-4o-mini` (operation and upstream model), whose
   context goes upstream as the attempt's `traceparent`.
 
-Spans are recorded as plain `Span`s (the SDK's per-span objects, locks, contexts and span
-processors cost about 25 us a span, more than a tenth of a request) and handed over, one trace
-at a time when the request's span ends, to `SpanExport`, whose thread encodes and sends them in
-batches. Whether a trace is sampled is decided once, when the request starts: a caller's
-`traceparent` decides for the trace it continues (parent-based), `sample_ratio` for a new
-one. An unsampled request gets no span at all: what is left is passing the context upstream.
+Spans are recorded as plain data (the SDK's per-span objects, locks, contexts and span
+processors cost about 25 us a span, more than a tenth of a request) and encoded as OTLP
+protobuf as each ends, most of it from blocks encoded once: an attempt's constant attributes
+per deployment and operation, an authorization's per decision, each (key, value) of the
+request's. A trace's bytes go, when the request's span ends, to `SpanExport`, whose thread
+sends them in batches. Whether a trace is sampled is decided once, when the request starts:
+a caller's `traceparent` decides for the trace it continues (parent-based), `sample_ratio` for
+a new one. An unsampled request gets no span at all: what is left is passing the context
+upstream.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Mapping
+from dataclasses import dataclass
 from time import time_ns
 from types import TracebackType
 from typing import Any
@@ -42,7 +46,7 @@ from rolegate.observability.otlp import OtlpEncoder
 from rolegate.observability.requests import Request
 from rolegate.observability.span_export import OtlpHttpSender, SpanExport
 from rolegate.observability.spans import (
-    CLIENT, HAS_IS_REMOTE, INTERNAL, IS_REMOTE, RequestSpan, remote_parent,
+    CLIENT, HAS_IS_REMOTE, INTERNAL, IS_REMOTE, SERVER, RequestSpan, remote_parent,
 )
 from rolegate.providers.base import Provider, UpstreamCall, UpstreamReply
 
@@ -58,16 +62,20 @@ PROVIDERS = {"openai": "openai", "azure": "azure.ai.openai", "openai-compatible"
 _SPAN = "rolegate.span"
 _SCOPE = "rolegate"  # the instrumentation scope's name
 # Request state -> the request span's attribute, when set.
+_USAGE = (("prompt_tokens", "gen_ai.usage.input_tokens"),
+          ("completion_tokens", "gen_ai.usage.output_tokens"))
+_MOST_DECISIONS = 4096
 _STATE_ATTRIBUTES = (("model", "gen_ai.request.model"), ("deployment", "rolegate.deployment"),
                      ("attempts", "rolegate.attempts"), ("code", "rolegate.error_code"))
 
 
 class Tracing:
-    """>>> tracing = Tracing.export(settings.tracing)   # or Tracing(SpanExport(...)) in a test"""
+    """>>> tracing = Tracing.export(settings.tracing)   # or Tracing(export, encoder) in a test"""
 
-    def __init__(self, export: SpanExport, *, sample_ratio: float = 1.0,
+    def __init__(self, export: SpanExport, encoder: OtlpEncoder, *, sample_ratio: float = 1.0,
                  rng: random.Random | None = None) -> None:
         self._export = export
+        self._encoder = encoder
         self._sample_ratio = sample_ratio
         rng = rng or random.Random()
         self._random = rng.random
@@ -80,6 +88,9 @@ class Tracing:
         # which walk the whole heap, more frequent).
         self._current: dict[asyncio.Task[Any] | None, RequestSpan | str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        # (route, allowed, rule, model) -> an authorization span's attributes, and encoded.
+        self._decisions: dict[tuple[str, bool, str | None, str | None],
+                              tuple[dict[str, Any], bytes]] = {}
 
     @classmethod
     def export(cls, config: TracingConfig) -> Tracing:
@@ -90,7 +101,7 @@ class Tracing:
                               resource_schema_url=resource.schema_url,
                               uncached=frozenset({"rolegate.request_id"}))
         sender = OtlpHttpSender(config.endpoint, config.headers, timeout=config.export_timeout)
-        return cls(SpanExport(encoder, sender), sample_ratio=config.sample_ratio)
+        return cls(SpanExport(encoder, sender), encoder, sample_ratio=config.sample_ratio)
 
     def close(self) -> None:
         """Export what is still queued, then stop (lifespan shutdown; blocking)."""
@@ -112,12 +123,14 @@ class Tracing:
             trace_id = self._trace_id()
             if self._random() >= self._sample_ratio:
                 return self._set_current(f"00-{trace_id:032x}-{self._span_id():016x}-00")
-            span = RequestSpan(request.method, trace_id, self._span_id(), 0, "",
-                               HAS_IS_REMOTE, time_ns(), attributes)
+            span = RequestSpan(request.method, trace_id, self._span_id(), 0,
+                               self._encoder.head(trace_id, ""), HAS_IS_REMOTE, time_ns(),
+                               attributes)
         else:
             span = RequestSpan(request.method, parent.trace_id, self._span_id(),
-                               parent.span_id, parent.trace_state, HAS_IS_REMOTE | IS_REMOTE,
-                               time_ns(), attributes)
+                               parent.span_id,
+                               self._encoder.head(parent.trace_id, parent.trace_state),
+                               HAS_IS_REMOTE | IS_REMOTE, time_ns(), attributes)
         request.state[_SPAN] = span
         return self._set_current(span)
 
@@ -139,13 +152,13 @@ class Tracing:
                 attributes[key] = value
         reply: UpstreamReply | None = state.get("reply")
         if reply is not None:  # its usage is known now, even a stream's
-            attributes.update(_usage_attributes(reply.usage))
+            _add_usage(attributes, reply.usage)
         if state.get("route_group") not in (None, "public"):  # a path the route table knows
             span.name = f"{request.method} {request.path}"
         span.is_error = status >= 500
         span.end = time_ns()
         if not span.open:  # otherwise the last attempt to end hands the trace over
-            self._export.put(span.trace())
+            self._export.put(self._encoded(span))
 
     def is_recording(self, request: Request) -> bool:
         """Whether `request` is sampled: only then does it get child spans."""
@@ -161,56 +174,88 @@ class Tracing:
         span: RequestSpan | None = request.state.get(_SPAN)
         if span is None:
             return
-        attributes = {"rolegate.route": action.route,
-                      "rolegate.decision": "allow" if decision.allowed else "deny"}
-        if decision.rule is not None:
-            attributes["rolegate.rule"] = decision.rule
-        if action.model is not None:
-            attributes["gen_ai.request.model"] = action.model
+        key = (action.route, decision.allowed, decision.rule, action.model)
+        known = self._decisions.get(key)
+        if known is None:
+            known = self._decisions[key] = self._decision(*key)
+        attributes, encoded = known
         now = time_ns()
-        span.child("rolegate.authorize", INTERNAL, self._span_id(), now, now, attributes, False)
+        self.ended_child(span, "rolegate.authorize", INTERNAL, now, now, encoded, False)
         if not span.end:
             span.attributes.update(attributes)
 
-    def traced(self, provider: Provider, model: str, deployment: str,
-               upstream_model: str) -> Provider:
+    def traced(self, provider: Provider, deployment: str, upstream_model: str) -> Provider:
         """`provider`, with a span per attempt whose context goes upstream."""
-        return _TracedProvider(self, provider, model, deployment, upstream_model)
+        return _TracedProvider(self, provider, deployment, upstream_model)
 
     def current(self) -> RequestSpan | str | None:
         """The current request's span, or the traceparent its attempts pass on when it is
         not sampled (None outside a request)."""
         return self._current.get(self._task())
 
-    def attempt(self, request_span: RequestSpan | None, call: UpstreamCall,
-                config: DeploymentConfig, deployment: str, upstream_model: str) -> _Attempt:
+    def attempt(self, request_span: RequestSpan | None, kind: _AttemptKind) -> _Attempt:
         """A CLIENT span for one upstream attempt, open until `ended`. Outside any request
         it starts a trace of its own."""
-        operation = OPERATIONS.get(call.operation, call.operation)
         if request_span is None:
-            request_span = RequestSpan("", self._trace_id(), 0, 0, "", HAS_IS_REMOTE, 0, {})
+            trace_id = self._trace_id()
+            request_span = RequestSpan("", trace_id, 0, 0, self._encoder.head(trace_id, ""),
+                                       HAS_IS_REMOTE, 0, {})
         else:
             request_span.open += 1
-        return _Attempt(request_span, f"{operation} {upstream_model}", self._span_id(),
-                        time_ns(), {"gen_ai.operation.name": operation,
-                                    "gen_ai.request.model": upstream_model,
-                                    "gen_ai.provider.name": PROVIDERS.get(config.provider,
-                                                                          config.provider),
-                                    "rolegate.deployment": deployment})
+        return _Attempt(self, request_span, kind, self._span_id(), time_ns())
 
-    def ended(self, attempt: _Attempt) -> None:
+    def ended(self, attempt: _Attempt, shared: bytes, attributes: dict[str, Any],
+              is_error: bool) -> None:
+        """`attempt` has ended: its attributes are `shared` (encoded, its kind's) and these."""
         request_span = attempt.request_span
-        end = time_ns()
+        self.ended_child(request_span, attempt.kind.name, CLIENT, attempt.start, time_ns(),
+                         shared + self._encoder.attributes(attributes), is_error,
+                         span_id=attempt.span_id)
         if not request_span.span_id:  # an attempt outside any request: a trace of its own
-            self._export.put((request_span.trace_id, "", ((
-                attempt.name, CLIENT, attempt.span_id, 0, HAS_IS_REMOTE, attempt.start, end,
-                attempt.attributes, attempt.is_error),)))
+            self._export.put(request_span.children[0])
             return
-        request_span.child(attempt.name, CLIENT, attempt.span_id, attempt.start, end,
-                           attempt.attributes, attempt.is_error)
         request_span.open -= 1
         if request_span.end and not request_span.open:  # the request ended first
-            self._export.put(request_span.trace())
+            self._export.put(self._encoded(request_span))
+
+    def ended_child(self, span: RequestSpan, name: str, kind: int, start: int, end: int,
+                    attributes: bytes, is_error: bool, *, span_id: int = 0) -> None:
+        """Record an ended child of `span`, its `attributes` encoded."""
+        span.children.append(self._encoder.span(
+            span.head, name, kind, span_id or self._span_id(), span.span_id, HAS_IS_REMOTE,
+            start, end, attributes, is_error))
+
+    def attempt_kind(self, operation: str, provider: str, deployment: str,
+                     upstream_model: str) -> _AttemptKind:
+        """What every attempt of `operation` on a deployment shares (encoded once)."""
+        operation = OPERATIONS.get(operation, operation)
+        served = {"gen_ai.response.model": upstream_model, "gen_ai.operation.name": operation,
+                  "gen_ai.provider.name": PROVIDERS.get(provider, provider)}
+        constant = self._encoder.attributes({
+            "gen_ai.operation.name": operation, "gen_ai.request.model": upstream_model,
+            "gen_ai.provider.name": served["gen_ai.provider.name"],
+            "rolegate.deployment": deployment})
+        return _AttemptKind(f"{operation} {upstream_model}", constant,
+                            constant + self._encoder.attributes(
+                                {"gen_ai.response.model": upstream_model}), served)
+
+    def _encoded(self, span: RequestSpan) -> bytes:
+        """An ended trace: its children, in the order they ended, then the request's span."""
+        encoder = self._encoder
+        return b"".join((*span.children, encoder.span(
+            span.head, span.name, SERVER, span.span_id, span.parent_id, span.flags, span.start,
+            span.end, encoder.attributes(span.attributes), span.is_error)))
+
+    def _decision(self, route: str, allowed: bool, rule: str | None,
+                  model: str | None) -> tuple[dict[str, Any], bytes]:
+        if len(self._decisions) >= _MOST_DECISIONS:  # models are named by callers
+            self._decisions.clear()
+        attributes = {"rolegate.route": route, "rolegate.decision": "allow" if allowed else "deny"}
+        if rule is not None:
+            attributes["rolegate.rule"] = rule
+        if model is not None:
+            attributes["gen_ai.request.model"] = model
+        return attributes, self._encoder.attributes(attributes)
 
     def _set_current(self, current: RequestSpan | str) -> object:
         task = self._task()
@@ -238,23 +283,48 @@ class Tracing:
         return span_id
 
 
+@dataclass(frozen=True, slots=True)
+class _AttemptKind:
+    """The attempts of one operation on one deployment: their span's name, their attributes
+    encoded (and with the response's model, once a reply came), and what the request's span
+    takes from the attempt that served it."""
+
+    name: str
+    attributes: bytes
+    replied: bytes
+    served: dict[str, Any]
+
+
 class _Attempt:
-    """An upstream attempt's CLIENT span while it is open."""
+    """An upstream attempt's CLIENT span while it is open; ends it when its reply ends."""
 
-    __slots__ = ("attributes", "is_error", "name", "request_span", "span_id", "start")
+    __slots__ = ("kind", "reply", "request_span", "span_id", "start", "tracing")
 
-    def __init__(self, request_span: RequestSpan, name: str, span_id: int, start: int,
-                 attributes: dict[str, Any]) -> None:
+    def __init__(self, tracing: Tracing, request_span: RequestSpan, kind: _AttemptKind,
+                 span_id: int, start: int) -> None:
+        self.tracing = tracing
         self.request_span = request_span
-        self.name = name
+        self.kind = kind
         self.span_id = span_id
         self.start = start
-        self.attributes = attributes
-        self.is_error = False
+        self.reply: UpstreamReply | None = None
 
     @property
     def traceparent(self) -> str:
         return self.request_span.traceparent(self.span_id)
+
+    def __call__(self) -> None:
+        reply = self.reply
+        assert reply is not None, "listens to the reply it was given"
+        self.reply = None  # no cycle through the reply's listeners
+        attributes: dict[str, Any] = {"http.response.status_code": reply.status}
+        _add_usage(attributes, reply.usage)
+        is_error = reply.status >= 400
+        request_span = self.request_span
+        if not is_error and not request_span.end:
+            request_span.attributes.update(attributes)
+            request_span.attributes.update(self.kind.served)
+        self.tracing.ended(self, self.kind.replied, attributes, is_error)
 
 
 class _Authenticating:
@@ -270,65 +340,38 @@ class _Authenticating:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         # A failed authentication is the request's outcome, told by the request's span.
-        self._request_span.child("rolegate.authenticate", INTERNAL, self._tracing._span_id(),
-                                 self._start, time_ns(), {}, False)
+        self._tracing.ended_child(self._request_span, "rolegate.authenticate", INTERNAL,
+                                  self._start, time_ns(), b"", False)
 
 
 class _TracedProvider:
-    def __init__(self, tracing: Tracing, provider: Provider, model: str, deployment: str,
+    def __init__(self, tracing: Tracing, provider: Provider, deployment: str,
                  upstream_model: str) -> None:
         self.config: DeploymentConfig = provider.config
         self._tracing = tracing
         self._provider = provider
-        self._model = model
         self._deployment = deployment
         self._upstream_model = upstream_model
+        self._kinds: dict[str, _AttemptKind] = {}  # by operation (a few: the API's)
 
     async def open(self, call: UpstreamCall) -> UpstreamReply:
         tracing = self._tracing
         current = tracing.current()
         if isinstance(current, str):  # the trace goes on upstream, unrecorded
             return await self._provider.open(_with_traceparent(call, current))
-        attempt = tracing.attempt(current, call, self.config, self._deployment,
-                                  self._upstream_model)
+        kind = self._kinds.get(call.operation)
+        if kind is None:
+            kind = self._kinds[call.operation] = tracing.attempt_kind(
+                call.operation, self.config.provider, self._deployment, self._upstream_model)
+        attempt = tracing.attempt(current, kind)
         try:
             reply = await self._provider.open(_with_traceparent(call, attempt.traceparent))
         except BaseException as error:
-            attempt.attributes["error.type"] = type(error).__name__
-            attempt.is_error = True
-            tracing.ended(attempt)
+            tracing.ended(attempt, kind.attributes, {"error.type": type(error).__name__}, True)
             raise
-        reply.on_end(_AttemptEnd(tracing, attempt, reply, self.config.provider,
-                                 self._upstream_model))
+        attempt.reply = reply
+        reply.on_end(attempt)
         return reply
-
-
-class _AttemptEnd:
-    """Ends an attempt's span when its reply ends; the request's span tells what served it."""
-
-    __slots__ = ("_attempt", "_provider", "_reply", "_tracing", "_upstream_model")
-
-    def __init__(self, tracing: Tracing, attempt: _Attempt, reply: UpstreamReply,
-                 provider: str, upstream_model: str) -> None:
-        self._tracing = tracing
-        self._attempt = attempt
-        self._reply = reply
-        self._provider = provider
-        self._upstream_model = upstream_model
-
-    def __call__(self) -> None:
-        attempt, reply = self._attempt, self._reply
-        self._reply = None  # type: ignore[assignment]  # no cycle through the reply's listeners
-        attributes = _reply_attributes(reply, self._upstream_model)
-        attempt.attributes.update(attributes)
-        request_span = attempt.request_span
-        if reply.status >= 400:
-            attempt.is_error = True
-        elif not request_span.end:
-            attributes["gen_ai.operation.name"] = attempt.attributes["gen_ai.operation.name"]
-            attributes["gen_ai.provider.name"] = PROVIDERS.get(self._provider, self._provider)
-            request_span.attributes.update(attributes)
-        self._tracing.ended(attempt)
 
 
 def _with_traceparent(call: UpstreamCall, traceparent: str | None) -> UpstreamCall:
@@ -338,18 +381,11 @@ def _with_traceparent(call: UpstreamCall, traceparent: str | None) -> UpstreamCa
                         call.headers)
 
 
-def _reply_attributes(reply: UpstreamReply, upstream_model: str) -> dict[str, Any]:
-    return {"http.response.status_code": reply.status, "gen_ai.response.model": upstream_model,
-            **_usage_attributes(reply.usage)}
-
-
-def _usage_attributes(usage: dict[str, Any] | None) -> dict[str, int]:
+def _add_usage(attributes: dict[str, Any], usage: dict[str, Any] | None) -> None:
     """The token counts, when known (a stream's when it has ended; a reply read whole's once
     the dispatcher has read them from its body, after the attempt's span has ended)."""
-    attributes = {}
-    for name, key in (("prompt_tokens", "gen_ai.usage.input_tokens"),
-                      ("completion_tokens", "gen_ai.usage.output_tokens")):
-        value = (usage or {}).get(name)
-        if isinstance(value, int):
-            attributes[key] = value
-    return attributes
+    if usage:
+        for name, key in _USAGE:
+            value = usage.get(name)
+            if isinstance(value, int):
+                attributes[key] = value

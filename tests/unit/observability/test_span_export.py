@@ -10,7 +10,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from rolegate.observability.otlp import OtlpEncoder
 from rolegate.observability.span_export import SpanExport
-from rolegate.observability.spans import HAS_IS_REMOTE, SERVER, Trace
+from rolegate.observability.spans import HAS_IS_REMOTE, SERVER
 
 
 class HeldSender:
@@ -36,15 +36,19 @@ class HeldSender:
                 for item in span.attributes if item.key == "rolegate.request_id"]
 
 
-def trace(number: int) -> Trace:
-    return (number + 1, "", (("GET", SERVER, number + 1, 0, HAS_IS_REMOTE, 10, 20,
-                               {"rolegate.request_id": f"r{number}"}, False),))
+ENCODER = OtlpEncoder({}, scope="rolegate")
+
+
+def trace(number: int) -> bytes:
+    return ENCODER.encode_spans([(number + 1, "", (("GET", SERVER, number + 1, 0, HAS_IS_REMOTE,
+                                                    10, 20, {"rolegate.request_id": f"r{number}"},
+                                                    False),))])
 
 
 def test_closing_exports_every_queued_trace_in_batches():
     sender = HeldSender()
     sender.release.set()
-    export = SpanExport(OtlpEncoder({}, scope="rolegate"), sender, batch_traces=3,
+    export = SpanExport(ENCODER, sender, batch_traces=3,
                         interval=60.0)
 
     for number in range(7):
@@ -58,8 +62,8 @@ def test_closing_exports_every_queued_trace_in_batches():
 
 def test_a_full_queue_drops_traces_and_counts_them_without_blocking():
     sender = HeldSender()  # the thread is held in its first export
-    export = SpanExport(OtlpEncoder({}, scope="rolegate"), sender, batch_traces=1,
-                        max_queued_traces=2, encode_every=1, interval=60.0)
+    export = SpanExport(ENCODER, sender, batch_traces=1,
+                        max_queued_traces=2, interval=60.0)
     export.put(trace(0))  # taken by the thread, which then waits in `send`
     deadline = time.monotonic() + 10
     while export.queued and time.monotonic() < deadline:

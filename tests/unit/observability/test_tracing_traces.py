@@ -4,19 +4,27 @@ the order they ended; an attempt made outside any request is a trace of its own.
 from __future__ import annotations
 
 import random
-from typing import Any, ClassVar
+from typing import Any
 
-from rolegate.observability.spans import CLIENT, SERVER, Trace
-from rolegate.observability.tracing import Tracing, _AttemptEnd
-from rolegate.providers.base import UpstreamCall
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from rolegate.observability.otlp import OtlpEncoder
+from rolegate.observability.tracing import Tracing
+from rolegate.providers.base import UpstreamCall, UpstreamReply
+
+ENCODER = OtlpEncoder({}, scope="rolegate")
+CALL = UpstreamCall("chat/completions", {}, None, False, "req-1")
 
 
 class Captured:
     def __init__(self) -> None:
-        self.traces: list[Trace] = []
+        self.traces: list[list[Span]] = []
 
-    def put(self, trace: Trace) -> None:
-        self.traces.append(trace)
+    def put(self, spans: bytes) -> None:
+        [resource] = ExportTraceServiceRequest.FromString(
+            ENCODER.payload([spans])).resource_spans
+        self.traces.append([span for scope in resource.scope_spans for span in scope.spans])
 
     def close(self) -> None:
         pass
@@ -31,53 +39,79 @@ class Request:
         self.state: dict[str, Any] = {"route_group": "inference"}
 
 
-class Reply:
-    status = 200
-    usage: ClassVar[dict[str, int]] = {"prompt_tokens": 3, "completion_tokens": 2}
-
-
 class Config:
     provider = "openai"
 
 
-CALL = UpstreamCall("chat/completions", {}, None, False, "req-1")
+class Upstream:
+    """A provider whose replies are ended by the test, as a relayed stream's would be."""
+
+    config = Config
+
+    def __init__(self) -> None:
+        self.calls: list[UpstreamCall] = []
+
+    async def open(self, call: UpstreamCall) -> UpstreamReply:
+        self.calls.append(call)
+        return UpstreamReply(200, b"application/json", _no_chunks())
+
+
+async def _no_chunks() -> Any:
+    yield b""
+
+
+def attributes(span: Span) -> dict[str, Any]:
+    return {item.key: getattr(item.value, item.value.WhichOneof("value"))
+            for item in span.attributes}
 
 
 def tracing() -> tuple[Tracing, Captured]:
     captured = Captured()
-    return Tracing(captured, rng=random.Random(7)), captured  # type: ignore[arg-type]
+    return Tracing(captured, ENCODER, rng=random.Random(7)), captured  # type: ignore[arg-type]
 
 
 async def test_an_attempt_ending_after_its_request_holds_the_trace_back_until_then():
     traced, captured = tracing()
+    upstream = Upstream()
+    provider = traced.traced(upstream, "gpt-4o-0", "gpt-4o-2024-08-06")  # type: ignore[arg-type]
     request = Request()
     token = traced.start(request, {})
-    attempt = traced.attempt(traced.current(), CALL, Config, "gpt-4o",  # type: ignore[arg-type]
-                             "gpt-4o-2024-08-06")
+    reply = await provider.open(CALL)
 
     traced.finish(request, 200, token)
     assert captured.traces == []  # the stream is still being relayed
 
-    _AttemptEnd(traced, attempt, Reply, "openai", "gpt-4o-2024-08-06")()  # type: ignore[arg-type]
-    [(trace_id, _, spans)] = captured.traces
-    assert [(span[0], span[1]) for span in spans] == [
-        ("chat gpt-4o-2024-08-06", CLIENT), ("POST /v1/chat/completions", SERVER)]
-    attempt_span, request_span = spans
-    assert attempt_span[3] == request_span[2]  # the attempt's parent is the request's span
-    assert dict(attempt_span[7])["gen_ai.usage.input_tokens"] == 3
+    reply.usage = {"prompt_tokens": 3, "completion_tokens": 2}
+    await reply.end()
+    [[attempt_span, request_span]] = captured.traces
+    assert (attempt_span.name, attempt_span.kind) == ("chat gpt-4o-2024-08-06",
+                                                      Span.SPAN_KIND_CLIENT)
+    assert (request_span.name, request_span.kind) == ("POST /v1/chat/completions",
+                                                      Span.SPAN_KIND_SERVER)
+    assert attempt_span.trace_id == request_span.trace_id
+    assert attempt_span.parent_span_id == request_span.span_id
+    [sent] = upstream.calls
+    assert sent.traceparent == (f"00-{attempt_span.trace_id.hex()}-"
+                                f"{attempt_span.span_id.hex()}-01")
+    assert attributes(attempt_span) == {
+        "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-2024-08-06",
+        "gen_ai.provider.name": "openai", "rolegate.deployment": "gpt-4o-0",
+        "gen_ai.response.model": "gpt-4o-2024-08-06", "http.response.status_code": 200,
+        "gen_ai.usage.input_tokens": 3, "gen_ai.usage.output_tokens": 2}
     # the request's span had ended: what served it is not added afterwards
-    assert "gen_ai.provider.name" not in dict(request_span[7])
-    assert trace_id and traced.current() is None
+    assert "gen_ai.provider.name" not in attributes(request_span)
+    assert traced.current() is None
 
 
 async def test_an_attempt_outside_any_request_is_a_trace_of_its_own():
     traced, captured = tracing()
+    upstream = Upstream()
+    provider = traced.traced(upstream, "gpt-4o-0", "gpt-4o-2024-08-06")  # type: ignore[arg-type]
 
-    attempt = traced.attempt(traced.current(), CALL, Config, "gpt-4o",  # type: ignore[arg-type]
-                             "gpt-4o-2024-08-06")
-    traced.ended(attempt)
+    reply = await provider.open(CALL)
+    await reply.end()
 
-    [(trace_id, state, [span])] = captured.traces
-    assert span[1] == CLIENT and span[3] == 0  # a root span
-    assert attempt.traceparent == f"00-{trace_id:032x}-{span[2]:016x}-01"
-    assert state == ""
+    [[span]] = captured.traces
+    assert span.kind == Span.SPAN_KIND_CLIENT and span.parent_span_id == b""  # a root span
+    assert upstream.calls[0].traceparent == f"00-{span.trace_id.hex()}-{span.span_id.hex()}-01"
+    assert span.trace_state == ""
