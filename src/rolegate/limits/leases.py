@@ -39,18 +39,26 @@ from rolegate.limits.script_batch import ScriptBatch
 
 log = logging.getLogger("rolegate.limits")
 
-# KEYS: the counters; per counter in ARGV (after `now` in ms): kind, limit, window (ms), block
-# size, expiry (s, token and cost counters) and the members' prefix (request logs). Returns per
-# counter: its use before the block, the reset (ms, request logs) and the block granted.
+# KEYS: the counters with settled usage waiting (as in redis.py's ACQUIRE: each with its amount
+# and expiry in ARGV), then the counters to take blocks of; per counter in ARGV: kind, limit,
+# window (ms), block size, expiry (s, token and cost counters) and the members' prefix (request
+# logs). Returns per counter: its use before the block, the reset (ms, request logs) and the
+# block granted.
 TAKE = """
 local now = tonumber(ARGV[1])
+local settled = tonumber(ARGV[2])
+for i = 1, settled do
+  redis.call('INCRBYFLOAT', KEYS[i], ARGV[2 * i + 1])
+  redis.call('EXPIRE', KEYS[i], ARGV[2 * i + 2])
+end
+local base = 2 + 2 * settled
 local out = {}
-for q = 1, #KEYS do
-  local key = KEYS[q]
-  local kind = ARGV[6 * q - 4]
-  local limit = tonumber(ARGV[6 * q - 3])
-  local window = tonumber(ARGV[6 * q - 2])
-  local size = tonumber(ARGV[6 * q - 1])
+for q = 1, #KEYS - settled do
+  local key = KEYS[settled + q]
+  local kind = ARGV[base + 6 * q - 5]
+  local limit = tonumber(ARGV[base + 6 * q - 4])
+  local window = tonumber(ARGV[base + 6 * q - 3])
+  local size = tonumber(ARGV[base + 6 * q - 2])
   local used = 0
   local reset = -1
   local granted = 0
@@ -58,7 +66,7 @@ for q = 1, #KEYS do
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
     used = redis.call('ZCARD', key)
     granted = math.max(0, math.min(size, limit - used))
-    local prefix = ARGV[6 * q + 1]
+    local prefix = ARGV[base + 6 * q]
     for i = 1, granted do redis.call('ZADD', key, now, prefix .. i) end
     if granted > 0 then redis.call('PEXPIRE', key, math.ceil(window)) end
     local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
@@ -68,7 +76,7 @@ for q = 1, #KEYS do
     granted = math.max(0, math.min(size, limit - used))
     if granted > 0 then
       redis.call('INCRBYFLOAT', key, granted)
-      redis.call('EXPIRE', key, ARGV[6 * q])
+      redis.call('EXPIRE', key, ARGV[base + 6 * q - 1])
     end
   end
   out[#out + 1] = tostring(used)
@@ -176,7 +184,11 @@ class LeasedLimiter:
                 break
             if not await self._take(stale, now):
                 return None
-        return [self._blocks[self._exact.key(quota)] for quota in quotas]
+        blocks = [self._blocks.get(self._exact.key(quota)) for quota in quotas]
+        if None in blocks:  # the take this request waited for failed
+            self._exact.unavailable(TimeoutError("no block of allowance could be taken"))
+            return None
+        return blocks  # type: ignore[return-value]  # none is None
 
     def _is_usable(self, quota: Quota, now: float) -> bool:
         block = self._blocks.get(self._exact.key(quota))
@@ -207,20 +219,29 @@ class LeasedLimiter:
         return True
 
     async def _take_now(self, taken: list[tuple[str, Quota]], now: float) -> None:
-        args: list[str | float] = [now * 1000.0]
+        for key, _ in taken:  # what the old block left or overspent goes with this call
+            old = self._blocks.pop(key, None)
+            if old is not None:
+                self._give_back(old)
+        waiting = self._exact.take_waiting()
+        args: list[str | float] = [now * 1000.0, len(waiting)]
+        for amount, expiry in waiting.values():
+            args += [amount, int(expiry)]
         prefixes = []
         for _, quota in taken:
             prefix = f"{self._exact.replica}:b{next(self._numbers)}:"
             prefixes.append(prefix)
             args += [quota.kind, quota.limit, quota.window * 1000.0,
                      self._config.size(quota.kind), expiry_of(quota, now), prefix]
-        out = await self._take_script.call([key for key, _ in taken], args)
+        try:
+            out = await self._take_script.call([*waiting, *(key for key, _ in taken)], args)
+        except FAILURES as exc:
+            if waiting:
+                log.error("settling usage in Redis failed: %s", exc)
+            raise
         ttl = self._config.ttl
         for index, ((key, quota), prefix) in enumerate(zip(taken, prefixes, strict=True)):
             used, reset, granted = (float(value) for value in out[3 * index:3 * index + 3])
-            old = self._blocks.get(key)
-            if old is not None:
-                self._give_back(old)
             reset_in = reset / 1000.0 if quota.kind == "requests" else quota.reset_at - now
             # An empty block refuses until the counter may have room again, within `ttl`.
             lasts = ttl if granted else min(ttl, max(reset_in, 0.001))
@@ -229,11 +250,15 @@ class LeasedLimiter:
         self._arm_sweeper()
 
     def _give_back(self, block: Block) -> None:
-        """Return what `block` did not spend: members removed, or the amount taken off."""
-        if block.left <= 0:
-            return
+        """Return what `block` did not spend (members removed, or the amount taken off), or
+        add what requests reserved past its end (a token or cost block spent below zero)."""
         if block.quota.kind != "requests":
-            self._exact.add_usage(block.quota, -block.left, block.quota.reset_at - block.taken_at)
+            if block.left:
+                self._exact.add_usage(block.quota, -block.left,
+                                      block.quota.reset_at - block.taken_at)
+            block.left = 0
+            return
+        if block.left <= 0:
             return
         first = int(block.granted - block.left) + 1
         task = asyncio.ensure_future(self._return_members(

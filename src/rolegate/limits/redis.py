@@ -126,7 +126,7 @@ class RedisLimiter:
                       reservation: Reservation = NO_RESERVATION) -> Lease:
         if not quotas:
             return NO_LEASE
-        waiting = self._take_waiting()
+        waiting = self.take_waiting()
         keys = [*waiting, *(self.key(quota) for quota in quotas)]
         member = f"{self.replica}:{next(self._sequence)}"
         args: list[str | float] = [now * 1000.0, member, len(waiting)]
@@ -175,13 +175,15 @@ class RedisLimiter:
 
     async def flush(self) -> None:
         """Write the usage waiting in this process now, and wait for writes under way."""
-        waiting = self._take_waiting()
+        waiting = self.take_waiting()
         if waiting:
             await self._write(waiting)
         if self._writes:
             await asyncio.gather(*self._writes)
 
-    def _take_waiting(self) -> dict[str, list[float]]:
+    def take_waiting(self) -> dict[str, list[float]]:
+        """The usage waiting for the next round trip (counter key -> [amount, expiry]), which
+        the caller now sends."""
         waiting = self._waiting
         if waiting:
             self._waiting = {}
@@ -189,7 +191,7 @@ class RedisLimiter:
 
     def _on_timer(self) -> None:
         self._timer = None
-        waiting = self._take_waiting()
+        waiting = self.take_waiting()
         if waiting:
             task = asyncio.ensure_future(self._write(waiting))
             self._writes.add(task)
