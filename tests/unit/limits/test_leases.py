@@ -88,6 +88,6 @@ async def test_a_block_spent_past_its_end_is_charged_to_the_counter(redis_prefix
 
 
 def test_leases_need_the_redis_backend():
-    with pytest.raises(ValidationError, match="limits.lease needs limits.backend redis"):
+    with pytest.raises(ValidationError, match=r"limits\.lease needs limits\.backend redis"):
         RateLimitsConfig(lease=LeaseConfig(requests=10))
     assert RateLimitsConfig(backend="redis", url=REDIS_URL).lease is None  # exact by default
