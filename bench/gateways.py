@@ -103,10 +103,11 @@ database:
   migrate_on_start: true
 """
 PRODUCTION = limits_and_usage("production-rs256.json", POSTGRES)
-# The same with local quota leases (`limits.lease`): blocks of 1,000 requests and 100,000
-# tokens spent in the process, so most requests make no Redis round trip.
+# The same with local quota leases (`limits.lease`): blocks of 1,000 requests and 1,000,000
+# tokens (about a thousand requests' default reservations) spent in the process, so about one
+# request in a thousand makes a Redis round trip.
 PRODUCTION_LEASE = limits_and_usage("production-lease-rs256.json", POSTGRES, """\
-  lease: {requests: 1000, tokens: 100000, ttl: 5}
+  lease: {requests: 1000, tokens: 1000000, ttl: 5}
 """)
 register("jwt-rs256", gateway_mode("jwt-rs256", RS256, jwt_token("RS256", "rs256.json")))
 # The same without the decision log: the difference is what logging costs per request.

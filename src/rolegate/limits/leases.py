@@ -214,8 +214,8 @@ class LeasedLimiter:
                 for key, _ in mine:
                     del self._taking[key]
                 done.set_result(None)
-        if waits:
-            await asyncio.gather(*waits)
+        for wait in waits:
+            await wait
         return True
 
     async def _take_now(self, taken: list[tuple[str, Quota]], now: float) -> None:
