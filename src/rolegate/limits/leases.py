@@ -156,6 +156,8 @@ class LeasedLimiter:
         blocks = await self._blocks_for(leased, now)
         if blocks is None:  # Redis unavailable and fail_open: served without limits
             return NO_LEASE
+        if not blocks:  # others spent each fresh block first: this one is checked exactly
+            return await self._exact.acquire(quotas, now, reservation)
         if any(block.left <= 0 for block in blocks):
             standings = [block.standing(now) for block in blocks]
             raise refuse(standings, next(standing for standing, block in zip(
@@ -178,10 +180,15 @@ class LeasedLimiter:
         await self._exact.settle(lease, tokens, cost)
 
     async def _blocks_for(self, quotas: list[Quota], now: float) -> list[Block] | None:
-        for _ in range(3):  # others may spend a fresh block before this request runs again
+        """The usable blocks of `quotas`, taken when needed; None when Redis failed and
+        `fail_open` serves without limits; empty when other requests spent every fresh block
+        before this one ran again, three times."""
+        for attempt in range(4):
             stale = [quota for quota in quotas if not self._is_usable(quota, now)]
             if not stale:
                 break
+            if attempt == 3:
+                return []
             if not await self._take(stale, now):
                 return None
         blocks = [self._blocks.get(self._exact.key(quota)) for quota in quotas]

@@ -3,6 +3,8 @@ each, the unused part given back, and exact limits kept by default."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -91,3 +93,21 @@ def test_leases_need_the_redis_backend():
     with pytest.raises(ValidationError, match=r"limits\.lease needs limits\.backend redis"):
         RateLimitsConfig(lease=LeaseConfig(requests=10))
     assert RateLimitsConfig(backend="redis", url=REDIS_URL).lease is None  # exact by default
+
+
+async def test_requests_that_lose_fresh_blocks_to_others_are_checked_exactly(redis_prefix):
+    # Spending from a block does not yield to the event loop, so a worker can spend a whole
+    # fresh block while another waits to run again; that one must not be refused.
+    limiter = leased(redis_prefix, requests=3)
+    quotas = quotas_of(LimitConfig(rpm=100_000), "p", NOW)
+
+    async def worker() -> int:
+        for _ in range(60):
+            await limiter.acquire(quotas, NOW)
+        return 60
+
+    admitted = await asyncio.gather(*(worker() for _ in range(8)))
+    await limiter.close()
+
+    assert sum(admitted) == 480
+    assert await redis_value("ZCARD", f"{redis_prefix}:p:rpm") == 480
