@@ -64,9 +64,9 @@ auth:
 """
 
 
-def limits_and_usage(jwks_file: str, database: str) -> str:
+def limits_and_usage(jwks_file: str, database: str, limits: str = "") -> str:
     """jwt-rs256 with `rpm`/`tpm` limits high enough never to refuse, counted in Redis, and
-    usage accounting to `database`."""
+    usage accounting to `database`; `limits`: more of the `limits` section."""
     return jwt_config(jwks_file, "RS256",
                       rule_limits=", limits: {rpm: 100000000, tpm: 100000000}", extra="""
 accounting:
@@ -74,7 +74,7 @@ accounting:
 limits:
   backend: redis
   url: {redis_url}
-""" + database)
+""" + limits + database)
 
 
 RS256 = jwt_config("rs256.json", "RS256")
@@ -96,11 +96,18 @@ database:
 # The shape of a production deployment: jwt-rs256 plus the same Redis limits and usage records
 # written to PostgreSQL (a throw-away schema of the local server's `test` database, migrated at
 # start-up and dropped afterwards). Its ratio to jwt-rs256 is what limits and accounting cost.
-PRODUCTION = limits_and_usage("production-rs256.json", """
+POSTGRES = """
 database:
   url: {postgres_url}
   schema: {postgres_schema}
   migrate_on_start: true
+"""
+PRODUCTION = limits_and_usage("production-rs256.json", POSTGRES)
+# The same with local quota leases (`limits.lease`): blocks of 1,000 requests and 1,000,000
+# tokens (about a thousand requests' default reservations) spent in the process, so about one
+# request in a thousand makes a Redis round trip.
+PRODUCTION_LEASE = limits_and_usage("production-lease-rs256.json", POSTGRES, """\
+  lease: {requests: 1000, tokens: 1000000, ttl: 5}
 """)
 register("jwt-rs256", gateway_mode("jwt-rs256", RS256, jwt_token("RS256", "rs256.json")))
 # The same without the decision log: the difference is what logging costs per request.
@@ -132,6 +139,9 @@ register("limits+usage+write-ahead", gateway_mode(
 register("production", gateway_mode("production", PRODUCTION,
                                     jwt_token("RS256", "production-rs256.json"),
                                     is_using_redis=True, is_using_postgres=True))
+register("production-lease", gateway_mode("production-lease", PRODUCTION_LEASE,
+                                          jwt_token("RS256", "production-lease-rs256.json"),
+                                          is_using_redis=True, is_using_postgres=True))
 # jwt-rs256 with every request traced (sampled at 1.0) and exported over OTLP/HTTP to the mock
 # upstream's /v1/traces sink: its ratio to jwt-rs256, run beside it, is what tracing costs.
 OTEL_RS256 = jwt_config("otel-rs256.json", "RS256") + """

@@ -60,6 +60,7 @@ from rolegate.config.model import (
 from rolegate.explain import explain, explain_claims, explain_key, explain_key_id
 from rolegate.keys.material import KeyHasher, is_api_key
 from rolegate.keys.store import KeyStore
+from rolegate.limits.leases import LeasedLimiter
 from rolegate.limits.limiter import Limiter
 from rolegate.mcp.credentials import ServerCredential
 from rolegate.mcp.handlers import McpHandlers, McpServer
@@ -141,8 +142,8 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
         checks["database"] = stores.database.check
     if stores.recorder is not None:
         checks["usage records"] = stores.recorder.readiness
-    limiter = _build_limiter(settings)
-    if isinstance(limiter, RedisLimiter):
+    limiter = _build_limiter(settings, clock)
+    if isinstance(limiter, RedisLimiter | LeasedLimiter):
         checks["rate limits"] = limiter.readiness
         probing = PeriodicTask(limiter.probe, every=REDIS_PROBE_INTERVAL)
         stores.on_startup += [background(limiter.probe), probing.start]
@@ -374,9 +375,12 @@ def _build_shared_replay(settings: Settings, clock: Callable[[], float]) -> Shar
                         is_fail_open=limits.fail_open, clock=clock)
 
 
-def _build_limiter(settings: Settings) -> Limiter:
+def _build_limiter(settings: Settings, clock: Callable[[], float]) -> Limiter:
     if settings.limits.backend == "redis":
-        return RedisLimiter(settings.limits)
+        exact = RedisLimiter(settings.limits)
+        if settings.limits.lease is not None:
+            return LeasedLimiter(exact, settings.limits.lease, clock)
+        return exact
     return MemoryLimiter()
 
 

@@ -129,12 +129,20 @@ class Recorder:
 
     async def flush(self) -> bool:
         """Write everything queued now, in batches, after what is spooled; False when the
-        database was unavailable (what was not written waits for the next flush)."""
+        database was unavailable (what was not written waits for the next flush). Records
+        queued while it writes wait for the next one, unless a full batch of them is
+        waiting: under load, a flush that wrote until the queue was empty wrote a stream of
+        batches of a few records each, each paying a transaction."""
         try:
             await self._replay()
-            while self._failed or not self._queue.empty():
-                batch = self._failed or self._take(self._batch_size)
-                self._failed = []
+            queued = self._queue.qsize()
+            while self._failed or queued > 0 or self._queue.qsize() >= self._batch_size:
+                if self._failed:
+                    batch, self._failed = self._failed, []
+                else:
+                    batch = self._take(min(self._batch_size, queued) if queued > 0
+                                       else self._batch_size)
+                    queued -= len(batch)
                 await self._write(batch)
         except StoreUnavailable as exc:
             self.failed_writes += 1

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import math
+import os
 import re
 import secrets
 from collections.abc import Iterable
@@ -56,26 +58,57 @@ class UsageRecord:
     # Made here, never taken from the request (a caller chooses its `x-request-id`): the
     # database keeps one row per id, so a record written twice (replayed from the spool after
     # a crash) is counted once.
-    record_id: str = field(default_factory=lambda: secrets.token_hex(16))
+    record_id: str = field(default_factory=lambda: new_record_id())
 
     def row(self) -> dict[str, Any]:
+        return dict(zip(COLUMNS, self.values(), strict=True))
+
+    def values(self) -> tuple[Any, ...]:
+        """The record's `usage` row, in the order of `COLUMNS` (what a COPY writes)."""
         # Read field by field: `dataclasses.asdict` deep-copies every value, which cost more
         # than the insert itself at a few thousand records per second.
-        row = {name: getattr(self, name) for name in _FIELDS}
-        for name, length in _BOUNDED:
-            value = row[name]
+        values = [getattr(self, name) for name in _FIELDS]
+        for index, length in _BOUNDED:
+            value = values[index]
             if value is not None and len(value) > length:
-                row[name] = fitted(value, length)
-        row["day"] = utc_day(self.ts)
-        return row
+                values[index] = fitted(value, length)
+        values.append(utc_day(self.ts))
+        return tuple(values)
 
 
 _FIELDS = tuple(column.name for column in fields(UsageRecord) if column.name != "dimensions")
+COLUMNS = (*_FIELDS, "day")  # the `usage` columns a record fills, in `values()` order
 # Identities come from tokens and configuration, whose values no column bounds: one longer than
 # its column is stored shortened but still distinct, so the record lands (a refused record would
 # go unpaid) and each identity keeps its own totals.
-_BOUNDED = tuple((name, cast(int, cast(String, usage.c[name].type).length)) for name in
-                 ("issuer", "subject", "client_id", "end_user", "rule", "model", "deployment"))
+_BOUNDED = tuple((_FIELDS.index(name), cast(int, cast(String, usage.c[name].type).length))
+                 for name in ("issuer", "subject", "client_id", "end_user", "rule", "model",
+                              "deployment"))
+
+
+class _RecordIds:
+    """Record ids unique across processes and replicas without a random draw (a system call)
+    each: 16 random hex digits drawn once per process (again in a forked child), then a
+    16-digit counter."""
+
+    def __init__(self) -> None:
+        self.reseed()
+
+    def reseed(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+_record_ids = _RecordIds()
+os.register_at_fork(after_in_child=_record_ids.reseed)
+
+
+def new_record_id() -> str:
+    """32 hex digits, never the same twice (what `usage.record_id` holds)."""
+    return _record_ids.next()
 
 
 def fitted(value: str, length: int) -> str:

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from rolegate.accounting.records import UsageRecord
+from rolegate.accounting.records import COLUMNS, UsageRecord
 from rolegate.storage.tables import usage, usage_dead_letters, usage_dimensions
 
 GROUPINGS: dict[str, tuple[str, ...]] = {
@@ -70,7 +70,6 @@ class StoreUnavailable(StoreError):
 # that cannot be encoded): as deterministic as the database refusing it.
 _ROW_ERRORS = (ValueError, TypeError, OverflowError)
 _DATA_SQLSTATE_CLASSES = ("22", "23")  # data exception, integrity constraint violation
-_COPY_COLUMNS = [column.name for column in usage.columns if column.name != "id"]
 
 
 def classify(exc: BaseException) -> StoreError:
@@ -101,11 +100,11 @@ class UsageStore:
         if not records:
             return
         try:
-            rows = [record.row() for record in records]
             has_dimensions = any(record.dimensions for record in records)
             if not has_dimensions and self._is_asyncpg:
-                await self._copy(rows)
+                await self._copy(records)
                 return
+            rows = [record.row() for record in records]
             async with self._engine.begin() as connection:
                 if not has_dimensions:
                     await connection.execute(self._insert_new(), rows)
@@ -130,7 +129,7 @@ class UsageStore:
             index_elements=[usage.c.record_id])
         return statement
 
-    async def _copy(self, rows: list[dict[str, Any]]) -> None:
+    async def _copy(self, records: Sequence[UsageRecord]) -> None:
         """PostgreSQL: the rows in one COPY (binary), which costs this process a fraction of
         what a multi-row INSERT does (no statement to render, no parameters to bind); atomic
         like the INSERT: every row lands or none. A batch holding a record already stored (a
@@ -141,11 +140,11 @@ class UsageStore:
             driver: Any = raw.driver_connection
             try:
                 await driver.copy_records_to_table(
-                    usage.name, columns=_COPY_COLUMNS,
-                    records=[tuple(row[name] for name in _COPY_COLUMNS) for row in rows])
+                    usage.name, columns=COLUMNS,
+                    records=[record.values() for record in records])
             except UniqueViolationError:
                 await connection.rollback()
-                await connection.execute(self._insert_new(), rows)
+                await connection.execute(self._insert_new(), [record.row() for record in records])
                 await connection.commit()
 
     async def set_aside(self, record: UsageRecord, reason: str, now: float) -> None:

@@ -592,6 +592,22 @@ class KeysConfig(Frozen):
         return self
 
 
+class LeaseConfig(Frozen):
+    """Blocks of allowance each process takes from a Redis counter and spends locally, so most
+    requests are checked without a round trip; limits are then approximate (see the README's
+    Rate limits). A size of 0 keeps that kind of counter exact."""
+
+    requests: int = Field(0, ge=0, description="Requests taken from an `rpm` counter at once.")
+    tokens: int = Field(0, ge=0, description="Tokens taken from a token counter at once.")
+    usd: float = Field(0.0, ge=0, description="USD taken from a budget counter at once.")
+    ttl: float = Field(5.0, gt=0, le=60, description="Seconds a block is spent from before its "
+                       "unused part is given back.")
+
+    def size(self, kind: str) -> float:
+        return (self.requests if kind == "requests" else self.tokens if kind == "tokens"
+                else self.usd if kind == "cost" else 0)
+
+
 class RateLimitsConfig(Frozen):
     """Where limit counters live: this process (`memory`) or Redis, shared by every replica."""
 
@@ -603,11 +619,17 @@ class RateLimitsConfig(Frozen):
     default_reservation_tokens: int = Field(
         1024, ge=0, description="Output tokens a request that names no `max_tokens` reserves "
         "on token and budget limits until its usage is known.")
+    lease: LeaseConfig | None = Field(
+        None, description="Off (the default): every request is checked in Redis, exactly. "
+        "Set: each process spends blocks of allowance locally (backend redis only).")
 
     @model_validator(mode="after")
     def _redis_url(self) -> RateLimitsConfig:
         if self.backend == "redis" and not self.url:
             raise ValueError("limits.backend redis needs limits.url")
+        if self.lease is not None and self.backend != "redis":
+            raise ValueError("limits.lease needs limits.backend redis (memory counters are "
+                             "already local)")
         return self
 
 

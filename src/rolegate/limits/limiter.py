@@ -104,15 +104,25 @@ def refuse(standings: Sequence[Standing], spent: Standing) -> RateLimited:
 
 
 def ratelimit_headers(standings: Sequence[Standing]) -> list[tuple[bytes, bytes]]:
+    """Per kind (requests, tokens), the tightest quota: the least remaining, then the latest
+    reset (the first of equals). One pass: this runs on every limited reply."""
+    tightest: dict[str, tuple[float, float, Standing]] = {}
+    for standing in standings:
+        kind = standing.quota.kind
+        if kind == "cost":
+            continue
+        rank = (standing.remaining, -standing.reset_in, standing)
+        best = tightest.get(kind)
+        if best is None or rank[:2] < best[:2]:
+            tightest[kind] = rank
     headers: list[tuple[bytes, bytes]] = []
     for kind, suffix in (("requests", b"requests"), ("tokens", b"tokens")):
-        candidates = [s for s in standings if s.quota.kind == kind]
-        if not candidates:
+        if (best := tightest.get(kind)) is None:
             continue
-        tightest = min(candidates, key=lambda s: (s.remaining, -s.reset_in))
-        headers += [(b"x-ratelimit-limit-" + suffix, b"%d" % tightest.quota.limit),
-                    (b"x-ratelimit-remaining-" + suffix, b"%d" % tightest.remaining),
-                    (b"x-ratelimit-reset-" + suffix, duration(tightest.reset_in).encode())]
+        remaining, _, standing = best
+        headers += [(b"x-ratelimit-limit-" + suffix, b"%d" % standing.quota.limit),
+                    (b"x-ratelimit-remaining-" + suffix, b"%d" % remaining),
+                    (b"x-ratelimit-reset-" + suffix, duration(standing.reset_in).encode())]
     return headers
 
 

@@ -97,7 +97,7 @@ end
 return #KEYS
 """
 
-_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 SETTLE_DELAY = 0.05  # seconds settled usage may wait in this process when no request comes
 
 
@@ -106,12 +106,12 @@ class RedisLimiter:
         assert config.url is not None
         # No socket_timeout: that arms a timer per reply read; the batch and the settling write
         # are bounded as a whole instead.
-        self._redis: Redis = Redis.from_url(config.url, socket_connect_timeout=config.timeout)
-        self._timeout = config.timeout
+        self.redis: Redis = Redis.from_url(config.url, socket_connect_timeout=config.timeout)
+        self.timeout = config.timeout
         self._prefix = config.prefix
         self._is_fail_open = config.fail_open
-        self._acquire = ScriptBatch(self._redis, ACQUIRE, timeout=config.timeout)
-        self._settle = self._redis.register_script(SETTLE)
+        self._acquire = ScriptBatch(self.redis, ACQUIRE, timeout=config.timeout)
+        self._settle = self.redis.register_script(SETTLE)
         # counter key -> [usage to add, expiry in seconds], waiting for the next round trip
         self._waiting: dict[str, list[float]] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -119,28 +119,28 @@ class RedisLimiter:
         # Why Redis could not be reached the last time it was tried (None: it could).
         self.last_error: str | None = None
         # Request-log members: unique across replicas (a random id each) and requests.
-        self._replica = secrets.token_hex(8)
+        self.replica = secrets.token_hex(8)
         self._sequence = itertools.count()
 
     async def acquire(self, quotas: Sequence[Quota], now: float,
                       reservation: Reservation = NO_RESERVATION) -> Lease:
         if not quotas:
             return NO_LEASE
-        waiting = self._take_waiting()
-        keys = [*waiting, *(self._key(quota) for quota in quotas)]
-        member = f"{self._replica}:{next(self._sequence)}"
+        waiting = self.take_waiting()
+        keys = [*waiting, *(self.key(quota) for quota in quotas)]
+        member = f"{self.replica}:{next(self._sequence)}"
         args: list[str | float] = [now * 1000.0, member, len(waiting)]
         for amount, expiry in waiting.values():
             args += [amount, int(expiry)]
         for quota in quotas:
             args += [quota.kind, quota.limit, quota.window * 1000.0,
-                     reservation.amount(quota.kind), _expiry(quota, now)]
+                     reservation.amount(quota.kind), expiry_of(quota, now)]
         try:
             out = await self._acquire.call(keys, args)
-        except _FAILURES as exc:
+        except FAILURES as exc:
             if waiting:
                 log.error("settling usage in Redis failed: %s", exc)
-            return self._unavailable(exc)
+            return self.unavailable(exc)
         standings = []
         for index, quota in enumerate(quotas):
             used, reset = float(out[2 * index]), float(out[2 * index + 1])
@@ -155,28 +155,35 @@ class RedisLimiter:
     async def settle(self, lease: Lease, tokens: int, cost: float) -> None:
         """Adds the usage, less the reservation, to what waits for the next round trip (see the
         module's docstring)."""
-        waiting = self._waiting
         for standing, amount in settled_amounts(lease, tokens, cost):
-            key = self._key(standing.quota)
-            expiry = math.ceil(standing.reset_in) + 60
-            entry = waiting.get(key)
-            if entry is None:
-                waiting[key] = [amount, expiry]
-            else:
-                entry[0] += amount
-                entry[1] = expiry
-        if waiting and self._timer is None:
+            self.add_usage(standing.quota, amount, standing.reset_in)
+
+    def add_usage(self, quota: Quota, amount: float, reset_in: float) -> None:
+        """Add `amount` to a token or cost counter with the next round trip (within
+        SETTLE_DELAY)."""
+        waiting = self._waiting
+        key = self.key(quota)
+        expiry = math.ceil(reset_in) + 60
+        entry = waiting.get(key)
+        if entry is None:
+            waiting[key] = [amount, expiry]
+        else:
+            entry[0] += amount
+            entry[1] = expiry
+        if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(SETTLE_DELAY, self._on_timer)
 
     async def flush(self) -> None:
         """Write the usage waiting in this process now, and wait for writes under way."""
-        waiting = self._take_waiting()
+        waiting = self.take_waiting()
         if waiting:
             await self._write(waiting)
         if self._writes:
             await asyncio.gather(*self._writes)
 
-    def _take_waiting(self) -> dict[str, list[float]]:
+    def take_waiting(self) -> dict[str, list[float]]:
+        """The usage waiting for the next round trip (counter key -> [amount, expiry]), which
+        the caller now sends."""
         waiting = self._waiting
         if waiting:
             self._waiting = {}
@@ -184,7 +191,7 @@ class RedisLimiter:
 
     def _on_timer(self) -> None:
         self._timer = None
-        waiting = self._take_waiting()
+        waiting = self.take_waiting()
         if waiting:
             task = asyncio.ensure_future(self._write(waiting))
             self._writes.add(task)
@@ -195,9 +202,9 @@ class RedisLimiter:
         for amount, expiry in waiting.values():
             args += [amount, int(expiry)]
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(self.timeout):
                 await self._settle(keys=list(waiting), args=args)
-        except _FAILURES as exc:
+        except FAILURES as exc:
             log.error("settling usage in Redis failed: %s", exc)
 
     async def close(self) -> None:
@@ -205,15 +212,15 @@ class RedisLimiter:
             self._timer.cancel()
             self._timer = None
         await self.flush()
-        await self._redis.aclose()
+        await self.redis.aclose()
 
     async def probe(self) -> None:
         """Ping Redis, so readiness says why the gateway is not ready while it cannot be
         reached (run at start-up and every few seconds; requests never wait for it)."""
         try:
-            async with asyncio.timeout(self._timeout):
-                await self._redis.ping()  # type: ignore[misc]  # redis-py types sync and async
-        except _FAILURES as exc:
+            async with asyncio.timeout(self.timeout):
+                await self.redis.ping()  # type: ignore[misc]  # redis-py types sync and async
+        except FAILURES as exc:
             self.last_error = str(exc) or type(exc).__name__
         else:
             self.last_error = None
@@ -225,10 +232,11 @@ class RedisLimiter:
             return None
         return f"Redis unreachable, requests are refused: {self.last_error}"
 
-    def _key(self, quota: Quota) -> str:
+    def key(self, quota: Quota) -> str:
+        """The Redis key of `quota`'s counter."""
         return f"{self._prefix}:{quota.counter}"
 
-    def _unavailable(self, exc: BaseException) -> Lease:
+    def unavailable(self, exc: BaseException) -> Lease:
         self.last_error = str(exc) or type(exc).__name__
         log.error("the rate limiter's Redis is unavailable: %s", exc or type(exc).__name__)
         if self._is_fail_open:
@@ -237,7 +245,7 @@ class RedisLimiter:
                                  code="rate_limiter_unavailable")
 
 
-def _expiry(quota: Quota, now: float) -> int:
+def expiry_of(quota: Quota, now: float) -> int:
     """Seconds a token or cost counter lives: a minute past its window's end (for replicas whose
     clocks lag)."""
     return max(math.ceil(quota.reset_at - now), 0) + 60 if quota.kind != "requests" else 0

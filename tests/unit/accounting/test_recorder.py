@@ -203,3 +203,41 @@ async def _dead_letters(store: Database) -> int:
     async with store.engine.connect() as connection:
         return int((await connection.execute(
             text("SELECT count(*) FROM usage_dead_letters"))).scalar_one())
+
+
+class ArrivalsDuringWrites(UsageStore):
+    """A real store where requests keep finishing while each batch is written, as under load;
+    it notes the size of every batch."""
+
+    def __init__(self, store: UsageStore, recorder: list[Recorder], arrivals: int) -> None:
+        super().__init__(store._engine)
+        self.batches: list[int] = []
+        self._recorder = recorder
+        self._arrivals = arrivals
+
+    async def insert_many(self, records: Any) -> None:
+        self.batches.append(len(records))
+        await super().insert_many(records)
+        for index in range(self._arrivals):
+            self._recorder[0].record(record(1000 + len(self.batches) * 100 + index))
+
+
+async def test_records_arriving_during_a_write_wait_for_a_full_batch_or_the_next_flush(
+        tmp_path: Path):
+    store = Database(DatabaseConfig(url=f"sqlite+aiosqlite:///{tmp_path / 'load.db'}"))
+    await store.upgrade()
+    holder: list[Recorder] = []
+    usage = ArrivalsDuringWrites(UsageStore(store.engine), holder, arrivals=3)
+    recorder = Recorder(usage, flush_interval=60, batch_size=10)
+    holder.append(recorder)
+    for index in range(25):
+        recorder.record(record(index))
+
+    await recorder.flush()
+    pending_after_flush = recorder.pending
+    batches = list(usage.batches)
+    await store.close()
+
+    # The 25 queued when it started, in batches of 10: the 9 that came meanwhile wait.
+    assert batches == [10, 10, 5]
+    assert pending_after_flush == 9
