@@ -304,6 +304,9 @@ def _by_first_segment(templates: list[_Template]) -> dict[str, tuple[_Template, 
     return {segment: tuple(group) for segment, group in grouped.items()}
 
 
+MAX_RESOLVED = 1024  # templated paths remembered by a Router
+
+
 class Router:
     """The route table compiled for lookups, with the console at `console_path`.
 
@@ -315,6 +318,8 @@ class Router:
         self.specs = _table(console_path)
         self._exact, templates = _compile(self.specs)
         self._templates = _by_first_segment(templates)
+        # Templated paths resolved before (a model's Gemini calls): one lookup, not a match.
+        self._resolved: dict[tuple[str, str], Route] = {}
 
     def resolve(self, method: str, path: str) -> Route:
         """The route for `method` and `path`: `NotFound` (404) when no path matches,
@@ -329,6 +334,15 @@ class Router:
         if "//" in path or ("/." in path
                             and any(part in (".", "..") for part in path.split("/"))):
             raise NotFound(f"No route matches {path}.", code="unknown_route")
+        route = self._resolved.get((method, path))
+        if route is None:
+            route = self._resolve_template(method, path)
+            if len(self._resolved) >= MAX_RESOLVED:  # bounded, whatever paths callers invent
+                self._resolved.clear()
+            self._resolved[method, path] = route
+        return route
+
+    def _resolve_template(self, method: str, path: str) -> Route:
         end = path.find("/", 1)
         for template in self._templates.get(path[1:end] if end > 0 else "", ()):
             value = template.match(path)

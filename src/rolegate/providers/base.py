@@ -89,6 +89,35 @@ class UpstreamReply:
                     await pending
 
 
+def usage_in(reply: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The token usage of a JSON reply object: its `usage` (OpenAI, Anthropic), else its
+    `usageMetadata` (Gemini); None when it has neither as an object."""
+    usage = reply.get("usage")
+    if usage is None:
+        usage = reply.get("usageMetadata")
+    return usage if isinstance(usage, dict) else None
+
+
+class OneChunk:
+    """The chunks of a body already whole, as `UpstreamReply.chunks`: a plain iterator rather
+    than an async generator, which the event loop would track from its first step to its end."""
+
+    __slots__ = ("_body",)
+
+    def __init__(self, body: bytes) -> None:
+        self._body: bytes | None = body
+
+    def __aiter__(self) -> OneChunk:
+        return self
+
+    async def __anext__(self) -> bytes:
+        body = self._body
+        if body is None:
+            raise StopAsyncIteration
+        self._body = None
+        return body
+
+
 class Provider(Protocol):
     config: DeploymentConfig
 

@@ -66,6 +66,8 @@ class GeminiProvider:
         self._client = client
         self._endpoint = endpoint
         self._egress = egress
+        # (model, method) -> URL: the model is the deployment's own, the methods a handful.
+        self._urls: dict[tuple[str, str], str] = {}
 
     async def open(self, call: UpstreamCall) -> UpstreamReply:
         model = str(call.body.get("model"))
@@ -115,7 +117,10 @@ class GeminiProvider:
             method = "streamGenerateContent?alt=sse"
         sent = UpstreamCall(call.operation, body, None, call.is_stream, call.request_id,
                             time_left=call.time_left, traceparent=call.traceparent)
-        return await classified(await post(self._client, self._endpoint.url(model, method),
+        url = self._urls.get((model, method))
+        if url is None:
+            url = self._urls[model, method] = self._endpoint.url(model, method)
+        return await classified(await post(self._client, url,
                                            sent, await self._endpoint.headers(), self.config,
                                            self._egress), is_google_overflow)
 

@@ -18,7 +18,9 @@ from typing import Any, Protocol
 
 import orjson
 
-from rolegate.providers.base import PromptCounter, Provider, UpstreamCall, UpstreamReply
+from rolegate.providers.base import (
+    OneChunk, PromptCounter, Provider, UpstreamCall, UpstreamReply, usage_in,
+)
 from rolegate.translate.chat_to_messages import anthropic_error
 from rolegate.translate.messages_stream import MessagesStream
 from rolegate.translate.messages_to_chat import chat_request, message_reply
@@ -33,11 +35,7 @@ async def read_whole(reply: UpstreamReply) -> bytes:
 
 def json_reply(value: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> UpstreamReply:
     """A 200 answered by the gateway itself, without an upstream."""
-    body = orjson.dumps(value)
-
-    async def chunks() -> AsyncIterator[bytes]:
-        yield body
-    return UpstreamReply(200, JSON, chunks(), headers=headers)
+    return UpstreamReply(200, JSON, OneChunk(orjson.dumps(value)), headers=headers)
 
 
 async def estimated_count(counter: PromptCounter, chat: dict[str, Any],
@@ -48,12 +46,12 @@ async def estimated_count(counter: PromptCounter, chat: dict[str, Any],
     return json_reply({field: tokens}, ESTIMATED)
 
 
-def replaced(reply: UpstreamReply, body: bytes) -> UpstreamReply:
-    """`reply` with `body` (read whole) in place of its own; closing it closes the original."""
-    async def chunks() -> AsyncIterator[bytes]:
-        yield body
-    return UpstreamReply(reply.status, JSON, chunks(), reply.close, reply.headers,
-                         reply.retry_after, is_context_overflow=reply.is_context_overflow)
+def replaced(reply: UpstreamReply, body: bytes,
+             usage: dict[str, Any] | None = None) -> UpstreamReply:
+    """`reply` with `body` (read whole) in place of its own; closing it closes the original.
+    `usage`: the token usage of `body`, when known, so that it is not read from it again."""
+    return UpstreamReply(reply.status, JSON, OneChunk(body), reply.close, reply.headers,
+                         reply.retry_after, usage, is_context_overflow=reply.is_context_overflow)
 
 
 def parsed(body: bytes) -> dict[str, Any] | None:
@@ -88,7 +86,8 @@ async def translated(reply: UpstreamReply, *, is_stream: bool,
     if value is None or reply.status >= 500:
         return replaced(reply, body)
     if reply.status == 200:
-        return replaced(reply, orjson.dumps(success(value)))
+        answer = success(value)
+        return replaced(reply, orjson.dumps(answer), usage_in(answer))
     if is_error(value):
         return replaced(reply, orjson.dumps(failure(value)))
     return replaced(reply, body)

@@ -31,16 +31,18 @@ TOKEN_OPERATIONS = frozenset({"chat/completions", "completions", "responses", "e
 def token_usage(usage: Mapping[str, Any] | None) -> TokenUsage:
     if not isinstance(usage, Mapping):
         return TokenUsage()
-    # Anthropic's `input_tokens` leaves out the prompt tokens read from or written to its cache,
-    # which OpenAI's `prompt_tokens` includes: they are added, so both count the whole prompt.
-    prompt = (_count(usage, "prompt_tokens", "input_tokens")
-              + _count(usage, "cache_read_input_tokens")
-              + _count(usage, "cache_creation_input_tokens"))
-    completion = _count(usage, "completion_tokens", "output_tokens")
     if "promptTokenCount" in usage or "totalTokenCount" in usage:  # Gemini's usageMetadata
         prompt = _count(usage, "promptTokenCount")
         # Thinking tokens are billed as output, and left out of `candidatesTokenCount`.
         completion = _count(usage, "candidatesTokenCount") + _count(usage, "thoughtsTokenCount")
+    else:
+        # Anthropic's `input_tokens` leaves out the prompt tokens read from or written to its
+        # cache, which OpenAI's `prompt_tokens` includes: they are added, so both count the
+        # whole prompt.
+        prompt = (_count(usage, "prompt_tokens", "input_tokens")
+                  + _count(usage, "cache_read_input_tokens")
+                  + _count(usage, "cache_creation_input_tokens"))
+        completion = _count(usage, "completion_tokens", "output_tokens")
     total = _count(usage, "total_tokens", "totalTokenCount") or prompt + completion
     return TokenUsage(prompt, completion, total)
 

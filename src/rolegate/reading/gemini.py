@@ -45,10 +45,10 @@ def gemini_operation(method: str, body: dict[str, Any], model: str,
     if "model" in body:
         raise InvalidRequest("The Gemini API takes the model from the path; remove `model` "
                              "from the body.", code="invalid_body", param="model")
-    for name in body:
-        if "_" in name:
-            raise InvalidRequest(f"Send `{name}` in lowerCamelCase, as the Gemini API's JSON "
-                                 "names it.", code="invalid_body", param=name)
+    if "_" in "".join(body):  # one scan of all the names; which one, only when refusing
+        name = next(name for name in body if "_" in name)
+        raise InvalidRequest(f"Send `{name}` in lowerCamelCase, as the Gemini API's JSON "
+                             "names it.", code="invalid_body", param=name)
     if method == BATCH:
         _check_batch(body.get("requests"), model)
     inner = body.get("generateContentRequest")

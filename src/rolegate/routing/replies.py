@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from rolegate.errors import UpstreamError
+from rolegate.providers.base import usage_in
 
 log = logging.getLogger("rolegate.proxy")
 
@@ -36,20 +37,10 @@ def is_openai_error(body: bytes) -> bool:
 
 def usage_of(body: bytes) -> dict[str, Any] | None:
     """The `usage` object of a JSON reply body (Gemini's: `usageMetadata`), if it has one."""
-    if b'"usage"' not in body:
-        return _gemini_usage(body) if b'"usageMetadata"' in body else None
+    if b'"usage' not in body:  # `"usage"` and `"usageMetadata"` alike
+        return None
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    usage = value.get("usage") if isinstance(value, dict) else None
-    return usage if isinstance(usage, dict) else None
-
-
-def _gemini_usage(body: bytes) -> dict[str, Any] | None:
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    usage = value.get("usageMetadata") if isinstance(value, dict) else None
-    return usage if isinstance(usage, dict) else None
+    return usage_in(value) if isinstance(value, dict) else None

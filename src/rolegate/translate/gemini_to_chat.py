@@ -97,11 +97,13 @@ def _messages(content: Any, field: str, turn: int,
     results: list[dict[str, Any]] = []
     user: list[dict[str, Any]] = []
     for index, part in enumerate(parts):
-        where = f"{field}.parts[{index}]"
         if isinstance(part, dict) and "functionResponse" in part:
-            results.append(_tool_result(part["functionResponse"], where, pending))
+            results.append(_tool_result(part["functionResponse"], f"{field}.parts[{index}]",
+                                        pending))
+        elif isinstance(part, dict) and len(part) == 1 and "text" in part:  # the usual part
+            user.append({"type": "text", "text": str(part["text"])})
         else:
-            user.append(_user_part(part, where))
+            user.append(_user_part(part, f"{field}.parts[{index}]"))
     return results + ([{"role": "user", "content": user}] if user else [])
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rolegate.errors import MethodNotAllowed, NotFound
-from rolegate.api.routes import ANY_METHOD, ROUTES, Operation, resolve
+from rolegate.api.routes import ANY_METHOD, MAX_RESOLVED, ROUTES, Operation, Router, resolve
 
 
 @pytest.mark.parametrize("operation", ["chat/completions", "completions", "embeddings",
@@ -116,3 +116,19 @@ def test_an_mcp_path_names_one_server_segment():
     assert (route.group, route.operation, route.resource) == ("mcp", Operation.MCP, "github")
     with pytest.raises(NotFound):
         resolve("POST", "/mcp/github/extra")
+
+
+def test_a_templated_path_resolved_again_is_the_same_route_and_the_memory_is_bounded():
+    router = Router()
+    path = "/v1beta/models/gemini-2.0-flash:generateContent"
+    first = router.resolve("POST", path)
+    assert router.resolve("POST", path) == first and first.model == "gemini-2.0-flash"
+    with pytest.raises(MethodNotAllowed):  # a refusal is never remembered as a route
+        router.resolve("GET", path)
+    with pytest.raises(MethodNotAllowed):
+        router.resolve("GET", path)
+    for index in range(MAX_RESOLVED + 10):
+        assert router.resolve("POST", f"/v1beta/models/m{index}:generateContent").model == \
+            f"m{index}"
+    assert len(router._resolved) <= MAX_RESOLVED
+    assert router.resolve("POST", path) == first

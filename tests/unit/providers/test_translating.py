@@ -147,3 +147,31 @@ def test_the_messages_tap_keeps_the_start_counts_and_the_final_output():
 def test_the_text_of_an_anthropic_message_read_whole_is_found_for_an_estimate():
     message = {"type": "message", "content": [{"type": "text", "text": "a b"}]}
     assert relayed_text([orjson.dumps(message)]) == "a b"
+
+
+CHAT_REPLY = orjson.dumps({
+    "id": "c-1", "object": "chat.completion", "model": "m",
+    "choices": [{"index": 0, "finish_reason": "stop",
+                 "message": {"role": "assistant", "content": "hi there"}}],
+    "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}})
+
+
+async def test_a_translated_reply_carries_the_usage_of_its_translation():
+    """Read once: the usage is the translated body's own (what reading it again would give)."""
+    gemini = await GeminiOverChat(FixedProvider(200, CHAT_REPLY), WordCounter()).open(
+        UpstreamCall("generateContent", {"model": "m", "contents": [
+            {"role": "user", "parts": [{"text": "hi"}]}]}, None, False, "r-1"))
+    body = b"".join([chunk async for chunk in gemini.chunks])
+    assert gemini.usage == orjson.loads(body)["usageMetadata"] == {
+        "promptTokenCount": 7, "candidatesTokenCount": 3, "totalTokenCount": 10}
+    message = await over_chat(FixedProvider(200, CHAT_REPLY)).open(messages_call())
+    body = b"".join([chunk async for chunk in message.chunks])
+    assert message.usage == orjson.loads(body)["usage"]
+    assert message.usage["input_tokens"] == 7 and message.usage["output_tokens"] == 3
+    assert b"".join([chunk async for chunk in message.chunks]) == b""  # one chunk, once
+
+
+async def test_an_error_reply_translated_carries_no_usage():
+    error = orjson.dumps({"error": {"type": "invalid_request_error", "message": "no"}})
+    reply = await over_chat(FixedProvider(400, error)).open(messages_call())
+    assert reply.usage is None
