@@ -94,6 +94,11 @@ async def test_usage_written_while_postgres_is_cut_off_is_spooled_and_lands_once
                 return (await client.get("/health/ready")).status_code == 503
             assert await eventually(unready, within=10)
             readiness = (await client.get("/health/ready")).json()
+
+            async def spooling() -> bool:  # readiness turns as the write fails; the spool follows
+                text = (await client.get("/metrics")).text
+                return "rolegate_usage_records_spooled 0.0" not in text
+            assert await eventually(spooling, within=10)
             metrics_down = (await client.get("/metrics")).text
             spooled = list((tmp_path / "state" / "usage-spool").rglob("*.jsonl"))
             during += [await send(client, credential, f"late-{i}") for i in range(5)]
