@@ -19,8 +19,8 @@ One trace per request (continuing the caller's W3C `traceparent`, W3C Trace Cont
 Spans are recorded as plain data (the SDK's per-span objects, locks, contexts and span
 processors cost about 25 us a span, more than a tenth of a request) and encoded as OTLP
 protobuf as each ends, most of it from blocks encoded once: an attempt's constant attributes
-per deployment and operation, an authorization's per decision, each (key, value) of the
-request's. A trace's bytes go, when the request's span ends, to `SpanExport`, whose thread
+per deployment and operation, an authorization's per decision, the request's own but its id,
+status and token counts per combination of their values. A trace's bytes go, when the request's span ends, to `SpanExport`, whose thread
 sends them in batches. Whether a trace is sampled is decided once, when the request starts:
 a caller's `traceparent` decides for the trace it continues (parent-based), `sample_ratio` for
 a new one. An unsampled request gets no span at all: what is left is passing the context
@@ -91,9 +91,9 @@ class Tracing:
         # which walk the whole heap, more frequent).
         self._current: dict[asyncio.Task[Any] | None, RequestSpan | str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        # (route, allowed, rule, model) -> an authorization span's attributes, and encoded.
         # The request span's attributes but `_VARYING` -> encoded.
         self._request_blocks: dict[tuple[tuple[str, Any], ...], bytes] = {}
+        # (route, allowed, rule, model) -> an authorization span's attributes, and encoded.
         self._decisions: dict[tuple[str, bool, str | None, str | None],
                               tuple[dict[str, Any], bytes]] = {}
 
