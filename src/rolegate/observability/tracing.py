@@ -20,11 +20,11 @@ Spans are recorded as plain data (the SDK's per-span objects, locks, contexts an
 processors cost about 25 us a span, more than a tenth of a request) and encoded as OTLP
 protobuf as each ends, most of it from blocks encoded once: an attempt's constant attributes
 per deployment and operation, an authorization's per decision, the request's own but its id,
-status and token counts per combination of their values. A trace's bytes go, when the request's span ends, to `SpanExport`, whose thread
-sends them in batches. Whether a trace is sampled is decided once, when the request starts:
-a caller's `traceparent` decides for the trace it continues (parent-based), `sample_ratio` for
-a new one. An unsampled request gets no span at all: what is left is passing the context
-upstream.
+status and token counts per combination of their values. A trace's bytes go, when the
+request's span ends, to `SpanExport`, whose thread sends them in batches. Whether a trace is
+sampled is decided once, when the request starts: a caller's `traceparent` decides for the
+trace it continues (parent-based), `sample_ratio` for a new one. An unsampled request gets no
+span at all: what is left is passing the context upstream.
 """
 
 from __future__ import annotations
