@@ -87,6 +87,10 @@ class OtlpEncoder:
         """Span.attributes fields, one per (key, value), for `span`."""
         return b"".join(map(self._attributes.__getitem__, attributes.items()))
 
+    def attribute_items(self, items: Iterable[tuple[str, Any]]) -> bytes:
+        """`attributes`, of (key, value) pairs."""
+        return b"".join(map(self._attributes.__getitem__, items))
+
     def span(self, head: bytes, name: str, kind: int, span_id: int, parent_id: int, flags: int,
              start: int, end: int, attributes: bytes, is_error: bool) -> bytes:
         """One ScopeSpans.spans field: a span of the trace `head` begins, with its `attributes`

@@ -19,22 +19,21 @@ One trace per request (continuing the caller's W3C `traceparent`, W3C Trace Cont
 Spans are recorded as plain data (the SDK's per-span objects, locks, contexts and span
 processors cost about 25 us a span, more than a tenth of a request) and encoded as OTLP
 protobuf as each ends, most of it from blocks encoded once: an attempt's constant attributes
-per deployment and operation, an authorization's per decision, each (key, value) of the
-request's. A trace's bytes go, when the request's span ends, to `SpanExport`, whose thread
-sends them in batches. Whether a trace is sampled is decided once, when the request starts:
-a caller's `traceparent` decides for the trace it continues (parent-based), `sample_ratio` for
-a new one. An unsampled request gets no span at all: what is left is passing the context
-upstream.
+per deployment and operation, an authorization's per decision, the request's own but its id,
+status and token counts per combination of their values. A trace's bytes go, when the
+request's span ends, to `SpanExport`, whose thread sends them in batches. Whether a trace is
+sampled is decided once, when the request starts: a caller's `traceparent` decides for the
+trace it continues (parent-based), `sample_ratio` for a new one. An unsampled request gets no
+span at all: what is left is passing the context upstream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from time import time_ns
-from types import TracebackType
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -65,6 +64,10 @@ _SCOPE = "rolegate"  # the instrumentation scope's name
 _USAGE = (("prompt_tokens", "gen_ai.usage.input_tokens"),
           ("completion_tokens", "gen_ai.usage.output_tokens"))
 _MOST_DECISIONS = 4096
+_MOST_REQUEST_BLOCKS = 4096
+# The request span's attributes whose values seldom repeat from one request to the next.
+_VARYING = ("rolegate.request_id", "http.response.status_code", "gen_ai.usage.input_tokens",
+            "gen_ai.usage.output_tokens")
 _STATE_ATTRIBUTES = (("model", "gen_ai.request.model"), ("deployment", "rolegate.deployment"),
                      ("attempts", "rolegate.attempts"), ("code", "rolegate.error_code"))
 
@@ -88,6 +91,8 @@ class Tracing:
         # which walk the whole heap, more frequent).
         self._current: dict[asyncio.Task[Any] | None, RequestSpan | str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The request span's attributes but `_VARYING` -> encoded.
+        self._request_blocks: dict[tuple[tuple[str, Any], ...], bytes] = {}
         # (route, allowed, rule, model) -> an authorization span's attributes, and encoded.
         self._decisions: dict[tuple[str, bool, str | None, str | None],
                               tuple[dict[str, Any], bytes]] = {}
@@ -164,9 +169,11 @@ class Tracing:
         """Whether `request` is sampled: only then does it get child spans."""
         return _SPAN in request.state
 
-    def authenticating(self, request: Request) -> _Authenticating:
-        """A span around authenticating `request` (a sampled one): `with` it."""
-        return _Authenticating(self, request.state[_SPAN])
+    def authenticated(self, request: Request, started: int) -> None:
+        """A span for authenticating `request` (a sampled one), from `started` (`time_ns()`)
+        until now. A failed authentication is the request's outcome, told by its span."""
+        self.ended_child(request.state[_SPAN], "rolegate.authenticate", INTERNAL, started,
+                         time_ns(), b"", False)
 
     def decided(self, request: Request, who: Principal, action: Action,
                 decision: Decision) -> None:
@@ -242,9 +249,20 @@ class Tracing:
     def _encoded(self, span: RequestSpan) -> bytes:
         """An ended trace: its children, in the order they ended, then the request's span."""
         encoder = self._encoder
+        attributes = span.attributes
+        # What changes from request to request is encoded apart; the rest (issuer, subject,
+        # rule, decision, models, deployment, route...) is one block encoded once for each
+        # combination of its values.
+        varying = [(key, attributes.pop(key)) for key in _VARYING if key in attributes]
+        constant = tuple(attributes.items())
+        block = self._request_blocks.get(constant)
+        if block is None:
+            if len(self._request_blocks) >= _MOST_REQUEST_BLOCKS:  # callers name models, paths
+                self._request_blocks.clear()
+            block = self._request_blocks[constant] = encoder.attributes(attributes)
         return b"".join((*span.children, encoder.span(
             span.head, span.name, SERVER, span.span_id, span.parent_id, span.flags, span.start,
-            span.end, encoder.attributes(span.attributes), span.is_error)))
+            span.end, block + encoder.attribute_items(varying), span.is_error)))
 
     def _decision(self, route: str, allowed: bool, rule: str | None,
                   model: str | None) -> tuple[dict[str, Any], bytes]:
@@ -327,23 +345,6 @@ class _Attempt:
         self.tracing.ended(self, self.kind.replied, attributes, is_error)
 
 
-class _Authenticating:
-    __slots__ = ("_request_span", "_start", "_tracing")
-
-    def __init__(self, tracing: Tracing, request_span: RequestSpan) -> None:
-        self._tracing = tracing
-        self._request_span = request_span
-
-    def __enter__(self) -> None:
-        self._start = time_ns()
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        # A failed authentication is the request's outcome, told by the request's span.
-        self._tracing.ended_child(self._request_span, "rolegate.authenticate", INTERNAL,
-                                  self._start, time_ns(), b"", False)
-
-
 class _TracedProvider:
     def __init__(self, tracing: Tracing, provider: Provider, deployment: str,
                  upstream_model: str) -> None:
@@ -354,31 +355,32 @@ class _TracedProvider:
         self._upstream_model = upstream_model
         self._kinds: dict[str, _AttemptKind] = {}  # by operation (a few: the API's)
 
-    async def open(self, call: UpstreamCall) -> UpstreamReply:
-        tracing = self._tracing
-        current = tracing.current()
+    def open(self, call: UpstreamCall) -> Coroutine[Any, Any, UpstreamReply]:
+        """The inner provider's own coroutine when the request is not sampled (no frame of
+        ours in between), else `_open_traced`'s."""
+        current = self._tracing.current()
         if isinstance(current, str):  # the trace goes on upstream, unrecorded
-            return await self._provider.open(_with_traceparent(call, current))
+            call.traceparent = current
+            return self._provider.open(call)
+        return self._open_traced(call, current)
+
+    async def _open_traced(self, call: UpstreamCall,
+                           current: RequestSpan | None) -> UpstreamReply:
+        tracing = self._tracing
         kind = self._kinds.get(call.operation)
         if kind is None:
             kind = self._kinds[call.operation] = tracing.attempt_kind(
                 call.operation, self.config.provider, self._deployment, self._upstream_model)
         attempt = tracing.attempt(current, kind)
+        call.traceparent = attempt.traceparent
         try:
-            reply = await self._provider.open(_with_traceparent(call, attempt.traceparent))
+            reply = await self._provider.open(call)
         except BaseException as error:
             tracing.ended(attempt, kind.attributes, {"error.type": type(error).__name__}, True)
             raise
         attempt.reply = reply
         reply.on_end(attempt)
         return reply
-
-
-def _with_traceparent(call: UpstreamCall, traceparent: str | None) -> UpstreamCall:
-    # The fields spelled out: `dataclasses.replace` introspects the class on every call.
-    return UpstreamCall(call.operation, call.body, call.raw_body, call.is_stream,
-                        call.request_id, call.content_type, call.time_left, traceparent,
-                        call.headers)
 
 
 def _add_usage(attributes: dict[str, Any], usage: dict[str, Any] | None) -> None:

@@ -13,7 +13,7 @@ from rolegate.config.model import DeploymentConfig
 JSON_CONTENT = "application/json"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UpstreamCall:
     """One request for an upstream: the OpenAI operation (`chat/completions`, `embeddings`, …),
     the body to send (already rewritten for this upstream) and whether it streams.
@@ -21,7 +21,8 @@ class UpstreamCall:
     `body` is the parsed JSON object (for a multipart form: its text fields); `raw_body`, when
     set, is sent as is with `content_type`. `time_left` bounds the attempt: until the reply's
     head, and for a reply that does not stream until its end. `traceparent` is sent upstream as
-    the W3C header of that name."""
+    the W3C header of that name: the traced provider writes it just before the attempt (each
+    attempt has a call of its own), so tracing copies no call. Nothing else changes a call."""
 
     operation: str
     body: dict[str, Any]

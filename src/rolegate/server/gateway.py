@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from time import time_ns
 from typing import TYPE_CHECKING, Protocol
 
 from rolegate.api.routes import (
@@ -209,8 +210,11 @@ class Gateway:
         tracing = self._tracing
         if tracing is None or not tracing.is_recording(request):
             return await self._authenticator.authenticate(request.headers, request.query_string)
-        with tracing.authenticating(request):
+        started = time_ns()
+        try:
             return await self._authenticator.authenticate(request.headers, request.query_string)
+        finally:
+            tracing.authenticated(request, started)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
