@@ -35,11 +35,15 @@ async def redis_value(command: str, key: str) -> float:
 
 async def test_requests_are_spent_from_a_block_without_a_round_trip_each(redis_prefix):
     limiter = leased(redis_prefix, requests=10)
+    # Another principal's first block loads the script into Redis (one more trip when Redis
+    # does not hold it yet, as after a SCRIPT FLUSH), so only the blocks below are counted.
+    await limiter.acquire(quotas_of(LimitConfig(rpm=100), "warm-up", NOW), NOW)
+    before = limiter._take_script.round_trips
     quotas = quotas_of(LimitConfig(rpm=100), "p", NOW)
     for i in range(25):
         await limiter.acquire(quotas, NOW + i / 100)
 
-    trips = limiter._take_script.round_trips
+    trips = limiter._take_script.round_trips - before
     counted = await redis_value("ZCARD", f"{redis_prefix}:p:rpm")
     await limiter.close()
     after_close = await redis_value("ZCARD", f"{redis_prefix}:p:rpm")
