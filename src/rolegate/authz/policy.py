@@ -27,6 +27,38 @@ def _globs(patterns: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{translate(p)})" for p in patterns))
 
 
+def _argument_globs(patterns: Iterable[str]) -> re.Pattern[str]:
+    """Globs for tool argument values, which servers often read as paths: `*` and `?` stay
+    within one segment (`acme/*` is `acme/site`, never `acme/site/x`; `/` and `\\` separate
+    segments), `**` spans segments, every other character is itself. No pattern: none holds."""
+    alternatives = [_segment_glob(pattern) for pattern in patterns] or ["(?!)"]
+    return re.compile("|".join(f"(?:{alternative})" for alternative in alternatives), re.DOTALL)
+
+
+_IN_SEGMENT = r"[^/\\\x00-\x1f\x7f]"  # what `*` and `?` match: no separator, no control
+
+
+def _segment_glob(pattern: str) -> str:
+    parts = []
+    for index, run in enumerate(pattern.split("**")):
+        if index:
+            parts.append(".*")
+        parts += [f"{_IN_SEGMENT}*" if char == "*" else _IN_SEGMENT if char == "?"
+                  else re.escape(char) for char in run]
+    return "".join(parts) + r"\Z"
+
+
+# A value holding a `.` or `..` segment (`/` or `\\` between segments, either of them or the
+# dots percent-encoded) names another place than it spells: it matches no argument glob.
+_DOT_SEGMENT = re.compile(r"(?:^|[/\\]|%2f|%5c)(?:\.|%2e){1,2}(?:$|[/\\]|%2f|%5c)",
+                          re.IGNORECASE)
+
+
+def _argument_holds(value: object, allowed: re.Pattern[str]) -> bool:
+    return (isinstance(value, str) and _DOT_SEGMENT.search(value) is None
+            and allowed.match(value) is not None)
+
+
 def _claim_holds(claims: Mapping[str, Any], path: str, accepted: frozenset[str]) -> bool:
     """A string equal to an accepted value, a space-delimited string or an array containing one."""
     value = claim_at(claims, path)
@@ -43,14 +75,15 @@ class McpGrant:
 
     servers: re.Pattern[str] | None
     kinds: Mapping[str, re.Pattern[str] | None]
-    arguments: tuple[tuple[str, re.Pattern[str] | None], ...] = ()
+    arguments: tuple[tuple[str, re.Pattern[str]], ...] = ()
 
     @classmethod
     def compile(cls, grant: McpGrantConfig) -> McpGrant:
         return cls(_globs(grant.servers), {"tool": _globs(grant.tools),
                                            "resource": _globs(grant.resources),
                                            "prompt": _globs(grant.prompts)},
-                   tuple((name, _globs(globs)) for name, globs in grant.arguments.items()))
+                   tuple((name, _argument_globs(globs))
+                         for name, globs in grant.arguments.items()))
 
     def grants(self, target: McpTarget) -> bool:
         if self.servers is None or self.servers.match(target.server) is None:
@@ -63,8 +96,7 @@ class McpGrant:
         if target.kind != "tool" or target.arguments is None:
             return True
         passed = dict(target.arguments)
-        return all(isinstance(value := passed.get(name), str) and allowed is not None
-                   and allowed.match(value) is not None for name, allowed in self.arguments)
+        return all(_argument_holds(passed.get(name), allowed) for name, allowed in self.arguments)
 
 
 @dataclass(frozen=True, slots=True)

@@ -482,6 +482,35 @@ def test_argument_constraints_narrow_the_tool_calls_a_rule_grants(action, allowe
     assert policy.decide(who(roles=["cleaner"]), action).allowed is allowed
 
 
+@pytest.mark.parametrize(("globs", "value", "allowed"), [
+    (["acme/*"], "acme/site", True),
+    (["acme/*"], "acme/site/deeper", False),       # `*` stays within one segment
+    (["acme/*"], "acme/../evil", False),           # a dot segment names another place
+    (["acme/*"], "acme/..", False),
+    (["acme/*"], "acme/.", False),
+    (["acme/*"], "acme/%2E%2e", False),            # percent-encoded dots
+    (["acme/*"], "acme/x%2f..%2fevil", False),     # percent-encoded separators
+    (["acme/*"], "acme/x\\..\\evil", False),       # backslashes as separators
+    (["acme/*"], "acme/a\\b", False),              # `*` does not cross a backslash either
+    (["acme/*"], "acme/site\n", False),            # nor a control character
+    (["acme/*"], "evil/acme/site", False),         # anchored at both ends
+    (["acme/*"], "acme/v1.2...x", True),           # dots inside a segment are its own
+    (["acme/**"], "acme/a/b/c", True),             # `**` spans segments
+    (["acme/**"], "acme/a/../../evil", False),
+    (["re?o"], "repo", True),
+    (["re?o"], "re/o", False),
+    (["a.b"], "axb", False),                       # every other character is itself
+    (["acme/*", "beta/*"], "beta/x", True),
+    ([], "anything", False),                       # no pattern: nothing holds
+])
+def test_argument_globs_read_values_as_paths(globs, value, allowed):
+    policy = policy_of(mcp_rule("cleaners", {"servers": ["forge"], "tools": ["delete_*"],
+                                             "arguments": {"repository": globs}},
+                                roles=["cleaner"]))
+    action = call("delete_repo", {"repository": value})
+    assert policy.decide(who(roles=["cleaner"]), action).allowed is allowed
+
+
 def test_a_rule_without_argument_constraints_grants_any_arguments_and_resources_ignore_them():
     policy = policy_of(mcp_rule("any", {"servers": ["forge"], "tools": ["*"],
                                         "resources": ["*"]}, roles=["x"]))
