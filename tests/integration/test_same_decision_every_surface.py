@@ -233,6 +233,24 @@ async def test_content_held_for_the_gateways_key_is_refused_on_every_surface(
     assert upstream.requests == []
 
 
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/messages", {"model": "claude", "max_tokens": 8, "messages": PROMPT, "mcp_servers": [
+        {"type": "url", "url": "https://mcp.example.com/sse", "name": "tickets"}]}),
+    ("/v1/responses", {"model": "gpt-4o", "input": "close my tickets", "tools": [
+        {"type": "mcp", "server_label": "tickets", "server_url": "https://mcp.example.com"}]}),
+], ids=["messages-connector", "responses-remote-mcp"])
+async def test_an_upstream_hosted_mcp_client_is_refused_on_every_surface(
+        gateway, dev_issuer, upstream, path, body):
+    """MCP tools run by the vendor would escape `allow.mcp`: they go through /mcp/{server}."""
+    token = dev_issuer.mint(subject="svc", roles=("user",))
+
+    response = await gateway.post(path, json=body, headers=bearer(token))
+
+    assert response.status_code == 400
+    assert "has the upstream call an MCP server itself" in response.text
+    assert upstream.requests == []
+
+
 # The same call streamed, on each surface (the OpenAI caller asks for its usage chunk).
 STREAMS = {
     "openai": lambda model: ("/v1/chat/completions", {

@@ -14,6 +14,7 @@ from rolegate.proxy.metering import Metering
 from rolegate.proxy.streaming import response_for
 from rolegate.reading import body as bodies
 from rolegate.reading.gemini import gemini_operation
+from rolegate.reading.hosted_tools import refuse_hosted_mcp
 from rolegate.reading.stored import refuse_stored_references
 from rolegate.routing.dispatcher import Dispatcher, Trail
 from rolegate.routing.request import STREAM_OPERATIONS, ClientRequest
@@ -73,6 +74,7 @@ class ProxyHandlers:
             raise InvalidRequest(f"{route.operation} takes a JSON body.", code="invalid_body")
         body = bodies.parse_form(raw, content_type) if is_form else bodies.parse_object(raw)
         refuse_stored_references(route.operation, body)
+        refuse_hosted_mcp(route.operation, body)
         inspected = bodies.inspect(body, route.model)
         if route.operation in GEMINI_OPERATIONS:
             gemini = gemini_operation(route.operation, body, inspected.model,
