@@ -238,7 +238,7 @@ class RedisLimiter:
 
     def unavailable(self, exc: BaseException) -> Lease:
         self.last_error = str(exc) or type(exc).__name__
-        log.error("the rate limiter's Redis is unavailable: %s", exc or type(exc).__name__)
+        log.error("the rate limiter's Redis is unavailable: %s", self.last_error)
         if self._is_fail_open:
             return NO_LEASE
         raise ServiceUnavailable("Rate limits cannot be checked right now.",

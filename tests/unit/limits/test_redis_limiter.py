@@ -107,7 +107,7 @@ async def test_an_unreachable_redis_serves_without_limits_when_fail_open(redis_p
 
 
 async def test_a_redis_that_accepts_but_never_answers_fails_closed_within_the_timeout(
-        redis_prefix):
+        redis_prefix, caplog):
     """The timeout bounds each batch of checks as a whole (the client has no per-read timer)."""
     accepted: list[asyncio.StreamWriter] = []
 
@@ -136,6 +136,8 @@ async def test_a_redis_that_accepts_but_never_answers_fails_closed_within_the_ti
     assert all(isinstance(outcome, ServiceUnavailable) for outcome in outcomes)
     assert waited < 5  # bounded by the timeout (0.3 s), with room for a loaded machine
     assert lease.standings
+    # The log names what went wrong even when the exception's text is empty (a timeout).
+    assert "the rate limiter's Redis is unavailable: TimeoutError" in caplog.text
 
 
 async def test_every_admitted_request_is_its_own_member_of_the_request_log(redis_prefix):
