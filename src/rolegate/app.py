@@ -258,6 +258,7 @@ def _handler_table(proxy: ProxyHandlers, admin: AdminHandlers, key_admin: KeyAdm
     handlers.update({
         Operation.MODELS_LIST: proxy.list_models, Operation.MODELS_GET: proxy.get_model,
         Operation.GEMINI_MODELS_LIST: proxy.list_gemini_models,
+        Operation.GEMINI_MODELS_GET: proxy.get_gemini_model,
         Operation.ADMIN_POLICY: admin.policy, Operation.ADMIN_UNKNOWN: admin.not_found,
         Operation.ADMIN_OPENAPI: admin.static(json_response(
             openapi_document(dimensions)).body),

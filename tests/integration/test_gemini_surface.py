@@ -233,6 +233,20 @@ async def test_models_lists_what_the_caller_is_granted(gemini):
     assert names == ["models/echo"]
 
 
+async def test_models_get_answers_for_a_granted_model_only(gemini, upstream):
+    """`models.get` is decided as on the OpenAI surface: granted and configured, or refused."""
+    model = await gemini("small").aio.models.get(model="echo")
+    with pytest.raises(errors.ClientError) as denied:
+        await gemini("small").aio.models.get(model="gemini")
+    with pytest.raises(errors.ClientError) as unknown:
+        await gemini("user").aio.models.get(model="no-such-model")
+
+    assert model.name == "models/echo"
+    assert (denied.value.code, denied.value.status) == (403, "PERMISSION_DENIED")
+    assert unknown.value.code in (403, 404)  # never granted: refused before any lookup
+    assert upstream.requests == []
+
+
 async def test_the_openai_surface_is_served_by_a_gemini_upstream(served, dev_issuer, upstream):
     client = openai.AsyncOpenAI(base_url=f"{served}/v1", max_retries=0,
                                 api_key=dev_issuer.mint(subject="svc", roles=("user",)))

@@ -36,7 +36,7 @@ INFERENCE_OK = (200, None)
 SUCCESS: dict[Operation, tuple[int, str | None]] = {
     **{operation: INFERENCE_OK for operation in Operation if "." not in operation},
     Operation.MODELS_LIST: (200, None), Operation.GEMINI_MODELS_LIST: (200, None),
-    Operation.MODELS_GET: (200, None),
+    Operation.MODELS_GET: (200, None), Operation.GEMINI_MODELS_GET: (200, None),
     Operation.ADMIN_POLICY: (200, None), Operation.ADMIN_OPENAPI: (200, None),
     Operation.ADMIN_USAGE: (200, None), Operation.ADMIN_METRICS: (200, None),
     Operation.ADMIN_KEYS_LIST: (200, None), Operation.ADMIN_KEYS_CREATE: (201, None),

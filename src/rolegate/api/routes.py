@@ -66,6 +66,7 @@ class Operation(StrEnum):
     EMBED_CONTENT = "embedContent"
     BATCH_EMBED_CONTENTS = "batchEmbedContents"
     GEMINI_MODELS_LIST = "gemini.models.list"
+    GEMINI_MODELS_GET = "gemini.models.get"
     MODELS_LIST = "models.list"
     MODELS_GET = "models.get"
     ADMIN_POLICY = "admin.policy"
@@ -186,6 +187,8 @@ def _api_table() -> list[RouteSpec]:
               for op in GEMINI_OPERATIONS]
     specs.append(RouteSpec("GET", f"{GEMINI_PREFIX}models", RouteGroup.INFO,
                            Operation.GEMINI_MODELS_LIST))
+    specs.append(RouteSpec("GET", f"{GEMINI_PREFIX}models/{{model}}", RouteGroup.INFO,
+                           Operation.GEMINI_MODELS_GET))
     admin = RouteGroup.ADMIN
     specs += [
         RouteSpec("GET", "/admin/policy", admin, Operation.ADMIN_POLICY),
@@ -268,10 +271,11 @@ class _Template:
         value = path[len(self.prefix):len(path) - len(self.suffix)]
         if self.parameter == "rest":
             return value
-        if not value or ("/" in value and (self.suffix or self.parameter != "model")):
+        if not value or ("/" in value and (self.suffix or self.parameter != "model"
+                                           or self.prefix.startswith(GEMINI_PREFIX))):
             return None
-        if ":" in value and self.suffix.startswith(":"):  # `{model}:method`: one colon, the last
-            return None
+        if ":" in value and (self.suffix.startswith(":") or self.prefix.startswith(GEMINI_PREFIX)):
+            return None  # a Gemini model holds no colon: `{model}:method` has one, the last
         return value
 
 

@@ -99,15 +99,22 @@ class ProxyHandlers:
         (one page: the gateway's model list is short)."""
         names = self._guard.policy.allowed_models(who, route.group, request.path,
                                                   self._routes.model_names)
-        return json_response({"models": [
-            {"name": f"models/{name}", "displayName": name,
-             "supportedGenerationMethods": list(GEMINI_OPERATIONS)} for name in names]})
+        return json_response({"models": [_gemini_model(name) for name in names]})
 
     async def get_model(self, request: Request, route: Route, who: Principal) -> Response:
+        return json_response(_model_card(self._granted_model(request, route, who)))
+
+    async def get_gemini_model(self, request: Request, route: Route,
+                               who: Principal) -> Response:
+        """The Gemini API's `models.get`, decided as `models.get` is on the OpenAI surface."""
+        return json_response(_gemini_model(self._granted_model(request, route, who)))
+
+    def _granted_model(self, request: Request, route: Route, who: Principal) -> str:
+        """The path's model, once the caller is granted it and it is configured."""
         assert route.model is not None
         self._guard.authorize(request, who, Action(route.group, request.path, route.model))
         self._routes.route(route.model)
-        return json_response(_model_card(route.model))
+        return route.model
 
 
 # The Anthropic API's version headers: sent on to an upstream that speaks that API.
@@ -117,6 +124,11 @@ _API_HEADERS = (b"anthropic-version", b"anthropic-beta")
 def _api_headers(request: Request) -> tuple[tuple[str, str], ...]:
     return tuple((name.decode(), value.decode("latin-1")) for name in _API_HEADERS
                  if (value := request.headers.get(name)) is not None)
+
+
+def _gemini_model(name: str) -> dict[str, object]:
+    return {"name": f"models/{name}", "displayName": name,
+            "supportedGenerationMethods": list(GEMINI_OPERATIONS)}
 
 
 def _model_card(name: str) -> dict[str, object]:
