@@ -27,11 +27,7 @@ async def classified(reply: UpstreamReply, is_overflow: OverflowTest) -> Upstrea
     """`reply`, a 400 read whole and marked when `is_overflow` says so; others untouched."""
     if reply.status != 400:
         return reply
-    try:
-        body = await read_whole(reply)
-    except BaseException:
-        await reply.end()
-        raise
+    body = await read_whole(reply)
     value = parsed(body)
     result = replaced(reply, body)
     result.is_context_overflow = value is not None and is_overflow(value)

@@ -30,7 +30,12 @@ ESTIMATED = [(b"x-rolegate-token-count", b"estimated")]
 
 
 async def read_whole(reply: UpstreamReply) -> bytes:
-    return b"".join([chunk async for chunk in reply.chunks])
+    """The reply's body; a reply that fails (or is cancelled) while read is ended first."""
+    try:
+        return b"".join([chunk async for chunk in reply.chunks])
+    except BaseException:
+        await reply.end()
+        raise
 
 
 def json_reply(value: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> UpstreamReply:
@@ -77,11 +82,7 @@ async def translated(reply: UpstreamReply, *, is_stream: bool,
     routing to judge. A started stream is left to the caller."""
     if is_stream and reply.status == 200 and not reply.content_type.startswith(JSON):
         return reply
-    try:
-        body = await read_whole(reply)
-    except BaseException:
-        await reply.end()
-        raise
+    body = await read_whole(reply)
     value = parsed(body)
     if value is None or reply.status >= 500:
         return replaced(reply, body)
