@@ -72,10 +72,15 @@ def driver(tmp_path: Path) -> Iterator[Any]:
 
 def sign_in_at_the_provider(driver: Any, login: str) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
 
     shown(driver, By.NAME, "login").send_keys(login)
     shown(driver, By.NAME, "password").send_keys("any password")
-    shown(driver, By.CSS_SELECTOR, "button[type=submit]").click()
+    submit = shown(driver, By.CSS_SELECTOR, "button[type=submit]")
+    submit.click()
+    # The consent page has a submit button too: look for it once the login page is gone.
+    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(submit))
     consent = shown(driver, By.CSS_SELECTOR, "button[type=submit]")
     assert consent.text == "Continue"
     consent.click()
