@@ -17,6 +17,7 @@ import orjson
 from rolegate.config.model import DeploymentConfig
 from rolegate.errors import InvalidRequest
 from rolegate.providers.base import UpstreamCall, UpstreamReply
+from rolegate.translate.chat_stream import data
 
 CREATED = 1_700_000_000
 
@@ -136,10 +137,10 @@ async def _sse(call: UpstreamCall, text: str, usage: dict[str, int] | None) -> A
     for index, word in enumerate(words):
         piece = word if index == 0 else f" {word}"
         delta = {"role": "assistant", "content": piece} if index == 0 else {"content": piece}
-        yield _event({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
-    yield _event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        yield data({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+    yield data({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     if usage is not None:
-        yield _event({**base, "choices": [], "usage": usage})
+        yield data({**base, "choices": [], "usage": usage})
     yield b"data: [DONE]\n\n"
 
 
@@ -158,7 +159,3 @@ async def _responses_sse(call: UpstreamCall, text: str,
 
 def _named(name: str, value: dict[str, Any]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(value) + b"\n\n"
-
-
-def _event(value: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(value) + b"\n\n"

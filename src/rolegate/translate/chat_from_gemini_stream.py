@@ -14,16 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from rolegate.translate.chat_to_gemini import (
     candidate_content, chat_usage, finish_reason, openai_error,
 )
+from rolegate.translate.chat_stream import data
 from rolegate.translate.events import EventTranslator, event_data
-
-
-def _data(value: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(value) + b"\n\n"
 
 
 class GeminiChatStream(EventTranslator):
@@ -46,7 +41,7 @@ class GeminiChatStream(EventTranslator):
         self._is_finished = True
         out = []
         if self._is_usage_sent:
-            out.append(_data({**self._base, "choices": [], "usage": chat_usage(self._usage)}))
+            out.append(data({**self._base, "choices": [], "usage": chat_usage(self._usage)}))
         out.append(b"data: [DONE]\n\n")
         return b"".join(out)
 
@@ -56,10 +51,10 @@ class GeminiChatStream(EventTranslator):
             return []
         if isinstance(value.get("error"), dict):  # the upstream's stream ends on its error
             self._is_finished = True
-            return [_data(openai_error(value))]
+            return [data(openai_error(value))]
         if isinstance(value.get("usageMetadata"), dict):
             self._usage = value["usageMetadata"]
-        return [_data({**self._base, "choices": [self._choice(candidate, position)]})
+        return [data({**self._base, "choices": [self._choice(candidate, position)]})
                 for position, candidate in enumerate(value.get("candidates") or ())]
 
     def _choice(self, candidate: dict[str, Any], position: int) -> dict[str, Any]:
