@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench.gateways import SURFACES  # importing it registers the gateway modes
 from bench.modes import REGISTRY, RunContext
-from bench.procs import free_port, start, stop, wait_ready
+from bench.procs import free_port, parse_cpus, start, stop, wait_ready
 from bench.report import add_comparisons, merge_rounds, print_tables, write_json
 from bench.runner import Settings, run_mode
 from bench.wrkrun import WrkError, wrk_version
@@ -45,6 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--compare-auth", default=os.environ.get("BENCH_COMPARE_AUTH"),
                    help="Authorization header value for --compare (env BENCH_COMPARE_AUTH)")
     p.add_argument("--json", type=Path, default=HERE / "results" / "latest.json")
+    add_pinning(p)
     args = p.parse_args(argv)
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in args.modes if m not in REGISTRY]
@@ -67,7 +68,15 @@ def with_baselines(names: list[str]) -> list[str]:
     return [m for m in all_modes() if m in needed or m in names]
 
 
-def start_upstream(workroot: Path) -> tuple[object, str, float]:
+def add_pinning(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--load-cpus", type=parse_cpus, default=None, metavar="LIST",
+                   help="keep wrk and the mock upstream on these CPUs, e.g. 1 or 2-3 (any)")
+    p.add_argument("--gateway-cpus", type=parse_cpus, default=None, metavar="LIST",
+                   help="keep the gateway (and its workers) on these CPUs (any)")
+
+
+def start_upstream(workroot: Path, cpus: frozenset[int] | None = None
+                   ) -> tuple[object, str, float]:
     port = free_port()
     jwks_dir = workroot / "jwks"
     jwks_dir.mkdir()
@@ -76,7 +85,7 @@ def start_upstream(workroot: Path) -> tuple[object, str, float]:
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent),
                                                         os.environ.get("PYTHONPATH")]))}
     started = time.monotonic()
-    proc = start(argv, env, workroot / "upstream.log")
+    proc = start(argv, env, workroot / "upstream.log", cpus)
     root = f"http://127.0.0.1:{port}"
     return proc, root, wait_ready(root + "/v1/models", proc, started)
 
@@ -87,16 +96,18 @@ def meta(args: argparse.Namespace) -> dict:
             "warmup_s": args.warmup, "stream_requests": args.stream_requests,
             "cpus": os.cpu_count(), "python": platform.python_version(),
             "machine": platform.machine(), "kernel": platform.release(),
-            "wrk": wrk_version(), "gateway_cmd": args.gateway_cmd, "compare_cmd": args.compare}
+            "wrk": wrk_version(), "gateway_cmd": args.gateway_cmd, "compare_cmd": args.compare,
+            "load_cpus": sorted(args.load_cpus or ()),
+            "gateway_cpus": sorted(args.gateway_cpus or ())}
 
 
 def run(args: argparse.Namespace, workroot: Path) -> list[dict]:
-    upstream, root, ready_s = start_upstream(workroot)
+    upstream, root, ready_s = start_upstream(workroot, args.load_cpus)
     try:
         ctx = RunContext(root, upstream.pid, ready_s, workroot, workroot / "jwks",
                          args.gateway_cmd, args.compare, args.compare_auth)
         cfg = Settings(args.duration, args.connections, args.threads, args.warmup,
-                       args.stream_requests)
+                       args.stream_requests, args.load_cpus, args.gateway_cpus)
         names = with_baselines(args.modes)
         rounds = []
         for index in range(max(1, args.rounds)):

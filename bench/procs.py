@@ -9,6 +9,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -23,14 +24,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    """Start argv in its own process group, output to log_path."""
+def start(argv: list[str], env: dict[str, str], log_path: Path,
+          cpus: frozenset[int] | None = None) -> subprocess.Popen:
+    """Start argv in its own process group, output to log_path; on `cpus` only (and so are
+    the processes it starts), when given."""
     log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
     full_env = {**os.environ, **env}
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=full_env,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=pinning(cpus))
     proc.log_file = log  # type: ignore[attr-defined]
     return proc
+
+
+def pinning(cpus: frozenset[int] | None) -> Callable[[], None] | None:
+    """A `preexec_fn` keeping the new process on `cpus` (None: anywhere)."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def parse_cpus(text: str | None) -> frozenset[int] | None:
+    """"0", "0,1", "0-3" (as taskset's --cpu-list); None or "" for any CPU."""
+    if not text:
+        return None
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return frozenset(cpus)
 
 
 def wait_ready(url: str, proc: subprocess.Popen | None, started: float,

@@ -18,6 +18,8 @@ class Settings:
     threads: int
     warmup: float
     stream_requests: int
+    load_cpus: frozenset[int] | None = None     # wrk's CPUs (None: any)
+    gateway_cpus: frozenset[int] | None = None  # the gateway's and its workers' (None: any)
 
 
 def run_mode(name: str, factory: ModeFactory, ctx: RunContext, cfg: Settings) -> dict:
@@ -27,7 +29,7 @@ def run_mode(name: str, factory: ModeFactory, ctx: RunContext, cfg: Settings) ->
     except Unavailable as exc:
         return {"mode": name, "status": "skipped", "reason": str(exc)}
     if mode.argv is None:  # load the upstream itself: its own numbers are the reference
-        return _measure(mode, ctx.upstream_pid, ctx.upstream_ready_s, cfg)
+        return _measure(mode, ctx.upstream_pid, ctx.upstream_ready_s, cfg, ctx.upstream_pid)
     log_path = ctx.workroot / f"{name.replace('/', '_')}.log"
     services = []
     try:
@@ -35,10 +37,10 @@ def run_mode(name: str, factory: ModeFactory, ctx: RunContext, cfg: Settings) ->
             services.append(start(service.argv, {}, ctx.workroot / f"{service.name}.log"))
             wait_port(service.port, services[-1])
         started = time.monotonic()
-        proc = start(mode.argv, mode.env, log_path)
+        proc = start(mode.argv, mode.env, log_path, cfg.gateway_cpus)
         try:
             ready_s = wait_ready(mode.ready_url, proc, started)
-            return _measure(mode, proc.pid, ready_s, cfg)
+            return _measure(mode, proc.pid, ready_s, cfg, ctx.upstream_pid)
         finally:
             stop(proc)
     except (NotReady, WrkError) as exc:
@@ -51,21 +53,28 @@ def run_mode(name: str, factory: ModeFactory, ctx: RunContext, cfg: Settings) ->
             cleanup()
 
 
-def _measure(mode: Mode, pid: int, ready_s: float, cfg: Settings) -> dict:
+def _measure(mode: Mode, pid: int, ready_s: float, cfg: Settings, upstream_pid: int) -> dict:
+    """`cpu_s`: the CPU the measured process tree used under load; `load_cpu_s`: what the load
+    side used meanwhile (wrk, and the mock upstream when it is not the one measured)."""
     def wrk(connections: int, threads: int, duration: float) -> dict:
         return run_wrk(mode.url, mode.wrk_script, connections=connections, threads=threads,
-                       duration=duration, auth=mode.auth())
+                       duration=duration, auth=mode.auth(), cpus=cfg.load_cpus)
 
     if cfg.warmup > 0:
         wrk(cfg.connections, cfg.threads, cfg.warmup)
     cpu_before = procstat.cpu_seconds(pid)
+    upstream_before = procstat.cpu_seconds(upstream_pid) if upstream_pid != pid else 0.0
+    started = time.monotonic()
     load = wrk(cfg.connections, cfg.threads, cfg.duration)
+    elapsed = time.monotonic() - started
     cpu = procstat.cpu_seconds(pid) - cpu_before
+    upstream = procstat.cpu_seconds(upstream_pid) - upstream_before if upstream_pid != pid else 0.0
     single = wrk(1, 1, cfg.duration)
     result = {"mode": mode.name, "status": "ok", "baseline": mode.baseline, "url": mode.url,
               "wrk_script": mode.wrk_script, "load": load, "c1": single,
               "cpu_s": round(cpu, 3),
               "cpu_s_per_1k": cpu / (load["requests"] / 1000) if load["requests"] else None,
+              "cores": cpu / elapsed, "load_cores": (load["cpu_s"] + upstream) / elapsed,
               "ready_s": ready_s}
     if mode.stream_probe and cfg.stream_requests > 0:
         result["stream"] = streamprobe.probe(mode.url, mode.auth(), cfg.stream_requests)
