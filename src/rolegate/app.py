@@ -78,7 +78,7 @@ from rolegate.observability.logging import AccessLog, DecisionLog, configure_pro
 from rolegate.observability.matches import RuleMatches
 from rolegate.observability.metrics import EXPOSITION_TYPE, GatewayMetrics, exposition
 from rolegate.observability.multiprocess import (
-    MIRROR_INTERVAL, StateMirror, marking_dead, multiprocess_exposition,
+    MIRROR_INTERVAL, StateMirror, marking_dead, multiprocess_exposition, use_multiprocess_values,
 )
 from rolegate.observability.requests import RequestObserver
 from rolegate.observability.upstream import MeasuredProvider
@@ -151,6 +151,8 @@ def build_app(settings: Settings, *, http: HttpClient | None = None,
     public[HEALTH_READY] = health(checks)
 
     registry = CollectorRegistry()
+    if metrics_dir is not None:
+        use_multiprocess_values()
     metrics = _build_metrics(settings, registry)
     decisions = DecisionLog(is_enabled=settings.logging.decisions, clock=clock,
                             keep_denials=RECENT_DENIALS if settings.console.enabled else 0,

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, values
 from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
@@ -35,6 +35,31 @@ GAUGE_MODES: dict[str, GaugeMode] = {
     "rolegate_jwks_keys": "livemin",
     "rolegate_jwks_last_success_timestamp": "livemin",
 }
+
+
+class _ProcessId:
+    """This process's id, read once and again in a child after a fork. prometheus-client's
+    multiprocess values ask for it on every update, to notice a fork; `os.getpid()` is a system
+    call on this libc, ten of them a request."""
+
+    def __init__(self) -> None:
+        self.value = os.getpid()
+        os.register_at_fork(after_in_child=self._refresh)
+
+    def _refresh(self) -> None:
+        self.value = os.getpid()
+
+    def __call__(self) -> int:
+        return self.value
+
+
+def use_multiprocess_values() -> None:
+    """Make every metric built from now on write its values to this process's files in
+    `PROMETHEUS_MULTIPROC_DIR` (as prometheus-client does when that variable was set before it
+    was imported), finding the process's id without a system call per update. Call it before
+    the first metric of a worker is built: values built before it keep their own file handles."""
+    values.ValueClass = values.MultiProcessValue(  # type: ignore[no-untyped-call]
+        process_identifier=_ProcessId())
 
 
 class StateMirror:
