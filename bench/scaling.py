@@ -3,12 +3,12 @@ worker and with N, alternately, in one run.
 
     python -m bench.scaling --mode jwt-rs256 --workers 2 --duration 6 --rounds 3
 
-The load side (wrk and the mock upstream) stays on `--load-cpus` (default: the last CPU). One
-worker runs on the other CPUs, so it has a core that the load side does not use: the most one
-worker can do here. N workers run on every CPU: on a machine with no CPU to spare they share the
-load side's. For each count the table gives req/s, the cores the gateway used (its CPU seconds
-over the run's wall seconds), the cores the load side used, and requests per gateway
-core-second. Two figures compare N workers with one:
+With one worker, the load side (wrk and the mock upstream) runs on `--load-cpus` (default: the
+last CPU) and the worker on the other CPUs, so it has a core that the load side does not use:
+the most one worker can do here. With N workers every process may run on every CPU: on a
+machine with no CPU to spare the workers share the load side's. For each count the table gives
+req/s, the cores the gateway used (its CPU seconds over the run's wall seconds), the cores the
+load side used, and requests per gateway core-second. Two figures compare N workers with one:
 
 - `throughput`: req/s with N workers over req/s with one, as measured on this machine;
 - `per core`: requests per gateway core-second with N over with one (the scaling efficiency).
@@ -66,6 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def measure(args: argparse.Namespace, workroot: Path) -> dict[int, list[dict]]:
     upstream, root, ready_s = start_upstream(workroot, args.load_cpus)
     counts = [1, args.workers]
+    everywhere = frozenset(os.sched_getaffinity(0))
     runs: dict[int, list[dict]] = {count: [] for count in counts}
     try:
         for index in range(max(1, args.rounds)):
@@ -73,8 +74,13 @@ def measure(args: argparse.Namespace, workroot: Path) -> dict[int, list[dict]]:
                 print(f"[bench] {args.mode} --workers {count} ...", file=sys.stderr, flush=True)
                 ctx = RunContext(root, upstream.pid, ready_s, workroot, workroot / "jwks",
                                  f"{args.gateway_cmd} --workers {count}")
+                # One worker: it and the load side on CPUs of their own. More: every process
+                # anywhere (the scheduler spreads them; pinned, the load side would compete
+                # with one worker only).
+                load_cpus = args.load_cpus if count == 1 else everywhere
+                os.sched_setaffinity(upstream.pid, load_cpus)
                 cfg = Settings(args.duration, args.connections, args.threads, args.warmup, 0,
-                               args.load_cpus, args.gateway_cpus if count == 1 else None)
+                               load_cpus, args.gateway_cpus if count == 1 else None)
                 result = run_mode(args.mode, REGISTRY[args.mode], ctx, cfg)
                 if result["status"] != "ok":
                     raise SystemExit(f"[bench] {args.mode} --workers {count}: "
