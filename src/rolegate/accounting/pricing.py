@@ -7,5 +7,9 @@ from rolegate.config.model import ModelConfig
 
 
 def cost_usd(model: ModelConfig, usage: TokenUsage) -> float:
-    return (usage.prompt_tokens * model.input_cost_per_1k
-            + usage.completion_tokens * model.output_cost_per_1k) / 1000.0
+    return cost_of_tokens(model, usage.prompt_tokens, usage.completion_tokens)
+
+
+def cost_of_tokens(model: ModelConfig, prompt_tokens: int, completion_tokens: int) -> float:
+    return (prompt_tokens * model.input_cost_per_1k
+            + completion_tokens * model.output_cost_per_1k) / 1000.0

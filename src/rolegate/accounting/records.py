@@ -6,6 +6,7 @@ import functools
 import hashlib
 import itertools
 import math
+import operator
 import os
 import re
 import secrets
@@ -65,18 +66,18 @@ class UsageRecord:
 
     def values(self) -> tuple[Any, ...]:
         """The record's `usage` row, in the order of `COLUMNS` (what a COPY writes)."""
-        # Read field by field: `dataclasses.asdict` deep-copies every value, which cost more
-        # than the insert itself at a few thousand records per second.
-        values = [getattr(self, name) for name in _FIELDS]
+        # Read by one `attrgetter` of every field: `dataclasses.asdict` deep-copies every value,
+        # which cost more than the insert itself at a few thousand records per second.
+        values = _read_fields(self)
         for index, length in _BOUNDED:
             value = values[index]
             if value is not None and len(value) > length:
-                values[index] = fitted(value, length)
-        values.append(utc_day(self.ts))
-        return tuple(values)
+                return (*_bounded(values), utc_day(self.ts))
+        return (*values, utc_day(self.ts))
 
 
 _FIELDS = tuple(column.name for column in fields(UsageRecord) if column.name != "dimensions")
+_read_fields = operator.attrgetter(*_FIELDS)
 COLUMNS = (*_FIELDS, "day")  # the `usage` columns a record fills, in `values()` order
 # Identities come from tokens and configuration, whose values no column bounds: one longer than
 # its column is stored shortened but still distinct, so the record lands (a refused record would
@@ -84,6 +85,16 @@ COLUMNS = (*_FIELDS, "day")  # the `usage` columns a record fills, in `values()`
 _BOUNDED = tuple((_FIELDS.index(name), cast(int, cast(String, usage.c[name].type).length))
                  for name in ("issuer", "subject", "client_id", "end_user", "rule", "model",
                               "deployment"))
+
+
+def _bounded(values: tuple[Any, ...]) -> list[Any]:
+    """`values` with every identity longer than its column fitted to it."""
+    bounded = list(values)
+    for index, length in _BOUNDED:
+        value = bounded[index]
+        if value is not None and len(value) > length:
+            bounded[index] = fitted(value, length)
+    return bounded
 
 
 class _RecordIds:

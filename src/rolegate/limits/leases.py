@@ -149,6 +149,9 @@ class LeasedLimiter:
 
     async def acquire(self, quotas: Sequence[Quota], now: float,
                       reservation: Reservation = NO_RESERVATION) -> Lease:
+        lease = self._spend_held(quotas, now, reservation)
+        if lease is not None:
+            return lease
         config = self._config
         leased = [quota for quota in quotas if config.size(quota.kind)]
         if not leased:
@@ -175,6 +178,24 @@ class LeasedLimiter:
             raise
         return Lease((*(block.standing(now) for block in blocks), *others.standings),
                      reservation)
+
+    def _spend_held(self, quotas: Sequence[Quota], now: float,
+                    reservation: Reservation) -> Lease | None:
+        """The common case, without an await: every quota has a block here with something left
+        (only leased quotas have blocks), so the request is spent from them. None otherwise:
+        `acquire` takes blocks, refuses, or checks exactly."""
+        blocks = self._blocks
+        key = self._exact.key
+        held = []
+        for quota in quotas:
+            block = blocks.get(key(quota))
+            if block is None or block.left <= 0 or now >= block.expires_at:
+                return None
+            held.append(block)
+        for block in held:
+            kind = block.quota.kind
+            block.left -= 1 if kind == "requests" else reservation.amount(kind)
+        return Lease(tuple([block.standing(now) for block in held]), reservation)
 
     async def settle(self, lease: Lease, tokens: int, cost: float) -> None:
         await self._exact.settle(lease, tokens, cost)

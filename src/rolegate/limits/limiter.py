@@ -105,25 +105,59 @@ def refuse(standings: Sequence[Standing], spent: Standing) -> RateLimited:
 
 def ratelimit_headers(standings: Sequence[Standing]) -> list[tuple[bytes, bytes]]:
     """Per kind (requests, tokens), the tightest quota: the least remaining, then the latest
-    reset (the first of equals). One pass: this runs on every limited reply."""
-    tightest: dict[str, tuple[float, float, Standing]] = {}
+    reset (the first of equals). One pass, no ranking tuples: this runs on every limited
+    reply."""
+    requests: Standing | None = None
+    tokens: Standing | None = None
     for standing in standings:
         kind = standing.quota.kind
-        if kind == "cost":
-            continue
-        rank = (standing.remaining, -standing.reset_in, standing)
-        best = tightest.get(kind)
-        if best is None or rank[:2] < best[:2]:
-            tightest[kind] = rank
+        if kind == "requests":
+            if requests is None or _is_tighter(standing, requests):
+                requests = standing
+        elif kind == "tokens" and (tokens is None or _is_tighter(standing, tokens)):
+            tokens = standing
     headers: list[tuple[bytes, bytes]] = []
-    for kind, suffix in (("requests", b"requests"), ("tokens", b"tokens")):
-        if (best := tightest.get(kind)) is None:
-            continue
-        remaining, _, standing = best
-        headers += [(b"x-ratelimit-limit-" + suffix, b"%d" % standing.quota.limit),
-                    (b"x-ratelimit-remaining-" + suffix, b"%d" % remaining),
-                    (b"x-ratelimit-reset-" + suffix, duration(standing.reset_in).encode())]
+    if requests is not None:
+        headers += _headers(_REQUESTS_HEADERS, requests)
+    if tokens is not None:
+        headers += _headers(_TOKENS_HEADERS, tokens)
     return headers
+
+
+_REQUESTS_HEADERS = (b"x-ratelimit-limit-requests", b"x-ratelimit-remaining-requests",
+                     b"x-ratelimit-reset-requests")
+_TOKENS_HEADERS = (b"x-ratelimit-limit-tokens", b"x-ratelimit-remaining-tokens",
+                   b"x-ratelimit-reset-tokens")
+
+
+def _is_tighter(standing: Standing, than: Standing) -> bool:
+    remaining, other = standing.remaining, than.remaining
+    return remaining < other or (remaining == other and standing.reset_in > than.reset_in)
+
+
+def _headers(names: tuple[bytes, bytes, bytes], standing: Standing) -> list[tuple[bytes, bytes]]:
+    limit, remaining, reset = names
+    return [(limit, b"%d" % standing.quota.limit), (remaining, b"%d" % standing.remaining),
+            (reset, duration_bytes(standing.reset_in))]
+
+
+def duration_bytes(seconds: float) -> bytes:
+    """`duration(seconds)` encoded; the text of a whole number of seconds is made once (a
+    reset of a second or more is shown in whole seconds, and most replies show one of a few
+    dozen)."""
+    if seconds < 1:
+        return b"%dms" % max(0, round(seconds * 1000))
+    whole = round(seconds)
+    text = _WHOLE_SECONDS.get(whole)
+    if text is None:
+        if len(_WHOLE_SECONDS) >= _MAX_WHOLE_SECONDS:
+            _WHOLE_SECONDS.clear()
+        text = _WHOLE_SECONDS[whole] = duration(whole).encode()
+    return text
+
+
+_WHOLE_SECONDS: dict[int, bytes] = {}
+_MAX_WHOLE_SECONDS = 4096
 
 
 def duration(seconds: float) -> str:

@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from rolegate.config.model import RateLimitsConfig
-from rolegate.errors import ServiceUnavailable
+from rolegate.errors import RateLimited, ServiceUnavailable
 from rolegate.limits.limiter import (
     NO_LEASE, NO_RESERVATION, Lease, Reservation, Standing, refuse, settled_amounts,
 )
@@ -127,30 +127,43 @@ class RedisLimiter:
         if not quotas:
             return NO_LEASE
         waiting = self.take_waiting()
-        keys = [*waiting, *(self.key(quota) for quota in quotas)]
-        member = f"{self.replica}:{next(self._sequence)}"
-        args: list[str | float] = [now * 1000.0, member, len(waiting)]
+        prefix = self._prefix
+        keys = [*waiting, *[f"{prefix}:{quota.counter}" for quota in quotas]]
+        args: list[str | float] = [now * 1000.0, f"{self.replica}:{next(self._sequence)}",
+                                   len(waiting)]
         for amount, expiry in waiting.values():
-            args += [amount, int(expiry)]
+            args += (amount, int(expiry))
+        tokens, cost = reservation.tokens, reservation.cost
         for quota in quotas:
-            args += [quota.kind, quota.limit, quota.window * 1000.0,
-                     reservation.amount(quota.kind), expiry_of(quota, now)]
+            kind = quota.kind
+            if kind == "requests":
+                args += (kind, quota.limit, quota.window * 1000.0, 0.0, 0)
+            else:
+                args += (kind, quota.limit, quota.window * 1000.0,
+                         tokens if kind == "tokens" else cost, expiry_of(quota, now))
         try:
             out = await self._acquire.call(keys, args)
         except FAILURES as exc:
             if waiting:
                 log.error("settling usage in Redis failed: %s", exc)
             return self.unavailable(exc)
+        if int(out[-1]):
+            raise self._refusal(quotas, out, now)
+        # Counted: a request log holds this request too.
+        return Lease(tuple([Standing(quota, float(out[2 * index]) + 1.0,
+                                     float(out[2 * index + 1]) / 1000.0)
+                            if quota.kind == "requests" else
+                            Standing(quota, float(out[2 * index]), quota.reset_at - now)
+                            for index, quota in enumerate(quotas)]), reservation)
+
+    @staticmethod
+    def _refusal(quotas: Sequence[Quota], out: Sequence[bytes], now: float) -> RateLimited:
         standings = []
         for index, quota in enumerate(quotas):
             used, reset = float(out[2 * index]), float(out[2 * index + 1])
             reset_in = reset / 1000.0 if quota.kind == "requests" else quota.reset_at - now
             standings.append(Standing(quota, used, reset_in))
-        spent = int(out[-1])
-        if spent:
-            raise refuse(standings, standings[spent - 1])
-        return Lease(tuple(Standing(s.quota, s.used + 1, s.reset_in)
-                           if s.quota.kind == "requests" else s for s in standings), reservation)
+        return refuse(standings, standings[int(out[-1]) - 1])
 
     async def settle(self, lease: Lease, tokens: int, cost: float) -> None:
         """Adds the usage, less the reservation, to what waits for the next round trip (see the

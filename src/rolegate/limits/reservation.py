@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeGuard
 
-from rolegate.accounting.pricing import cost_usd
-from rolegate.accounting.records import TokenUsage
+from rolegate.accounting.pricing import cost_of_tokens
 from rolegate.config.model import ModelConfig
 from rolegate.limits.limiter import NO_RESERVATION, Reservation
 from rolegate.limits.quota import Quota
@@ -38,26 +37,35 @@ class Reserver:
     def reservation(self, quotas: Sequence[Quota], operation: str, body: Mapping[str, Any],
                     prompt_bytes: int, model: str) -> Reservation:
         """NO_RESERVATION when no quota counts tokens or cost (the common case costs nothing)."""
-        if all(quota.kind == "requests" for quota in quotas):
+        for quota in quotas:
+            if quota.kind != "requests":
+                break
+        else:
             return NO_RESERVATION
         prompt = prompt_bytes // BYTES_PER_TOKEN
         output = self._output_tokens(operation, body)
         config = self._models.get(model)
-        cost = cost_usd(config, TokenUsage(prompt, output, prompt + output)) if config else 0.0
+        cost = cost_of_tokens(config, prompt, output) if config is not None else 0.0
         return Reservation(tokens=float(prompt + output), cost=cost)
 
     def _output_tokens(self, operation: str, body: Mapping[str, Any]) -> int:
         if operation not in _TEXT_OPERATIONS:
             return 0
+        stated: object = None
         config = body.get("generationConfig")  # Gemini's names, one level down
-        if isinstance(config, Mapping):
+        if config is not None and isinstance(config, Mapping):
             stated, choices = config.get("maxOutputTokens"), config.get("candidateCount")
         else:
-            stated = next((body.get(name) for name in _OUTPUT_FIELDS
-                           if _is_count(body.get(name))), None)
+            for name in _OUTPUT_FIELDS:
+                value = body.get(name)
+                if value is not None and _is_count(value):
+                    stated = value
+                    break
             choices = body.get("n")
-        output = stated if _is_count(stated) else self._default_tokens
-        return (min(choices, MAX_CHOICES) if _is_count(choices) else 1) * output
+        output = stated if stated is not None and _is_count(stated) else self._default_tokens
+        if choices is None or not _is_count(choices):
+            return output
+        return min(choices, MAX_CHOICES) * output
 
 
 def _is_count(value: object) -> TypeGuard[int]:

@@ -98,6 +98,8 @@ class Metering:
     def dimensions_of(self, who: Principal) -> Dimensions:
         """The caller's values of `accounting.dimensions`, bounded for storage (none when no
         dimension is configured)."""
+        if not self._dimensions:
+            return ()
         pairs: list[tuple[str, str]] = []
         for name in self._dimensions:
             values = who.groups if name == "groups" else who.attribute(name)

@@ -6,7 +6,7 @@ import pytest
 
 from rolegate.config.model import LimitConfig
 from rolegate.errors import RateLimited
-from rolegate.limits.limiter import duration
+from rolegate.limits.limiter import duration, duration_bytes
 from rolegate.limits.memory import MemoryLimiter
 from rolegate.limits.quota import quotas_of
 
@@ -82,3 +82,4 @@ async def test_counters_of_different_principals_are_apart():
     (0.02, "20ms"), (1.0, "1s"), (59.6, "1m0s"), (360, "6m0s"), (3723, "1h2m3s")])
 def test_reset_durations_are_written_as_openai_writes_them(seconds, text):
     assert duration(seconds) == text
+    assert duration_bytes(seconds) == duration_bytes(seconds) == text.encode()  # made, then kept

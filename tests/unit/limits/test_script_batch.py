@@ -115,3 +115,16 @@ async def test_a_batch_that_timed_out_leaves_no_reply_for_the_next(redis, redis_
 
     assert await batch.call([key], ["b", 0]) == b"b"  # not the late reply of "a"
     assert await redis.lrange(key, 0, -1) == [b"a", b"b"]
+
+
+async def test_a_connection_closed_by_redis_is_made_again_for_the_next_batch(redis, redis_prefix):
+    await redis.script_load(APPEND)
+    batch = ScriptBatch(redis, APPEND, timeout=5.0)
+    key = f"{redis_prefix}:list"
+    assert await batch.call([key], ["a"]) == 1
+    host, port = batch._replies.transport.get_extra_info("sockname")[:2]  # the batch's own
+
+    assert await redis.client_kill(f"{host}:{port}") is True
+    await asyncio.sleep(0.05)  # the close reaches this process
+
+    assert await asyncio.gather(batch.call([key], ["b"]), batch.call([key], ["c"])) == [2, 3]
