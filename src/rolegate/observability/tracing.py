@@ -68,8 +68,8 @@ _USAGE = (("prompt_tokens", "gen_ai.usage.input_tokens"),
 _MOST_DECISIONS = 4096
 _MOST_REQUEST_BLOCKS = 4096
 # The request span's attributes whose values seldom repeat from one request to the next.
-_VARYING = ("rolegate.request_id", "http.response.status_code", "gen_ai.usage.input_tokens",
-            "gen_ai.usage.output_tokens")
+_REQUEST_ID, _STATUS = "rolegate.request_id", "http.response.status_code"
+_INPUT_TOKENS, _OUTPUT_TOKENS = "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"
 _LOW_64 = (1 << 64) - 1
 _STATE_ATTRIBUTES = (("model", "gen_ai.request.model"), ("deployment", "rolegate.deployment"),
                      ("attempts", "rolegate.attempts"), ("code", "rolegate.error_code"))
@@ -94,7 +94,7 @@ class Tracing:
         # which walk the whole heap, more frequent).
         self._current: dict[asyncio.Task[Any] | None, RequestSpan | str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        # The request span's attributes but `_VARYING` -> encoded.
+        # The request span's attributes but its id, status and token counts -> encoded.
         self._request_blocks: dict[tuple[tuple[str, Any], ...], bytes] = {}
         # (route, allowed, rule, model) -> an authorization span's attributes, and encoded.
         self._decisions: dict[tuple[str, bool, str | None, str | None],
@@ -107,7 +107,7 @@ class Tracing:
         resource = Resource.create({"service.name": config.service_name})
         encoder = OtlpEncoder(dict(resource.attributes), scope=_SCOPE,
                               resource_schema_url=resource.schema_url,
-                              uncached=frozenset({"rolegate.request_id"}))
+                              uncached=frozenset({_REQUEST_ID}))
         sender = OtlpHttpSender(config.endpoint, config.headers, timeout=config.export_timeout)
         return cls(SpanExport(encoder, sender), encoder, sample_ratio=config.sample_ratio)
 
@@ -126,7 +126,7 @@ class Tracing:
             if parent is not None and not parent.is_sampled:
                 return self._set_current(parent.traceparent)  # passed on as it came
         attributes = {"http.request.method": request.method, "url.path": request.path,
-                      "rolegate.request_id": request.request_id}
+                      _REQUEST_ID: request.request_id}
         if parent is None:  # a new trace (a malformed traceparent is read as none)
             ids = self._bits(192)  # the trace's id and its span's, in one draw
             trace_id, span_id = ids >> 64, ids & _LOW_64
@@ -143,7 +143,11 @@ class Tracing:
                                self._encoder.head(parent.trace_id, parent.trace_state),
                                HAS_IS_REMOTE | IS_REMOTE, time_ns(), attributes)
         request.state[_SPAN] = span
-        return self._set_current(span)
+        loop = self._loop  # `_set_current`, inline: a call is worth saving here
+        task = asyncio.current_task(loop) if loop is not None and loop.is_running() \
+            else self._task()
+        self._current[task] = span
+        return task
 
     def finish(self, request: Request, status: int, token: object) -> None:
         self._current.pop(token, None)  # type: ignore[call-overload]
@@ -152,7 +156,7 @@ class Tracing:
         if span is None:
             return
         attributes = span.attributes
-        attributes["http.response.status_code"] = status
+        attributes[_STATUS] = status
         who: Principal | None = state.get("principal")
         if who is not None:
             attributes["rolegate.issuer"] = who.issuer
@@ -255,7 +259,10 @@ class Tracing:
         # What changes from request to request is encoded apart; the rest (issuer, subject,
         # rule, decision, models, deployment, route...) is one block encoded once for each
         # combination of its values.
-        varying = [(key, attributes.pop(key)) for key in _VARYING if key in attributes]
+        pop = attributes.pop  # (an attribute valued None is encoded as none)
+        varying = ((_REQUEST_ID, pop(_REQUEST_ID, None)), (_STATUS, pop(_STATUS, None)),
+                   (_INPUT_TOKENS, pop(_INPUT_TOKENS, None)),
+                   (_OUTPUT_TOKENS, pop(_OUTPUT_TOKENS, None)))
         constant = tuple(attributes.items())
         block = self._request_blocks.get(constant)
         if block is None:
@@ -337,7 +344,7 @@ class _Attempt:
         reply = self.reply
         assert reply is not None, "listens to the reply it was given"
         self.reply = None  # no cycle through the reply's listeners
-        attributes: dict[str, Any] = {"http.response.status_code": reply.status}
+        attributes: dict[str, Any] = {_STATUS: reply.status}
         _add_usage(attributes, reply.usage)
         is_error = reply.status >= 400
         request_span = self.request_span
