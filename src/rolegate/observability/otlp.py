@@ -11,19 +11,21 @@ repeat from request to request (model, rule, issuer, status).
 
 from __future__ import annotations
 
+import random
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
 
-from rolegate.observability.spans import HAS_IS_REMOTE, IS_REMOTE, Trace
+from rolegate.observability.spans import HAS_IS_REMOTE, ChildSpan, Trace
 
 _ID = struct.Struct(">BBQ").pack  # Span.span_id
 _IDS = struct.Struct(">BBQBBQ").pack  # Span.span_id, Span.parent_span_id
 _TIMES = struct.Struct("<BQBQ").pack  # start_time_unix_nano, end_time_unix_nano (fixed64)
+_TIMES_SIZE = struct.calcsize("<BQBQ")
 _KINDS = {kind: bytes((0x30, kind)) for kind in range(1, 6)}  # Span.kind
 _SMALL = tuple(bytes((number,)) for number in range(0x80))  # one-byte varints
 _FIXED32 = struct.Struct("<I").pack
@@ -41,8 +43,10 @@ class OtlpEncoder:
     would see one encoded as the other, so an attribute key keeps one type of value."""
 
     def __init__(self, resource: dict[str, Any], *, scope: str, resource_schema_url: str = "",
-                 uncached: frozenset[str] = frozenset()) -> None:
-        """`uncached`: attribute keys whose values seldom repeat (a request id)."""
+                 uncached: frozenset[str] = frozenset(),
+                 ids: Callable[[int], int] | None = None) -> None:
+        """`uncached`: attribute keys whose values seldom repeat (a request id); `ids(64)`
+        draws a child's span id when it was recorded without one."""
         envelope = ResourceSpans(
             resource=Resource(attributes=[KeyValue(key=key, value=_any_value(value))
                                           for key, value in resource.items()]),
@@ -50,11 +54,11 @@ class OtlpEncoder:
         self._resource = envelope.SerializeToString()  # fields 1 and 3; 2 is added per batch
         self._scope = ScopeSpans(scope=InstrumentationScope(name=scope)).SerializeToString()
         self._attributes = _EncodedAttributes(uncached)
-        self._names: dict[str, bytes] = {}
-        # Span.status then Span.flags, by `flags | is_error` (the flags' low bit is never set).
-        self._tails = {flags | is_error: _STATUS[is_error] + _FLAGS_TAG + _FIXED32(flags)
-                       for flags in (HAS_IS_REMOTE, HAS_IS_REMOTE | IS_REMOTE)
-                       for is_error in (False, True)}
+        # Span.name, kind, status and flags, by (name, kind, `flags | is_error`) (the flags'
+        # low bit is never set): fields a span writes after its ids and times (a message's
+        # fields may come in any order).
+        self._tails: dict[tuple[str, int, int], bytes] = {}
+        self._ids = ids or random.Random().getrandbits
 
     def encode(self, traces: Iterable[Trace]) -> bytes:
         return self.payload([self.encode_spans(traces)])
@@ -95,24 +99,42 @@ class OtlpEncoder:
              start: int, end: int, attributes: bytes, is_error: bool) -> bytes:
         """One ScopeSpans.spans field: a span of the trace `head` begins, with its `attributes`
         already encoded (`attributes`, or a block kept from an earlier span)."""
-        # No call per field: this runs for every span the gateway records.
-        name_field = self._names.get(name)
-        if name_field is None:
-            name_field = self._name(name)
-        body = b"".join((head, _IDS(0x12, 8, span_id, 0x22, 8, parent_id) if parent_id
-                         else _ID(0x12, 8, span_id), name_field, _KINDS[kind],
-                         _TIMES(0x39, start, 0x41, end), attributes,
-                         self._tails[flags | is_error]))
-        size = len(body)
-        return b"".join((b"\x12", _SMALL[size] if size < 0x80 else _varint(size), body))
+        # No call per field: this runs for every span the gateway records, in one join.
+        tail = self._tails.get((name, kind, flags | is_error))
+        if tail is None:
+            tail = self._tail(name, kind, flags, is_error)
+        ids = _IDS(0x12, 8, span_id, 0x22, 8, parent_id) if parent_id else _ID(0x12, 8, span_id)
+        size = len(head) + len(ids) + _TIMES_SIZE + len(tail) + len(attributes)
+        return b"".join((b"\x12", _SMALL[size] if size < 0x80 else _varint(size), head, ids,
+                         _TIMES(0x39, start, 0x41, end), tail, attributes))
 
-    def _name(self, name: str) -> bytes:
+    def children(self, head: bytes, parent_id: int, children: Iterable[ChildSpan]) -> bytes:
+        """ScopeSpans.spans fields for the ended children of span `parent_id` (0: none), in
+        the trace `head` begins: `span` for each, inline, in one pass."""
+        tails = self._tails
+        ids = self._ids
+        spans: list[bytes] = []
+        for name, kind, span_id, start, end, attributes, is_error in children:
+            tail = tails.get((name, kind, HAS_IS_REMOTE | is_error))
+            if tail is None:
+                tail = self._tail(name, kind, HAS_IS_REMOTE, is_error)
+            while not span_id:  # never all zeros (W3C Trace Context §3.2.2)
+                span_id = ids(64)
+            packed = (_IDS(0x12, 8, span_id, 0x22, 8, parent_id) if parent_id
+                      else _ID(0x12, 8, span_id))
+            size = len(head) + len(packed) + _TIMES_SIZE + len(tail) + len(attributes)
+            spans += (b"\x12", _SMALL[size] if size < 0x80 else _varint(size), head, packed,
+                      _TIMES(0x39, start, 0x41, end), tail, attributes)
+        return b"".join(spans)
+
+    def _tail(self, name: str, kind: int, flags: int, is_error: bool) -> bytes:
         text = name.encode()
-        field = b"".join((b"\x2a", _varint(len(text)), text))
-        if len(self._names) >= _MOST_CACHED:
-            self._names.clear()
-        self._names[name] = field
-        return field
+        tail = b"".join((b"\x2a", _varint(len(text)), text, _KINDS[kind], _STATUS[is_error],
+                         _FLAGS_TAG, _FIXED32(flags)))
+        if len(self._tails) >= _MOST_CACHED:
+            self._tails.clear()
+        self._tails[name, kind, flags | is_error] = tail
+        return tail
 
 
 class _EncodedAttributes(dict[tuple[str, Any], bytes]):
@@ -124,11 +146,13 @@ class _EncodedAttributes(dict[tuple[str, Any], bytes]):
         self._uncached = uncached
 
     def __missing__(self, item: tuple[str, Any]) -> bytes:
-        encoded = _key_value(*item)
-        if item[0] not in self._uncached:
-            if len(self) >= _MOST_CACHED:
-                self.clear()
-            self[item] = encoded
+        key, value = item
+        if key in self._uncached:  # a request id: a short string, mostly
+            return _short_string(key, value) or _key_value(key, value)
+        encoded = _key_value(key, value)
+        if len(self) >= _MOST_CACHED:
+            self.clear()
+        self[item] = encoded
         return encoded
 
 
@@ -142,6 +166,19 @@ def _key_value(key: str, value: Any) -> bytes:
     message = b"".join((b"\x0a", _varint(len(name)), name,
                         b"\x12", _varint(len(encoded_value)), encoded_value))
     return b"".join((b"\x4a", _varint(len(message)), message))
+
+
+def _short_string(key: str, value: Any) -> bytes:
+    """`_key_value` of a string value when every length in it fits one byte, else b""."""
+    if value.__class__ is not str:
+        return b""
+    name = key.encode()
+    text = value.encode()
+    size = len(name) + len(text) + 6  # the KeyValue: its key's field, its value's
+    if size >= 0x80:
+        return b""
+    return b"".join((b"\x4a", _SMALL[size], b"\x0a", _SMALL[len(name)], name,
+                     b"\x12", _SMALL[len(text) + 2], b"\x0a", _SMALL[len(text)], text))
 
 
 def _value(value: Any) -> bytes | None:

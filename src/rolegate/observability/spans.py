@@ -2,9 +2,10 @@
 
 The tracing hot path records these and nothing else: no SDK span object, lock, context or
 span processor per span. A request's span (`RequestSpan`) is mutable while the request runs;
-each child is encoded as it ends (`OtlpEncoder.span`), and the request's own span when it and
-its children have ended. A `Trace` is the same spans as plain tuples, which `OtlpEncoder`
-encodes too (its tests compare that with the SDK's encoding).
+each child is recorded as it ends (`ChildSpan`, a tuple), and when the request's span and its
+children have ended the trace is encoded in one pass (`OtlpEncoder.children`, then
+`OtlpEncoder.span` for the request's). A `Trace` is the same spans as plain tuples, which
+`OtlpEncoder` encodes too (its tests compare that with the SDK's encoding).
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ HAS_IS_REMOTE, IS_REMOTE = 0x100, 0x200
 SpanRecord: TypeAlias = tuple[str, int, int, int, int, int, int, dict[str, Any], bool]
 # One trace's ended spans: trace id, W3C tracestate ("" when none), the spans.
 Trace: TypeAlias = tuple[int, str, tuple[SpanRecord, ...]]
+# An ended child of a request's span, as recorded on the event loop and encoded with the
+# others when the trace ends (`OtlpEncoder.children`): name, kind, span id (0: drawn then; an
+# attempt's is known before, having gone upstream), start and end, its attributes encoded,
+# whether its status is ERROR.
+ChildSpan: TypeAlias = tuple[str, int, int, int, int, bytes, bool]
 
 # W3C Trace Context §3.2: version-traceid-parentid-flags. A longer header is only valid for a
 # version after 00, as the OpenTelemetry propagator reads it.
@@ -57,7 +63,7 @@ class RequestSpan:
         self.end = 0  # 0 while open
         self.attributes = attributes
         self.is_error = False
-        self.children: list[bytes] = []  # encoded, in the order they ended
+        self.children: list[ChildSpan] = []  # in the order they ended
         self.open = 0  # children started and not ended (an upstream reply still streaming)
 
     def traceparent(self, span_id: int) -> str:

@@ -17,8 +17,10 @@ One trace per request (continuing the caller's W3C `traceparent`, W3C Trace Cont
   context goes upstream as the attempt's `traceparent`.
 
 Spans are recorded as plain data (the SDK's per-span objects, locks, contexts and span
-processors cost about 25 us a span, more than a tenth of a request) and encoded as OTLP
-protobuf as each ends, most of it from blocks encoded once: an attempt's constant attributes
+processors cost about 25 us a span, more than a tenth of a request): each child as a tuple
+when it ends, the whole trace encoded as OTLP protobuf in one pass when it has ended (one
+call for the children, one for the request's span: a call costs about half a microsecond on
+a busy gateway), most of it from blocks encoded once: an attempt's constant attributes
 per deployment and operation, an authorization's per decision, the request's own but its id,
 status and token counts per combination of their values. A trace's bytes go, when the
 request's span ends, to `SpanExport`, whose thread sends them in batches. Whether a trace is
@@ -45,7 +47,7 @@ from rolegate.observability.otlp import OtlpEncoder
 from rolegate.observability.requests import Request
 from rolegate.observability.span_export import OtlpHttpSender, SpanExport
 from rolegate.observability.spans import (
-    CLIENT, HAS_IS_REMOTE, INTERNAL, IS_REMOTE, SERVER, RequestSpan, remote_parent,
+    CLIENT, HAS_IS_REMOTE, INTERNAL, IS_REMOTE, SERVER, ChildSpan, RequestSpan, remote_parent,
 )
 from rolegate.providers.base import Provider, UpstreamCall, UpstreamReply
 
@@ -66,8 +68,9 @@ _USAGE = (("prompt_tokens", "gen_ai.usage.input_tokens"),
 _MOST_DECISIONS = 4096
 _MOST_REQUEST_BLOCKS = 4096
 # The request span's attributes whose values seldom repeat from one request to the next.
-_VARYING = ("rolegate.request_id", "http.response.status_code", "gen_ai.usage.input_tokens",
-            "gen_ai.usage.output_tokens")
+_REQUEST_ID, _STATUS = "rolegate.request_id", "http.response.status_code"
+_INPUT_TOKENS, _OUTPUT_TOKENS = "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"
+_LOW_64 = (1 << 64) - 1
 _STATE_ATTRIBUTES = (("model", "gen_ai.request.model"), ("deployment", "rolegate.deployment"),
                      ("attempts", "rolegate.attempts"), ("code", "rolegate.error_code"))
 
@@ -91,7 +94,7 @@ class Tracing:
         # which walk the whole heap, more frequent).
         self._current: dict[asyncio.Task[Any] | None, RequestSpan | str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        # The request span's attributes but `_VARYING` -> encoded.
+        # The request span's attributes but its id, status and token counts -> encoded.
         self._request_blocks: dict[tuple[tuple[str, Any], ...], bytes] = {}
         # (route, allowed, rule, model) -> an authorization span's attributes, and encoded.
         self._decisions: dict[tuple[str, bool, str | None, str | None],
@@ -104,7 +107,7 @@ class Tracing:
         resource = Resource.create({"service.name": config.service_name})
         encoder = OtlpEncoder(dict(resource.attributes), scope=_SCOPE,
                               resource_schema_url=resource.schema_url,
-                              uncached=frozenset({"rolegate.request_id"}))
+                              uncached=frozenset({_REQUEST_ID}))
         sender = OtlpHttpSender(config.endpoint, config.headers, timeout=config.export_timeout)
         return cls(SpanExport(encoder, sender), encoder, sample_ratio=config.sample_ratio)
 
@@ -123,12 +126,15 @@ class Tracing:
             if parent is not None and not parent.is_sampled:
                 return self._set_current(parent.traceparent)  # passed on as it came
         attributes = {"http.request.method": request.method, "url.path": request.path,
-                      "rolegate.request_id": request.request_id}
+                      _REQUEST_ID: request.request_id}
         if parent is None:  # a new trace (a malformed traceparent is read as none)
-            trace_id = self._trace_id()
-            if self._random() >= self._sample_ratio:
-                return self._set_current(f"00-{trace_id:032x}-{self._span_id():016x}-00")
-            span = RequestSpan(request.method, trace_id, self._span_id(), 0,
+            ids = self._bits(192)  # the trace's id and its span's, in one draw
+            trace_id, span_id = ids >> 64, ids & _LOW_64
+            if not trace_id or not span_id:  # neither may be all zeros (W3C §3.2.2)
+                trace_id, span_id = self._trace_id(), self._span_id()
+            if self._sample_ratio < 1.0 and self._random() >= self._sample_ratio:
+                return self._set_current(f"00-{trace_id:032x}-{span_id:016x}-00")
+            span = RequestSpan(request.method, trace_id, span_id, 0,
                                self._encoder.head(trace_id, ""), HAS_IS_REMOTE, time_ns(),
                                attributes)
         else:
@@ -137,7 +143,11 @@ class Tracing:
                                self._encoder.head(parent.trace_id, parent.trace_state),
                                HAS_IS_REMOTE | IS_REMOTE, time_ns(), attributes)
         request.state[_SPAN] = span
-        return self._set_current(span)
+        loop = self._loop  # `_set_current`, inline: a call is worth saving here
+        task = asyncio.current_task(loop) if loop is not None and loop.is_running() \
+            else self._task()
+        self._current[task] = span
+        return task
 
     def finish(self, request: Request, status: int, token: object) -> None:
         self._current.pop(token, None)  # type: ignore[call-overload]
@@ -146,7 +156,7 @@ class Tracing:
         if span is None:
             return
         attributes = span.attributes
-        attributes["http.response.status_code"] = status
+        attributes[_STATUS] = status
         who: Principal | None = state.get("principal")
         if who is not None:
             attributes["rolegate.issuer"] = who.issuer
@@ -172,8 +182,8 @@ class Tracing:
     def authenticated(self, request: Request, started: int) -> None:
         """A span for authenticating `request` (a sampled one), from `started` (`time_ns()`)
         until now. A failed authentication is the request's outcome, told by its span."""
-        self.ended_child(request.state[_SPAN], "rolegate.authenticate", INTERNAL, started,
-                         time_ns(), b"", False)
+        request.state[_SPAN].children.append(
+            ("rolegate.authenticate", INTERNAL, 0, started, time_ns(), b"", False))
 
     def decided(self, request: Request, who: Principal, action: Action,
                 decision: Decision) -> None:
@@ -187,7 +197,7 @@ class Tracing:
             known = self._decisions[key] = self._decision(*key)
         attributes, encoded = known
         now = time_ns()
-        self.ended_child(span, "rolegate.authorize", INTERNAL, now, now, encoded, False)
+        span.children.append(("rolegate.authorize", INTERNAL, 0, now, now, encoded, False))
         if not span.end:
             span.attributes.update(attributes)
 
@@ -198,7 +208,10 @@ class Tracing:
     def current(self) -> RequestSpan | str | None:
         """The current request's span, or the traceparent its attempts pass on when it is
         not sampled (None outside a request)."""
-        return self._current.get(self._task())
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return self._current.get(self._task())
+        return self._current.get(asyncio.current_task(loop))
 
     def attempt(self, request_span: RequestSpan | None, kind: _AttemptKind) -> _Attempt:
         """A CLIENT span for one upstream attempt, open until `ended`. Outside any request
@@ -215,22 +228,15 @@ class Tracing:
               is_error: bool) -> None:
         """`attempt` has ended: its attributes are `shared` (encoded, its kind's) and these."""
         request_span = attempt.request_span
-        self.ended_child(request_span, attempt.kind.name, CLIENT, attempt.start, time_ns(),
-                         shared + self._encoder.attributes(attributes), is_error,
-                         span_id=attempt.span_id)
+        child: ChildSpan = (attempt.kind.name, CLIENT, attempt.span_id, attempt.start,
+                            time_ns(), shared + self._encoder.attributes(attributes), is_error)
         if not request_span.span_id:  # an attempt outside any request: a trace of its own
-            self._export.put(request_span.children[0])
+            self._export.put(self._encoder.children(request_span.head, 0, (child,)))
             return
+        request_span.children.append(child)
         request_span.open -= 1
         if request_span.end and not request_span.open:  # the request ended first
             self._export.put(self._encoded(request_span))
-
-    def ended_child(self, span: RequestSpan, name: str, kind: int, start: int, end: int,
-                    attributes: bytes, is_error: bool, *, span_id: int = 0) -> None:
-        """Record an ended child of `span`, its `attributes` encoded."""
-        span.children.append(self._encoder.span(
-            span.head, name, kind, span_id or self._span_id(), span.span_id, HAS_IS_REMOTE,
-            start, end, attributes, is_error))
 
     def attempt_kind(self, operation: str, provider: str, deployment: str,
                      upstream_model: str) -> _AttemptKind:
@@ -253,16 +259,19 @@ class Tracing:
         # What changes from request to request is encoded apart; the rest (issuer, subject,
         # rule, decision, models, deployment, route...) is one block encoded once for each
         # combination of its values.
-        varying = [(key, attributes.pop(key)) for key in _VARYING if key in attributes]
+        pop = attributes.pop  # (an attribute valued None is encoded as none)
+        varying = ((_REQUEST_ID, pop(_REQUEST_ID, None)), (_STATUS, pop(_STATUS, None)),
+                   (_INPUT_TOKENS, pop(_INPUT_TOKENS, None)),
+                   (_OUTPUT_TOKENS, pop(_OUTPUT_TOKENS, None)))
         constant = tuple(attributes.items())
         block = self._request_blocks.get(constant)
         if block is None:
             if len(self._request_blocks) >= _MOST_REQUEST_BLOCKS:  # callers name models, paths
                 self._request_blocks.clear()
             block = self._request_blocks[constant] = encoder.attributes(attributes)
-        return b"".join((*span.children, encoder.span(
+        return encoder.children(span.head, span.span_id, span.children) + encoder.span(
             span.head, span.name, SERVER, span.span_id, span.parent_id, span.flags, span.start,
-            span.end, block + encoder.attribute_items(varying), span.is_error)))
+            span.end, block + encoder.attribute_items(varying), span.is_error)
 
     def _decision(self, route: str, allowed: bool, rule: str | None,
                   model: str | None) -> tuple[dict[str, Any], bytes]:
@@ -335,7 +344,7 @@ class _Attempt:
         reply = self.reply
         assert reply is not None, "listens to the reply it was given"
         self.reply = None  # no cycle through the reply's listeners
-        attributes: dict[str, Any] = {"http.response.status_code": reply.status}
+        attributes: dict[str, Any] = {_STATUS: reply.status}
         _add_usage(attributes, reply.usage)
         is_error = reply.status >= 400
         request_span = self.request_span
