@@ -139,6 +139,25 @@ register("limits+usage+write-ahead", gateway_mode(
 register("production", gateway_mode("production", PRODUCTION,
                                     jwt_token("RS256", "production-rs256.json"),
                                     is_using_redis=True, is_using_postgres=True))
+# Each half of `production` alone: exact Redis limits with accounting off, and usage records to
+# PostgreSQL with no limits. Their CPU over jwt-rs256's splits what `production` adds.
+PRODUCTION_LIMITS = jwt_config("production-limits-rs256.json", "RS256",
+                               rule_limits=", limits: {rpm: 100000000, tpm: 100000000}",
+                               extra=NO_ACCOUNTING + """
+limits:
+  backend: redis
+  url: {redis_url}
+""")
+PRODUCTION_USAGE = jwt_config("production-usage-rs256.json", "RS256", extra="""
+accounting:
+  enabled: true
+""" + POSTGRES)
+register("production-limits", gateway_mode("production-limits", PRODUCTION_LIMITS,
+                                           jwt_token("RS256", "production-limits-rs256.json"),
+                                           is_using_redis=True))
+register("production-usage", gateway_mode("production-usage", PRODUCTION_USAGE,
+                                          jwt_token("RS256", "production-usage-rs256.json"),
+                                          is_using_postgres=True))
 register("production-lease", gateway_mode("production-lease", PRODUCTION_LEASE,
                                           jwt_token("RS256", "production-lease-rs256.json"),
                                           is_using_redis=True, is_using_postgres=True))
