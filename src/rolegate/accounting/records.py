@@ -10,7 +10,7 @@ import operator
 import os
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -68,12 +68,7 @@ class UsageRecord:
         """The record's `usage` row, in the order of `COLUMNS` (what a COPY writes)."""
         # Read by one `attrgetter` of every field: `dataclasses.asdict` deep-copies every value,
         # which cost more than the insert itself at a few thousand records per second.
-        values = _read_fields(self)
-        for index, length in _BOUNDED:
-            value = values[index]
-            if value is not None and len(value) > length:
-                return (*_bounded(values), utc_day(self.ts))
-        return (*values, utc_day(self.ts))
+        return (*_bounded(_read_fields(self)), utc_day(self.ts))
 
 
 _FIELDS = tuple(column.name for column in fields(UsageRecord) if column.name != "dimensions")
@@ -87,14 +82,17 @@ _BOUNDED = tuple((_FIELDS.index(name), cast(int, cast(String, usage.c[name].type
                               "deployment"))
 
 
-def _bounded(values: tuple[Any, ...]) -> list[Any]:
-    """`values` with every identity longer than its column fitted to it."""
-    bounded = list(values)
+def _bounded(values: tuple[Any, ...]) -> Sequence[Any]:
+    """`values` with every identity longer than its column fitted to it (`values` itself, not
+    a copy, when none is)."""
+    bounded: list[Any] | None = None
     for index, length in _BOUNDED:
-        value = bounded[index]
+        value = values[index]
         if value is not None and len(value) > length:
+            if bounded is None:
+                bounded = list(values)
             bounded[index] = fitted(value, length)
-    return bounded
+    return values if bounded is None else bounded
 
 
 class _RecordIds:

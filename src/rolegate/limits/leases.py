@@ -113,6 +113,12 @@ class Block:
     expires_at: float
     members: str        # request logs: the prefix of this block's members
 
+    def share(self, reservation: Reservation) -> float:
+        """What one request takes from this block: itself from a request log, its reservation
+        from a token or cost counter."""
+        kind = self.quota.kind
+        return 1.0 if kind == "requests" else reservation.amount(kind)
+
     def is_usable(self, now: float) -> bool:
         """Spendable now, or empty and still refusing (the counter had nothing left)."""
         return now < self.expires_at and (self.left > 0 or self.granted == 0)
@@ -166,15 +172,13 @@ class LeasedLimiter:
             raise refuse(standings, next(standing for standing, block in zip(
                 standings, blocks, strict=True) if block.left <= 0))
         for block in blocks:  # spent before any await: no other request sees it unspent
-            block.left -= 1 if block.quota.kind == "requests" else reservation.amount(
-                block.quota.kind)
+            block.left -= block.share(reservation)
         exact = [quota for quota in quotas if not config.size(quota.kind)]
         try:
             others = await self._exact.acquire(exact, now, reservation) if exact else NO_LEASE
         except BaseException:
             for block in blocks:  # refused elsewhere: nothing was spent here
-                block.left += 1 if block.quota.kind == "requests" else reservation.amount(
-                    block.quota.kind)
+                block.left += block.share(reservation)
             raise
         return Lease((*(block.standing(now) for block in blocks), *others.standings),
                      reservation)
@@ -193,8 +197,7 @@ class LeasedLimiter:
                 return None
             held.append(block)
         for block in held:
-            kind = block.quota.kind
-            block.left -= 1 if kind == "requests" else reservation.amount(kind)
+            block.left -= block.share(reservation)
         return Lease(tuple([block.standing(now) for block in held]), reservation)
 
     async def settle(self, lease: Lease, tokens: int, cost: float) -> None:

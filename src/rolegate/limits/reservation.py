@@ -53,19 +53,17 @@ class Reserver:
             return 0
         stated: object = None
         config = body.get("generationConfig")  # Gemini's names, one level down
-        if config is not None and isinstance(config, Mapping):
+        if config is not None and isinstance(config, Mapping):  # (an ABC's check: not for None)
             stated, choices = config.get("maxOutputTokens"), config.get("candidateCount")
         else:
             for name in _OUTPUT_FIELDS:
                 value = body.get(name)
-                if value is not None and _is_count(value):
+                if _is_count(value):
                     stated = value
                     break
             choices = body.get("n")
-        output = stated if stated is not None and _is_count(stated) else self._default_tokens
-        if choices is None or not _is_count(choices):
-            return output
-        return min(choices, MAX_CHOICES) * output
+        output = stated if _is_count(stated) else self._default_tokens
+        return (min(choices, MAX_CHOICES) if _is_count(choices) else 1) * output
 
 
 def _is_count(value: object) -> TypeGuard[int]:

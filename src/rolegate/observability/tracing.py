@@ -143,11 +143,7 @@ class Tracing:
                                self._encoder.head(parent.trace_id, parent.trace_state),
                                HAS_IS_REMOTE | IS_REMOTE, time_ns(), attributes)
         request.state[_SPAN] = span
-        loop = self._loop  # `_set_current`, inline: a call is worth saving here
-        task = asyncio.current_task(loop) if loop is not None and loop.is_running() \
-            else self._task()
-        self._current[task] = span
-        return task
+        return self._set_current(span)
 
     def finish(self, request: Request, status: int, token: object) -> None:
         self._current.pop(token, None)  # type: ignore[call-overload]
@@ -208,10 +204,7 @@ class Tracing:
     def current(self) -> RequestSpan | str | None:
         """The current request's span, or the traceparent its attempts pass on when it is
         not sampled (None outside a request)."""
-        loop = self._loop
-        if loop is None or not loop.is_running():
-            return self._current.get(self._task())
-        return self._current.get(asyncio.current_task(loop))
+        return self._current.get(self._task())
 
     def attempt(self, request_span: RequestSpan | None, kind: _AttemptKind) -> _Attempt:
         """A CLIENT span for one upstream attempt, open until `ended`. Outside any request
