@@ -11,14 +11,13 @@ import time
 from pathlib import Path
 
 from bench.gateways import SURFACES  # importing it registers the gateway modes
-from bench.modes import REGISTRY, RunContext
-from bench.procs import free_port, parse_cpus, start, stop, wait_ready
+from bench.modes import DEFAULT_GATEWAY_CMD, REGISTRY, RunContext
+from bench.procs import add_pinning, start_upstream, stop
 from bench.report import add_comparisons, merge_rounds, print_tables, write_json
 from bench.runner import Settings, run_mode
 from bench.wrkrun import WrkError, wrk_version
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_GATEWAY_CMD = "rolegate serve --config {config} --port {port}"
 
 
 def all_modes() -> list[str]:
@@ -66,28 +65,6 @@ def with_baselines(names: list[str]) -> list[str]:
     needed = {"direct"} if any(n != "direct-stream" for n in names) else set()
     needed.update(baseline for name, baseline in GATEWAY_BASELINES.items() if name in names)
     return [m for m in all_modes() if m in needed or m in names]
-
-
-def add_pinning(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--load-cpus", type=parse_cpus, default=None, metavar="LIST",
-                   help="keep wrk and the mock upstream on these CPUs, e.g. 1 or 2-3 (any)")
-    p.add_argument("--gateway-cpus", type=parse_cpus, default=None, metavar="LIST",
-                   help="keep the gateway (and its workers) on these CPUs (any)")
-
-
-def start_upstream(workroot: Path, cpus: frozenset[int] | None = None
-                   ) -> tuple[object, str, float]:
-    port = free_port()
-    jwks_dir = workroot / "jwks"
-    jwks_dir.mkdir()
-    argv = [sys.executable, "-m", "bench.upstream", "--port", str(port),
-            "--jwks-dir", str(jwks_dir)]
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent),
-                                                        os.environ.get("PYTHONPATH")]))}
-    started = time.monotonic()
-    proc = start(argv, env, workroot / "upstream.log", cpus)
-    root = f"http://127.0.0.1:{port}"
-    return proc, root, wait_ready(root + "/v1/models", proc, started)
 
 
 def meta(args: argparse.Namespace) -> dict:

@@ -22,6 +22,7 @@ from bench.procs import free_port
 
 AuthProvider = Callable[[], "str | None"]
 CHAT_PATH = "/v1/chat/completions"
+DEFAULT_GATEWAY_CMD = "rolegate serve --config {config} --port {port}"
 
 
 class Unavailable(Exception):

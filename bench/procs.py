@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
 
 
 
@@ -107,3 +111,25 @@ def log_tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def add_pinning(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--load-cpus", type=parse_cpus, default=None, metavar="LIST",
+                   help="keep wrk and the mock upstream on these CPUs, e.g. 1 or 2-3 (any)")
+    p.add_argument("--gateway-cpus", type=parse_cpus, default=None, metavar="LIST",
+                   help="keep the gateway (and its workers) on these CPUs (any)")
+
+
+def start_upstream(workroot: Path, cpus: frozenset[int] | None = None
+                   ) -> tuple[object, str, float]:
+    port = free_port()
+    jwks_dir = workroot / "jwks"
+    jwks_dir.mkdir()
+    argv = [sys.executable, "-m", "bench.upstream", "--port", str(port),
+            "--jwks-dir", str(jwks_dir)]
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH.parent),
+                                                        os.environ.get("PYTHONPATH")]))}
+    started = time.monotonic()
+    proc = start(argv, env, workroot / "upstream.log", cpus)
+    root = f"http://127.0.0.1:{port}"
+    return proc, root, wait_ready(root + "/v1/models", proc, started)

@@ -54,21 +54,23 @@ def run_mode(name: str, factory: ModeFactory, ctx: RunContext, cfg: Settings) ->
 
 
 def _measure(mode: Mode, pid: int, ready_s: float, cfg: Settings, upstream_pid: int) -> dict:
-    """`cpu_s`: the CPU the measured process tree used under load; `load_cpu_s`: what the load
-    side used meanwhile (wrk, and the mock upstream when it is not the one measured)."""
+    """`cpu_s` and `cores`: the CPU the measured process tree used under load, in seconds and
+    per wall second; `load_cores`: what the load side used meanwhile (wrk, and the mock
+    upstream unless it is the one measured)."""
     def wrk(connections: int, threads: int, duration: float) -> dict:
         return run_wrk(mode.url, mode.wrk_script, connections=connections, threads=threads,
                        duration=duration, auth=mode.auth(), cpus=cfg.load_cpus)
 
     if cfg.warmup > 0:
         wrk(cfg.connections, cfg.threads, cfg.warmup)
+    load_side = [upstream_pid] if upstream_pid != pid else []
     cpu_before = procstat.cpu_seconds(pid)
-    upstream_before = procstat.cpu_seconds(upstream_pid) if upstream_pid != pid else 0.0
+    load_side_before = sum(map(procstat.cpu_seconds, load_side))
     started = time.monotonic()
     load = wrk(cfg.connections, cfg.threads, cfg.duration)
     elapsed = time.monotonic() - started
     cpu = procstat.cpu_seconds(pid) - cpu_before
-    upstream = procstat.cpu_seconds(upstream_pid) - upstream_before if upstream_pid != pid else 0.0
+    upstream = sum(map(procstat.cpu_seconds, load_side)) - load_side_before
     single = wrk(1, 1, cfg.duration)
     result = {"mode": mode.name, "status": "ok", "baseline": mode.baseline, "url": mode.url,
               "wrk_script": mode.wrk_script, "load": load, "c1": single,

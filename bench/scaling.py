@@ -30,9 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.__main__ import DEFAULT_GATEWAY_CMD, add_pinning, start_upstream
-from bench.modes import REGISTRY, RunContext
-from bench.procs import stop
+import bench.gateways  # noqa: F401  (importing it registers the gateway modes)
+from bench.modes import DEFAULT_GATEWAY_CMD, REGISTRY, RunContext
+from bench.procs import add_pinning, start_upstream, stop
 from bench.report import plain_table
 from bench.runner import Settings, run_mode
 

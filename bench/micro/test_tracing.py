@@ -64,18 +64,23 @@ def _requests(sample_ratio: float, loop: asyncio.AbstractEventLoop) -> Callable[
         request.state.update(principal=WHO, route_group="inference")
         tracing.decided(request, WHO, ACTION, ALLOWED)
         request.state.update(model="model-3", deployment="model-3-1", attempts=1)
-        reply = await provider.open(UpstreamCall("chat/completions", {}, b"{}", False,
-                                                 request.request_id))
-        async for _chunk in reply.chunks:
-            pass
-        await reply.end()
-        request.state["reply"] = reply
+        await _forward(request, provider)
         tracing.finish(request, 200, token)
 
     async def many() -> None:
         for _ in range(100):
             await loop.create_task(one())  # a task each, as a request is
     return lambda: loop.run_until_complete(many())
+
+
+async def _forward(request: Request, provider: Provider) -> None:
+    """One attempt through `provider`, its reply read to the end, as a handler's is."""
+    reply = await provider.open(UpstreamCall("chat/completions", {}, b"{}", False,
+                                             request.request_id))
+    async for _chunk in reply.chunks:
+        pass
+    await reply.end()
+    request.state["reply"] = reply
 
 
 def test_traced_request_sampled(benchmark, loop: asyncio.AbstractEventLoop) -> None:
@@ -99,12 +104,7 @@ def test_request_not_traced(benchmark, loop: asyncio.AbstractEventLoop) -> None:
         request.request_id = accepted_request_id(None)
         request.state.update(principal=WHO, route_group="inference", model="model-3",
                              deployment="model-3-1", attempts=1)
-        reply = await provider.open(UpstreamCall("chat/completions", {}, b"{}", False,
-                                                 request.request_id))
-        async for _chunk in reply.chunks:
-            pass
-        await reply.end()
-        request.state["reply"] = reply
+        await _forward(request, provider)
 
     async def many() -> None:
         for _ in range(100):
