@@ -1,7 +1,8 @@
 """`ScriptBatch` against the real Redis: the calls of one turn share one round trip, each still
 gets its own result in order, calls made while a batch is out leave together next, a flushed
-script cache is reloaded, a caller that gave up does not disturb the others, and a connection
-failure reaches every caller (and the next batch gets a new connection)."""
+script cache is reloaded, a caller that gave up does not disturb the others, a connection
+failure reaches every caller (and the next batch gets a new connection), and replies that
+arrive in pieces give what whole ones give."""
 
 from __future__ import annotations
 
@@ -128,3 +129,74 @@ async def test_a_connection_closed_by_redis_is_made_again_for_the_next_batch(red
     await asyncio.sleep(0.05)  # the close reaches this process
 
     assert await asyncio.gather(batch.call([key], ["b"]), batch.call([key], ["c"])) == [2, 3]
+
+
+class _Dribbler:
+    """A TCP relay to the real Redis that hands its replies back one byte per write (each
+    its own read at the client), so every reply arrives in pieces and several end in one read
+    only by chance: how replies may come over a real network."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._server: asyncio.base_events.Server | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> _Dribbler:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"redis://127.0.0.1:{port}/0"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _relay(self, client_in: asyncio.StreamReader,
+                     client_out: asyncio.StreamWriter) -> None:
+        redis_in, redis_out = await asyncio.open_connection(*self._target)
+
+        async def requests() -> None:
+            while data := await client_in.read(65536):
+                redis_out.write(data)
+                await redis_out.drain()
+            redis_out.close()
+
+        async def replies() -> None:
+            while data := await redis_in.read(65536):
+                for index in range(len(data)):
+                    client_out.write(data[index:index + 1])
+                    await client_out.drain()
+                    await asyncio.sleep(0)
+            client_out.close()
+
+        await asyncio.gather(requests(), replies(), return_exceptions=True)
+
+
+async def test_replies_that_arrive_in_pieces_each_reach_their_caller(redis, redis_prefix):
+    """The same calls through a relay that splits every reply into single bytes give the
+    results Redis gave directly: integers, bulk strings, arrays and an error, each to its
+    caller, in order."""
+    echo = ("if ARGV[1] == 'fail' then return redis.error_reply('refused') end; "
+            "redis.call('RPUSH', KEYS[1], ARGV[1]); "
+            "return {redis.call('LLEN', KEYS[1]), ARGV[1], {ARGV[1], 'x'}}")
+    host, port = REDIS_URL.removeprefix("redis://").split("/")[0].split(":")
+    values = [f"value-{n}-" + "y" * n for n in range(12)] + ["fail", "last"]
+
+    async def results(url: str, key: str) -> list[object]:
+        client = Redis.from_url(url)
+        await client.script_load(echo)
+        batch = ScriptBatch(client, echo, timeout=10.0)
+        try:
+            return await asyncio.gather(*(batch.call([key], [value]) for value in values),
+                                        return_exceptions=True)
+        finally:
+            await client.aclose()
+
+    direct = await results(REDIS_URL, f"{redis_prefix}:direct")
+    async with _Dribbler(host, int(port)) as relay:
+        pieces = await results(relay.url, f"{redis_prefix}:pieces")
+
+    assert [str(result) for result in pieces] == [str(result) for result in direct]
+    assert pieces[0] == [1, b"value-0-", [b"value-0-", b"x"]]
+    assert isinstance(pieces[-2], ResponseError) and "refused" in str(pieces[-2])
+    assert pieces[-1] == [13, b"last", [b"last", b"x"]]
