@@ -37,7 +37,7 @@ async def test_stalled_stream_is_cut_with_a_timeout_event(
     (a,) = await upstreams("a")
     a.default = Fault.stream_then_stall(chunks=1)
     settings = routing_settings([{"name": "gpt-4o",
-                                  **deployment(a, stream_idle_timeout=0.2)}])
+                                  **deployment(a, stream_idle_timeout=0.5)}])
     client = client_for(settings)
 
     response = await client.post("/v1/chat/completions", json=STREAM, headers=auth_for("user"))
