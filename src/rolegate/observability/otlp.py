@@ -22,10 +22,12 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
 
 from rolegate.observability.spans import HAS_IS_REMOTE, ChildSpan, Trace
 
-_ID = struct.Struct(">BBQ").pack  # Span.span_id
-_IDS = struct.Struct(">BBQBBQ").pack  # Span.span_id, Span.parent_span_id
-_TIMES = struct.Struct("<BQBQ").pack  # start_time_unix_nano, end_time_unix_nano (fixed64)
-_TIMES_SIZE = struct.calcsize("<BQBQ")
+# A span's ids and times in one pack: Span.span_id (and Span.parent_span_id), 8 bytes each,
+# then start_time_unix_nano and end_time_unix_nano (fixed64). Span ids are kept in wire order
+# (`wire_id`): the int whose little-endian bytes are the id's, so one little-endian pack
+# writes them with the times.
+_IDS_TIMES = struct.Struct("<BBQBBQBQBQ")
+_ID_TIMES = struct.Struct("<BBQBQBQ")
 _KINDS = {kind: bytes((0x30, kind)) for kind in range(1, 6)}  # Span.kind
 _SMALL = tuple(bytes((number,)) for number in range(0x80))  # one-byte varints
 _FIXED32 = struct.Struct("<I").pack
@@ -40,7 +42,10 @@ class OtlpEncoder:
     """>>> OtlpEncoder({"service.name": "rolegate"}, scope="rolegate").encode(traces)
 
     Attribute values are cached by (key, value): a key that takes both `True` and `1`
-    would see one encoded as the other, so an attribute key keeps one type of value."""
+    would see one encoded as the other, so an attribute key keeps one type of value.
+
+    `encode` takes span ids as W3C Trace Context writes them (big-endian); `span` and
+    `children`, the request path's, take them in wire order (`wire_id`)."""
 
     def __init__(self, resource: dict[str, Any], *, scope: str, resource_schema_url: str = "",
                  uncached: frozenset[str] = frozenset(),
@@ -75,8 +80,9 @@ class OtlpEncoder:
         for trace_id, trace_state, spans in traces:
             head = self.head(trace_id, trace_state)
             for name, kind, span_id, parent_id, flags, start, end, attributes, is_error in spans:
-                scope_spans.append(self.span(head, name, kind, span_id, parent_id, flags, start,
-                                             end, self.attributes(attributes), is_error))
+                scope_spans.append(self.span(head, name, kind, wire_id(span_id),
+                                             wire_id(parent_id), flags, start, end,
+                                             self.attributes(attributes), is_error))
         return b"".join(scope_spans)
 
     def head(self, trace_id: int, trace_state: str) -> bytes:
@@ -95,37 +101,62 @@ class OtlpEncoder:
         """`attributes`, of (key, value) pairs."""
         return b"".join(map(self._attributes.__getitem__, items))
 
+    def uncached_attribute(self, key: str, value: Any) -> bytes:
+        """One Span.attributes field, not looked up in the cache (a request id)."""
+        return _short_string(key, value) or _key_value(key, value)
+
     def span(self, head: bytes, name: str, kind: int, span_id: int, parent_id: int, flags: int,
              start: int, end: int, attributes: bytes, is_error: bool) -> bytes:
         """One ScopeSpans.spans field: a span of the trace `head` begins, with its `attributes`
-        already encoded (`attributes`, or a block kept from an earlier span)."""
-        # No call per field: this runs for every span the gateway records, in one join.
+        already encoded (`attributes`, or a block kept from an earlier span); ids in wire
+        order, `parent_id` 0 for none."""
         tail = self._tails.get((name, kind, flags | is_error))
         if tail is None:
             tail = self._tail(name, kind, flags, is_error)
-        ids = _IDS(0x12, 8, span_id, 0x22, 8, parent_id) if parent_id else _ID(0x12, 8, span_id)
-        size = len(head) + len(ids) + _TIMES_SIZE + len(tail) + len(attributes)
-        return b"".join((b"\x12", _SMALL[size] if size < 0x80 else _varint(size), head, ids,
-                         _TIMES(0x39, start, 0x41, end), tail, attributes))
+        return self._framed(head, parent_id, span_id, start, end, tail + attributes)
+
+    def child_block(self, name: str, kind: int, is_error: bool, attributes: bytes) -> bytes:
+        """What a child span (`ChildSpan`) carries after its ids and times: its name, kind,
+        status and flags, then its `attributes`, encoded."""
+        tail = self._tails.get((name, kind, HAS_IS_REMOTE | is_error))
+        if tail is None:
+            tail = self._tail(name, kind, HAS_IS_REMOTE, is_error)
+        return tail + attributes
 
     def children(self, head: bytes, parent_id: int, children: Iterable[ChildSpan]) -> bytes:
-        """ScopeSpans.spans fields for the ended children of span `parent_id` (0: none), in
-        the trace `head` begins: `span` for each, inline, in one pass."""
-        tails = self._tails
+        """ScopeSpans.spans fields for the ended children of span `parent_id` (wire order; 0:
+        none), in the trace `head` begins, in one pass. A child recorded without an id gets
+        one drawn now."""
+        if not parent_id:
+            return b"".join(self._framed(head, 0, span_id or self._span_id(), start, end, block)
+                            for block, span_id, start, end in children)
         ids = self._ids
+        pack = _IDS_TIMES.pack
+        fixed = len(head) + _IDS_TIMES.size
         spans: list[bytes] = []
-        for name, kind, span_id, start, end, attributes, is_error in children:
-            tail = tails.get((name, kind, HAS_IS_REMOTE | is_error))
-            if tail is None:
-                tail = self._tail(name, kind, HAS_IS_REMOTE, is_error)
+        for block, span_id, start, end in children:
             while not span_id:  # never all zeros (W3C Trace Context §3.2.2)
                 span_id = ids(64)
-            packed = (_IDS(0x12, 8, span_id, 0x22, 8, parent_id) if parent_id
-                      else _ID(0x12, 8, span_id))
-            size = len(head) + len(packed) + _TIMES_SIZE + len(tail) + len(attributes)
-            spans += (b"\x12", _SMALL[size] if size < 0x80 else _varint(size), head, packed,
-                      _TIMES(0x39, start, 0x41, end), tail, attributes)
+            size = fixed + len(block)
+            spans += (b"\x12", _SMALL[size] if size < 0x80 else _varint(size), head,
+                      pack(0x12, 8, span_id, 0x22, 8, parent_id, 0x39, start, 0x41, end), block)
         return b"".join(spans)
+
+    def _framed(self, head: bytes, parent_id: int, span_id: int, start: int, end: int,
+                block: bytes) -> bytes:
+        """One ScopeSpans.spans field: `head`, the ids and times, then `block` (name, kind,
+        status, flags and attributes)."""
+        fields = (_IDS_TIMES.pack(0x12, 8, span_id, 0x22, 8, parent_id, 0x39, start, 0x41, end)
+                  if parent_id else _ID_TIMES.pack(0x12, 8, span_id, 0x39, start, 0x41, end))
+        size = len(head) + len(fields) + len(block)
+        return b"".join((b"\x12", _SMALL[size] if size < 0x80 else _varint(size), head, fields,
+                         block))
+
+    def _span_id(self) -> int:
+        span_id = self._ids(64)
+        while not span_id:  # never all zeros (W3C Trace Context §3.2.2)
+            span_id = self._ids(64)
+        return span_id
 
     def _tail(self, name: str, kind: int, flags: int, is_error: bool) -> bytes:
         text = name.encode()
@@ -154,6 +185,17 @@ class _EncodedAttributes(dict[tuple[str, Any], bytes]):
             self.clear()
         self[item] = encoded
         return encoded
+
+
+def wire_id(span_id: int) -> int:
+    """A span id as W3C Trace Context writes it (big-endian) -> in wire order, the int whose
+    little-endian bytes are the same (what `OtlpEncoder.span` and `children` take)."""
+    return int.from_bytes(span_id.to_bytes(8, "big"), "little")
+
+
+def wire_hex(span_id: int) -> str:
+    """A span id in wire order, as W3C Trace Context writes it (16 hex digits)."""
+    return span_id.to_bytes(8, "little").hex()
 
 
 def _key_value(key: str, value: Any) -> bytes:

@@ -26,10 +26,10 @@ SpanRecord: TypeAlias = tuple[str, int, int, int, int, int, int, dict[str, Any],
 # One trace's ended spans: trace id, W3C tracestate ("" when none), the spans.
 Trace: TypeAlias = tuple[int, str, tuple[SpanRecord, ...]]
 # An ended child of a request's span, as recorded on the event loop and encoded with the
-# others when the trace ends (`OtlpEncoder.children`): name, kind, span id (0: drawn then; an
-# attempt's is known before, having gone upstream), start and end, its attributes encoded,
-# whether its status is ERROR.
-ChildSpan: TypeAlias = tuple[str, int, int, int, int, bytes, bool]
+# others when the trace ends (`OtlpEncoder.children`): its name, kind, status, flags and
+# attributes encoded (`OtlpEncoder.child_block`), its span id in wire order (0: drawn then; an
+# attempt's is known before, having gone upstream), start and end.
+ChildSpan: TypeAlias = tuple[bytes, int, int, int]
 
 # W3C Trace Context §3.2: version-traceid-parentid-flags. A longer header is only valid for a
 # version after 00, as the OpenTelemetry propagator reads it.
@@ -55,7 +55,7 @@ class RequestSpan:
                  flags: int, start: int, attributes: dict[str, Any]) -> None:
         self.name = name
         self.trace_id = trace_id
-        self.span_id = span_id
+        self.span_id = span_id  # in wire order, as is the parent's (`otlp.wire_id`)
         self.parent_id = parent_id  # 0: a new trace
         self.head = head
         self.flags = flags
@@ -67,8 +67,9 @@ class RequestSpan:
         self.open = 0  # children started and not ended (an upstream reply still streaming)
 
     def traceparent(self, span_id: int) -> str:
-        """The context of child `span_id` of this sampled trace (W3C Trace Context §3.2)."""
-        return f"00-{self.trace_id:032x}-{span_id:016x}-01"
+        """The context of child `span_id` (wire order) of this sampled trace (W3C Trace
+        Context §3.2)."""
+        return f"00-{self.trace_id:032x}-{span_id.to_bytes(8, 'little').hex()}-01"
 
 
 @dataclass(frozen=True, slots=True)

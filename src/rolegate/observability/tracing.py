@@ -43,7 +43,7 @@ from opentelemetry.sdk.resources import Resource
 from rolegate.authn.principal import Principal
 from rolegate.authz.model import Action, Decision
 from rolegate.config.model import DeploymentConfig, TracingConfig
-from rolegate.observability.otlp import OtlpEncoder
+from rolegate.observability.otlp import OtlpEncoder, wire_id
 from rolegate.observability.requests import Request
 from rolegate.observability.span_export import OtlpHttpSender, SpanExport
 from rolegate.observability.spans import (
@@ -99,6 +99,7 @@ class Tracing:
         # (route, allowed, rule, model) -> an authorization span's attributes, and encoded.
         self._decisions: dict[tuple[str, bool, str | None, str | None],
                               tuple[dict[str, Any], bytes]] = {}
+        self._authenticate = encoder.child_block("rolegate.authenticate", INTERNAL, False, b"")
 
     @classmethod
     def export(cls, config: TracingConfig) -> Tracing:
@@ -139,7 +140,7 @@ class Tracing:
                                attributes)
         else:
             span = RequestSpan(request.method, parent.trace_id, self._span_id(),
-                               parent.span_id,
+                               wire_id(parent.span_id),
                                self._encoder.head(parent.trace_id, parent.trace_state),
                                HAS_IS_REMOTE | IS_REMOTE, time_ns(), attributes)
         request.state[_SPAN] = span
@@ -178,8 +179,7 @@ class Tracing:
     def authenticated(self, request: Request, started: int) -> None:
         """A span for authenticating `request` (a sampled one), from `started` (`time_ns()`)
         until now. A failed authentication is the request's outcome, told by its span."""
-        request.state[_SPAN].children.append(
-            ("rolegate.authenticate", INTERNAL, 0, started, time_ns(), b"", False))
+        request.state[_SPAN].children.append((self._authenticate, 0, started, time_ns()))
 
     def decided(self, request: Request, who: Principal, action: Action,
                 decision: Decision) -> None:
@@ -191,9 +191,9 @@ class Tracing:
         known = self._decisions.get(key)
         if known is None:
             known = self._decisions[key] = self._decision(*key)
-        attributes, encoded = known
+        attributes, block = known
         now = time_ns()
-        span.children.append(("rolegate.authorize", INTERNAL, 0, now, now, encoded, False))
+        span.children.append((block, 0, now, now))
         if not span.end:
             span.attributes.update(attributes)
 
@@ -221,8 +221,10 @@ class Tracing:
               is_error: bool) -> None:
         """`attempt` has ended: its attributes are `shared` (encoded, its kind's) and these."""
         request_span = attempt.request_span
-        child: ChildSpan = (attempt.kind.name, CLIENT, attempt.span_id, attempt.start,
-                            time_ns(), shared + self._encoder.attributes(attributes), is_error)
+        encoder = self._encoder
+        child: ChildSpan = (encoder.child_block(attempt.kind.name, CLIENT, is_error,
+                                                shared + encoder.attributes(attributes)),
+                            attempt.span_id, attempt.start, time_ns())
         if not request_span.span_id:  # an attempt outside any request: a trace of its own
             self._export.put(self._encoder.children(request_span.head, 0, (child,)))
             return
@@ -253,8 +255,8 @@ class Tracing:
         # rule, decision, models, deployment, route...) is one block encoded once for each
         # combination of its values.
         pop = attributes.pop  # (an attribute valued None is encoded as none)
-        varying = ((_REQUEST_ID, pop(_REQUEST_ID, None)), (_STATUS, pop(_STATUS, None)),
-                   (_INPUT_TOKENS, pop(_INPUT_TOKENS, None)),
+        request_id = encoder.uncached_attribute(_REQUEST_ID, pop(_REQUEST_ID, None))
+        varying = ((_STATUS, pop(_STATUS, None)), (_INPUT_TOKENS, pop(_INPUT_TOKENS, None)),
                    (_OUTPUT_TOKENS, pop(_OUTPUT_TOKENS, None)))
         constant = tuple(attributes.items())
         block = self._request_blocks.get(constant)
@@ -264,7 +266,7 @@ class Tracing:
             block = self._request_blocks[constant] = encoder.attributes(attributes)
         return encoder.children(span.head, span.span_id, span.children) + encoder.span(
             span.head, span.name, SERVER, span.span_id, span.parent_id, span.flags, span.start,
-            span.end, block + encoder.attribute_items(varying), span.is_error)
+            span.end, block + request_id + encoder.attribute_items(varying), span.is_error)
 
     def _decision(self, route: str, allowed: bool, rule: str | None,
                   model: str | None) -> tuple[dict[str, Any], bytes]:
@@ -275,7 +277,8 @@ class Tracing:
             attributes["rolegate.rule"] = rule
         if model is not None:
             attributes["gen_ai.request.model"] = model
-        return attributes, self._encoder.attributes(attributes)
+        return attributes, self._encoder.child_block("rolegate.authorize", INTERNAL, False,
+                                                     self._encoder.attributes(attributes))
 
     def _set_current(self, current: RequestSpan | str) -> object:
         task = self._task()
