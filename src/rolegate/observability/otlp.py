@@ -31,6 +31,8 @@ _ID_TIMES = struct.Struct("<BBQBQBQ")
 _KINDS = {kind: bytes((0x30, kind)) for kind in range(1, 6)}  # Span.kind
 _SMALL = tuple(bytes((number,)) for number in range(0x80))  # one-byte varints
 _FIXED32 = struct.Struct("<I").pack
+_MOST_LENGTH = 0x1000  # spans shorter than this (most) find their length's varint in a table
+
 _DOUBLE = struct.Struct("<d").pack
 _MOST_CACHED = 8192
 # Span.status for each outcome: unset (an empty message, as the SDK sends it) or code ERROR.
@@ -110,25 +112,28 @@ class OtlpEncoder:
         """One ScopeSpans.spans field: a span of the trace `head` begins, with its `attributes`
         already encoded (`attributes`, or a block kept from an earlier span); ids in wire
         order, `parent_id` 0 for none."""
+        return self.framed(head, parent_id, span_id, start, end,
+                           self.tail(name, kind, flags, is_error) + attributes)
+
+    def tail(self, name: str, kind: int, flags: int, is_error: bool) -> bytes:
+        """A span's name, kind, status and flags, encoded: the fields it writes after its ids
+        and times (a message's fields may come in any order)."""
         tail = self._tails.get((name, kind, flags | is_error))
         if tail is None:
             tail = self._tail(name, kind, flags, is_error)
-        return self._framed(head, parent_id, span_id, start, end, tail + attributes)
+        return tail
 
     def child_block(self, name: str, kind: int, is_error: bool, attributes: bytes) -> bytes:
         """What a child span (`ChildSpan`) carries after its ids and times: its name, kind,
         status and flags, then its `attributes`, encoded."""
-        tail = self._tails.get((name, kind, HAS_IS_REMOTE | is_error))
-        if tail is None:
-            tail = self._tail(name, kind, HAS_IS_REMOTE, is_error)
-        return tail + attributes
+        return self.tail(name, kind, HAS_IS_REMOTE, is_error) + attributes
 
     def children(self, head: bytes, parent_id: int, children: Iterable[ChildSpan]) -> bytes:
         """ScopeSpans.spans fields for the ended children of span `parent_id` (wire order; 0:
         none), in the trace `head` begins, in one pass. A child recorded without an id gets
         one drawn now."""
         if not parent_id:
-            return b"".join(self._framed(head, 0, span_id or self._span_id(), start, end, block)
+            return b"".join(self.framed(head, 0, span_id or self._span_id(), start, end, block)
                             for block, span_id, start, end in children)
         ids = self._ids
         pack = _IDS_TIMES.pack
@@ -138,19 +143,19 @@ class OtlpEncoder:
             while not span_id:  # never all zeros (W3C Trace Context §3.2.2)
                 span_id = ids(64)
             size = fixed + len(block)
-            spans += (b"\x12", _SMALL[size] if size < 0x80 else _varint(size), head,
+            spans += (b"\x12", _LENGTHS[size] if size < _MOST_LENGTH else _varint(size), head,
                       pack(0x12, 8, span_id, 0x22, 8, parent_id, 0x39, start, 0x41, end), block)
         return b"".join(spans)
 
-    def _framed(self, head: bytes, parent_id: int, span_id: int, start: int, end: int,
-                block: bytes) -> bytes:
-        """One ScopeSpans.spans field: `head`, the ids and times, then `block` (name, kind,
-        status, flags and attributes)."""
+    def framed(self, head: bytes, parent_id: int, span_id: int, start: int, end: int,
+               block: bytes) -> bytes:
+        """One ScopeSpans.spans field: `head`, the ids (wire order; `parent_id` 0 for none)
+        and times, then `block` (`tail` and the attributes)."""
         fields = (_IDS_TIMES.pack(0x12, 8, span_id, 0x22, 8, parent_id, 0x39, start, 0x41, end)
                   if parent_id else _ID_TIMES.pack(0x12, 8, span_id, 0x39, start, 0x41, end))
         size = len(head) + len(fields) + len(block)
-        return b"".join((b"\x12", _SMALL[size] if size < 0x80 else _varint(size), head, fields,
-                         block))
+        return b"".join((b"\x12", _LENGTHS[size] if size < _MOST_LENGTH else _varint(size), head,
+                         fields, block))
 
     def _span_id(self) -> int:
         span_id = self._ids(64)
@@ -248,6 +253,9 @@ def _varint(number: int) -> bytes:
         number >>= 7
     out.append(number)
     return bytes(out)
+
+
+_LENGTHS = tuple(_varint(number) for number in range(_MOST_LENGTH))
 
 
 def _any_value(value: Any) -> AnyValue:

@@ -42,18 +42,19 @@ _TRACESTATE_MAX = 512
 class RequestSpan:
     """A request's SERVER span while it is recorded, with its ended children.
 
-    >>> RequestSpan("POST", trace_id, span_id, 0, head, HAS_IS_REMOTE, time.time_ns(), {})
+    >>> RequestSpan(trace_id, span_id, 0, head, HAS_IS_REMOTE, time.time_ns())
 
     `head` is what each of the trace's encoded spans begins with (`OtlpEncoder.head`: the
-    trace id and the caller's `tracestate`).
+    trace id and the caller's `tracestate`). While the request runs, its steps leave here what
+    its attributes are made of (the decision, the attempt that served it); when it ends, its
+    name, status and attributes are encoded into `block`.
     """
 
-    __slots__ = ("attributes", "children", "end", "flags", "head", "is_error", "name", "open",
-                 "parent_id", "span_id", "start", "trace_id")
+    __slots__ = ("block", "children", "decision", "end", "flags", "head", "open", "parent_id",
+                 "served", "span_id", "start", "trace_id", "usage")
 
-    def __init__(self, name: str, trace_id: int, span_id: int, parent_id: int, head: bytes,
-                 flags: int, start: int, attributes: dict[str, Any]) -> None:
-        self.name = name
+    def __init__(self, trace_id: int, span_id: int, parent_id: int, head: bytes, flags: int,
+                 start: int) -> None:
         self.trace_id = trace_id
         self.span_id = span_id  # in wire order, as is the parent's (`otlp.wire_id`)
         self.parent_id = parent_id  # 0: a new trace
@@ -61,15 +62,20 @@ class RequestSpan:
         self.flags = flags
         self.start = start
         self.end = 0  # 0 while open
-        self.attributes = attributes
-        self.is_error = False
         self.children: list[ChildSpan] = []  # in the order they ended
         self.open = 0  # children started and not ended (an upstream reply still streaming)
+        # The last authorization's (attributes, encoded child block), the kind of upstream
+        # attempt that served the request and its token usage, while the request runs.
+        self.decision: tuple[dict[str, Any], bytes] | None = None
+        self.served: Any = None
+        self.usage: dict[str, Any] | None = None
+        self.block = b""  # name, kind, status, flags and attributes, once ended
 
     def traceparent(self, span_id: int) -> str:
         """The context of child `span_id` (wire order) of this sampled trace (W3C Trace
         Context §3.2)."""
-        return f"00-{self.trace_id:032x}-{span_id.to_bytes(8, 'little').hex()}-01"
+        return "".join(("00-", self.head[2:18].hex(), "-", span_id.to_bytes(8, "little").hex(),
+                        "-01"))
 
 
 @dataclass(frozen=True, slots=True)

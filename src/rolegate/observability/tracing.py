@@ -35,6 +35,7 @@ import asyncio
 import random
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
+from types import SimpleNamespace
 from time import time_ns
 from typing import Any
 
@@ -62,17 +63,17 @@ PROVIDERS = {"openai": "openai", "azure": "azure.ai.openai", "openai-compatible"
              "bedrock": "aws.bedrock", "mock": "rolegate.mock"}
 _SPAN = "rolegate.span"
 _SCOPE = "rolegate"  # the instrumentation scope's name
-# Request state -> the request span's attribute, when set.
-_USAGE = (("prompt_tokens", "gen_ai.usage.input_tokens"),
-          ("completion_tokens", "gen_ai.usage.output_tokens"))
 _MOST_DECISIONS = 4096
 _MOST_REQUEST_BLOCKS = 4096
 # The request span's attributes whose values seldom repeat from one request to the next.
 _REQUEST_ID, _STATUS = "rolegate.request_id", "http.response.status_code"
 _INPUT_TOKENS, _OUTPUT_TOKENS = "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"
 _LOW_64 = (1 << 64) - 1
+# Request state -> the request span's attribute, when set.
 _STATE_ATTRIBUTES = (("model", "gen_ai.request.model"), ("deployment", "rolegate.deployment"),
                      ("attempts", "rolegate.attempts"), ("code", "rolegate.error_code"))
+_UNROUTED = (None, "public")  # route groups whose span is named by the method alone
+_NOBODY = SimpleNamespace(issuer=None, subject=None)  # no principal (authentication failed)
 
 
 class Tracing:
@@ -81,7 +82,7 @@ class Tracing:
     def __init__(self, export: SpanExport, encoder: OtlpEncoder, *, sample_ratio: float = 1.0,
                  rng: random.Random | None = None) -> None:
         self._export = export
-        self._encoder = encoder
+        self.encoder = encoder
         self._sample_ratio = sample_ratio
         rng = rng or random.Random()
         self._random = rng.random
@@ -94,8 +95,9 @@ class Tracing:
         # which walk the whole heap, more frequent).
         self._current: dict[asyncio.Task[Any] | None, RequestSpan | str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        # The request span's attributes but its id, status and token counts -> encoded.
-        self._request_blocks: dict[tuple[tuple[str, Any], ...], bytes] = {}
+        # What a request span's name, status and attributes but its id, status and token
+        # counts are made of (`_request_key`) -> them encoded.
+        self._request_blocks: dict[tuple[Any, ...], bytes] = {}
         # (route, allowed, rule, model) -> an authorization span's attributes, and encoded.
         self._decisions: dict[tuple[str, bool, str | None, str | None],
                               tuple[dict[str, Any], bytes]] = {}
@@ -126,23 +128,20 @@ class Tracing:
             parent = remote_parent(traceparent, headers.get(b"tracestate"))
             if parent is not None and not parent.is_sampled:
                 return self._set_current(parent.traceparent)  # passed on as it came
-        attributes = {"http.request.method": request.method, "url.path": request.path,
-                      _REQUEST_ID: request.request_id}
         if parent is None:  # a new trace (a malformed traceparent is read as none)
             ids = self._bits(192)  # the trace's id and its span's, in one draw
             trace_id, span_id = ids >> 64, ids & _LOW_64
             if not trace_id or not span_id:  # neither may be all zeros (W3C §3.2.2)
                 trace_id, span_id = self._trace_id(), self._span_id()
             if self._sample_ratio < 1.0 and self._random() >= self._sample_ratio:
-                return self._set_current(f"00-{trace_id:032x}-{span_id:016x}-00")
-            span = RequestSpan(request.method, trace_id, span_id, 0,
-                               self._encoder.head(trace_id, ""), HAS_IS_REMOTE, time_ns(),
-                               attributes)
+                ids_hex = (trace_id << 64 | span_id).to_bytes(24, "big").hex()
+                return self._set_current(f"00-{ids_hex[:32]}-{ids_hex[32:]}-00")
+            span = RequestSpan(trace_id, span_id, 0, self.encoder.head(trace_id, ""),
+                               HAS_IS_REMOTE, time_ns())
         else:
-            span = RequestSpan(request.method, parent.trace_id, self._span_id(),
-                               wire_id(parent.span_id),
-                               self._encoder.head(parent.trace_id, parent.trace_state),
-                               HAS_IS_REMOTE | IS_REMOTE, time_ns(), attributes)
+            span = RequestSpan(parent.trace_id, self._span_id(), wire_id(parent.span_id),
+                               self.encoder.head(parent.trace_id, parent.trace_state),
+                               HAS_IS_REMOTE | IS_REMOTE, time_ns())
         request.state[_SPAN] = span
         return self._set_current(span)
 
@@ -152,23 +151,23 @@ class Tracing:
         span: RequestSpan | None = state.get(_SPAN)
         if span is None:
             return
-        attributes = span.attributes
-        attributes[_STATUS] = status
-        who: Principal | None = state.get("principal")
-        if who is not None:
-            attributes["rolegate.issuer"] = who.issuer
-            attributes["rolegate.subject"] = who.subject
-        for name, key in _STATE_ATTRIBUTES:
-            value = state.get(name)
-            if value is not None:
-                attributes[key] = value
-        reply: UpstreamReply | None = state.get("reply")
-        if reply is not None:  # its usage is known now, even a stream's
-            _add_usage(attributes, reply.usage)
-        if state.get("route_group") not in (None, "public"):  # a path the route table knows
-            span.name = f"{request.method} {request.path}"
-        span.is_error = status >= 500
         span.end = time_ns()
+        key = self._request_key(request, status, span)
+        block = self._request_blocks.get(key)
+        if block is None:
+            block = self._request_block(key, span)
+        reply: UpstreamReply | None = state.get("reply")
+        # Its usage is known now, even a stream's; else the serving attempt's, if it said.
+        tokens_in, tokens_out = _token_counts(reply.usage if reply is not None else None)
+        if (tokens_in is None or tokens_out is None) and span.usage is not None:
+            served_in, served_out = _token_counts(span.usage)
+            tokens_in = served_in if tokens_in is None else tokens_in
+            tokens_out = served_out if tokens_out is None else tokens_out
+        encoder = self.encoder
+        span.block = b"".join((block, encoder.uncached_attribute(_REQUEST_ID, request.request_id),
+                               encoder.attribute_items(((_STATUS, status),
+                                                        (_INPUT_TOKENS, tokens_in),
+                                                        (_OUTPUT_TOKENS, tokens_out)))))
         if not span.open:  # otherwise the last attempt to end hands the trace over
             self._export.put(self._encoded(span))
 
@@ -191,11 +190,10 @@ class Tracing:
         known = self._decisions.get(key)
         if known is None:
             known = self._decisions[key] = self._decision(*key)
-        attributes, block = known
         now = time_ns()
-        span.children.append((block, 0, now, now))
+        span.children.append((known[1], 0, now, now))
         if not span.end:
-            span.attributes.update(attributes)
+            span.decision = known
 
     def traced(self, provider: Provider, deployment: str, upstream_model: str) -> Provider:
         """`provider`, with a span per attempt whose context goes upstream."""
@@ -211,22 +209,18 @@ class Tracing:
         it starts a trace of its own."""
         if request_span is None:
             trace_id = self._trace_id()
-            request_span = RequestSpan("", trace_id, 0, 0, self._encoder.head(trace_id, ""),
-                                       HAS_IS_REMOTE, 0, {})
+            request_span = RequestSpan(trace_id, 0, 0, self.encoder.head(trace_id, ""),
+                                       HAS_IS_REMOTE, 0)
         else:
             request_span.open += 1
         return _Attempt(self, request_span, kind, self._span_id(), time_ns())
 
-    def ended(self, attempt: _Attempt, shared: bytes, attributes: dict[str, Any],
-              is_error: bool) -> None:
-        """`attempt` has ended: its attributes are `shared` (encoded, its kind's) and these."""
+    def ended(self, attempt: _Attempt, block: bytes) -> None:
+        """`attempt` has ended: `block` is its name, kind, status and attributes, encoded."""
         request_span = attempt.request_span
-        encoder = self._encoder
-        child: ChildSpan = (encoder.child_block(attempt.kind.name, CLIENT, is_error,
-                                                shared + encoder.attributes(attributes)),
-                            attempt.span_id, attempt.start, time_ns())
+        child: ChildSpan = (block, attempt.span_id, attempt.start, time_ns())
         if not request_span.span_id:  # an attempt outside any request: a trace of its own
-            self._export.put(self._encoder.children(request_span.head, 0, (child,)))
+            self._export.put(self.encoder.children(request_span.head, 0, (child,)))
             return
         request_span.children.append(child)
         request_span.open -= 1
@@ -236,37 +230,57 @@ class Tracing:
     def attempt_kind(self, operation: str, provider: str, deployment: str,
                      upstream_model: str) -> _AttemptKind:
         """What every attempt of `operation` on a deployment shares (encoded once)."""
+        encoder = self.encoder
         operation = OPERATIONS.get(operation, operation)
         served = {"gen_ai.response.model": upstream_model, "gen_ai.operation.name": operation,
                   "gen_ai.provider.name": PROVIDERS.get(provider, provider)}
-        constant = self._encoder.attributes({
+        constant = encoder.attributes({
             "gen_ai.operation.name": operation, "gen_ai.request.model": upstream_model,
             "gen_ai.provider.name": served["gen_ai.provider.name"],
             "rolegate.deployment": deployment})
-        return _AttemptKind(f"{operation} {upstream_model}", constant,
-                            constant + self._encoder.attributes(
-                                {"gen_ai.response.model": upstream_model}), served)
+        name = f"{operation} {upstream_model}"
+        replied = constant + encoder.attributes({"gen_ai.response.model": upstream_model})
+        return _AttemptKind(name, constant, encoder.child_block(name, CLIENT, False, replied),
+                            encoder.child_block(name, CLIENT, True, replied), served)
+
+    def _request_key(self, request: Request, status: int, span: RequestSpan) -> tuple[Any, ...]:
+        """What the request span's name, status and attributes, but its id, status and token
+        counts, are made of."""
+        state = request.state
+        who = state.get("principal") or _NOBODY
+        decision = span.decision
+        return (request.method, request.path, state.get("route_group") not in _UNROUTED,
+                span.flags | (status >= 500), None if decision is None else decision[1],
+                span.served, who.issuer, who.subject, state.get("model"),
+                state.get("deployment"), state.get("attempts"), state.get("code"))
+
+    def _request_block(self, key: tuple[Any, ...], span: RequestSpan) -> bytes:
+        """The request span's tail and constant attributes, for its `_request_key`."""
+        (method, path, is_routed, flags, _, served, issuer, subject, *values) = key
+        attributes: dict[str, Any] = {"http.request.method": method, "url.path": path}
+        if span.decision is not None:
+            attributes.update(span.decision[0])
+        if served is not None:
+            attributes.update(served.served)
+        if issuer is not None:
+            attributes["rolegate.issuer"] = issuer
+            attributes["rolegate.subject"] = subject
+        for (_, name), value in zip(_STATE_ATTRIBUTES, values, strict=True):
+            if value is not None:
+                attributes[name] = value
+        encoder = self.encoder
+        if len(self._request_blocks) >= _MOST_REQUEST_BLOCKS:  # callers name models, paths
+            self._request_blocks.clear()
+        block = self._request_blocks[key] = encoder.tail(
+            f"{method} {path}" if is_routed else method, SERVER, flags & ~1, bool(flags & 1)
+        ) + encoder.attributes(attributes)
+        return block
 
     def _encoded(self, span: RequestSpan) -> bytes:
         """An ended trace: its children, in the order they ended, then the request's span."""
-        encoder = self._encoder
-        attributes = span.attributes
-        # What changes from request to request is encoded apart; the rest (issuer, subject,
-        # rule, decision, models, deployment, route...) is one block encoded once for each
-        # combination of its values.
-        pop = attributes.pop  # (an attribute valued None is encoded as none)
-        request_id = encoder.uncached_attribute(_REQUEST_ID, pop(_REQUEST_ID, None))
-        varying = ((_STATUS, pop(_STATUS, None)), (_INPUT_TOKENS, pop(_INPUT_TOKENS, None)),
-                   (_OUTPUT_TOKENS, pop(_OUTPUT_TOKENS, None)))
-        constant = tuple(attributes.items())
-        block = self._request_blocks.get(constant)
-        if block is None:
-            if len(self._request_blocks) >= _MOST_REQUEST_BLOCKS:  # callers name models, paths
-                self._request_blocks.clear()
-            block = self._request_blocks[constant] = encoder.attributes(attributes)
-        return encoder.children(span.head, span.span_id, span.children) + encoder.span(
-            span.head, span.name, SERVER, span.span_id, span.parent_id, span.flags, span.start,
-            span.end, block + request_id + encoder.attribute_items(varying), span.is_error)
+        encoder = self.encoder
+        return encoder.children(span.head, span.span_id, span.children) + encoder.framed(
+            span.head, span.parent_id, span.span_id, span.start, span.end, span.block)
 
     def _decision(self, route: str, allowed: bool, rule: str | None,
                   model: str | None) -> tuple[dict[str, Any], bytes]:
@@ -277,8 +291,8 @@ class Tracing:
             attributes["rolegate.rule"] = rule
         if model is not None:
             attributes["gen_ai.request.model"] = model
-        return attributes, self._encoder.child_block("rolegate.authorize", INTERNAL, False,
-                                                     self._encoder.attributes(attributes))
+        return attributes, self.encoder.child_block("rolegate.authorize", INTERNAL, False,
+                                                     self.encoder.attributes(attributes))
 
     def _set_current(self, current: RequestSpan | str) -> object:
         task = self._task()
@@ -306,15 +320,17 @@ class Tracing:
         return span_id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class _AttemptKind:
     """The attempts of one operation on one deployment: their span's name, their attributes
-    encoded (and with the response's model, once a reply came), and what the request's span
-    takes from the attempt that served it."""
+    encoded, their child blocks once a reply came (it names the response's model) when it
+    succeeded and when it did not, and what the request's span takes from the attempt that
+    served it. Compared, and hashed, by identity."""
 
     name: str
     attributes: bytes
     replied: bytes
+    replied_error: bytes
     served: dict[str, Any]
 
 
@@ -340,14 +356,27 @@ class _Attempt:
         reply = self.reply
         assert reply is not None, "listens to the reply it was given"
         self.reply = None  # no cycle through the reply's listeners
-        attributes: dict[str, Any] = {_STATUS: reply.status}
-        _add_usage(attributes, reply.usage)
-        is_error = reply.status >= 400
+        status = reply.status
+        usage = reply.usage
+        tokens_in, tokens_out = _token_counts(usage)
+        is_error = status >= 400
         request_span = self.request_span
         if not is_error and not request_span.end:
-            request_span.attributes.update(attributes)
-            request_span.attributes.update(self.kind.served)
-        self.tracing.ended(self, self.kind.replied, attributes, is_error)
+            request_span.served = self.kind
+            request_span.usage = usage
+        tracing = self.tracing
+        tracing.ended(self, (self.kind.replied_error if is_error else self.kind.replied)
+                      + tracing.encoder.attribute_items(((_STATUS, status),
+                                                         (_INPUT_TOKENS, tokens_in),
+                                                         (_OUTPUT_TOKENS, tokens_out))))
+
+    def failed(self, error: BaseException) -> None:
+        """No reply came: the attempt ends with `error`."""
+        tracing = self.tracing
+        encoder = tracing.encoder
+        tracing.ended(self, encoder.child_block(
+            self.kind.name, CLIENT, True,
+            self.kind.attributes + encoder.attributes({"error.type": type(error).__name__})))
 
 
 class _TracedProvider:
@@ -381,18 +410,20 @@ class _TracedProvider:
         try:
             reply = await self._provider.open(call)
         except BaseException as error:
-            tracing.ended(attempt, kind.attributes, {"error.type": type(error).__name__}, True)
+            attempt.failed(error)
             raise
         attempt.reply = reply
         reply.on_end(attempt)
         return reply
 
 
-def _add_usage(attributes: dict[str, Any], usage: dict[str, Any] | None) -> None:
-    """The token counts, when known (a stream's when it has ended; a reply read whole's once
-    the dispatcher has read them from its body, after the attempt's span has ended)."""
-    if usage:
-        for name, key in _USAGE:
-            value = usage.get(name)
-            if isinstance(value, int):
-                attributes[key] = value
+def _token_counts(usage: dict[str, Any] | None) -> tuple[int | None, int | None]:
+    """A reply's input and output token counts, each None unless it is known (a stream's when
+    it has ended; a reply read whole's once the dispatcher has read them from its body, after
+    the attempt's span has ended)."""
+    if not usage:
+        return None, None
+    tokens_in = usage.get("prompt_tokens")
+    tokens_out = usage.get("completion_tokens")
+    return (tokens_in if isinstance(tokens_in, int) else None,
+            tokens_out if isinstance(tokens_out, int) else None)
