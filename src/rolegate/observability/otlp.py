@@ -65,6 +65,7 @@ class OtlpEncoder:
         # low bit is never set): fields a span writes after its ids and times (a message's
         # fields may come in any order).
         self._tails: dict[tuple[str, int, int], bytes] = {}
+        self._string_prefixes: dict[tuple[str, int], bytes] = {}  # by key and text's length
         self._ids = ids or random.Random().getrandbits
 
     def encode(self, traces: Iterable[Trace]) -> bytes:
@@ -104,8 +105,17 @@ class OtlpEncoder:
         return b"".join(map(self._attributes.__getitem__, items))
 
     def uncached_attribute(self, key: str, value: Any) -> bytes:
-        """One Span.attributes field, not looked up in the cache (a request id)."""
-        return _short_string(key, value) or _key_value(key, value)
+        """One Span.attributes field, not looked up in the cache (a request id): a string's is
+        its text after the fields before it, kept for each key and length of text."""
+        if value.__class__ is not str:
+            return _key_value(key, value)
+        text = value.encode()
+        prefix = self._string_prefixes.get((key, len(text)))
+        if prefix is None:
+            if len(self._string_prefixes) >= _MOST_CACHED:
+                self._string_prefixes.clear()
+            prefix = self._string_prefixes[key, len(text)] = _string_prefix(key, len(text))
+        return prefix + text
 
     def span(self, head: bytes, name: str, kind: int, span_id: int, parent_id: int, flags: int,
              start: int, end: int, attributes: bytes, is_error: bool) -> bytes:
@@ -184,7 +194,10 @@ class _EncodedAttributes(dict[tuple[str, Any], bytes]):
     def __missing__(self, item: tuple[str, Any]) -> bytes:
         key, value = item
         if key in self._uncached:  # a request id: a short string, mostly
-            return _short_string(key, value) or _key_value(key, value)
+            if value.__class__ is str:
+                text = value.encode()
+                return _string_prefix(key, len(text)) + text
+            return _key_value(key, value)
         encoded = _key_value(key, value)
         if len(self) >= _MOST_CACHED:
             self.clear()
@@ -215,17 +228,13 @@ def _key_value(key: str, value: Any) -> bytes:
     return b"".join((b"\x4a", _varint(len(message)), message))
 
 
-def _short_string(key: str, value: Any) -> bytes:
-    """`_key_value` of a string value when every length in it fits one byte, else b""."""
-    if value.__class__ is not str:
-        return b""
+def _string_prefix(key: str, length: int) -> bytes:
+    """What `_key_value` writes for a string `length` bytes long before its text."""
     name = key.encode()
-    text = value.encode()
-    size = len(name) + len(text) + 6  # the KeyValue: its key's field, its value's
-    if size >= 0x80:
-        return b""
-    return b"".join((b"\x4a", _SMALL[size], b"\x0a", _SMALL[len(name)], name,
-                     b"\x12", _SMALL[len(text) + 2], b"\x0a", _SMALL[len(text)], text))
+    value = b"\x0a" + _varint(length)  # AnyValue.string_value
+    key_value = b"".join((b"\x0a", _varint(len(name)), name,
+                          b"\x12", _varint(len(value) + length), value))
+    return b"".join((b"\x4a", _varint(len(key_value) + length), key_value))
 
 
 def _value(value: Any) -> bytes | None:

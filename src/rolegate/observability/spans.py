@@ -39,6 +39,9 @@ _TRACEPARENT_MAX = 512
 _TRACESTATE_MAX = 512
 
 
+_NO_OUTCOME: tuple[tuple[int, int | None, int | None], bytes] = ((0, None, None), b"")
+
+
 class RequestSpan:
     """A request's SERVER span while it is recorded, with its ended children.
 
@@ -50,8 +53,8 @@ class RequestSpan:
     name, status and attributes are encoded into `block`.
     """
 
-    __slots__ = ("block", "children", "decision", "end", "flags", "head", "open", "parent_id",
-                 "served", "span_id", "start", "trace_id", "usage")
+    __slots__ = ("block", "children", "decision", "end", "flags", "head", "open", "outcome",
+                 "parent_id", "served", "span_id", "start", "trace_id", "usage")
 
     def __init__(self, trace_id: int, span_id: int, parent_id: int, head: bytes, flags: int,
                  start: int) -> None:
@@ -69,6 +72,8 @@ class RequestSpan:
         self.decision: tuple[dict[str, Any], bytes] | None = None
         self.served: Any = None
         self.usage: dict[str, Any] | None = None
+        # That attempt's status and token counts, and their attributes encoded.
+        self.outcome: tuple[tuple[int, int | None, int | None], bytes] = _NO_OUTCOME
         self.block = b""  # name, kind, status, flags and attributes, once ended
 
     def traceparent(self, span_id: int) -> str:

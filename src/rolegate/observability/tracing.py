@@ -68,6 +68,7 @@ _MOST_REQUEST_BLOCKS = 4096
 # The request span's attributes whose values seldom repeat from one request to the next.
 _REQUEST_ID, _STATUS = "rolegate.request_id", "http.response.status_code"
 _INPUT_TOKENS, _OUTPUT_TOKENS = "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"
+_OUTCOME = (_STATUS, _INPUT_TOKENS, _OUTPUT_TOKENS)  # a reply's attributes: status, tokens
 _LOW_64 = (1 << 64) - 1
 # Request state -> the request span's attribute, when set.
 _STATE_ATTRIBUTES = (("model", "gen_ai.request.model"), ("deployment", "rolegate.deployment"),
@@ -164,10 +165,10 @@ class Tracing:
             tokens_in = served_in if tokens_in is None else tokens_in
             tokens_out = served_out if tokens_out is None else tokens_out
         encoder = self.encoder
+        outcome = (status, tokens_in, tokens_out)
         span.block = b"".join((block, encoder.uncached_attribute(_REQUEST_ID, request.request_id),
-                               encoder.attribute_items(((_STATUS, status),
-                                                        (_INPUT_TOKENS, tokens_in),
-                                                        (_OUTPUT_TOKENS, tokens_out)))))
+                               span.outcome[1] if span.outcome[0] == outcome
+                               else encoder.attribute_items(zip(_OUTCOME, outcome, strict=True))))
         if not span.open:  # otherwise the last attempt to end hands the trace over
             self._export.put(self._encoded(span))
 
@@ -358,17 +359,17 @@ class _Attempt:
         self.reply = None  # no cycle through the reply's listeners
         status = reply.status
         usage = reply.usage
-        tokens_in, tokens_out = _token_counts(usage)
+        outcome = (status, *_token_counts(usage))
+        tracing = self.tracing
+        encoded = tracing.encoder.attribute_items(zip(_OUTCOME, outcome, strict=True))
         is_error = status >= 400
         request_span = self.request_span
         if not is_error and not request_span.end:
             request_span.served = self.kind
             request_span.usage = usage
-        tracing = self.tracing
+            request_span.outcome = (outcome, encoded)  # the request's own, most often
         tracing.ended(self, (self.kind.replied_error if is_error else self.kind.replied)
-                      + tracing.encoder.attribute_items(((_STATUS, status),
-                                                         (_INPUT_TOKENS, tokens_in),
-                                                         (_OUTPUT_TOKENS, tokens_out))))
+                      + encoded)
 
     def failed(self, error: BaseException) -> None:
         """No reply came: the attempt ends with `error`."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
@@ -93,3 +94,16 @@ def test_an_empty_batch_still_names_the_resource():
     assert {item.key for item in resource_spans.resource.attributes} >= {
         "service.name", "deployment.environment", "telemetry.sdk.language"}
     assert [scope.scope.name for scope in resource_spans.scope_spans] == ["rolegate"]
+
+
+@pytest.mark.parametrize("value", ["", "r", "req-1", "x" * 100, "x" * 127, "y" * 128, "z" * 300,
+                                   "ünïcode-" * 40, 12, True, 0.5, None])
+def test_an_uncached_attribute_is_encoded_as_a_cached_one(value):
+    cached = OtlpEncoder({}, scope="rolegate")
+    uncached = OtlpEncoder({}, scope="rolegate", uncached=frozenset({"rolegate.request_id"}))
+
+    for _ in range(2):  # the second time with the prefix its key and length keep
+        assert uncached.uncached_attribute("rolegate.request_id", value) == \
+            cached.attributes({"rolegate.request_id": value})
+        assert uncached.attributes({"rolegate.request_id": value}) == \
+            cached.attributes({"rolegate.request_id": value})
