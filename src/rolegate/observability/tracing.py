@@ -18,15 +18,19 @@ One trace per request (continuing the caller's W3C `traceparent`, W3C Trace Cont
 
 Spans are recorded as plain data (the SDK's per-span objects, locks, contexts and span
 processors cost about 25 us a span, more than a tenth of a request): each child as a tuple
-when it ends, the whole trace encoded as OTLP protobuf in one pass when it has ended (one
-call for the children, one for the request's span: a call costs about half a microsecond on
-a busy gateway), most of it from blocks encoded once: an attempt's constant attributes
-per deployment and operation, an authorization's per decision, the request's own but its id,
-status and token counts per combination of their values. A trace's bytes go, when the
-request's span ends, to `SpanExport`, whose thread sends them in batches. Whether a trace is
-sampled is decided once, when the request starts: a caller's `traceparent` decides for the
-trace it continues (parent-based), `sample_ratio` for a new one. An unsampled request gets no
-span at all: what is left is passing the context upstream.
+when it ends, its name, kind, status and constant attributes one block encoded once (per
+decision for an authorization, per deployment and operation for an attempt, which adds its
+status and token counts). The request's span keeps what its attributes are made of while the
+request runs (the last decision, the attempt that served it), not the attributes themselves;
+when it ends they are one block encoded once per combination of those and the request's
+state (principal, model, deployment), followed by what changes with each request (its id,
+status and token counts). The trace is then framed as OTLP protobuf in one pass (one call
+for the children, one for the request's span: a call costs about half a microsecond on a
+busy gateway). A trace's bytes go, when the request's span ends, to `SpanExport`, whose
+thread sends them in batches. Whether a trace is sampled is decided once, when the request
+starts: a caller's `traceparent` decides for the trace it continues (parent-based),
+`sample_ratio` for a new one. An unsampled request gets no span at all: what is left is
+passing the context upstream.
 """
 
 from __future__ import annotations
