@@ -105,6 +105,9 @@ async def test_a_request_is_one_trace_continuing_the_callers_with_genai_attribut
     assert attempt.attributes["gen_ai.request.model"] == "gpt-4o-2024-08-06"
     assert attempt.attributes["gen_ai.response.model"] == "gpt-4o-2024-08-06"
     assert attempt.attributes["gen_ai.provider.name"] == "openai"
+    # A reply read whole: its usage is read from its body before its attempt's span ends.
+    assert (attempt.attributes["gen_ai.usage.input_tokens"],
+            attempt.attributes["gen_ai.usage.output_tokens"]) == (3, 2)
     # The upstream saw the attempt's span as its parent, in the caller's trace.
     sent = upstream.requests[0].headers["traceparent"]
     assert sent == f"00-{CALLER_TRACE}-{attempt.span_id}-01"

@@ -424,8 +424,7 @@ class _TracedProvider:
 
 def _token_counts(usage: dict[str, Any] | None) -> tuple[int | None, int | None]:
     """A reply's input and output token counts, each None unless it is known (a stream's when
-    it has ended; a reply read whole's once the dispatcher has read them from its body, after
-    the attempt's span has ended)."""
+    it has ended, a reply read whole's when the dispatcher has read its body)."""
     if not usage:
         return None, None
     tokens_in = usage.get("prompt_tokens")

@@ -251,8 +251,6 @@ class Dispatcher:
                                  deployment.config.include_stream_usage))
         try:  # upstream failures become gateway errors, the rest passes through
             raise_for_upstream_status(reply.status, body)
-            if reply.usage is None and reply.status == 200:
-                reply.usage = usage_of(body)
         except GatewayError as error:
             trail.cause = error.message
             raise
@@ -282,6 +280,8 @@ class Dispatcher:
         except BaseException:
             await reply.end()
             raise
+        if reply.usage is None and reply.status == 200:  # known when the reply ends
+            reply.usage = usage_of(body)
         await reply.end()
         return reply, b"", body
 
