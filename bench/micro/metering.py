@@ -123,8 +123,9 @@ async def one_request(metering: Metering, who: Principal, decision: Decision,
     sent_head(response)
 
 
-async def run(shape: str, requests: int, callers: int) -> float:
-    """CPU seconds per request over `requests` requests, `callers` at a time."""
+async def run(shape: str, requests: int, callers: int) -> tuple[float, int]:
+    """CPU seconds per request over `requests` requests, `callers` at a time, and the round
+    trips to Redis they made."""
     prefix = "bench-" + secrets.token_hex(4)
     metering, limiter, recorder = metering_of(settings_of(shape, prefix), shape)
     who = Principal(issuer="https://issuer.bench.invalid", subject="bench-user",
@@ -139,15 +140,18 @@ async def run(shape: str, requests: int, callers: int) -> float:
             await one_request(metering, who, decision, ids)
 
     await caller(callers)  # warm: the script loaded, the connection made
+    trips = limiter._acquire.round_trips if isinstance(limiter, RedisLimiter) else 0
     started = time.process_time()
     await asyncio.gather(*[caller(requests // callers) for _ in range(callers)])
     spent = time.process_time() - started
+    if isinstance(limiter, RedisLimiter):
+        trips = limiter._acquire.round_trips - trips
     if recorder is not None:
         await recorder.stop()
     if isinstance(limiter, RedisLimiter):
         await limiter.redis.delete(*[key async for key in limiter.redis.scan_iter(prefix + "*")])
     await limiter.close()
-    return spent / max(requests, 1)
+    return spent / max(requests, 1), trips
 
 
 def main() -> None:
@@ -161,9 +165,9 @@ def main() -> None:
     if args.uvloop:
         import uvloop
         runner = uvloop.run  # type: ignore[assignment]
-    per_request = runner(run(args.shape, args.requests, args.callers))
+    per_request, trips = runner(run(args.shape, args.requests, args.callers))
     print(f"{args.shape}: {per_request * 1e6:.1f} us CPU per request "
-          f"({args.requests} requests, {args.callers} callers)")
+          f"({args.requests} requests, {args.callers} callers, {trips} round trips to Redis)")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 `acquire(quotas, now, reservation)` counts the request against every quota at once (all or
 nothing) and raises `RateLimited` when one is spent; it also adds the request's `Reservation` to
 its token and cost counters, so requests running at the same time see each other's likely usage.
-`settle(lease, tokens, cost)` replaces the reservation with the real usage. The lease's
+`settle(lease, tokens, cost)` replaces the reservation with the real usage; it never waits (a
+limiter whose counters are elsewhere sends the usage with a later round trip). The lease's
 `headers()` are OpenAI's `x-ratelimit-*` headers.
 
 A request is admitted while its counters are below their limits, whatever it reserves: so the
@@ -21,7 +22,10 @@ from rolegate.errors import RateLimited
 from rolegate.limits.quota import Quota
 
 
-@dataclass(frozen=True, slots=True)
+# Standing and Lease are made for every limited request, and nothing changes one once made:
+# plain slotted dataclasses, as a frozen one sets each field through `object.__setattr__`, which
+# costs about three times as much.
+@dataclass(slots=True)
 class Standing:
     """A quota after this request was counted: how much is used and when it frees up."""
 
@@ -52,7 +56,7 @@ class Reservation:
 NO_RESERVATION = Reservation()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Lease:
     standings: tuple[Standing, ...]
     reservation: Reservation = NO_RESERVATION
@@ -89,7 +93,7 @@ class Limiter(Protocol):
     async def acquire(self, quotas: Sequence[Quota], now: float,
                       reservation: Reservation = NO_RESERVATION) -> Lease: ...
 
-    async def settle(self, lease: Lease, tokens: int, cost: float) -> None: ...
+    def settle(self, lease: Lease, tokens: int, cost: float) -> None: ...
 
     async def close(self) -> None: ...
 

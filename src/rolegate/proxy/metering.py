@@ -29,8 +29,8 @@ from rolegate.authn.principal import Principal
 from rolegate.authz.model import Decision
 from rolegate.config.model import ModelConfig
 from rolegate.errors import GatewayError, RateLimited, ServiceUnavailable
-from rolegate.limits.limiter import NO_LEASE, Lease, Limiter, Reservation
-from rolegate.limits.quota import Quota, QuotaPlan
+from rolegate.limits.limiter import NO_LEASE, Lease, Limiter
+from rolegate.limits.quota import QuotaPlan
 from rolegate.limits.reservation import Reserver
 from rolegate.observability.metrics import GatewayMetrics
 from rolegate.proxy.streaming import Relay
@@ -84,10 +84,6 @@ class Metering:
             return NO_LEASE
         reservation = self._reserver.reservation(
             quotas, call.operation, call.body, 0 if call.is_form else len(call.raw_body), model)
-        return await self._acquire(quotas, now, reservation)
-
-    async def _acquire(self, quotas: list[Quota], now: float,
-                       reservation: Reservation) -> Lease:
         try:
             return await self.limiter.acquire(quotas, now, reservation)
         except RateLimited as refusal:
@@ -155,7 +151,7 @@ class Meter:
         except RateLimited:
             return False
         if self._lease.standings:  # the first model's reservation is given back
-            await self._metering.limiter.settle(self._lease, 0, 0.0)
+            self._metering.limiter.settle(self._lease, 0, 0.0)
         self._decision, self._lease = decision, lease
         return True
 
@@ -166,7 +162,7 @@ class Meter:
         if not self._has_reached_upstream:  # nothing was used: the reservation is given back
             self._is_finished = True
             if self._lease.standings:
-                await self._metering.limiter.settle(self._lease, 0, 0.0)
+                self._metering.limiter.settle(self._lease, 0, 0.0)
             return
         status = error.status if isinstance(error, GatewayError) else CLIENT_CLOSED
         await self.finish(status, self._call.model, "", None)
@@ -204,7 +200,7 @@ class Meter:
         config = metering.models.get(model)
         cost = cost_usd(config, tokens) if config is not None else 0.0
         if self._lease.standings:
-            await metering.limiter.settle(self._lease, tokens.total_tokens, cost)
+            metering.limiter.settle(self._lease, tokens.total_tokens, cost)
         if metering.recorder is not None:
             metering.recorder.record(self._record(status, model, deployment, tokens, cost,
                                                   is_estimated))
