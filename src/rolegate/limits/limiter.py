@@ -76,14 +76,16 @@ def settled_amounts(lease: Lease, tokens: int, cost: float) -> list[tuple[Standi
     """What settling adds to each token and cost counter: the real usage less the reservation
     (negative when the request used less than it reserved); counters with nothing to add are
     left out."""
-    usage = {"tokens": float(tokens), "cost": cost}
     reservation = lease.reservation
     out = []
     for standing in lease.standings:
-        quota = standing.quota
-        if quota.kind == "requests":
+        kind = standing.quota.kind
+        if kind == "tokens":
+            amount = float(tokens) - reservation.tokens
+        elif kind == "cost":
+            amount = cost - reservation.cost
+        else:
             continue
-        amount = usage[quota.kind] - reservation.amount(quota.kind)
         if amount:
             out.append((standing, amount))
     return out
