@@ -122,9 +122,9 @@ def ratelimit_headers(standings: Sequence[Standing]) -> list[tuple[bytes, bytes]
                 requests = standing
         elif kind == "tokens" and (tokens is None or _is_tighter(standing, tokens)):
             tokens = standing
-    headers: list[tuple[bytes, bytes]] = []
-    if requests is not None:
-        headers += _headers(_REQUESTS_HEADERS, requests)
+    if requests is None:
+        return [] if tokens is None else _headers(_TOKENS_HEADERS, tokens)
+    headers = _headers(_REQUESTS_HEADERS, requests)
     if tokens is not None:
         headers += _headers(_TOKENS_HEADERS, tokens)
     return headers
@@ -143,7 +143,9 @@ def _is_tighter(standing: Standing, than: Standing) -> bool:
 
 def _headers(names: tuple[bytes, bytes, bytes], standing: Standing) -> list[tuple[bytes, bytes]]:
     limit, remaining, reset = names
-    return [(limit, b"%d" % standing.quota.limit), (remaining, b"%d" % standing.remaining),
+    quota_limit = standing.quota.limit
+    return [(limit, b"%d" % quota_limit),
+            (remaining, b"%d" % max(0.0, quota_limit - standing.used)),
             (reset, duration_bytes(standing.reset_in))]
 
 
