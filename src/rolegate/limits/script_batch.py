@@ -83,8 +83,9 @@ class ScriptBatch:
 
     def _send(self, replies: _Replies, calls: list[_Call]) -> None:
         sha = self._sha
-        data = b"".join([pack_command(("EVALSHA", sha, len(keys), *keys, *args))
-                         for keys, args, _ in calls])
+        commands: list[tuple[Any, ...]] = [("EVALSHA", sha, len(keys), *keys, *args)
+                                           for keys, args, _ in calls]
+        data = b"".join([pack_command(command) for command in commands])
         replies.expect(calls, self._timeout)
         self.round_trips += 1
         replies.transport.write(data)
