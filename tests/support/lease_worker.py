@@ -43,7 +43,7 @@ async def run(config: dict[str, Any]) -> list[float]:
             except RateLimited:
                 continue
             admitted.append(now[0])
-            await limiter.settle(lease, config["use"], 0.0)
+            limiter.settle(lease, config["use"], 0.0)
         await asyncio.sleep(max(0.0, config["start"] + (step + 1) * config["real_step"]
                                 - time.time()))
     await limiter.close()

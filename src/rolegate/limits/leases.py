@@ -200,8 +200,8 @@ class LeasedLimiter:
             block.left -= block.share(reservation)
         return Lease(tuple([block.standing(now) for block in held]), reservation)
 
-    async def settle(self, lease: Lease, tokens: int, cost: float) -> None:
-        await self._exact.settle(lease, tokens, cost)
+    def settle(self, lease: Lease, tokens: int, cost: float) -> None:
+        self._exact.settle(lease, tokens, cost)
 
     async def _blocks_for(self, quotas: list[Quota], now: float) -> list[Block] | None:
         """The usable blocks of `quotas`, taken when needed; None when Redis failed and

@@ -3,7 +3,8 @@
 `acquire(quotas, now, reservation)` counts the request against every quota at once (all or
 nothing) and raises `RateLimited` when one is spent; it also adds the request's `Reservation` to
 its token and cost counters, so requests running at the same time see each other's likely usage.
-`settle(lease, tokens, cost)` replaces the reservation with the real usage. The lease's
+`settle(lease, tokens, cost)` replaces the reservation with the real usage; it never waits (a
+limiter whose counters are elsewhere sends the usage with a later round trip). The lease's
 `headers()` are OpenAI's `x-ratelimit-*` headers.
 
 A request is admitted while its counters are below their limits, whatever it reserves: so the
@@ -21,7 +22,10 @@ from rolegate.errors import RateLimited
 from rolegate.limits.quota import Quota
 
 
-@dataclass(frozen=True, slots=True)
+# Standing and Lease are made for every limited request, and nothing changes one once made:
+# plain slotted dataclasses, as a frozen one sets each field through `object.__setattr__`, which
+# costs about three times as much.
+@dataclass(slots=True)
 class Standing:
     """A quota after this request was counted: how much is used and when it frees up."""
 
@@ -52,7 +56,7 @@ class Reservation:
 NO_RESERVATION = Reservation()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Lease:
     standings: tuple[Standing, ...]
     reservation: Reservation = NO_RESERVATION
@@ -72,14 +76,16 @@ def settled_amounts(lease: Lease, tokens: int, cost: float) -> list[tuple[Standi
     """What settling adds to each token and cost counter: the real usage less the reservation
     (negative when the request used less than it reserved); counters with nothing to add are
     left out."""
-    usage = {"tokens": float(tokens), "cost": cost}
     reservation = lease.reservation
     out = []
     for standing in lease.standings:
-        quota = standing.quota
-        if quota.kind == "requests":
+        kind = standing.quota.kind
+        if kind == "tokens":
+            amount = float(tokens) - reservation.tokens
+        elif kind == "cost":
+            amount = cost - reservation.cost
+        else:
             continue
-        amount = usage[quota.kind] - reservation.amount(quota.kind)
         if amount:
             out.append((standing, amount))
     return out
@@ -89,7 +95,7 @@ class Limiter(Protocol):
     async def acquire(self, quotas: Sequence[Quota], now: float,
                       reservation: Reservation = NO_RESERVATION) -> Lease: ...
 
-    async def settle(self, lease: Lease, tokens: int, cost: float) -> None: ...
+    def settle(self, lease: Lease, tokens: int, cost: float) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -116,9 +122,9 @@ def ratelimit_headers(standings: Sequence[Standing]) -> list[tuple[bytes, bytes]
                 requests = standing
         elif kind == "tokens" and (tokens is None or _is_tighter(standing, tokens)):
             tokens = standing
-    headers: list[tuple[bytes, bytes]] = []
-    if requests is not None:
-        headers += _headers(_REQUESTS_HEADERS, requests)
+    if requests is None:
+        return [] if tokens is None else _headers(_TOKENS_HEADERS, tokens)
+    headers = _headers(_REQUESTS_HEADERS, requests)
     if tokens is not None:
         headers += _headers(_TOKENS_HEADERS, tokens)
     return headers
@@ -137,7 +143,9 @@ def _is_tighter(standing: Standing, than: Standing) -> bool:
 
 def _headers(names: tuple[bytes, bytes, bytes], standing: Standing) -> list[tuple[bytes, bytes]]:
     limit, remaining, reset = names
-    return [(limit, b"%d" % standing.quota.limit), (remaining, b"%d" % standing.remaining),
+    quota_limit = standing.quota.limit
+    return [(limit, b"%d" % quota_limit),
+            (remaining, b"%d" % max(0.0, quota_limit - standing.used)),
             (reset, duration_bytes(standing.reset_in))]
 
 

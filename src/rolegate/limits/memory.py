@@ -39,7 +39,7 @@ class MemoryLimiter:
         self._forget_expired(now)
         return Lease(tuple(counted), reservation)
 
-    async def settle(self, lease: Lease, tokens: int, cost: float) -> None:
+    def settle(self, lease: Lease, tokens: int, cost: float) -> None:
         for standing, amount in settled_amounts(lease, tokens, cost):
             self._add(standing.quota, amount)
 

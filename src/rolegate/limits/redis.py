@@ -165,7 +165,7 @@ class RedisLimiter:
             standings.append(Standing(quota, used, reset_in))
         return refuse(standings, standings[int(out[-1]) - 1])
 
-    async def settle(self, lease: Lease, tokens: int, cost: float) -> None:
+    def settle(self, lease: Lease, tokens: int, cost: float) -> None:
         """Adds the usage, less the reservation, to what waits for the next round trip (see the
         module's docstring)."""
         for standing, amount in settled_amounts(lease, tokens, cost):

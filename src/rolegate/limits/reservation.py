@@ -46,7 +46,7 @@ class Reserver:
         output = self._output_tokens(operation, body)
         config = self._models.get(model)
         cost = cost_of_tokens(config, prompt, output) if config is not None else 0.0
-        return Reservation(tokens=float(prompt + output), cost=cost)
+        return Reservation(float(prompt + output), cost)  # (tokens, cost)
 
     def _output_tokens(self, operation: str, body: Mapping[str, Any]) -> int:
         if operation not in _TEXT_OPERATIONS:
@@ -58,11 +58,13 @@ class Reserver:
         else:
             for name in _OUTPUT_FIELDS:
                 value = body.get(name)
-                if _is_count(value):
+                if value is not None and _is_count(value):  # most bodies name none of them
                     stated = value
                     break
             choices = body.get("n")
-        output = stated if _is_count(stated) else self._default_tokens
+        output = stated if stated is not None and _is_count(stated) else self._default_tokens
+        if choices is None:
+            return output
         return (min(choices, MAX_CHOICES) if _is_count(choices) else 1) * output
 
 

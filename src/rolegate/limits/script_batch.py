@@ -17,9 +17,12 @@ reply, as hiredis parses it from the bytes received, goes straight to its caller
 without a task per batch or a pass through the client's reader per reply (together about a
 third of what a limit check cost this process).
 
-`timeout` bounds a whole batch, so there is one timer per batch and none per reply read: past
-it, every call of the batch fails with `TimeoutError` and the connection is dropped (a new one
-is made for the next batch), so no later batch can read a late reply. `round_trips` counts the
+`timeout` bounds a whole batch, and no reply read has a timer of its own: past it, every call of
+the batch fails with `TimeoutError` and the connection is dropped (a new one is made for the
+next batch), so no later batch can read a late reply. One watchdog timer per connection keeps
+the deadlines: a batch sent while it is armed only moves the deadline (an attribute written,
+no timer made and cancelled per batch), and the watchdog re-arms itself when it fires before
+the deadline of the batch then out. `round_trips` counts the
 batches written.
 """
 
@@ -189,11 +192,14 @@ class _Replies(asyncio.Protocol):
         self._calls: list[_Call] = []
         self._next = 0
         self._missing: list[_Call] = []
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0  # of the batch out (loop time)
+        self._timer: asyncio.TimerHandle | None = None  # the watchdog, when armed
 
     def expect(self, calls: list[_Call], timeout: float) -> None:
         self._calls, self._next, self._missing = calls, 0, []
-        self._timer = self._loop.call_later(timeout, self._on_timeout)
+        self._deadline = self._loop.time() + timeout
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
 
     def data_received(self, data: bytes) -> None:
         reader = self._reader
@@ -215,10 +221,8 @@ class _Replies(asyncio.Protocol):
 
     def _end_batch(self) -> list[_Call]:
         """The calls of the batch out still without a result (their script was missing, or
-        their reply never came); no batch is out any more."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        their reply never came); no batch is out any more (the watchdog, when it fires, finds
+        none and rests)."""
         left = self._calls[self._next:] + self._missing
         self._calls, self._next, self._missing = [], 0, []
         return left
@@ -235,8 +239,13 @@ class _Replies(asyncio.Protocol):
             else "the connection to Redis was closed"))
         self._done([])
 
-    def _on_timeout(self) -> None:
+    def _on_timer(self) -> None:
         self._timer = None
+        if not self._calls:  # no batch out: armed again by the next one
+            return
+        if self._loop.time() < self._deadline:  # a batch sent since it was armed
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+            return
         left = self._end_batch()
         self.close()
         _fail(left, TimeoutError())
@@ -244,6 +253,9 @@ class _Replies(asyncio.Protocol):
 
     def close(self) -> None:
         """Drop the connection: no reply still on its way is read."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._end_batch()
         self.is_lost = True
         self.transport.abort()

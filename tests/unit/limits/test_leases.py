@@ -75,7 +75,7 @@ async def test_tokens_counted_are_the_real_usage_once_blocks_are_given_back(redi
     quotas = quotas_of(LimitConfig(tpm=10_000), "p", NOW)
     for used in (70, 150, 20):
         lease = await limiter.acquire(quotas, NOW, Reservation(tokens=100))
-        await limiter.settle(lease, used, 0.0)
+        limiter.settle(lease, used, 0.0)
     await limiter.close()
 
     assert await redis_value("GET", f"{redis_prefix}:{quotas[0].counter}") == 240

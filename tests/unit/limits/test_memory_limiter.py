@@ -45,7 +45,7 @@ async def test_a_refused_request_is_not_counted():
 async def test_tokens_per_minute_refuse_once_spent_and_reset_with_the_next_minute():
     limiter = MemoryLimiter()
     lease = await limiter.acquire(quotas_of(LimitConfig(tpm=100), "p", NOW), NOW)
-    await limiter.settle(lease, 100, 0.0)
+    limiter.settle(lease, 100, 0.0)
 
     with pytest.raises(RateLimited) as refused:
         await limiter.acquire(quotas_of(LimitConfig(tpm=100), "p", NOW + 1), NOW + 1)
@@ -61,9 +61,9 @@ async def test_a_monthly_budget_refuses_once_the_cost_is_spent():
     limiter = MemoryLimiter()
     limits = LimitConfig(monthly_budget_usd=0.01)
     lease = await limiter.acquire(quotas_of(limits, "p", NOW), NOW)
-    await limiter.settle(lease, 10, 0.004)
+    limiter.settle(lease, 10, 0.004)
     lease = await limiter.acquire(quotas_of(limits, "p", NOW + 1), NOW + 1)
-    await limiter.settle(lease, 10, 0.007)
+    limiter.settle(lease, 10, 0.007)
 
     with pytest.raises(RateLimited) as refused:
         await limiter.acquire(quotas_of(limits, "p", NOW + 2), NOW + 2)

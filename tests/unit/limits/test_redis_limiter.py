@@ -43,7 +43,7 @@ async def test_settled_tokens_are_seen_by_the_other_replica(redis_prefix):
     first, second = limiter(redis_prefix), limiter(redis_prefix)
     limits = LimitConfig(daily_tokens=50)
     lease = await first.acquire(quotas_of(limits, "p", NOW), NOW)
-    await first.settle(lease, 50, 0.0)
+    first.settle(lease, 50, 0.0)
     await asyncio.sleep(SETTLE_DELAY * 4)  # settled usage reaches Redis within SETTLE_DELAY
 
     with pytest.raises(RateLimited) as refused:
@@ -61,8 +61,8 @@ async def test_settled_tokens_are_seen_by_the_same_replicas_next_request_at_once
     first, second = limiter(redis_prefix), limiter(redis_prefix)
     limits = LimitConfig(daily_tokens=50)
     lease = await first.acquire(quotas_of(limits, "p", NOW), NOW)
-    await first.settle(lease, 30, 0.0)
-    await first.settle(lease, 20, 0.0)
+    first.settle(lease, 30, 0.0)
+    first.settle(lease, 20, 0.0)
 
     with pytest.raises(RateLimited) as refused:
         await first.acquire(quotas_of(limits, "p", NOW + 1), NOW + 1)
@@ -78,7 +78,7 @@ async def test_usage_waiting_at_close_is_written(redis_prefix):
     first, second = limiter(redis_prefix), limiter(redis_prefix)
     limits = LimitConfig(daily_tokens=50)
     lease = await first.acquire(quotas_of(limits, "p", NOW), NOW)
-    await first.settle(lease, 50, 0.0)
+    first.settle(lease, 50, 0.0)
     await first.close()
 
     with pytest.raises(RateLimited):
@@ -100,7 +100,7 @@ async def test_an_unreachable_redis_serves_without_limits_when_fail_open(redis_p
     open_ = limiter(redis_prefix, UNREACHABLE, timeout=0.5, fail_open=True)
 
     lease = await open_.acquire(quotas_of(LimitConfig(rpm=1), "p", NOW), NOW)
-    await open_.settle(lease, 10, 0.1)
+    open_.settle(lease, 10, 0.1)
     await open_.close()
 
     assert lease.headers() == []

@@ -64,7 +64,7 @@ async def spend_at_once(replicas: list[Limiter], limits: LimitConfig, reservatio
         except RateLimited:
             return False
         await asyncio.sleep(0.02)  # the upstream call: every request is admitted before any ends
-        await limiter.settle(lease, tokens, cost)
+        limiter.settle(lease, tokens, cost)
         return True
 
     return sum(await asyncio.gather(*(one(i) for i in range(N))))
@@ -104,7 +104,7 @@ async def test_settling_replaces_the_reservation_with_the_real_usage(replicas):
     held = await used(replicas, limits)
     with pytest.raises(RateLimited):  # the other replica sees the reservation at once
         await replicas[1].acquire(quotas, NOW, Reservation(tokens=10))
-    await replicas[0].settle(lease, 30, 0.0)
+    replicas[0].settle(lease, 30, 0.0)
     settled = await used(replicas, limits)
     again = await replicas[1].acquire(quotas, NOW, Reservation(tokens=10))
 

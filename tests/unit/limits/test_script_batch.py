@@ -118,6 +118,36 @@ async def test_a_batch_that_timed_out_leaves_no_reply_for_the_next(redis, redis_
     assert await redis.lrange(key, 0, -1) == [b"a", b"b"]
 
 
+SLOW = "redis.call('RPUSH', KEYS[1], ARGV[1]); local t = redis.call('TIME'); " \
+       "local stop = t[1] * 1000000 + t[2] + tonumber(ARGV[2]); " \
+       "repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] >= stop; return ARGV[1]"
+
+
+async def test_each_batch_gets_its_whole_timeout_whatever_the_batches_before_it(
+        redis, redis_prefix):
+    """The deadline is the batch's own: one sent 0.2 s after a quick one, with a timeout of
+    0.4 s, is not failed when the quick one's deadline passes, and fails at its own."""
+    loop = asyncio.get_running_loop()
+    batch = ScriptBatch(redis, SLOW, timeout=0.4)
+    await redis.script_load(SLOW)
+    key = f"{redis_prefix}:list"
+    assert await batch.call([key], ["quick", 0]) == b"quick"
+    await asyncio.sleep(0.2)
+
+    sent = loop.time()
+    assert await batch.call([key], ["within", 300_000]) == b"within"  # 0.3 s of 0.4
+    within = loop.time() - sent
+    sent = loop.time()
+    with pytest.raises(TimeoutError):
+        await batch.call([key], ["past", 800_000])  # busy for 0.8 s on the server
+    past = loop.time() - sent
+
+    assert within >= 0.29
+    assert 0.39 <= past < 0.75
+    await redis.ping()  # answered once the server is done with the slow script
+    assert await batch.call([key], ["after", 0]) == b"after"
+
+
 async def test_a_connection_closed_by_redis_is_made_again_for_the_next_batch(redis, redis_prefix):
     await redis.script_load(APPEND)
     batch = ScriptBatch(redis, APPEND, timeout=5.0)
