@@ -31,10 +31,9 @@ _ID_TIMES = struct.Struct("<BBQBQBQ")
 _KINDS = {kind: bytes((0x30, kind)) for kind in range(1, 6)}  # Span.kind
 _SMALL = tuple(bytes((number,)) for number in range(0x80))  # one-byte varints
 _FIXED32 = struct.Struct("<I").pack
-_MOST_LENGTH = 0x1000  # spans shorter than this (most) find their length's varint in a table
-
 _DOUBLE = struct.Struct("<d").pack
 _MOST_CACHED = 8192
+_MOST_LENGTH = 0x1000  # spans shorter than this (most) find their length's varint in a table
 # Span.status for each outcome: unset (an empty message, as the SDK sends it) or code ERROR.
 _STATUS = {False: b"\x7a\x00", True: b"\x7a\x02\x18\x02"}
 _FLAGS_TAG = b"\x85\x01"  # field 16, fixed32
@@ -61,11 +60,13 @@ class OtlpEncoder:
         self._resource = envelope.SerializeToString()  # fields 1 and 3; 2 is added per batch
         self._scope = ScopeSpans(scope=InstrumentationScope(name=scope)).SerializeToString()
         self._attributes = _EncodedAttributes(uncached)
+        # `uncached_attribute(key, value)`: one Span.attributes field, not looked up in the
+        # cache (a request id).
+        self.uncached_attribute: Callable[[str, Any], bytes] = self._attributes.uncached
         # Span.name, kind, status and flags, by (name, kind, `flags | is_error`) (the flags'
         # low bit is never set): fields a span writes after its ids and times (a message's
         # fields may come in any order).
         self._tails: dict[tuple[str, int, int], bytes] = {}
-        self._string_prefixes: dict[tuple[str, int], bytes] = {}  # by key and text's length
         self._ids = ids or random.Random().getrandbits
 
     def encode(self, traces: Iterable[Trace]) -> bytes:
@@ -103,19 +104,6 @@ class OtlpEncoder:
     def attribute_items(self, items: Iterable[tuple[str, Any]]) -> bytes:
         """`attributes`, of (key, value) pairs."""
         return b"".join(map(self._attributes.__getitem__, items))
-
-    def uncached_attribute(self, key: str, value: Any) -> bytes:
-        """One Span.attributes field, not looked up in the cache (a request id): a string's is
-        its text after the fields before it, kept for each key and length of text."""
-        if value.__class__ is not str:
-            return _key_value(key, value)
-        text = value.encode()
-        prefix = self._string_prefixes.get((key, len(text)))
-        if prefix is None:
-            if len(self._string_prefixes) >= _MOST_CACHED:
-                self._string_prefixes.clear()
-            prefix = self._string_prefixes[key, len(text)] = _string_prefix(key, len(text))
-        return prefix + text
 
     def span(self, head: bytes, name: str, kind: int, span_id: int, parent_id: int, flags: int,
              start: int, end: int, attributes: bytes, is_error: bool) -> bytes:
@@ -190,30 +178,36 @@ class _EncodedAttributes(dict[tuple[str, Any], bytes]):
     def __init__(self, uncached: frozenset[str]) -> None:
         super().__init__()
         self._uncached = uncached
+        self._string_prefixes: dict[tuple[str, int], bytes] = {}  # by key and text's length
 
     def __missing__(self, item: tuple[str, Any]) -> bytes:
         key, value = item
         if key in self._uncached:  # a request id: a short string, mostly
-            if value.__class__ is str:
-                text = value.encode()
-                return _string_prefix(key, len(text)) + text
-            return _key_value(key, value)
+            return self.uncached(key, value)
         encoded = _key_value(key, value)
         if len(self) >= _MOST_CACHED:
             self.clear()
         self[item] = encoded
         return encoded
 
+    def uncached(self, key: str, value: Any) -> bytes:
+        """`value`'s field, not kept: a string's is its text after the fields before it, which
+        are kept for each key and length of text."""
+        if value.__class__ is not str:
+            return _key_value(key, value)
+        text = value.encode()
+        prefix = self._string_prefixes.get((key, len(text)))
+        if prefix is None:
+            if len(self._string_prefixes) >= _MOST_CACHED:
+                self._string_prefixes.clear()
+            prefix = self._string_prefixes[key, len(text)] = _string_prefix(key, len(text))
+        return prefix + text
+
 
 def wire_id(span_id: int) -> int:
     """A span id as W3C Trace Context writes it (big-endian) -> in wire order, the int whose
     little-endian bytes are the same (what `OtlpEncoder.span` and `children` take)."""
     return int.from_bytes(span_id.to_bytes(8, "big"), "little")
-
-
-def wire_hex(span_id: int) -> str:
-    """A span id in wire order, as W3C Trace Context writes it (16 hex digits)."""
-    return span_id.to_bytes(8, "little").hex()
 
 
 def _key_value(key: str, value: Any) -> bytes:

@@ -54,7 +54,7 @@ class RequestSpan:
     """
 
     __slots__ = ("block", "children", "decision", "end", "flags", "head", "open", "outcome",
-                 "parent_id", "served", "span_id", "start", "trace_id", "usage")
+                 "parent_id", "served", "span_id", "start", "trace_id")
 
     def __init__(self, trace_id: int, span_id: int, parent_id: int, head: bytes, flags: int,
                  start: int) -> None:
@@ -67,12 +67,11 @@ class RequestSpan:
         self.end = 0  # 0 while open
         self.children: list[ChildSpan] = []  # in the order they ended
         self.open = 0  # children started and not ended (an upstream reply still streaming)
-        # The last authorization's (attributes, encoded child block), the kind of upstream
-        # attempt that served the request and its token usage, while the request runs.
+        # The last authorization's (attributes, encoded child block) and the kind of upstream
+        # attempt that served the request, while the request runs; that attempt's status and
+        # token counts, and their attributes encoded.
         self.decision: tuple[dict[str, Any], bytes] | None = None
         self.served: Any = None
-        self.usage: dict[str, Any] | None = None
-        # That attempt's status and token counts, and their attributes encoded.
         self.outcome: tuple[tuple[int, int | None, int | None], bytes] = _NO_OUTCOME
         self.block = b""  # name, kind, status, flags and attributes, once ended
 

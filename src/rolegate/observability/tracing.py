@@ -164,12 +164,10 @@ class Tracing:
         reply: UpstreamReply | None = state.get("reply")
         # Its usage is known now, even a stream's; else the serving attempt's, if it said.
         tokens_in, tokens_out = _token_counts(reply.usage if reply is not None else None)
-        if (tokens_in is None or tokens_out is None) and span.usage is not None:
-            served_in, served_out = _token_counts(span.usage)
-            tokens_in = served_in if tokens_in is None else tokens_in
-            tokens_out = served_out if tokens_out is None else tokens_out
+        _, served_in, served_out = span.outcome[0]
+        outcome = (status, served_in if tokens_in is None else tokens_in,
+                   served_out if tokens_out is None else tokens_out)
         encoder = self.encoder
-        outcome = (status, tokens_in, tokens_out)
         span.block = b"".join((block, encoder.uncached_attribute(_REQUEST_ID, request.request_id),
                                span.outcome[1] if span.outcome[0] == outcome
                                else encoder.attribute_items(zip(_OUTCOME, outcome, strict=True))))
@@ -362,15 +360,13 @@ class _Attempt:
         assert reply is not None, "listens to the reply it was given"
         self.reply = None  # no cycle through the reply's listeners
         status = reply.status
-        usage = reply.usage
-        outcome = (status, *_token_counts(usage))
+        outcome = (status, *_token_counts(reply.usage))
         tracing = self.tracing
         encoded = tracing.encoder.attribute_items(zip(_OUTCOME, outcome, strict=True))
         is_error = status >= 400
         request_span = self.request_span
         if not is_error and not request_span.end:
             request_span.served = self.kind
-            request_span.usage = usage
             request_span.outcome = (outcome, encoded)  # the request's own, most often
         tracing.ended(self, (self.kind.replied_error if is_error else self.kind.replied)
                       + encoded)

@@ -9,6 +9,8 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from rolegate.authn.principal import Principal
+from rolegate.authz.model import Action, Decision
 from rolegate.observability.otlp import OtlpEncoder
 from rolegate.observability.tracing import Tracing
 from rolegate.providers.base import UpstreamCall, UpstreamReply
@@ -121,9 +123,6 @@ async def test_the_request_span_takes_what_the_request_state_says_over_its_steps
     """The last decision's attributes, the serving attempt's and the request's own state: the
     state's model over the decision's, the request's status over the attempt's, the final
     reply's token counts over the attempt's, and the attempt's where the reply has none."""
-    from rolegate.authn.principal import Principal
-    from rolegate.authz.model import Action, Decision
-
     traced, captured = tracing()
     upstream = Upstream()
     provider = traced.traced(upstream, "gpt-4o-0", "gpt-4o-2024-08-06")  # type: ignore[arg-type]
