@@ -80,12 +80,9 @@ def settled_amounts(lease: Lease, tokens: int, cost: float) -> list[tuple[Standi
     out = []
     for standing in lease.standings:
         kind = standing.quota.kind
-        if kind == "tokens":
-            amount = float(tokens) - reservation.tokens
-        elif kind == "cost":
-            amount = cost - reservation.cost
-        else:
+        if kind == "requests":
             continue
+        amount = (float(tokens) if kind == "tokens" else cost) - reservation.amount(kind)
         if amount:
             out.append((standing, amount))
     return out
@@ -143,9 +140,7 @@ def _is_tighter(standing: Standing, than: Standing) -> bool:
 
 def _headers(names: tuple[bytes, bytes, bytes], standing: Standing) -> list[tuple[bytes, bytes]]:
     limit, remaining, reset = names
-    quota_limit = standing.quota.limit
-    return [(limit, b"%d" % quota_limit),
-            (remaining, b"%d" % max(0.0, quota_limit - standing.used)),
+    return [(limit, b"%d" % standing.quota.limit), (remaining, b"%d" % standing.remaining),
             (reset, duration_bytes(standing.reset_in))]
 
 
