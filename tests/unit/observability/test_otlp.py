@@ -3,6 +3,7 @@ encoder makes for the same spans: both are decoded and compared message by messa
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -14,10 +15,14 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 
+from rolegate.authn.principal import Principal
+from rolegate.authz.model import Action, Decision
 from rolegate.observability.otlp import OtlpEncoder
 from rolegate.observability.spans import (
     CLIENT, HAS_IS_REMOTE, INTERNAL, IS_REMOTE, SERVER, SpanRecord, Trace,
 )
+from rolegate.observability.tracing import Tracing
+from rolegate.providers.base import UpstreamCall, UpstreamReply
 
 RESOURCE = Resource.create({"service.name": "edge", "deployment.environment": "test"})
 KINDS = {INTERNAL: SpanKind.INTERNAL, SERVER: SpanKind.SERVER, CLIENT: SpanKind.CLIENT}
@@ -107,3 +112,92 @@ def test_an_uncached_attribute_is_encoded_as_a_cached_one(value):
             cached.attributes({"rolegate.request_id": value})
         assert uncached.attributes({"rolegate.request_id": value}) == \
             cached.attributes({"rolegate.request_id": value})
+
+
+def _as_trace(spans: list[Any]) -> Trace:
+    """Decoded spans of one trace, as the `Trace` the SDK comparison takes."""
+    def value(item: Any) -> Any:
+        return getattr(item.value, item.value.WhichOneof("value"))
+    records: list[SpanRecord] = [
+        (span.name, span.kind, int.from_bytes(span.span_id, "big"),
+         int.from_bytes(span.parent_span_id or bytes(8), "big"), span.flags,
+         span.start_time_unix_nano, span.end_time_unix_nano,
+         {item.key: value(item) for item in span.attributes}, span.status.code == 2)
+        for span in spans]
+    return int.from_bytes(spans[0].trace_id, "big"), spans[0].trace_state, tuple(records)
+
+
+@pytest.mark.parametrize("traceparent", [None, f"00-{CALLER_TRACE:032x}-{CALLER_SPAN:016x}-01"],
+                         ids=["new-trace", "callers-trace"])
+async def test_a_request_traced_on_the_request_path_encodes_as_the_sdk_would(traceparent):
+    """The request path's encoding (children framed in one pass, the request's span from its
+    kept blocks, ids in wire order) against the SDK's for the same spans, with attribute
+    blocks long enough for two-byte lengths, a failed attempt and a served one."""
+    encoder = OtlpEncoder(dict(RESOURCE.attributes), scope="rolegate",
+                          uncached=frozenset({"rolegate.request_id"}))
+    payloads: list[bytes] = []
+
+    class Sink:
+        def put(self, spans: bytes) -> None:
+            payloads.append(encoder.payload([spans]))
+
+    class Config:
+        provider = "openai"
+
+    class Upstream:
+        config = Config
+        fail = True
+
+        async def open(self, call: UpstreamCall) -> UpstreamReply:
+            if self.fail:
+                raise TimeoutError
+            return UpstreamReply(200, b"application/json", _nothing(),
+                                 usage={"prompt_tokens": 300, "completion_tokens": 70_000})
+
+    class Request:
+        method, path, request_id = "POST", "/v1/chat/completions", "r" * 150
+
+        def __init__(self) -> None:
+            self.state: dict[str, Any] = {"route_group": "inference"}
+
+    tracing = Tracing(Sink(), encoder, rng=random.Random(3))  # type: ignore[arg-type]
+    upstream = Upstream()
+    provider = tracing.traced(upstream, "east-" + "d" * 130, "gpt-4o")  # type: ignore[arg-type]
+    request = Request()
+    headers = {} if traceparent is None else {b"traceparent": traceparent.encode(),
+                                              b"tracestate": b"vendor=abc"}
+    token = tracing.start(request, headers)  # type: ignore[arg-type]
+    tracing.authenticated(request, 1)  # type: ignore[arg-type]
+    who = Principal(issuer="https://idp/" + "i" * 120, subject="alice", client_id="app")
+    tracing.decided(request, who, Action("inference", "/v1/chat/completions", "gpt-4o"),  # type: ignore[arg-type]
+                    Decision(True, "analysts", "allowed"))
+    with pytest.raises(TimeoutError):
+        await provider.open(UpstreamCall("chat/completions", {}, None, False, "r"))
+    upstream.fail = False
+    reply = await provider.open(UpstreamCall("chat/completions", {}, None, False, "r"))
+    await reply.end()
+    request.state.update(principal=who, model="gpt-4o", attempts=2, reply=reply)
+    tracing.finish(request, 200, token)  # type: ignore[arg-type]
+
+    [payload] = payloads
+    ours = ExportTraceServiceRequest.FromString(payload)
+    spans = list(ours.resource_spans[0].scope_spans[0].spans)
+    assert [span.name for span in spans] == [
+        "rolegate.authenticate", "rolegate.authorize", "chat gpt-4o", "chat gpt-4o",
+        "POST /v1/chat/completions"]
+    request_span = spans[-1]
+    assert {span.parent_span_id for span in spans[:-1]} == {request_span.span_id}
+    assert all(len(span.span_id) == 8 and any(span.span_id) for span in spans)
+    if traceparent is None:
+        assert request_span.parent_span_id == b""
+        assert {span.trace_state for span in spans} == {""}
+    else:
+        assert request_span.parent_span_id == CALLER_SPAN.to_bytes(8, "big")
+        assert request_span.trace_id == CALLER_TRACE.to_bytes(16, "big")
+        assert {span.trace_state for span in spans} == {"vendor=abc"}
+    assert [span.status.code for span in spans] == [0, 0, 2, 0, 0]
+    assert ours == encode_spans(sdk_spans(_as_trace(spans)))
+
+
+async def _nothing() -> Any:
+    yield b""
